@@ -1,0 +1,11 @@
+"""Sampler function: the raw bucket's OBJECT_FINALIZE notification, pushed by Pub/Sub."""
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from framesift.runtime import run_pubsub_event, sample_notification
+
+
+@functions_framework.cloud_event
+def sample_video(cloud_event: CloudEvent) -> None:
+    run_pubsub_event(cloud_event, sample_notification)

@@ -1,0 +1,1 @@
+"""One adapter per backend for each port in :mod:`framesift.ports`."""

@@ -1,0 +1,321 @@
+"""Embedded adapters: the whole pipeline on one machine with no cloud account and no Java.
+
+Buckets are folders, documents live in SQLite, the warehouse is a DuckDB file and Pub/Sub is an
+in-process queue that delivers at least once, like the real thing: a handler that raises is
+retried, and after ``max_attempts`` the message goes to a dead-letter list.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import sqlite3
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from framesift.logs import get_logger
+from framesift.ports import BlobInfo, NotFound, TableSchema
+
+log = get_logger(__name__)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in a document")
+
+
+class FolderBlobStore:
+    """``<root>/<bucket>/<object name>``; content type, metadata and generation in a sidecar."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _path(self, bucket: str, name: str) -> Path:
+        bucket_dir = (self.root / bucket).resolve()
+        path = (bucket_dir / name).resolve()
+        # Object names are untrusted: "../x" must never leave the bucket's folder.
+        if not name or bucket_dir not in path.parents:
+            raise ValueError(f"object name {name!r} is not a valid name in bucket {bucket!r}")
+        return path
+
+    def _sidecar(self, bucket: str, name: str) -> Path:
+        return self._path(f".meta/{bucket}", f"{name}.json")
+
+    def stream_url(self, bucket: str, name: str) -> str:
+        return str(self._path(bucket, name))
+
+    def put(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> BlobInfo:
+        path = self._path(bucket, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # readers never see half an object
+        info = BlobInfo(bucket, name, time.time_ns(), len(data), content_type, dict(metadata or {}))
+        self._write_sidecar(info)
+        return info
+
+    def put_file(
+        self, bucket: str, name: str, source: Path, metadata: Mapping[str, str]
+    ) -> BlobInfo:
+        """Upload a local file by streaming copy (videos can be larger than memory)."""
+        path = self._path(bucket, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+        with source.open("rb") as src, tmp.open("wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+        tmp.replace(path)
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        info = BlobInfo(bucket, name, time.time_ns(), path.stat().st_size, content_type, metadata)
+        self._write_sidecar(info)
+        return info
+
+    def _write_sidecar(self, info: BlobInfo) -> None:
+        sidecar = self._sidecar(info.bucket, info.name)
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        sidecar.write_text(
+            json.dumps(
+                {
+                    "generation": info.generation,
+                    "content_type": info.content_type,
+                    "metadata": dict(info.metadata),
+                }
+            )
+        )
+
+    def get(self, bucket: str, name: str) -> bytes:
+        try:
+            return self._path(bucket, name).read_bytes()
+        except FileNotFoundError as exc:
+            raise NotFound(f"{bucket}/{name}") from exc
+
+    def stat(self, bucket: str, name: str) -> BlobInfo:
+        path = self._path(bucket, name)
+        try:
+            size = path.stat().st_size
+            side = json.loads(self._sidecar(bucket, name).read_text())
+        except FileNotFoundError as exc:
+            raise NotFound(f"{bucket}/{name}") from exc
+        return BlobInfo(
+            bucket, name, side["generation"], size, side["content_type"], side["metadata"]
+        )
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[BlobInfo]:
+        bucket_dir = self.root / bucket
+        if not bucket_dir.is_dir():
+            return
+        for path in sorted(bucket_dir.rglob("*")):
+            name = path.relative_to(bucket_dir).as_posix()
+            if path.is_file() and not path.name.startswith(".") and name.startswith(prefix):
+                yield self.stat(bucket, name)
+
+
+MessageHandler = Callable[[bytes, Mapping[str, str], str], None]
+
+
+@dataclass
+class _Message:
+    topic: str
+    data: bytes
+    attributes: dict[str, str]
+    message_id: str
+    attempts: int = 0
+
+
+@dataclass
+class InProcessPublisher:
+    """Pub/Sub stand-in: FIFO delivery to subscribed handlers when ``drain()`` runs."""
+
+    max_attempts: int = 5
+    _subscribers: dict[str, list[MessageHandler]] = field(default_factory=lambda: defaultdict(list))
+    _queue: deque[tuple[_Message, MessageHandler]] = field(default_factory=deque)
+    # Messages to topics nobody subscribes to yet, kept so nothing is silently lost.
+    retained: dict[str, list[_Message]] = field(default_factory=lambda: defaultdict(list))
+    dead_letters: list[tuple[_Message, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def subscribe(self, topic: str, handler: MessageHandler) -> None:
+        self._subscribers[topic].append(handler)
+
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
+        message = _Message(topic, data, dict(attributes or {}), uuid.uuid4().hex)
+        with self._lock:
+            handlers = self._subscribers.get(topic)
+            if not handlers:
+                self.retained[topic].append(message)
+            for handler in handlers or ():
+                self._queue.append((message, handler))
+        return message.message_id
+
+    def drain(self) -> int:
+        """Deliver until the queue is empty; returns the number of successful deliveries."""
+        delivered = 0
+        while True:
+            with self._lock:
+                if not self._queue:
+                    return delivered
+                message, handler = self._queue.popleft()
+            message.attempts += 1
+            try:
+                handler(message.data, message.attributes, message.message_id)
+                delivered += 1
+            except Exception as exc:
+                if message.attempts >= self.max_attempts:
+                    log.error(
+                        "message dead-lettered after %d attempts",
+                        message.attempts,
+                        extra={"fields": {"topic": message.topic, "error": str(exc)}},
+                    )
+                    self.dead_letters.append((message, repr(exc)))
+                else:
+                    log.warning(
+                        "delivery failed, will retry",
+                        extra={"fields": {"topic": message.topic, "error": str(exc)}},
+                    )
+                    with self._lock:
+                        self._queue.append((message, handler))
+
+
+class SqliteDocumentStore:
+    """Documents as JSON in one SQLite table; writes are serialised by SQLite's own locking."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS documents ("
+                " collection TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,"
+                " PRIMARY KEY (collection, id))"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self._path, timeout=30, isolation_level=None)
+
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT data FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def create(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> bool:
+        with self._connect() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO documents (collection, id, data) VALUES (?, ?, ?)",
+                (collection, doc_id, json.dumps(dict(data), default=_json_default)),
+            )
+            return cursor.rowcount == 1
+
+    def merge(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> None:
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")  # read-modify-write without a lost update
+            row = db.execute(
+                "SELECT data FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
+            ).fetchone()
+            merged = {**(json.loads(row[0]) if row else {}), **data}
+            db.execute(
+                "INSERT OR REPLACE INTO documents (collection, id, data) VALUES (?, ?, ?)",
+                (collection, doc_id, json.dumps(merged, default=_json_default)),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT data FROM documents WHERE collection = ? AND json_extract(data, ?) = ?"
+                " ORDER BY id",
+                (collection, f"$.{field}", value),
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+
+_DUCKDB_TYPES = {
+    "STRING": "VARCHAR",
+    "INT64": "BIGINT",
+    "FLOAT64": "DOUBLE",
+    "BOOL": "BOOLEAN",
+    "TIMESTAMP": "TIMESTAMPTZ",
+    "JSON": "JSON",
+}
+
+
+class DuckDbWarehouse:
+    """The warehouse as a DuckDB file, with the BigQuery tables' names, columns and MERGE."""
+
+    def __init__(self, path: Path, dataset: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self.dataset = dataset
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self._path), config={"TimeZone": "UTC"})
+
+    def ensure_tables(self, schemas: Sequence[TableSchema]) -> None:
+        with self._connect() as db:
+            db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.dataset}"')
+            for schema in schemas:
+                columns = ", ".join(
+                    f'"{c.name}" {_DUCKDB_TYPES[c.type]}{" NOT NULL" if c.required else ""}'
+                    for c in schema.columns
+                )
+                db.execute(
+                    f'CREATE TABLE IF NOT EXISTS "{self.dataset}"."{schema.name}" ({columns})'
+                )
+
+    def upsert(self, schema: TableSchema, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        names = [c.name for c in schema.columns]
+        quoted = ", ".join(f'"{n}"' for n in names)
+        target = f'"{self.dataset}"."{schema.name}"'
+        source_values = ", ".join(f's."{n}"' for n in names)
+        with self._connect() as db:
+            db.execute(f"CREATE TEMP TABLE staging AS SELECT * FROM {target} LIMIT 0")
+            db.executemany(
+                f"INSERT INTO staging ({quoted}) VALUES ({', '.join('?' for _ in names)})",
+                [[row.get(n) for n in names] for row in rows],
+            )
+            # Several versions of one document in a batch: only the newest is merged.
+            db.execute(
+                f"""
+                MERGE INTO {target} AS t
+                USING (SELECT * FROM staging
+                       QUALIFY row_number() OVER (PARTITION BY "{schema.key}"
+                                                  ORDER BY updated_at DESC) = 1) AS s
+                ON t."{schema.key}" = s."{schema.key}"
+                WHEN MATCHED AND s.updated_at > t.updated_at THEN UPDATE SET
+                    {", ".join(f'"{n}" = s."{n}"' for n in names)}
+                WHEN NOT MATCHED THEN INSERT ({quoted}) VALUES ({source_values})
+                """
+            )
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        with self._connect() as db:
+            cursor = db.execute(sql.replace("{dataset}", f'"{self.dataset}"'))
+            names = [d[0] for d in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

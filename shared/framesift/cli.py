@@ -1,0 +1,121 @@
+"""The ``framesift`` command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from framesift.config import Backend, Settings
+from framesift.logs import configure_logging
+
+app = typer.Typer(
+    help="Turn raw video into a labeled, queryable vision dataset.", no_args_is_help=True
+)
+dev = typer.Typer(
+    help="The local emulated GCP stack (Pub/Sub, Firestore, GCS, BigQuery, functions)."
+)
+app.add_typer(dev, name="dev")
+console = Console()
+
+
+@app.command()
+def run(
+    paths: Annotated[list[Path], typer.Argument(help="Videos or folders of videos.", exists=True)],
+    workdir: Annotated[
+        Path, typer.Option(help="Folder for buckets, documents and warehouse.")
+    ] = Path(".framesift/embedded"),
+    collector: Annotated[
+        str, typer.Option(help="Collector id the videos are filed under.")
+    ] = "local",
+    every: Annotated[float, typer.Option(help="Keep one frame every N seconds.", min=0.001)] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run the pipeline in embedded mode: no cloud account, everything under WORKDIR."""
+    from framesift.local import EmbeddedPipeline
+
+    settings = Settings(backend=Backend.EMBEDDED, workdir=workdir, sample_every_seconds=every)
+    configure_logging("WARNING")
+    pipeline = EmbeddedPipeline(settings)
+    summary = pipeline.run(paths, collector)
+    rows = [
+        {
+            "video": r.video_doc_id or "",
+            "outcome": r.outcome.value,
+            "frames": r.frames,
+            "reason": r.reason,
+        }
+        for r in summary.results
+    ]
+    if as_json:
+        print(json.dumps({"videos": rows, "frames": summary.frames, **summary.counts()}))
+    else:
+        table = Table("video", "outcome", "frames", "reason")
+        for row in rows:
+            table.add_row(*(str(value) for value in row.values()))
+        console.print(table)
+        frames_dir = workdir / "buckets" / settings.frames_bucket
+        console.print(f"{summary.frames} frames in {frames_dir}")
+    if summary.counts().get("failed") or summary.dead_letters:
+        raise typer.Exit(1)
+
+
+@app.command("make-sample")
+def make_sample(
+    path: Annotated[Path, typer.Argument(help="Where to write the video.")] = Path("sample.mp4"),
+    seconds: Annotated[float, typer.Option(min=0.1)] = 10.0,
+) -> None:
+    """Generate a short H.264 test video with ffmpeg (nothing is downloaded)."""
+    from framesift.media import generate_test_video
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generate_test_video(str(path), seconds=seconds)
+    console.print(f"wrote {path}")
+
+
+@dev.command("up")
+def dev_up() -> None:
+    """Start the emulators and functions on free loopback ports; print the environment."""
+    from framesift.devstack import DevStack, DevStackError
+
+    try:
+        state = DevStack().up()
+    except DevStackError as exc:
+        console.print(f"[red]dev stack failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    for service in state.services:
+        console.print(
+            f"{service.name:>20}  127.0.0.1:{service.port}  (pid {service.pid}, log {service.log})",
+            highlight=False,
+        )
+    console.print("\n# to use it from this shell:")
+    for key, value in state.env.items():
+        print(f"export {key}={value}")
+
+
+@dev.command("down")
+def dev_down() -> None:
+    """Stop every process of the stack."""
+    from framesift.devstack import DevStack
+
+    stopped = DevStack().down()
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@dev.command("status")
+def dev_status() -> None:
+    """Say which services of the stack are up."""
+    from framesift.devstack import DevStack
+
+    status = DevStack().status()
+    if not status:
+        console.print("no stack is running")
+        raise typer.Exit(1)
+    for name, up in status.items():
+        console.print(f"{name:>20}  {'up' if up else 'DOWN'}")
+    if not all(status.values()):
+        raise typer.Exit(1)

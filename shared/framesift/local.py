@@ -1,0 +1,108 @@
+"""Embedded mode: the pipeline on one machine, folder buckets, SQLite, DuckDB, in-process Pub/Sub.
+
+Uploading a file here does what a GCS bucket notification does in the cloud: it publishes an
+OBJECT_FINALIZE message with the JSON_API_V1 payload to the raw-objects topic, and the sampler
+receives it through the same parsing code as the deployed function.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from framesift.adapters.embedded import FolderBlobStore, InProcessPublisher
+from framesift.config import Backend, Settings, Topics
+from framesift.models import GcsNotification, PubSubMessage
+from framesift.ports import BlobInfo
+from framesift.stages.sampler import VIDEO_EXTENSIONS, Sampler, SampleResult
+from framesift.wiring import Adapters, build_adapters
+
+
+def finalize_message(info: BlobInfo) -> tuple[bytes, dict[str, str]]:
+    """The Pub/Sub message GCS sends for a finalized object (payload format JSON_API_V1)."""
+    payload = {
+        "kind": "storage#object",
+        "id": f"{info.bucket}/{info.name}/{info.generation}",
+        "name": info.name,
+        "bucket": info.bucket,
+        "generation": str(info.generation),
+        "contentType": info.content_type,
+        "size": str(info.size),
+        "metadata": dict(info.metadata),
+    }
+    attributes = {
+        "notificationConfig": "embedded",
+        "eventType": "OBJECT_FINALIZE",
+        "payloadFormat": "JSON_API_V1",
+        "bucketId": info.bucket,
+        "objectId": info.name,
+        "objectGeneration": str(info.generation),
+    }
+    return json.dumps(payload).encode(), attributes
+
+
+def iter_videos(paths: Iterable[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+        else:
+            yield path
+
+
+@dataclass
+class RunSummary:
+    results: list[SampleResult] = field(default_factory=list)
+    dead_letters: int = 0
+
+    def counts(self) -> Mapping[str, int]:
+        return Counter(result.outcome.value for result in self.results)
+
+    @property
+    def frames(self) -> int:
+        return sum(result.frames for result in self.results)
+
+
+class EmbeddedPipeline:
+    def __init__(self, settings: Settings) -> None:
+        if settings.backend is not Backend.EMBEDDED:
+            raise ValueError("the embedded pipeline needs FRAMESIFT_BACKEND=embedded")
+        self.settings = settings
+        self.adapters: Adapters = build_adapters(settings)
+        if not isinstance(self.adapters.blobs, FolderBlobStore) or not isinstance(
+            self.adapters.publisher, InProcessPublisher
+        ):
+            raise TypeError("embedded wiring must give a folder blob store and in-process Pub/Sub")
+        self.blobs: FolderBlobStore = self.adapters.blobs
+        self.publisher: InProcessPublisher = self.adapters.publisher
+        self.summary = RunSummary()
+        sampler = Sampler(self.adapters, settings)
+
+        def on_raw_object(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
+            message = PubSubMessage.model_validate(
+                {
+                    "data": base64.b64encode(data).decode(),
+                    "attributes": dict(attributes),
+                    "messageId": message_id,
+                }
+            )
+            self.summary.results.append(sampler.handle(GcsNotification.from_message(message)))
+
+        self.publisher.subscribe(Topics.RAW_OBJECTS, on_raw_object)
+
+    def upload(self, video: Path, collector: str) -> BlobInfo:
+        name = f"{self.settings.raw_prefix}{collector}/{video.name}"
+        info = self.blobs.put_file(self.settings.raw_bucket, name, video, metadata={})
+        data, attributes = finalize_message(info)
+        self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
+        return info
+
+    def run(self, paths: Iterable[Path], collector: str) -> RunSummary:
+        for video in iter_videos(paths):
+            self.upload(video, collector)
+            self.publisher.drain()
+        self.summary.dead_letters = len(self.publisher.dead_letters)
+        return self.summary

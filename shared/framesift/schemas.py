@@ -1,0 +1,57 @@
+"""Warehouse table schemas, defined once for BigQuery, the DuckDB warehouse and the infra code."""
+
+from __future__ import annotations
+
+from framesift.ports import Column, TableSchema
+
+_TIMESTAMPS = (
+    Column("created_at", "TIMESTAMP", required=True),
+    Column("updated_at", "TIMESTAMP", required=True, description="newest version wins on MERGE"),
+)
+
+VIDEOS = TableSchema(
+    name="videos",
+    columns=(
+        Column("id", "STRING", required=True, description="bucket/object#generation digest"),
+        Column("collector", "STRING", required=True),
+        Column("video_id", "STRING", required=True),
+        Column("bucket", "STRING", required=True),
+        Column("object_name", "STRING", required=True),
+        Column("generation", "INT64", required=True),
+        Column("status", "STRING", required=True, description="processing, sampled or failed"),
+        Column("size_bytes", "INT64"),
+        Column("duration_s", "FLOAT64"),
+        Column("fps", "FLOAT64"),
+        Column("width", "INT64"),
+        Column("height", "INT64"),
+        Column("codec", "STRING"),
+        Column("frames_sampled", "INT64"),
+        Column("error", "STRING"),
+        *_TIMESTAMPS,
+    ),
+    partition_by="created_at",
+    cluster_by=("collector",),
+)
+
+FRAMES = TableSchema(
+    name="frames",
+    columns=(
+        Column("id", "STRING", required=True),
+        Column("video_doc_id", "STRING", required=True),
+        Column("collector", "STRING", required=True),
+        Column("video_id", "STRING", required=True),
+        Column("source_generation", "INT64", required=True),
+        Column("timestamp_ms", "INT64", required=True, description="position in the video"),
+        Column("bucket", "STRING", required=True),
+        Column("object_name", "STRING", required=True),
+        Column("width", "INT64"),
+        Column("height", "INT64"),
+        Column("size_bytes", "INT64"),
+        Column("sha256", "STRING"),
+        *_TIMESTAMPS,
+    ),
+    partition_by="created_at",
+    cluster_by=("collector", "video_doc_id"),
+)
+
+ALL_TABLES = (VIDEOS, FRAMES)
