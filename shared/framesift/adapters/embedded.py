@@ -273,7 +273,10 @@ class DuckDbWarehouse:
         self.dataset = dataset
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(str(self._path), config={"TimeZone": "UTC"})
+        connection = duckdb.connect(str(self._path))
+        # Set after connecting: duckdb 2.0 rejects TimeZone in the connect config without icu.
+        connection.execute("SET TimeZone = 'UTC'")
+        return connection
 
     def ensure_tables(self, schemas: Sequence[TableSchema]) -> None:
         with self._connect() as db:

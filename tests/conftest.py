@@ -1,0 +1,100 @@
+"""Shared fixtures: generated media, the emulated GCP stack, and a polling helper.
+
+The suite makes its own media with ffmpeg's lavfi sources; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import requests
+
+from framesift.config import Backend, Settings
+from framesift.devstack import DevStack, StackState
+from framesift.media import generate_test_video
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 90.0) -> T:
+    """Poll until ``probe`` returns something truthy; the timeout only bounds a hung pipeline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Test videos and bad inputs, generated once per session."""
+    folder = tmp_path_factory.mktemp("media")
+    files = {
+        "clip_5s_25fps": folder / "clip_5s_25fps.mp4",
+        "clip_4s_ntsc": folder / "clip_4s_ntsc.mp4",
+    }
+    generate_test_video(str(files["clip_5s_25fps"]), seconds=5, fps="25")
+    generate_test_video(str(files["clip_4s_ntsc"]), seconds=4, fps="30000/1001", faststart=False)
+    files["text_as_mp4"] = folder / "notes.mp4"
+    files["text_as_mp4"].write_text("this is a text file, not a video\n" * 20)
+    files["empty_mp4"] = folder / "empty.mp4"
+    files["empty_mp4"].write_bytes(b"")
+    return files
+
+
+@pytest.fixture
+def embedded_settings(tmp_path: Path) -> Settings:
+    return Settings(backend=Backend.EMBEDDED, workdir=tmp_path / "work")
+
+
+@pytest.fixture(scope="session")
+def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
+    """The emulated stack for the whole session, by the same code as ``framesift dev up``."""
+    stack = DevStack(state_dir=tmp_path_factory.mktemp("devstack"))
+    state = stack.up()
+    saved = {key: os.environ.get(key) for key in state.env}
+    os.environ.update(state.env)
+    try:
+        yield state
+    finally:
+        stack.down()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh name part, so tests sharing the session's emulators never see each other's data."""
+    return uuid.uuid4().hex[:10]
+
+
+def push_to_function(
+    state: StackState, function: str, topic: str, data: bytes, attributes: dict[str, str]
+) -> requests.Response:
+    """Deliver a message to a function exactly as a Pub/Sub push subscription does."""
+    body = {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": attributes,
+            "messageId": uuid.uuid4().hex,
+            "publishTime": "2026-01-01T00:00:00Z",
+        },
+        "subscription": f"projects/{state.project}/subscriptions/{topic}-{function}",
+    }
+    port = state.port(f"function-{function}")
+    return requests.post(
+        f"http://127.0.0.1:{port}/projects/{state.project}/topics/{topic}", json=body, timeout=120
+    )

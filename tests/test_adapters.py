@@ -1,0 +1,79 @@
+"""The same contract for each adapter family: embedded (SQLite, DuckDB) and gcp (emulators)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from framesift.adapters.embedded import DuckDbWarehouse, SqliteDocumentStore
+from framesift.adapters.gcp import BigQueryWarehouse, FirestoreDocumentStore
+from framesift.devstack import StackState
+from framesift.schemas import ALL_TABLES, FRAMES
+
+
+@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.emulated)])
+def documents(request, tmp_path):
+    if request.param == "sqlite":
+        return SqliteDocumentStore(tmp_path / "docs.sqlite3")
+    state: StackState = request.getfixturevalue("devstack")
+    return FirestoreDocumentStore(state.project)
+
+
+@pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.emulated)])
+def warehouse(request, tmp_path, unique):
+    if request.param == "duckdb":
+        return DuckDbWarehouse(tmp_path / "warehouse.duckdb", f"ds_{unique}")
+    state: StackState = request.getfixturevalue("devstack")
+    return BigQueryWarehouse(
+        state.project, f"ds_{unique}", endpoint=state.env["FRAMESIFT_BIGQUERY_ENDPOINT"]
+    )
+
+
+def test_create_is_create_if_absent(documents, unique):
+    assert documents.create("things", unique, {"id": unique, "v": 1}) is True
+    assert documents.create("things", unique, {"id": unique, "v": 2}) is False
+    assert documents.get("things", unique) == {"id": unique, "v": 1}
+
+
+def test_merge_keeps_other_fields_and_where_finds_by_field(documents, unique):
+    documents.merge("things", f"{unique}-a", {"id": f"{unique}-a", "group": unique, "v": 1})
+    documents.merge("things", f"{unique}-a", {"v": 2})
+    documents.merge("things", f"{unique}-b", {"id": f"{unique}-b", "group": unique, "v": 3})
+
+    assert documents.get("things", f"{unique}-a") == {"id": f"{unique}-a", "group": unique, "v": 2}
+    assert [d["v"] for d in documents.where("things", "group", unique)] == [2, 3]
+    assert documents.get("things", f"{unique}-missing") is None
+
+
+def _frame(frame_id: str, updated_at: datetime, size: int) -> dict:
+    return {
+        "id": frame_id,
+        "video_doc_id": "v1",
+        "collector": "cam",
+        "video_id": "drive",
+        "source_generation": 7,
+        "timestamp_ms": 1000,
+        "bucket": "frames",
+        "object_name": f"cam/drive/{frame_id}.jpg",
+        "width": 320,
+        "height": 240,
+        "size_bytes": size,
+        "sha256": "ab" * 32,
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "updated_at": updated_at,
+    }
+
+
+def test_upsert_keeps_exactly_one_newest_row_per_key(warehouse):
+    warehouse.ensure_tables(ALL_TABLES)
+    warehouse.ensure_tables(ALL_TABLES)  # idempotent
+    t0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    newer = _frame("f1", t0 + timedelta(minutes=5), size=200)
+    older = _frame("f1", t0, size=100)
+
+    warehouse.upsert(FRAMES, [older, newer, _frame("f2", t0, size=50)])
+    warehouse.upsert(FRAMES, [newer, older])  # delivered again, out of order
+
+    rows = warehouse.query("SELECT id, size_bytes FROM {dataset}.frames ORDER BY id")
+    assert rows == [{"id": "f1", "size_bytes": 200}, {"id": "f2", "size_bytes": 50}]

@@ -1,0 +1,29 @@
+"""``framesift dev up`` / ``status`` / ``down``: a second, private stack, torn down and checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from framesift.devstack import DevStack, DevStackError, _alive, _tcp_open
+
+pytestmark = pytest.mark.emulated
+
+
+def test_up_status_down_leaves_no_process(tmp_path):
+    stack = DevStack(state_dir=tmp_path / "stack")
+    state = stack.up()
+    try:
+        names = [s.name for s in state.services]
+        assert names == ["pubsub", "firestore", "gcs", "bigquery", "function-sampler"]
+        assert stack.status() == dict.fromkeys(names, True)
+        with pytest.raises(DevStackError, match="already running"):
+            DevStack(state_dir=tmp_path / "stack").up()
+    finally:
+        stopped = stack.down()
+
+    assert stopped == list(reversed(names))
+    for service in state.services:
+        assert not _alive(service.pid), f"{service.name} is still running"
+        assert not _tcp_open(service.port), f"{service.name}'s port is still open"
+    assert stack.status() == {}
+    assert DevStack(state_dir=tmp_path / "stack").down() == []

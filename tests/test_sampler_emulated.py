@@ -1,0 +1,212 @@
+"""The first slice on the emulated stack: an upload to fake-gcs-server publishes OBJECT_FINALIZE to
+the Pub/Sub emulator, whose push subscription runs the sampler function under functions-framework,
+which writes JPEGs to the frames bucket and records to the Firestore emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore, pubsub_v1, storage
+
+from framesift.config import Topics
+from framesift.devstack import FRAMES_BUCKET, RAW_BUCKET, StackState
+from framesift.models import VideoRecord
+from tests.conftest import push_to_function, wait_for
+
+pytestmark = pytest.mark.emulated
+
+
+@pytest.fixture
+def gcs(devstack: StackState) -> storage.Client:
+    return storage.Client(project=devstack.project, credentials=AnonymousCredentials())
+
+
+@pytest.fixture
+def db(devstack: StackState) -> firestore.Client:
+    return firestore.Client(project=devstack.project)
+
+
+@pytest.fixture
+def batches(devstack: StackState, unique: str):
+    """A pull subscription on the dedup stage's topic, to read what the sampler sends on."""
+    subscriber = pubsub_v1.SubscriberClient()
+    name = subscriber.subscription_path(devstack.project, f"audit-{unique}")
+    subscriber.create_subscription(
+        name=name, topic=subscriber.topic_path(devstack.project, Topics.FRAMES_SAMPLED)
+    )
+
+    def pull(expect_some: bool = True) -> list[dict]:
+        messages: list[dict] = []
+        # The emulator may answer a pull before all messages are in; pull until quiet.
+        for _ in range(6):
+            response = subscriber.pull(subscription=name, max_messages=100, timeout=10)
+            if response.received_messages:
+                subscriber.acknowledge(
+                    subscription=name, ack_ids=[m.ack_id for m in response.received_messages]
+                )
+                messages += [json.loads(m.message.data) for m in response.received_messages]
+            elif messages or not expect_some:
+                break
+        return messages
+
+    return pull
+
+
+def _video_doc(db: firestore.Client, blob: storage.Blob) -> dict | None:
+    doc_id = VideoRecord.make_id(blob.bucket.name, blob.name, int(blob.generation))
+    snapshot = db.collection("videos").document(doc_id).get()
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def _finished(db: firestore.Client, blob: storage.Blob) -> dict | None:
+    doc = _video_doc(db, blob)
+    return doc if doc and doc["status"] in ("sampled", "failed") else None
+
+
+def _notification(blob: storage.Blob) -> tuple[bytes, dict[str, str]]:
+    """The message GCS (here fake-gcs-server) sent for this upload, rebuilt from the object."""
+    blob.reload()
+    payload = {
+        "kind": "storage#object",
+        "name": blob.name,
+        "bucket": blob.bucket.name,
+        "generation": str(blob.generation),
+        "size": str(blob.size),
+        "contentType": blob.content_type,
+    }
+    attributes = {
+        "eventType": "OBJECT_FINALIZE",
+        "payloadFormat": "JSON_API_V1",
+        "bucketId": blob.bucket.name,
+        "objectId": blob.name,
+        "objectGeneration": str(blob.generation),
+    }
+    return json.dumps(payload).encode(), attributes
+
+
+def test_upload_is_sampled_at_one_frame_per_second(devstack, gcs, db, batches, media, unique):
+    blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/drive-01.mp4")
+    blob.upload_from_filename(str(media["clip_5s_25fps"]), content_type="video/mp4")
+
+    video = wait_for(lambda: _finished(db, blob), "the sampler to finish the video")
+
+    assert video["status"] == "sampled", video
+    assert video["collector"] == f"cam-{unique}"
+    assert video["video_id"] == "drive-01"
+    assert video["duration_s"] == pytest.approx(5.0, abs=0.05)
+    assert video["fps"] == pytest.approx(25.0)
+    assert (video["width"], video["height"], video["codec"]) == (320, 240, "h264")
+    assert video["frames_sampled"] == 5
+
+    frames = sorted(
+        gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/drive-01/"), key=lambda b: b.name
+    )
+    assert [b.name.rsplit("/", 1)[1] for b in frames] == [
+        f"{ms:010d}.jpg" for ms in (0, 1000, 2000, 3000, 4000)
+    ]
+    for frame in frames:
+        data = frame.download_as_bytes()
+        assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"
+        assert frame.content_type == "image/jpeg"
+        assert frame.metadata["source-generation"] == str(blob.generation)
+
+    frame_docs = [
+        d.to_dict()
+        for d in db.collection("frames")
+        .where(filter=firestore.FieldFilter("video_doc_id", "==", video["id"]))
+        .stream()
+    ]
+    assert sorted(d["timestamp_ms"] for d in frame_docs) == [0, 1000, 2000, 3000, 4000]
+
+    sent = batches()
+    assert len(sent) == 1
+    assert [f["timestamp_ms"] for f in sent[0]["frames"]] == [0, 1000, 2000, 3000, 4000]
+    assert {f["frame_id"] for f in sent[0]["frames"]} == {d["id"] for d in frame_docs}
+
+
+def test_ntsc_video_without_faststart_streams_over_http_with_exact_timestamps(
+    devstack, gcs, db, media, unique
+):
+    # moov at the end: ffmpeg must seek over HTTP ranges instead of reading a copy.
+    blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/ntsc.mp4")
+    blob.upload_from_filename(str(media["clip_4s_ntsc"]), content_type="video/mp4")
+
+    video = wait_for(lambda: _finished(db, blob), "the sampler to finish the video")
+
+    assert video["status"] == "sampled", video
+    assert video["fps"] == pytest.approx(29.97, abs=0.01)
+    names = [b.name for b in gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/ntsc/")]
+    assert names == [f"cam-{unique}/ntsc/{ms:010d}.jpg" for ms in (0, 1001, 2002, 3003)]
+
+
+def test_redelivered_notification_changes_nothing(devstack, gcs, db, batches, media, unique):
+    blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/parked.mp4")
+    blob.upload_from_filename(str(media["clip_5s_25fps"]), content_type="video/mp4")
+    first = wait_for(lambda: _finished(db, blob), "the first delivery")
+    assert first["status"] == "sampled"
+    assert len(batches()) == 1
+    generations = {
+        b.name: b.generation for b in gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/")
+    }
+
+    data, attributes = _notification(blob)
+    for _ in range(2):  # Pub/Sub delivers at least once: twice more here
+        response = push_to_function(devstack, "sampler", Topics.RAW_OBJECTS, data, attributes)
+        assert response.status_code == 200, response.text
+
+    assert _video_doc(db, blob) == first
+    after = {b.name: b.generation for b in gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/")}
+    assert after == generations, "a redelivery rewrote frames"
+    assert batches(expect_some=False) == [], "a redelivery sent frames to dedup again"
+
+
+@pytest.mark.parametrize(
+    ("medium", "reason"),
+    [("text_as_mp4", "ffprobe failed"), ("empty_mp4", "empty object (0 bytes)")],
+)
+def test_bad_video_is_recorded_failed_and_acknowledged(
+    devstack, gcs, db, media, unique, medium, reason
+):
+    blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/{Path(media[medium]).name}")
+    blob.upload_from_filename(str(media[medium]), content_type="video/mp4")
+
+    video = wait_for(lambda: _finished(db, blob), "the sampler to record the failure")
+    assert video["status"] == "failed"
+    assert reason in video["error"]
+    assert video["frames_sampled"] == 0
+
+    # Delivered again, it is acknowledged (2xx), not retried forever, and stays failed.
+    data, attributes = _notification(blob)
+    response = push_to_function(devstack, "sampler", Topics.RAW_OBJECTS, data, attributes)
+    assert response.status_code == 200
+    assert _video_doc(db, blob) == video
+
+
+def test_object_not_named_like_a_video_is_ignored(devstack, gcs, db, unique):
+    blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/notes.txt")
+    blob.upload_from_string(b"hello", content_type="text/plain")
+    data, attributes = _notification(blob)
+
+    response = push_to_function(devstack, "sampler", Topics.RAW_OBJECTS, data, attributes)
+
+    assert response.status_code == 200
+    assert _video_doc(db, blob) is None
+
+
+def test_malformed_message_is_acknowledged_logged_and_not_retried(devstack, unique):
+    attributes = {"eventType": "OBJECT_FINALIZE", "payloadFormat": "JSON_API_V1"}
+    log = Path(next(s.log for s in devstack.services if s.name == "function-sampler"))
+    for data in (f"not json {unique}".encode(), json.dumps({"name": unique}).encode()):
+        response = push_to_function(devstack, "sampler", Topics.RAW_OBJECTS, data, attributes)
+        assert response.status_code == 200
+
+    errors = [
+        json.loads(line)
+        for line in log.read_text().splitlines()
+        if line.startswith("{") and "bad event acknowledged" in line
+    ]
+    assert any(e["severity"] == "ERROR" and "is not JSON" in e["message"] for e in errors)
+    assert any(e["severity"] == "ERROR" and "not a GCS object" in e["message"] for e in errors)
