@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -45,11 +46,83 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
     generate_test_video(str(files["clip_5s_25fps"]), seconds=5, fps="25")
     generate_test_video(str(files["clip_4s_ntsc"]), seconds=4, fps="30000/1001", faststart=False)
+    files["clip_5s_gop50"] = folder / "clip_5s_gop50.mp4"
+    generate_test_video(str(files["clip_5s_gop50"]), seconds=5, fps="25", gop=50)
+    files["three_shots"] = folder / "three_shots.mp4"
+    _three_shots(files["three_shots"])
+    files.update(_bad_videos(folder, files["clip_5s_25fps"]))
     files["text_as_mp4"] = folder / "notes.mp4"
     files["text_as_mp4"].write_text("this is a text file, not a video\n" * 20)
     files["empty_mp4"] = folder / "empty.mp4"
     files["empty_mp4"].write_bytes(b"")
     return files
+
+
+def _bad_videos(folder: Path, good: Path) -> dict[str, Path]:
+    """Truncated, corrupt in the middle, a still image and audio only, each named .mp4."""
+    data = good.read_bytes()
+    bad = {
+        "truncated": folder / "truncated.mp4",  # faststart: the index survives, the data does not
+        "corrupt_middle": folder / "corrupt_middle.mp4",
+        "image_as_mp4": folder / "photo.mp4",
+        "audio_only": folder / "voice.mp4",
+    }
+    bad["truncated"].write_bytes(data[: len(data) // 2])
+    corrupt = bytearray(data)
+    middle = len(data) // 2
+    corrupt[middle : middle + 4000] = bytes((i * 97 + 13) % 256 for i in range(4000))
+    bad["corrupt_middle"].write_bytes(bytes(corrupt))
+    lavfi = ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i"]
+    subprocess.run(
+        [
+            *lavfi,
+            "testsrc2=size=320x240",
+            "-frames:v",
+            "1",
+            "-f",
+            "image2",
+            "-c:v",
+            "mjpeg",
+            str(bad["image_as_mp4"]),
+        ],
+        check=True,
+    )
+    subprocess.run([*lavfi, "sine=duration=2", "-c:a", "aac", str(bad["audio_only"])], check=True)
+    return bad
+
+
+def _three_shots(path: Path) -> None:
+    """Red for 2 s, blue for 2 s, then the moving test pattern: two hard cuts."""
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:size=320x240:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:size=320x240:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2",
+            "-filter_complex",
+            "[0:v][1:v][2:v]concat=n=3:v=1:a=0",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "50",
+            str(path),
+        ],
+        check=True,
+    )
 
 
 @pytest.fixture
@@ -60,7 +133,11 @@ def embedded_settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
     """The emulated stack for the whole session, by the same code as ``framesift dev up``."""
-    stack = DevStack(state_dir=tmp_path_factory.mktemp("devstack"))
+    # Videos over 4.5 s are sampled in segments: the 5 s clips take that path, the 4 s one not.
+    stack = DevStack(
+        state_dir=tmp_path_factory.mktemp("devstack"),
+        settings_env={"FRAMESIFT_SEGMENT_SECONDS": "4.5"},
+    )
     state = stack.up()
     saved = {key: os.environ.get(key) for key in state.env}
     os.environ.update(state.env)

@@ -9,13 +9,14 @@ import subprocess
 import pytest
 
 from framesift import media as ff
+from framesift.models import SamplingMode, SamplingPolicy
 
 
 def test_ntsc_timestamps_are_exact_not_floor_fps(media):
     probe = ff.probe(str(media["clip_4s_ntsc"]))
     assert probe.fps == pytest.approx(30000 / 1001)
 
-    frames = list(ff.sample_every(str(media["clip_4s_ntsc"]), 1.0, probe.start_time_s, 3))
+    frames = list(ff.sample(str(media["clip_4s_ntsc"]), SamplingPolicy(), probe.start_time_s, 3))
 
     # Frame k is at k * 1001/30000 s: the first frame of each 1 s window is 0, 30, 60, 90.
     assert [f.timestamp_ms for f in frames] == [0, 1001, 2002, 3003]
@@ -23,7 +24,8 @@ def test_ntsc_timestamps_are_exact_not_floor_fps(media):
 
 def test_fractional_interval_keeps_the_first_frame_of_each_window(media):
     probe = ff.probe(str(media["clip_5s_25fps"]))
-    frames = list(ff.sample_every(str(media["clip_5s_25fps"]), 0.5, probe.start_time_s, 3))
+    policy = SamplingPolicy(every_seconds=0.5)
+    frames = list(ff.sample(str(media["clip_5s_25fps"]), policy, probe.start_time_s, 3))
     # 25 fps: frames every 40 ms, so the window starting at 500 ms begins with the frame at 520.
     assert [f.timestamp_ms for f in frames] == [math.ceil(i * 500 / 40) * 40 for i in range(10)]
 
@@ -76,47 +78,84 @@ def test_jpeg_splitter_rejects_a_stream_that_is_not_jpeg():
         list(ff._iter_jpegs(io.BytesIO(b"GIF89a....")))
 
 
-def test_a_still_image_is_not_a_video(tmp_path):
-    image = tmp_path / "photo.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=64x48",
-            "-frames:v",
-            "1",
-            "-f",
-            "image2",
-            "-c:v",
-            "mjpeg",
-            str(image),
-        ],
-        check=True,
-    )
+@pytest.mark.parametrize("medium", ["image_as_mp4", "audio_only"])
+def test_a_still_image_or_audio_is_not_a_video(media, medium):
     with pytest.raises(ff.UnreadableVideo, match="no video stream"):
-        ff.probe(str(image))
+        ff.probe(str(media[medium]))
 
 
-def test_audio_only_is_not_a_video(tmp_path):
-    audio = tmp_path / "voice.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=duration=1",
-            "-c:a",
-            "aac",
-            str(audio),
-        ],
-        check=True,
-    )
-    with pytest.raises(ff.UnreadableVideo, match="no video stream"):
-        ff.probe(str(audio))
+def test_text_is_not_a_video(media):
+    with pytest.raises(ff.UnreadableVideo, match=r"ffprobe failed: .*Invalid data"):
+        ff.probe(str(media["text_as_mp4"]))
+
+
+@pytest.mark.parametrize("medium", ["truncated", "corrupt_middle"])
+def test_damaged_video_yields_its_good_frames_then_says_what_broke(media, medium):
+    probe = ff.probe(str(media[medium]))
+    kept = []
+    with pytest.raises(ff.SamplingFailed, match=r"decode errors: .*(partial file|Invalid NAL)"):
+        for image in ff.sample(str(media[medium]), SamplingPolicy(), probe.start_time_s, 3):
+            kept.append(image.timestamp_ms)
+    assert kept[:2] == [0, 1000]  # the frames before the damage are delivered
+
+
+def _timestamps(path, policy, segment_seconds=None):
+    probe = ff.probe(str(path))
+    segments = ff.plan_segments(probe, policy, segment_seconds) if segment_seconds else [ff.WHOLE]
+    return [
+        image.timestamp_ms
+        for segment in segments
+        for image in ff.sample(str(path), policy, probe.start_time_s, 5, segment)
+    ]
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        SamplingPolicy(),
+        SamplingPolicy(every_seconds=0.7),
+        SamplingPolicy(mode=SamplingMode.EVERY_FRAMES, every_frames=7),
+    ],
+    ids=["1s", "0.7s", "7frames"],
+)
+@pytest.mark.parametrize("clip", ["clip_5s_25fps", "clip_4s_ntsc"])
+def test_segments_together_keep_exactly_the_frames_of_one_pass(media, clip, policy):
+    whole = _timestamps(media[clip], policy)
+    segmented = _timestamps(media[clip], policy, segment_seconds=1.3)
+
+    assert len(ff.plan_segments(ff.probe(str(media[clip])), policy, 1.3)) >= 3
+    assert segmented == whole
+    assert len(whole) == len(set(whole))
+
+
+def test_every_n_frames_counts_frames(media):
+    # 25 fps, every 10th frame: frames 0, 10, 20, ... at 0, 400, 800 ms.
+    policy = SamplingPolicy(mode=SamplingMode.EVERY_FRAMES, every_frames=10)
+    assert _timestamps(media["clip_5s_25fps"], policy) == [i * 400 for i in range(13)]
+
+
+def test_scene_change_keeps_the_first_frame_of_each_shot(media):
+    policy = SamplingPolicy(mode=SamplingMode.SCENE, scene_threshold=0.3)
+    assert _timestamps(media["three_shots"], policy) == [0, 2000, 4000]
+
+
+def test_keyframes_only_decodes_only_keyframes(media):
+    # GOP 50 at 25 fps: keyframes at 0, 2, 4 s, so only those windows get a frame.
+    policy = SamplingPolicy(keyframes_only=True)
+    assert _timestamps(media["clip_5s_gop50"], policy) == [0, 2000, 4000]
+    assert _timestamps(media["clip_5s_25fps"], SamplingPolicy()) == [0, 1000, 2000, 3000, 4000]
+
+
+def test_each_frame_carries_its_hash_and_stats(media):
+    probe = ff.probe(str(media["three_shots"]))
+    images = list(ff.sample(str(media["three_shots"]), SamplingPolicy(), probe.start_time_s, 3))
+    red, blue = images[0].stats, images[2].stats
+
+    assert len(images) == 6
+    assert all(len(i.stats.phash) == 16 for i in images)
+    # Flat colour: no edges at all; the test pattern is full of them.
+    assert red.sharpness == pytest.approx(0.0, abs=1.0)
+    assert images[4].stats.sharpness > 100
+    # Within a shot the picture is the same: same hash; red is brighter in gray than blue.
+    assert images[0].stats.phash == images[1].stats.phash
+    assert red.brightness > blue.brightness

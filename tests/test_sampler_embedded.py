@@ -1,16 +1,29 @@
-"""The first slice in embedded mode: folder buckets, SQLite, in-process Pub/Sub, no cloud."""
+"""The sampler in embedded mode: folder buckets, SQLite, in-process Pub/Sub, no cloud."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 
+import pytest
 from typer.testing import CliRunner
 
 from framesift.cli import app
 from framesift.config import Topics
 from framesift.local import EmbeddedPipeline, finalize_message
+from framesift.models import FrameBatch
 from framesift.stages.sampler import Outcome
+
+
+def _batches(pipeline: EmbeddedPipeline) -> list[FrameBatch]:
+    return [
+        FrameBatch.model_validate_json(m.data)
+        for m in pipeline.publisher.retained[Topics.FRAMES_SAMPLED]
+    ]
+
+
+def _sent_timestamps(pipeline: EmbeddedPipeline) -> list[int]:
+    return sorted(f.timestamp_ms for b in _batches(pipeline) for f in b.frames)
 
 
 def test_cli_run_samples_one_frame_per_second(media, tmp_path):
@@ -28,19 +41,19 @@ def test_cli_run_samples_one_frame_per_second(media, tmp_path):
     assert all(f.read_bytes()[:2] == b"\xff\xd8" for f in frames)
 
     with sqlite3.connect(workdir / "documents.sqlite3") as db:
-        videos = [
-            json.loads(r[0])
-            for r in db.execute("SELECT data FROM documents WHERE collection='videos'")
-        ]
-        frame_count = db.execute(
-            "SELECT count(*) FROM documents WHERE collection='frames'"
-        ).fetchone()[0]
+        rows = db.execute("SELECT collection, data FROM documents").fetchall()
+    videos = [json.loads(d) for c, d in rows if c == "videos"]
+    frame_docs = [json.loads(d) for c, d in rows if c == "frames"]
     assert len(videos) == 1
     assert videos[0]["status"] == "sampled"
-    assert videos[0]["duration_s"] == 5.0
-    assert videos[0]["fps"] == 25.0
-    assert videos[0]["frames_sampled"] == 5
-    assert frame_count == 5
+    assert (videos[0]["duration_s"], videos[0]["fps"], videos[0]["frames_sampled"]) == (
+        5.0,
+        25.0,
+        5,
+    )
+    assert videos[0]["policy"]["mode"] == "every_seconds"
+    assert len(frame_docs) == 5
+    assert all(len(f["phash"]) == 16 and f["sharpness"] > 0 for f in frame_docs)
 
 
 def test_delivered_twice_changes_nothing(media, embedded_settings):
@@ -53,29 +66,87 @@ def test_delivered_twice_changes_nothing(media, embedded_settings):
     frames_before = {f.name: f.generation for f in pipeline.blobs.list("framesift-frames")}
 
     data, attributes = finalize_message(info)
-    pipeline.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
+    for _ in range(2):
+        pipeline.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
     pipeline.publisher.drain()
 
-    assert [r.outcome for r in pipeline.summary.results] == [Outcome.SAMPLED, Outcome.DUPLICATE]
+    assert [r.outcome for r in pipeline.summary.results] == [
+        Outcome.SAMPLED,
+        Outcome.DUPLICATE,
+        Outcome.DUPLICATE,
+    ]
     assert pipeline.adapters.documents.get("videos", video_id) == before
     assert {f.name: f.generation for f in pipeline.blobs.list("framesift-frames")} == frames_before
-    # one batch for the dedup stage, not two
-    assert len(pipeline.publisher.retained[Topics.FRAMES_SAMPLED]) == 1
+    assert len(_batches(pipeline)) == 1  # one batch for dedup, not three
 
 
-def test_bad_inputs_fail_with_a_reason_and_nothing_dead_letters(media, embedded_settings):
+def test_long_video_is_sampled_in_segments_with_the_same_frames(media, embedded_settings):
+    whole = EmbeddedPipeline(embedded_settings)
+    whole.run([media["clip_5s_25fps"]], collector="cam")
+    segmented_settings = embedded_settings.model_copy(
+        update={"workdir": embedded_settings.workdir / "segmented", "segment_seconds": 1.5}
+    )
+    segmented = EmbeddedPipeline(segmented_settings)
+
+    summary = segmented.run([media["clip_5s_25fps"]], collector="cam")
+
+    outcomes = [r.outcome for r in summary.results]
+    assert outcomes[0] == Outcome.SEGMENTED and outcomes[-1] == Outcome.SAMPLED
+    # 1.5 s rounds to whole 1 s windows: boundaries at 2 s and 4 s, so 3 segments.
+    assert len(outcomes) == 1 + 3
+    assert _sent_timestamps(segmented) == _sent_timestamps(whole) == [0, 1000, 2000, 3000, 4000]
+    video = segmented.adapters.documents.get("videos", summary.results[-1].video_doc_id or "")
+    assert video is not None
+    assert (video["status"], video["frames_sampled"], video["segments_total"]) == ("sampled", 5, 3)
+
+    # Every segment task delivered again: nothing is sampled or sent twice.
+    for message in list(segmented.publisher.published[Topics.VIDEO_SEGMENTS]):
+        segmented.publisher.publish(Topics.VIDEO_SEGMENTS, message.data, message.attributes)
+    segmented.publisher.drain()
+    assert [r.outcome for r in segmented.summary.results[4:]] == [Outcome.DUPLICATE] * 3
+    assert _sent_timestamps(segmented) == [0, 1000, 2000, 3000, 4000]
+
+
+def test_object_metadata_overrides_the_sampling_policy(media, embedded_settings):
     pipeline = EmbeddedPipeline(embedded_settings)
-    summary = pipeline.run([media["text_as_mp4"], media["empty_mp4"]], collector="cam-b")
+    pipeline.upload(media["clip_5s_25fps"], "cam", {"framesift-every-seconds": "2"})
+    pipeline.upload(media["clip_4s_ntsc"], "cam", {"framesift-every-seconds": "soon"})
+    pipeline.publisher.drain()
 
-    assert [r.outcome for r in summary.results] == [Outcome.FAILED, Outcome.FAILED]
-    assert "ffprobe failed" in summary.results[0].reason
-    assert summary.results[1].reason == "empty object (0 bytes)"
+    good, bad = pipeline.summary.results
+    assert good.outcome is Outcome.SAMPLED
+    assert _sent_timestamps(pipeline) == [0, 2000, 4000]
+    assert bad.outcome is Outcome.FAILED
+    assert bad.reason.startswith("invalid sampling metadata: framesift-every-seconds:")
+
+
+@pytest.mark.parametrize(
+    ("medium", "reason", "frames"),
+    [
+        ("text_as_mp4", "ffprobe failed: ", 0),
+        ("empty_mp4", "empty object (0 bytes)", 0),
+        ("image_as_mp4", "no video stream", 0),
+        ("audio_only", "no video stream", 0),
+        ("truncated", "decode errors: ", 2),
+        ("corrupt_middle", "decode errors: ", 2),
+    ],
+)
+def test_bad_input_fails_with_a_reason_keeps_good_frames_and_never_retries(
+    media, embedded_settings, medium, reason, frames
+):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    summary = pipeline.run([media[medium]], collector="cam-b")
+
+    [result] = summary.results  # delivered once: no retry, no dead letter
+    assert result.outcome is Outcome.FAILED
+    assert result.reason.startswith(reason), result.reason
     assert summary.dead_letters == 0
-    for result in summary.results:
-        assert result.video_doc_id is not None
-        doc = pipeline.adapters.documents.get("videos", result.video_doc_id)
-        assert doc is not None
-        assert (doc["status"], doc["error"]) == ("failed", result.reason)
+    assert result.video_doc_id is not None
+    doc = pipeline.adapters.documents.get("videos", result.video_doc_id)
+    assert doc is not None
+    assert (doc["status"], doc["error"]) == ("failed", result.reason)
+    assert doc["frames_sampled"] >= frames
+    assert len(_sent_timestamps(pipeline)) == doc["frames_sampled"]
 
 
 def test_cli_run_exits_nonzero_when_a_video_fails(media, tmp_path):

@@ -87,7 +87,9 @@ def _notification(blob: storage.Blob) -> tuple[bytes, dict[str, str]]:
     return json.dumps(payload).encode(), attributes
 
 
-def test_upload_is_sampled_at_one_frame_per_second(devstack, gcs, db, batches, media, unique):
+def test_upload_is_sampled_at_one_frame_per_second_in_segments(
+    devstack, gcs, db, batches, media, unique
+):
     blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/drive-01.mp4")
     blob.upload_from_filename(str(media["clip_5s_25fps"]), content_type="video/mp4")
 
@@ -100,6 +102,7 @@ def test_upload_is_sampled_at_one_frame_per_second(devstack, gcs, db, batches, m
     assert video["fps"] == pytest.approx(25.0)
     assert (video["width"], video["height"], video["codec"]) == (320, 240, "h264")
     assert video["frames_sampled"] == 5
+    assert video["segments_total"] == 2  # over 4.5 s: one invocation per segment, cut at 4 s
 
     frames = sorted(
         gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/drive-01/"), key=lambda b: b.name
@@ -121,10 +124,15 @@ def test_upload_is_sampled_at_one_frame_per_second(devstack, gcs, db, batches, m
     ]
     assert sorted(d["timestamp_ms"] for d in frame_docs) == [0, 1000, 2000, 3000, 4000]
 
+    assert all(len(d["phash"]) == 16 and d["sharpness"] > 0 for d in frame_docs)
+
     sent = batches()
-    assert len(sent) == 1
-    assert [f["timestamp_ms"] for f in sent[0]["frames"]] == [0, 1000, 2000, 3000, 4000]
-    assert {f["frame_id"] for f in sent[0]["frames"]} == {d["id"] for d in frame_docs}
+    assert sorted(b["segment_index"] for b in sent) == [0, 1]
+    sent_frames = sorted((f for b in sent for f in b["frames"]), key=lambda f: f["timestamp_ms"])
+    assert [f["timestamp_ms"] for f in sent_frames] == [0, 1000, 2000, 3000, 4000]
+    assert {f["frame_id"] for f in sent_frames} == {d["id"] for d in frame_docs}
+    by_id = {d["id"]: d for d in frame_docs}
+    assert all(f["phash"] == by_id[f["frame_id"]]["phash"] for f in sent_frames)
 
 
 def test_ntsc_video_without_faststart_streams_over_http_with_exact_timestamps(
@@ -147,7 +155,7 @@ def test_redelivered_notification_changes_nothing(devstack, gcs, db, batches, me
     blob.upload_from_filename(str(media["clip_5s_25fps"]), content_type="video/mp4")
     first = wait_for(lambda: _finished(db, blob), "the first delivery")
     assert first["status"] == "sampled"
-    assert len(batches()) == 1
+    assert len(batches()) == 2  # one per segment
     generations = {
         b.name: b.generation for b in gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/")
     }
@@ -165,7 +173,13 @@ def test_redelivered_notification_changes_nothing(devstack, gcs, db, batches, me
 
 @pytest.mark.parametrize(
     ("medium", "reason"),
-    [("text_as_mp4", "ffprobe failed"), ("empty_mp4", "empty object (0 bytes)")],
+    [
+        ("text_as_mp4", "ffprobe failed"),
+        ("empty_mp4", "empty object (0 bytes)"),
+        ("image_as_mp4", "no video stream"),
+        ("audio_only", "no video stream"),
+        ("truncated", "decode errors"),
+    ],
 )
 def test_bad_video_is_recorded_failed_and_acknowledged(
     devstack, gcs, db, media, unique, medium, reason
@@ -176,13 +190,30 @@ def test_bad_video_is_recorded_failed_and_acknowledged(
     video = wait_for(lambda: _finished(db, blob), "the sampler to record the failure")
     assert video["status"] == "failed"
     assert reason in video["error"]
-    assert video["frames_sampled"] == 0
+    # A truncated video keeps the frames decoded before the damage (its first 2 s at least).
+    if medium == "truncated":
+        assert video["frames_sampled"] >= 2
+    else:
+        assert video["frames_sampled"] == 0
 
     # Delivered again, it is acknowledged (2xx), not retried forever, and stays failed.
     data, attributes = _notification(blob)
     response = push_to_function(devstack, "sampler", Topics.RAW_OBJECTS, data, attributes)
     assert response.status_code == 200
     assert _video_doc(db, blob) == video
+
+
+def test_object_metadata_overrides_the_sampling_policy(devstack, gcs, db, media, unique):
+    blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/slow.mp4")
+    blob.metadata = {"framesift-every-seconds": "2"}
+    blob.upload_from_filename(str(media["clip_4s_ntsc"]), content_type="video/mp4")
+
+    video = wait_for(lambda: _finished(db, blob), "the sampler to finish the video")
+
+    assert video["status"] == "sampled"
+    assert video["policy"]["every_seconds"] == 2.0
+    names = [b.name for b in gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/slow/")]
+    assert names == [f"cam-{unique}/slow/{ms:010d}.jpg" for ms in (0, 2002)]
 
 
 def test_object_not_named_like_a_video_is_ignored(devstack, gcs, db, unique):

@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from framesift.models import SamplingMode, SamplingPolicy
+
 
 class Backend(StrEnum):
     EMBEDDED = "embedded"
@@ -24,6 +26,8 @@ class Topics:
     """Pub/Sub topic names between the stages (defined once, used by functions, devstack, infra)."""
 
     RAW_OBJECTS = "raw-objects"
+    # Parts of a long video, each sampled by its own sampler invocation.
+    VIDEO_SEGMENTS = "video-segments"
     FRAMES_SAMPLED = "frames-sampled"
 
 
@@ -39,7 +43,15 @@ class Settings(BaseSettings):
     # Folder holding buckets, the SQLite document store and the DuckDB warehouse (embedded).
     workdir: Path = Path(".framesift")
 
+    # The deployment's sampling policy; an object's framesift-* metadata overrides it.
+    sample_mode: SamplingMode = SamplingMode.EVERY_SECONDS
     sample_every_seconds: float = Field(default=1.0, gt=0)
+    sample_every_frames: int = Field(default=30, ge=1)
+    scene_threshold: float = Field(default=0.3, gt=0, lt=1)
+    keyframes_only: bool = False
+    # A video longer than this is sampled in segments of about this length, one invocation each,
+    # so a two-hour video finishes within Cloud Functions' 540 s limit per event.
+    segment_seconds: float = Field(default=300.0, ge=1.0)
     jpeg_quality: int = Field(default=3, ge=2, le=31, description="ffmpeg -q:v, 2 is best")
     frames_per_message: int = Field(default=50, ge=1, le=1000)
 
@@ -52,6 +64,15 @@ class Settings(BaseSettings):
     signer_service_account: str | None = None
 
     log_level: str = "INFO"
+
+    def sampling_policy(self) -> SamplingPolicy:
+        return SamplingPolicy(
+            mode=self.sample_mode,
+            every_seconds=self.sample_every_seconds,
+            every_frames=self.sample_every_frames,
+            scene_threshold=self.scene_threshold,
+            keyframes_only=self.keyframes_only,
+        )
 
 
 @lru_cache(maxsize=1)

@@ -54,11 +54,13 @@ class FunctionSpec:
     name: str
     target: str
     signature: str  # "cloudevent" or "http"
-    topic: str | None = None
+    topics: tuple[str, ...] = ()
 
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
-    FunctionSpec("sampler", "sample_video", "cloudevent", Topics.RAW_OBJECTS),
+    FunctionSpec(
+        "sampler", "sample_video", "cloudevent", (Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS)
+    ),
 )
 
 
@@ -153,9 +155,16 @@ def bigquery_emulator_command() -> str:
 
 
 class DevStack:
-    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, project: str = PROJECT) -> None:
+    def __init__(
+        self,
+        state_dir: Path = DEFAULT_STATE_DIR,
+        project: str = PROJECT,
+        settings_env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``settings_env``: extra FRAMESIFT_* settings for the functions (tests use it)."""
         self.state_dir = state_dir
         self.project = project
+        self.settings_env = dict(settings_env or {})
         self.state_file = state_dir / "devstack.json"
         self.state: StackState | None = None
 
@@ -227,6 +236,7 @@ class DevStack:
                 "FRAMESIFT_FRAMES_BUCKET": FRAMES_BUCKET,
                 "FRAMESIFT_BIGQUERY_DATASET": BIGQUERY_DATASET,
                 "GOOGLE_CLOUD_PROJECT": self.project,
+                **self.settings_env,
             }
         )
         self._spawn("pubsub", _pubsub_command(pubsub), pubsub, lambda: _tcp_open(pubsub), timeout)
@@ -300,7 +310,7 @@ class DevStack:
             from framesift.schemas import ALL_TABLES
 
             publisher = pubsub_v1.PublisherClient()
-            for topic in (Topics.RAW_OBJECTS, Topics.FRAMES_SAMPLED):
+            for topic in (Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS, Topics.FRAMES_SAMPLED):
                 publisher.create_topic(name=publisher.topic_path(self.project, topic))
             gcs = storage.Client(project=self.project, credentials=AnonymousCredentials())
             for bucket in (RAW_BUCKET, FRAMES_BUCKET):
@@ -340,12 +350,12 @@ class DevStack:
                     timeout,
                     env=self._state.env,
                 )
-                if spec.topic:
-                    topic = subscriber.topic_path(self.project, spec.topic)
+                for topic_name in spec.topics:
+                    topic = subscriber.topic_path(self.project, topic_name)
                     subscriber.create_subscription(
                         request={
                             "name": subscriber.subscription_path(
-                                self.project, f"{spec.topic}-{spec.name}"
+                                self.project, f"{topic_name}-{spec.name}"
                             ),
                             "topic": topic,
                             "push_config": {"push_endpoint": f"http://127.0.0.1:{port}/{topic}"},

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from framesift.adapters.embedded import FolderBlobStore, InProcessPublisher
 from framesift.config import Backend, Settings, Topics
-from framesift.models import GcsNotification, PubSubMessage
+from framesift.models import PubSubMessage
 from framesift.ports import BlobInfo
 from framesift.stages.sampler import VIDEO_EXTENSIONS, Sampler, SampleResult
 from framesift.wiring import Adapters, build_adapters
@@ -81,7 +81,7 @@ class EmbeddedPipeline:
         self.summary = RunSummary()
         sampler = Sampler(self.adapters, settings)
 
-        def on_raw_object(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
+        def on_sampler_message(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
             message = PubSubMessage.model_validate(
                 {
                     "data": base64.b64encode(data).decode(),
@@ -89,13 +89,16 @@ class EmbeddedPipeline:
                     "messageId": message_id,
                 }
             )
-            self.summary.results.append(sampler.handle(GcsNotification.from_message(message)))
+            self.summary.results.append(sampler.handle_message(message))
 
-        self.publisher.subscribe(Topics.RAW_OBJECTS, on_raw_object)
+        self.publisher.subscribe(Topics.RAW_OBJECTS, on_sampler_message)
+        self.publisher.subscribe(Topics.VIDEO_SEGMENTS, on_sampler_message)
 
-    def upload(self, video: Path, collector: str) -> BlobInfo:
+    def upload(
+        self, video: Path, collector: str, metadata: Mapping[str, str] | None = None
+    ) -> BlobInfo:
         name = f"{self.settings.raw_prefix}{collector}/{video.name}"
-        info = self.blobs.put_file(self.settings.raw_bucket, name, video, metadata={})
+        info = self.blobs.put_file(self.settings.raw_bucket, name, video, metadata or {})
         data, attributes = finalize_message(info)
         self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
         return info

@@ -7,17 +7,24 @@ memory or /tmp. JPEGs come back on stdout; the presentation time of each comes f
 
 from __future__ import annotations
 
+import math
+import os
 import queue
 import re
 import subprocess
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import IO, Any
 
 import ffmpeg
+import numpy as np
+import numpy.typing as npt
+
+from framesift.imagestats import GRAY_SIZE, FrameStats, frame_stats
+from framesift.models import SamplingMode, SamplingPolicy, Segment
 
 
 class UnreadableVideo(Exception):
@@ -39,9 +46,10 @@ class VideoProbe:
 
 
 @dataclass(frozen=True)
-class JpegFrame:
+class SampledImage:
     timestamp_ms: int
-    data: bytes
+    jpeg: bytes
+    stats: FrameStats
 
 
 def _last_lines(text: str, count: int = 3) -> str:
@@ -87,13 +95,34 @@ def probe(url: str) -> VideoProbe:
 _PTS_TIME = re.compile(r"Parsed_showinfo.*\bn:\s*\d+.*\bpts_time:\s*(-?[\d.]+(?:e-?\d+)?)")
 
 
-def _read_stderr(stream: IO[bytes], times: queue.Queue[float | None], tail: deque[str]) -> None:
+@dataclass
+class _Diagnostics:
+    """What ffmpeg said on stderr besides the timestamps: its last lines and its errors."""
+
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return " | ".join(dict.fromkeys(self.errors[:3])) or _last_lines("\n".join(self.tail))
+
+
+_ERROR_LEVEL = re.compile(r"\[(error|fatal|panic)\] ")
+
+
+def _read_stderr(stream: IO[bytes], times: queue.Queue[float | None], said: _Diagnostics) -> None:
+    # -loglevel level+info tags each line with its level, e.g. "[h264 @ 0x..] [error] ...".
     for raw in stream:
-        line = raw.decode(errors="replace")
+        line = raw.decode(errors="replace").strip()
         if match := _PTS_TIME.search(line):
             times.put(float(match.group(1)))
-        else:
-            tail.append(line.strip())
+            continue
+        said.tail.append(line)
+        if (level := _ERROR_LEVEL.search(line)) and len(said.errors) < 20:
+            said.errors.append(
+                re.sub(r" @ 0x[0-9a-f]+", "", line[: level.start()]).strip()
+                + " "
+                + line[level.end() :]
+            )
     times.put(None)
 
 
@@ -136,46 +165,152 @@ def _iter_jpegs(stream: IO[bytes]) -> Iterator[bytes]:
             searched = None
 
 
-def sample_every(
-    url: str, every_seconds: float, start_time_s: float, quality: int
-) -> Iterator[JpegFrame]:
-    """Yield the first frame of every ``every_seconds`` window of the stream, as a JPEG.
+WHOLE = Segment()
 
-    Windows are fixed (``floor(t / N)``), so timestamps never drift at 29.97 fps or with a
-    variable frame rate.
+
+def plan_segments(
+    probe: VideoProbe, policy: SamplingPolicy, segment_seconds: float
+) -> list[Segment]:
+    """Cut a long video into segments whose boundaries keep every policy exact.
+
+    For every-N-seconds the boundaries fall on window starts; for every-N-frames on multiples of
+    N frames (half a frame early, so rounding never loses the boundary frame); a scene-change
+    segment starts with a kept frame, as the video's first frame is.
     """
-    window = f"floor(t/{every_seconds!r})"
-    select = f"isnan(prev_selected_t)+gt({window},floor(prev_selected_t/{every_seconds!r}))"
-    command = (
-        ffmpeg.input(url, nostdin=None)
-        .video.filter("select", select)
-        .filter("showinfo")
-        .output(
-            "pipe:", format="image2pipe", vcodec="mjpeg", fps_mode="passthrough", **{"q:v": quality}
+    duration = probe.duration_s
+    if duration is None or duration <= segment_seconds:
+        return [WHOLE]
+    start, end = probe.start_time_s, probe.start_time_s + duration
+    if policy.mode is SamplingMode.EVERY_FRAMES and probe.fps:
+        frames = (
+            max(1, round(segment_seconds * probe.fps / policy.every_frames)) * policy.every_frames
         )
-        .global_args("-hide_banner", "-loglevel", "info")
+        count = math.ceil(duration * probe.fps / frames)
+        return [
+            Segment(
+                start_s=max(start + (k * frames - 0.5) / probe.fps, 0.0) if k else 0.0,
+                end_s=start + ((k + 1) * frames - 0.5) / probe.fps if k + 1 < count else None,
+                first_frame=k * frames,
+            )
+            for k in range(count)
+        ]
+    if policy.mode is SamplingMode.EVERY_SECONDS:
+        step = max(1, round(segment_seconds / policy.every_seconds)) * policy.every_seconds
+    else:
+        step = segment_seconds
+    first = math.floor(start / step) + 1  # boundaries at absolute multiples of step
+    cuts = [k * step for k in range(first, math.ceil(end / step))]
+    bounds = [0.0, *cuts]
+    return [Segment(start_s=lo, end_s=hi) for lo, hi in zip(bounds, [*cuts, None], strict=True)]
+
+
+def select_expression(policy: SamplingPolicy, segment: Segment) -> str:
+    """The ``select`` filter expression for a policy, restricted to one segment."""
+    if policy.mode is SamplingMode.EVERY_SECONDS:
+        # First frame of every fixed window floor(t/N): never drifts at 29.97 fps or with VFR.
+        n = repr(policy.every_seconds)
+        rule = f"isnan(prev_selected_t)+gt(floor(t/{n}),floor(prev_selected_t/{n}))"
+    elif policy.mode is SamplingMode.EVERY_FRAMES:
+        rule = f"not(mod(n+{segment.first_frame},{policy.every_frames}))"
+    else:
+        rule = f"isnan(prev_selected_t)+gt(scene,{policy.scene_threshold!r})"
+    bounds = [f"gte(t,{segment.start_s!r})"] if segment.start_s > 0 else []
+    if segment.end_s is not None:
+        bounds.append(f"lt(t,{segment.end_s!r})")
+    # Bounds first, so prev_selected_t only ever sees frames inside the segment.
+    return "*".join([*bounds, f"({rule})"]) if bounds else rule
+
+
+def _read_gray(stream: IO[bytes], frames: queue.Queue[npt.NDArray[np.uint8] | None]) -> None:
+    size = GRAY_SIZE * GRAY_SIZE
+    while len(data := stream.read(size)) == size:
+        frames.put(np.frombuffer(data, dtype=np.uint8).reshape(GRAY_SIZE, GRAY_SIZE))
+    frames.put(None)
+
+
+def sample(
+    url: str,
+    policy: SamplingPolicy,
+    start_time_s: float,
+    quality: int,
+    segment: Segment = WHOLE,
+) -> Iterator[SampledImage]:
+    """Yield each frame the policy keeps as a JPEG with its timestamp and stats, in one ffmpeg.
+
+    The filter graph selects frames once, then splits them: one branch is encoded to JPEG on
+    stdout, the other scaled to a tiny gray image on a second pipe for pHash, sharpness and
+    brightness. ``showinfo`` on stderr gives each frame's presentation time, in the same order.
+    """
+    input_args: dict[str, Any] = {"nostdin": None}
+    if policy.keyframes_only:
+        input_args["skip_frame"] = "nokey"
+    if segment.start_s > 0:
+        # Input seek: ffmpeg jumps to the keyframe before and drops the frames before start_s;
+        # -copyts keeps absolute timestamps so windows and bounds line up across segments.
+        input_args["ss"] = segment.start_s
+        input_args["copyts"] = None
+    if segment.end_s is not None:
+        input_args["t"] = segment.end_s - segment.start_s + 1.0  # the select bounds cut exactly
+    selected = (
+        ffmpeg.input(url, **input_args)
+        .video.filter("select", select_expression(policy, segment))
+        .filter("showinfo")
+        .split()
+    )
+    gray_read, gray_write = os.pipe()
+    jpegs = selected[0].output(
+        "pipe:1", format="image2pipe", vcodec="mjpeg", fps_mode="passthrough", **{"q:v": quality}
+    )
+    gray = (
+        selected[1]
+        .filter("scale", GRAY_SIZE, GRAY_SIZE, flags="area")
+        .output(f"pipe:{gray_write}", format="rawvideo", pix_fmt="gray", fps_mode="passthrough")
+    )
+    command = (
+        ffmpeg.merge_outputs(jpegs, gray)
+        .global_args("-hide_banner", "-loglevel", "level+info")
         .compile()
     )
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(gray_write,)
+        )
+    finally:
+        os.close(gray_write)
     if process.stdout is None or process.stderr is None:
         raise SamplingFailed("could not open pipes to ffmpeg")
     times: queue.Queue[float | None] = queue.Queue()
-    tail: deque[str] = deque(maxlen=20)
-    reader = threading.Thread(target=_read_stderr, args=(process.stderr, times, tail), daemon=True)
-    reader.start()
-    try:
-        for jpeg in _iter_jpegs(process.stdout):
-            pts_time = times.get(timeout=120)
-            if pts_time is None:
-                raise SamplingFailed("ffmpeg wrote a frame without a showinfo timestamp")
-            yield JpegFrame(round((pts_time - start_time_s) * 1000), jpeg)
-    finally:
-        if process.poll() is None and not process.stdout.closed:
-            process.stdout.close()
-        returncode = process.wait()
-        reader.join(timeout=10)
+    grays: queue.Queue[npt.NDArray[np.uint8] | None] = queue.Queue()
+    said = _Diagnostics()
+    with os.fdopen(gray_read, "rb") as gray_stream:
+        readers = [
+            threading.Thread(target=_read_stderr, args=(process.stderr, times, said), daemon=True),
+            threading.Thread(target=_read_gray, args=(gray_stream, grays), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        finished = False
+        try:
+            for jpeg in _iter_jpegs(process.stdout):
+                pts_time, small = times.get(timeout=300), grays.get(timeout=300)
+                if pts_time is None or small is None:
+                    raise SamplingFailed("ffmpeg's outputs disagree on the number of frames")
+                yield SampledImage(
+                    round((pts_time - start_time_s) * 1000), jpeg, frame_stats(small)
+                )
+            finished = True
+        finally:
+            if not finished and process.poll() is None:
+                process.kill()  # the consumer stopped early: do not leave ffmpeg decoding
+            returncode = process.wait()
+            for reader in readers:
+                reader.join(timeout=10)
     if returncode != 0:
-        raise SamplingFailed(f"ffmpeg exited with {returncode}: {_last_lines(chr(10).join(tail))}")
+        raise SamplingFailed(f"ffmpeg exited with {returncode}: {said.summary()}")
+    if said.errors:
+        # ffmpeg decodes on past a corrupt or truncated part; the frames it gave are kept, and
+        # the video is reported, not passed as whole.
+        raise SamplingFailed(f"decode errors: {said.summary()}")
 
 
 def generate_test_video(

@@ -88,6 +88,52 @@ class GcsNotification(BaseModel):
             raise BadEvent(f"notification payload is not a GCS object: {exc}") from exc
 
 
+class SamplingMode(StrEnum):
+    EVERY_SECONDS = "every_seconds"
+    EVERY_FRAMES = "every_frames"
+    SCENE = "scene"
+
+
+# Custom metadata on a raw object that overrides the deployment's sampling policy.
+POLICY_METADATA = {
+    "framesift-sampling": "mode",
+    "framesift-every-seconds": "every_seconds",
+    "framesift-every-frames": "every_frames",
+    "framesift-scene-threshold": "scene_threshold",
+    "framesift-keyframes-only": "keyframes_only",
+}
+
+
+class SamplingPolicy(BaseModel):
+    """Which frames of a video are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: SamplingMode = SamplingMode.EVERY_SECONDS
+    every_seconds: float = Field(default=1.0, gt=0, le=3600)
+    every_frames: int = Field(default=30, ge=1, le=1_000_000)
+    # ffmpeg's scene score, 0..1: the share of the picture that changed.
+    scene_threshold: float = Field(default=0.3, gt=0, lt=1)
+    # Decode keyframes only (-skip_frame nokey): far faster when the interval is >= the GOP.
+    keyframes_only: bool = False
+
+    def overridden_by(self, metadata: dict[str, str]) -> SamplingPolicy:
+        """This policy with the object's ``framesift-*`` metadata applied; raises BadEvent."""
+        overrides = {
+            field: metadata[key] for key, field in POLICY_METADATA.items() if key in metadata
+        }
+        if not overrides:
+            return self
+        try:
+            return SamplingPolicy.model_validate({**self.model_dump(), **overrides})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{next(k for k, f in POLICY_METADATA.items() if f == e['loc'][0])}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise BadEvent(f"invalid sampling metadata: {problems}") from exc
+
+
 class VideoStatus(StrEnum):
     PROCESSING = "processing"
     SAMPLED = "sampled"
@@ -110,6 +156,8 @@ class VideoRecord(BaseModel):
     width: int | None = None
     height: int | None = None
     codec: str | None = None
+    policy: SamplingPolicy | None = None
+    segments_total: int | None = None
     frames_sampled: int = 0
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -137,6 +185,9 @@ class FrameRecord(BaseModel):
     height: int | None = None
     size_bytes: int
     sha256: str
+    phash: str
+    sharpness: float
+    brightness: float
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -146,19 +197,79 @@ class FrameRecord(BaseModel):
 
 
 class SampledFrame(BaseModel):
+    """What dedup needs of a frame, so it never downloads the JPEG again."""
+
     frame_id: str
     timestamp_ms: int
     bucket: str
     object_name: str
     sha256: str
+    phash: str
+    sharpness: float
+    brightness: float
+    width: int | None = None
+    height: int | None = None
 
 
 class FrameBatch(BaseModel):
-    """One message to the dedup stage: a chunk of a video's sampled frames."""
+    """One message to the dedup stage: a chunk of one segment's sampled frames."""
 
     video_doc_id: str
     collector: str
     video_id: str
+    segment_index: int
     batch_index: int
     batch_count: int
     frames: list[SampledFrame]
+
+
+class Segment(BaseModel):
+    """The part ``[start_s, end_s)`` of a stream (absolute stream times) one invocation samples.
+
+    ``first_frame`` is the index of its first frame, for the every-N-frames policy.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    start_s: float = 0.0
+    end_s: float | None = None
+    first_frame: int = 0
+
+
+class SegmentStatus(StrEnum):
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SegmentTask(BaseModel):
+    """One part of a video for one sampler invocation (a message on the video-segments topic)."""
+
+    video_doc_id: str
+    bucket: str
+    object_name: str
+    generation: int
+    collector: str
+    video_id: str
+    policy: SamplingPolicy
+    start_time_s: float  # the stream's start time, subtracted from frame timestamps
+    index: int
+    count: int
+    segment: Segment
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def segment_id(self) -> str:
+        return f"{self.video_doc_id}_{self.index:05d}"
+
+
+class SegmentRecord(BaseModel):
+    id: str
+    video_doc_id: str
+    index: int
+    count: int
+    status: SegmentStatus
+    frames: int = 0
+    error: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -10,7 +10,7 @@ from cloudevents.http import CloudEvent
 
 from framesift.config import get_settings
 from framesift.logs import bind_trace, clear_context, configure_logging, get_logger
-from framesift.models import BadEvent, GcsNotification, PubSubMessage
+from framesift.models import BadEvent, PubSubMessage
 from framesift.stages.sampler import Sampler, SampleResult
 from framesift.wiring import Adapters, build_adapters
 
@@ -52,4 +52,4 @@ def run_pubsub_event(cloud_event: CloudEvent, handle: Callable[[PubSubMessage], 
 
 
 def sample_notification(message: PubSubMessage) -> SampleResult:
-    return sampler().handle(GcsNotification.from_message(message))
+    return sampler().handle_message(message)

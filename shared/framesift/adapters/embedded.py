@@ -146,6 +146,8 @@ class InProcessPublisher:
     max_attempts: int = 5
     _subscribers: dict[str, list[MessageHandler]] = field(default_factory=lambda: defaultdict(list))
     _queue: deque[tuple[_Message, MessageHandler]] = field(default_factory=deque)
+    # Every message published, by topic, in order (what a topic's audit subscription would see).
+    published: dict[str, list[_Message]] = field(default_factory=lambda: defaultdict(list))
     # Messages to topics nobody subscribes to yet, kept so nothing is silently lost.
     retained: dict[str, list[_Message]] = field(default_factory=lambda: defaultdict(list))
     dead_letters: list[tuple[_Message, str]] = field(default_factory=list)
@@ -157,6 +159,7 @@ class InProcessPublisher:
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
         message = _Message(topic, data, dict(attributes or {}), uuid.uuid4().hex)
         with self._lock:
+            self.published[topic].append(message)
             handlers = self._subscribers.get(topic)
             if not handlers:
                 self.retained[topic].append(message)

@@ -1,10 +1,16 @@
 """Sampler stage: a video's OBJECT_FINALIZE notification in, JPEG frames and frame records out.
 
+A notification is probed and planned into segments. A short video is one segment, sampled in the
+same invocation; a long one is cut into segments of about ``segment_seconds``, each published to
+the video-segments topic and sampled by its own invocation, so no invocation runs into the
+540 s limit and a crash repeats one segment, not the whole video. When every segment is
+finished the video is ``sampled`` (or ``failed``, keeping the frames decoded before the error).
+
 Exactly-once effects under at-least-once delivery: the video document's id is derived from
-bucket, object name and generation and is created only if absent; frame object names and
-frame document ids are derived from the video and the frame's timestamp, so a redelivery
-rewrites the same objects with the same bytes. A video already ``sampled`` or ``failed`` is not
-processed again; one left ``processing`` by a crashed attempt is processed again from the start.
+bucket, object name and generation and is created only if absent, and so is each segment's;
+frame object names and frame ids are derived from the video and the frame's timestamp, so a
+repeated segment rewrites the same objects with the same bytes. A video or segment already
+finished is not processed again; one left ``processing`` by a crashed attempt is redone.
 """
 
 from __future__ import annotations
@@ -19,11 +25,16 @@ from framesift import media
 from framesift.config import Settings, Topics
 from framesift.logs import bind_context, get_logger
 from framesift.models import (
+    BadEvent,
     FrameBatch,
     FrameRecord,
     GcsNotification,
     GcsObject,
+    PubSubMessage,
     SampledFrame,
+    SegmentRecord,
+    SegmentStatus,
+    SegmentTask,
     VideoRecord,
     VideoStatus,
     utcnow,
@@ -34,26 +45,18 @@ log = get_logger(__name__)
 
 VIDEOS = "videos"
 FRAMES = "frames"
+SEGMENTS = "video_segments"
+# Attribute that marks a message on the video-segments topic.
+SEGMENT_MESSAGE = "framesift-segment"
 VIDEO_EXTENSIONS = frozenset(
-    {
-        ".mp4",
-        ".mov",
-        ".m4v",
-        ".mkv",
-        ".webm",
-        ".avi",
-        ".mpg",
-        ".mpeg",
-        ".ts",
-        ".mts",
-        ".3gp",
-        ".flv",
-    }
+    {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".3gp"}
 )
+_FINISHED = (VideoStatus.SAMPLED, VideoStatus.FAILED)
 
 
 class Outcome(StrEnum):
     SAMPLED = "sampled"
+    SEGMENTED = "segmented"  # long video: its segments were sent on as their own messages
     FAILED = "failed"
     IGNORED = "ignored"
     DUPLICATE = "duplicate"
@@ -89,6 +92,17 @@ class Sampler:
     def __init__(self, adapters: Adapters, settings: Settings) -> None:
         self._adapters = adapters
         self._settings = settings
+        self._policy = settings.sampling_policy()
+
+    def handle_message(self, message: PubSubMessage) -> SampleResult:
+        """Either kind of message the sampler function receives."""
+        if message.attributes.get(SEGMENT_MESSAGE):
+            try:
+                task = SegmentTask.model_validate(message.json_payload())
+            except ValueError as exc:
+                raise BadEvent(f"malformed segment task: {exc}") from exc
+            return self.sample_segment(task)
+        return self.handle(GcsNotification.from_message(message))
 
     def handle(self, notification: GcsNotification) -> SampleResult:
         if notification.event_type != "OBJECT_FINALIZE":
@@ -99,7 +113,7 @@ class Sampler:
         parsed = parse_video_name(obj.name, self._settings.raw_prefix)
         if isinstance(parsed, str):
             return self._ignore(obj, parsed)
-        return self._sample(obj, parsed)
+        return self._start(obj, parsed)
 
     def _ignore(self, obj: GcsObject, reason: str) -> SampleResult:
         log.info(
@@ -109,7 +123,7 @@ class Sampler:
         )
         return SampleResult(Outcome.IGNORED, reason)
 
-    def _sample(self, obj: GcsObject, name: VideoName) -> SampleResult:
+    def _start(self, obj: GcsObject, name: VideoName) -> SampleResult:
         documents = self._adapters.documents
         video = VideoRecord(
             id=VideoRecord.make_id(obj.bucket, obj.name, obj.generation),
@@ -124,122 +138,197 @@ class Sampler:
         bind_context(video_doc_id=video.id, collector=name.collector, video_id=name.video_id)
         if not documents.create(VIDEOS, video.id, video.model_dump()):
             existing = documents.get(VIDEOS, video.id) or {}
-            if existing.get("status") in (VideoStatus.SAMPLED, VideoStatus.FAILED):
+            if existing.get("status") in _FINISHED:
                 log.info("duplicate delivery: video already %s", existing["status"])
                 return SampleResult(Outcome.DUPLICATE, str(existing["status"]), video.id)
-            log.warning("video left processing by an earlier attempt; sampling it again")
+            log.warning("video left processing by an earlier attempt; starting it again")
 
         if obj.size == 0:
-            return self._fail(video, "empty object (0 bytes)", [])
-        url = self._adapters.blobs.stream_url(obj.bucket, obj.name)
+            return self._fail_video(video.id, "empty object (0 bytes)")
         try:
-            probe = media.probe(url)
+            policy = self._policy.overridden_by(obj.metadata)
+        except BadEvent as exc:
+            return self._fail_video(video.id, str(exc))
+        try:
+            probe = media.probe(self._adapters.blobs.stream_url(obj.bucket, obj.name))
         except media.UnreadableVideo as exc:
-            return self._fail(video, str(exc), [])
-        video = video.model_copy(
-            update={
+            return self._fail_video(video.id, str(exc))
+
+        segments = media.plan_segments(probe, policy, self._settings.segment_seconds)
+        documents.merge(
+            VIDEOS,
+            video.id,
+            {
                 "duration_s": probe.duration_s,
                 "fps": probe.fps,
                 "width": probe.width,
                 "height": probe.height,
                 "codec": probe.codec,
-            }
+                "policy": policy.model_dump(),
+                "segments_total": len(segments),
+                "updated_at": utcnow(),
+            },
         )
+        tasks = [
+            SegmentTask(
+                video_doc_id=video.id,
+                bucket=obj.bucket,
+                object_name=obj.name,
+                generation=obj.generation,
+                collector=name.collector,
+                video_id=name.video_id,
+                policy=policy,
+                start_time_s=probe.start_time_s,
+                index=index,
+                count=len(segments),
+                segment=segment,
+                width=probe.width,
+                height=probe.height,
+            )
+            for index, segment in enumerate(segments)
+        ]
+        if len(tasks) == 1:
+            return self.sample_segment(tasks[0])
+        for task in tasks:
+            self._adapters.publisher.publish(
+                Topics.VIDEO_SEGMENTS,
+                task.model_dump_json().encode(),
+                {SEGMENT_MESSAGE: task.segment_id, "video_doc_id": video.id},
+            )
+        log.info("long video sent on as %d segments", len(tasks))
+        return SampleResult(Outcome.SEGMENTED, f"{len(tasks)} segments", video.id)
 
+    def sample_segment(self, task: SegmentTask) -> SampleResult:
+        documents = self._adapters.documents
+        bind_context(video_doc_id=task.video_doc_id, segment=task.index)
+        record = SegmentRecord(
+            id=task.segment_id,
+            video_doc_id=task.video_doc_id,
+            index=task.index,
+            count=task.count,
+            status=SegmentStatus.PROCESSING,
+        )
+        if not documents.create(SEGMENTS, record.id, record.model_dump()):
+            existing = documents.get(SEGMENTS, record.id) or {}
+            if existing.get("status") in (SegmentStatus.DONE, SegmentStatus.FAILED):
+                log.info("duplicate delivery: segment already %s", existing["status"])
+                return SampleResult(Outcome.DUPLICATE, str(existing["status"]), task.video_doc_id)
+
+        url = self._adapters.blobs.stream_url(task.bucket, task.object_name)
         frames: list[SampledFrame] = []
+        error: str | None = None
         try:
-            for jpeg in media.sample_every(
-                url,
-                self._settings.sample_every_seconds,
-                probe.start_time_s,
-                self._settings.jpeg_quality,
+            for image in media.sample(
+                url, task.policy, task.start_time_s, self._settings.jpeg_quality, task.segment
             ):
-                frames.append(self._store_frame(video, probe, jpeg))
+                frames.append(self._store_frame(task, image))
         except media.SamplingFailed as exc:
-            return self._fail(video, str(exc), frames)
-        if not frames:
-            return self._fail(video, "no frame could be decoded", frames)
+            error = str(exc)  # frames decoded before a mid-file corruption are kept
+        if error is None and not frames and task.count == 1:
+            error = "no frame could be decoded"
 
-        self._publish(video, frames)
-        self._finish(video, VideoStatus.SAMPLED, frames, error=None)
-        log.info("video sampled", extra={"fields": {"frames": len(frames)}})
-        return SampleResult(Outcome.SAMPLED, "", video.id, len(frames))
+        self._publish(task, frames)
+        status = SegmentStatus.FAILED if error else SegmentStatus.DONE
+        documents.merge(
+            SEGMENTS,
+            record.id,
+            {"status": status.value, "frames": len(frames), "error": error, "updated_at": utcnow()},
+        )
+        if error:
+            log.error("segment failed: %s", error, extra={"fields": {"frames": len(frames)}})
+        return self._finish_video_if_complete(task)
 
-    def _store_frame(
-        self, video: VideoRecord, probe: media.VideoProbe, jpeg: media.JpegFrame
-    ) -> SampledFrame:
-        object_name = f"{video.collector}/{video.video_id}/{jpeg.timestamp_ms:010d}.jpg"
-        sha256 = hashlib.sha256(jpeg.data).hexdigest()
+    def _finish_video_if_complete(self, task: SegmentTask) -> SampleResult:
+        """Close the video once all its segments are finished (whichever finishes last does it)."""
+        segments = self._adapters.documents.where(SEGMENTS, "video_doc_id", task.video_doc_id)
+        finished = [s for s in segments if s["status"] != SegmentStatus.PROCESSING]
+        frames = sum(int(s["frames"]) for s in finished)
+        if len(finished) < task.count:
+            return SampleResult(Outcome.SEGMENTED, "segment done", task.video_doc_id, frames)
+        errors = sorted((s["index"], s["error"]) for s in finished if s.get("error"))
+        error = None
+        if errors:
+            index, first_error = errors[0]
+            error = first_error if task.count == 1 else f"segment {index}: {first_error}"
+        status = VideoStatus.FAILED if errors else VideoStatus.SAMPLED
+        self._adapters.documents.merge(
+            VIDEOS,
+            task.video_doc_id,
+            {
+                "status": status.value,
+                "frames_sampled": frames,
+                "error": error,
+                "updated_at": utcnow(),
+            },
+        )
+        if status is VideoStatus.FAILED:
+            log.error("video failed: %s", error, extra={"fields": {"frames": frames}})
+            return SampleResult(Outcome.FAILED, error or "", task.video_doc_id, frames)
+        log.info("video sampled", extra={"fields": {"frames": frames}})
+        return SampleResult(Outcome.SAMPLED, "", task.video_doc_id, frames)
+
+    def _store_frame(self, task: SegmentTask, image: media.SampledImage) -> SampledFrame:
+        object_name = f"{task.collector}/{task.video_id}/{image.timestamp_ms:010d}.jpg"
+        sha256 = hashlib.sha256(image.jpeg).hexdigest()
         self._adapters.blobs.put(
             self._settings.frames_bucket,
             object_name,
-            jpeg.data,
+            image.jpeg,
             "image/jpeg",
             {
-                "video-doc-id": video.id,
-                "source-object": video.object_name,
-                "source-generation": str(video.generation),
-                "timestamp-ms": str(jpeg.timestamp_ms),
+                "video-doc-id": task.video_doc_id,
+                "source-object": task.object_name,
+                "source-generation": str(task.generation),
+                "timestamp-ms": str(image.timestamp_ms),
+                "phash": image.stats.phash,
             },
         )
         frame = FrameRecord(
-            id=FrameRecord.make_id(video.id, jpeg.timestamp_ms),
-            video_doc_id=video.id,
-            collector=video.collector,
-            video_id=video.video_id,
-            source_generation=video.generation,
-            timestamp_ms=jpeg.timestamp_ms,
+            id=FrameRecord.make_id(task.video_doc_id, image.timestamp_ms),
+            video_doc_id=task.video_doc_id,
+            collector=task.collector,
+            video_id=task.video_id,
+            source_generation=task.generation,
+            timestamp_ms=image.timestamp_ms,
             bucket=self._settings.frames_bucket,
             object_name=object_name,
-            width=probe.width,
-            height=probe.height,
-            size_bytes=len(jpeg.data),
+            width=task.width,
+            height=task.height,
+            size_bytes=len(image.jpeg),
             sha256=sha256,
+            phash=image.stats.phash,
+            sharpness=image.stats.sharpness,
+            brightness=image.stats.brightness,
         )
         self._adapters.documents.merge(FRAMES, frame.id, frame.model_dump())
-        return SampledFrame(
-            frame_id=frame.id,
-            timestamp_ms=frame.timestamp_ms,
-            bucket=frame.bucket,
-            object_name=object_name,
-            sha256=sha256,
-        )
+        return SampledFrame.model_validate({**frame.model_dump(), "frame_id": frame.id})
 
-    def _publish(self, video: VideoRecord, frames: list[SampledFrame]) -> None:
+    def _publish(self, task: SegmentTask, frames: list[SampledFrame]) -> None:
         size = self._settings.frames_per_message
         count = math.ceil(len(frames) / size)
         for index in range(count):
             batch = FrameBatch(
-                video_doc_id=video.id,
-                collector=video.collector,
-                video_id=video.video_id,
+                video_doc_id=task.video_doc_id,
+                collector=task.collector,
+                video_id=task.video_id,
+                segment_index=task.index,
                 batch_index=index,
                 batch_count=count,
                 frames=frames[index * size : (index + 1) * size],
             )
+            attributes = {
+                "video_doc_id": task.video_doc_id,
+                "batch_id": f"{task.segment_id}_{index:04d}",
+            }
             self._adapters.publisher.publish(
-                Topics.FRAMES_SAMPLED,
-                batch.model_dump_json().encode(),
-                {"video_doc_id": video.id, "batch_index": str(index)},
+                Topics.FRAMES_SAMPLED, batch.model_dump_json().encode(), attributes
             )
 
-    def _finish(
-        self, video: VideoRecord, status: VideoStatus, frames: list[SampledFrame], error: str | None
-    ) -> None:
-        final = video.model_copy(
-            update={
-                "status": status,
-                "frames_sampled": len(frames),
-                "error": error,
-                "updated_at": utcnow(),
-            }
+    def _fail_video(self, video_doc_id: str, error: str) -> SampleResult:
+        self._adapters.documents.merge(
+            VIDEOS,
+            video_doc_id,
+            {"status": VideoStatus.FAILED.value, "error": error, "updated_at": utcnow()},
         )
-        self._adapters.documents.merge(VIDEOS, video.id, final.model_dump(exclude={"created_at"}))
-
-    def _fail(self, video: VideoRecord, error: str, frames: list[SampledFrame]) -> SampleResult:
-        # Frames decoded before a mid-file corruption are kept and sent on.
-        if frames:
-            self._publish(video, frames)
-        self._finish(video, VideoStatus.FAILED, frames, error)
-        log.error("video failed: %s", error, extra={"fields": {"frames": len(frames)}})
-        return SampleResult(Outcome.FAILED, error, video.id, len(frames))
+        log.error("video failed: %s", error)
+        return SampleResult(Outcome.FAILED, error, video_doc_id)
