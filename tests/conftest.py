@@ -139,8 +139,11 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
         settings_env={"FRAMESIFT_SEGMENT_SECONDS": "4.5"},
     )
     state = stack.up()
-    saved = {key: os.environ.get(key) for key in state.env}
-    os.environ.update(state.env)
+    # Only where the emulators are: the FRAMESIFT_* settings are the functions', and would leak
+    # into the embedded tests' settings.
+    hosts = {k: v for k, v in state.env.items() if not k.startswith("FRAMESIFT_")}
+    saved = {key: os.environ.get(key) for key in hosts}
+    os.environ.update(hosts)
     try:
         yield state
     finally:

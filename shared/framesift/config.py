@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # A video longer than this is sampled in segments of about this length, one invocation each,
     # so a two-hour video finishes within Cloud Functions' 540 s limit per event.
     segment_seconds: float = Field(default=300.0, ge=1.0)
-    jpeg_quality: int = Field(default=3, ge=2, le=31, description="ffmpeg -q:v, 2 is best")
+    jpeg_quality: int = Field(default=90, ge=1, le=100, description="JPEG quality, libjpeg scale")
     frames_per_message: int = Field(default=50, ge=1, le=1000)
 
     bigquery_dataset: str = "framesift"

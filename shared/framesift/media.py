@@ -1,8 +1,9 @@
-"""ffmpeg plumbing: probe a video and stream sampled JPEG frames out of one ffmpeg process.
+"""ffmpeg plumbing: probe a video, plan its segments and stream out the frames a policy keeps.
 
 ffmpeg reads the video itself from a URL or path, so the video is never copied whole into
-memory or /tmp. JPEGs come back on stdout; the presentation time of each comes from the
-``showinfo`` filter on stderr, in the same order, so timestamps are the stream's real ones.
+memory or /tmp. The kept frames come back raw on stdout, one at a time, and are encoded to JPEG
+here; the presentation time and size of each comes from the ``showinfo`` filter on stderr, in
+the same order, so timestamps are the stream's real ones.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import IO, Any
 import ffmpeg
 import numpy as np
 import numpy.typing as npt
+import simplejpeg
 
 from framesift.imagestats import GRAY_SIZE, FrameStats, frame_stats
 from framesift.models import SamplingMode, SamplingPolicy, Segment
@@ -92,7 +94,16 @@ def probe(url: str) -> VideoProbe:
     )
 
 
-_PTS_TIME = re.compile(r"Parsed_showinfo.*\bn:\s*\d+.*\bpts_time:\s*(-?[\d.]+(?:e-?\d+)?)")
+_SHOWINFO = re.compile(
+    r"Parsed_showinfo.*\bn:\s*\d+.*\bpts_time:\s*(-?[\d.]+(?:e-?\d+)?).*\bs:(\d+)x(\d+)"
+)
+
+
+@dataclass(frozen=True)
+class _FrameInfo:
+    pts_time: float
+    width: int
+    height: int
 
 
 @dataclass
@@ -109,12 +120,14 @@ class _Diagnostics:
 _ERROR_LEVEL = re.compile(r"\[(error|fatal|panic)\] ")
 
 
-def _read_stderr(stream: IO[bytes], times: queue.Queue[float | None], said: _Diagnostics) -> None:
+def _read_stderr(
+    stream: IO[bytes], infos: queue.Queue[_FrameInfo | None], said: _Diagnostics
+) -> None:
     # -loglevel level+info tags each line with its level, e.g. "[h264 @ 0x..] [error] ...".
     for raw in stream:
         line = raw.decode(errors="replace").strip()
-        if match := _PTS_TIME.search(line):
-            times.put(float(match.group(1)))
+        if match := _SHOWINFO.search(line):
+            infos.put(_FrameInfo(float(match[1]), int(match[2]), int(match[3])))
             continue
         said.tail.append(line)
         if (level := _ERROR_LEVEL.search(line)) and len(said.errors) < 20:
@@ -123,46 +136,7 @@ def _read_stderr(stream: IO[bytes], times: queue.Queue[float | None], said: _Dia
                 + " "
                 + line[level.end() :]
             )
-    times.put(None)
-
-
-def _scan_offset(buffer: bytearray) -> int | None:
-    """Offset past the SOS header of the JPEG at the head of ``buffer``; None if not all there."""
-    if len(buffer) >= 2 and buffer[:2] != b"\xff\xd8":
-        raise SamplingFailed("ffmpeg wrote something that is not a JPEG")
-    position = 2
-    while position + 4 <= len(buffer):
-        if buffer[position] != 0xFF:
-            raise SamplingFailed("malformed JPEG segment in ffmpeg's output")
-        marker = buffer[position + 1]
-        position += 2 + int.from_bytes(buffer[position + 2 : position + 4], "big")
-        if marker == 0xDA:  # start of scan
-            return position if position <= len(buffer) else None
-    return None
-
-
-def _iter_jpegs(stream: IO[bytes]) -> Iterator[bytes]:
-    """Split ffmpeg's image2pipe MJPEG output into single JPEG files.
-
-    After the SOS header the entropy-coded data escapes every 0xFF byte (0xFF00 or RSTn), so the
-    first 0xFFD9 after it is the end of the image.
-    """
-    buffer = bytearray()
-    searched: int | None = None  # how far the head image's scan data was searched for its end
-    while chunk := stream.read(1 << 16):
-        buffer += chunk
-        while True:
-            if searched is None:
-                searched = _scan_offset(buffer)
-                if searched is None:
-                    break
-            end = buffer.find(b"\xff\xd9", searched)
-            if end < 0:
-                searched = max(searched, len(buffer) - 1)
-                break
-            yield bytes(buffer[: end + 2])
-            del buffer[: end + 2]
-            searched = None
+    infos.put(None)
 
 
 WHOLE = Segment()
@@ -237,9 +211,11 @@ def sample(
 ) -> Iterator[SampledImage]:
     """Yield each frame the policy keeps as a JPEG with its timestamp and stats, in one ffmpeg.
 
-    The filter graph selects frames once, then splits them: one branch is encoded to JPEG on
-    stdout, the other scaled to a tiny gray image on a second pipe for pHash, sharpness and
-    brightness. ``showinfo`` on stderr gives each frame's presentation time, in the same order.
+    The filter graph selects frames once, then splits them: one branch goes out raw (YUV 4:2:0,
+    cropped to even sides) on stdout and is encoded here with libjpeg-turbo (simplejpeg), several
+    times cheaper than ffmpeg's own MJPEG encoder; the other is scaled to a tiny gray image on a
+    second pipe for pHash, sharpness and brightness. ``showinfo`` on stderr gives each frame's
+    presentation time and size, in the same order.
     """
     input_args: dict[str, Any] = {"nostdin": None}
     if policy.keyframes_only:
@@ -254,12 +230,13 @@ def sample(
     selected = (
         ffmpeg.input(url, **input_args)
         .video.filter("select", select_expression(policy, segment))
+        .filter("crop", "trunc(iw/2)*2", "trunc(ih/2)*2")  # 4:2:0 planes need even sides
         .filter("showinfo")
         .split()
     )
     gray_read, gray_write = os.pipe()
-    jpegs = selected[0].output(
-        "pipe:1", format="image2pipe", vcodec="mjpeg", fps_mode="passthrough", **{"q:v": quality}
+    frames = selected[0].output(
+        "pipe:1", format="rawvideo", pix_fmt="yuv420p", fps_mode="passthrough"
     )
     gray = (
         selected[1]
@@ -267,7 +244,7 @@ def sample(
         .output(f"pipe:{gray_write}", format="rawvideo", pix_fmt="gray", fps_mode="passthrough")
     )
     command = (
-        ffmpeg.merge_outputs(jpegs, gray)
+        ffmpeg.merge_outputs(frames, gray)
         .global_args("-hide_banner", "-loglevel", "level+info")
         .compile()
     )
@@ -279,24 +256,27 @@ def sample(
         os.close(gray_write)
     if process.stdout is None or process.stderr is None:
         raise SamplingFailed("could not open pipes to ffmpeg")
-    times: queue.Queue[float | None] = queue.Queue()
+    infos: queue.Queue[_FrameInfo | None] = queue.Queue()
     grays: queue.Queue[npt.NDArray[np.uint8] | None] = queue.Queue()
     said = _Diagnostics()
     with os.fdopen(gray_read, "rb") as gray_stream:
         readers = [
-            threading.Thread(target=_read_stderr, args=(process.stderr, times, said), daemon=True),
+            threading.Thread(target=_read_stderr, args=(process.stderr, infos, said), daemon=True),
             threading.Thread(target=_read_gray, args=(gray_stream, grays), daemon=True),
         ]
         for reader in readers:
             reader.start()
         finished = False
         try:
-            for jpeg in _iter_jpegs(process.stdout):
-                pts_time, small = times.get(timeout=300), grays.get(timeout=300)
-                if pts_time is None or small is None:
-                    raise SamplingFailed("ffmpeg's outputs disagree on the number of frames")
+            while (info := infos.get(timeout=600)) is not None:
+                raw = process.stdout.read(info.width * info.height * 3 // 2)
+                small = grays.get(timeout=300)
+                if len(raw) != info.width * info.height * 3 // 2 or small is None:
+                    raise SamplingFailed("ffmpeg's outputs disagree on the frames")
                 yield SampledImage(
-                    round((pts_time - start_time_s) * 1000), jpeg, frame_stats(small)
+                    round((info.pts_time - start_time_s) * 1000),
+                    _encode_jpeg(raw, info.width, info.height, quality),
+                    frame_stats(small),
                 )
             finished = True
         finally:
@@ -311,6 +291,15 @@ def sample(
         # ffmpeg decodes on past a corrupt or truncated part; the frames it gave are kept, and
         # the video is reported, not passed as whole.
         raise SamplingFailed(f"decode errors: {said.summary()}")
+
+
+def _encode_jpeg(raw: bytes, width: int, height: int, quality: int) -> bytes:
+    planes = np.frombuffer(raw, dtype=np.uint8)
+    luma = width * height
+    y = planes[:luma].reshape(height, width)
+    u = planes[luma : luma + luma // 4].reshape(height // 2, width // 2)
+    v = planes[luma + luma // 4 :].reshape(height // 2, width // 2)
+    return bytes(simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=quality))
 
 
 def generate_test_video(

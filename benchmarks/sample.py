@@ -1,0 +1,193 @@
+"""Sampler benchmark: framesift's sampler against ffmpeg's own CLI, the classic OpenCV loop and
+the decode limit, measured in the same run on the same generated files.
+
+    .venv/bin/python benchmarks/sample.py                # 720p and 1080p, 60 s, GOP 60 and 250
+    .venv/bin/python benchmarks/sample.py --seconds 300  # the same at 300 s (RSS vs length)
+
+Every method runs in its own process. The ffmpeg commands are timed by the wall clock of the
+process; the Python methods from their first call, after their imports (a function instance is
+warm), and their process's wall time is shown too. Peak RSS is the largest of the process and
+the ffmpeg it ran. All sample one frame per second and write JPEGs:
+
+- decode limit:  ``ffmpeg -i X -f null -`` (decodes every frame, writes nothing)
+- ffmpeg CLI:    ``ffmpeg -i X -vf fps=1 -q:v 3 %06d.jpg``
+- OpenCV loop:   read every frame, keep ``frame_id % round(fps) == 0``, ``cv2.imencode``
+- framesift:     ``framesift.media.sample`` (JPEGs, timestamps, pHash, sharpness, brightness)
+- framesift key: the same with ``keyframes_only`` (decodes keyframes only)
+
+The OpenCV loop needs ``opencv-python-headless`` (``pip install -e .[bench]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from framesift import media
+from framesift.models import SamplingPolicy
+
+# Comparable JPEG settings: ffmpeg's -q:v 3 and libjpeg quality 90 give files of similar size.
+FFMPEG_QSCALE = 3
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class Video:
+    height: int
+    seconds: int
+    gop: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.height}p_{self.seconds}s_gop{self.gop}.mp4"
+
+    @property
+    def size(self) -> str:
+        return {720: "1280x720", 1080: "1920x1080"}[self.height]
+
+
+@dataclass(frozen=True)
+class Run:
+    wall_s: float  # the whole process
+    seconds: float  # the method's own time (the Python methods' after their imports)
+    cpu_s: float  # user + system, the process and the ffmpeg it ran
+    rss_mb: float
+    frames: int
+
+
+Command = Callable[[str, str], list[str]]
+
+
+def _run(command: Command, video: Path) -> Run:
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            command(str(video), out), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        stdout = process.stdout.read() if process.stdout else b""
+        # wait4, not wait: its rusage is this one process's and its reaped children's alone.
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{command(str(video), out)[:3]} failed with status {status}")
+        frames = sum(1 for _ in Path(out).iterdir())
+    seconds = json.loads(stdout)["seconds"] if stdout else wall
+    return Run(wall, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, frames)
+
+
+def worker(method: str, video: str, out_dir: str) -> None:
+    """Run one method in this process; print the frames it kept and the seconds it took after
+    its imports, as in a warm function instance."""
+    start = time.perf_counter()
+    count = 0
+    if method == "opencv":
+        import cv2
+
+        capture = cv2.VideoCapture(video)
+        step = round(capture.get(cv2.CAP_PROP_FPS))
+        frame_id = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if frame_id % step == 0:
+                ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                Path(out_dir, f"{frame_id:08d}.jpg").write_bytes(jpeg.tobytes())
+                count += 1
+            frame_id += 1
+    else:
+        policy = SamplingPolicy(keyframes_only=method == "framesift-keyframes")
+        probe = media.probe(video)
+        for image in media.sample(video, policy, probe.start_time_s, JPEG_QUALITY):
+            Path(out_dir, f"{image.timestamp_ms:010d}.jpg").write_bytes(image.jpeg)
+            count += 1
+    print(json.dumps({"frames": count, "seconds": time.perf_counter() - start}))
+
+
+_FFMPEG = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i"]
+
+
+def _python(method: str) -> Command:
+    return lambda video, out: [sys.executable, __file__, "--worker", method, video, out]
+
+
+METHODS: dict[str, Command] = {
+    "decode limit": lambda video, out: [*_FFMPEG, video, "-f", "null", "-"],
+    "ffmpeg CLI fps=1": lambda video, out: [
+        *_FFMPEG,
+        video,
+        "-vf",
+        "fps=1",
+        "-q:v",
+        str(FFMPEG_QSCALE),
+        f"{out}/%06d.jpg",
+    ],
+    "OpenCV loop": _python("opencv"),
+    "framesift": _python("framesift"),
+    "framesift keyframes": _python("framesift-keyframes"),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--seconds",
+        type=int,
+        nargs="+",
+        default=[60],
+        help="video lengths (60 and 300 in the README)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median counts")
+    parser.add_argument("--media", type=Path, default=Path(".framesift/bench-media"))
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("METHOD", "VIDEO", "OUT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+
+    args.media.mkdir(parents=True, exist_ok=True)
+    videos = [Video(h, n, g) for n in args.seconds for h in (720, 1080) for g in (60, 250)]
+    print(f"{os.cpu_count()} cores; median of {args.repeat} interleaved rounds; 1 frame per second")
+    columns = ["video", "method", "frames", "time s", "x realtime", "vs decode limit"]
+    columns += ["CPU s", "CPU vs decode", "RSS MB"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * 9)
+    for video in videos:
+        path = args.media / video.name
+        if not path.exists():
+            print(f"generating {path} ...", file=sys.stderr)
+            media.generate_test_video(
+                str(path), seconds=video.seconds, fps="30", size=video.size, gop=video.gop
+            )
+        # Rounds interleave the methods, so a slow spell of a shared machine hits them all.
+        runs: dict[str, list[Run]] = {method: [] for method in METHODS}
+        for _ in range(args.repeat):
+            for method, command in METHODS.items():
+                runs[method].append(_run(command, path))
+        limit = statistics.median(r.seconds for r in runs["decode limit"])
+        limit_cpu = statistics.median(r.cpu_s for r in runs["decode limit"])
+        for method, method_runs in runs.items():
+            seconds = statistics.median(r.seconds for r in method_runs)
+            cpu = statistics.median(r.cpu_s for r in method_runs)
+            frames = method_runs[0].frames or "all"
+            print(
+                f"| {video.name} | {method} | {frames} | {seconds:.2f} "
+                f"| {video.seconds / seconds:.1f} | {seconds / limit:.2f}x | {cpu:.1f} "
+                f"| {cpu / limit_cpu:.2f}x | {max(r.rss_mb for r in method_runs):.0f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
