@@ -50,6 +50,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     generate_test_video(str(files["clip_5s_gop50"]), seconds=5, fps="25", gop=50)
     files["three_shots"] = folder / "three_shots.mp4"
     _three_shots(files["three_shots"])
+    files["vfr"] = folder / "vfr.mp4"
+    _variable_frame_rate(files["vfr"])
     files.update(_bad_videos(folder, files["clip_5s_25fps"]))
     files["text_as_mp4"] = folder / "notes.mp4"
     files["text_as_mp4"].write_text("this is a text file, not a video\n" * 20)
@@ -89,6 +91,36 @@ def _bad_videos(folder: Path, good: Path) -> dict[str, Path]:
     )
     subprocess.run([*lavfi, "sine=duration=2", "-c:a", "aac", str(bad["audio_only"])], check=True)
     return bad
+
+
+def _variable_frame_rate(path: Path) -> None:
+    """2 s at 30 fps, then 2 s at 7 fps, in one stream with its real timestamps."""
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=7:duration=2",
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1:a=0",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
 
 
 def _three_shots(path: Path) -> None:

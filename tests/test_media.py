@@ -24,6 +24,12 @@ def test_ntsc_timestamps_are_exact_not_floor_fps(media):
     assert [f.timestamp_ms for f in frames] == [0, 1001, 2002, 3003]
 
 
+def test_variable_frame_rate_timestamps_are_the_streams_own(media):
+    # 30 fps until 2 s, then 7 fps: the 2.5 s window starts with the frame at 2 + 4/7 s.
+    policy = SamplingPolicy(every_seconds=0.5)
+    assert _timestamps(media["vfr"], policy) == [0, 500, 1000, 1500, 2000, 2571, 3000, 3571]
+
+
 def test_fractional_interval_keeps_the_first_frame_of_each_window(media):
     probe = ff.probe(str(media["clip_5s_25fps"]))
     policy = SamplingPolicy(every_seconds=0.5)

@@ -179,6 +179,7 @@ def test_redelivered_notification_changes_nothing(devstack, gcs, db, batches, me
         ("image_as_mp4", "no video stream"),
         ("audio_only", "no video stream"),
         ("truncated", "decode errors"),
+        ("corrupt_middle", "decode errors"),
     ],
 )
 def test_bad_video_is_recorded_failed_and_acknowledged(
@@ -190,8 +191,8 @@ def test_bad_video_is_recorded_failed_and_acknowledged(
     video = wait_for(lambda: _finished(db, blob), "the sampler to record the failure")
     assert video["status"] == "failed"
     assert reason in video["error"]
-    # A truncated video keeps the frames decoded before the damage (its first 2 s at least).
-    if medium == "truncated":
+    # A damaged video keeps the frames decoded before the damage (its first 2 s at least).
+    if medium in ("truncated", "corrupt_middle"):
         assert video["frames_sampled"] >= 2
     else:
         assert video["frames_sampled"] == 0
