@@ -14,7 +14,14 @@ def test_up_status_down_leaves_no_process(tmp_path):
     state = stack.up()
     try:
         names = [s.name for s in state.services]
-        assert names == ["pubsub", "firestore", "gcs", "bigquery", "function-sampler"]
+        assert names == [
+            "pubsub",
+            "firestore",
+            "gcs",
+            "bigquery",
+            "function-sampler",
+            "function-dedup",
+        ]
         assert stack.status() == dict.fromkeys(names, True)
         with pytest.raises(DevStackError, match="already running"):
             DevStack(state_dir=tmp_path / "stack").up()

@@ -18,7 +18,7 @@ from framesift.stages.sampler import Outcome
 def _batches(pipeline: EmbeddedPipeline) -> list[FrameBatch]:
     return [
         FrameBatch.model_validate_json(m.data)
-        for m in pipeline.publisher.retained[Topics.FRAMES_SAMPLED]
+        for m in pipeline.publisher.published[Topics.FRAMES_SAMPLED]
     ]
 
 

@@ -52,14 +52,18 @@ def run(
         for r in summary.results
     ]
     if as_json:
-        print(json.dumps({"videos": rows, "frames": summary.frames, **summary.counts()}))
+        totals = {"frames": summary.frames, "kept": summary.kept, "dropped": summary.dropped}
+        print(json.dumps({"videos": rows, **totals, **summary.counts()}))
     else:
         table = Table("video", "outcome", "frames", "reason")
         for row in rows:
             table.add_row(*(str(value) for value in row.values()))
         console.print(table)
         frames_dir = workdir / "buckets" / settings.frames_bucket
-        console.print(f"{summary.frames} frames in {frames_dir}")
+        console.print(
+            f"{summary.frames} frames sampled into {frames_dir}: {summary.kept} kept, "
+            f"{summary.dropped} dropped as duplicates"
+        )
     if summary.counts().get("failed") or summary.dead_letters:
         raise typer.Exit(1)
 

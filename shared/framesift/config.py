@@ -22,10 +22,17 @@ class Backend(StrEnum):
     GCP = "gcp"
 
 
+class DedupScope(StrEnum):
+    COLLECTOR = "collector"
+    ALL = "all"
+
+
 class Topics:
     """Pub/Sub topic names between the stages (defined once, used by functions, devstack, infra)."""
 
     RAW_OBJECTS = "raw-objects"
+    # Frames that survived dedup, on their way to the labeler.
+    FRAMES_KEPT = "frames-kept"
     # Parts of a long video, each sampled by its own sampler invocation.
     VIDEO_SEGMENTS = "video-segments"
     FRAMES_SAMPLED = "frames-sampled"
@@ -62,6 +69,11 @@ class Settings(BaseSettings):
     signed_url_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     # Service account that signs URLs through IAM signBlob when no key file exists.
     signer_service_account: str | None = None
+
+    # Frames within this many bits of pHash of a kept frame are dropped as near duplicates.
+    dedup_threshold: int = Field(default=10, ge=0, le=32)
+    # Where near duplicates are looked for beyond the video: one collector's frames, or all.
+    dedup_scope: DedupScope = DedupScope.COLLECTOR
 
     log_level: str = "INFO"
 

@@ -61,6 +61,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "sampler", "sample_video", "cloudevent", (Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS)
     ),
+    FunctionSpec("dedup", "dedup_frames", "cloudevent", (Topics.FRAMES_SAMPLED,)),
 )
 
 
@@ -310,7 +311,12 @@ class DevStack:
             from framesift.schemas import ALL_TABLES
 
             publisher = pubsub_v1.PublisherClient()
-            for topic in (Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS, Topics.FRAMES_SAMPLED):
+            for topic in (
+                Topics.RAW_OBJECTS,
+                Topics.VIDEO_SEGMENTS,
+                Topics.FRAMES_SAMPLED,
+                Topics.FRAMES_KEPT,
+            ):
                 publisher.create_topic(name=publisher.topic_path(self.project, topic))
             gcs = storage.Client(project=self.project, credentials=AnonymousCredentials())
             for bucket in (RAW_BUCKET, FRAMES_BUCKET):

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from framesift.adapters.embedded import FolderBlobStore, InProcessPublisher
 from framesift.config import Backend, Settings, Topics
-from framesift.models import PubSubMessage
+from framesift.models import FrameBatch, PubSubMessage
 from framesift.ports import BlobInfo
+from framesift.stages.dedup import BatchResult, Dedup
 from framesift.stages.sampler import VIDEO_EXTENSIONS, Sampler, SampleResult
 from framesift.wiring import Adapters, build_adapters
 
@@ -56,6 +57,7 @@ def iter_videos(paths: Iterable[Path]) -> Iterator[Path]:
 @dataclass
 class RunSummary:
     results: list[SampleResult] = field(default_factory=list)
+    batches: list[BatchResult] = field(default_factory=list)
     dead_letters: int = 0
 
     def counts(self) -> Mapping[str, int]:
@@ -64,6 +66,14 @@ class RunSummary:
     @property
     def frames(self) -> int:
         return sum(result.frames for result in self.results)
+
+    @property
+    def kept(self) -> int:
+        return sum(batch.kept for batch in self.batches)
+
+    @property
+    def dropped(self) -> int:
+        return sum(batch.dropped for batch in self.batches)
 
 
 class EmbeddedPipeline:
@@ -93,6 +103,12 @@ class EmbeddedPipeline:
 
         self.publisher.subscribe(Topics.RAW_OBJECTS, on_sampler_message)
         self.publisher.subscribe(Topics.VIDEO_SEGMENTS, on_sampler_message)
+        dedup = Dedup(self.adapters, settings)
+
+        def on_frame_batch(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
+            self.summary.batches.append(dedup.handle_batch(FrameBatch.model_validate_json(data)))
+
+        self.publisher.subscribe(Topics.FRAMES_SAMPLED, on_frame_batch)
 
     def upload(
         self, video: Path, collector: str, metadata: Mapping[str, str] | None = None

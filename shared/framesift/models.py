@@ -222,6 +222,62 @@ class FrameBatch(BaseModel):
     batch_count: int
     frames: list[SampledFrame]
 
+    @property
+    def batch_id(self) -> str:
+        return f"{self.video_doc_id}_{self.segment_index:05d}_{self.batch_index:04d}"
+
+    @classmethod
+    def from_message(cls, message: PubSubMessage) -> FrameBatch:
+        try:
+            return cls.model_validate(message.json_payload())
+        except ValidationError as exc:
+            raise BadEvent(f"malformed frame batch: {exc}") from exc
+
+
+class DedupStatus(StrEnum):
+    KEPT = "kept"
+    DROPPED = "dropped"
+
+
+class DropReason(StrEnum):
+    EXACT_DUPLICATE = "exact_duplicate"
+    NEAR_DUPLICATE = "near_duplicate"
+    UNREADABLE = "unreadable"
+
+
+class DedupDecision(BaseModel):
+    """What dedup decided for a frame, recorded on the frame document (``dedup_*`` fields)."""
+
+    status: DedupStatus
+    drop_reason: DropReason | None = None
+    duplicate_of: str | None = None
+    distance: int | None = None
+    scope: str | None = None  # "video" or "dataset" for a near duplicate
+    decided_at: datetime = Field(default_factory=utcnow)
+
+    def as_fields(self) -> dict[str, Any]:
+        return {f"dedup_{key}": value for key, value in self.model_dump().items()}
+
+    @classmethod
+    def from_fields(cls, doc: dict[str, Any]) -> DedupDecision | None:
+        if not doc.get("dedup_status"):
+            return None
+        return cls.model_validate(
+            {
+                key.removeprefix("dedup_"): value
+                for key, value in doc.items()
+                if key.startswith("dedup_")
+            }
+        )
+
+
+class KeptFrames(BaseModel):
+    """One message to the labeler: the frames of one dedup batch that were kept."""
+
+    batch_id: str
+    collector: str
+    frames: list[SampledFrame]
+
 
 class Segment(BaseModel):
     """The part ``[start_s, end_s)`` of a stream (absolute stream times) one invocation samples.

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+DocKey = tuple[str, str]  # (collection, document id)
+# Given the documents read (None where absent), the writes to make (merged into each document,
+# created if absent) and the result to return.
+Change = Callable[[dict[DocKey, dict[str, Any] | None]], tuple[dict[DocKey, dict[str, Any]], T]]
 
 
 class NotFound(LookupError):
@@ -63,6 +69,14 @@ class DocumentStore(Protocol):
 
     def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
         """All documents whose top-level ``field`` equals ``value``."""
+        ...
+
+    def transact(self, keys: Sequence[DocKey], change: Change[T]) -> T:
+        """Read ``keys``, apply ``change`` and write its result as one serializable transaction.
+
+        Two transactions that read a common document never both commit on stale reads: one
+        is retried (Firestore) or waits (SQLite), so ``change`` may run more than once.
+        """
         ...
 
 

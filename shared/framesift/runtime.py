@@ -10,7 +10,8 @@ from cloudevents.http import CloudEvent
 
 from framesift.config import get_settings
 from framesift.logs import bind_trace, clear_context, configure_logging, get_logger
-from framesift.models import BadEvent, PubSubMessage
+from framesift.models import BadEvent, FrameBatch, PubSubMessage
+from framesift.stages.dedup import BatchResult, Dedup
 from framesift.stages.sampler import Sampler, SampleResult
 from framesift.wiring import Adapters, build_adapters
 
@@ -28,6 +29,11 @@ def adapters() -> Adapters:
 @lru_cache(maxsize=1)
 def sampler() -> Sampler:
     return Sampler(adapters(), get_settings())
+
+
+@lru_cache(maxsize=1)
+def dedup() -> Dedup:
+    return Dedup(adapters(), get_settings())
 
 
 def run_pubsub_event(cloud_event: CloudEvent, handle: Callable[[PubSubMessage], Any]) -> None:
@@ -53,3 +59,7 @@ def run_pubsub_event(cloud_event: CloudEvent, handle: Callable[[PubSubMessage], 
 
 def sample_notification(message: PubSubMessage) -> SampleResult:
     return sampler().handle_message(message)
+
+
+def dedup_batch(message: PubSubMessage) -> BatchResult:
+    return dedup().handle_batch(FrameBatch.from_message(message))

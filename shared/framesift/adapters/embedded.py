@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from framesift.logs import get_logger
-from framesift.ports import BlobInfo, NotFound, TableSchema
+from framesift.ports import BlobInfo, Change, DocKey, NotFound, T, TableSchema
 
 log = get_logger(__name__)
 
@@ -156,6 +156,10 @@ class InProcessPublisher:
     def subscribe(self, topic: str, handler: MessageHandler) -> None:
         self._subscribers[topic].append(handler)
 
+    def unsubscribe_all(self, topic: str) -> None:
+        """Detach the topic's handlers: later messages are retained (a stage that is down)."""
+        self._subscribers.pop(topic, None)
+
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
         message = _Message(topic, data, dict(attributes or {}), uuid.uuid4().hex)
         with self._lock:
@@ -229,23 +233,34 @@ class SqliteDocumentStore:
             return cursor.rowcount == 1
 
     def merge(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> None:
+        self.transact([(collection, doc_id)], lambda _: ({(collection, doc_id): dict(data)}, None))
+
+    def transact(self, keys: Sequence[DocKey], change: Change[T]) -> T:
         db = self._connect()
         try:
-            db.execute("BEGIN IMMEDIATE")  # read-modify-write without a lost update
-            row = db.execute(
-                "SELECT data FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
-            ).fetchone()
-            merged = {**(json.loads(row[0]) if row else {}), **data}
-            db.execute(
-                "INSERT OR REPLACE INTO documents (collection, id, data) VALUES (?, ?, ?)",
-                (collection, doc_id, json.dumps(merged, default=_json_default)),
-            )
+            db.execute("BEGIN IMMEDIATE")  # one writer at a time: reads cannot go stale
+            docs = {key: self._read(db, key) for key in keys}
+            writes, result = change(docs)
+            for key, data in writes.items():
+                current = docs[key] if key in docs else self._read(db, key)
+                db.execute(
+                    "INSERT OR REPLACE INTO documents (collection, id, data) VALUES (?, ?, ?)",
+                    (*key, json.dumps({**(current or {}), **data}, default=_json_default)),
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         finally:
             db.close()
+        return result
+
+    @staticmethod
+    def _read(db: sqlite3.Connection, key: DocKey) -> dict[str, Any] | None:
+        row = db.execute(
+            "SELECT data FROM documents WHERE collection = ? AND id = ?", key
+        ).fetchone()
+        return json.loads(row[0]) if row else None
 
     def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
         with self._connect() as db:

@@ -20,7 +20,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, firestore, pubsub_v1, storage
 
-from framesift.ports import BlobInfo, Column, NotFound, TableSchema
+from framesift.ports import BlobInfo, Change, Column, DocKey, NotFound, T, TableSchema
 
 
 def _blob_info(blob: storage.Blob) -> BlobInfo:
@@ -128,6 +128,27 @@ class FirestoreDocumentStore:
 
     def merge(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> None:
         self._client.collection(collection).document(doc_id).set(dict(data), merge=True)
+
+    def transact(self, keys: Sequence[DocKey], change: Change[T]) -> T:
+        client = self._client
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> T:
+            refs = [client.collection(c).document(d) for c, d in keys]
+            snapshots = {
+                (s.reference.parent.id, s.reference.id): s
+                for s in client.get_all(refs, transaction=transaction)
+            }
+            docs = {
+                key: (snap.to_dict() if (snap := snapshots.get(key)) and snap.exists else None)
+                for key in keys
+            }
+            writes, result = change(docs)
+            for (collection, doc_id), data in writes.items():
+                transaction.set(client.collection(collection).document(doc_id), data, merge=True)
+            return result
+
+        return run(client.transaction(max_attempts=20))
 
     def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
         query = self._client.collection(collection).where(

@@ -316,10 +316,7 @@ class Sampler:
                 batch_count=count,
                 frames=frames[index * size : (index + 1) * size],
             )
-            attributes = {
-                "video_doc_id": task.video_doc_id,
-                "batch_id": f"{task.segment_id}_{index:04d}",
-            }
+            attributes = {"video_doc_id": task.video_doc_id, "batch_id": batch.batch_id}
             self._adapters.publisher.publish(
                 Topics.FRAMES_SAMPLED, batch.model_dump_json().encode(), attributes
             )

@@ -1,0 +1,162 @@
+"""Dedup stage: the sampler's frame batches in, a decision on every frame, kept frames out.
+
+For each frame, in one document-store transaction (see :mod:`framesift.phashindex` for the
+index and what the transaction guarantees):
+
+1. the frame document: a frame already decided keeps its decision (redelivery changes nothing);
+2. exact duplicates: the SHA-256 of the JPEG bytes, across the whole dataset
+   (``content_hashes/{sha256}`` names the first kept frame with those bytes);
+3. near duplicates within the video: the pHash against every frame kept so far in the same
+   video, so a parked car filmed for ten minutes keeps one frame;
+4. near duplicates across the dataset: the same against the frames kept in the configured
+   scope (the collector, or everything), so the same road driven twice is not labeled twice.
+
+A kept frame's hash goes into both indexes and its content hash is claimed in the same
+transaction. The kept frames of a batch go on to the labeler as one message; a batch already
+sent is not sent again (``dedup_batches/{batch id}``); after a crash between sending and
+recording that, the batch may be sent twice and the labeler's per-frame idempotency absorbs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from framesift import phashindex
+from framesift.config import DedupScope, Settings, Topics
+from framesift.logs import bind_context, get_logger
+from framesift.models import (
+    DedupDecision,
+    DedupStatus,
+    DropReason,
+    FrameBatch,
+    KeptFrames,
+    SampledFrame,
+    utcnow,
+)
+from framesift.ports import DocKey
+from framesift.stages.sampler import FRAMES
+from framesift.wiring import Adapters
+
+log = get_logger(__name__)
+
+CONTENT_HASHES = "content_hashes"
+BATCHES = "dedup_batches"
+
+
+class BatchOutcome(StrEnum):
+    DONE = "done"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    outcome: BatchOutcome
+    kept: int = 0
+    dropped: int = 0
+
+
+class Dedup:
+    def __init__(self, adapters: Adapters, settings: Settings) -> None:
+        self._adapters = adapters
+        self._threshold = settings.dedup_threshold
+        self._scope = settings.dedup_scope
+
+    def handle_batch(self, batch: FrameBatch) -> BatchResult:
+        bind_context(video_doc_id=batch.video_doc_id, batch_id=batch.batch_id)
+        documents = self._adapters.documents
+        record = {"id": batch.batch_id, "video_doc_id": batch.video_doc_id, "status": "processing"}
+        if not documents.create(BATCHES, batch.batch_id, record):
+            existing = documents.get(BATCHES, batch.batch_id) or {}
+            if existing.get("status") == "sent":
+                log.info("duplicate delivery: batch already decided and sent")
+                return BatchResult(BatchOutcome.DUPLICATE)
+
+        decisions = [(frame, self.decide(frame, batch)) for frame in batch.frames]
+        kept = [frame for frame, decision in decisions if decision.status is DedupStatus.KEPT]
+        if kept:
+            message = KeptFrames(batch_id=batch.batch_id, collector=batch.collector, frames=kept)
+            self._adapters.publisher.publish(
+                Topics.FRAMES_KEPT,
+                message.model_dump_json().encode(),
+                {"batch_id": batch.batch_id, "video_doc_id": batch.video_doc_id},
+            )
+        documents.merge(
+            BATCHES,
+            batch.batch_id,
+            {"status": "sent", "kept": len(kept), "frames": len(decisions), "updated_at": utcnow()},
+        )
+        log.info(
+            "batch decided",
+            extra={"fields": {"kept": len(kept), "dropped": len(decisions) - len(kept)}},
+        )
+        return BatchResult(BatchOutcome.DONE, len(kept), len(decisions) - len(kept))
+
+    def _dataset_scope(self, collector: str) -> str:
+        return "all" if self._scope is DedupScope.ALL else f"collector:{collector}"
+
+    def decide(self, frame: SampledFrame, batch: FrameBatch) -> DedupDecision:
+        """Decide one frame exactly once, atomically with the indexes it reads and extends."""
+        scopes = {
+            "video": f"video:{batch.video_doc_id}",
+            "dataset": self._dataset_scope(batch.collector),
+        }
+        buckets = {
+            name: [
+                (phashindex.BUCKETS, bucket_id)
+                for bucket_id in phashindex.bucket_ids(scope, frame.phash, self._threshold)
+            ]
+            for name, scope in scopes.items()
+        }
+        frame_key: DocKey = (FRAMES, frame.frame_id)
+        content_key: DocKey = (CONTENT_HASHES, frame.sha256)
+        keys = [frame_key, content_key, *(key for keys in buckets.values() for key in keys)]
+
+        def change(
+            docs: dict[DocKey, dict | None],
+        ) -> tuple[dict[DocKey, dict], DedupDecision]:
+            earlier = DedupDecision.from_fields(docs[frame_key] or {})
+            if earlier is not None:
+                return {}, earlier
+            decision = self._judge(frame, docs, content_key, buckets)
+            writes: dict[DocKey, dict] = {frame_key: decision.as_fields()}
+            if decision.status is DedupStatus.KEPT:
+                writes[content_key] = {"frame_id": frame.frame_id, "sha256": frame.sha256}
+                for keys_of_scope in buckets.values():
+                    read = {key[1]: docs[key] for key in keys_of_scope}
+                    for bucket_id, data in phashindex.added(
+                        read, frame.frame_id, frame.phash
+                    ).items():
+                        writes[(phashindex.BUCKETS, bucket_id)] = data
+            return writes, decision
+
+        return self._adapters.documents.transact(keys, change)
+
+    def _judge(
+        self,
+        frame: SampledFrame,
+        docs: dict[DocKey, dict | None],
+        content_key: DocKey,
+        buckets: dict[str, list[DocKey]],
+    ) -> DedupDecision:
+        owner = (docs[content_key] or {}).get("frame_id")
+        if owner and owner != frame.frame_id:
+            return DedupDecision(
+                status=DedupStatus.DROPPED,
+                drop_reason=DropReason.EXACT_DUPLICATE,
+                duplicate_of=owner,
+                distance=0,
+            )
+        for scope, keys in buckets.items():
+            match = phashindex.nearest(
+                frame.phash, (docs[key] for key in keys), self._threshold, exclude=frame.frame_id
+            )
+            if match is not None:
+                return DedupDecision(
+                    status=DedupStatus.DROPPED,
+                    drop_reason=DropReason.NEAR_DUPLICATE,
+                    duplicate_of=match.frame_id,
+                    distance=match.distance,
+                    scope=scope,
+                )
+        return DedupDecision(status=DedupStatus.KEPT)

@@ -1,0 +1,244 @@
+"""Dedup: exact and near duplicates in both scopes, recorded reasons, redelivery, concurrency.
+
+The stage runs on the embedded stack here and, marked emulated, against the Firestore emulator
+for the concurrency guarantee and end to end through the functions.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore, pubsub_v1, storage
+
+from framesift.config import Backend, DedupScope, Settings, Topics
+from framesift.devstack import RAW_BUCKET
+from framesift.local import EmbeddedPipeline
+from framesift.models import FrameBatch, KeptFrames, SampledFrame, VideoRecord
+from framesift.stages.dedup import BatchOutcome, Dedup
+from framesift.wiring import Adapters, build_adapters
+from tests.conftest import wait_for
+
+
+def _frames(pipeline: EmbeddedPipeline, video_doc_id: str) -> list[dict]:
+    docs = pipeline.adapters.documents.where("frames", "video_doc_id", video_doc_id)
+    return sorted(docs, key=lambda d: d["timestamp_ms"])
+
+
+def _kept_messages(pipeline: EmbeddedPipeline) -> list[KeptFrames]:
+    return [
+        KeptFrames.model_validate_json(m.data)
+        for m in pipeline.publisher.published[Topics.FRAMES_KEPT]
+    ]
+
+
+def _run(pipeline: EmbeddedPipeline, video, collector: str = "cam") -> str:
+    pipeline.upload(video, collector)
+    pipeline.publisher.drain()
+    video_doc_id = pipeline.summary.results[-1].video_doc_id
+    assert video_doc_id is not None
+    return video_doc_id
+
+
+def test_static_scene_keeps_one_frame_and_records_why_the_rest_dropped(media, embedded_settings):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    video = _run(pipeline, media["parked"])
+
+    frames = _frames(pipeline, video)
+    assert len(frames) == 6
+    first, rest = frames[0], frames[1:]
+    assert first["dedup_status"] == "kept"
+    for frame in rest:
+        assert frame["dedup_status"] == "dropped"
+        assert frame["dedup_drop_reason"] == "near_duplicate"
+        assert frame["dedup_scope"] == "video"
+        assert frame["dedup_duplicate_of"] == first["id"]
+        assert 0 <= frame["dedup_distance"] <= embedded_settings.dedup_threshold
+    [message] = _kept_messages(pipeline)
+    assert [f.frame_id for f in message.frames] == [first["id"]]
+
+
+def test_every_distinct_scene_is_kept_and_its_repeats_dropped(media, embedded_settings):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    video = _run(pipeline, media["three_scenes"])  # three still pictures, 2 s each
+
+    decisions = {f["timestamp_ms"]: f for f in _frames(pipeline, video)}
+    assert {ms for ms, f in decisions.items() if f["dedup_status"] == "kept"} == {0, 2000, 4000}
+    # The second second of a still picture is that picture again (re-encoded, so not the same
+    # bytes): a near duplicate of the first, within the video.
+    for ms, of in ((1000, 0), (3000, 2000), (5000, 4000)):
+        assert decisions[ms]["dedup_drop_reason"] == "near_duplicate"
+        assert decisions[ms]["dedup_scope"] == "video"
+        assert decisions[ms]["dedup_duplicate_of"] == decisions[of]["id"]
+
+
+@pytest.mark.parametrize(
+    ("scope", "collector", "kept_again"),
+    [
+        (DedupScope.COLLECTOR, "cam", 0),  # same collector: all duplicates
+        (DedupScope.ALL, "other-cam", 0),  # dataset-wide: all duplicates
+        (DedupScope.COLLECTOR, "other-cam", 1),  # other collector: only the exact copy is dropped
+    ],
+)
+def test_the_same_drive_twice_is_not_labeled_twice(
+    media, embedded_settings, scope, collector, kept_again
+):
+    pipeline = EmbeddedPipeline(embedded_settings.model_copy(update={"dedup_scope": scope}))
+    _run(pipeline, media["parked"], "cam")
+    second = pipeline.blobs.root / "again.mp4"
+    second.write_bytes(media["parked"].read_bytes())
+    video = _run(pipeline, second, collector)
+
+    frames = _frames(pipeline, video)
+    assert frames[0]["dedup_drop_reason"] == "exact_duplicate"  # identical bytes: dataset-wide
+    assert sum(f["dedup_status"] == "kept" for f in frames) == kept_again
+    if kept_again == 0:
+        assert {f["dedup_scope"] for f in frames[1:]} == {"dataset"}
+
+
+def test_redelivered_batch_changes_nothing_and_sends_nothing(media, embedded_settings):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    video = _run(pipeline, media["parked"])
+    before = _frames(pipeline, video)
+    [batch_message] = pipeline.publisher.published[Topics.FRAMES_SAMPLED]
+
+    for _ in range(2):
+        pipeline.publisher.publish(
+            Topics.FRAMES_SAMPLED, batch_message.data, batch_message.attributes
+        )
+    pipeline.publisher.drain()
+
+    assert [b.outcome for b in pipeline.summary.batches] == [
+        BatchOutcome.DONE,
+        BatchOutcome.DUPLICATE,
+        BatchOutcome.DUPLICATE,
+    ]
+    assert _frames(pipeline, video) == before
+    assert len(_kept_messages(pipeline)) == 1
+
+
+def test_frames_decided_before_a_crash_keep_their_decision(media, embedded_settings):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    pipeline.publisher.unsubscribe_all(Topics.FRAMES_SAMPLED)  # the dedup instance "crashes"
+    video = _run(pipeline, media["parked"])
+    batch = FrameBatch.model_validate_json(
+        pipeline.publisher.retained[Topics.FRAMES_SAMPLED][0].data
+    )
+    dedup = Dedup(pipeline.adapters, embedded_settings)
+    # It had decided the last frame first (as if the batch came in another order), then died.
+    assert dedup.decide(batch.frames[-1], batch).status == "kept"
+
+    result = dedup.handle_batch(batch)
+
+    frames = _frames(pipeline, video)
+    assert frames[-1]["dedup_status"] == "kept"  # not re-decided against the others
+    assert sum(f["dedup_status"] == "kept" for f in frames) == result.kept == 1
+
+
+def _twin_frames(index: int, prefix: str = "") -> tuple[FrameBatch, FrameBatch]:
+    """Two frames of two videos, 3 bits apart: near-identical; far from other rounds' twins."""
+    base = random.Random(index).getrandbits(64)
+
+    def batch(video: str, phash: str, sha: str) -> FrameBatch:
+        frame = SampledFrame(
+            frame_id=f"{video}_0000000000",
+            timestamp_ms=0,
+            bucket="b",
+            object_name=f"{video}.jpg",
+            sha256=sha * 16,
+            phash=phash,
+            sharpness=10.0,
+            brightness=100.0,
+        )
+        return FrameBatch(
+            video_doc_id=video,
+            collector="cam",
+            video_id=video,
+            segment_index=0,
+            batch_index=0,
+            batch_count=1,
+            frames=[frame],
+        )
+
+    return (
+        batch(f"{prefix}va{index}", f"{base:016x}", f"a{index:03d}"),
+        batch(f"{prefix}vb{index}", f"{base ^ 0b111:016x}", f"b{index:03d}"),
+    )
+
+
+def _decide_together(adapters: Adapters, settings, batches) -> int:
+    """Decide each batch's frame from its own thread at the same moment; how many were kept."""
+    start = threading.Barrier(len(batches))
+    decisions = []
+
+    def decide(batch: FrameBatch) -> None:
+        dedup = Dedup(adapters, settings)
+        start.wait()
+        decisions.append(dedup.decide(batch.frames[0], batch))
+
+    threads = [threading.Thread(target=decide, args=(b,)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(decisions) == len(batches)
+    return sum(d.status == "kept" for d in decisions)
+
+
+def _decide_at_once(adapters: Adapters, settings, rounds: int, prefix: str = "") -> list[int]:
+    return [_decide_together(adapters, settings, _twin_frames(i, prefix)) for i in range(rounds)]
+
+
+def test_two_instances_at_once_never_both_keep_near_twins_sqlite(embedded_settings):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    assert _decide_at_once(pipeline.adapters, embedded_settings, rounds=20) == [1] * 20
+
+
+@pytest.mark.emulated
+def test_two_instances_at_once_never_both_keep_near_twins_firestore(devstack, unique):
+    settings = Settings(
+        backend=Backend.GCP,
+        project=devstack.project,
+        bigquery_endpoint=devstack.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
+    )
+    adapters = build_adapters(settings)
+    assert _decide_at_once(adapters, settings, rounds=10, prefix=unique) == [1] * 10
+
+
+@pytest.mark.emulated
+def test_sampled_frames_are_deduplicated_by_the_dedup_function(devstack, media, unique):
+    subscriber = pubsub_v1.SubscriberClient()
+    audit = subscriber.subscription_path(devstack.project, f"kept-{unique}")
+    subscriber.create_subscription(
+        name=audit, topic=subscriber.topic_path(devstack.project, Topics.FRAMES_KEPT)
+    )
+    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
+    db = firestore.Client(project=devstack.project)
+    blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/parked.mp4")
+    blob.upload_from_filename(str(media["parked"]), content_type="video/mp4")
+    video_doc_id = VideoRecord.make_id(RAW_BUCKET, blob.name, int(blob.generation))
+
+    def decided() -> list[dict] | None:
+        query = db.collection("frames").where(
+            filter=firestore.FieldFilter("video_doc_id", "==", video_doc_id)
+        )
+        frames = [d.to_dict() for d in query.stream()]
+        return frames if len(frames) == 6 and all(f.get("dedup_status") for f in frames) else None
+
+    frames = sorted(
+        wait_for(decided, "dedup to decide every frame"), key=lambda f: f["timestamp_ms"]
+    )
+
+    # Its two segments are decided in either order: whichever frame came first is the one kept.
+    [kept_frame] = [f for f in frames if f["dedup_status"] == "kept"]
+    dropped = [f for f in frames if f["dedup_status"] == "dropped"]
+    assert len(dropped) == 5
+    assert {f["dedup_duplicate_of"] for f in dropped} == {kept_frame["id"]}
+    sent = wait_for(
+        lambda: subscriber.pull(subscription=audit, max_messages=10, timeout=10).received_messages,
+        "the kept frames to reach the labeler's topic",
+    )
+    kept = [KeptFrames.model_validate_json(m.message.data) for m in sent]
+    assert [f.frame_id for k in kept for f in k.frames] == [kept_frame["id"]]
