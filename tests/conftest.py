@@ -49,13 +49,43 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["clip_5s_gop50"] = folder / "clip_5s_gop50.mp4"
     generate_test_video(str(files["clip_5s_gop50"]), seconds=5, fps="25", gop=50)
     files["three_shots"] = folder / "three_shots.mp4"
-    _three_shots(files["three_shots"])
+    # Red for 2 s, blue for 2 s, then the moving test pattern: two hard cuts.
+    _lavfi_video(
+        files["three_shots"],
+        [
+            "color=c=red:size=320x240:rate=25:duration=2",
+            "color=c=blue:size=320x240:rate=25:duration=2",
+            "testsrc2=size=320x240:rate=25:duration=2",
+        ],
+        "-g",
+        "50",
+    )
     files["three_scenes"] = folder / "three_scenes.mp4"
-    _three_scenes(files["three_scenes"])
+    # Three still pictures, 2 s each, whose pHashes are 28 to 36 bits apart.
+    _lavfi_video(
+        files["three_scenes"],
+        [
+            "smptebars=size=320x240:rate=25:duration=2",
+            "rgbtestsrc=size=320x240:rate=25:duration=2",
+            "mandelbrot=size=320x240:rate=25,trim=end_frame=1,loop=loop=49:size=1:start=0",
+        ],
+    )
     files["vfr"] = folder / "vfr.mp4"
-    _variable_frame_rate(files["vfr"])
+    # 2 s at 30 fps, then 2 s at 7 fps, in one stream with its real timestamps.
+    _lavfi_video(
+        files["vfr"],
+        [
+            "testsrc2=size=320x240:rate=30:duration=2",
+            "testsrc2=size=320x240:rate=7:duration=2",
+        ],
+        "-fps_mode",
+        "vfr",
+    )
     files["parked"] = folder / "parked.mp4"
-    _parked(files["parked"])
+    # A static scene for 6 s with sensor noise: every frame differs, none is worth a label.
+    _lavfi_video(
+        files["parked"], ["smptebars=size=320x240:rate=25:duration=6,noise=alls=12:allf=t+u"]
+    )
     files.update(_bad_videos(folder, files["clip_5s_25fps"]))
     files["text_as_mp4"] = folder / "notes.mp4"
     files["text_as_mp4"].write_text("this is a text file, not a video\n" * 20)
@@ -97,66 +127,13 @@ def _bad_videos(folder: Path, good: Path) -> dict[str, Path]:
     return bad
 
 
-def _parked(path: Path) -> None:
-    """A static scene for 6 s with sensor noise: every frame differs, none is worth a label."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "smptebars=size=320x240:rate=25:duration=6,noise=alls=12:allf=t+u",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            str(path),
-        ],
-        check=True,
+def _lavfi_video(path: Path, sources: list[str], *output_args: str) -> None:
+    """H.264 from ffmpeg's lavfi sources, played one after another."""
+    inputs = [arg for source in sources for arg in ("-f", "lavfi", "-i", source)]
+    joined = "".join(f"[{i}:v]" for i in range(len(sources)))
+    concat = (
+        ["-filter_complex", f"{joined}concat=n={len(sources)}:v=1:a=0"] if len(sources) > 1 else []
     )
-
-
-def _variable_frame_rate(path: Path) -> None:
-    """2 s at 30 fps, then 2 s at 7 fps, in one stream with its real timestamps."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30:duration=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=7:duration=2",
-            "-filter_complex",
-            "[0:v][1:v]concat=n=2:v=1:a=0",
-            "-fps_mode",
-            "vfr",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            str(path),
-        ],
-        check=True,
-    )
-
-
-def _three_scenes(path: Path) -> None:
-    """Three still pictures, 2 s each, whose pHashes are 28 to 36 bits apart."""
-    stills = [
-        "smptebars=size=320x240:rate=25:duration=2",
-        "rgbtestsrc=size=320x240:rate=25:duration=2",
-        "mandelbrot=size=320x240:rate=25,trim=end_frame=1,loop=loop=49:size=1:start=0",
-    ]
-    inputs = [arg for still in stills for arg in ("-f", "lavfi", "-i", still)]
     subprocess.run(
         [
             "ffmpeg",
@@ -164,46 +141,12 @@ def _three_scenes(path: Path) -> None:
             "error",
             "-y",
             *inputs,
-            "-filter_complex",
-            "[0:v][1:v][2:v]concat=n=3:v=1:a=0",
+            *concat,
+            *output_args,
             "-c:v",
             "libx264",
             "-pix_fmt",
             "yuv420p",
-            str(path),
-        ],
-        check=True,
-    )
-
-
-def _three_shots(path: Path) -> None:
-    """Red for 2 s, blue for 2 s, then the moving test pattern: two hard cuts."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:size=320x240:rate=25:duration=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=blue:size=320x240:rate=25:duration=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25:duration=2",
-            "-filter_complex",
-            "[0:v][1:v][2:v]concat=n=3:v=1:a=0",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            "50",
             str(path),
         ],
         check=True,
