@@ -49,6 +49,7 @@ def test_merge_keeps_other_fields_and_where_finds_by_field(documents, unique):
 def _frame(frame_id: str, updated_at: datetime, size: int) -> dict:
     return {
         "id": frame_id,
+        "source": "video",
         "video_doc_id": "v1",
         "collector": "cam",
         "video_id": "drive",

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     frames_bucket: str = "framesift-frames"
     # Only objects under this prefix of the raw bucket are videos for the sampler.
     raw_prefix: str = ""
+    # Photos uploaded as {images_prefix}{collector}/{name}.jpg|png go straight to dedup.
+    images_prefix: str = "images/"
     # Folder holding buckets, the SQLite document store and the DuckDB warehouse (embedded).
     workdir: Path = Path(".framesift")
 

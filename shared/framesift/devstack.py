@@ -61,7 +61,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "sampler", "sample_video", "cloudevent", (Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS)
     ),
-    FunctionSpec("dedup", "dedup_frames", "cloudevent", (Topics.FRAMES_SAMPLED,)),
+    FunctionSpec(
+        "dedup", "dedup_frames", "cloudevent", (Topics.FRAMES_SAMPLED, Topics.RAW_OBJECTS)
+    ),
 )
 
 

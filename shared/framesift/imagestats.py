@@ -13,11 +13,13 @@ that writes its JPEG, so these never need the JPEG again:
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 GRAY_SIZE = 128
 HASH_SIZE = 8
@@ -64,6 +66,31 @@ def sharpness(gray: npt.NDArray[np.uint8]) -> float:
         - 4 * image[1:-1, 1:-1]
     )
     return float(laplacian.var())
+
+
+class UnreadableImage(ValueError):
+    """The bytes are not a complete image Pillow can decode."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    format: str
+    stats: FrameStats
+
+
+def image_stats(data: bytes) -> ImageInfo:
+    """Decode a whole JPEG/PNG (a truncated one is an error) and compute its frame stats."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # decodes everything: truncation and corruption surface here
+            gray = image.convert("L").resize((GRAY_SIZE, GRAY_SIZE), Image.Resampling.BOX)
+            return ImageInfo(
+                image.width, image.height, str(image.format), frame_stats(np.asarray(gray))
+            )
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnreadableImage(f"not a readable image: {exc}") from exc
 
 
 def frame_stats(gray: npt.NDArray[np.uint8]) -> FrameStats:

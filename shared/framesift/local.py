@@ -16,10 +16,10 @@ from pathlib import Path
 
 from framesift.adapters.embedded import FolderBlobStore, InProcessPublisher
 from framesift.config import Backend, Settings, Topics
-from framesift.models import FrameBatch, PubSubMessage
+from framesift.models import PubSubMessage
 from framesift.ports import BlobInfo
-from framesift.stages.dedup import BatchResult, Dedup
-from framesift.stages.sampler import VIDEO_EXTENSIONS, Sampler, SampleResult
+from framesift.stages.dedup import IMAGE_EXTENSIONS, BatchOutcome, BatchResult, Dedup
+from framesift.stages.sampler import VIDEO_EXTENSIONS, Outcome, Sampler, SampleResult
 from framesift.wiring import Adapters, build_adapters
 
 
@@ -46,10 +46,12 @@ def finalize_message(info: BlobInfo) -> tuple[bytes, dict[str, str]]:
     return json.dumps(payload).encode(), attributes
 
 
-def iter_videos(paths: Iterable[Path]) -> Iterator[Path]:
+def iter_inputs(paths: Iterable[Path]) -> Iterator[Path]:
+    """The videos and photos named, folders searched recursively."""
+    wanted = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in wanted)
         else:
             yield path
 
@@ -90,38 +92,51 @@ class EmbeddedPipeline:
         self.publisher: InProcessPublisher = self.adapters.publisher
         self.summary = RunSummary()
         sampler = Sampler(self.adapters, settings)
-
-        def on_sampler_message(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
-            message = PubSubMessage.model_validate(
-                {
-                    "data": base64.b64encode(data).decode(),
-                    "attributes": dict(attributes),
-                    "messageId": message_id,
-                }
-            )
-            self.summary.results.append(sampler.handle_message(message))
-
-        self.publisher.subscribe(Topics.RAW_OBJECTS, on_sampler_message)
-        self.publisher.subscribe(Topics.VIDEO_SEGMENTS, on_sampler_message)
         dedup = Dedup(self.adapters, settings)
 
-        def on_frame_batch(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
-            self.summary.batches.append(dedup.handle_batch(FrameBatch.model_validate_json(data)))
+        # Each function gets the topics it subscribes to in the cloud; what a function ignores
+        # (the sampler ignores images, dedup ignores videos) stays out of the summary.
+        def on_sampler_message(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
+            result = sampler.handle_message(_message(data, attributes, message_id))
+            if result.outcome is not Outcome.IGNORED:
+                self.summary.results.append(result)
 
-        self.publisher.subscribe(Topics.FRAMES_SAMPLED, on_frame_batch)
+        def on_dedup_message(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
+            result = dedup.handle_message(_message(data, attributes, message_id))
+            if result.outcome is not BatchOutcome.IGNORED:
+                self.summary.batches.append(result)
+
+        for topic in (Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS):
+            self.publisher.subscribe(topic, on_sampler_message)
+        for topic in (Topics.RAW_OBJECTS, Topics.FRAMES_SAMPLED):
+            self.publisher.subscribe(topic, on_dedup_message)
 
     def upload(
-        self, video: Path, collector: str, metadata: Mapping[str, str] | None = None
+        self, path: Path, collector: str, metadata: Mapping[str, str] | None = None
     ) -> BlobInfo:
-        name = f"{self.settings.raw_prefix}{collector}/{video.name}"
-        info = self.blobs.put_file(self.settings.raw_bucket, name, video, metadata or {})
+        """Upload a video, or a photo (to the images prefix), as a capture device would."""
+        is_image = path.suffix.lower() in IMAGE_EXTENSIONS
+        prefix = self.settings.images_prefix if is_image else self.settings.raw_prefix
+        name = f"{prefix}{collector}/{path.name}"
+        info = self.blobs.put_file(self.settings.raw_bucket, name, path, metadata or {})
         data, attributes = finalize_message(info)
         self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
         return info
 
     def run(self, paths: Iterable[Path], collector: str) -> RunSummary:
-        for video in iter_videos(paths):
-            self.upload(video, collector)
+        for path in iter_inputs(paths):
+            self.upload(path, collector)
             self.publisher.drain()
         self.summary.dead_letters = len(self.publisher.dead_letters)
         return self.summary
+
+
+def _message(data: bytes, attributes: Mapping[str, str], message_id: str) -> PubSubMessage:
+    """The in-process delivery as the Pub/Sub message a function parses."""
+    return PubSubMessage.model_validate(
+        {
+            "data": base64.b64encode(data).decode(),
+            "attributes": dict(attributes),
+            "messageId": message_id,
+        }
+    )

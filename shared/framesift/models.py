@@ -7,7 +7,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -171,9 +171,10 @@ class VideoRecord(BaseModel):
 
 
 class FrameRecord(BaseModel):
-    """A sampled frame stored as a JPEG in the frames bucket."""
+    """A sampled frame stored as a JPEG in the frames bucket, or a photo uploaded as it is."""
 
     id: str
+    source: Literal["video", "image"] = "video"
     video_doc_id: str
     collector: str
     video_id: str

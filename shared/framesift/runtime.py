@@ -10,7 +10,7 @@ from cloudevents.http import CloudEvent
 
 from framesift.config import get_settings
 from framesift.logs import bind_trace, clear_context, configure_logging, get_logger
-from framesift.models import BadEvent, FrameBatch, PubSubMessage
+from framesift.models import BadEvent, PubSubMessage
 from framesift.stages.dedup import BatchResult, Dedup
 from framesift.stages.sampler import Sampler, SampleResult
 from framesift.wiring import Adapters, build_adapters
@@ -62,4 +62,4 @@ def sample_notification(message: PubSubMessage) -> SampleResult:
 
 
 def dedup_batch(message: PubSubMessage) -> BatchResult:
-    return dedup().handle_batch(FrameBatch.from_message(message))
+    return dedup().handle_message(message)

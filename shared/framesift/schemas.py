@@ -39,6 +39,7 @@ FRAMES = TableSchema(
     name="frames",
     columns=(
         Column("id", "STRING", required=True),
+        Column("source", "STRING", required=True, description="video (a sampled frame) or image"),
         Column("video_doc_id", "STRING", required=True),
         Column("collector", "STRING", required=True),
         Column("video_id", "STRING", required=True),

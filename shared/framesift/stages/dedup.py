@@ -1,5 +1,9 @@
 """Dedup stage: the sampler's frame batches in, a decision on every frame, kept frames out.
 
+Photos uploaded to the raw bucket's images prefix come in too (as the bucket's notification):
+each is read, rejected as ``unreadable`` if Pillow cannot decode all of it, and otherwise hashed
+here and decided like a one-frame video.
+
 For each frame, in one document-store transaction (see :mod:`framesift.phashindex` for the
 index and what the transaction guarantees):
 
@@ -19,18 +23,24 @@ recording that, the batch may be sent twice and the labeler's per-frame idempote
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import PurePosixPath
 
 from framesift import phashindex
 from framesift.config import DedupScope, Settings, Topics
+from framesift.imagestats import UnreadableImage, image_stats
 from framesift.logs import bind_context, get_logger
 from framesift.models import (
     DedupDecision,
     DedupStatus,
     DropReason,
     FrameBatch,
+    FrameRecord,
+    GcsNotification,
     KeptFrames,
+    PubSubMessage,
     SampledFrame,
     utcnow,
 )
@@ -44,9 +54,13 @@ CONTENT_HASHES = "content_hashes"
 BATCHES = "dedup_batches"
 
 
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+
+
 class BatchOutcome(StrEnum):
     DONE = "done"
     DUPLICATE = "duplicate"
+    IGNORED = "ignored"
 
 
 @dataclass(frozen=True)
@@ -59,8 +73,82 @@ class BatchResult:
 class Dedup:
     def __init__(self, adapters: Adapters, settings: Settings) -> None:
         self._adapters = adapters
+        self._settings = settings
         self._threshold = settings.dedup_threshold
         self._scope = settings.dedup_scope
+
+    def handle_message(self, message: PubSubMessage) -> BatchResult:
+        """Either a frame batch from the sampler or a raw bucket notification (for images)."""
+        if "eventType" in message.attributes:
+            return self.handle_image(GcsNotification.from_message(message))
+        return self.handle_batch(FrameBatch.from_message(message))
+
+    def handle_image(self, notification: GcsNotification) -> BatchResult:
+        """A photo uploaded to the images prefix: read, hash and decide it like a frame."""
+        obj = notification.object
+        prefix = self._settings.images_prefix
+        relative = PurePosixPath(obj.name[len(prefix) :])
+        if (
+            notification.event_type != "OBJECT_FINALIZE"
+            or obj.bucket != self._settings.raw_bucket
+            or not prefix
+            or not obj.name.startswith(prefix)
+            or len(relative.parts) != 2
+            or any(part in ("", ".", "..") for part in relative.parts)
+            or relative.suffix.lower() not in IMAGE_EXTENSIONS
+        ):
+            return BatchResult(BatchOutcome.IGNORED)  # not an image upload: the sampler's
+        image_id = (
+            "i_"
+            + hashlib.sha256(f"{obj.bucket}/{obj.name}#{obj.generation}".encode()).hexdigest()[:32]
+        )
+        bind_context(image_id=image_id, object=obj.name)
+        data = self._adapters.blobs.get(obj.bucket, obj.name)
+        sha256 = hashlib.sha256(data).hexdigest()
+        source = {
+            "id": image_id,
+            "source": "image",
+            "video_doc_id": image_id,  # an image is its own one-frame source
+            "collector": relative.parts[0],
+            "video_id": relative.stem,
+            "source_generation": obj.generation,
+            "timestamp_ms": 0,
+            "bucket": obj.bucket,
+            "object_name": obj.name,
+            "size_bytes": len(data),
+            "sha256": sha256,
+        }
+        try:
+            info = image_stats(data)
+        except UnreadableImage as exc:
+            decision = DedupDecision(status=DedupStatus.DROPPED, drop_reason=DropReason.UNREADABLE)
+            created = self._adapters.documents.create(
+                FRAMES, image_id, {**source, **decision.as_fields(), "error": str(exc)}
+            )
+            log.warning("unreadable image recorded: %s", exc)
+            return BatchResult(BatchOutcome.DONE if created else BatchOutcome.DUPLICATE, 0, 1)
+        stats = info.stats
+        frame = FrameRecord.model_validate(
+            {
+                **source,
+                "width": info.width,
+                "height": info.height,
+                "phash": stats.phash,
+                "sharpness": stats.sharpness,
+                "brightness": stats.brightness,
+            }
+        )
+        self._adapters.documents.create(FRAMES, image_id, frame.model_dump())
+        batch = FrameBatch(
+            video_doc_id=image_id,
+            collector=frame.collector,
+            video_id=frame.video_id,
+            segment_index=0,
+            batch_index=0,
+            batch_count=1,
+            frames=[SampledFrame.model_validate({**frame.model_dump(), "frame_id": image_id})],
+        )
+        return self.handle_batch(batch)
 
     def handle_batch(self, batch: FrameBatch) -> BatchResult:
         bind_context(video_doc_id=batch.video_doc_id, batch_id=batch.batch_id)

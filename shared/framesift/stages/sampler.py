@@ -110,6 +110,8 @@ class Sampler:
         obj = notification.object
         if obj.bucket != self._settings.raw_bucket:
             return self._ignore(obj, f"bucket {obj.bucket!r} is not the raw bucket")
+        if self._settings.images_prefix and obj.name.startswith(self._settings.images_prefix):
+            return self._ignore(obj, "under the images prefix: dedup takes it")
         parsed = parse_video_name(obj.name, self._settings.raw_prefix)
         if isinstance(parsed, str):
             return self._ignore(obj, parsed)
