@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -18,6 +20,33 @@ class BadEvent(ValueError):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def source_id(kind: str, bucket: str, object_name: str, generation: int) -> str:
+    """Deterministic id of an uploaded object's version (``kind``: "v" video, "i" image), so a
+    redelivered notification finds the same document and a re-upload is a new one."""
+    digest = hashlib.sha256(f"{bucket}/{object_name}#{generation}".encode()).hexdigest()
+    return f"{kind}_{digest[:32]}"
+
+
+@dataclass(frozen=True)
+class UploadName:
+    collector: str
+    stem: str
+
+
+def parse_upload_name(
+    name: str, prefix: str, extensions: frozenset[str], kind: str
+) -> UploadName | str:
+    """``{prefix}{collector}/{stem}.{ext}``, or the reason the name is not one of ``kind``."""
+    if not name.startswith(prefix):
+        return f"outside the prefix {prefix!r}"
+    relative = PurePosixPath(name[len(prefix) :])
+    if len(relative.parts) != 2 or any(part in ("", ".", "..") for part in relative.parts):
+        return "not named {collector}/{name}.{ext}"
+    if relative.suffix.lower() not in extensions:
+        return f"extension {relative.suffix!r} is not {kind}'s"
+    return UploadName(collector=relative.parts[0], stem=relative.stem)
 
 
 class PubSubMessage(BaseModel):
@@ -165,9 +194,7 @@ class VideoRecord(BaseModel):
 
     @staticmethod
     def make_id(bucket: str, object_name: str, generation: int) -> str:
-        """Deterministic, so a redelivered notification finds the same document."""
-        digest = hashlib.sha256(f"{bucket}/{object_name}#{generation}".encode()).hexdigest()
-        return f"v_{digest[:32]}"
+        return source_id("v", bucket, object_name, generation)
 
 
 class FrameRecord(BaseModel):

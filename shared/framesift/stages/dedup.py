@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import PurePosixPath
 
 from framesift import phashindex
 from framesift.config import DedupScope, Settings, Topics
@@ -42,6 +41,8 @@ from framesift.models import (
     KeptFrames,
     PubSubMessage,
     SampledFrame,
+    parse_upload_name,
+    source_id,
     utcnow,
 )
 from framesift.ports import DocKey
@@ -87,21 +88,16 @@ class Dedup:
         """A photo uploaded to the images prefix: read, hash and decide it like a frame."""
         obj = notification.object
         prefix = self._settings.images_prefix
-        relative = PurePosixPath(obj.name[len(prefix) :])
         if (
             notification.event_type != "OBJECT_FINALIZE"
             or obj.bucket != self._settings.raw_bucket
             or not prefix
-            or not obj.name.startswith(prefix)
-            or len(relative.parts) != 2
-            or any(part in ("", ".", "..") for part in relative.parts)
-            or relative.suffix.lower() not in IMAGE_EXTENSIONS
         ):
-            return BatchResult(BatchOutcome.IGNORED)  # not an image upload: the sampler's
-        image_id = (
-            "i_"
-            + hashlib.sha256(f"{obj.bucket}/{obj.name}#{obj.generation}".encode()).hexdigest()[:32]
-        )
+            return BatchResult(BatchOutcome.IGNORED)
+        name = parse_upload_name(obj.name, prefix, IMAGE_EXTENSIONS, "an image")
+        if isinstance(name, str):
+            return BatchResult(BatchOutcome.IGNORED)  # a video or other upload: the sampler's
+        image_id = source_id("i", obj.bucket, obj.name, obj.generation)
         bind_context(image_id=image_id, object=obj.name)
         data = self._adapters.blobs.get(obj.bucket, obj.name)
         sha256 = hashlib.sha256(data).hexdigest()
@@ -109,8 +105,8 @@ class Dedup:
             "id": image_id,
             "source": "image",
             "video_doc_id": image_id,  # an image is its own one-frame source
-            "collector": relative.parts[0],
-            "video_id": relative.stem,
+            "collector": name.collector,
+            "video_id": name.stem,
             "source_generation": obj.generation,
             "timestamp_ms": 0,
             "bucket": obj.bucket,

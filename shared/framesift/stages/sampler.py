@@ -19,7 +19,6 @@ import hashlib
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import PurePosixPath
 
 from framesift import media
 from framesift.config import Settings, Topics
@@ -35,8 +34,10 @@ from framesift.models import (
     SegmentRecord,
     SegmentStatus,
     SegmentTask,
+    UploadName,
     VideoRecord,
     VideoStatus,
+    parse_upload_name,
     utcnow,
 )
 from framesift.wiring import Adapters
@@ -70,24 +71,6 @@ class SampleResult:
     frames: int = 0
 
 
-@dataclass(frozen=True)
-class VideoName:
-    collector: str
-    video_id: str
-
-
-def parse_video_name(name: str, prefix: str) -> VideoName | str:
-    """``{prefix}{collector}/{video_id}.{ext}``, or the reason the name is not a video's."""
-    if not name.startswith(prefix):
-        return f"outside the raw prefix {prefix!r}"
-    relative = PurePosixPath(name[len(prefix) :])
-    if len(relative.parts) != 2 or any(part in ("", ".", "..") for part in relative.parts):
-        return "not named {collector}/{video_id}.{ext}"
-    if relative.suffix.lower() not in VIDEO_EXTENSIONS:
-        return f"extension {relative.suffix!r} is not a video's"
-    return VideoName(collector=relative.parts[0], video_id=relative.stem)
-
-
 class Sampler:
     def __init__(self, adapters: Adapters, settings: Settings) -> None:
         self._adapters = adapters
@@ -112,7 +95,7 @@ class Sampler:
             return self._ignore(obj, f"bucket {obj.bucket!r} is not the raw bucket")
         if self._settings.images_prefix and obj.name.startswith(self._settings.images_prefix):
             return self._ignore(obj, "under the images prefix: dedup takes it")
-        parsed = parse_video_name(obj.name, self._settings.raw_prefix)
+        parsed = parse_upload_name(obj.name, self._settings.raw_prefix, VIDEO_EXTENSIONS, "a video")
         if isinstance(parsed, str):
             return self._ignore(obj, parsed)
         return self._start(obj, parsed)
@@ -125,19 +108,19 @@ class Sampler:
         )
         return SampleResult(Outcome.IGNORED, reason)
 
-    def _start(self, obj: GcsObject, name: VideoName) -> SampleResult:
+    def _start(self, obj: GcsObject, name: UploadName) -> SampleResult:
         documents = self._adapters.documents
         video = VideoRecord(
             id=VideoRecord.make_id(obj.bucket, obj.name, obj.generation),
             collector=name.collector,
-            video_id=name.video_id,
+            video_id=name.stem,
             bucket=obj.bucket,
             object_name=obj.name,
             generation=obj.generation,
             size_bytes=obj.size,
             status=VideoStatus.PROCESSING,
         )
-        bind_context(video_doc_id=video.id, collector=name.collector, video_id=name.video_id)
+        bind_context(video_doc_id=video.id, collector=name.collector, video_id=name.stem)
         if not documents.create(VIDEOS, video.id, video.model_dump()):
             existing = documents.get(VIDEOS, video.id) or {}
             if existing.get("status") in _FINISHED:
@@ -178,7 +161,7 @@ class Sampler:
                 object_name=obj.name,
                 generation=obj.generation,
                 collector=name.collector,
-                video_id=name.video_id,
+                video_id=name.stem,
                 policy=policy,
                 start_time_s=probe.start_time_s,
                 index=index,
