@@ -8,9 +8,10 @@ verified by their full distance.
 
 Storage: one *bucket* document per (scope, band, band value), holding ``{frame id: hash}`` of
 the kept frames in it. A lookup reads exactly ``t + 1`` bucket documents, whatever the index
-size; a bucket holds about ``n / 2^(64 / (t + 1))`` entries for ``n`` uniformly spread hashes
-(at ``t = 10``, some 2 % of the scope), so keep a scope (a collector, a video) below about a
-million frames, or shard it.
+size; a bucket holds about ``n / 2^width`` entries for ``n`` uniformly spread hashes (at
+``t = 10`` the bands are 5 and 6 bits wide: up to some 3 % of the scope, about 45 bytes each),
+so Firestore's 1 MiB document limit caps a scope (a collector, a video) at about 500,000 kept
+frames. Beyond that the split must change: fewer, wider bands searched within a radius.
 
 Concurrency: a decision reads the bucket documents and writes the kept hash into them in one
 transaction. Two near-identical hashes share a band value, so their transactions read and write
