@@ -1,0 +1,136 @@
+"""Dedup lookup benchmark: latency and document reads of a near-duplicate lookup by index size.
+
+    .venv/bin/python benchmarks/dedup_lookup.py                 # in memory and SQLite
+    eval "$(.venv/bin/framesift dev up | grep ^export)"
+    .venv/bin/python benchmarks/dedup_lookup.py --firestore     # and the Firestore emulator
+
+For 10^4, 10^5 and 10^6 uniformly random 64-bit hashes in one scope, it builds the bucket
+documents of :mod:`framesift.phashindex` and times lookups (half of them within the threshold of
+a stored hash, half random), each checked against a brute-force scan with numpy (recall).
+A lookup in a store is what dedup does per frame and scope: one read of the ``t + 1`` buckets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framesift import phashindex
+from framesift.adapters.embedded import SqliteDocumentStore
+from framesift.ports import DocumentStore
+
+THRESHOLD = 10
+FIRESTORE_DOC_LIMIT = 1_048_576
+
+
+def build(hashes: np.ndarray) -> dict[str, dict[str, Any]]:
+    buckets: dict[str, dict[str, str]] = defaultdict(dict)
+    for index, value in enumerate(hashes.tolist()):
+        phash = f"{value:016x}"
+        for bucket_id in phashindex.bucket_ids("bench", phash, THRESHOLD):
+            buckets[bucket_id][f"f{index}"] = phash
+    return {bucket_id: {"entries": entries} for bucket_id, entries in buckets.items()}
+
+
+def queries(hashes: np.ndarray, count: int, rng: np.random.Generator) -> list[str]:
+    result = []
+    for i in range(count):
+        if i % 2:
+            result.append(f"{int(rng.integers(0, 2**63)) * 2 + 1:016x}")
+        else:
+            value = int(hashes[rng.integers(len(hashes))])
+            for bit in rng.choice(64, size=int(rng.integers(0, THRESHOLD + 1)), replace=False):
+                value ^= 1 << int(bit)
+            result.append(f"{value:016x}")
+    return result
+
+
+def brute_force(hashes: np.ndarray, query: str) -> int:
+    distances = np.bitwise_count(hashes ^ np.uint64(int(query, 16)))
+    return int(distances.min())
+
+
+def time_memory(
+    buckets: dict[str, dict[str, Any]], qs: list[str]
+) -> tuple[float, list[int | None]]:
+    found, times = [], []
+    for query in qs:
+        start = time.perf_counter()
+        ids = phashindex.bucket_ids("bench", query, THRESHOLD)
+        match = phashindex.nearest(query, (buckets.get(i) for i in ids), THRESHOLD)
+        times.append(time.perf_counter() - start)
+        found.append(match.distance if match else None)
+    return statistics.median(times) * 1000, found
+
+
+def time_store(store: DocumentStore, qs: list[str]) -> float:
+    times = []
+    for query in qs:
+        keys = [(phashindex.BUCKETS, i) for i in phashindex.bucket_ids("bench", query, THRESHOLD)]
+        start = time.perf_counter()
+        store.transact(
+            keys, lambda docs, q=query: ({}, phashindex.nearest(q, docs.values(), THRESHOLD))
+        )
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def load(store: DocumentStore, buckets: dict[str, dict[str, Any]]) -> None:
+    for bucket_id, data in buckets.items():
+        store.merge(phashindex.BUCKETS, bucket_id, data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--firestore", action="store_true", help="also the Firestore emulator")
+    args = parser.parse_args()
+    rng = np.random.default_rng(1)
+    print(f"threshold {THRESHOLD}: {THRESHOLD + 1} buckets read per lookup and scope")
+    print("| hashes | store | ms per lookup | reads per lookup | largest bucket KB | recall |")
+    print("|---|---|---|---|---|---|")
+    for size in args.sizes:
+        hashes = rng.integers(0, 2**63, size=size, dtype=np.uint64) * np.uint64(2)
+        hashes |= rng.integers(0, 2, size=size, dtype=np.uint64)
+        buckets = build(hashes)
+        largest = max(len(json.dumps(b)) for b in buckets.values())
+        qs = queries(hashes, args.queries, rng)
+        memory_ms, found = time_memory(buckets, qs)
+        truth = [brute_force(hashes, q) for q in qs]
+        expected = [d if d <= THRESHOLD else None for d in truth]
+        recall_hits = sum(
+            1 for f, e in zip(found, expected, strict=True) if e is not None and f == e
+        )
+        recall = recall_hits / max(1, sum(e is not None for e in expected))
+        fixed = f"{THRESHOLD + 1} | {largest / 1024:.0f} | {recall:.3f}"
+        row = f"| {size:,} | {{}} | {{:.2f}} | {fixed} |"
+        print(row.format("in memory", memory_ms), flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            sqlite = SqliteDocumentStore(Path(tmp) / "index.sqlite3")
+            load(sqlite, buckets)
+            print(row.format("SQLite (embedded)", time_store(sqlite, qs[:50])), flush=True)
+        if args.firestore:
+            if largest > FIRESTORE_DOC_LIMIT:
+                print(f"| {size:,} | Firestore emulator | n/a: buckets over 1 MiB | | | |")
+                continue
+            from framesift.adapters.gcp import FirestoreDocumentStore
+
+            firestore = FirestoreDocumentStore(
+                os.environ.get("FRAMESIFT_PROJECT", "framesift-local")
+            )
+            load(firestore, buckets)
+            print(row.format("Firestore emulator", time_store(firestore, qs[:50])), flush=True)
+
+
+if __name__ == "__main__":
+    main()
