@@ -61,5 +61,5 @@ def sample_notification(message: PubSubMessage) -> SampleResult:
     return sampler().handle_message(message)
 
 
-def dedup_batch(message: PubSubMessage) -> BatchResult:
+def dedup_message(message: PubSubMessage) -> BatchResult:
     return dedup().handle_message(message)
