@@ -24,8 +24,9 @@ from framesift.media import generate_test_video
 T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 90.0) -> T:
-    """Poll until ``probe`` returns something truthy; the timeout only bounds a hung pipeline."""
+def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 240.0) -> T:
+    """Poll until ``probe`` returns something truthy; the timeout only bounds a hung pipeline
+    (generous: on a loaded 2-core machine the Pub/Sub emulator's push retries back off)."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()

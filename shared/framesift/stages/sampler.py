@@ -221,6 +221,8 @@ class Sampler:
         )
         if error:
             log.error("segment failed: %s", error, extra={"fields": {"frames": len(frames)}})
+        else:
+            log.info("segment sampled", extra={"fields": {"frames": len(frames)}})
         return self._finish_video_if_complete(task)
 
     def _finish_video_if_complete(self, task: SegmentTask) -> SampleResult:
