@@ -152,3 +152,19 @@ def test_each_frame_carries_its_hash_and_stats(media):
     # Within a shot the picture is the same: same hash; red is brighter in gray than blue.
     assert images[0].stats.phash == images[1].stats.phash
     assert red.brightness > blue.brightness
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "[Parsed_showinfo_2 @ 0x55d] [info] n:   3 pts:  38400 pts_time:3       pos:    12345 "
+        "fmt:yuv420p sar:1/1 s:320x240 i:P iskey:0 type:P checksum:1234ABCD",
+        # A decoder thread's error swallowed showinfo's prefix and shares its line.
+        "[h264 @ 0x1] [error] Invalid NAL unit size (1 > 2).n:   3 pts:  38400 pts_time:3       "
+        "pos:    12345 fmt:yuv420p sar:1/1 s:320x240 i:P iskey:0 type:P ",
+    ],
+)
+def test_frame_reports_are_read_even_when_ffmpeg_threads_interleave(line):
+    match = ff._SHOWINFO.search(line)
+    assert match is not None
+    assert (match[1], match[2], match[3]) == ("3", "320", "240")

@@ -94,8 +94,11 @@ def probe(url: str) -> VideoProbe:
     )
 
 
+# showinfo's line is written by several log calls, and a decoder thread's message can land
+# between them or swallow its "[Parsed_showinfo @ ...]" prefix (ffmpeg's prefix state is global),
+# so only the part written in one call is matched, wherever it is in the line.
 _SHOWINFO = re.compile(
-    r"Parsed_showinfo.*\bn:\s*\d+.*\bpts_time:\s*(-?[\d.]+(?:e-?\d+)?).*\bs:(\d+)x(\d+)"
+    r"\bn:\s*\d+\s+pts:\s*\S+\s+pts_time:\s*(-?[\d.]+(?:e-?\d+)?)\s.*?\bs:(\d+)x(\d+)"
 )
 
 
@@ -195,6 +198,20 @@ def select_expression(policy: SamplingPolicy, segment: Segment) -> str:
     return "*".join([*bounds, f"({rule})"]) if bounds else rule
 
 
+def _read_frames(
+    stream: IO[bytes],
+    infos: queue.Queue[_FrameInfo | None],
+    frames: queue.Queue[tuple[_FrameInfo, bytes] | None],
+) -> None:
+    """Raw frames from stdout, each as long as showinfo said its picture is."""
+    while (info := infos.get()) is not None:
+        raw = stream.read(info.width * info.height * 3 // 2)
+        frames.put((info, raw))
+        if not raw:
+            break
+    frames.put(None)
+
+
 def _read_gray(stream: IO[bytes], frames: queue.Queue[npt.NDArray[np.uint8] | None]) -> None:
     size = GRAY_SIZE * GRAY_SIZE
     while len(data := stream.read(size)) == size:
@@ -235,7 +252,7 @@ def sample(
         .split()
     )
     gray_read, gray_write = os.pipe()
-    frames = selected[0].output(
+    raw_output = selected[0].output(
         "pipe:1", format="rawvideo", pix_fmt="yuv420p", fps_mode="passthrough"
     )
     gray = (
@@ -244,7 +261,7 @@ def sample(
         .output(f"pipe:{gray_write}", format="rawvideo", pix_fmt="gray", fps_mode="passthrough")
     )
     command = (
-        ffmpeg.merge_outputs(frames, gray)
+        ffmpeg.merge_outputs(raw_output, gray)
         .global_args("-hide_banner", "-loglevel", "level+info")
         .compile()
     )
@@ -257,20 +274,26 @@ def sample(
     if process.stdout is None or process.stderr is None:
         raise SamplingFailed("could not open pipes to ffmpeg")
     infos: queue.Queue[_FrameInfo | None] = queue.Queue()
+    # A few frames of slack: ffmpeg may write a frame's raw output before the previous frame's
+    # gray one, so both pipes are read all the time, never one waiting for the other.
+    frames: queue.Queue[tuple[_FrameInfo, bytes] | None] = queue.Queue(maxsize=4)
     grays: queue.Queue[npt.NDArray[np.uint8] | None] = queue.Queue()
     said = _Diagnostics()
     with os.fdopen(gray_read, "rb") as gray_stream:
         readers = [
             threading.Thread(target=_read_stderr, args=(process.stderr, infos, said), daemon=True),
+            threading.Thread(
+                target=_read_frames, args=(process.stdout, infos, frames), daemon=True
+            ),
             threading.Thread(target=_read_gray, args=(gray_stream, grays), daemon=True),
         ]
         for reader in readers:
             reader.start()
         finished = False
         try:
-            while (info := infos.get(timeout=600)) is not None:
-                raw = process.stdout.read(info.width * info.height * 3 // 2)
-                small = grays.get(timeout=300)
+            while (item := frames.get(timeout=600)) is not None:
+                info, raw = item
+                small = grays.get(timeout=600)
                 if len(raw) != info.width * info.height * 3 // 2 or small is None:
                     raise SamplingFailed("ffmpeg's outputs disagree on the frames")
                 yield SampledImage(
@@ -283,6 +306,8 @@ def sample(
             if not finished and process.poll() is None:
                 process.kill()  # the consumer stopped early: do not leave ffmpeg decoding
             returncode = process.wait()
+            while not frames.empty():  # unblock the frame reader if the consumer stopped early
+                frames.get_nowait()
             for reader in readers:
                 reader.join(timeout=10)
     if returncode != 0:
