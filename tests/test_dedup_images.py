@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -93,6 +94,13 @@ def test_photos_are_deduplicated_and_bad_ones_recorded(photos, embedded_settings
         assert (bad["dedup_status"], bad["dedup_drop_reason"]) == ("dropped", "unreadable")
         assert bad["error"].startswith("not a readable image: ")
     assert summary.kept == 2
+    # A photo is searched for and indexed in the dataset scope only, not in a one-photo "video".
+    with sqlite3.connect(embedded_settings.workdir / "documents.sqlite3") as db:
+        scopes = {
+            row[0].split("~")[0]
+            for row in db.execute("SELECT id FROM documents WHERE collection = 'phash_buckets'")
+        }
+    assert scopes == {"collector:shop-1"}
 
 
 def test_a_redelivered_photo_notification_changes_nothing(photos, embedded_settings):

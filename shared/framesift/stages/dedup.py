@@ -144,9 +144,9 @@ class Dedup:
             batch_count=1,
             frames=[SampledFrame.model_validate({**frame.model_dump(), "frame_id": image_id})],
         )
-        return self.handle_batch(batch)
+        return self.handle_batch(batch, within_video=False)  # a photo has no video to search
 
-    def handle_batch(self, batch: FrameBatch) -> BatchResult:
+    def handle_batch(self, batch: FrameBatch, within_video: bool = True) -> BatchResult:
         bind_context(video_doc_id=batch.video_doc_id, batch_id=batch.batch_id)
         documents = self._adapters.documents
         record = {"id": batch.batch_id, "video_doc_id": batch.video_doc_id, "status": "processing"}
@@ -156,7 +156,7 @@ class Dedup:
                 log.info("duplicate delivery: batch already decided and sent")
                 return BatchResult(BatchOutcome.DUPLICATE)
 
-        decisions = [(frame, self.decide(frame, batch)) for frame in batch.frames]
+        decisions = [(frame, self.decide(frame, batch, within_video)) for frame in batch.frames]
         kept = [frame for frame, decision in decisions if decision.status is DedupStatus.KEPT]
         if kept:
             message = KeptFrames(batch_id=batch.batch_id, collector=batch.collector, frames=kept)
@@ -179,12 +179,12 @@ class Dedup:
     def _dataset_scope(self, collector: str) -> str:
         return "all" if self._scope is DedupScope.ALL else f"collector:{collector}"
 
-    def decide(self, frame: SampledFrame, batch: FrameBatch) -> DedupDecision:
+    def decide(
+        self, frame: SampledFrame, batch: FrameBatch, within_video: bool = True
+    ) -> DedupDecision:
         """Decide one frame exactly once, atomically with the indexes it reads and extends."""
-        scopes = {
-            "video": f"video:{batch.video_doc_id}",
-            "dataset": self._dataset_scope(batch.collector),
-        }
+        scopes = {"video": f"video:{batch.video_doc_id}"} if within_video else {}
+        scopes["dataset"] = self._dataset_scope(batch.collector)
         buckets = {
             name: [
                 (phashindex.BUCKETS, bucket_id)
