@@ -33,27 +33,34 @@ def _flip(phash: str, bits: int, rng: random.Random) -> str:
 @pytest.mark.parametrize("threshold", [6, 10])
 def test_recall_is_one_at_the_threshold(threshold):
     rng = random.Random(threshold)
-    stored = {f"f{i}": f"{rng.getrandbits(64):016x}" for i in range(3000)}
+    stored = [f"{rng.getrandbits(64):016x}" for _ in range(3000)]
     buckets: dict[str, dict] = {}
-    for frame_id, phash in stored.items():
+    for phash in stored:
         ids = phashindex.bucket_ids("scope", phash, threshold)
-        read = {bucket_id: buckets.get(bucket_id) for bucket_id in ids}
-        buckets.update(phashindex.added(read, frame_id, phash))
+        buckets.update(phashindex.added({i: buckets.get(i) for i in ids}, phash))
 
     for query_index in range(400):
-        base = stored[f"f{rng.randrange(3000)}"]
-        query = _flip(base, rng.randint(0, threshold + 3), rng)
+        query = _flip(rng.choice(stored), rng.randint(0, threshold + 3), rng)
         ids = phashindex.bucket_ids("scope", query, threshold)
         found = phashindex.nearest(query, (buckets.get(i) for i in ids), threshold)
 
-        brute = min(
-            ((hamming(query, phash), frame_id) for frame_id, phash in stored.items()),
-        )
+        brute = min((hamming(query, phash), int(phash, 16)) for phash in stored)
         if brute[0] <= threshold:
             assert found is not None, f"query {query_index} missed a hash at {brute[0]} bits"
-            assert (found.distance, found.frame_id) == brute
+            assert (found.distance, int(found.phash, 16)) == brute
         else:
             assert found is None
+
+
+def test_buckets_pack_eight_bytes_per_hash():
+    ids = phashindex.bucket_ids("s", "00000000000000ff", 10)
+    first = phashindex.added(dict.fromkeys(ids), "00000000000000ff")
+    second = phashindex.added(first, "00000000000000fe")
+    assert all(bucket["hashes"] == bytes.fromhex("00000000000000ff") for bucket in first.values())
+    assert second[ids[0]]["hashes"] == bytes.fromhex("00000000000000ff00000000000000fe")
+    assert phashindex.nearest("00000000000000fc", second.values(), 10) == phashindex.Neighbour(
+        "00000000000000fe", 1
+    )
 
 
 def test_a_lookup_reads_threshold_plus_one_buckets_of_its_scope():

@@ -3,9 +3,9 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from framesift.runtime import run_pubsub_event, sample_notification
+from framesift.runtime import run_pubsub_event, sampler
 
 
 @functions_framework.cloud_event
 def sample_video(cloud_event: CloudEvent) -> None:
-    run_pubsub_event(cloud_event, sample_notification)
+    run_pubsub_event(cloud_event, sampler().handle_message, "sampler")

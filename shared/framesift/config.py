@@ -10,9 +10,10 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from framesift.models import SamplingMode, SamplingPolicy
 
@@ -36,6 +37,19 @@ class Topics:
     # Parts of a long video, each sampled by its own sampler invocation.
     VIDEO_SEGMENTS = "video-segments"
     FRAMES_SAMPLED = "frames-sampled"
+    # Messages a stage gave up on (a permanent error, or too many failed deliveries), with why.
+    DEAD_LETTERS = "dead-letters"
+
+
+class Vendor(StrEnum):
+    MANIFEST = "manifest"
+    SCALE = "scale"
+    LABELSTUDIO = "labelstudio"
+
+
+class ImageUrlMode(StrEnum):
+    SIGNED = "signed"  # a V4 signed URL, for vendors without access to the bucket
+    GCS = "gs"  # gs://bucket/object, for a vendor given read access (Scale's GCS integration)
 
 
 class Settings(BaseSettings):
@@ -77,7 +91,49 @@ class Settings(BaseSettings):
     # Where near duplicates are looked for beyond the video: one collector's frames, or all.
     dedup_scope: DedupScope = DedupScope.COLLECTOR
 
+    # Labeling: which vendor gets the kept frames, and what it is asked to draw.
+    labeling_vendor: Vendor = Vendor.MANIFEST
+    labeling_classes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["car", "truck", "person", "bicycle"]
+    )
+    labeling_image_url: ImageUrlMode = ImageUrlMode.SIGNED
+    # Vendors may take days to get to a task, so their signed URLs live longer than ffmpeg's.
+    labeling_url_hours: int = Field(default=7 * 24, ge=1, le=7 * 24)
+    # Retries of a vendor's 429/5xx within one invocation, before Pub/Sub redelivers.
+    labeling_retry_seconds: float = Field(default=60.0, ge=0)
+    labeling_batch_size: int = Field(default=100, ge=1, le=1000)
+    # What the vendor charges per task (SageMaker Ground Truth: about $0.012 at the lowest tier).
+    labeling_price_per_task: float = Field(default=0.012, ge=0)
+    # The public URL of the webhook function; vendors call back {webhook_url}/scale etc.
+    webhook_url: str | None = None
+
+    scale_api_key: SecretStr | None = None
+    scale_api_url: str | None = None  # another instance of the API (tests: a local fake)
+    scale_project: str = "framesift"
+    scale_instruction: str = "Draw a tight box around every object of the listed classes."
+    scale_min_width: int = Field(default=8, ge=0)
+    scale_min_height: int = Field(default=8, ge=0)
+    # Scale sends it back in the scale-callback-auth header of every callback.
+    scale_callback_auth_key: SecretStr | None = None
+
+    labelstudio_url: str = "http://127.0.0.1:8080"
+    labelstudio_api_key: SecretStr | None = None
+    labelstudio_project: str = "framesift"
+    # Label Studio sends it in the X-Framesift-Secret header configured on its webhook.
+    labelstudio_webhook_secret: SecretStr | None = None
+
+    # A message whose handling failed this many times is dead-lettered and acknowledged.
+    max_delivery_attempts: int = Field(default=5, ge=1, le=100)
+
     log_level: str = "INFO"
+
+    @field_validator("labeling_classes", mode="before")
+    @classmethod
+    def _split_classes(cls, value: object) -> object:
+        """``FRAMESIFT_LABELING_CLASSES=car,person`` (a comma-separated list)."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     def sampling_policy(self) -> SamplingPolicy:
         return SamplingPolicy(

@@ -10,16 +10,19 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from framesift.adapters.embedded import FolderBlobStore, InProcessPublisher
 from framesift.config import Backend, Settings, Topics
+from framesift.delivery import GiveUp, deliver
 from framesift.models import PubSubMessage
 from framesift.ports import BlobInfo
 from framesift.stages.dedup import IMAGE_EXTENSIONS, BatchOutcome, BatchResult, Dedup
+from framesift.stages.labeler import Labeler, LabelResult
 from framesift.stages.sampler import VIDEO_EXTENSIONS, Outcome, Sampler, SampleResult
+from framesift.vendors import build_vendor
 from framesift.wiring import Adapters, build_adapters
 
 
@@ -60,6 +63,7 @@ def iter_inputs(paths: Iterable[Path]) -> Iterator[Path]:
 class RunSummary:
     results: list[SampleResult] = field(default_factory=list)
     batches: list[BatchResult] = field(default_factory=list)
+    labeling: list[LabelResult] = field(default_factory=list)
     dead_letters: int = 0
 
     def counts(self) -> Mapping[str, int]:
@@ -77,6 +81,10 @@ class RunSummary:
     def dropped(self) -> int:
         return sum(batch.dropped for batch in self.batches)
 
+    @property
+    def tasks(self) -> int:
+        return sum(result.requested for result in self.labeling)
+
 
 class EmbeddedPipeline:
     def __init__(self, settings: Settings) -> None:
@@ -93,23 +101,47 @@ class EmbeddedPipeline:
         self.summary = RunSummary()
         sampler = Sampler(self.adapters, settings)
         dedup = Dedup(self.adapters, settings)
+        self.labeler = Labeler(self.adapters, settings, build_vendor(settings, self.adapters))
 
-        # Each function gets the topics it subscribes to in the cloud; what a function ignores
-        # (the sampler ignores images, dedup ignores videos) stays out of the summary.
-        def on_sampler_message(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
-            result = sampler.handle_message(_message(data, attributes, message_id))
+        # Each function gets the topics it subscribes to in the cloud, through the same delivery
+        # rules; what a function ignores (the sampler ignores images, dedup ignores videos)
+        # stays out of the summary.
+        def on_sampler(message: PubSubMessage) -> None:
+            result = sampler.handle_message(message)
             if result.outcome is not Outcome.IGNORED:
                 self.summary.results.append(result)
 
-        def on_dedup_message(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
-            result = dedup.handle_message(_message(data, attributes, message_id))
+        def on_dedup(message: PubSubMessage) -> None:
+            result = dedup.handle_message(message)
             if result.outcome is not BatchOutcome.IGNORED:
                 self.summary.batches.append(result)
 
-        for topic in (Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS):
-            self.publisher.subscribe(topic, on_sampler_message)
-        for topic in (Topics.RAW_OBJECTS, Topics.FRAMES_SAMPLED):
-            self.publisher.subscribe(topic, on_dedup_message)
+        def on_labeler(message: PubSubMessage) -> None:
+            self.summary.labeling.append(self.labeler.handle_message(message))
+
+        self._subscribe("sampler", on_sampler, Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS)
+        self._subscribe("dedup", on_dedup, Topics.RAW_OBJECTS, Topics.FRAMES_SAMPLED)
+        self._subscribe("labeler", on_labeler, Topics.FRAMES_KEPT, give_up=self.labeler.give_up)
+
+    def _subscribe(
+        self,
+        subscriber: str,
+        handle: Callable[[PubSubMessage], None],
+        *topics: str,
+        give_up: GiveUp | None = None,
+    ) -> None:
+        def on_message(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
+            deliver(
+                _message(data, attributes, message_id),
+                handle,
+                subscriber=subscriber,
+                adapters=self.adapters,
+                settings=self.settings,
+                give_up=give_up,
+            )
+
+        for topic in topics:
+            self.publisher.subscribe(topic, on_message)
 
     def upload(
         self, path: Path, collector: str, metadata: Mapping[str, str] | None = None
@@ -127,7 +159,7 @@ class EmbeddedPipeline:
         for path in iter_inputs(paths):
             self.upload(path, collector)
             self.publisher.drain()
-        self.summary.dead_letters = len(self.publisher.dead_letters)
+        self.summary.dead_letters = len(self.publisher.published[Topics.DEAD_LETTERS])
         return self.summary
 
 

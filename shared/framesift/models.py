@@ -13,8 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from framesift.errors import PermanentError
 
-class BadEvent(ValueError):
+
+class BadEvent(PermanentError, ValueError):
     """An event that can never be processed: acknowledge it, never retry it."""
 
 
@@ -304,7 +306,16 @@ class KeptFrames(BaseModel):
 
     batch_id: str
     collector: str
+    video_doc_id: str = ""
+    video_id: str = ""
     frames: list[SampledFrame]
+
+    @classmethod
+    def from_message(cls, message: PubSubMessage) -> KeptFrames:
+        try:
+            return cls.model_validate(message.json_payload())
+        except ValidationError as exc:
+            raise BadEvent(f"malformed kept-frames message: {exc}") from exc
 
 
 class Segment(BaseModel):

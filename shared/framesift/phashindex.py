@@ -6,12 +6,19 @@ so at least one band is identical (pigeonhole): looking up the exact band values
 every hash within ``t``, which gives recall 1.0 by construction, and the candidates are then
 verified by their full distance.
 
-Storage: one *bucket* document per (scope, band, band value), holding ``{frame id: hash}`` of
-the kept frames in it. A lookup reads exactly ``t + 1`` bucket documents, whatever the index
-size; a bucket holds about ``n / 2^width`` entries for ``n`` uniformly spread hashes (at
-``t = 10`` the bands are 5 and 6 bits wide: up to some 3 % of the scope, about 45 bytes each),
-so Firestore's 1 MiB document limit caps a scope (a collector, a video) at about 500,000 kept
-frames. Beyond that the split must change: fewer, wider bands searched within a radius.
+Storage: one *bucket* document per (scope, band, band value), holding the hashes of its kept
+frames packed as 8-byte big-endian integers in one bytes field (``hashes``). Packing is what
+makes a lookup fast and the index large: the candidates of a lookup are verified with one
+vectorised XOR and popcount (numpy) instead of a Python loop, a hash costs 8 bytes, and a bytes
+field gives Firestore no per-entry index entries to build. Which frame owns a hash is kept apart,
+in one *owner* document per (scope, hash), read only when a lookup found a match.
+
+A lookup therefore reads exactly ``t + 1`` bucket documents, plus one owner document on a match,
+whatever the index size. A bucket holds about ``n / 2^width`` hashes for ``n`` uniformly spread
+ones (at ``t = 10`` the bands are 5 and 6 bits wide: at most about 3 % of the scope), so
+Firestore's 1 MiB document limit caps one scope (a collector, or everything) at about 4 million
+kept frames. Beyond that the split must change: fewer, wider bands searched within a radius, at
+the price of more reads per lookup.
 
 Concurrency: a decision reads the bucket documents and writes the kept hash into them in one
 transaction. Two near-identical hashes share a band value, so their transactions read and write
@@ -26,14 +33,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from framesift.imagestats import hamming
+import numpy as np
 
 BUCKETS = "phash_buckets"
+OWNERS = "phash_owners"
+_PACKED = np.dtype(">u8")
 
 
 @dataclass(frozen=True)
-class Match:
-    frame_id: str
+class Neighbour:
+    """The nearest stored hash; its frame is in the owner document ``owner_id(scope, phash)``."""
+
+    phash: str
     distance: int
 
 
@@ -59,31 +70,31 @@ def bucket_ids(scope: str, phash: str, threshold: int) -> list[str]:
     ]
 
 
+def owner_id(scope: str, phash: str) -> str:
+    """The id of the document naming the kept frame that put ``phash`` into ``scope``."""
+    return f"{scope}~{phash}"
+
+
 def nearest(
-    phash: str,
-    buckets: Iterable[Mapping[str, Any] | None],
-    threshold: int,
-    exclude: str | None = None,
-) -> Match | None:
-    """The closest entry within ``threshold`` in the bucket documents read (ties: smallest id)."""
-    best: Match | None = None
-    for bucket in buckets:
-        for frame_id, other in ((bucket or {}).get("entries") or {}).items():
-            if frame_id == exclude:
-                continue
-            distance = hamming(phash, other)
-            if distance <= threshold and (
-                best is None or (distance, frame_id) < (best.distance, best.frame_id)
-            ):
-                best = Match(frame_id, distance)
-    return best
+    phash: str, buckets: Iterable[Mapping[str, Any] | None], threshold: int
+) -> Neighbour | None:
+    """The closest hash within ``threshold`` in the buckets read (ties: the smallest hash)."""
+    packed = [bucket["hashes"] for bucket in buckets if bucket and bucket.get("hashes")]
+    if not packed:
+        return None
+    stored = np.frombuffer(b"".join(packed), _PACKED)
+    distances = np.bitwise_count(stored ^ np.uint64(int(phash, 16)))
+    close = np.flatnonzero(distances <= threshold)
+    if not close.size:
+        return None
+    best = min(zip(distances[close].tolist(), stored[close].tolist(), strict=True))
+    return Neighbour(phash=f"{best[1]:016x}", distance=best[0])
 
 
-def added(
-    buckets: Mapping[str, Mapping[str, Any] | None], frame_id: str, phash: str
-) -> dict[str, dict[str, Any]]:
+def added(buckets: Mapping[str, Mapping[str, Any] | None], phash: str) -> dict[str, dict[str, Any]]:
     """The writes that add a hash to the bucket documents read."""
+    packed = int(phash, 16).to_bytes(8, "big")
     return {
-        bucket_id: {"entries": {**((bucket or {}).get("entries") or {}), frame_id: phash}}
+        bucket_id: {"hashes": bytes((bucket or {}).get("hashes") or b"") + packed}
         for bucket_id, bucket in buckets.items()
     }

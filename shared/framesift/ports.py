@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -17,6 +18,37 @@ class NotFound(LookupError):
     """The blob or document does not exist."""
 
 
+class PreconditionFailed(Exception):
+    """The object's generation is not the one the write was conditional on."""
+
+
+class ReadMore(Exception):
+    """Raised by a transaction's change when what it read names further documents to read.
+
+    The store reads ``keys`` in the same transaction and calls the change again with them added.
+    """
+
+    def __init__(self, keys: Sequence[DocKey]) -> None:
+        super().__init__(f"{len(keys)} more document(s) to read")
+        self.keys = list(keys)
+
+
+def run_change(
+    change: Change[T],
+    docs: dict[DocKey, dict[str, Any] | None],
+    read: Callable[[list[DocKey]], dict[DocKey, dict[str, Any] | None]],
+) -> tuple[dict[DocKey, dict[str, Any]], T]:
+    """Call ``change``, reading (with ``read``, in the caller's transaction) what it asks for."""
+    while True:
+        try:
+            return change(docs)
+        except ReadMore as more:
+            missing = [key for key in more.keys if key not in docs]
+            if not missing:
+                raise RuntimeError("a change asked again for documents it was given") from more
+            docs.update(read(missing))
+
+
 @dataclass(frozen=True)
 class BlobInfo:
     bucket: str
@@ -28,8 +60,9 @@ class BlobInfo:
 
 
 class BlobStore(Protocol):
-    def stream_url(self, bucket: str, name: str) -> str:
-        """A URL or path ffmpeg can read the object from without it being copied first."""
+    def stream_url(self, bucket: str, name: str, lifetime: timedelta | None = None) -> str:
+        """A URL or path a reader (ffmpeg, a labeling vendor) can read the object from without
+        credentials and without it being copied first; signed URLs live ``lifetime``."""
         ...
 
     def put(
@@ -39,7 +72,11 @@ class BlobStore(Protocol):
         data: bytes,
         content_type: str,
         metadata: Mapping[str, str] | None = None,
-    ) -> BlobInfo: ...
+        if_generation_match: int | None = None,
+    ) -> BlobInfo:
+        """Write the object; with ``if_generation_match`` only if its generation is that one
+        (0: only if it does not exist), else raise PreconditionFailed (a compare-and-swap)."""
+        ...
 
     def get(self, bucket: str, name: str) -> bytes: ...
 
@@ -53,6 +90,36 @@ class BlobStore(Protocol):
 class Publisher(Protocol):
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
         """Publish and wait until the backend accepted it; returns the message id."""
+        ...
+
+
+@dataclass(frozen=True)
+class LabelingRequest:
+    """A kept frame to be labeled, as every vendor needs it."""
+
+    frame_id: str
+    image_url: str  # what the vendor loads the image from (a signed URL, gs:// or a path)
+    gcs_uri: str  # gs://bucket/object, the frame's permanent address
+    width: int | None
+    height: int | None
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LabelingTask:
+    frame_id: str
+    task_id: str
+
+
+class LabelingVendor(Protocol):
+    name: str
+
+    def request(self, batch_id: str, frames: Sequence[LabelingRequest]) -> list[LabelingTask]:
+        """Create one task per frame unless it exists already (the frame id is the key).
+
+        Raises :class:`~framesift.errors.VendorUnavailable` for a failure worth retrying, and
+        :class:`~framesift.errors.VendorRejected` for one that retrying cannot fix.
+        """
         ...
 
 
@@ -75,7 +142,8 @@ class DocumentStore(Protocol):
         """Read ``keys``, apply ``change`` and write its result as one serializable transaction.
 
         Two transactions that read a common document never both commit on stale reads: one
-        is retried (Firestore) or waits (SQLite), so ``change`` may run more than once.
+        is retried (Firestore) or waits (SQLite), so ``change`` may run more than once. A change
+        that needs documents it could not name up front raises :class:`ReadMore`.
         """
         ...
 

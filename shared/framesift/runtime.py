@@ -9,10 +9,13 @@ from typing import Any
 from cloudevents.http import CloudEvent
 
 from framesift.config import get_settings
+from framesift.delivery import GiveUp, deliver
 from framesift.logs import bind_trace, clear_context, configure_logging, get_logger
 from framesift.models import BadEvent, PubSubMessage
-from framesift.stages.dedup import BatchResult, Dedup
-from framesift.stages.sampler import Sampler, SampleResult
+from framesift.stages.dedup import Dedup
+from framesift.stages.labeler import Labeler
+from framesift.stages.sampler import Sampler
+from framesift.vendors import build_vendor
 from framesift.wiring import Adapters, build_adapters
 
 log = get_logger(__name__)
@@ -36,30 +39,41 @@ def dedup() -> Dedup:
     return Dedup(adapters(), get_settings())
 
 
-def run_pubsub_event(cloud_event: CloudEvent, handle: Callable[[PubSubMessage], Any]) -> None:
-    """Parse a Pub/Sub CloudEvent and hand its message on.
+@lru_cache(maxsize=1)
+def labeler() -> Labeler:
+    return Labeler(adapters(), get_settings(), build_vendor(get_settings(), adapters()))
 
-    A message that can never be processed is logged and acknowledged (returning normally), so it
-    does not loop; any other exception propagates and Pub/Sub redelivers.
+
+def run_pubsub_event(
+    cloud_event: CloudEvent,
+    handle: Callable[[PubSubMessage], Any],
+    subscriber: str,
+    give_up: GiveUp | None = None,
+) -> None:
+    """Parse a Pub/Sub CloudEvent and deliver its message (see :mod:`framesift.delivery`).
+
+    Returning acknowledges the message; an exception makes Pub/Sub redeliver it.
     """
-    adapters()
-    bind_trace(get_settings().project, cloud_event.get("traceparent"))
+    settings = get_settings()
+    wired = adapters()
+    bind_trace(settings.project, cloud_event.get("traceparent"))
     try:
-        message = PubSubMessage.from_cloud_event_data(cloud_event.data)
-        handle(message)
-    except BadEvent as exc:
-        log.error(
-            "bad event acknowledged without retry: %s",
-            exc,
-            extra={"fields": {"event_id": cloud_event.get("id")}},
+        try:
+            message = PubSubMessage.from_cloud_event_data(cloud_event.data)
+        except BadEvent as exc:  # not even a message: nothing to dead-letter
+            log.error(
+                "bad event acknowledged without retry: %s",
+                exc,
+                extra={"fields": {"event_id": cloud_event.get("id")}},
+            )
+            return
+        deliver(
+            message,
+            handle,
+            subscriber=subscriber,
+            adapters=wired,
+            settings=settings,
+            give_up=give_up,
         )
     finally:
         clear_context()
-
-
-def sample_notification(message: PubSubMessage) -> SampleResult:
-    return sampler().handle_message(message)
-
-
-def dedup_message(message: PubSubMessage) -> BatchResult:
-    return dedup().handle_message(message)

@@ -7,6 +7,7 @@ retried, and after ``max_attempts`` the message goes to a dead-letter list.
 
 from __future__ import annotations
 
+import base64
 import json
 import mimetypes
 import sqlite3
@@ -16,14 +17,23 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from framesift.logs import get_logger
-from framesift.ports import BlobInfo, Change, DocKey, NotFound, T, TableSchema
+from framesift.ports import (
+    BlobInfo,
+    Change,
+    DocKey,
+    NotFound,
+    PreconditionFailed,
+    T,
+    TableSchema,
+    run_change,
+)
 
 log = get_logger(__name__)
 
@@ -31,7 +41,20 @@ log = get_logger(__name__)
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, bytes):  # Firestore's bytes type, which JSON lacks
+        return {_BYTES: base64.b64encode(value).decode()}
     raise TypeError(f"cannot store {type(value).__name__} in a document")
+
+
+_BYTES = "$bytes"
+
+
+def _bytes_hook(obj: dict[str, Any]) -> Any:
+    return base64.b64decode(obj[_BYTES]) if obj.keys() == {_BYTES} else obj
+
+
+def _load_document(text: str) -> dict[str, Any]:
+    return json.loads(text, object_hook=_bytes_hook)
 
 
 class FolderBlobStore:
@@ -39,6 +62,7 @@ class FolderBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._lock = threading.Lock()
 
     def _path(self, bucket: str, name: str) -> Path:
         bucket_dir = (self.root / bucket).resolve()
@@ -51,7 +75,7 @@ class FolderBlobStore:
     def _sidecar(self, bucket: str, name: str) -> Path:
         return self._path(f".meta/{bucket}", f"{name}.json")
 
-    def stream_url(self, bucket: str, name: str) -> str:
+    def stream_url(self, bucket: str, name: str, lifetime: timedelta | None = None) -> str:
         return str(self._path(bucket, name))
 
     def put(
@@ -61,14 +85,25 @@ class FolderBlobStore:
         data: bytes,
         content_type: str,
         metadata: Mapping[str, str] | None = None,
+        if_generation_match: int | None = None,
     ) -> BlobInfo:
         path = self._path(bucket, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-        tmp.write_bytes(data)
-        tmp.replace(path)  # readers never see half an object
-        info = BlobInfo(bucket, name, time.time_ns(), len(data), content_type, dict(metadata or {}))
-        self._write_sidecar(info)
+        with self._lock:  # makes the generation check and the write one step
+            if if_generation_match is not None:
+                try:
+                    current = self.stat(bucket, name).generation
+                except NotFound:
+                    current = 0
+                if current != if_generation_match:
+                    raise PreconditionFailed(f"{bucket}/{name} changed")
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+            tmp.write_bytes(data)
+            tmp.replace(path)  # readers never see half an object
+            info = BlobInfo(
+                bucket, name, time.time_ns(), len(data), content_type, dict(metadata or {})
+            )
+            self._write_sidecar(info)
         return info
 
     def put_file(
@@ -222,7 +257,7 @@ class SqliteDocumentStore:
             row = db.execute(
                 "SELECT data FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
             ).fetchone()
-        return json.loads(row[0]) if row else None
+        return _load_document(row[0]) if row else None
 
     def create(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> bool:
         with self._connect() as db:
@@ -240,7 +275,9 @@ class SqliteDocumentStore:
         try:
             db.execute("BEGIN IMMEDIATE")  # one writer at a time: reads cannot go stale
             docs = {key: self._read(db, key) for key in keys}
-            writes, result = change(docs)
+            writes, result = run_change(
+                change, docs, lambda more: {key: self._read(db, key) for key in more}
+            )
             for key, data in writes.items():
                 current = docs[key] if key in docs else self._read(db, key)
                 db.execute(
@@ -260,7 +297,7 @@ class SqliteDocumentStore:
         row = db.execute(
             "SELECT data FROM documents WHERE collection = ? AND id = ?", key
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        return _load_document(row[0]) if row else None
 
     def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
         with self._connect() as db:
@@ -269,7 +306,7 @@ class SqliteDocumentStore:
                 " ORDER BY id",
                 (collection, f"$.{field}", value),
             ).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        return [_load_document(row[0]) for row in rows]
 
 
 _DUCKDB_TYPES = {

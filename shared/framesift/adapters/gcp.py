@@ -20,7 +20,17 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, firestore, pubsub_v1, storage
 
-from framesift.ports import BlobInfo, Change, Column, DocKey, NotFound, T, TableSchema
+from framesift.ports import (
+    BlobInfo,
+    Change,
+    Column,
+    DocKey,
+    NotFound,
+    PreconditionFailed,
+    T,
+    TableSchema,
+    run_change,
+)
 
 
 def _blob_info(blob: storage.Blob) -> BlobInfo:
@@ -49,7 +59,7 @@ class GcsBlobStore:
         self._signed_url_ttl = timedelta(minutes=signed_url_minutes)
         self._signer = signer_service_account
 
-    def stream_url(self, bucket: str, name: str) -> str:
+    def stream_url(self, bucket: str, name: str, lifetime: timedelta | None = None) -> str:
         blob = self._client.bucket(bucket).blob(name)
         if self._emulator:
             # The emulators serve media without auth; this is the object's media link.
@@ -62,7 +72,7 @@ class GcsBlobStore:
         return str(
             blob.generate_signed_url(
                 version="v4",
-                expiration=self._signed_url_ttl,
+                expiration=lifetime or self._signed_url_ttl,
                 method="GET",
                 service_account_email=self._signer or credentials.service_account_email,
                 access_token=credentials.token,
@@ -76,10 +86,16 @@ class GcsBlobStore:
         data: bytes,
         content_type: str,
         metadata: Mapping[str, str] | None = None,
+        if_generation_match: int | None = None,
     ) -> BlobInfo:
         blob = self._client.bucket(bucket).blob(name)
         blob.metadata = dict(metadata or {})
-        blob.upload_from_string(data, content_type=content_type)
+        try:
+            blob.upload_from_string(
+                data, content_type=content_type, if_generation_match=if_generation_match
+            )
+        except gexc.PreconditionFailed as exc:
+            raise PreconditionFailed(f"{bucket}/{name} changed") from exc
         return _blob_info(blob)
 
     def get(self, bucket: str, name: str) -> bytes:
@@ -132,18 +148,22 @@ class FirestoreDocumentStore:
     def transact(self, keys: Sequence[DocKey], change: Change[T]) -> T:
         client = self._client
 
-        @firestore.transactional
-        def run(transaction: firestore.Transaction) -> T:
-            refs = [client.collection(c).document(d) for c, d in keys]
+        def read(wanted: Sequence[DocKey], transaction: firestore.Transaction) -> dict:
+            refs = [client.collection(c).document(d) for c, d in wanted]
             snapshots = {
                 (s.reference.parent.id, s.reference.id): s
                 for s in client.get_all(refs, transaction=transaction)
             }
-            docs = {
+            return {
                 key: (snap.to_dict() if (snap := snapshots.get(key)) and snap.exists else None)
-                for key in keys
+                for key in wanted
             }
-            writes, result = change(docs)
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> T:
+            docs = read(keys, transaction)
+            # Firestore allows reads after reads until the first write.
+            writes, result = run_change(change, docs, lambda more: read(more, transaction))
             for (collection, doc_id), data in writes.items():
                 transaction.set(client.collection(collection).document(doc_id), data, merge=True)
             return result

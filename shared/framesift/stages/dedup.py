@@ -45,7 +45,7 @@ from framesift.models import (
     source_id,
     utcnow,
 )
-from framesift.ports import DocKey
+from framesift.ports import DocKey, ReadMore
 from framesift.stages.sampler import FRAMES
 from framesift.wiring import Adapters
 
@@ -159,7 +159,13 @@ class Dedup:
         decisions = [(frame, self.decide(frame, batch, within_video)) for frame in batch.frames]
         kept = [frame for frame, decision in decisions if decision.status is DedupStatus.KEPT]
         if kept:
-            message = KeptFrames(batch_id=batch.batch_id, collector=batch.collector, frames=kept)
+            message = KeptFrames(
+                batch_id=batch.batch_id,
+                collector=batch.collector,
+                video_doc_id=batch.video_doc_id,
+                video_id=batch.video_id,
+                frames=kept,
+            )
             self._adapters.publisher.publish(
                 Topics.FRAMES_KEPT,
                 message.model_dump_json().encode(),
@@ -202,16 +208,16 @@ class Dedup:
             earlier = DedupDecision.from_fields(docs[frame_key] or {})
             if earlier is not None:
                 return {}, earlier
-            decision = self._judge(frame, docs, content_key, buckets)
+            decision = self._judge(frame, docs, content_key, scopes, buckets)
             writes: dict[DocKey, dict] = {frame_key: decision.as_fields()}
             if decision.status is DedupStatus.KEPT:
                 writes[content_key] = {"frame_id": frame.frame_id, "sha256": frame.sha256}
-                for keys_of_scope in buckets.values():
-                    read = {key[1]: docs[key] for key in keys_of_scope}
-                    for bucket_id, data in phashindex.added(
-                        read, frame.frame_id, frame.phash
-                    ).items():
+                for name, scope in scopes.items():
+                    read = {key[1]: docs[key] for key in buckets[name]}
+                    for bucket_id, data in phashindex.added(read, frame.phash).items():
                         writes[(phashindex.BUCKETS, bucket_id)] = data
+                    owner = phashindex.owner_id(scope, frame.phash)
+                    writes[(phashindex.OWNERS, owner)] = {"frame_id": frame.frame_id}
             return writes, decision
 
         return self._adapters.documents.transact(keys, change)
@@ -221,6 +227,7 @@ class Dedup:
         frame: SampledFrame,
         docs: dict[DocKey, dict | None],
         content_key: DocKey,
+        scopes: dict[str, str],
         buckets: dict[str, list[DocKey]],
     ) -> DedupDecision:
         owner = (docs[content_key] or {}).get("frame_id")
@@ -231,16 +238,18 @@ class Dedup:
                 duplicate_of=owner,
                 distance=0,
             )
-        for scope, keys in buckets.items():
-            match = phashindex.nearest(
-                frame.phash, (docs[key] for key in keys), self._threshold, exclude=frame.frame_id
+        for name, keys in buckets.items():
+            match = phashindex.nearest(frame.phash, (docs[key] for key in keys), self._threshold)
+            if match is None:
+                continue
+            owner_key = (phashindex.OWNERS, phashindex.owner_id(scopes[name], match.phash))
+            if owner_key not in docs:
+                raise ReadMore([owner_key])
+            return DedupDecision(
+                status=DedupStatus.DROPPED,
+                drop_reason=DropReason.NEAR_DUPLICATE,
+                duplicate_of=(docs[owner_key] or {}).get("frame_id"),
+                distance=match.distance,
+                scope=name,
             )
-            if match is not None:
-                return DedupDecision(
-                    status=DedupStatus.DROPPED,
-                    drop_reason=DropReason.NEAR_DUPLICATE,
-                    duplicate_of=match.frame_id,
-                    distance=match.distance,
-                    scope=scope,
-                )
         return DedupDecision(status=DedupStatus.KEPT)

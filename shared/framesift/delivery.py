@@ -1,0 +1,129 @@
+"""At-least-once delivery with a bound: what happens to a message a stage cannot handle.
+
+Every subscriber (a deployed function, or a handler in embedded mode) hands its messages to
+:func:`deliver`. It counts the failed deliveries of each message in the document store
+(``deliveries/{subscriber}~{message id}``, written only on failure), and gives up on a message
+when retrying cannot help: at once for a :class:`~framesift.errors.PermanentError` (a malformed
+event, a vendor refusing the request), or after ``max_delivery_attempts`` failures otherwise.
+Giving up means: the message goes to the ``dead-letters`` topic with the reason in its
+attributes, a ``dead_letters`` document records it for operators (replayable from there), the
+stage's ``give_up`` hook marks what it concerned as failed, and the delivery is acknowledged, so
+no message loops forever. Any other failure is raised, so Pub/Sub redelivers with backoff.
+
+Cloud Pub/Sub's own dead-letter policy (set by the infra on every subscription, with more
+attempts) stays as a backstop for a function that crashes before it can count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from framesift.config import Settings, Topics
+from framesift.errors import PermanentError
+from framesift.logs import get_logger
+from framesift.models import PubSubMessage, utcnow
+from framesift.ports import DocKey
+from framesift.wiring import Adapters
+
+log = get_logger(__name__)
+
+DELIVERIES = "deliveries"
+DEAD_LETTERS = "dead_letters"
+_MAX_ERROR_CHARS = 1000
+
+GiveUp = Callable[[PubSubMessage, str], None]
+
+
+def deliver(
+    message: PubSubMessage,
+    handle: Callable[[PubSubMessage], Any],
+    *,
+    subscriber: str,
+    adapters: Adapters,
+    settings: Settings,
+    give_up: GiveUp | None = None,
+) -> Any:
+    """Handle ``message``; on failure either raise (to be redelivered) or dead-letter it."""
+    try:
+        return handle(message)
+    except PermanentError as exc:
+        _dead_letter(message, subscriber, exc, 1, adapters, give_up, permanent=True)
+        return None
+    except Exception as exc:
+        attempts = _count_failure(message, subscriber, adapters)
+        if attempts >= settings.max_delivery_attempts:
+            _dead_letter(message, subscriber, exc, attempts, adapters, give_up, permanent=False)
+            return None
+        log.warning(
+            "delivery failed, Pub/Sub will redeliver: %s",
+            _describe(exc),
+            extra={"fields": {"subscriber": subscriber, "attempt": attempts}},
+        )
+        raise
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+
+
+def _delivery_id(message: PubSubMessage, subscriber: str) -> str:
+    return f"{subscriber}~{message.message_id or 'no-id'}"
+
+
+def _count_failure(message: PubSubMessage, subscriber: str, adapters: Adapters) -> int:
+    key: DocKey = (DELIVERIES, _delivery_id(message, subscriber))
+
+    def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], int]:
+        attempts = int((docs[key] or {}).get("failures", 0)) + 1
+        return {key: {"failures": attempts, "updated_at": utcnow()}}, attempts
+
+    return adapters.documents.transact([key], change)
+
+
+def _dead_letter(
+    message: PubSubMessage,
+    subscriber: str,
+    exc: BaseException,
+    attempts: int,
+    adapters: Adapters,
+    give_up: GiveUp | None,
+    *,
+    permanent: bool,
+) -> None:
+    reason = _describe(exc)
+    record_id = _delivery_id(message, subscriber)
+    adapters.publisher.publish(
+        Topics.DEAD_LETTERS,
+        message.payload(),
+        {
+            "subscriber": subscriber,
+            "message_id": message.message_id,
+            "error": reason,
+            "attempts": str(attempts),
+            "original_attributes": json.dumps(message.attributes),
+        },
+    )
+    adapters.documents.merge(
+        DEAD_LETTERS,
+        record_id,
+        {
+            "id": record_id,
+            "subscriber": subscriber,
+            "message_id": message.message_id,
+            "attributes": message.attributes,
+            "data": message.data,
+            "error": reason,
+            "permanent": permanent,
+            "attempts": attempts,
+            "updated_at": utcnow(),
+        },
+    )
+    if give_up is not None:
+        give_up(message, reason)
+    log.error(
+        "message dead-lettered: %s",
+        reason,
+        extra={"fields": {"subscriber": subscriber, "attempts": attempts}},
+    )

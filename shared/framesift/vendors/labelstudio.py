@@ -1,0 +1,200 @@
+"""Label Studio through its official SDK (``label-studio-sdk`` 2.x).
+
+Once per deployment (remembered in ``labeling_vendors/labelstudio~{project}``):
+
+- the project, with a bounding-box labeling config built from the configured classes, found by
+  title or created; two instances creating it at once converge on the first one recorded and
+  delete their own;
+- the webhook to ``{webhook_url}/labelstudio`` for ANNOTATION_CREATED, ANNOTATION_UPDATED and
+  ANNOTATIONS_DELETED, carrying the shared secret in the ``X-Framesift-Secret`` header.
+
+Tasks are imported in one request per chunk, with the frame id in the task data. Before
+importing, the chunk's frame ids are looked up in the project (a Data Manager filter on
+``data.frame_id``), so a crash between importing and recording the task ids never yields a
+second task for a frame.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
+from xml.sax.saxutils import quoteattr
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from framesift.config import Settings
+from framesift.errors import VendorRejected, VendorUnavailable
+from framesift.ports import DocumentStore, LabelingRequest, LabelingTask
+
+SETUP = "labeling_vendors"
+# The header carrying the webhook secret (its name, not the secret).
+SECRET_HEADER = "X-Framesift-Secret"  # noqa: S105
+WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
+R = TypeVar("R")
+
+
+def label_config(classes: Sequence[str]) -> str:
+    labels = "".join(f"<Label value={quoteattr(name)}/>" for name in classes)
+    return (
+        '<View><Image name="image" value="$image"/>'
+        f'<RectangleLabels name="label" toName="image">{labels}</RectangleLabels></View>'
+    )
+
+
+class LabelStudioVendor:
+    name = "labelstudio"
+
+    def __init__(self, settings: Settings, documents: DocumentStore) -> None:
+        if settings.labelstudio_api_key is None:
+            raise VendorRejected("FRAMESIFT_LABELSTUDIO_API_KEY is not set")
+        self._settings = settings
+        self._documents = documents
+        self._client = LabelStudio(
+            base_url=settings.labelstudio_url,
+            api_key=settings.labelstudio_api_key.get_secret_value(),
+            timeout=30,
+        )
+        self._project_id: int | None = None
+
+    @property
+    def client(self) -> LabelStudio:
+        return self._client
+
+    def project_id(self) -> int:
+        """The project's id, setting the project and its webhook up on first use."""
+        if self._project_id is None:
+            self._project_id = _call("set up the project", self._ensure_project)
+            _call("register the webhook", lambda: self._ensure_webhook(self._project_id or 0))
+        return self._project_id
+
+    def request(self, batch_id: str, frames: Sequence[LabelingRequest]) -> list[LabelingTask]:
+        project = self.project_id()
+        existing = _call("look tasks up", lambda: self.tasks_by_frame(project, frames))
+        missing = [frame for frame in frames if frame.frame_id not in existing]
+        if missing:
+            response = _call(
+                "import tasks",
+                lambda: self._client.projects.import_tasks(
+                    id=project,
+                    request=[
+                        cast(
+                            Any,
+                            {
+                                "image": frame.image_url,
+                                **frame.metadata,
+                                "frame_id": frame.frame_id,
+                                "width": frame.width,
+                                "height": frame.height,
+                            },
+                        )
+                        for frame in missing
+                    ],
+                    return_task_ids=True,
+                ),
+            )
+            # Community edition imports synchronously and returns the ids (not in the SDK's type).
+            task_ids = list(getattr(response, "task_ids", None) or [])
+            if len(task_ids) != len(missing):
+                raise VendorUnavailable(
+                    f"Label Studio returned {len(task_ids)} task ids for {len(missing)} tasks"
+                )
+            existing.update(
+                {frame.frame_id: task for frame, task in zip(missing, task_ids, strict=True)}
+            )
+        return [LabelingTask(frame.frame_id, str(existing[frame.frame_id])) for frame in frames]
+
+    def tasks_by_frame(self, project: int, frames: Sequence[LabelingRequest]) -> dict[str, int]:
+        """The project's tasks of these frames (by the ``frame_id`` in their data)."""
+        query = {
+            "filters": {
+                "conjunction": "or",
+                "items": [
+                    {
+                        "filter": "filter:tasks:data.frame_id",
+                        "operator": "equal",
+                        "type": "String",
+                        "value": frame.frame_id,
+                    }
+                    for frame in frames
+                ],
+            }
+        }
+        found: dict[str, int] = {}
+        tasks: Iterable[Any] = self._client.tasks.list(
+            project=project, query=json.dumps(query), fields="all", page_size=100
+        )
+        for task in tasks:
+            frame_id = (task.data or {}).get("frame_id")
+            if frame_id and task.id is not None:
+                found.setdefault(str(frame_id), int(task.id))  # the first task wins
+        return found
+
+    def _ensure_project(self) -> int:
+        title = self._settings.labelstudio_project
+        setup_id = f"labelstudio~{title}"
+        recorded = self._documents.get(SETUP, setup_id)
+        if recorded:
+            return int(recorded["project_id"])
+        projects: Iterable[Any] = self._client.projects.list(title=title)
+        matches = sorted(
+            (p for p in projects if p.title == title),
+            key=lambda p: p.id or 0,
+        )
+        created = None
+        if matches and matches[0].id is not None:
+            project_id = int(matches[0].id)
+        else:
+            created = self._client.projects.create(
+                title=title, label_config=label_config(self._settings.labeling_classes)
+            )
+            project_id = int(created.id or 0)
+        if self._documents.create(SETUP, setup_id, {"project_id": project_id, "title": title}):
+            return project_id
+        winner = int((self._documents.get(SETUP, setup_id) or {})["project_id"])
+        if created is not None and winner != project_id:
+            self._client.projects.delete(id=project_id)  # lost the race: ours is empty
+        return winner
+
+    def _ensure_webhook(self, project: int) -> None:
+        if not self._settings.webhook_url:
+            return
+        url = f"{self._settings.webhook_url.rstrip('/')}/labelstudio"
+        secret = self._settings.labelstudio_webhook_secret
+        ours = self._webhooks(project, url)
+        if not ours:
+            self._client.webhooks.create(
+                project=project,
+                url=url,
+                send_payload=True,
+                send_for_all_actions=False,
+                actions=WEBHOOK_ACTIONS,  # type: ignore[arg-type]
+                headers={SECRET_HEADER: secret.get_secret_value()} if secret else {},
+            )
+            ours = self._webhooks(project, url)
+        for duplicate in ours[1:]:  # another instance registered it at the same time
+            self._client.webhooks.delete(id=duplicate)
+
+    def _webhooks(self, project: int, url: str) -> list[int]:
+        hooks = self._client.webhooks.list(project=str(project))
+        return sorted(int(h.id) for h in hooks if h.url == url and h.id is not None)
+
+
+def _call(doing: str, call: Callable[[], R]) -> R:
+    """Run an SDK call, sorting its failures into retryable and permanent ones."""
+    try:
+        return call()
+    except ApiError as exc:
+        message = f"Label Studio could not {doing}: HTTP {exc.status_code} {_body(exc.body)}"
+        code = exc.status_code or 0
+        if code in (408, 429) or code >= 500:
+            raise VendorUnavailable(message) from exc
+        raise VendorRejected(message) from exc
+    except httpx.HTTPError as exc:
+        raise VendorUnavailable(f"Label Studio could not {doing}: {exc}") from exc
+
+
+def _body(body: Any) -> str:
+    return str(body)[:300]

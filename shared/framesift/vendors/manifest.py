@@ -1,0 +1,90 @@
+"""The offline vendor: manifests to hand to any labeling tool, written to the frames bucket.
+
+Per kept-frames batch, two objects under ``manifests/``:
+
+- ``{batch id}.jsonl``: a SageMaker Ground Truth input manifest, one JSON object per line,
+  ``{"source-ref": "gs://...", "framesift-frame-id": ..., ...}``;
+- ``{batch id}.labelstudio.json``: the same frames as a Label Studio import file
+  (``[{"data": {"image": ..., "frame_id": ...}}]``).
+
+GCS objects cannot be appended to, so the manifest is partitioned by batch (concatenate the
+``.jsonl`` parts for one manifest). A redelivery adds only the frames a part lacks, with a
+generation-conditional write (compare-and-swap), so two deliveries of a batch never drop or
+repeat a line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from framesift.ports import (
+    BlobStore,
+    LabelingRequest,
+    LabelingTask,
+    NotFound,
+    PreconditionFailed,
+)
+
+PREFIX = "manifests/"
+_MAX_SWAPS = 20
+
+
+class ManifestVendor:
+    name = "manifest"
+
+    def __init__(self, blobs: BlobStore, bucket: str) -> None:
+        self._blobs = blobs
+        self._bucket = bucket
+
+    def request(self, batch_id: str, frames: Sequence[LabelingRequest]) -> list[LabelingTask]:
+        name = f"{PREFIX}{batch_id}.jsonl"
+        for _ in range(_MAX_SWAPS):
+            try:
+                generation = self._blobs.stat(self._bucket, name).generation
+                lines = self._blobs.get(self._bucket, name).decode().splitlines()
+                entries = [json.loads(line) for line in lines if line.strip()]
+            except NotFound:
+                generation, entries = 0, []
+            present = {entry["framesift-frame-id"] for entry in entries}
+            entries += [ground_truth_line(f) for f in frames if f.frame_id not in present]
+            body = "".join(json.dumps(entry, sort_keys=True) + "\n" for entry in entries)
+            try:
+                self._blobs.put(
+                    self._bucket,
+                    name,
+                    body.encode(),
+                    "application/jsonl",
+                    if_generation_match=generation,
+                )
+                break
+            except PreconditionFailed:
+                continue  # another delivery wrote the part meanwhile: merge with it
+        else:
+            raise PreconditionFailed(f"{name} kept changing")
+        self._blobs.put(
+            self._bucket,
+            f"{PREFIX}{batch_id}.labelstudio.json",
+            json.dumps([label_studio_task(entry) for entry in entries], indent=1).encode(),
+            "application/json",
+        )
+        return [LabelingTask(frame.frame_id, f"{name}#{frame.frame_id}") for frame in frames]
+
+
+def ground_truth_line(frame: LabelingRequest) -> dict[str, Any]:
+    return {
+        "source-ref": frame.gcs_uri,
+        "framesift-frame-id": frame.frame_id,
+        "framesift-metadata": {**frame.metadata, "width": frame.width, "height": frame.height},
+    }
+
+
+def label_studio_task(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "data": {
+            "image": entry["source-ref"],
+            "frame_id": entry["framesift-frame-id"],
+            **entry["framesift-metadata"],
+        }
+    }
