@@ -1,0 +1,144 @@
+"""A local stand-in for Scale's task API, at the HTTP level, with Scale's shapes.
+
+Scale is a SaaS the tests cannot run. This serves the endpoints the labeler uses, as documented
+(https://docs.scale.com/reference) and as ``scaleapi`` parses them:
+
+- ``POST /v1/task/imageannotation``: 200 with the task (``task_id``, ``status: pending``,
+  ``params``, ``metadata``, ``unique_id``, ``callback_url``, ...); a ``unique_id`` already used:
+  409 ``{"status_code": 409, "error": ...}``; a wrong API key (HTTP basic, key as user): 401;
+- ``GET /v1/tasks?unique_id=``: ``{"docs": [...], "total", "limit", "offset", "has_more",
+  "next_token"}``;
+- ``GET /v1/task/{id}``.
+
+``fail_next(429, 500, ...)`` makes the next requests answer those statuses, as Scale does when
+rate-limited or down.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import uuid
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+API_KEY = "live_fake_scale_key_0000"  # noqa: S105 (the fake's own test key)
+
+
+class FakeScale:
+    def __init__(self) -> None:
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self._failures: deque[int] = deque()
+        self._lock = threading.Lock()
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/v1"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeScale:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+
+    def fail_next(self, *statuses: int) -> None:
+        with self._lock:
+            self._failures.extend(statuses)
+
+    def fail_always(self, status: int) -> None:
+        self.fail_next(*([status] * 10_000))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.tasks.clear()
+            self.requests.clear()
+            self._failures.clear()
+
+    def by_unique_id(self, unique_id: str) -> list[dict[str, Any]]:
+        return [t for t in self.tasks.values() if t.get("unique_id") == unique_id]
+
+    def _app(self, environ: dict, start_response: Any) -> Any:
+        request = Request(environ)
+        return self._respond(request)(environ, start_response)
+
+    def _respond(self, request: Request) -> Response:
+        with self._lock:
+            self.requests.append((request.method, request.path))
+            if not self._authorised(request):
+                return _json({"status_code": 401, "error": "Please provide a valid API key."}, 401)
+            if self._failures:
+                status = self._failures.popleft()
+                return _json({"status_code": status, "error": f"injected {status}"}, status)
+            if request.method == "POST" and request.path == "/v1/task/imageannotation":
+                return self._create(request.get_json())
+            if request.method == "GET" and request.path == "/v1/tasks":
+                unique_id = request.args.get("unique_id")
+                docs = self.by_unique_id(unique_id) if unique_id else list(self.tasks.values())
+                return _json(
+                    {
+                        "docs": docs,
+                        "total": len(docs),
+                        "limit": 100,
+                        "offset": 0,
+                        "has_more": False,
+                        "next_token": None,
+                    }
+                )
+            if request.method == "GET" and request.path.startswith("/v1/task/"):
+                task = self.tasks.get(request.path.rsplit("/", 1)[1])
+                if task is None:
+                    return _json({"status_code": 404, "error": "Task not found"}, 404)
+                return _json(task)
+            return _json({"status_code": 404, "error": "Not found"}, 404)
+
+    @staticmethod
+    def _authorised(request: Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        expected = "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()
+        return header == expected
+
+    def _create(self, body: dict[str, Any]) -> Response:
+        unique_id = body.get("unique_id")
+        if unique_id and self.by_unique_id(unique_id):
+            return _json(
+                {
+                    "status_code": 409,
+                    "error": f'The unique_id ("{unique_id}") is already used for a different '
+                    "task. Check the existing task or clear the unique_id.",
+                },
+                409,
+            )
+        for required in ("attachment", "geometries"):
+            if required not in body:
+                return _json({"status_code": 400, "error": f"Missing {required}"}, 400)
+        task_id = uuid.uuid4().hex[:24]
+        task = {
+            "task_id": task_id,
+            "created_at": datetime.now(UTC).isoformat(),
+            "type": "imageannotation",
+            "status": "pending",
+            "instruction": body.get("instruction", ""),
+            "callback_url": body.get("callback_url"),
+            "project": body.get("project"),
+            "unique_id": unique_id,
+            "metadata": body.get("metadata", {}),
+            "params": {
+                "attachment": body["attachment"],
+                "attachment_type": body.get("attachment_type", "image"),
+                "geometries": body["geometries"],
+            },
+            "is_test": False,
+        }
+        self.tasks[task_id] = task
+        return _json(task)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    import json
+
+    return Response(json.dumps(body), status=status, mimetype="application/json")
