@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
+import signal
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,7 +21,7 @@ import pytest
 import requests
 
 from framesift.config import Backend, Settings
-from framesift.devstack import DevStack, StackState
+from framesift.devstack import DevStack, StackState, free_port
 from framesift.media import generate_test_video
 
 T = TypeVar("T")
@@ -182,6 +185,60 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LabelStudioServer:
+    url: str
+    token: str
+
+
+@pytest.fixture(scope="session")
+def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
+    """A real Label Studio on loopback, from the data folder scripts/install initialised."""
+    template = REPO_ROOT / ".labelstudio" / "template"
+    executable = REPO_ROOT / ".venv-labelstudio" / "bin" / "label-studio"
+    if not executable.exists() or not (template / "token").exists():
+        pytest.fail("Label Studio is not installed: run scripts/install")
+    data = tmp_path_factory.mktemp("labelstudio") / "data"
+    shutil.copytree(template, data)
+    port = free_port()
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_BASE_DATA_DIR": str(data),
+        # Label Studio refuses webhooks to private addresses unless told otherwise.
+        "SSRF_PROTECTION_ENABLED": "false",
+        "LATEST_VERSION_CHECK": "false",
+        "SENTRY_DSN": "",
+        "COLLECT_ANALYTICS": "false",
+    }
+    log = (data / "server.log").open("wb")
+    process = subprocess.Popen(
+        [str(executable), "start", "--internal-host", "127.0.0.1", "--port", str(port)]
+        + ["--no-browser"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return requests.get(f"{url}/health", timeout=2).ok
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_for(healthy, "Label Studio to start", timeout=180)
+        yield LabelStudioServer(url, (template / "token").read_text().strip())
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        log.close()
 
 
 @pytest.fixture

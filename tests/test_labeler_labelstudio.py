@@ -1,0 +1,129 @@
+"""Labeler against a real Label Studio server: tasks, redelivery, crash recovery, set-up."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from framesift.config import Vendor
+from framesift.errors import VendorRejected
+from framesift.models import KeptFrames
+from framesift.stages.labeler import Labeler
+from framesift.vendors.labelstudio import SECRET_HEADER, WEBHOOK_ACTIONS, LabelStudioVendor
+from framesift.wiring import build_adapters
+
+pytestmark = pytest.mark.labelstudio
+
+
+@pytest.fixture
+def settings(embedded_settings, labelstudio, unique):
+    return embedded_settings.model_copy(
+        update={
+            "labeling_vendor": Vendor.LABELSTUDIO,
+            "labelstudio_url": labelstudio.url,
+            "labelstudio_api_key": SecretStr(labelstudio.token),
+            "labelstudio_project": f"framesift-{unique}",
+            "labelstudio_webhook_secret": SecretStr(f"secret-{unique}"),
+            "webhook_url": "http://127.0.0.1:9/hooks",
+            "labeling_classes": ["car", "person"],
+        }
+    )
+
+
+def _kept(settings, count: int, batch: str = "b1") -> KeptFrames:
+    return KeptFrames.model_validate(
+        {
+            "batch_id": batch,
+            "collector": "cam",
+            "video_id": "drive",
+            "video_doc_id": "v_drive",
+            "frames": [
+                {
+                    "frame_id": f"v_drive_{i:010d}",
+                    "timestamp_ms": i * 1000,
+                    "bucket": settings.frames_bucket,
+                    "object_name": f"cam/drive/{i * 1000:010d}.jpg",
+                    "sha256": f"{i:064x}",
+                    "phash": f"{i:016x}",
+                    "sharpness": 1.0,
+                    "brightness": 0.5,
+                    "width": 320,
+                    "height": 240,
+                }
+                for i in range(count)
+            ],
+        }
+    )
+
+
+def _tasks(vendor: LabelStudioVendor) -> list:
+    return list(vendor.client.tasks.list(project=vendor.project_id(), fields="all"))
+
+
+def test_one_task_per_frame_whatever_the_redeliveries(settings):
+    adapters = build_adapters(settings)
+    vendor = LabelStudioVendor(settings, adapters.documents)
+    labeler = Labeler(adapters, settings, vendor)
+    kept = _kept(settings, 5)
+
+    first = labeler.handle(kept)
+    again = [labeler.handle(kept) for _ in range(2)]
+
+    assert first.requested == 5
+    assert [r.requested for r in again] == [0, 0]
+    tasks = _tasks(vendor)
+    assert sorted(t.data["frame_id"] for t in tasks) == [f.frame_id for f in kept.frames]
+    for task in tasks:
+        frame = adapters.documents.get("frames", task.data["frame_id"])
+        assert frame is not None
+        assert frame["labeling_task_id"] == str(task.id)
+        assert frame["labeling_vendor"] == "labelstudio"
+        assert task.data["image"].endswith(f"{task.data['timestamp_ms']:010d}.jpg")
+        assert task.data["collector"] == "cam"
+
+
+def test_tasks_imported_before_a_crash_are_found_not_imported_again(settings):
+    adapters = build_adapters(settings)
+    vendor = LabelStudioVendor(settings, adapters.documents)
+    kept = _kept(settings, 4)
+    labeler = Labeler(adapters, settings, vendor)
+    # The crash: the first two frames were imported, nothing was recorded on the frames.
+    early = vendor.request(kept.batch_id, [labeler._request(kept, f) for f in kept.frames[:2]])
+
+    labeler.handle(kept)
+
+    tasks = _tasks(vendor)
+    assert len(tasks) == 4
+    for task in early:
+        frame = adapters.documents.get("frames", task.frame_id)
+        assert frame is not None and frame["labeling_task_id"] == task.task_id
+
+
+def test_project_and_webhook_are_set_up_once(settings):
+    adapters = build_adapters(settings)
+    one = LabelStudioVendor(settings, adapters.documents)
+    two = LabelStudioVendor(settings, adapters.documents)
+
+    assert one.project_id() == two.project_id()
+    project = one.client.projects.get(id=one.project_id())
+    assert project.title == settings.labelstudio_project
+    assert '<Label value="car"/>' in (project.label_config or "")
+    assert "<RectangleLabels" in (project.label_config or "")
+    hooks = [
+        h
+        for h in one.client.webhooks.list(project=str(one.project_id()))
+        if h.project == one.project_id()
+    ]
+    [hook] = hooks
+    assert hook.url == "http://127.0.0.1:9/hooks/labelstudio"
+    assert hook.headers == {SECRET_HEADER: f"secret-{settings.labelstudio_project[10:]}"}
+    assert sorted(hook.actions or []) == sorted(WEBHOOK_ACTIONS)
+    assert hook.send_payload is True
+
+
+def test_a_refused_token_is_a_permanent_error(settings):
+    settings = settings.model_copy(update={"labelstudio_api_key": SecretStr("0" * 40)})
+    adapters = build_adapters(settings)
+    labeler = Labeler(adapters, settings, LabelStudioVendor(settings, adapters.documents))
+    with pytest.raises(VendorRejected, match="401"):
+        labeler.handle(_kept(settings, 1))
