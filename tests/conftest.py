@@ -23,6 +23,8 @@ import requests
 from framesift.config import Backend, Settings
 from framesift.devstack import DevStack, StackState, free_port
 from framesift.media import generate_test_video
+from tests.fakes.scale import API_KEY as SCALE_API_KEY
+from tests.fakes.scale import FakeScale
 
 T = TypeVar("T")
 
@@ -163,14 +165,43 @@ def embedded_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
-    """The emulated stack for the whole session, by the same code as ``framesift dev up``."""
+def scale() -> Iterator[FakeScale]:
+    """The Scale API stand-in (tests/fakes/scale.py) for the whole session."""
+    with FakeScale() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def devstack_manager(
+    tmp_path_factory: pytest.TempPathFactory, scale: FakeScale
+) -> Iterator[DevStack]:
+    """The emulated stack for the whole session, by the same code as ``framesift dev up``.
+
+    Its labeler sends to the Scale fake; tests start other labeler instances for the others.
+    """
     # Videos over 4.5 s are sampled in segments: the 5 s clips take that path, the 4 s one not.
     stack = DevStack(
         state_dir=tmp_path_factory.mktemp("devstack"),
-        settings_env={"FRAMESIFT_SEGMENT_SECONDS": "4.5"},
+        settings_env={
+            "FRAMESIFT_SEGMENT_SECONDS": "4.5",
+            "FRAMESIFT_LABELING_VENDOR": "scale",
+            "FRAMESIFT_SCALE_API_URL": scale.url,
+            "FRAMESIFT_SCALE_API_KEY": SCALE_API_KEY,
+            "FRAMESIFT_WEBHOOK_URL": "http://127.0.0.1:9/hooks",
+            "FRAMESIFT_LABELING_RETRY_SECONDS": "5",
+        },
     )
-    state = stack.up()
+    stack.up()
+    try:
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def devstack(devstack_manager: DevStack) -> Iterator[StackState]:
+    state = devstack_manager.state
+    assert state is not None
     # Only where the emulators are: the FRAMESIFT_* settings are the functions', and would leak
     # into the embedded tests' settings.
     hosts = {k: v for k, v in state.env.items() if not k.startswith("FRAMESIFT_")}
@@ -179,7 +210,6 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
     try:
         yield state
     finally:
-        stack.down()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

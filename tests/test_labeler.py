@@ -19,13 +19,7 @@ from framesift.local import EmbeddedPipeline
 from framesift.models import KeptFrames
 from framesift.stages.labeler import Labeler
 from framesift.vendors.scale import ScaleVendor
-from tests.fakes.scale import API_KEY, FakeScale
-
-
-@pytest.fixture(scope="module")
-def scale():
-    with FakeScale() as fake:
-        yield fake
+from tests.fakes.scale import API_KEY
 
 
 @pytest.fixture

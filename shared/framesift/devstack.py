@@ -64,6 +64,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "dedup", "dedup_frames", "cloudevent", (Topics.FRAMES_SAMPLED, Topics.RAW_OBJECTS)
     ),
+    FunctionSpec("labeler", "request_labels", "cloudevent", (Topics.FRAMES_KEPT,)),
 )
 
 
@@ -318,6 +319,7 @@ class DevStack:
                 Topics.VIDEO_SEGMENTS,
                 Topics.FRAMES_SAMPLED,
                 Topics.FRAMES_KEPT,
+                Topics.DEAD_LETTERS,
             ):
                 publisher.create_topic(name=publisher.topic_path(self.project, topic))
             gcs = storage.Client(project=self.project, credentials=AnonymousCredentials())
@@ -330,47 +332,60 @@ class DevStack:
             ).ensure_tables(ALL_TABLES)
 
     def _start_functions(self, timeout: float) -> None:
+        for spec in FUNCTIONS:
+            self.start_function(spec, timeout=timeout)
+
+    def start_function(
+        self,
+        spec: FunctionSpec,
+        settings_env: Mapping[str, str] | None = None,
+        name: str | None = None,
+        timeout: float = 120.0,
+        subscribe: bool = True,
+    ) -> int:
+        """Serve a function under functions-framework and subscribe it to its topics; returns
+        its port. ``settings_env`` and ``name`` run a second instance with other settings (a
+        test's other labeling vendor) as service ``function-{name}``, unsubscribed if asked."""
+        name = name or spec.name
+        port = free_port()
+        self._spawn(
+            f"function-{name}",
+            [
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--target",
+                spec.target,
+                "--source",
+                str(REPO_ROOT / "functions" / spec.name / "main.py"),
+                "--signature-type",
+                spec.signature,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            port,
+            lambda: _tcp_open(port),
+            timeout,
+            env={**self._state.env, **(settings_env or {})},
+        )
         with _environ(self._state.env):
             from google.cloud import pubsub_v1
 
             subscriber = pubsub_v1.SubscriberClient()
-            for spec in FUNCTIONS:
-                port = free_port()
-                self._spawn(
-                    f"function-{spec.name}",
-                    [
-                        sys.executable,
-                        "-m",
-                        "functions_framework",
-                        "--target",
-                        spec.target,
-                        "--source",
-                        str(REPO_ROOT / "functions" / spec.name / "main.py"),
-                        "--signature-type",
-                        spec.signature,
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                    ],
-                    port,
-                    lambda port=port: _tcp_open(port),  # type: ignore[misc]
-                    timeout,
-                    env=self._state.env,
+            for topic_name in spec.topics if subscribe else ():
+                topic = subscriber.topic_path(self.project, topic_name)
+                subscriber.create_subscription(
+                    request={
+                        "name": subscriber.subscription_path(self.project, f"{topic_name}-{name}"),
+                        "topic": topic,
+                        "push_config": {"push_endpoint": f"http://127.0.0.1:{port}/{topic}"},
+                        "ack_deadline_seconds": 600,
+                    }
                 )
-                for topic_name in spec.topics:
-                    topic = subscriber.topic_path(self.project, topic_name)
-                    subscriber.create_subscription(
-                        request={
-                            "name": subscriber.subscription_path(
-                                self.project, f"{topic_name}-{spec.name}"
-                            ),
-                            "topic": topic,
-                            "push_config": {"push_endpoint": f"http://127.0.0.1:{port}/{topic}"},
-                            "ack_deadline_seconds": 600,
-                        }
-                    )
         self._state.save(self.state_file)
+        return port
 
     def down(self) -> list[str]:
         """Stop every service of the stack; returns the names stopped."""

@@ -1,0 +1,163 @@
+"""Labeler on the emulated stack: Firestore emulator, fake-gcs-server, functions-framework.
+
+The session's stack sends to the Scale fake end to end (upload -> sampler -> dedup -> labeler);
+manifest and Label Studio run as extra labeler instances that messages are pushed to, each
+message pushed more than once as Pub/Sub may.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore, storage
+
+from framesift.config import Topics
+from framesift.devstack import FRAMES_BUCKET, FUNCTIONS, RAW_BUCKET
+from framesift.media import generate_test_video
+from framesift.models import KeptFrames, VideoRecord
+from tests.conftest import push_to_function, wait_for
+
+pytestmark = pytest.mark.emulated
+
+LABELER = next(spec for spec in FUNCTIONS if spec.name == "labeler")
+
+
+def _kept_frames(db: firestore.Client, video_doc_id: str) -> list[dict]:
+    query = db.collection("frames").where(
+        filter=firestore.FieldFilter("video_doc_id", "==", video_doc_id)
+    )
+    return [d for d in (s.to_dict() for s in query.stream()) if d.get("dedup_status") == "kept"]
+
+
+def _message(frames: list[dict], batch_id: str, collector: str) -> bytes:
+    return KeptFrames.model_validate(
+        {
+            "batch_id": batch_id,
+            "collector": collector,
+            "frames": [{**frame, "frame_id": frame["id"]} for frame in frames],
+        }
+    ).model_dump_json().encode()
+
+
+def test_uploaded_video_ends_as_one_scale_task_per_kept_frame(devstack, media, scale, unique):
+    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
+    db = firestore.Client(project=devstack.project)
+    blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/three_shots.mp4")
+    blob.upload_from_filename(str(media["three_shots"]), content_type="video/mp4")
+    video_doc_id = VideoRecord.make_id(RAW_BUCKET, blob.name, int(blob.generation))
+
+    def labeled() -> list[dict] | None:
+        video = db.collection("videos").document(video_doc_id).get().to_dict() or {}
+        kept = _kept_frames(db, video_doc_id)
+        if video.get("status") != "sampled" or not kept:
+            return None
+        return kept if all(f.get("labeling_status") == "requested" for f in kept) else None
+
+    kept = wait_for(labeled, "every kept frame to have a Scale task")
+    for _ in range(2):  # Pub/Sub redelivers the batch twice more
+        response = push_to_function(
+            devstack, "labeler", Topics.FRAMES_KEPT, _message(kept, "redelivered", "cam"), {}
+        )
+        assert response.status_code in (200, 204), response.text
+    for frame in kept:
+        [task] = scale.by_unique_id(frame["id"])
+        assert frame["labeling_task_id"] == task["task_id"]
+        assert task["callback_url"] == "http://127.0.0.1:9/hooks/scale"
+        # The emulator serves media without signing: the attachment is the object's media link.
+        assert frame["object_name"].replace("/", "%2F") in task["params"]["attachment"]
+
+
+@pytest.fixture(scope="module")
+def stored_frames(devstack, tmp_path_factory) -> list[dict]:
+    """Three JPEG frames in the frames bucket and their Firestore documents."""
+    folder = tmp_path_factory.mktemp("frames")
+    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
+    db = firestore.Client(project=devstack.project)
+    clip = folder / "clip.mp4"
+    generate_test_video(str(clip), seconds=1, fps="3")
+    import subprocess
+
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(clip), str(folder / "f%d.jpg")], check=True
+    )
+    frames = []
+    for index, path in enumerate(sorted(folder.glob("f*.jpg"))[:3]):
+        frame_id = f"v_labeler_emulated_{index:010d}"
+        name = f"cam/labeler/{index:010d}.jpg"
+        gcs.bucket(FRAMES_BUCKET).blob(name).upload_from_filename(str(path))
+        frame = {
+            "id": frame_id,
+            "video_doc_id": "v_labeler_emulated",
+            "timestamp_ms": index * 333,
+            "bucket": FRAMES_BUCKET,
+            "object_name": name,
+            "sha256": f"{index:064x}",
+            "phash": f"{index:016x}",
+            "sharpness": 1.0,
+            "brightness": 0.5,
+            "width": 320,
+            "height": 240,
+            "dedup_status": "kept",
+        }
+        db.collection("frames").document(frame_id).set(frame)
+        frames.append(frame)
+    return frames
+
+
+def test_manifest_instance_writes_each_frame_once(devstack_manager, devstack, stored_frames):
+    devstack_manager.start_function(
+        LABELER, {"FRAMESIFT_LABELING_VENDOR": "manifest"}, "labeler-manifest", subscribe=False
+    )
+    message = _message(stored_frames, "manifest-batch", "cam")
+    for _ in range(3):
+        response = push_to_function(devstack, "labeler-manifest", Topics.FRAMES_KEPT, message, {})
+        assert response.status_code in (200, 204), response.text
+
+    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
+    bucket = gcs.bucket(FRAMES_BUCKET)
+    lines = bucket.blob("manifests/manifest-batch.jsonl").download_as_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert [e["framesift-frame-id"] for e in entries] == [f["id"] for f in stored_frames]
+    assert [e["source-ref"] for e in entries] == [
+        f"gs://{FRAMES_BUCKET}/{f['object_name']}" for f in stored_frames
+    ]
+    tasks = json.loads(bucket.blob("manifests/manifest-batch.labelstudio.json").download_as_text())
+    assert [t["data"]["frame_id"] for t in tasks] == [f["id"] for f in stored_frames]
+
+
+@pytest.mark.labelstudio
+def test_label_studio_instance_creates_each_task_once(
+    devstack_manager, devstack, stored_frames, labelstudio, unique
+):
+    from label_studio_sdk import LabelStudio
+
+    project = f"emulated-{unique}"
+    devstack_manager.start_function(
+        LABELER,
+        {
+            "FRAMESIFT_LABELING_VENDOR": "labelstudio",
+            "FRAMESIFT_LABELSTUDIO_URL": labelstudio.url,
+            "FRAMESIFT_LABELSTUDIO_API_KEY": labelstudio.token,
+            "FRAMESIFT_LABELSTUDIO_PROJECT": project,
+        },
+        f"labeler-ls-{unique}",
+        subscribe=False,
+    )
+    message = _message(stored_frames, f"ls-batch-{unique}", "cam")
+    for _ in range(3):
+        response = push_to_function(
+            devstack, f"labeler-ls-{unique}", Topics.FRAMES_KEPT, message, {}
+        )
+        assert response.status_code in (200, 204), response.text
+
+    client = LabelStudio(base_url=labelstudio.url, api_key=labelstudio.token)
+    [found] = [p for p in client.projects.list(title=project) if p.title == project]
+    tasks = list(client.tasks.list(project=found.id, fields="all"))
+    assert sorted(t.data["frame_id"] for t in tasks) == [f["id"] for f in stored_frames]
+    db = firestore.Client(project=devstack.project)
+    for task in tasks:
+        frame = db.collection("frames").document(task.data["frame_id"]).get().to_dict() or {}
+        assert frame["labeling_vendor"] == "labelstudio"
+        assert frame["labeling_task_id"] == str(task.id)
