@@ -246,9 +246,9 @@ def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudi
         "COLLECT_ANALYTICS": "false",
     }
     log = (data / "server.log").open("wb")
+    command = [str(executable), "start", "--internal-host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(
-        [str(executable), "start", "--internal-host", "127.0.0.1", "--port", str(port)]
-        + ["--no-browser"],
+        [*command, "--no-browser"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

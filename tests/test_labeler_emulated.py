@@ -32,13 +32,17 @@ def _kept_frames(db: firestore.Client, video_doc_id: str) -> list[dict]:
 
 
 def _message(frames: list[dict], batch_id: str, collector: str) -> bytes:
-    return KeptFrames.model_validate(
-        {
-            "batch_id": batch_id,
-            "collector": collector,
-            "frames": [{**frame, "frame_id": frame["id"]} for frame in frames],
-        }
-    ).model_dump_json().encode()
+    return (
+        KeptFrames.model_validate(
+            {
+                "batch_id": batch_id,
+                "collector": collector,
+                "frames": [{**frame, "frame_id": frame["id"]} for frame in frames],
+            }
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 def test_uploaded_video_ends_as_one_scale_task_per_kept_frame(devstack, media, scale, unique):
@@ -79,9 +83,7 @@ def stored_frames(devstack, tmp_path_factory) -> list[dict]:
     generate_test_video(str(clip), seconds=1, fps="3")
     import subprocess
 
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(clip), str(folder / "f%d.jpg")], check=True
-    )
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), str(folder / "f%d.jpg")], check=True)
     frames = []
     for index, path in enumerate(sorted(folder.glob("f*.jpg"))[:3]):
         frame_id = f"v_labeler_emulated_{index:010d}"

@@ -26,7 +26,7 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-API_KEY = "live_fake_scale_key_0000"  # noqa: S105 (the fake's own test key)
+API_KEY = "live_fake_scale_key_0000"
 
 
 class FakeScale:
