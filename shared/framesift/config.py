@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     # Label Studio sends it in the X-Framesift-Secret header configured on its webhook.
     labelstudio_webhook_secret: SecretStr | None = None
 
+    # Callbacks larger than this are refused with 413 (a Scale response with 1,000 boxes is
+    # about 300 KB).
+    webhook_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
     # A message whose handling failed this many times is dead-lettered and acknowledged.
     max_delivery_attempts: int = Field(default=5, ge=1, le=100)
 

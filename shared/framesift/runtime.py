@@ -16,6 +16,7 @@ from framesift.stages.dedup import Dedup
 from framesift.stages.labeler import Labeler
 from framesift.stages.sampler import Sampler
 from framesift.vendors import build_vendor
+from framesift.webhook import CallbackReceiver
 from framesift.wiring import Adapters, build_adapters
 
 log = get_logger(__name__)
@@ -42,6 +43,11 @@ def dedup() -> Dedup:
 @lru_cache(maxsize=1)
 def labeler() -> Labeler:
     return Labeler(adapters(), get_settings(), build_vendor(get_settings(), adapters()))
+
+
+@lru_cache(maxsize=1)
+def callbacks() -> CallbackReceiver:
+    return CallbackReceiver(get_settings(), adapters().documents)
 
 
 def run_pubsub_event(

@@ -1,0 +1,160 @@
+"""The vendor-callback HTTP endpoint: authenticate, validate, normalise, store, answer.
+
+Routes (give each vendor its own): ``POST {webhook_url}/scale`` and
+``POST {webhook_url}/labelstudio``. Answers:
+
+- 200 only after the annotation is durably stored (or was already, or is older than the one
+  stored), so a vendor that retries (Scale, for 24 h) never loses a callback;
+- 401 for a missing or wrong secret (compared in constant time; the secret is never logged),
+  404 for an unknown route, 405 for a method other than POST, 413 over the size limit,
+  400 for a body that is not JSON, 422 for one that is not the vendor's shape or names a frame
+  this deployment never sent: nothing is stored for any of them;
+- 503 when the document store fails, so the vendor retries.
+
+Label Studio waits 1 s and never retries: the handler does one transaction, and
+``framesift reconcile`` recovers what a lost call missed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from framesift.annotations import (
+    AnnotationRecord,
+    LabelStudioWebhook,
+    ScaleCallback,
+    UnknownFrame,
+    store,
+)
+from framesift.config import Settings
+from framesift.logs import bind_context, bind_trace, clear_context, get_logger
+from framesift.ports import DocumentStore
+from framesift.vendors.labelstudio import SECRET_HEADER
+
+log = get_logger(__name__)
+
+SCALE_AUTH_HEADER = "scale-callback-auth"
+
+
+class Reply(BaseModel):
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    vendor: str
+    header: str
+    secret: SecretStr | None
+    parse: Callable[[Any], list[AnnotationRecord]]
+
+
+class CallbackReceiver:
+    def __init__(self, settings: Settings, documents: DocumentStore) -> None:
+        self._documents = documents
+        self._project = settings.project
+        self._max_bytes = settings.webhook_max_bytes
+        self._routes = {
+            "scale": Route(
+                vendor="scale",
+                header=SCALE_AUTH_HEADER,
+                secret=settings.scale_callback_auth_key,
+                parse=lambda body: ScaleCallback.model_validate(body).records(),
+            ),
+            "labelstudio": Route(
+                vendor="labelstudio",
+                header=SECRET_HEADER,
+                secret=settings.labelstudio_webhook_secret,
+                parse=lambda body: LabelStudioWebhook.model_validate(body).records(),
+            ),
+        }
+
+    def receive(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        content_length: int | None,
+        read_body: Callable[[int], bytes],
+    ) -> Reply:
+        bind_trace(
+            self._project, headers.get("traceparent") or headers.get("X-Cloud-Trace-Context")
+        )
+        try:
+            return self._receive(method, path, headers, content_length, read_body)
+        finally:
+            clear_context()
+
+    def _receive(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        content_length: int | None,
+        read_body: Callable[[int], bytes],
+    ) -> Reply:
+        route = self._routes.get(path.rstrip("/").rsplit("/", 1)[-1])
+        if route is None:
+            return _reply(404, f"no such route {path!r}; use /scale or /labelstudio")
+        if method != "POST":
+            return _reply(405, "callbacks are POSTed")
+        bind_context(vendor=route.vendor)
+        if route.secret is None:
+            log.error("callback refused: no secret is configured for %s", route.vendor)
+            return _reply(503, f"{route.vendor} callbacks are not configured")
+        given = headers.get(route.header, "")
+        if not hmac.compare_digest(given.encode(), route.secret.get_secret_value().encode()):
+            log.warning(
+                "callback refused: %s header missing or wrong",
+                route.header,
+                extra={"fields": {"header_present": bool(given)}},
+            )
+            return _reply(401, f"missing or wrong {route.header} header")
+        if content_length is not None and content_length > self._max_bytes:
+            return _reply(413, f"body over {self._max_bytes} bytes")
+        raw = read_body(self._max_bytes + 1)
+        if len(raw) > self._max_bytes:
+            return _reply(413, f"body over {self._max_bytes} bytes")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _reply(400, f"body is not JSON: {exc}")
+        try:
+            records = route.parse(body)
+        except (ValidationError, ValueError) as exc:
+            return _reply(422, f"not a {route.vendor} callback: {_summary(exc)}")
+        try:
+            written = [store(self._documents, record) for record in records]
+        except UnknownFrame as exc:
+            log.warning("callback for an unknown frame: %s", exc)
+            return _reply(422, str(exc))
+        except Exception as exc:
+            log.exception("callback not stored; the vendor should retry")
+            return _reply(503, f"storage unavailable: {type(exc).__name__}")
+        log.info(
+            "callback stored",
+            extra={"fields": {"annotations": len(records), "written": sum(written)}},
+        )
+        return Reply(
+            status=200,
+            body={"stored": sum(written), "unchanged": len(written) - sum(written)},
+        )
+
+
+def _reply(status: int, message: str) -> Reply:
+    return Reply(status=status, body={"error": message})
+
+
+def _summary(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+            for error in exc.errors()[:5]
+        )
+    return str(exc)
