@@ -187,7 +187,6 @@ def devstack_manager(
             "FRAMESIFT_LABELING_VENDOR": "scale",
             "FRAMESIFT_SCALE_API_URL": scale.url,
             "FRAMESIFT_SCALE_API_KEY": SCALE_API_KEY,
-            "FRAMESIFT_WEBHOOK_URL": "http://127.0.0.1:9/hooks",
             "FRAMESIFT_LABELING_RETRY_SECONDS": "5",
         },
     )

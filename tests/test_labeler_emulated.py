@@ -68,7 +68,7 @@ def test_uploaded_video_ends_as_one_scale_task_per_kept_frame(devstack, media, s
     for frame in kept:
         [task] = scale.by_unique_id(frame["id"])
         assert frame["labeling_task_id"] == task["task_id"]
-        assert task["callback_url"] == "http://127.0.0.1:9/hooks/scale"
+        assert task["callback_url"] == f"{devstack.env['FRAMESIFT_WEBHOOK_URL']}/scale"
         # The emulator serves media without signing: the attachment is the object's media link.
         assert frame["object_name"].replace("/", "%2F") in task["params"]["attachment"]
 

@@ -39,7 +39,7 @@ def _kept(settings, count: int, batch: str = "b1") -> KeptFrames:
             "video_doc_id": "v_drive",
             "frames": [
                 {
-                    "frame_id": f"v_drive_{i:010d}",
+                    "frame_id": f"v_{batch}_{i:010d}",
                     "timestamp_ms": i * 1000,
                     "bucket": settings.frames_bucket,
                     "object_name": f"cam/drive/{i * 1000:010d}.jpg",

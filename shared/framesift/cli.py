@@ -52,7 +52,12 @@ def run(
         for r in summary.results
     ]
     if as_json:
-        totals = {"frames": summary.frames, "kept": summary.kept, "dropped": summary.dropped}
+        totals = {
+            "frames": summary.frames,
+            "kept": summary.kept,
+            "dropped": summary.dropped,
+            "labeling_tasks": summary.tasks,
+        }
         print(json.dumps({"videos": rows, **totals, **summary.counts()}))
     else:
         table = Table("video", "outcome", "frames", "reason")
@@ -62,10 +67,39 @@ def run(
         frames_dir = workdir / "buckets" / settings.frames_bucket
         console.print(
             f"{summary.frames} frames sampled into {frames_dir}: {summary.kept} kept, "
-            f"{summary.dropped} dropped as duplicates"
+            f"{summary.dropped} dropped as duplicates; {summary.tasks} labeling tasks in "
+            f"{frames_dir / 'manifests'}"
         )
     if summary.counts().get("failed") or summary.dead_letters:
         raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="The file of annotations.", exists=True)],
+    vendor: Annotated[str, typer.Option(help="scale (saved callbacks) or labelstudio (export).")],
+) -> None:
+    """Store annotations from a Label Studio JSON export or saved Scale callbacks, exactly as
+    their webhooks would (FRAMESIFT_* settings pick the document store)."""
+    from framesift.ingest import ingest_file
+    from framesift.wiring import build_adapters
+
+    settings = Settings()
+    configure_logging("WARNING")
+    result = ingest_file(path, vendor, build_adapters(settings).documents)
+    console.print(f"{result.annotations} annotations read, {result.stored} stored or updated")
+
+
+@app.command()
+def reconcile() -> None:
+    """Pull from Label Studio the annotations of frames still 'requested' (a lost webhook)."""
+    from framesift.ingest import reconcile_labelstudio
+    from framesift.wiring import build_adapters
+
+    settings = Settings()
+    configure_logging("WARNING")
+    result = reconcile_labelstudio(settings, build_adapters(settings).documents)
+    console.print(f"{result.annotations} annotations found, {result.stored} were missing")
 
 
 @app.command("make-sample")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -65,6 +66,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "dedup", "dedup_frames", "cloudevent", (Topics.FRAMES_SAMPLED, Topics.RAW_OBJECTS)
     ),
     FunctionSpec("labeler", "request_labels", "cloudevent", (Topics.FRAMES_KEPT,)),
+    FunctionSpec("webhook", "receive_callback", "http"),
 )
 
 
@@ -240,6 +242,9 @@ class DevStack:
                 "FRAMESIFT_FRAMES_BUCKET": FRAMES_BUCKET,
                 "FRAMESIFT_BIGQUERY_DATASET": BIGQUERY_DATASET,
                 "GOOGLE_CLOUD_PROJECT": self.project,
+                # The webhook's secrets for this stack only, made up afresh each time.
+                "FRAMESIFT_SCALE_CALLBACK_AUTH_KEY": secrets.token_urlsafe(24),
+                "FRAMESIFT_LABELSTUDIO_WEBHOOK_SECRET": secrets.token_urlsafe(24),
                 **self.settings_env,
             }
         )
@@ -332,8 +337,11 @@ class DevStack:
             ).ensure_tables(ALL_TABLES)
 
     def _start_functions(self, timeout: float) -> None:
-        for spec in FUNCTIONS:
-            self.start_function(spec, timeout=timeout)
+        # The webhook first: the labeler gives vendors its URL.
+        for spec in sorted(FUNCTIONS, key=lambda spec: spec.signature != "http"):
+            port = self.start_function(spec, timeout=timeout)
+            if spec.name == "webhook":
+                self._state.env.setdefault("FRAMESIFT_WEBHOOK_URL", f"http://127.0.0.1:{port}")
 
     def start_function(
         self,

@@ -1,0 +1,182 @@
+"""Webhook on the emulated stack: the function under functions-framework, Firestore emulator.
+
+The Label Studio round trip is real: frames -> labeler -> Label Studio tasks -> an annotation
+created through Label Studio's API, as an annotator's would be -> Label Studio's own webhook POST
+-> the webhook function -> Firestore.
+"""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from google.cloud import firestore
+from pydantic import SecretStr
+
+from framesift.config import Backend, ImageUrlMode, Settings, Vendor
+from framesift.devstack import FUNCTIONS
+from framesift.ingest import reconcile_labelstudio
+from framesift.stages.labeler import Labeler
+from framesift.vendors.labelstudio import LabelStudioVendor
+from framesift.wiring import build_adapters
+from tests.conftest import wait_for
+from tests.test_labeler_emulated import stored_frames  # noqa: F401 (a fixture)
+from tests.test_labeler_labelstudio import _kept
+from tests.test_webhook import scale_callback
+
+pytestmark = pytest.mark.emulated
+
+WEBHOOK = next(spec for spec in FUNCTIONS if spec.name == "webhook")
+
+
+def _post_scale(devstack, function: str, body: dict) -> requests.Response:
+    return requests.post(
+        f"http://127.0.0.1:{devstack.port(f'function-{function}')}/scale",
+        json=body,
+        headers={"scale-callback-auth": devstack.env["FRAMESIFT_SCALE_CALLBACK_AUTH_KEY"]},
+        timeout=180,
+    )
+
+
+def _frame_body(frames: list[dict], task_id: str) -> dict:
+    frame = frames[0]
+    body = scale_callback(task_id=task_id)
+    body["task"]["metadata"] = {"frame_id": frame["id"]}
+    body["task"]["unique_id"] = frame["id"]
+    return body
+
+
+def test_scale_callback_lands_in_firestore_once(devstack, stored_frames, unique):  # noqa: F811
+    body = _frame_body(stored_frames, f"t-{unique}")
+    first = _post_scale(devstack, "webhook", body)
+    again = _post_scale(devstack, "webhook", body)
+
+    assert (first.status_code, first.json()) == (200, {"stored": 1, "unchanged": 0})
+    assert (again.status_code, again.json()) == (200, {"stored": 0, "unchanged": 1})
+    db = firestore.Client(project=devstack.project)
+    stored = db.collection("annotations").document(f"scale~t-{unique}").get().to_dict()
+    assert stored["frame_id"] == stored_frames[0]["id"]
+    assert stored["boxes"][0]["x"] == pytest.approx(64 / 320)  # the frame is 320 pixels wide
+
+
+def test_firestore_down_is_a_503_and_the_retry_loses_nothing(
+    devstack_manager,
+    devstack,
+    stored_frames,  # noqa: F811
+    unique,
+):
+    # A webhook instance whose Firestore is unreachable (a closed port), then the vendor's retry
+    # reaching a healthy one.
+    devstack_manager.start_function(
+        WEBHOOK, {"FIRESTORE_EMULATOR_HOST": "127.0.0.1:9"}, f"webhook-down-{unique}"
+    )
+    body = _frame_body(stored_frames, f"t-down-{unique}")
+    down = _post_scale(devstack, f"webhook-down-{unique}", body)
+    assert down.status_code == 503
+    assert "storage unavailable" in down.json()["error"]
+
+    retried = _post_scale(devstack, "webhook", body)
+    assert retried.status_code == 200
+    db = firestore.Client(project=devstack.project)
+    assert db.collection("annotations").document(f"scale~t-down-{unique}").get().exists
+
+
+def _labelstudio_settings(devstack, labelstudio, project: str, webhook: bool) -> Settings:
+    return Settings(
+        backend=Backend.GCP,
+        project=devstack.project,
+        bigquery_endpoint=devstack.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
+        labeling_vendor=Vendor.LABELSTUDIO,
+        labeling_image_url=ImageUrlMode.GCS,  # these frames have no JPEG to sign a URL for
+        labelstudio_url=labelstudio.url,
+        labelstudio_api_key=SecretStr(labelstudio.token),
+        labelstudio_project=project,
+        labelstudio_webhook_secret=SecretStr(devstack.env["FRAMESIFT_LABELSTUDIO_WEBHOOK_SECRET"]),
+        webhook_url=devstack.env["FRAMESIFT_WEBHOOK_URL"] if webhook else None,
+        labeling_classes=["car", "person"],
+    )
+
+
+def _annotate(vendor: LabelStudioVendor, task_id: int) -> None:
+    """What an annotator's submit does: one person box at 10 %, 20 %, 50 % x 25 %."""
+    vendor.client.annotations.create(
+        id=task_id,
+        result=[
+            {
+                "id": "r1",
+                "type": "rectanglelabels",
+                "from_name": "label",
+                "to_name": "image",
+                "original_width": 320,
+                "original_height": 240,
+                "image_rotation": 0,
+                "value": {
+                    "x": 10,
+                    "y": 20,
+                    "width": 50,
+                    "height": 25,
+                    "rotation": 0,
+                    "rectanglelabels": ["person"],
+                },
+            }
+        ],
+        was_cancelled=False,
+        ground_truth=False,
+    )
+
+
+def _label(devstack, labelstudio, project: str, webhook: bool) -> tuple[LabelStudioVendor, str]:
+    settings = _labelstudio_settings(devstack, labelstudio, project, webhook)
+    adapters = build_adapters(settings)
+    vendor = LabelStudioVendor(settings, adapters.documents)
+    kept = _kept(settings, 1, batch=project)
+    adapters.documents.merge("frames", kept.frames[0].frame_id, {"id": kept.frames[0].frame_id})
+    Labeler(adapters, settings, vendor).handle(kept)
+    frame = adapters.documents.get("frames", kept.frames[0].frame_id) or {}
+    _annotate(vendor, int(frame["labeling_task_id"]))
+    return vendor, kept.frames[0].frame_id
+
+
+def _annotations_of(db: firestore.Client, frame_id: str) -> list[dict]:
+    query = db.collection("annotations").where(
+        filter=firestore.FieldFilter("frame_id", "==", frame_id)
+    )
+    return [doc.to_dict() for doc in query.stream()]
+
+
+@pytest.mark.labelstudio
+def test_label_studio_round_trip_through_its_own_webhook(devstack, labelstudio, unique):
+    db = firestore.Client(project=devstack.project)
+    _, frame_id = _label(devstack, labelstudio, f"roundtrip-{unique}", webhook=True)
+
+    [annotation] = wait_for(lambda: _annotations_of(db, frame_id), "Label Studio's webhook")
+    assert annotation["vendor"] == "labelstudio"
+    assert annotation["status"] == "submitted"
+    [box] = annotation["boxes"]
+    assert box["label"] == "person"
+    assert (box["left"], box["top"], box["width"], box["height"]) == (32, 48, 160, 60)
+    assert (annotation["image_width"], annotation["image_height"]) == (320, 240)
+    frame = db.collection("frames").document(frame_id).get().to_dict()
+    assert frame["labeling_status"] == "labeled"
+
+
+@pytest.mark.labelstudio
+def test_reconciliation_recovers_an_annotation_whose_webhook_was_lost(
+    devstack, labelstudio, unique
+):
+    db = firestore.Client(project=devstack.project)
+    # No webhook registered for this project: every call is "lost".
+    _, frame_id = _label(devstack, labelstudio, f"lost-{unique}", webhook=False)
+    assert _annotations_of(db, frame_id) == []
+
+    settings = _labelstudio_settings(devstack, labelstudio, f"lost-{unique}", webhook=False)
+    documents = build_adapters(settings).documents
+    result = reconcile_labelstudio(settings, documents)
+    again = reconcile_labelstudio(settings, documents)
+
+    assert result.stored >= 1
+    assert again.stored == 0
+    [annotation] = _annotations_of(db, frame_id)
+    assert annotation["boxes"][0]["left"] == 32
+    assert db.collection("frames").document(frame_id).get().to_dict()["labeling_status"] == (
+        "labeled"
+    )
