@@ -30,10 +30,30 @@ def warehouse(request, tmp_path, unique):
     )
 
 
+def _unstamped(doc: dict | None) -> dict | None:
+    """A document without the updated_at every write stamps (checked in its own test)."""
+    return None if doc is None else {k: v for k, v in doc.items() if k != "updated_at"}
+
+
 def test_create_is_create_if_absent(documents, unique):
     assert documents.create("things", unique, {"id": unique, "v": 1}) is True
     assert documents.create("things", unique, {"id": unique, "v": 2}) is False
-    assert documents.get("things", unique) == {"id": unique, "v": 1}
+    assert _unstamped(documents.get("things", unique)) == {"id": unique, "v": 1}
+
+
+def test_every_write_is_stamped_and_found_by_changed_since(documents, unique):
+    collection = f"stamped-{unique}"
+    before = datetime.now(UTC)
+    documents.create(collection, "a", {"v": 1})
+    documents.merge(collection, "b", {"v": 1})
+    middle = datetime.now(UTC)
+    documents.transact([(collection, "a")], lambda docs: ({(collection, "a"): {"v": 2}}, None))
+
+    stamps = {d["_id"]: d["updated_at"] for d in documents.changed_since(collection, None)}
+    assert set(stamps) == {"a", "b"}
+    changed = [d["_id"] for d in documents.changed_since(collection, middle)]
+    assert changed == ["a"]
+    assert [d["_id"] for d in documents.changed_since(collection, before)] == ["b", "a"]
 
 
 def test_merge_keeps_other_fields_and_where_finds_by_field(documents, unique):
@@ -41,7 +61,11 @@ def test_merge_keeps_other_fields_and_where_finds_by_field(documents, unique):
     documents.merge("things", f"{unique}-a", {"v": 2})
     documents.merge("things", f"{unique}-b", {"id": f"{unique}-b", "group": unique, "v": 3})
 
-    assert documents.get("things", f"{unique}-a") == {"id": f"{unique}-a", "group": unique, "v": 2}
+    assert _unstamped(documents.get("things", f"{unique}-a")) == {
+        "id": f"{unique}-a",
+        "group": unique,
+        "v": 2,
+    }
     assert [d["v"] for d in documents.where("things", "group", unique)] == [2, 3]
     assert documents.get("things", f"{unique}-missing") is None
 

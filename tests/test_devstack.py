@@ -19,8 +19,11 @@ def test_up_status_down_leaves_no_process(tmp_path):
             "firestore",
             "gcs",
             "bigquery",
+            "function-webhook",  # first: the others are given its URL
             "function-sampler",
             "function-dedup",
+            "function-labeler",
+            "function-exporter",
         ]
         assert stack.status() == dict.fromkeys(names, True)
         with pytest.raises(DevStackError, match="already running"):

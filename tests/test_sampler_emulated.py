@@ -228,7 +228,7 @@ def test_object_not_named_like_a_video_is_ignored(devstack, gcs, db, unique):
     assert _video_doc(db, blob) is None
 
 
-def test_malformed_message_is_acknowledged_logged_and_not_retried(devstack, unique):
+def test_malformed_message_is_acknowledged_dead_lettered_and_not_retried(devstack, unique):
     attributes = {"eventType": "OBJECT_FINALIZE", "payloadFormat": "JSON_API_V1"}
     log = Path(next(s.log for s in devstack.services if s.name == "function-sampler"))
     for data in (f"not json {unique}".encode(), json.dumps({"name": unique}).encode()):
@@ -238,7 +238,7 @@ def test_malformed_message_is_acknowledged_logged_and_not_retried(devstack, uniq
     errors = [
         json.loads(line)
         for line in log.read_text().splitlines()
-        if line.startswith("{") and "bad event acknowledged" in line
+        if line.startswith("{") and "message dead-lettered" in line
     ]
     assert any(e["severity"] == "ERROR" and "is not JSON" in e["message"] for e in errors)
     assert any(e["severity"] == "ERROR" and "not a GCS object" in e["message"] for e in errors)

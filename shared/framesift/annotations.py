@@ -344,6 +344,8 @@ def _with_frame(
     width = record.image_width or (frame or {}).get("width")
     height = record.image_height or (frame or {}).get("height")
     data["image_width"], data["image_height"] = width, height
+    # The most boxes this annotation ever had: the exporter tombstones the slots it lost.
+    data["box_slots"] = max(len(record.boxes), int((stored or {}).get("box_slots") or 0))
     if width and height:
         for box in data["boxes"]:
             if box["x"] is None:

@@ -102,6 +102,29 @@ def reconcile() -> None:
     console.print(f"{result.annotations} annotations found, {result.stored} were missing")
 
 
+@app.command("export-warehouse")
+def export_warehouse(
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-export every document, and mark vanished ones.")
+    ] = False,
+) -> None:
+    """Export documents changed since the last run to the warehouse (FRAMESIFT_* settings)."""
+    from framesift.stages.exporter import Exporter
+    from framesift.wiring import build_adapters
+
+    settings = Settings()
+    configure_logging("WARNING")
+    result = Exporter(build_adapters(settings), settings).run(full=full)
+    if result.skipped:
+        console.print("another export holds the lease; nothing done")
+        raise typer.Exit(1)
+    table = Table("table", "rows merged")
+    for name, count in result.rows.items():
+        table.add_row(name, str(count))
+    console.print(table)
+    console.print(f"{result.rejected} documents rejected, {result.tombstoned} rows marked deleted")
+
+
 @app.command("make-sample")
 def make_sample(
     path: Annotated[Path, typer.Argument(help="Where to write the video.")] = Path("sample.mp4"),

@@ -37,6 +37,8 @@ class Topics:
     # Parts of a long video, each sampled by its own sampler invocation.
     VIDEO_SEGMENTS = "video-segments"
     FRAMES_SAMPLED = "frames-sampled"
+    # Cloud Scheduler's ticks (and on-demand requests) for the warehouse exporter.
+    EXPORT_REQUESTS = "export-requests"
     # Messages a stage gave up on (a permanent error, or too many failed deliveries), with why.
     DEAD_LETTERS = "dead-letters"
 
@@ -125,6 +127,11 @@ class Settings(BaseSettings):
     # Callbacks larger than this are refused with 413 (a Scale response with 1,000 boxes is
     # about 300 KB).
     webhook_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+    # The exporter re-reads documents this much older than its watermark (writers' clock skew,
+    # transactions committing late), and holds its lease at most this long.
+    export_overlap_seconds: float = Field(default=300.0, ge=0)
+    export_lease_seconds: float = Field(default=900.0, ge=10)
 
     # A message whose handling failed this many times is dead-lettered and acknowledged.
     max_delivery_attempts: int = Field(default=5, ge=1, le=100)

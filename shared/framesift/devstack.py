@@ -67,6 +67,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
     FunctionSpec("labeler", "request_labels", "cloudevent", (Topics.FRAMES_KEPT,)),
     FunctionSpec("webhook", "receive_callback", "http"),
+    FunctionSpec("exporter", "export_warehouse", "cloudevent", (Topics.EXPORT_REQUESTS,)),
 )
 
 
@@ -325,6 +326,7 @@ class DevStack:
                 Topics.FRAMES_SAMPLED,
                 Topics.FRAMES_KEPT,
                 Topics.DEAD_LETTERS,
+                Topics.EXPORT_REQUESTS,
             ):
                 publisher.create_topic(name=publisher.topic_path(self.project, topic))
             gcs = storage.Client(project=self.project, credentials=AnonymousCredentials())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -31,6 +31,15 @@ class ReadMore(Exception):
     def __init__(self, keys: Sequence[DocKey]) -> None:
         super().__init__(f"{len(keys)} more document(s) to read")
         self.keys = list(keys)
+
+
+UPDATED_AT = "updated_at"
+
+
+def stamped(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with ``updated_at`` set to now: every adapter stamps every write with it, so the
+    exporter can read what changed since a watermark, whichever stage wrote it."""
+    return {**data, UPDATED_AT: datetime.now(UTC)}
 
 
 def run_change(
@@ -131,11 +140,16 @@ class DocumentStore(Protocol):
         ...
 
     def merge(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> None:
-        """Upsert: set the given top-level fields, keep the others."""
+        """Upsert: set the given top-level fields, keep the others (and stamp updated_at)."""
         ...
 
     def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
         """All documents whose top-level ``field`` equals ``value``."""
+        ...
+
+    def changed_since(self, collection: str, since: datetime | None) -> Iterator[dict[str, Any]]:
+        """The documents whose ``updated_at`` is at or after ``since`` (all if None), oldest
+        first, each with its id as ``_id``."""
         ...
 
     def transact(self, keys: Sequence[DocKey], change: Change[T]) -> T:
@@ -172,6 +186,10 @@ class Warehouse(Protocol):
 
     def upsert(self, schema: TableSchema, rows: Sequence[Mapping[str, Any]]) -> None:
         """Stage the rows, then MERGE them in by key, keeping the row with the newest updated_at."""
+        ...
+
+    def ensure_views(self, views: Mapping[str, str]) -> None:
+        """Create or replace views ``{name: SQL}`` (``{dataset}`` stands for the dataset)."""
         ...
 
     def query(self, sql: str) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from framesift.delivery import GiveUp, deliver
 from framesift.logs import bind_trace, clear_context, configure_logging, get_logger
 from framesift.models import BadEvent, PubSubMessage
 from framesift.stages.dedup import Dedup
+from framesift.stages.exporter import Exporter
 from framesift.stages.labeler import Labeler
 from framesift.stages.sampler import Sampler
 from framesift.vendors import build_vendor
@@ -43,6 +44,11 @@ def dedup() -> Dedup:
 @lru_cache(maxsize=1)
 def labeler() -> Labeler:
     return Labeler(adapters(), get_settings(), build_vendor(get_settings(), adapters()))
+
+
+@lru_cache(maxsize=1)
+def exporter() -> Exporter:
+    return Exporter(adapters(), get_settings())
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,7 @@ from framesift.ports import Column, TableSchema
 _TIMESTAMPS = (
     Column("created_at", "TIMESTAMP", required=True),
     Column("updated_at", "TIMESTAMP", required=True, description="newest version wins on MERGE"),
+    Column("deleted", "BOOL", description="gone from the document store, or a deletion"),
 )
 
 VIDEOS = TableSchema(
@@ -60,10 +61,79 @@ FRAMES = TableSchema(
         Column("dedup_distance", "INT64", description="pHash bits from duplicate_of"),
         Column("dedup_scope", "STRING", description="video or dataset"),
         Column("dedup_decided_at", "TIMESTAMP"),
+        Column("labeling_status", "STRING", description="requested, labeled, labeling_failed"),
+        Column("labeling_vendor", "STRING", description="manifest, scale or labelstudio"),
+        Column("labeling_task_id", "STRING"),
+        Column("labeling_requested_at", "TIMESTAMP"),
+        Column("labeling_error", "STRING"),
+        Column("labeled_at", "TIMESTAMP"),
         *_TIMESTAMPS,
     ),
     partition_by="created_at",
     cluster_by=("collector", "video_doc_id"),
 )
 
-ALL_TABLES = (VIDEOS, FRAMES)
+ANNOTATIONS = TableSchema(
+    name="annotations",
+    columns=(
+        Column("id", "STRING", required=True, description="{vendor}~{annotation id}"),
+        Column("frame_id", "STRING"),
+        Column("vendor", "STRING", required=True),
+        Column("task_id", "STRING"),
+        Column("annotation_id", "STRING", required=True),
+        Column("status", "STRING", required=True, description="submitted, empty, ..., deleted"),
+        Column("box_count", "INT64"),
+        Column("labels", "STRING", description="the distinct labels, comma-separated"),
+        Column("image_width", "INT64"),
+        Column("image_height", "INT64"),
+        Column("annotator", "STRING"),
+        Column("vendor_created_at", "TIMESTAMP"),
+        Column("vendor_updated_at", "TIMESTAMP"),
+        Column("error", "STRING"),
+        Column("received_at", "TIMESTAMP"),
+        *_TIMESTAMPS,
+    ),
+    partition_by="created_at",
+    cluster_by=("vendor", "frame_id"),
+)
+
+ANNOTATION_BOXES = TableSchema(
+    name="annotation_boxes",
+    columns=(
+        Column("id", "STRING", required=True, description="{annotation id}#{slot}"),
+        Column("annotation_id", "STRING", required=True),
+        Column("frame_id", "STRING"),
+        Column("vendor", "STRING", required=True),
+        Column("label", "STRING"),
+        Column("left_px", "FLOAT64"),
+        Column("top_px", "FLOAT64"),
+        Column("width_px", "FLOAT64"),
+        Column("height_px", "FLOAT64"),
+        Column("x", "FLOAT64", description="left edge, fraction of the image width"),
+        Column("y", "FLOAT64"),
+        Column("w", "FLOAT64"),
+        Column("h", "FLOAT64"),
+        Column("rotation", "FLOAT64"),
+        Column("region_id", "STRING"),
+        *_TIMESTAMPS,
+    ),
+    partition_by="created_at",
+    cluster_by=("frame_id",),
+)
+
+DEAD_LETTERS = TableSchema(
+    name="dead_letters",
+    columns=(
+        Column("id", "STRING", required=True, description="{subscriber}~{message id}"),
+        Column("subscriber", "STRING", required=True),
+        Column("message_id", "STRING"),
+        Column("error", "STRING"),
+        Column("permanent", "BOOL"),
+        Column("attempts", "INT64"),
+        *_TIMESTAMPS,
+    ),
+    partition_by="created_at",
+    cluster_by=("subscriber",),
+)
+
+ALL_TABLES = (VIDEOS, FRAMES, ANNOTATIONS, ANNOTATION_BOXES, DEAD_LETTERS)

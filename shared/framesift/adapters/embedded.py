@@ -17,7 +17,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from framesift.ports import (
     T,
     TableSchema,
     run_change,
+    stamped,
 )
 
 log = get_logger(__name__)
@@ -40,7 +41,8 @@ log = get_logger(__name__)
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        # One fixed width, so ISO strings compare in time order (changed_since).
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
     if isinstance(value, bytes):  # Firestore's bytes type, which JSON lacks
         return {_BYTES: base64.b64encode(value).decode()}
     raise TypeError(f"cannot store {type(value).__name__} in a document")
@@ -263,7 +265,7 @@ class SqliteDocumentStore:
         with self._connect() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO documents (collection, id, data) VALUES (?, ?, ?)",
-                (collection, doc_id, json.dumps(dict(data), default=_json_default)),
+                (collection, doc_id, json.dumps(stamped(data), default=_json_default)),
             )
             return cursor.rowcount == 1
 
@@ -282,7 +284,10 @@ class SqliteDocumentStore:
                 current = docs[key] if key in docs else self._read(db, key)
                 db.execute(
                     "INSERT OR REPLACE INTO documents (collection, id, data) VALUES (?, ?, ?)",
-                    (*key, json.dumps({**(current or {}), **data}, default=_json_default)),
+                    (
+                        *key,
+                        json.dumps(stamped({**(current or {}), **data}), default=_json_default),
+                    ),
                 )
             db.execute("COMMIT")
         except BaseException:
@@ -298,6 +303,18 @@ class SqliteDocumentStore:
             "SELECT data FROM documents WHERE collection = ? AND id = ?", key
         ).fetchone()
         return _load_document(row[0]) if row else None
+
+    def changed_since(self, collection: str, since: datetime | None) -> Iterator[dict[str, Any]]:
+        bound = _json_default(since) if since is not None else ""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, data FROM documents WHERE collection = ?"
+                " AND coalesce(json_extract(data, '$.updated_at'), '') >= ?"
+                " ORDER BY json_extract(data, '$.updated_at'), id",
+                (collection, bound),
+            ).fetchall()
+        for doc_id, data in rows:
+            yield {**_load_document(data), "_id": doc_id}
 
     def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
         with self._connect() as db:
@@ -371,6 +388,12 @@ class DuckDbWarehouse:
                 WHEN NOT MATCHED THEN INSERT ({quoted}) VALUES ({source_values})
                 """
             )
+
+    def ensure_views(self, views: Mapping[str, str]) -> None:
+        with self._connect() as db:
+            for name, sql in views.items():
+                body = sql.replace("{dataset}", f'"{self.dataset}"')
+                db.execute(f'CREATE OR REPLACE VIEW "{self.dataset}"."{name}" AS {body}')
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         with self._connect() as db:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import google.auth
@@ -21,6 +21,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, firestore, pubsub_v1, storage
 
 from framesift.ports import (
+    UPDATED_AT,
     BlobInfo,
     Change,
     Column,
@@ -30,6 +31,7 @@ from framesift.ports import (
     T,
     TableSchema,
     run_change,
+    stamped,
 )
 
 
@@ -137,13 +139,13 @@ class FirestoreDocumentStore:
 
     def create(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> bool:
         try:
-            self._client.collection(collection).document(doc_id).create(dict(data))
+            self._client.collection(collection).document(doc_id).create(stamped(data))
         except gexc.AlreadyExists:
             return False
         return True
 
     def merge(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> None:
-        self._client.collection(collection).document(doc_id).set(dict(data), merge=True)
+        self._client.collection(collection).document(doc_id).set(stamped(data), merge=True)
 
     def transact(self, keys: Sequence[DocKey], change: Change[T]) -> T:
         client = self._client
@@ -165,10 +167,19 @@ class FirestoreDocumentStore:
             # Firestore allows reads after reads until the first write.
             writes, result = run_change(change, docs, lambda more: read(more, transaction))
             for (collection, doc_id), data in writes.items():
-                transaction.set(client.collection(collection).document(doc_id), data, merge=True)
+                transaction.set(
+                    client.collection(collection).document(doc_id), stamped(data), merge=True
+                )
             return result
 
         return run(client.transaction(max_attempts=20))
+
+    def changed_since(self, collection: str, since: datetime | None) -> Iterator[dict[str, Any]]:
+        query: Any = self._client.collection(collection)
+        if since is not None:
+            query = query.where(filter=firestore.FieldFilter(UPDATED_AT, ">=", since))
+        for snapshot in query.order_by(UPDATED_AT).stream():
+            yield {**(snapshot.to_dict() or {}), "_id": snapshot.id}
 
     def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
         query = self._client.collection(collection).where(
@@ -252,6 +263,19 @@ class BigQueryWarehouse:
             ).result()
         finally:
             self._client.delete_table(staging_id, not_found_ok=True)
+
+    def ensure_views(self, views: Mapping[str, str]) -> None:
+        for name, sql in views.items():
+            view = bigquery.Table(self._table_id(name))
+            view.view_query = sql.replace("{dataset}", f"`{self._project}.{self.dataset}`")
+            try:
+                existing = self._client.get_table(view.reference)
+            except gexc.NotFound:
+                self._client.create_table(view, exists_ok=True)
+                continue
+            if existing.view_query != view.view_query:
+                existing.view_query = view.view_query
+                self._client.update_table(existing, ["view_query"])
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         job = self._client.query(sql.replace("{dataset}", f"`{self._project}.{self.dataset}`"))

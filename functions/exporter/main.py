@@ -1,0 +1,11 @@
+"""Exporter function: Cloud Scheduler's ticks on export-requests, documents -> warehouse."""
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from framesift.runtime import exporter, run_pubsub_event
+
+
+@functions_framework.cloud_event
+def export_warehouse(cloud_event: CloudEvent) -> None:
+    run_pubsub_event(cloud_event, exporter().handle_message, "exporter")

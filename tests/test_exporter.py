@@ -1,0 +1,256 @@
+"""Exporter: documents -> warehouse, incremental and idempotent, with deletions.
+
+The same tests run embedded (SQLite -> DuckDB) and, marked emulated, Firestore emulator ->
+BigQuery emulator (local-bigquery).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+from google.cloud import firestore
+
+from framesift.annotations import AnnotationRecord, AnnotationStatus, Box, store
+from framesift.config import Backend, Settings
+from framesift.stages.exporter import STATE, Exporter
+from framesift.wiring import Adapters, build_adapters
+
+
+@pytest.fixture(params=["embedded", pytest.param("emulated", marks=pytest.mark.emulated)])
+def stack(request, tmp_path, unique) -> tuple[Adapters, Settings]:
+    if request.param == "embedded":
+        settings = Settings(
+            backend=Backend.EMBEDDED, workdir=tmp_path / "work", bigquery_dataset=f"ds_{unique}"
+        )
+    else:
+        state = request.getfixturevalue("devstack")
+        settings = Settings(
+            backend=Backend.GCP,
+            project=state.project,
+            bigquery_dataset=f"ds_{unique}",
+            bigquery_endpoint=state.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
+        )
+    return build_adapters(settings), settings
+
+
+def _video(documents, unique: str) -> str:
+    video_id = f"v_{unique}"
+    documents.create(
+        "videos",
+        video_id,
+        {
+            "id": video_id,
+            "collector": f"cam-{unique}",
+            "video_id": "drive",
+            "bucket": "raw",
+            "object_name": f"cam-{unique}/drive.mp4",
+            "generation": 1,
+            "status": "sampled",
+            "policy": {"mode": "every_seconds", "every_seconds": 1.0},
+            "created_at": datetime.now(UTC),
+        },
+    )
+    return video_id
+
+
+def _frame(documents, unique: str, index: int, **fields) -> str:
+    frame_id = f"v_{unique}_{index:010d}"
+    documents.merge(
+        "frames",
+        frame_id,
+        {
+            "id": frame_id,
+            "source": "video",
+            "video_doc_id": f"v_{unique}",
+            "collector": f"cam-{unique}",
+            "video_id": "drive",
+            "source_generation": 1,
+            "timestamp_ms": index * 1000,
+            "bucket": "frames",
+            "object_name": f"cam-{unique}/drive/{index * 1000:010d}.jpg",
+            "width": 100,
+            "height": 50,
+            "phash": f"{index:016x}",
+            "dedup_status": "kept",
+            "created_at": datetime.now(UTC),
+            **fields,
+        },
+    )
+    return frame_id
+
+
+def _annotate(documents, frame_id: str, labels: list[str], version: int, status=None) -> None:
+    store(
+        documents,
+        AnnotationRecord(
+            id=f"scale~task-{frame_id}",
+            frame_id=frame_id,
+            vendor="scale",
+            task_id=f"task-{frame_id}",
+            annotation_id=f"task-{frame_id}",
+            status=status or AnnotationStatus.SUBMITTED,
+            boxes=[Box(label=label, left=10, top=5, width=20, height=10) for label in labels],
+            vendor_updated_at=datetime(2026, 11, 1, version, tzinfo=UTC),
+        ),
+    )
+
+
+def _rows(adapters: Adapters, table: str, unique: str, where: str = "TRUE") -> list[dict]:
+    """This test's rows (the emulated stack's Firestore is shared by the session's tests)."""
+    return adapters.warehouse.query(
+        f"SELECT * FROM {{dataset}}.{table} WHERE id LIKE '%{unique}%' AND {where} ORDER BY id"
+    )
+
+
+def test_incremental_runs_export_what_changed_once_at_its_newest(stack, unique):
+    adapters, settings = stack
+    documents = adapters.documents
+    _video(documents, unique)
+    frames = [_frame(documents, unique, i) for i in range(3)]
+    _annotate(documents, frames[0], ["car", "person"], version=1)
+
+    first = Exporter(adapters, settings).run()
+    assert first.documents["frames"] >= 3
+    _frame(documents, unique, 1, dedup_status="dropped", dedup_drop_reason="near_duplicate")
+    _annotate(documents, frames[0], ["car"], version=2)  # one box fewer
+    second = Exporter(adapters, settings).run()
+    Exporter(adapters, settings).run()  # nothing new: the overlap re-merges, no change
+
+    rows = _rows(adapters, "frames", unique)
+    assert [r["id"] for r in rows] == frames
+    assert rows[1]["dedup_status"] == "dropped"
+    assert rows[1]["dedup_drop_reason"] == "near_duplicate"
+    [annotation] = _rows(adapters, "annotations", unique)
+    assert (annotation["box_count"], annotation["labels"]) == (1, "car")
+    boxes = _rows(adapters, "annotation_boxes", unique)
+    assert [(b["id"].rsplit("#")[1], b["label"], b["deleted"]) for b in boxes] == [
+        ("0", "car", False),
+        ("1", None, True),  # the slot the update lost
+    ]
+    assert boxes[0]["x"] == pytest.approx(0.1) and boxes[0]["h"] == pytest.approx(0.2)
+    [video] = _rows(adapters, "videos", unique)
+    assert '"every_seconds": 1.0' in video["policy"]
+    assert second.rows["frames"] >= 1
+    state = documents.get(STATE, "frames")
+    assert state is not None and state["watermark"]
+
+
+def test_views_count_labels_and_cost(stack, unique):
+    adapters, settings = stack
+    documents = adapters.documents
+    kept = _frame(documents, unique, 0, labeling_task_id="t0", labeling_status="labeled")
+    _frame(documents, unique, 1, dedup_status="dropped")
+    _annotate(documents, kept, ["car", "car", "person"], version=1)
+    Exporter(adapters, settings).run()
+
+    counts = adapters.warehouse.query(
+        f"SELECT label, boxes, frames FROM {{dataset}}.label_counts"
+        f" WHERE collector = 'cam-{unique}' ORDER BY label"
+    )
+    assert [(r["label"], r["boxes"], r["frames"]) for r in counts] == [
+        ("car", 2, 1),
+        ("person", 1, 1),
+    ]
+    [cost] = adapters.warehouse.query(
+        f"SELECT * FROM {{dataset}}.labeling_cost WHERE collector = 'cam-{unique}'"
+    )
+    assert (cost["tasks_sent"], cost["frames_dropped"]) == (1, 1)
+    assert cost["cost_usd"] == pytest.approx(settings.labeling_price_per_task)
+    boxes = adapters.warehouse.query(
+        f"SELECT * FROM {{dataset}}.labeled_boxes WHERE collector = 'cam-{unique}'"
+    )
+    assert len(boxes) == 3 and {b["frame_id"] for b in boxes} == {kept}
+
+
+def test_a_failed_merge_leaves_the_watermark_and_the_next_run_completes(stack, unique):
+    adapters, settings = stack
+    documents = adapters.documents
+    frames = [_frame(documents, unique, i) for i in range(4)]
+    _annotate(documents, frames[0], ["bus"], version=1)
+    failing = _FailingWarehouse(adapters.warehouse, fail_table="annotations")
+    broken = Adapters(adapters.blobs, adapters.publisher, documents, failing)
+    before = documents.get(STATE, "frames")
+
+    with pytest.raises(RuntimeError, match="injected"):
+        Exporter(broken, settings).run()
+    assert documents.get(STATE, "frames") == before  # the watermark did not move
+    assert (documents.get(STATE, "lease") or {}).get("holder") is None  # lease given back
+    Exporter(adapters, settings).run()
+    Exporter(adapters, settings).run()
+
+    assert [r["id"] for r in _rows(adapters, "frames", unique)] == frames
+    assert len(_rows(adapters, "annotations", unique)) == 1
+
+
+def test_a_held_lease_makes_a_concurrent_run_do_nothing(stack, unique):
+    adapters, settings = stack
+    _frame(adapters.documents, unique, 0)
+    holder = Exporter(adapters, settings)
+    assert holder.take_lease()
+    try:
+        assert Exporter(adapters, settings).run().skipped is True
+        assert _rows(adapters, "frames", unique) == []
+    finally:
+        holder.release_lease()
+    assert Exporter(adapters, settings).run().skipped is False
+
+
+def test_deletions_are_rows_marked_deleted(stack, unique):
+    adapters, settings = stack
+    documents = adapters.documents
+    frames = [_frame(documents, unique, i) for i in range(3)]
+    _annotate(documents, frames[0], ["car"], version=1)
+    Exporter(adapters, settings).run()
+
+    _annotate(documents, frames[0], [], version=2, status=AnnotationStatus.DELETED)
+    _hard_delete(adapters, settings, "frames", frames[2])
+    Exporter(adapters, settings).run()
+    live = _rows(adapters, "frames", unique, "NOT COALESCE(deleted, FALSE)")
+    assert len(live) == 3  # an incremental run cannot see a document that is gone
+    result = Exporter(adapters, settings).run(full=True)
+
+    assert result.tombstoned == 1
+    rows = {r["id"]: r for r in _rows(adapters, "frames", unique)}
+    assert rows[frames[2]]["deleted"] is True
+    assert rows[frames[0]]["deleted"] is False
+    [annotation] = _rows(adapters, "annotations", unique)
+    assert annotation["deleted"] is True
+    assert all(b["deleted"] for b in _rows(adapters, "annotation_boxes", unique))
+
+
+def test_documents_missing_required_fields_are_rejected_and_recorded(stack, unique):
+    adapters, settings = stack
+    adapters.documents.merge("frames", f"partial-{unique}", {"labeling_status": "requested"})
+    result = Exporter(adapters, settings).run()
+    assert result.rejected >= 1
+    reject = adapters.documents.get("export_rejects", f"frames~partial-{unique}")
+    assert reject is not None and "frames.video_doc_id" in reject["missing"]
+
+
+class _FailingWarehouse:
+    """A warehouse whose MERGE into one table fails, after the tables before it succeeded."""
+
+    def __init__(self, inner, fail_table: str) -> None:
+        self._inner = inner
+        self._fail_table = fail_table
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def upsert(self, schema, rows):
+        if schema.name == self._fail_table:
+            raise RuntimeError("injected failure between load and MERGE")
+        return self._inner.upsert(schema, rows)
+
+
+def _hard_delete(adapters: Adapters, settings: Settings, collection: str, doc_id: str) -> None:
+    """Delete a document behind the pipeline's back (an operator's cleanup)."""
+    if settings.backend is Backend.EMBEDDED:
+        with sqlite3.connect(settings.workdir / "documents.sqlite3") as db:
+            db.execute(
+                "DELETE FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
+            )
+    else:
+        firestore.Client(project=settings.project).collection(collection).document(doc_id).delete()
