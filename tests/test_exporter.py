@@ -133,7 +133,7 @@ def test_incremental_runs_export_what_changed_once_at_its_newest(stack, unique):
     [video] = _rows(adapters, "videos", unique)
     assert '"every_seconds": 1.0' in video["policy"]
     assert second.rows["frames"] >= 1
-    state = documents.get(STATE, "frames")
+    state = documents.get(STATE, Exporter(adapters, settings).state_id("frames"))
     assert state is not None and state["watermark"]
 
 
@@ -171,12 +171,13 @@ def test_a_failed_merge_leaves_the_watermark_and_the_next_run_completes(stack, u
     _annotate(documents, frames[0], ["bus"], version=1)
     failing = _FailingWarehouse(adapters.warehouse, fail_table="annotations")
     broken = Adapters(adapters.blobs, adapters.publisher, documents, failing)
-    before = documents.get(STATE, "frames")
+    exporter = Exporter(broken, settings)
 
     with pytest.raises(RuntimeError, match="injected"):
-        Exporter(broken, settings).run()
-    assert documents.get(STATE, "frames") == before  # the watermark did not move
-    assert (documents.get(STATE, "lease") or {}).get("holder") is None  # lease given back
+        exporter.run()
+    assert documents.get(STATE, exporter.state_id("frames")) is None  # the watermark stayed
+    lease = documents.get(STATE, exporter.state_id("lease")) or {}
+    assert lease.get("holder") is None  # given back
     Exporter(adapters, settings).run()
     Exporter(adapters, settings).run()
 

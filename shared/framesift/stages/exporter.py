@@ -2,7 +2,7 @@
 
 A run (a Cloud Scheduler message on ``export-requests``, or ``framesift export-warehouse``):
 
-1. takes a lease (``export_state/lease``, in a transaction, expiring after
+1. takes a lease (``export_state/{project}.{dataset}~lease``, in a transaction, expiring after
    ``export_lease_seconds``), so two runs never interleave; a run that finds it held does
    nothing;
 2. per collection, reads the documents whose ``updated_at`` (stamped on every write by the
@@ -13,7 +13,8 @@ A run (a Cloud Scheduler message on ``export-requests``, or ``framesift export-w
    ``annotation_boxes`` row per box slot it ever had, the lost ones as tombstones) and upserts
    each table once: a load into a staging table, then one MERGE by id that keeps the newest
    ``updated_at`` (a constant number of warehouse jobs per run, not one per document);
-4. only then advances the watermark to the newest ``updated_at`` exported.
+4. only then advances the watermark (``export_state/{project}.{dataset}~{collection}``) to the
+   newest ``updated_at`` exported.
 
 Why exactly one current row per document: rows are keyed by document id and MERGEd newest-wins,
 so exporting a version twice (overlap, a second run, a crash between load and MERGE before the
@@ -210,8 +211,12 @@ class Exporter:
         finally:
             self.release_lease()
 
+    def state_id(self, name: str) -> str:
+        """Watermarks and the lease belong to the target (one per warehouse dataset)."""
+        return f"{self._settings.project}.{self._settings.bigquery_dataset}~{name}"
+
     def release_lease(self) -> None:
-        key: DocKey = (STATE, LEASE)
+        key: DocKey = (STATE, self.state_id(LEASE))
 
         def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], None]:
             if (docs[key] or {}).get("holder") != self._holder:
@@ -221,7 +226,7 @@ class Exporter:
         self._adapters.documents.transact([key], change)
 
     def take_lease(self) -> bool:
-        key: DocKey = (STATE, LEASE)
+        key: DocKey = (STATE, self.state_id(LEASE))
         now = datetime.now(UTC)
         ttl = timedelta(seconds=self._settings.export_lease_seconds)
 
@@ -242,7 +247,7 @@ class Exporter:
         seen: dict[str, set[str]] = {schema.name: set() for schema in ALL_TABLES}
         watermarks: dict[str, datetime] = {}
         for source in SOURCES:
-            state = documents.get(STATE, source.collection) or {}
+            state = documents.get(STATE, self.state_id(source.collection)) or {}
             mark = _timestamp(state.get("watermark"))
             since = None if full or mark is None else mark - overlap
             count = 0
@@ -283,7 +288,9 @@ class Exporter:
         # Only now that every MERGE succeeded: a crash before this exports the same again.
         for collection, mark in watermarks.items():
             documents.merge(
-                STATE, collection, {"watermark": mark, "exported_at": datetime.now(UTC)}
+                STATE,
+                self.state_id(collection),
+                {"watermark": mark, "exported_at": datetime.now(UTC)},
             )
         log.info(
             "warehouse export done",
