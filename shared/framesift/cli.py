@@ -68,7 +68,7 @@ def run(
         console.print(
             f"{summary.frames} frames sampled into {frames_dir}: {summary.kept} kept, "
             f"{summary.dropped} dropped as duplicates; {summary.tasks} labeling tasks in "
-            f"{frames_dir / 'manifests'}"
+            f"{frames_dir / 'manifests'}; warehouse tables in {workdir / 'warehouse.duckdb'}"
         )
     if summary.counts().get("failed") or summary.dead_letters:
         raise typer.Exit(1)

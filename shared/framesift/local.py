@@ -20,6 +20,7 @@ from framesift.delivery import GiveUp, deliver
 from framesift.models import PubSubMessage
 from framesift.ports import BlobInfo
 from framesift.stages.dedup import IMAGE_EXTENSIONS, BatchOutcome, BatchResult, Dedup
+from framesift.stages.exporter import Exporter, ExportResult
 from framesift.stages.labeler import Labeler, LabelResult
 from framesift.stages.sampler import VIDEO_EXTENSIONS, Outcome, Sampler, SampleResult
 from framesift.vendors import build_vendor
@@ -65,6 +66,7 @@ class RunSummary:
     batches: list[BatchResult] = field(default_factory=list)
     labeling: list[LabelResult] = field(default_factory=list)
     dead_letters: int = 0
+    export: ExportResult | None = None
 
     def counts(self) -> Mapping[str, int]:
         return Counter(result.outcome.value for result in self.results)
@@ -156,10 +158,12 @@ class EmbeddedPipeline:
         return info
 
     def run(self, paths: Iterable[Path], collector: str) -> RunSummary:
+        """Every stage on each input in turn, then the export to the DuckDB warehouse."""
         for path in iter_inputs(paths):
             self.upload(path, collector)
             self.publisher.drain()
         self.summary.dead_letters = len(self.publisher.published[Topics.DEAD_LETTERS])
+        self.summary.export = Exporter(self.adapters, self.settings).run()
         return self.summary
 
 

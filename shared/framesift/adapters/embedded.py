@@ -11,6 +11,7 @@ import base64
 import json
 import mimetypes
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -369,11 +370,18 @@ class DuckDbWarehouse:
         quoted = ", ".join(f'"{n}"' for n in names)
         target = f'"{self.dataset}"."{schema.name}"'
         source_values = ", ".join(f's."{n}"' for n in names)
-        with self._connect() as db:
-            db.execute(f"CREATE TEMP TABLE staging AS SELECT * FROM {target} LIMIT 0")
-            db.executemany(
-                f"INSERT INTO staging ({quoted}) VALUES ({', '.join('?' for _ in names)})",
-                [[row.get(n) for n in names] for row in rows],
+        columns = ", ".join(f"'{c.name}': '{_DUCKDB_TYPES[c.type]}'" for c in schema.columns)
+        with tempfile.TemporaryDirectory() as folder, self._connect() as db:
+            # A load job's equivalent: the rows as a JSON Lines file read in one statement
+            # (executemany inserts row by row, hundreds of times slower).
+            staged = Path(folder) / "rows.jsonl"
+            with staged.open("w") as out:
+                for row in rows:
+                    out.write(json.dumps({n: row.get(n) for n in names}, default=_json_default))
+                    out.write("\n")
+            db.execute(
+                f"CREATE TEMP TABLE staging AS SELECT {quoted} FROM read_json("
+                f"'{staged}', format = 'newline_delimited', columns = {{{columns}}})"
             )
             # Several versions of one document in a batch: only the newest is merged.
             db.execute(
