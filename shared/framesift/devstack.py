@@ -287,6 +287,9 @@ class DevStack:
             timeout,
             env={"PUBSUB_EMULATOR_HOST": env["PUBSUB_EMULATOR_HOST"]},
         )
+        # Like the other emulators' data, the warehouse starts empty: tables left by an older
+        # schema would otherwise survive into this stack.
+        shutil.rmtree(self.state_dir / "bigquery", ignore_errors=True)
         self._spawn(
             "bigquery",
             [

@@ -1,0 +1,100 @@
+"""The whole pipeline on the emulated stack, through the deployed functions and Pub/Sub:
+upload -> sampler -> dedup -> labeler (Scale's fake) -> Scale's callbacks -> webhook ->
+Firestore -> exporter (a Cloud Scheduler message) -> BigQuery, with callbacks delivered twice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery, firestore, pubsub_v1, storage
+
+from framesift.config import Topics
+from framesift.devstack import BIGQUERY_DATASET, RAW_BUCKET
+from framesift.models import VideoRecord
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.emulated
+
+
+def _scale_completes(task: dict) -> dict:
+    """The callback Scale posts when a task is done: the task and its response, one box."""
+    return {
+        "task_id": task["task_id"],
+        "task": {**task, "status": "completed", "completed_at": "2026-11-22T12:00:00Z"},
+        "response": {
+            "annotations": [
+                {
+                    "uuid": f"box-{task['task_id']}",
+                    "label": "car",
+                    "left": 32,
+                    "top": 24,
+                    "width": 64,
+                    "height": 48,
+                    "attributes": {},
+                }
+            ]
+        },
+    }
+
+
+def test_upload_to_bigquery(devstack, media, scale, unique):
+    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
+    db = firestore.Client(project=devstack.project)
+    blob = gcs.bucket(RAW_BUCKET).blob(f"e2e-{unique}/three_shots.mp4")
+    blob.upload_from_filename(str(media["three_shots"]), content_type="video/mp4")
+    video_doc_id = VideoRecord.make_id(RAW_BUCKET, blob.name, int(blob.generation))
+
+    def frames() -> list[dict]:
+        query = db.collection("frames").where(
+            filter=firestore.FieldFilter("video_doc_id", "==", video_doc_id)
+        )
+        return [doc.to_dict() for doc in query.stream()]
+
+    def requested() -> list[dict] | None:
+        kept = [f for f in frames() if f.get("dedup_status") == "kept"]
+        done = kept and all(f.get("labeling_status") == "requested" for f in kept)
+        return kept if done else None
+
+    kept = wait_for(requested, "the kept frames' Scale tasks")
+    webhook = f"{devstack.env['FRAMESIFT_WEBHOOK_URL']}/scale"
+    auth = {"scale-callback-auth": devstack.env["FRAMESIFT_SCALE_CALLBACK_AUTH_KEY"]}
+    for _ in range(2):  # Scale may call back twice
+        for frame in kept:
+            [task] = scale.by_unique_id(frame["id"])
+            response = requests.post(webhook, json=_scale_completes(task), headers=auth, timeout=60)
+            assert response.status_code == 200, response.text
+
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(devstack.project, Topics.EXPORT_REQUESTS)
+    publisher.publish(topic, json.dumps({"full": False}).encode()).result()
+
+    warehouse = bigquery.Client(
+        project=devstack.project,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": devstack.env["FRAMESIFT_BIGQUERY_ENDPOINT"]},
+    )
+    dataset = f"`{devstack.project}.{BIGQUERY_DATASET}`"
+
+    def exported() -> list[dict] | None:
+        rows = [
+            dict(row.items())
+            for row in warehouse.query(
+                f"SELECT f.id, f.dedup_status, f.labeling_status, b.label, b.x"
+                f" FROM {dataset}.frames AS f"
+                f" LEFT JOIN {dataset}.annotation_boxes AS b ON b.frame_id = f.id"
+                f" WHERE f.video_doc_id = '{video_doc_id}'"
+            ).result()
+        ]
+        # The exporter merges table after table: done when the last of them shows the boxes.
+        boxed = [r for r in rows if r["labeling_status"] == "labeled" and r["label"]]
+        return rows if len(boxed) == len(kept) else None
+
+    rows = wait_for(exported, "the exporter to fill BigQuery")
+    assert len(rows) == len(frames())  # every frame once, each kept one with its one box
+    assert sorted(r["id"] for r in rows if r["label"] == "car") == sorted(f["id"] for f in kept)
+    assert all(r["x"] == pytest.approx(0.1) for r in rows if r["label"])  # 32 of 320 pixels
+    dropped = [r for r in rows if r["dedup_status"] == "dropped"]
+    assert dropped and all(r["label"] is None for r in dropped)
