@@ -6,7 +6,6 @@ BigQuery emulator (local-bigquery).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import UTC, datetime
 
@@ -17,6 +16,7 @@ from framesift.annotations import AnnotationRecord, AnnotationStatus, Box, store
 from framesift.config import Backend, Settings
 from framesift.stages.exporter import STATE, Exporter
 from framesift.wiring import Adapters, build_adapters
+from tests.bulk import write_frame_documents
 
 
 @pytest.fixture(params=["embedded", pytest.param("emulated", marks=pytest.mark.emulated)])
@@ -261,7 +261,7 @@ def _hard_delete(adapters: Adapters, settings: Settings, collection: str, doc_id
 def test_a_backfill_of_ten_thousand_documents_exports_each_once(stack, unique):
     adapters, settings = stack
     count = 10_000
-    _bulk_frames(adapters, settings, unique, count)
+    write_frame_documents(settings, f"v_{unique}", count)
 
     first = Exporter(adapters, settings).run(full=True)
     Exporter(adapters, settings).run(full=True)  # the same again changes nothing
@@ -289,46 +289,3 @@ def test_framesift_run_leaves_the_dataset_in_the_duckdb_warehouse(media, embedde
         ("dropped", None, summary.dropped),
         ("kept", "requested", summary.kept),
     ]
-
-
-def _bulk_frames(adapters: Adapters, settings: Settings, unique: str, count: int) -> None:
-    """Many frame documents quickly: batched writes stamped as the adapters stamp theirs."""
-    template = {
-        "source": "video",
-        "video_doc_id": f"v_{unique}",
-        "collector": f"cam-{unique}",
-        "video_id": "drive",
-        "source_generation": 1,
-        "bucket": "frames",
-        "dedup_status": "kept",
-    }
-    now = datetime.now(UTC)
-    docs = {
-        f"v_{unique}_{index:010d}": {
-            **template,
-            "id": f"v_{unique}_{index:010d}",
-            "timestamp_ms": index * 1000,
-            "object_name": f"v_{unique}_{index:010d}.jpg",
-            "created_at": now,
-            "updated_at": now,
-        }
-        for index in range(count)
-    }
-    if settings.backend is Backend.EMBEDDED:
-        stamp = now.isoformat(timespec="microseconds")
-        with sqlite3.connect(settings.workdir / "documents.sqlite3") as db:
-            db.executemany(
-                "INSERT INTO documents (collection, id, data) VALUES ('frames', ?, ?)",
-                [
-                    (doc_id, json.dumps({**doc, "created_at": stamp, "updated_at": stamp}))
-                    for doc_id, doc in docs.items()
-                ],
-            )
-        return
-    client = firestore.Client(project=settings.project)
-    items = list(docs.items())
-    for start in range(0, count, 500):
-        batch = client.batch()
-        for doc_id, doc in items[start : start + 500]:
-            batch.set(client.collection("frames").document(doc_id), doc)
-        batch.commit()
