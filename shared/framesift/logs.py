@@ -12,6 +12,8 @@ import contextvars
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +40,16 @@ def bind_context(**fields: Any) -> None:
 def clear_context() -> None:
     _context.set(None)
     _trace.set(None)
+
+
+@contextmanager
+def traced(project: str, header: str | None) -> Iterator[None]:
+    """The logging context of one delivery or request: its trace, then a clean slate."""
+    bind_trace(project, header)
+    try:
+        yield
+    finally:
+        clear_context()
 
 
 class CloudLoggingFormatter(logging.Formatter):

@@ -10,7 +10,7 @@ from cloudevents.http import CloudEvent
 
 from framesift.config import get_settings
 from framesift.delivery import GiveUp, deliver
-from framesift.logs import bind_trace, clear_context, configure_logging, get_logger
+from framesift.logs import configure_logging, get_logger, traced
 from framesift.models import BadEvent, PubSubMessage
 from framesift.stages.dedup import Dedup
 from framesift.stages.exporter import Exporter
@@ -68,8 +68,7 @@ def run_pubsub_event(
     """
     settings = get_settings()
     wired = adapters()
-    bind_trace(settings.project, cloud_event.get("traceparent"))
-    try:
+    with traced(settings.project, cloud_event.get("traceparent")):
         try:
             message = PubSubMessage.from_cloud_event_data(cloud_event.data)
         except BadEvent as exc:  # not even a message: nothing to dead-letter
@@ -87,5 +86,3 @@ def run_pubsub_event(
             settings=settings,
             give_up=give_up,
         )
-    finally:
-        clear_context()

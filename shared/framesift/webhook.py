@@ -33,7 +33,7 @@ from framesift.annotations import (
     store,
 )
 from framesift.config import Settings
-from framesift.logs import bind_context, bind_trace, clear_context, get_logger
+from framesift.logs import bind_context, get_logger, traced
 from framesift.ports import DocumentStore
 from framesift.vendors.labelstudio import SECRET_HEADER
 
@@ -83,68 +83,54 @@ class CallbackReceiver:
         content_length: int | None,
         read_body: Callable[[int], bytes],
     ) -> Reply:
-        bind_trace(
-            self._project, headers.get("traceparent") or headers.get("X-Cloud-Trace-Context")
-        )
-        try:
-            return self._receive(method, path, headers, content_length, read_body)
-        finally:
-            clear_context()
-
-    def _receive(
-        self,
-        method: str,
-        path: str,
-        headers: Mapping[str, str],
-        content_length: int | None,
-        read_body: Callable[[int], bytes],
-    ) -> Reply:
-        route = self._routes.get(path.rstrip("/").rsplit("/", 1)[-1])
-        if route is None:
-            return _reply(404, f"no such route {path!r}; use /scale or /labelstudio")
-        if method != "POST":
-            return _reply(405, "callbacks are POSTed")
-        bind_context(vendor=route.vendor)
-        if route.secret is None:
-            log.error("callback refused: no secret is configured for %s", route.vendor)
-            return _reply(503, f"{route.vendor} callbacks are not configured")
-        given = headers.get(route.header, "")
-        if not hmac.compare_digest(given.encode(), route.secret.get_secret_value().encode()):
-            log.warning(
-                "callback refused: %s header missing or wrong",
-                route.header,
-                extra={"fields": {"header_present": bool(given)}},
+        trace = headers.get("traceparent") or headers.get("X-Cloud-Trace-Context")
+        with traced(self._project, trace):
+            route = self._routes.get(path.rstrip("/").rsplit("/", 1)[-1])
+            if route is None:
+                return _reply(404, f"no such route {path!r}; use /scale or /labelstudio")
+            if method != "POST":
+                return _reply(405, "callbacks are POSTed")
+            bind_context(vendor=route.vendor)
+            if route.secret is None:
+                log.error("callback refused: no secret is configured for %s", route.vendor)
+                return _reply(503, f"{route.vendor} callbacks are not configured")
+            given = headers.get(route.header, "")
+            if not hmac.compare_digest(given.encode(), route.secret.get_secret_value().encode()):
+                log.warning(
+                    "callback refused: %s header missing or wrong",
+                    route.header,
+                    extra={"fields": {"header_present": bool(given)}},
+                )
+                return _reply(401, f"missing or wrong {route.header} header")
+            if content_length is not None and content_length > self._max_bytes:
+                return _reply(413, f"body over {self._max_bytes} bytes")
+            raw = read_body(self._max_bytes + 1)
+            if len(raw) > self._max_bytes:
+                return _reply(413, f"body over {self._max_bytes} bytes")
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                return _reply(400, f"body is not JSON: {exc}")
+            try:
+                records = route.parse(body)
+            except (ValidationError, ValueError) as exc:
+                return _reply(422, f"not a {route.vendor} callback: {_summary(exc)}")
+            try:
+                written = [store(self._documents, record) for record in records]
+            except UnknownFrame as exc:
+                log.warning("callback for an unknown frame: %s", exc)
+                return _reply(422, str(exc))
+            except Exception as exc:
+                log.exception("callback not stored; the vendor should retry")
+                return _reply(503, f"storage unavailable: {type(exc).__name__}")
+            log.info(
+                "callback stored",
+                extra={"fields": {"annotations": len(records), "written": sum(written)}},
             )
-            return _reply(401, f"missing or wrong {route.header} header")
-        if content_length is not None and content_length > self._max_bytes:
-            return _reply(413, f"body over {self._max_bytes} bytes")
-        raw = read_body(self._max_bytes + 1)
-        if len(raw) > self._max_bytes:
-            return _reply(413, f"body over {self._max_bytes} bytes")
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _reply(400, f"body is not JSON: {exc}")
-        try:
-            records = route.parse(body)
-        except (ValidationError, ValueError) as exc:
-            return _reply(422, f"not a {route.vendor} callback: {_summary(exc)}")
-        try:
-            written = [store(self._documents, record) for record in records]
-        except UnknownFrame as exc:
-            log.warning("callback for an unknown frame: %s", exc)
-            return _reply(422, str(exc))
-        except Exception as exc:
-            log.exception("callback not stored; the vendor should retry")
-            return _reply(503, f"storage unavailable: {type(exc).__name__}")
-        log.info(
-            "callback stored",
-            extra={"fields": {"annotations": len(records), "written": sum(written)}},
-        )
-        return Reply(
-            status=200,
-            body={"stored": sum(written), "unchanged": len(written) - sum(written)},
-        )
+            return Reply(
+                status=200,
+                body={"stored": sum(written), "unchanged": len(written) - sum(written)},
+            )
 
 
 def _reply(status: int, message: str) -> Reply:
