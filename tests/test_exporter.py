@@ -289,3 +289,37 @@ def test_framesift_run_leaves_the_dataset_in_the_duckdb_warehouse(media, embedde
         ("dropped", None, summary.dropped),
         ("kept", "requested", summary.kept),
     ]
+
+
+@pytest.mark.emulated
+def test_a_crash_between_the_load_job_and_the_merge_on_bigquery(devstack, unique, monkeypatch):
+    """The load job into staging has run; the MERGE query fails (the process dies there)."""
+    settings = Settings(
+        backend=Backend.GCP,
+        project=devstack.project,
+        bigquery_dataset=f"ds_{unique}",
+        bigquery_endpoint=devstack.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
+    )
+    adapters = build_adapters(settings)
+    frames = [_frame(adapters.documents, unique, i) for i in range(3)]
+    client = adapters.warehouse._client  # type: ignore[attr-defined]
+    query, loads = client.query, []
+
+    def merge_fails(sql, *args, **kwargs):
+        if "MERGE" in sql and ".frames`" in sql:
+            raise RuntimeError("crashed after the load job, before the MERGE")
+        return query(sql, *args, **kwargs)
+
+    load = client.load_table_from_json
+    monkeypatch.setattr(client, "query", merge_fails)
+    monkeypatch.setattr(
+        client, "load_table_from_json", lambda *a, **k: loads.append(a[1]) or load(*a, **k)
+    )
+    with pytest.raises(RuntimeError, match="before the MERGE"):
+        Exporter(adapters, settings).run()
+    assert any("_staging_frames_" in str(table) for table in loads)  # the load did run
+    monkeypatch.setattr(client, "query", query)
+
+    Exporter(adapters, settings).run()
+
+    assert [r["id"] for r in _rows(adapters, "frames", unique)] == frames
