@@ -1,0 +1,1 @@
+"""framesift's infrastructure as a Pulumi program (Python, pulumi-gcp)."""

@@ -1,0 +1,586 @@
+"""The whole bundle: buckets, topics with dead letters, five functions with one service account
+each and only the roles it needs, Firestore, BigQuery, Cloud Scheduler and Secret Manager.
+
+Event functions are served as Cloud Run-backed functions (2nd gen) fed by push subscriptions
+that this program owns, rather than Eventarc triggers: so each subscription gets its own
+dead-letter topic, a maximum number of delivery attempts and a retry backoff, and pushes with
+an OIDC token of a dedicated invoker account (functions-framework turns the push body into the
+CloudEvent the entry point takes, as it does under ``framesift dev up``). The webhook is the only
+function reachable without that token; vendors authenticate to it with the shared secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import pulumi
+import pulumi_gcp as gcp
+
+from framesift.config import Topics
+from framesift.schemas import ALL_TABLES
+from framesift_infra.config import StackConfig
+from framesift_infra.packaging import function_source
+
+R = TypeVar("R", bound=pulumi.Resource)
+
+# Secret Manager secrets (values are added out of band: `gcloud secrets versions add`), and the
+# setting each one becomes in the functions that read it.
+SECRETS = {
+    "scale-api-key": "FRAMESIFT_SCALE_API_KEY",
+    "scale-callback-auth-key": "FRAMESIFT_SCALE_CALLBACK_AUTH_KEY",
+    "labelstudio-api-key": "FRAMESIFT_LABELSTUDIO_API_KEY",
+    "labelstudio-webhook-secret": "FRAMESIFT_LABELSTUDIO_WEBHOOK_SECRET",
+}
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    entry_point: str
+    memory: str
+    cpu: str
+    timeout_s: int
+    max_instances: int
+    concurrency: int
+    topics: tuple[str, ...] = ()  # pushed to it; empty: an HTTP function (the webhook)
+    publishes: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()  # bucket keys: "raw", "frames"
+    writes: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    project_roles: tuple[str, ...] = ("roles/datastore.user",)
+    signs_urls: bool = False
+    warehouse: bool = False
+
+
+FUNCTIONS = (
+    # Decodes video: the most memory and the longest timeout (segments of 300 s each).
+    FunctionSpec(
+        "sampler",
+        "sample_video",
+        memory="4Gi",
+        cpu="2",
+        timeout_s=540,
+        max_instances=20,
+        concurrency=1,
+        topics=(Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS),
+        publishes=(Topics.VIDEO_SEGMENTS, Topics.FRAMES_SAMPLED, Topics.DEAD_LETTERS),
+        reads=("raw",),
+        writes=("frames",),
+        signs_urls=True,
+    ),
+    FunctionSpec(
+        "dedup",
+        "dedup_frames",
+        memory="1Gi",
+        cpu="1",
+        timeout_s=300,
+        max_instances=20,
+        concurrency=4,
+        topics=(Topics.FRAMES_SAMPLED, Topics.RAW_OBJECTS),
+        publishes=(Topics.FRAMES_KEPT, Topics.DEAD_LETTERS),
+        reads=("raw",),
+    ),
+    FunctionSpec(
+        "labeler",
+        "request_labels",
+        memory="512Mi",
+        cpu="1",
+        timeout_s=300,
+        max_instances=10,
+        concurrency=4,
+        topics=(Topics.FRAMES_KEPT,),
+        publishes=(Topics.DEAD_LETTERS,),
+        reads=("frames",),
+        writes=("frames",),  # the manifest vendor's manifests/ objects
+        secrets=("scale-api-key", "labelstudio-api-key", "labelstudio-webhook-secret"),
+        signs_urls=True,
+    ),
+    FunctionSpec(
+        "webhook",
+        "receive_callback",
+        memory="512Mi",
+        cpu="1",
+        timeout_s=60,
+        max_instances=20,
+        concurrency=40,
+        secrets=("scale-callback-auth-key", "labelstudio-webhook-secret"),
+    ),
+    FunctionSpec(
+        "exporter",
+        "export_warehouse",
+        memory="2Gi",
+        cpu="1",
+        timeout_s=540,
+        max_instances=1,
+        concurrency=1,
+        topics=(Topics.EXPORT_REQUESTS,),
+        publishes=(Topics.DEAD_LETTERS,),
+        project_roles=("roles/datastore.user", "roles/bigquery.jobUser"),
+        warehouse=True,
+    ),
+)
+
+
+@dataclass
+class Stack:
+    """What the program made, for its outputs and its tests."""
+
+    buckets: dict[str, gcp.storage.Bucket] = field(default_factory=dict)
+    topics: dict[str, gcp.pubsub.Topic] = field(default_factory=dict)
+    accounts: dict[str, gcp.serviceaccount.Account] = field(default_factory=dict)
+    functions: dict[str, gcp.cloudfunctionsv2.Function] = field(default_factory=dict)
+    resources: list[pulumi.Resource] = field(default_factory=list)
+
+    def add(self, resource: R) -> R:
+        self.resources.append(resource)
+        return resource
+
+
+def deploy(config: StackConfig) -> Stack:
+    stack = Stack()
+    prefix = f"{config.name_prefix}-{config.project}"
+    project_number = gcp.organizations.get_project(project_id=config.project).number
+
+    stack.buckets["raw"] = stack.add(
+        gcp.storage.Bucket(
+            "raw",
+            name=f"{prefix}-raw",
+            location=config.region,
+            uniform_bucket_level_access=True,
+            labels=config.labels,
+            lifecycle_rules=[
+                {
+                    "action": {"type": "SetStorageClass", "storage_class": "COLDLINE"},
+                    "condition": {"age": config.cold_after_days},
+                }
+            ],
+        )
+    )
+    stack.buckets["frames"] = stack.add(
+        gcp.storage.Bucket(
+            "frames",
+            name=f"{prefix}-frames",
+            location=config.region,
+            uniform_bucket_level_access=True,
+            labels=config.labels,
+            # A re-uploaded video's frames overwrite the older version's: keep both.
+            versioning={"enabled": True},
+        )
+    )
+    stack.buckets["sources"] = stack.add(
+        gcp.storage.Bucket(
+            "sources",
+            name=f"{prefix}-sources",
+            location=config.region,
+            uniform_bucket_level_access=True,
+            labels=config.labels,
+        )
+    )
+
+    for topic in (
+        Topics.RAW_OBJECTS,
+        Topics.VIDEO_SEGMENTS,
+        Topics.FRAMES_SAMPLED,
+        Topics.FRAMES_KEPT,
+        Topics.DEAD_LETTERS,
+        Topics.EXPORT_REQUESTS,
+    ):
+        stack.topics[topic] = stack.add(gcp.pubsub.Topic(topic, name=topic, labels=config.labels))
+
+    _bucket_notifications(stack, config)
+    secrets = {
+        secret_id: stack.add(
+            gcp.secretmanager.Secret(
+                secret_id,
+                secret_id=f"framesift-{secret_id}",
+                replication={"auto": {}},
+                labels=config.labels,
+            )
+        )
+        for secret_id in SECRETS
+    }
+    dataset = _warehouse(stack, config)
+    _firestore(stack, config)
+
+    pubsub_agent = f"serviceAccount:service-{project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    invoker = stack.add(
+        gcp.serviceaccount.Account(
+            "push-invoker",
+            account_id="framesift-push",
+            display_name="framesift: Pub/Sub pushes to the functions",
+        )
+    )
+    # Pub/Sub mints the invoker's OIDC tokens for the pushes.
+    stack.add(
+        gcp.serviceaccount.IAMMember(
+            "push-invoker-token-creator",
+            service_account_id=invoker.name,
+            role="roles/iam.serviceAccountTokenCreator",
+            member=pubsub_agent,
+        )
+    )
+    env = _environment(config, stack)
+    # The webhook first: the labeler gives the vendors its URL.
+    for spec in sorted(FUNCTIONS, key=lambda spec: bool(spec.topics)):
+        _function(stack, config, spec, env, secrets, dataset, invoker, pubsub_agent)
+
+    _scheduler(stack, config)
+    pulumi.export("raw_bucket", stack.buckets["raw"].name)
+    pulumi.export("frames_bucket", stack.buckets["frames"].name)
+    webhook = stack.functions["webhook"].url
+    pulumi.export("scale_callback_url", webhook.apply(lambda url: f"{url}/scale"))
+    pulumi.export("labelstudio_webhook_url", webhook.apply(lambda url: f"{url}/labelstudio"))
+    return stack
+
+
+def _bucket_notifications(stack: Stack, config: StackConfig) -> None:
+    """OBJECT_FINALIZE of the raw bucket (videos, and photos under the images prefix)."""
+    agent = gcp.storage.get_project_service_account(project=config.project)
+    publish = stack.add(
+        gcp.pubsub.TopicIAMMember(
+            "gcs-agent-publishes-raw-objects",
+            topic=stack.topics[Topics.RAW_OBJECTS].name,
+            role="roles/pubsub.publisher",
+            member=f"serviceAccount:{agent.email_address}",
+        )
+    )
+    prefixes = [config.raw_prefix]
+    if config.raw_prefix and config.images_prefix:  # an empty raw prefix covers the images
+        prefixes.append(config.images_prefix)
+    for index, prefix in enumerate(prefixes):
+        stack.add(
+            gcp.storage.Notification(
+                f"raw-finalize-{index}",
+                bucket=stack.buckets["raw"].name,
+                payload_format="JSON_API_V1",
+                topic=stack.topics[Topics.RAW_OBJECTS].id,
+                event_types=["OBJECT_FINALIZE"],
+                object_name_prefix=prefix or None,
+                opts=pulumi.ResourceOptions(depends_on=[publish]),
+            )
+        )
+
+
+def _warehouse(stack: Stack, config: StackConfig) -> gcp.bigquery.Dataset:
+    dataset = stack.add(
+        gcp.bigquery.Dataset(
+            "warehouse",
+            dataset_id="framesift",
+            location=config.region,
+            labels=config.labels,
+        )
+    )
+    for schema in ALL_TABLES:
+        stack.add(
+            gcp.bigquery.Table(
+                f"table-{schema.name}",
+                dataset_id=dataset.dataset_id,
+                table_id=schema.name,
+                deletion_protection=True,
+                labels=config.labels,
+                schema=json.dumps(
+                    [
+                        {
+                            "name": c.name,
+                            "type": c.type,
+                            "mode": "REQUIRED" if c.required else "NULLABLE",
+                            "description": c.description,
+                        }
+                        for c in schema.columns
+                    ]
+                ),
+                time_partitioning=(
+                    {"type": "DAY", "field": schema.partition_by} if schema.partition_by else None
+                ),
+                clusterings=list(schema.cluster_by) or None,
+            )
+        )
+    return dataset
+
+
+def _firestore(stack: Stack, config: StackConfig) -> None:
+    database = stack.add(
+        gcp.firestore.Database(
+            "documents",
+            name="(default)",
+            location_id=config.region,
+            type="FIRESTORE_NATIVE",
+            delete_protection_state="DELETE_PROTECTION_ENABLED",
+        )
+    )
+    # The queries are single-field (equality on one field, a range on updated_at), which
+    # Firestore indexes by itself: no composite index is needed. Large opaque fields are taken
+    # out of indexing instead, so writing them costs no index entries.
+    for collection, field_name in (
+        ("phash_buckets", "hashes"),
+        ("annotations", "boxes"),
+        ("dead_letters", "data"),
+    ):
+        stack.add(
+            gcp.firestore.Field(
+                f"no-index-{collection}-{field_name}",
+                database=database.name,
+                collection=collection,
+                field=field_name,
+                index_config={},
+            )
+        )
+
+
+def _environment(config: StackConfig, stack: Stack) -> dict[str, pulumi.Input[str]]:
+    return {
+        "FRAMESIFT_BACKEND": "gcp",
+        "FRAMESIFT_PROJECT": config.project,
+        "FRAMESIFT_RAW_BUCKET": stack.buckets["raw"].name,
+        "FRAMESIFT_FRAMES_BUCKET": stack.buckets["frames"].name,
+        "FRAMESIFT_RAW_PREFIX": config.raw_prefix,
+        "FRAMESIFT_IMAGES_PREFIX": config.images_prefix,
+        "FRAMESIFT_SAMPLE_MODE": config.sample_mode,
+        "FRAMESIFT_SAMPLE_EVERY_SECONDS": str(config.sample_every_seconds),
+        "FRAMESIFT_DEDUP_THRESHOLD": str(config.dedup_threshold),
+        "FRAMESIFT_DEDUP_SCOPE": config.dedup_scope,
+        "FRAMESIFT_LABELING_VENDOR": config.vendor,
+        "FRAMESIFT_LABELING_CLASSES": ",".join(config.classes),
+        "FRAMESIFT_LABELSTUDIO_URL": config.labelstudio_url,
+        "FRAMESIFT_LABELING_PRICE_PER_TASK": str(config.price_per_task),
+        "FRAMESIFT_BIGQUERY_DATASET": "framesift",
+        "FRAMESIFT_BIGQUERY_LOCATION": config.region,
+        "FRAMESIFT_MAX_DELIVERY_ATTEMPTS": str(config.max_delivery_attempts),
+    }
+
+
+def _function(
+    stack: Stack,
+    config: StackConfig,
+    spec: FunctionSpec,
+    env: dict[str, pulumi.Input[str]],
+    secrets: dict[str, gcp.secretmanager.Secret],
+    dataset: gcp.bigquery.Dataset,
+    invoker: gcp.serviceaccount.Account,
+    pubsub_agent: str,
+) -> None:
+    account = stack.add(
+        gcp.serviceaccount.Account(
+            f"sa-{spec.name}",
+            account_id=f"framesift-{spec.name}",
+            display_name=f"framesift {spec.name} function",
+        )
+    )
+    stack.accounts[spec.name] = account
+    member = account.email.apply(lambda email: f"serviceAccount:{email}")
+    _grant(stack, spec, account, member, secrets, dataset, config)
+
+    source = function_source(spec.name)
+    archive = stack.add(
+        gcp.storage.BucketObject(
+            f"source-{spec.name}",
+            bucket=stack.buckets["sources"].name,
+            name=f"{spec.name}/{source.digest}.zip",
+            source=source.archive,
+        )
+    )
+    own_env = dict(env)
+    if spec.name == "labeler":  # the vendors call back the webhook, deployed first
+        own_env["FRAMESIFT_WEBHOOK_URL"] = stack.functions["webhook"].url
+    if spec.signs_urls:
+        own_env["FRAMESIFT_SIGNER_SERVICE_ACCOUNT"] = account.email
+    function = stack.add(
+        gcp.cloudfunctionsv2.Function(
+            spec.name,
+            name=f"framesift-{spec.name}",
+            location=config.region,
+            labels=config.labels,
+            build_config={
+                "runtime": "python311",
+                "entry_point": spec.entry_point,
+                "source": {
+                    "storage_source": {
+                        "bucket": stack.buckets["sources"].name,
+                        "object": archive.name,
+                    }
+                },
+            },
+            service_config={
+                "available_memory": spec.memory,
+                "available_cpu": spec.cpu,
+                "timeout_seconds": spec.timeout_s,
+                "max_instance_count": spec.max_instances,
+                "max_instance_request_concurrency": spec.concurrency,
+                "service_account_email": account.email,
+                "ingress_settings": "ALLOW_ALL",
+                "environment_variables": own_env,
+                "secret_environment_variables": [
+                    {
+                        "key": SECRETS[secret_id],
+                        "project_id": config.project,
+                        "secret": secrets[secret_id].secret_id,
+                        "version": "latest",
+                    }
+                    for secret_id in spec.secrets
+                ],
+            },
+        )
+    )
+    stack.functions[spec.name] = function
+    stack.add(
+        gcp.cloudrunv2.ServiceIamMember(
+            f"invoke-{spec.name}",
+            name=function.name,  # a 2nd gen function runs as the Cloud Run service of its name
+            location=config.region,
+            role="roles/run.invoker",
+            # The webhook is called by the vendors, who authenticate with its shared secrets.
+            member="allUsers"
+            if not spec.topics
+            else invoker.email.apply(lambda email: f"serviceAccount:{email}"),
+        )
+    )
+    for topic in spec.topics:
+        _push_subscription(stack, config, spec, topic, function, invoker, pubsub_agent)
+
+
+def _grant(
+    stack: Stack,
+    spec: FunctionSpec,
+    account: gcp.serviceaccount.Account,
+    member: pulumi.Output[str],
+    secrets: dict[str, gcp.secretmanager.Secret],
+    dataset: gcp.bigquery.Dataset,
+    config: StackConfig,
+) -> None:
+    for role in spec.project_roles:
+        stack.add(
+            gcp.projects.IAMMember(
+                f"{spec.name}-{role.rsplit('/', 1)[1]}",
+                project=config.project,
+                role=role,
+                member=member,
+            )
+        )
+    for key in spec.reads:
+        stack.add(
+            gcp.storage.BucketIAMMember(
+                f"{spec.name}-reads-{key}",
+                bucket=stack.buckets[key].name,
+                role="roles/storage.objectViewer",
+                member=member,
+            )
+        )
+    for key in spec.writes:  # objectUser: create, and overwrite on redelivery
+        stack.add(
+            gcp.storage.BucketIAMMember(
+                f"{spec.name}-writes-{key}",
+                bucket=stack.buckets[key].name,
+                role="roles/storage.objectUser",
+                member=member,
+            )
+        )
+    for topic in spec.publishes:
+        stack.add(
+            gcp.pubsub.TopicIAMMember(
+                f"{spec.name}-publishes-{topic}",
+                topic=stack.topics[topic].name,
+                role="roles/pubsub.publisher",
+                member=member,
+            )
+        )
+    for secret_id in spec.secrets:
+        stack.add(
+            gcp.secretmanager.SecretIamMember(
+                f"{spec.name}-reads-{secret_id}",
+                secret_id=secrets[secret_id].secret_id,
+                role="roles/secretmanager.secretAccessor",
+                member=member,
+            )
+        )
+    if spec.signs_urls:  # signBlob for V4 signed URLs, with no key file
+        stack.add(
+            gcp.serviceaccount.IAMMember(
+                f"{spec.name}-signs-as-itself",
+                service_account_id=account.name,
+                role="roles/iam.serviceAccountTokenCreator",
+                member=member,
+            )
+        )
+    if spec.warehouse:
+        stack.add(
+            gcp.bigquery.DatasetIamMember(
+                f"{spec.name}-edits-warehouse",
+                dataset_id=dataset.dataset_id,
+                role="roles/bigquery.dataEditor",
+                member=member,
+            )
+        )
+
+
+def _push_subscription(
+    stack: Stack,
+    config: StackConfig,
+    spec: FunctionSpec,
+    topic: str,
+    function: gcp.cloudfunctionsv2.Function,
+    invoker: gcp.serviceaccount.Account,
+    pubsub_agent: str,
+) -> None:
+    name = f"{topic}-{spec.name}"
+    dead = stack.add(
+        gcp.pubsub.Topic(f"{name}-dead", name=f"{name}-dead-letter", labels=config.labels)
+    )
+    stack.topics[f"{name}-dead-letter"] = dead
+    # Pub/Sub's own agent moves messages to the dead-letter topic.
+    stack.add(
+        gcp.pubsub.TopicIAMMember(
+            f"{name}-dead-publisher",
+            topic=dead.name,
+            role="roles/pubsub.publisher",
+            member=pubsub_agent,
+        )
+    )
+    subscription = stack.add(
+        gcp.pubsub.Subscription(
+            name,
+            name=name,
+            topic=stack.topics[topic].name,
+            ack_deadline_seconds=600,
+            message_retention_duration="604800s",
+            labels=config.labels,
+            push_config={
+                # functions-framework turns a push to this path into the CloudEvent.
+                "push_endpoint": function.url.apply(
+                    lambda url: f"{url}/projects/{config.project}/topics/{topic}"
+                ),
+                "oidc_token": {"service_account_email": invoker.email},
+            },
+            retry_policy={"minimum_backoff": "10s", "maximum_backoff": "600s"},
+            dead_letter_policy={
+                "dead_letter_topic": dead.id,
+                "max_delivery_attempts": max(5, config.max_delivery_attempts + 2),
+            },
+        )
+    )
+    stack.add(
+        gcp.pubsub.SubscriptionIAMMember(
+            f"{name}-dead-subscriber",
+            subscription=subscription.name,
+            role="roles/pubsub.subscriber",
+            member=pubsub_agent,
+        )
+    )
+
+
+def _scheduler(stack: Stack, config: StackConfig) -> None:
+    stack.add(
+        gcp.cloudscheduler.Job(
+            "export-tick",
+            name="framesift-export",
+            region=config.region,
+            schedule=config.export_schedule,
+            time_zone="Etc/UTC",
+            pubsub_target={
+                "topic_name": stack.topics[Topics.EXPORT_REQUESTS].id,
+                "data": base64.b64encode(json.dumps({"full": False}).encode()).decode(),
+            },
+        )
+    )
