@@ -125,6 +125,39 @@ def export_warehouse(
     console.print(f"{result.rejected} documents rejected, {result.tombstoned} rows marked deleted")
 
 
+@app.command("export")
+def export_dataset(
+    layout: Annotated[str, typer.Option("--format", help="coco or yolo.")],
+    out: Annotated[Path, typer.Option(help="Folder for the snapshot (created).")],
+    seed: Annotated[int, typer.Option(help="Seed of the train/val/test split by video.")] = 0,
+    split: Annotated[
+        str, typer.Option(help="Train, val and test fractions, comma-separated.")
+    ] = "0.8,0.1,0.1",
+) -> None:
+    """Write the labeled frames and their boxes from the warehouse as a COCO or YOLO dataset,
+    split by video, with a manifest (query, time, counts, content hash)."""
+    from framesift.snapshot import Layout, write_snapshot
+    from framesift.wiring import build_adapters
+
+    settings = Settings()
+    configure_logging("WARNING")
+    adapters = build_adapters(settings)
+    snapshot = write_snapshot(
+        adapters.warehouse,
+        adapters.blobs,
+        out,
+        Layout(layout),
+        settings.labeling_classes,
+        seed=seed,
+        fractions=[float(part) for part in split.split(",")],
+    )
+    table = Table("split", "images", "boxes", "videos")
+    for name, counts in snapshot.counts.items():
+        table.add_row(name, *(str(counts[k]) for k in ("images", "boxes", "videos")))
+    console.print(table)
+    console.print(f"{out} (content sha256 {snapshot.content_hash[:16]}...)")
+
+
 @app.command("make-sample")
 def make_sample(
     path: Annotated[Path, typer.Argument(help="Where to write the video.")] = Path("sample.mp4"),

@@ -1,0 +1,177 @@
+"""Dataset snapshots of the labeled frames, from the warehouse, in COCO or YOLO layout.
+
+Frames are assigned to train/val/test by their video (a seeded hash of the video id), so frames
+of one video never straddle splits and the same seed gives the same split. A snapshot writes the
+images it includes (from the frames bucket), the labels, and ``manifest.json``: the query, the
+time, the counts per split and a content hash over every file written, so a snapshot can be
+reproduced and checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from framesift.ports import BlobStore, Warehouse
+
+QUERY = """
+SELECT f.id AS frame_id, f.video_doc_id, f.bucket, f.object_name, f.width, f.height,
+       b.label, b.left_px, b.top_px, b.width_px, b.height_px
+FROM {dataset}.frames AS f
+JOIN {dataset}.annotation_boxes AS b ON b.frame_id = f.id
+WHERE NOT COALESCE(f.deleted, FALSE) AND NOT COALESCE(b.deleted, FALSE)
+  AND b.label IS NOT NULL
+ORDER BY f.id, b.id
+"""
+SPLITS = ("train", "val", "test")
+
+
+class Layout(StrEnum):
+    COCO = "coco"
+    YOLO = "yolo"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    out: Path
+    counts: dict[str, dict[str, int]]
+    content_hash: str
+
+
+def split_of(video_doc_id: str, seed: int, fractions: Sequence[float]) -> str:
+    """train, val or test for a whole video, from a seeded hash (stable across runs)."""
+    point = int(hashlib.sha256(f"{seed}:{video_doc_id}".encode()).hexdigest()[:8], 16) / 2**32
+    edge = 0.0
+    for name, fraction in zip(SPLITS, fractions, strict=True):
+        edge += fraction
+        if point < edge:
+            return name
+    return SPLITS[-1]
+
+
+def write_snapshot(
+    warehouse: Warehouse,
+    blobs: BlobStore,
+    out: Path,
+    layout: Layout,
+    classes: Sequence[str],
+    seed: int = 0,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+) -> Snapshot:
+    if abs(sum(fractions) - 1.0) > 1e-9 or len(fractions) != len(SPLITS):
+        raise ValueError("the split needs three fractions that sum to 1, e.g. 0.8,0.1,0.1")
+    rows = warehouse.query(QUERY)
+    frames: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        frame = frames.setdefault(row["frame_id"], {**row, "boxes": []})
+        frame["boxes"].append(row)
+    names = list(classes) + sorted({r["label"] for r in rows} - set(classes))
+    by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for frame in frames.values():
+        by_split[split_of(frame["video_doc_id"], seed, fractions)].append(frame)
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for split in SPLITS:
+        for frame in by_split[split]:
+            image = out / "images" / split / f"{frame['frame_id']}.jpg"
+            image.parent.mkdir(parents=True, exist_ok=True)
+            image.write_bytes(blobs.get(frame["bucket"], frame["object_name"]))
+            written.append(image)
+        if layout is Layout.COCO:
+            written.append(_coco(out, split, by_split[split], names))
+        else:
+            written.extend(_yolo_labels(out, split, by_split[split], names))
+    if layout is Layout.YOLO:
+        data = out / "data.yaml"
+        # No `path:` key: YOLO tools take the folder of data.yaml, and the snapshot stays the
+        # same bytes wherever it is written.
+        lines = [f"{s}: images/{s}" for s in SPLITS]
+        lines += ["names:"] + [f"  {i}: {json.dumps(n)}" for i, n in enumerate(names)]
+        data.write_text("\n".join(lines) + "\n")
+        written.append(data)
+
+    digest = hashlib.sha256()
+    for path in sorted(written):
+        digest.update(path.relative_to(out).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    counts = {
+        split: {
+            "images": len(by_split[split]),
+            "boxes": sum(len(f["boxes"]) for f in by_split[split]),
+            "videos": len({f["video_doc_id"] for f in by_split[split]}),
+        }
+        for split in SPLITS
+    }
+    manifest = {
+        "format": layout.value,
+        "created_at": datetime.now(UTC).isoformat(),
+        "query": " ".join(QUERY.split()),
+        "seed": seed,
+        "fractions": list(fractions),
+        "classes": names,
+        "counts": counts,
+        "content_sha256": digest.hexdigest(),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return Snapshot(out, counts, digest.hexdigest())
+
+
+def _coco(out: Path, split: str, frames: list[dict[str, Any]], names: list[str]) -> Path:
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for image_id, frame in enumerate(frames, start=1):
+        images.append(
+            {
+                "id": image_id,
+                "file_name": f"images/{split}/{frame['frame_id']}.jpg",
+                "width": frame["width"],
+                "height": frame["height"],
+            }
+        )
+        for box in frame["boxes"]:
+            width, height = box["width_px"], box["height_px"]
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": names.index(box["label"]) + 1,
+                    "bbox": [box["left_px"], box["top_px"], width, height],
+                    "area": width * height,
+                    "iscrowd": 0,
+                }
+            )
+    path = out / "annotations" / f"instances_{split}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(names)]
+    body = {"images": images, "annotations": annotations, "categories": categories}
+    path.write_text(json.dumps(body, indent=1) + "\n")
+    return path
+
+
+def _yolo_labels(
+    out: Path, split: str, frames: list[dict[str, Any]], names: list[str]
+) -> list[Path]:
+    paths = []
+    for frame in frames:
+        width, height = frame["width"], frame["height"]
+        lines = []
+        for box in frame["boxes"]:
+            centre_x = (box["left_px"] + box["width_px"] / 2) / width
+            centre_y = (box["top_px"] + box["height_px"] / 2) / height
+            lines.append(
+                f"{names.index(box['label'])} {centre_x:.6f} {centre_y:.6f}"
+                f" {box['width_px'] / width:.6f} {box['height_px'] / height:.6f}"
+            )
+        path = out / "labels" / split / f"{frame['frame_id']}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+    return paths

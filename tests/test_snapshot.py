@@ -1,0 +1,111 @@
+"""framesift export: COCO and YOLO snapshots from the warehouse, split by video, reproducible."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from typer.testing import CliRunner
+
+from framesift.annotations import AnnotationRecord, AnnotationStatus, Box, store
+from framesift.cli import app
+from framesift.local import EmbeddedPipeline
+from framesift.snapshot import SPLITS, split_of
+from framesift.stages.exporter import Exporter
+
+
+@pytest.fixture
+def labeled(media, embedded_settings):
+    """Two videos through the embedded pipeline, every kept frame labeled with two boxes."""
+    pipeline = EmbeddedPipeline(embedded_settings)
+    pipeline.run([media["three_shots"], media["clip_5s_25fps"]], "cam")
+    documents = pipeline.adapters.documents
+    kept = [
+        frame
+        for result in pipeline.summary.results
+        for frame in documents.where("frames", "video_doc_id", result.video_doc_id)
+        if frame.get("dedup_status") == "kept"
+    ]
+    for frame in kept:
+        store(
+            documents,
+            AnnotationRecord(
+                id=f"scale~{frame['id']}",
+                frame_id=frame["id"],
+                vendor="scale",
+                task_id=frame["id"],
+                annotation_id=frame["id"],
+                status=AnnotationStatus.SUBMITTED,
+                boxes=[
+                    Box(label="car", left=10, top=20, width=40, height=30),
+                    Box(label="zebra", left=0, top=0, width=frame["width"], height=frame["height"]),
+                ],
+                vendor_updated_at=datetime.now(UTC),
+            ),
+        )
+    Exporter(pipeline.adapters, embedded_settings).run()
+    return embedded_settings, kept
+
+
+def _export(settings, out, layout, seed="7"):
+    env = {"FRAMESIFT_BACKEND": "embedded", "FRAMESIFT_WORKDIR": str(settings.workdir)}
+    args = ["export", "--format", layout, "--out", str(out), "--seed", seed]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "manifest.json").read_text())
+
+
+def test_coco_snapshot_is_valid_and_split_by_video(labeled, tmp_path):
+    settings, kept = labeled
+    manifest = _export(settings, tmp_path / "coco", "coco")
+
+    images, splits_of_video = [], {}
+    for split in SPLITS:
+        coco = json.loads(
+            (tmp_path / "coco" / "annotations" / f"instances_{split}.json").read_text()
+        )
+        categories = {c["id"]: c["name"] for c in coco["categories"]}
+        assert list(categories.values())[:4] == settings.labeling_classes  # configured first
+        assert "zebra" in categories.values()  # a label outside them is kept, appended
+        ids = {image["id"] for image in coco["images"]}
+        for image in coco["images"]:
+            assert (tmp_path / "coco" / image["file_name"]).stat().st_size > 0
+            images.append(image["file_name"])
+        for annotation in coco["annotations"]:
+            assert annotation["image_id"] in ids
+            assert annotation["category_id"] in categories
+            left, top, w, h = annotation["bbox"]
+            assert left >= 0 and top >= 0 and w > 0 and h > 0 and annotation["area"] == w * h
+        assert len(coco["annotations"]) == 2 * len(coco["images"])
+        assert manifest["counts"][split]["images"] == len(coco["images"])
+    assert len(images) == len(kept)
+    for frame in kept:
+        split = split_of(frame["video_doc_id"], 7, (0.8, 0.1, 0.1))
+        assert splits_of_video.setdefault(frame["video_doc_id"], split) == split
+        assert f"images/{split}/{frame['id']}.jpg" in images
+
+
+def test_yolo_snapshot_has_normalised_labels_and_is_reproducible(labeled, tmp_path):
+    settings, kept = labeled
+    first = _export(settings, tmp_path / "a", "yolo")
+    second = _export(settings, tmp_path / "b", "yolo")
+    other_seed = _export(settings, tmp_path / "c", "yolo", seed="8")
+
+    assert first["content_sha256"] == second["content_sha256"]
+    assert first["counts"] == second["counts"]
+    assert other_seed["seed"] == 8
+    labels = list((tmp_path / "a" / "labels").rglob("*.txt"))
+    assert len(labels) == len(kept)
+    for path in labels:
+        rows = [line.split() for line in path.read_text().splitlines()]
+        assert len(rows) == 2
+        for class_id, *box in rows:
+            assert 0 <= int(class_id) < len(first["classes"])
+            assert all(0.0 <= float(value) <= 1.0 for value in box)
+        zebra = next(r for r in rows if first["classes"][int(r[0])] == "zebra")
+        assert [float(v) for v in zebra[1:]] == [0.5, 0.5, 1.0, 1.0]  # the whole image
+        image = tmp_path / "a" / "images" / path.parent.name / f"{path.stem}.jpg"
+        assert image.exists()
+    data = (tmp_path / "a" / "data.yaml").read_text()
+    assert "train: images/train" in data and '"zebra"' in data
