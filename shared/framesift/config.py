@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     labeling_batch_size: int = Field(default=100, ge=1, le=1000)
     # What the vendor charges per task (SageMaker Ground Truth: about $0.012 at the lowest tier).
     labeling_price_per_task: float = Field(default=0.012, ge=0)
+    # Which kept frames are labeled (see framesift.selection): a "module:factory" policy, or the
+    # built-in one, which skips frames below this sharpness and sends the sharpest first.
+    selection_policy: str | None = None
+    selection_min_sharpness: float = Field(default=0.0, ge=0)
     # The public URL of the webhook function; vendors call back {webhook_url}/scale etc.
     webhook_url: str | None = None
 

@@ -10,6 +10,9 @@ Exactly one task per frame, whatever the redeliveries:
 3. the task is then recorded on the frame: ``labeling_status`` ``requested``, the vendor, its
    task id and ``labeling_requested_at``.
 
+Before that, the selection policy (:mod:`framesift.selection`) orders the frames and may skip
+some (``labeling_status`` ``skipped``, with the reason).
+
 A vendor's 429/5xx is retried with exponential backoff and jitter within
 ``labeling_retry_seconds``; past that the invocation fails and Pub/Sub redelivers. A request the
 vendor refuses (bad key, unknown project) is a :class:`~framesift.models.PermanentError`: no
@@ -36,6 +39,7 @@ from framesift.errors import VendorUnavailable
 from framesift.logs import bind_context, get_logger
 from framesift.models import BadEvent, KeptFrames, PubSubMessage, SampledFrame, utcnow
 from framesift.ports import LabelingRequest, LabelingVendor
+from framesift.selection import SelectionPolicy, load_policy
 from framesift.stages.sampler import FRAMES
 from framesift.wiring import Adapters
 
@@ -44,6 +48,7 @@ log = get_logger(__name__)
 
 class LabelingStatus(StrEnum):
     REQUESTED = "requested"
+    SKIPPED = "skipped"  # left out by the selection policy
     LABELED = "labeled"
     FAILED = "labeling_failed"
 
@@ -52,13 +57,21 @@ class LabelingStatus(StrEnum):
 class LabelResult:
     requested: int
     already_requested: int
+    skipped: int = 0
 
 
 class Labeler:
-    def __init__(self, adapters: Adapters, settings: Settings, vendor: LabelingVendor) -> None:
+    def __init__(
+        self,
+        adapters: Adapters,
+        settings: Settings,
+        vendor: LabelingVendor,
+        policy: SelectionPolicy | None = None,
+    ) -> None:
         self._adapters = adapters
         self._settings = settings
         self._vendor = vendor
+        self._policy = policy or load_policy(settings)
 
     def handle_message(self, message: PubSubMessage) -> LabelResult:
         return self.handle(KeptFrames.from_message(message))
@@ -67,6 +80,18 @@ class Labeler:
         bind_context(batch_id=kept.batch_id, vendor=self._vendor.name)
         pending = [frame for frame in kept.frames if not self._has_task(frame.frame_id)]
         done = len(kept.frames) - len(pending)
+        choices = self._policy(pending)
+        for choice in choices:
+            if choice.skip_reason is not None:
+                self._adapters.documents.merge(
+                    FRAMES,
+                    choice.frame.frame_id,
+                    {
+                        "labeling_status": LabelingStatus.SKIPPED.value,
+                        "labeling_skip_reason": choice.skip_reason,
+                    },
+                )
+        pending = [choice.frame for choice in choices if choice.skip_reason is None]
         size = self._settings.labeling_batch_size
         for start in range(0, len(pending), size):
             chunk = pending[start : start + size]
@@ -86,11 +111,14 @@ class Labeler:
                         "updated_at": requested_at,
                     },
                 )
+        skipped = len(choices) - len(pending)
         log.info(
             "labeling requested",
-            extra={"fields": {"requested": len(pending), "already_requested": done}},
+            extra={
+                "fields": {"requested": len(pending), "already_requested": done, "skipped": skipped}
+            },
         )
-        return LabelResult(requested=len(pending), already_requested=done)
+        return LabelResult(requested=len(pending), already_requested=done, skipped=skipped)
 
     def give_up(self, message: PubSubMessage, reason: str) -> None:
         """Mark the message's frames that have no task ``labeling_failed``, with the reason."""
