@@ -8,70 +8,260 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
-from framesift.config import Backend, Settings
+from framesift.config import Backend, Settings, Vendor
 from framesift.logs import configure_logging
+from framesift.models import SamplingMode
 
 app = typer.Typer(
-    help="Turn raw video into a labeled, queryable vision dataset.", no_args_is_help=True
+    help="Turn raw video into a labeled, queryable vision dataset.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 dev = typer.Typer(
     help="The local emulated GCP stack (Pub/Sub, Firestore, GCS, BigQuery, functions)."
 )
 app.add_typer(dev, name="dev")
 console = Console()
+errors = Console(stderr=True)
+_debug = {"on": False}
+
+BENCHMARKS = {
+    "sample": ["benchmarks/sample.py"],
+    "dedup": ["benchmarks/dedup_quality.py", "benchmarks/dedup_lookup.py"],
+    "export": ["benchmarks/export.py"],
+}
+
+
+@app.callback()
+def options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and debug logs on errors.")
+    ] = False,
+) -> None:
+    """framesift: videos in, a labeled dataset out (embedded by default: no cloud needed)."""
+    _debug["on"] = debug
+
+
+def main() -> None:
+    """The console script: one clear line per error unless --debug."""
+    try:
+        app()
+    except Exception as exc:
+        if _debug["on"]:
+            raise
+        errors.print(f"[red]error:[/red] {_explain(exc)}", highlight=False)
+        raise SystemExit(1) from None
+
+
+def _explain(exc: Exception) -> str:
+    from framesift.errors import PermanentError
+
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename or exc}: no such file. Check the path."
+    if isinstance(exc, PermanentError | ValueError):
+        return f"{exc}"
+    return f"{type(exc).__name__}: {exc} (run again with --debug for the traceback)"
+
+
+def _settings(**overrides: object) -> Settings:
+    configure_logging("DEBUG" if _debug["on"] else "WARNING")
+    return Settings(**overrides)  # type: ignore[arg-type]
 
 
 @app.command()
 def run(
-    paths: Annotated[list[Path], typer.Argument(help="Videos or folders of videos.", exists=True)],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Videos, photos, or folders of them.", exists=True)
+    ],
     workdir: Annotated[
         Path, typer.Option(help="Folder for buckets, documents and warehouse.")
     ] = Path(".framesift/embedded"),
     collector: Annotated[
         str, typer.Option(help="Collector id the videos are filed under.")
     ] = "local",
-    every: Annotated[float, typer.Option(help="Keep one frame every N seconds.", min=0.001)] = 1.0,
+    mode: Annotated[
+        SamplingMode, typer.Option(help="Which frames the sampler keeps.")
+    ] = SamplingMode.EVERY_SECONDS,
+    every: Annotated[
+        float, typer.Option(help="every_seconds: one frame per N s.", min=0.001)
+    ] = 1.0,
+    every_frames: Annotated[int, typer.Option(help="every_frames: one frame per N.", min=1)] = 30,
+    scene: Annotated[
+        float, typer.Option(help="scene: the change score (0..1) that is a cut.", min=0.01)
+    ] = 0.3,
+    threshold: Annotated[
+        int, typer.Option(help="Dedup: pHash bits within which frames are duplicates.", min=0)
+    ] = 10,
+    vendor: Annotated[Vendor, typer.Option(help="Where labeling tasks go.")] = Vendor.MANIFEST,
+    price: Annotated[
+        float, typer.Option(help="USD per labeling task, for the cost estimate.", min=0)
+    ] = 0.012,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Run the pipeline in embedded mode: no cloud account, everything under WORKDIR."""
-    from framesift.local import EmbeddedPipeline
+    """Run the whole pipeline in embedded mode: no cloud account, everything under WORKDIR."""
+    from framesift.local import EmbeddedPipeline, iter_inputs
 
-    settings = Settings(backend=Backend.EMBEDDED, workdir=workdir, sample_every_seconds=every)
-    configure_logging("WARNING")
+    settings = _settings(
+        backend=Backend.EMBEDDED,
+        workdir=workdir,
+        sample_mode=mode,
+        sample_every_seconds=every,
+        sample_every_frames=every_frames,
+        scene_threshold=scene,
+        dedup_threshold=threshold,
+        labeling_vendor=vendor,
+        labeling_price_per_task=price,
+    )
     pipeline = EmbeddedPipeline(settings)
-    summary = pipeline.run(paths, collector)
-    rows = [
-        {
-            "video": r.video_doc_id or "",
-            "outcome": r.outcome.value,
-            "frames": r.frames,
-            "reason": r.reason,
-        }
-        for r in summary.results
-    ]
+    inputs = list(iter_inputs(paths))
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=errors,
+        disable=as_json,
+        transient=True,
+    ) as progress:
+        bars = {path: progress.add_task(path.name, total=1) for path in inputs}
+        summary = pipeline.run(inputs, collector, done=lambda p: progress.advance(bars[p]))
+    report = {
+        "videos": [
+            {
+                "video": r.video_doc_id or "",
+                "outcome": r.outcome.value,
+                "frames": r.frames,
+                "reason": r.reason,
+            }
+            for r in summary.results
+        ],
+        "frames_sampled": summary.frames,
+        "kept": summary.kept,
+        "dropped": summary.dropped_by_reason(),
+        "labeling_tasks": summary.tasks,
+        "skipped_by_policy": summary.skipped,
+        "estimated_cost_usd": round(summary.tasks * price, 4),
+        "saved_usd": round((summary.dropped + summary.skipped) * price, 4),
+        "dead_letters": summary.dead_letters,
+        "workdir": str(workdir),
+    }
     if as_json:
-        totals = {
-            "frames": summary.frames,
-            "kept": summary.kept,
-            "dropped": summary.dropped,
-            "labeling_tasks": summary.tasks,
-        }
-        print(json.dumps({"videos": rows, **totals, **summary.counts()}))
+        print(json.dumps(report))
     else:
-        table = Table("video", "outcome", "frames", "reason")
-        for row in rows:
-            table.add_row(*(str(value) for value in row.values()))
-        console.print(table)
-        frames_dir = workdir / "buckets" / settings.frames_bucket
-        console.print(
-            f"{summary.frames} frames sampled into {frames_dir}: {summary.kept} kept, "
-            f"{summary.dropped} dropped as duplicates; {summary.tasks} labeling tasks in "
-            f"{frames_dir / 'manifests'}; warehouse tables in {workdir / 'warehouse.duckdb'}"
-        )
+        _print_run(report, settings)
     if summary.counts().get("failed") or summary.dead_letters:
         raise typer.Exit(1)
+
+
+def _print_run(report: dict, settings: Settings) -> None:
+    videos = Table("video", "outcome", "frames", "reason", title="videos")
+    for row in report["videos"]:
+        videos.add_row(*(str(value) for value in row.values()))
+    console.print(videos)
+    totals = Table("", "", title="summary", show_header=False)
+    totals.add_row("frames sampled", str(report["frames_sampled"]))
+    totals.add_row("kept", str(report["kept"]))
+    for reason, count in report["dropped"].items():
+        totals.add_row(f"dropped: {reason}", str(count))
+    totals.add_row(f"labeling tasks ({settings.labeling_vendor})", str(report["labeling_tasks"]))
+    if report["skipped_by_policy"]:
+        totals.add_row("skipped by the selection policy", str(report["skipped_by_policy"]))
+    totals.add_row("estimated labeling cost", f"${report['estimated_cost_usd']:.2f}")
+    totals.add_row("saved by dedup and selection", f"${report['saved_usd']:.2f}")
+    console.print(totals)
+    workdir = Path(report["workdir"])
+    console.print(
+        f"frames and manifests in {workdir / 'buckets' / settings.frames_bucket}; "
+        f"warehouse in {workdir / 'warehouse.duckdb'}"
+    )
+
+
+@app.command()
+def upload(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Videos, photos, or folders of them.", exists=True)
+    ],
+    collector: Annotated[str, typer.Option(help="The capture device or collector id.")],
+) -> None:
+    """Upload to the raw bucket as {collector}/{video_id}.ext, resumably, with progress
+    (FRAMESIFT_BACKEND=gcp; the bucket's notification starts the pipeline)."""
+    from framesift.local import iter_inputs
+    from framesift.upload import upload_file
+
+    settings = _settings()
+    inputs = list(iter_inputs(paths))
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+    ) as progress:
+        for path in inputs:
+            task = progress.add_task(path.name, total=path.stat().st_size)
+
+            def sent(count: int, task: TaskID = task) -> None:
+                progress.update(task, completed=count)
+
+            name = upload_file(settings, path, collector, sent)
+            progress.console.print(f"gs://{settings.raw_bucket}/{name}")
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="Folder for the contact sheets and index.html.")] = Path(
+        "framesift-report"
+    ),
+    workdir: Annotated[Path, typer.Option(help="The embedded run's folder.")] = Path(
+        ".framesift/embedded"
+    ),
+) -> None:
+    """Contact sheets per video (kept frames with timestamps, dropped ones greyed with the frame
+    they repeat) and an HTML page linking them."""
+    from framesift.report import write_report
+    from framesift.wiring import build_adapters
+
+    settings = _settings(backend=Backend.EMBEDDED, workdir=workdir)
+    adapters = build_adapters(settings)
+    videos = [doc["id"] for doc in adapters.documents.changed_since("videos", None)]
+    images = [doc["id"] for doc in adapters.documents.where("frames", "source", "image")]
+    sheets = write_report(adapters.documents, adapters.blobs, videos + images, out)
+    table = Table("source", "frames", "kept", "sheet")
+    for sheet in sheets:
+        table.add_row(sheet.video_doc_id, str(sheet.frames), str(sheet.kept), str(sheet.path))
+    console.print(table)
+    console.print(f"open {out / 'index.html'}")
+
+
+@app.command()
+def bench(
+    which: Annotated[str, typer.Argument(help="sample, dedup or export.")],
+    args: Annotated[
+        list[str] | None, typer.Argument(help="Passed on to the benchmark (after --).")
+    ] = None,
+) -> None:
+    """Run a benchmark from benchmarks/ (needs a clone of the repository and the bench extra)."""
+    import subprocess
+    import sys
+
+    if which not in BENCHMARKS:
+        raise ValueError(f"no benchmark {which!r}: choose {', '.join(BENCHMARKS)}")
+    root = Path(__file__).resolve().parents[2]
+    for script in BENCHMARKS[which]:
+        if not (root / script).exists():
+            raise FileNotFoundError(root / script)
+        subprocess.run([sys.executable, str(root / script), *(args or [])], check=True, cwd=root)
 
 
 @app.command()
@@ -84,8 +274,7 @@ def ingest(
     from framesift.ingest import ingest_file
     from framesift.wiring import build_adapters
 
-    settings = Settings()
-    configure_logging("WARNING")
+    settings = _settings()
     result = ingest_file(path, vendor, build_adapters(settings).documents)
     console.print(f"{result.annotations} annotations read, {result.stored} stored or updated")
 
@@ -96,8 +285,7 @@ def reconcile() -> None:
     from framesift.ingest import reconcile_labelstudio
     from framesift.wiring import build_adapters
 
-    settings = Settings()
-    configure_logging("WARNING")
+    settings = _settings()
     result = reconcile_labelstudio(settings, build_adapters(settings).documents)
     console.print(f"{result.annotations} annotations found, {result.stored} were missing")
 
@@ -112,8 +300,7 @@ def export_warehouse(
     from framesift.stages.exporter import Exporter
     from framesift.wiring import build_adapters
 
-    settings = Settings()
-    configure_logging("WARNING")
+    settings = _settings()
     result = Exporter(build_adapters(settings), settings).run(full=full)
     if result.skipped:
         console.print("another export holds the lease; nothing done")
@@ -139,8 +326,7 @@ def export_dataset(
     from framesift.snapshot import Layout, write_snapshot
     from framesift.wiring import build_adapters
 
-    settings = Settings()
-    configure_logging("WARNING")
+    settings = _settings()
     adapters = build_adapters(settings)
     snapshot = write_snapshot(
         adapters.warehouse,

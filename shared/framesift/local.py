@@ -50,6 +50,14 @@ def finalize_message(info: BlobInfo) -> tuple[bytes, dict[str, str]]:
     return json.dumps(payload).encode(), attributes
 
 
+def object_name(settings: Settings, path: Path, collector: str) -> str:
+    """The raw bucket's naming standard: ``{prefix}{collector}/{video_id}.ext`` (photos under
+    the images prefix)."""
+    is_image = path.suffix.lower() in IMAGE_EXTENSIONS
+    prefix = settings.images_prefix if is_image else settings.raw_prefix
+    return f"{prefix}{collector}/{path.name}"
+
+
 def iter_inputs(paths: Iterable[Path]) -> Iterator[Path]:
     """The videos and photos named, folders searched recursively."""
     wanted = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
@@ -86,6 +94,16 @@ class RunSummary:
     @property
     def tasks(self) -> int:
         return sum(result.requested for result in self.labeling)
+
+    @property
+    def skipped(self) -> int:
+        return sum(result.skipped for result in self.labeling)
+
+    def dropped_by_reason(self) -> dict[str, int]:
+        reasons: Counter[str] = Counter()
+        for batch in self.batches:
+            reasons.update(batch.dropped_by_reason)
+        return dict(sorted(reasons.items()))
 
 
 class EmbeddedPipeline:
@@ -149,19 +167,25 @@ class EmbeddedPipeline:
         self, path: Path, collector: str, metadata: Mapping[str, str] | None = None
     ) -> BlobInfo:
         """Upload a video, or a photo (to the images prefix), as a capture device would."""
-        is_image = path.suffix.lower() in IMAGE_EXTENSIONS
-        prefix = self.settings.images_prefix if is_image else self.settings.raw_prefix
-        name = f"{prefix}{collector}/{path.name}"
+        name = object_name(self.settings, path, collector)
         info = self.blobs.put_file(self.settings.raw_bucket, name, path, metadata or {})
         data, attributes = finalize_message(info)
         self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
         return info
 
-    def run(self, paths: Iterable[Path], collector: str) -> RunSummary:
-        """Every stage on each input in turn, then the export to the DuckDB warehouse."""
+    def run(
+        self,
+        paths: Iterable[Path],
+        collector: str,
+        done: Callable[[Path], None] | None = None,
+    ) -> RunSummary:
+        """Every stage on each input in turn (``done`` after each), then the export to the
+        DuckDB warehouse."""
         for path in iter_inputs(paths):
             self.upload(path, collector)
             self.publisher.drain()
+            if done is not None:
+                done(path)
         self.summary.dead_letters = len(self.publisher.published[Topics.DEAD_LETTERS])
         self.summary.export = Exporter(self.adapters, self.settings).run()
         return self.summary

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -85,6 +86,18 @@ class BlobStore(Protocol):
     ) -> BlobInfo:
         """Write the object; with ``if_generation_match`` only if its generation is that one
         (0: only if it does not exist), else raise PreconditionFailed (a compare-and-swap)."""
+        ...
+
+    def put_file(
+        self,
+        bucket: str,
+        name: str,
+        source: Path,
+        metadata: Mapping[str, str],
+        progress: Callable[[int], None] | None = None,
+    ) -> BlobInfo:
+        """Upload a local file without reading it into memory (resumably, on GCS), reporting
+        the bytes sent so far to ``progress``."""
         ...
 
     def get(self, bucket: str, name: str) -> bytes: ...

@@ -16,14 +16,25 @@ class Adapters:
     warehouse: Warehouse
 
 
+def build_blob_store(settings: Settings) -> BlobStore:
+    """The blob store alone (an uploading device needs no other backend)."""
+    if settings.backend is Backend.GCP:
+        from framesift.adapters import gcp
+
+        return gcp.GcsBlobStore(
+            settings.project, settings.signed_url_minutes, settings.signer_service_account
+        )
+    from framesift.adapters import embedded
+
+    return embedded.FolderBlobStore(settings.workdir / "buckets")
+
+
 def build_adapters(settings: Settings) -> Adapters:
     if settings.backend is Backend.GCP:
         from framesift.adapters import gcp
 
         return Adapters(
-            blobs=gcp.GcsBlobStore(
-                settings.project, settings.signed_url_minutes, settings.signer_service_account
-            ),
+            blobs=build_blob_store(settings),
             publisher=gcp.PubSubPublisher(settings.project),
             documents=gcp.FirestoreDocumentStore(settings.project),
             warehouse=gcp.BigQueryWarehouse(
@@ -38,7 +49,7 @@ def build_adapters(settings: Settings) -> Adapters:
 
     workdir = settings.workdir
     return Adapters(
-        blobs=embedded.FolderBlobStore(workdir / "buckets"),
+        blobs=build_blob_store(settings),
         publisher=embedded.InProcessPublisher(),
         documents=embedded.SqliteDocumentStore(workdir / "documents.sqlite3"),
         warehouse=embedded.DuckDbWarehouse(workdir / "warehouse.duckdb", settings.bigquery_dataset),

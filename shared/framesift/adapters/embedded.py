@@ -110,15 +110,24 @@ class FolderBlobStore:
         return info
 
     def put_file(
-        self, bucket: str, name: str, source: Path, metadata: Mapping[str, str]
+        self,
+        bucket: str,
+        name: str,
+        source: Path,
+        metadata: Mapping[str, str],
+        progress: Callable[[int], None] | None = None,
     ) -> BlobInfo:
         """Upload a local file by streaming copy (videos can be larger than memory)."""
         path = self._path(bucket, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+        sent = 0
         with source.open("rb") as src, tmp.open("wb") as dst:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
+                sent += len(chunk)
+                if progress is not None:
+                    progress(sent)
         tmp.replace(path)
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         info = BlobInfo(bucket, name, time.time_ns(), path.stat().st_size, content_type, metadata)

@@ -7,11 +7,14 @@ Pointed at the emulators by the clients' own variables (``STORAGE_EMULATOR_HOST`
 
 from __future__ import annotations
 
+import io
+import mimetypes
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import google.auth
 import google.auth.transport.requests
@@ -44,6 +47,38 @@ def _blob_info(blob: storage.Blob) -> BlobInfo:
         content_type=blob.content_type,
         metadata=dict(blob.metadata or {}),
     )
+
+
+RESUMABLE_CHUNK_BYTES = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
+
+
+class _ReadCounter(io.RawIOBase):
+    """A file that reports how many bytes were read from it (an upload's progress)."""
+
+    def __init__(self, stream: BinaryIO, report: Callable[[int], None]) -> None:
+        self._stream = stream
+        self._report = report
+        self._sent = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._sent += len(data)
+        self._report(self._sent)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self._stream.seek(offset, whence)
+        self._sent = position
+        return position
+
+    def tell(self) -> int:
+        return self._stream.tell()
 
 
 class GcsBlobStore:
@@ -98,6 +133,26 @@ class GcsBlobStore:
             )
         except gexc.PreconditionFailed as exc:
             raise PreconditionFailed(f"{bucket}/{name} changed") from exc
+        return _blob_info(blob)
+
+    def put_file(
+        self,
+        bucket: str,
+        name: str,
+        source: Path,
+        metadata: Mapping[str, str],
+        progress: Callable[[int], None] | None = None,
+    ) -> BlobInfo:
+        # A chunk size makes it a resumable upload: a failed chunk is retried, not the file.
+        blob = self._client.bucket(bucket).blob(name, chunk_size=RESUMABLE_CHUNK_BYTES)
+        blob.metadata = dict(metadata)
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        with source.open("rb") as stream:
+            blob.upload_from_file(
+                _ReadCounter(stream, progress or (lambda _: None)),
+                size=source.stat().st_size,
+                content_type=content_type,
+            )
         return _blob_info(blob)
 
     def get(self, bucket: str, name: str) -> bytes:

@@ -24,7 +24,9 @@ recording that, the batch may be sent twice and the labeler's per-frame idempote
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from framesift import phashindex
@@ -68,7 +70,11 @@ class BatchOutcome(StrEnum):
 class BatchResult:
     outcome: BatchOutcome
     kept: int = 0
-    dropped: int = 0
+    dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.dropped_by_reason.values())
 
 
 class Dedup:
@@ -122,7 +128,10 @@ class Dedup:
                 FRAMES, image_id, {**source, **decision.as_fields(), "error": str(exc)}
             )
             log.warning("unreadable image recorded: %s", exc)
-            return BatchResult(BatchOutcome.DONE if created else BatchOutcome.DUPLICATE, 0, 1)
+            return BatchResult(
+                BatchOutcome.DONE if created else BatchOutcome.DUPLICATE,
+                dropped_by_reason={DropReason.UNREADABLE.value: 1},
+            )
         stats = info.stats
         frame = FrameRecord.model_validate(
             {
@@ -180,7 +189,12 @@ class Dedup:
             "batch decided",
             extra={"fields": {"kept": len(kept), "dropped": len(decisions) - len(kept)}},
         )
-        return BatchResult(BatchOutcome.DONE, len(kept), len(decisions) - len(kept))
+        reasons = Counter(
+            str(decision.drop_reason)
+            for _, decision in decisions
+            if decision.status is DedupStatus.DROPPED
+        )
+        return BatchResult(BatchOutcome.DONE, len(kept), dict(reasons))
 
     def _dataset_scope(self, collector: str) -> str:
         return "all" if self._scope is DedupScope.ALL else f"collector:{collector}"

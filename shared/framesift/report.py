@@ -1,0 +1,105 @@
+"""Contact sheets: per video, every sampled frame in time order, the kept ones in colour with
+their timestamp and the dropped ones greyed with the frame they repeat, so a user can see at a
+glance whether the dedup threshold is right; and an HTML page linking them."""
+
+from __future__ import annotations
+
+import html
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+from framesift.ports import BlobStore, DocumentStore
+from framesift.stages.sampler import FRAMES
+
+THUMB_WIDTH = 240
+COLUMNS = 5
+CAPTION = 34  # pixels of text under each thumbnail
+BACKGROUND = (250, 250, 250)
+KEPT_BORDER = (30, 140, 60)
+DROPPED_BORDER = (190, 190, 190)
+
+
+@dataclass(frozen=True)
+class Sheet:
+    video_doc_id: str
+    path: Path
+    frames: int
+    kept: int
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.1f} s"
+
+
+def contact_sheet(frames: list[dict[str, Any]], blobs: BlobStore, path: Path) -> tuple[int, int]:
+    """Draw ``frames`` (one video's) to ``path``; returns (frames drawn, kept)."""
+    frames = sorted(frames, key=lambda f: f["timestamp_ms"])
+    times = {f["id"]: f["timestamp_ms"] for f in frames}
+    thumbs: list[tuple[dict[str, Any], Image.Image]] = []
+    for frame in frames:
+        with Image.open(io.BytesIO(blobs.get(frame["bucket"], frame["object_name"]))) as opened:
+            image: Image.Image = opened.convert("RGB")
+        image.thumbnail((THUMB_WIDTH, THUMB_WIDTH * 3))
+        thumbs.append((frame, image))
+    cell_height = max((image.height for _, image in thumbs), default=1) + CAPTION
+    rows = max(1, -(-len(thumbs) // COLUMNS))
+    sheet = Image.new("RGB", (COLUMNS * (THUMB_WIDTH + 8) + 8, rows * (cell_height + 8) + 8))
+    sheet.paste(BACKGROUND, (0, 0, *sheet.size))
+    draw = ImageDraw.Draw(sheet)
+    kept = 0
+    for index, (frame, image) in enumerate(thumbs):
+        x = 8 + (index % COLUMNS) * (THUMB_WIDTH + 8)
+        y = 8 + (index // COLUMNS) * (cell_height + 8)
+        is_kept = frame.get("dedup_status") == "kept"
+        kept += is_kept
+        if not is_kept:
+            image = ImageEnhance.Brightness(ImageOps.grayscale(image).convert("RGB")).enhance(0.6)
+        sheet.paste(image, (x, y))
+        draw.rectangle(
+            (x - 2, y - 2, x + image.width + 1, y + image.height + 1),
+            outline=KEPT_BORDER if is_kept else DROPPED_BORDER,
+            width=2,
+        )
+        caption = f"{_seconds(frame['timestamp_ms'])}  {frame.get('dedup_status', 'undecided')}"
+        detail = ""
+        if not is_kept and frame.get("dedup_duplicate_of"):
+            of = frame["dedup_duplicate_of"]
+            where = _seconds(times[of]) if of in times else of[-16:]
+            detail = f"repeats {where} ({frame.get('dedup_distance')} bits)"
+        elif not is_kept:
+            detail = str(frame.get("dedup_drop_reason") or "")
+        draw.text((x, y + image.height + 4), caption, fill=(0, 0, 0))
+        draw.text((x, y + image.height + 18), detail, fill=(90, 90, 90))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, "PNG")
+    return len(thumbs), kept
+
+
+def write_report(
+    documents: DocumentStore, blobs: BlobStore, video_doc_ids: list[str], out: Path
+) -> list[Sheet]:
+    sheets = []
+    for video_doc_id in video_doc_ids:
+        frames = documents.where(FRAMES, "video_doc_id", video_doc_id)
+        if not frames:
+            continue
+        path = out / f"{video_doc_id}.png"
+        count, kept = contact_sheet(frames, blobs, path)
+        sheets.append(Sheet(video_doc_id, path, count, kept))
+    items = "\n".join(
+        f"<h2>{html.escape(s.video_doc_id)}: {s.kept} kept of {s.frames}</h2>"
+        f'<a href="{html.escape(s.path.name)}"><img src="{html.escape(s.path.name)}"'
+        f' style="max-width:100%"></a>'
+        for s in sheets
+    )
+    (out / "index.html").write_text(
+        "<!doctype html><meta charset=utf-8><title>framesift report</title>"
+        "<style>body{font-family:sans-serif;margin:2em}</style>"
+        f"<h1>framesift report</h1><p>Kept frames in colour, dropped ones greyed with the frame"
+        f" they repeat.</p>\n{items}\n"
+    )
+    return sheets

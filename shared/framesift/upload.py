@@ -1,0 +1,26 @@
+"""What a capture device runs: upload a file to the raw bucket under the naming standard
+(``{collector}/{video_id}.ext``), resumably, reporting progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from framesift.config import Backend, Settings
+from framesift.errors import PermanentError
+from framesift.local import object_name
+from framesift.wiring import build_blob_store
+
+
+def upload_file(
+    settings: Settings, path: Path, collector: str, progress: Callable[[int], None]
+) -> str:
+    """Upload ``path`` to the raw bucket; returns the object name."""
+    if settings.backend is not Backend.GCP:
+        raise PermanentError(
+            "framesift upload sends to Cloud Storage: set FRAMESIFT_BACKEND=gcp and "
+            "FRAMESIFT_PROJECT, or process local files with framesift run"
+        )
+    name = object_name(settings, path, collector)
+    build_blob_store(settings).put_file(settings.raw_bucket, name, path, {}, progress)
+    return name

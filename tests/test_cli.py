@@ -1,0 +1,145 @@
+"""The command line: run's summary, the report's contact sheets, one-line errors, help, upload."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore, storage
+from PIL import Image
+from typer.testing import CliRunner
+
+from framesift import cli
+from framesift.config import Backend, Settings
+from framesift.devstack import RAW_BUCKET
+from framesift.models import VideoRecord
+from framesift.report import COLUMNS, THUMB_WIDTH
+from framesift.upload import upload_file
+from tests.conftest import wait_for
+
+runner = CliRunner()
+
+
+def _run(tmp_path, *paths, extra=()):
+    args = ["run", *map(str, paths), "--workdir", str(tmp_path / "work"), "--json", *extra]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_run_summarises_frames_drops_tasks_and_cost(media, tmp_path):
+    summary = _run(tmp_path, media["parked"], media["three_shots"], extra=("--price", "0.5"))
+
+    assert [v["outcome"] for v in summary["videos"]] == ["sampled", "sampled"]
+    dropped = sum(summary["dropped"].values())
+    assert summary["frames_sampled"] == summary["kept"] + dropped
+    assert summary["dropped"]["near_duplicate"] >= 5  # the parked car
+    assert summary["labeling_tasks"] == summary["kept"]
+    assert summary["estimated_cost_usd"] == pytest.approx(0.5 * summary["kept"])
+    assert summary["saved_usd"] == pytest.approx(0.5 * dropped)
+
+
+def test_run_takes_the_sampling_policy_and_threshold(media, tmp_path):
+    strict = _run(tmp_path / "a", media["parked"], extra=("--threshold", "0", "--every", "0.5"))
+    assert strict["frames_sampled"] == 12  # two per second of a 6 s video
+    loose = _run(tmp_path / "b", media["parked"], extra=("--threshold", "20"))
+    assert loose["kept"] <= strict["kept"]
+
+
+def test_report_draws_one_cell_per_frame_greying_the_dropped(media, tmp_path):
+    summary = _run(tmp_path, media["parked"])
+    out = tmp_path / "report"
+    result = runner.invoke(
+        cli.app, ["report", "--workdir", str(tmp_path / "work"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+
+    [video] = summary["videos"]
+    sheet = Image.open(out / f"{video['video']}.png").convert("RGB")
+    frames = summary["frames_sampled"]
+    rows = -(-frames // COLUMNS)
+    assert sheet.width == COLUMNS * (THUMB_WIDTH + 8) + 8
+    cell_height = (sheet.height - 8) // rows - 8
+    colourful = []
+    for index in range(frames):
+        x = 8 + (index % COLUMNS) * (THUMB_WIDTH + 8) + THUMB_WIDTH // 2
+        y = 8 + (index // COLUMNS) * (cell_height + 8) + 20
+        pixels = [sheet.getpixel((x + dx, y)) for dx in range(-40, 40, 4)]
+        colourful.append(any(max(p) - min(p) > 30 for p in pixels))
+    # The parked car: the first frame is kept in colour, the rest greyed as its duplicates.
+    assert colourful == [True] + [False] * (frames - 1)
+    assert video["video"] in (out / "index.html").read_text()
+
+
+def test_errors_are_one_line_unless_debug(monkeypatch, capsys, tmp_path):
+    args = ["framesift", "export", "--format", "coco", "--out", str(tmp_path), "--split", "1,1,1"]
+    monkeypatch.setattr(sys, "argv", args)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "error: the split needs three fractions that sum to 1, e.g. 0.8,0.1,0.1"
+    ]
+    assert "Traceback" not in err
+
+    monkeypatch.setattr(sys, "argv", [args[0], "--debug", *args[1:]])
+    with pytest.raises(ValueError, match="three fractions"):
+        cli.main()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "run",
+        "upload",
+        "report",
+        "export",
+        "export-warehouse",
+        "ingest",
+        "reconcile",
+        "bench",
+        "make-sample",
+        "dev",
+    ],
+)
+def test_every_command_has_help(command):
+    result = runner.invoke(cli.app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+    listed = runner.invoke(cli.app, ["--help"]).output
+    assert command in listed
+
+
+def test_upload_needs_the_cloud_backend(media, tmp_path):
+    from framesift.errors import PermanentError
+
+    settings = Settings(backend=Backend.EMBEDDED, workdir=tmp_path)
+    with pytest.raises(PermanentError, match="FRAMESIFT_BACKEND=gcp"):
+        upload_file(settings, media["parked"], "cam", lambda sent: None)
+
+
+@pytest.mark.emulated
+def test_upload_lands_under_the_naming_standard_and_is_sampled(devstack, media, unique):
+    settings = Settings(backend=Backend.GCP, project=devstack.project, raw_bucket=RAW_BUCKET)
+    reported: list[int] = []
+    name = upload_file(settings, media["clip_4s_ntsc"], f"dev-{unique}", reported.append)
+
+    assert name == f"dev-{unique}/clip_4s_ntsc.mp4"
+    size = media["clip_4s_ntsc"].stat().st_size
+    assert reported[-1] == size and reported == sorted(reported)
+    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
+    blob = gcs.bucket(RAW_BUCKET).get_blob(name)
+    assert blob is not None and blob.size == size
+    video = VideoRecord.make_id(RAW_BUCKET, name, int(blob.generation))
+    db = firestore.Client(project=devstack.project)
+    doc = wait_for(
+        lambda: (
+            (db.collection("videos").document(video).get().to_dict() or {}).get("status")
+            == "sampled"
+        ),
+        "the uploaded video to be sampled",
+    )
+    assert doc
