@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
+import random
 import sqlite3
 import tempfile
 import threading
@@ -17,7 +18,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,9 @@ class InProcessPublisher:
     """Pub/Sub stand-in: FIFO delivery to subscribed handlers when ``drain()`` runs."""
 
     max_attempts: int = 5
+    # The reliability tests' knobs: deliver every message this many times, in random order.
+    copies: int = 1
+    shuffle: random.Random | None = None
     _subscribers: dict[str, list[MessageHandler]] = field(default_factory=lambda: defaultdict(list))
     _queue: deque[tuple[_Message, MessageHandler]] = field(default_factory=deque)
     # Every message published, by topic, in order (what a topic's audit subscription would see).
@@ -215,7 +219,8 @@ class InProcessPublisher:
             if not handlers:
                 self.retained[topic].append(message)
             for handler in handlers or ():
-                self._queue.append((message, handler))
+                for _ in range(self.copies):  # redeliveries keep the message id, as Pub/Sub's
+                    self._queue.append((replace(message), handler))
         return message.message_id
 
     def drain(self) -> int:
@@ -225,6 +230,8 @@ class InProcessPublisher:
             with self._lock:
                 if not self._queue:
                     return delivered
+                if self.shuffle is not None:  # any order, as Pub/Sub without ordering keys
+                    self._queue.rotate(-self.shuffle.randrange(len(self._queue)))
                 message, handler = self._queue.popleft()
             message.attempts += 1
             try:
