@@ -150,3 +150,20 @@ def test_object_names_with_spaces_unicode_length_and_dots(media, embedded_settin
     assert not (embedded_settings.workdir / "outside.mp4").exists()
     assert pipeline.publisher.published[Topics.DEAD_LETTERS] == []
     shutil.rmtree(embedded_settings.workdir, ignore_errors=True)
+
+
+def test_a_duplicate_notification_during_a_segmented_video_sends_no_segment_twice(
+    media, embedded_settings
+):
+    settings = embedded_settings.model_copy(update={"segment_seconds": 2.0})
+    pipeline = EmbeddedPipeline(settings)
+    pipeline.publisher.copies = 2  # the second copy arrives while the segments are queued
+    pipeline.run([media["clip_5s_25fps"]], "cam")
+
+    [video] = list(pipeline.adapters.documents.changed_since("videos", None))
+    assert video["status"] == "sampled" and video["segments_total"] >= 2
+    segments = pipeline.publisher.published[Topics.VIDEO_SEGMENTS]
+    assert len(segments) == video["segments_total"]  # planned and published once
+    reasons = Counter(result.reason for result in pipeline.summary.results)
+    assert reasons[f"{video['segments_total']} segments"] == 1  # planned once
+    assert reasons["segments already sent"] == 1  # the duplicate notification

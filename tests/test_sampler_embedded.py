@@ -34,8 +34,8 @@ def test_cli_run_samples_one_frame_per_second(media, tmp_path):
 
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert summary["frames"] == 5
-    assert summary["sampled"] == 1
+    assert summary["frames_sampled"] == 5
+    assert [video["outcome"] for video in summary["videos"]] == ["sampled"]
     frames = sorted((workdir / "buckets/framesift-frames/local/clip_5s_25fps").glob("*.jpg"))
     assert [f.name for f in frames] == [f"{ms:010d}.jpg" for ms in (0, 1000, 2000, 3000, 4000)]
     assert all(f.read_bytes()[:2] == b"\xff\xd8" for f in frames)

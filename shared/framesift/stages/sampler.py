@@ -126,6 +126,10 @@ class Sampler:
             if existing.get("status") in _FINISHED:
                 log.info("duplicate delivery: video already %s", existing["status"])
                 return SampleResult(Outcome.DUPLICATE, str(existing["status"]), video.id)
+            if existing.get("segments_sent"):
+                # Its segments are on their topic, which delivers them at least once.
+                log.info("duplicate delivery: segments already sent")
+                return SampleResult(Outcome.DUPLICATE, "segments already sent", video.id)
             log.warning("video left processing by an earlier attempt; starting it again")
 
         if obj.size == 0:
@@ -180,6 +184,7 @@ class Sampler:
                 task.model_dump_json().encode(),
                 {SEGMENT_MESSAGE: task.segment_id, "video_doc_id": video.id},
             )
+        documents.merge(VIDEOS, video.id, {"segments_sent": True})
         log.info("long video sent on as %d segments", len(tasks))
         return SampleResult(Outcome.SEGMENTED, f"{len(tasks)} segments", video.id)
 
