@@ -143,3 +143,16 @@ def test_upload_lands_under_the_naming_standard_and_is_sampled(devstack, media, 
         "the uploaded video to be sampled",
     )
     assert doc
+
+
+def test_export_warehouse_and_bench_commands(media, tmp_path):
+    _run(tmp_path, media["parked"])
+    env = {"FRAMESIFT_BACKEND": "embedded", "FRAMESIFT_WORKDIR": str(tmp_path / "work")}
+    result = runner.invoke(cli.app, ["export-warehouse", "--full"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "frames" in result.output and "0 documents rejected" in result.output
+
+    bench = runner.invoke(cli.app, ["bench", "export", "--", "--sizes", "300"])
+    assert bench.exit_code == 0, bench.output
+    unknown = runner.invoke(cli.app, ["bench", "nope"])
+    assert unknown.exit_code != 0 and "no benchmark 'nope'" in str(unknown.exception)

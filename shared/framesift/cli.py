@@ -85,8 +85,9 @@ def run(
         list[Path], typer.Argument(help="Videos, photos, or folders of them.", exists=True)
     ],
     workdir: Annotated[
-        Path, typer.Option(help="Folder for buckets, documents and warehouse.")
-    ] = Path(".framesift/embedded"),
+        Path | None,
+        typer.Option(help="Folder for buckets, documents and warehouse [FRAMESIFT_WORKDIR]."),
+    ] = None,
     collector: Annotated[
         str, typer.Option(help="Collector id the videos are filed under.")
     ] = "local",
@@ -114,7 +115,7 @@ def run(
 
     settings = _settings(
         backend=Backend.EMBEDDED,
-        workdir=workdir,
+        **({"workdir": workdir} if workdir else {}),
         sample_mode=mode,
         sample_every_seconds=every,
         sample_every_frames=every_frames,
@@ -154,7 +155,7 @@ def run(
         "estimated_cost_usd": round(summary.tasks * price, 4),
         "saved_usd": round((summary.dropped + summary.skipped) * price, 4),
         "dead_letters": summary.dead_letters,
-        "workdir": str(workdir),
+        "workdir": str(settings.workdir),
     }
     if as_json:
         print(json.dumps(report))
@@ -223,16 +224,16 @@ def report(
     out: Annotated[Path, typer.Option(help="Folder for the contact sheets and index.html.")] = Path(
         "framesift-report"
     ),
-    workdir: Annotated[Path, typer.Option(help="The embedded run's folder.")] = Path(
-        ".framesift/embedded"
-    ),
+    workdir: Annotated[
+        Path | None, typer.Option(help="The embedded run's folder [FRAMESIFT_WORKDIR].")
+    ] = None,
 ) -> None:
     """Contact sheets per video (kept frames with timestamps, dropped ones greyed with the frame
     they repeat) and an HTML page linking them."""
     from framesift.report import write_report
     from framesift.wiring import build_adapters
 
-    settings = _settings(backend=Backend.EMBEDDED, workdir=workdir)
+    settings = _settings(backend=Backend.EMBEDDED, **({"workdir": workdir} if workdir else {}))
     adapters = build_adapters(settings)
     videos = [doc["id"] for doc in adapters.documents.changed_since("videos", None)]
     images = [doc["id"] for doc in adapters.documents.where("frames", "source", "image")]

@@ -67,6 +67,8 @@ def write_snapshot(
 ) -> Snapshot:
     if abs(sum(fractions) - 1.0) > 1e-9 or len(fractions) != len(SPLITS):
         raise ValueError("the split needs three fractions that sum to 1, e.g. 0.8,0.1,0.1")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty: give a new folder, so no stale file joins it")
     rows = warehouse.query(QUERY)
     frames: dict[str, dict[str, Any]] = {}
     for row in rows:
