@@ -223,3 +223,32 @@ def test_a_refused_api_key_fails_fast_without_retries(media, embedded_settings, 
     frame = _frame(pipeline, _kept_frame_ids(pipeline)[0])
     assert frame["labeling_status"] == "labeling_failed"
     assert fake_scale.tasks == {}
+
+
+def test_dead_letters_are_replayed_once_the_cause_is_fixed(media, embedded_settings, fake_scale):
+    from typer.testing import CliRunner
+
+    from framesift.cli import app
+
+    refused = _scale_settings(embedded_settings, fake_scale, api_key="wrong-key")
+    pipeline = EmbeddedPipeline(refused)
+    pipeline.run([media["three_shots"]], "cam")
+    kept = _kept_frame_ids(pipeline)
+    assert fake_scale.tasks == {}
+
+    env = {
+        "FRAMESIFT_BACKEND": "embedded",
+        "FRAMESIFT_WORKDIR": str(embedded_settings.workdir),
+        "FRAMESIFT_LABELING_VENDOR": "scale",
+        "FRAMESIFT_SCALE_API_KEY": API_KEY,  # the fix
+        "FRAMESIFT_SCALE_API_URL": fake_scale.url,
+    }
+    first = CliRunner().invoke(app, ["replay-dead-letters", "--subscriber", "labeler"], env=env)
+    again = CliRunner().invoke(app, ["replay-dead-letters"], env=env)
+
+    assert first.exit_code == 0, first.output
+    assert "1 dead letters published again" in first.output
+    assert "0 dead letters published again" in again.output
+    assert sorted(t["unique_id"] for t in fake_scale.tasks.values()) == sorted(kept)
+    for frame_id in kept:
+        assert _frame(pipeline, frame_id)["labeling_status"] == "requested"

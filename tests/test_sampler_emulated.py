@@ -242,3 +242,12 @@ def test_malformed_message_is_acknowledged_dead_lettered_and_not_retried(devstac
     ]
     assert any(e["severity"] == "ERROR" and "is not JSON" in e["message"] for e in errors)
     assert any(e["severity"] == "ERROR" and "not a GCS object" in e["message"] for e in errors)
+    # Recorded for operators with the topic it came from (from the CloudEvent's source).
+    db = firestore.Client(project=devstack.project)
+    records = [
+        d.to_dict()
+        for d in db.collection("dead_letters")
+        .where(filter=firestore.FieldFilter("subscriber", "==", "sampler"))
+        .stream()
+    ]
+    assert any(r["topic"] == Topics.RAW_OBJECTS and "is not JSON" in r["error"] for r in records)

@@ -345,6 +345,29 @@ def export_dataset(
     console.print(f"{out} (content sha256 {snapshot.content_hash[:16]}...)")
 
 
+@app.command("replay-dead-letters")
+def replay_dead_letters(
+    subscriber: Annotated[
+        str | None, typer.Option(help="Only this function's (sampler, dedup, labeler, ...).")
+    ] = None,
+) -> None:
+    """Publish the dead letters not replayed yet to their topics again (after fixing the cause
+    they record). FRAMESIFT_* settings pick the backend."""
+    from framesift.delivery import replay
+    from framesift.wiring import build_adapters
+
+    settings = _settings()
+    if settings.backend is Backend.EMBEDDED:  # the stages run here, on the in-process topics
+        from framesift.local import EmbeddedPipeline
+
+        pipeline = EmbeddedPipeline(settings)
+        count = replay(pipeline.adapters, subscriber)
+        pipeline.publisher.drain()
+    else:
+        count = replay(build_adapters(settings), subscriber)
+    console.print(f"{count} dead letters published again")
+
+
 @app.command("make-sample")
 def make_sample(
     path: Annotated[Path, typer.Argument(help="Where to write the video.")] = Path("sample.mp4"),

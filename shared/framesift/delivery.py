@@ -41,20 +41,23 @@ def deliver(
     handle: Callable[[PubSubMessage], Any],
     *,
     subscriber: str,
+    topic: str,
     adapters: Adapters,
     settings: Settings,
     give_up: GiveUp | None = None,
 ) -> Any:
-    """Handle ``message``; on failure either raise (to be redelivered) or dead-letter it."""
+    """Handle ``message`` (from ``topic``); on failure either raise (to be redelivered) or
+    dead-letter it."""
+    where = (subscriber, topic)
     try:
         return handle(message)
     except PermanentError as exc:
-        _dead_letter(message, subscriber, exc, 1, adapters, give_up, permanent=True)
+        _dead_letter(message, where, exc, 1, adapters, give_up, permanent=True)
         return None
     except Exception as exc:
         attempts = _count_failure(message, subscriber, adapters)
         if attempts >= settings.max_delivery_attempts:
-            _dead_letter(message, subscriber, exc, attempts, adapters, give_up, permanent=False)
+            _dead_letter(message, where, exc, attempts, adapters, give_up, permanent=False)
             return None
         log.warning(
             "delivery failed, Pub/Sub will redeliver: %s",
@@ -62,6 +65,25 @@ def deliver(
             extra={"fields": {"subscriber": subscriber, "attempt": attempts}},
         )
         raise
+
+
+def replay(adapters: Adapters, subscriber: str | None = None) -> int:
+    """Publish every dead letter not replayed yet (of one subscriber, or all) to its topic
+    again, with its original attributes; returns how many. A replayed message is a new
+    message: its failures are counted afresh."""
+    count = 0
+    for record in adapters.documents.where(DEAD_LETTERS, "replayed_at", None):
+        if subscriber and record.get("subscriber") != subscriber:
+            continue
+        if not record.get("topic"):
+            continue  # recorded before topics were; replay it by hand from its data
+        message = PubSubMessage.model_validate(
+            {"data": record.get("data", ""), "attributes": record.get("attributes") or {}}
+        )
+        adapters.publisher.publish(record["topic"], message.payload(), message.attributes)
+        adapters.documents.merge(DEAD_LETTERS, record["id"], {"replayed_at": utcnow()})
+        count += 1
+    return count
 
 
 def _describe(exc: BaseException) -> str:
@@ -84,7 +106,7 @@ def _count_failure(message: PubSubMessage, subscriber: str, adapters: Adapters) 
 
 def _dead_letter(
     message: PubSubMessage,
-    subscriber: str,
+    where: tuple[str, str],
     exc: BaseException,
     attempts: int,
     adapters: Adapters,
@@ -92,6 +114,7 @@ def _dead_letter(
     *,
     permanent: bool,
 ) -> None:
+    subscriber, topic = where
     reason = _describe(exc)
     record_id = _delivery_id(message, subscriber)
     adapters.publisher.publish(
@@ -99,6 +122,8 @@ def _dead_letter(
         message.payload(),
         {
             "subscriber": subscriber,
+            # Not "topic": the Pub/Sub client takes attributes as keyword arguments beside it.
+            "source_topic": topic,
             "message_id": message.message_id,
             "error": reason,
             "attempts": str(attempts),
@@ -111,12 +136,14 @@ def _dead_letter(
         {
             "id": record_id,
             "subscriber": subscriber,
+            "topic": topic,
             "message_id": message.message_id,
             "attributes": message.attributes,
             "data": message.data,
             "error": reason,
             "permanent": permanent,
             "attempts": attempts,
+            "replayed_at": None,
             "updated_at": utcnow(),
         },
     )

@@ -150,17 +150,21 @@ class EmbeddedPipeline:
         *topics: str,
         give_up: GiveUp | None = None,
     ) -> None:
-        def on_message(data: bytes, attributes: Mapping[str, str], message_id: str) -> None:
-            deliver(
-                _message(data, attributes, message_id),
-                handle,
-                subscriber=subscriber,
-                adapters=self.adapters,
-                settings=self.settings,
-                give_up=give_up,
-            )
-
         for topic in topics:
+
+            def on_message(
+                data: bytes, attributes: Mapping[str, str], message_id: str, topic: str = topic
+            ) -> None:
+                deliver(
+                    _message(data, attributes, message_id),
+                    handle,
+                    subscriber=subscriber,
+                    topic=topic,
+                    adapters=self.adapters,
+                    settings=self.settings,
+                    give_up=give_up,
+                )
+
             self.publisher.subscribe(topic, on_message)
 
     def upload(

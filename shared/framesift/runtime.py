@@ -82,7 +82,13 @@ def run_pubsub_event(
             message,
             handle,
             subscriber=subscriber,
+            topic=_topic_of(cloud_event),
             adapters=wired,
             settings=settings,
             give_up=give_up,
         )
+
+
+def _topic_of(cloud_event: CloudEvent) -> str:
+    """The topic a Pub/Sub CloudEvent came from: its source ends ``.../topics/{topic}``."""
+    return str(cloud_event.get("source") or "").rsplit("/topics/", 1)[-1]

@@ -334,11 +334,13 @@ class SqliteDocumentStore:
             yield {**_load_document(data), "_id": doc_id}
 
     def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
+        # "= NULL" matches nothing in SQL; a null field is found with IS NULL.
+        test = "IS NULL" if value is None else "= ?"
         with self._connect() as db:
             rows = db.execute(
-                "SELECT data FROM documents WHERE collection = ? AND json_extract(data, ?) = ?"
-                " ORDER BY id",
-                (collection, f"$.{field}", value),
+                "SELECT data FROM documents WHERE collection = ? AND json_extract(data, ?) "
+                f"{test} ORDER BY id",
+                (collection, f"$.{field}", *(() if value is None else (value,))),
             ).fetchall()
         return [_load_document(row[0]) for row in rows]
 
