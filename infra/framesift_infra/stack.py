@@ -180,14 +180,7 @@ def deploy(config: StackConfig) -> Stack:
         )
     )
 
-    for topic in (
-        Topics.RAW_OBJECTS,
-        Topics.VIDEO_SEGMENTS,
-        Topics.FRAMES_SAMPLED,
-        Topics.FRAMES_KEPT,
-        Topics.DEAD_LETTERS,
-        Topics.EXPORT_REQUESTS,
-    ):
+    for topic in Topics.ALL:
         stack.topics[topic] = stack.add(gcp.pubsub.Topic(topic, name=topic, labels=config.labels))
 
     _bucket_notifications(stack, config)

@@ -42,6 +42,16 @@ class Topics:
     # Messages a stage gave up on (a permanent error, or too many failed deliveries), with why.
     DEAD_LETTERS = "dead-letters"
 
+    # Every topic, as the dev stack and the infra create them.
+    ALL = (
+        RAW_OBJECTS,
+        VIDEO_SEGMENTS,
+        FRAMES_SAMPLED,
+        FRAMES_KEPT,
+        DEAD_LETTERS,
+        EXPORT_REQUESTS,
+    )
+
 
 class Vendor(StrEnum):
     MANIFEST = "manifest"

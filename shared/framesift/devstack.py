@@ -323,14 +323,7 @@ class DevStack:
             from framesift.schemas import ALL_TABLES
 
             publisher = pubsub_v1.PublisherClient()
-            for topic in (
-                Topics.RAW_OBJECTS,
-                Topics.VIDEO_SEGMENTS,
-                Topics.FRAMES_SAMPLED,
-                Topics.FRAMES_KEPT,
-                Topics.DEAD_LETTERS,
-                Topics.EXPORT_REQUESTS,
-            ):
+            for topic in Topics.ALL:
                 publisher.create_topic(name=publisher.topic_path(self.project, topic))
             gcs = storage.Client(project=self.project, credentials=AnonymousCredentials())
             for bucket in (RAW_BUCKET, FRAMES_BUCKET):
