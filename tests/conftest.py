@@ -101,13 +101,15 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _bad_videos(folder: Path, good: Path) -> dict[str, Path]:
-    """Truncated, corrupt in the middle, a still image and audio only, each named .mp4."""
+    """Truncated, corrupt in the middle, a still image, audio only and a frame too large to
+    decode safely (8000x6000, over the default FRAMESIFT_MAX_VIDEO_PIXELS), each named .mp4."""
     data = good.read_bytes()
     bad = {
         "truncated": folder / "truncated.mp4",  # faststart: the index survives, the data does not
         "corrupt_middle": folder / "corrupt_middle.mp4",
         "image_as_mp4": folder / "photo.mp4",
         "audio_only": folder / "voice.mp4",
+        "huge_frames": folder / "huge.mp4",
     }
     bad["truncated"].write_bytes(data[: len(data) // 2])
     corrupt = bytearray(data)
@@ -130,6 +132,15 @@ def _bad_videos(folder: Path, good: Path) -> dict[str, Path]:
         check=True,
     )
     subprocess.run([*lavfi, "sine=duration=2", "-c:a", "aac", str(bad["audio_only"])], check=True)
+    subprocess.run(
+        [
+            *lavfi,
+            "color=c=gray:size=8000x6000:rate=1:duration=2",
+            *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
+            str(bad["huge_frames"]),
+        ],
+        check=True,
+    )
     return bad
 
 

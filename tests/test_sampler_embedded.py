@@ -129,6 +129,7 @@ def test_object_metadata_overrides_the_sampling_policy(media, embedded_settings)
         ("audio_only", "no video stream", 0),
         ("truncated", "decode errors: ", 2),
         ("corrupt_middle", "decode errors: ", 2),
+        ("huge_frames", "video too large: 8000x6000 is 48000000 pixels", 0),
     ],
 )
 def test_bad_input_fails_with_a_reason_keeps_good_frames_and_never_retries(

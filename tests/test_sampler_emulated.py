@@ -180,6 +180,7 @@ def test_redelivered_notification_changes_nothing(devstack, gcs, db, batches, me
         ("audio_only", "no video stream"),
         ("truncated", "decode errors"),
         ("corrupt_middle", "decode errors"),
+        ("huge_frames", "video too large: 8000x6000"),
     ],
 )
 def test_bad_video_is_recorded_failed_and_acknowledged(

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # A video longer than this is sampled in segments of about this length, one invocation each,
     # so a two-hour video finishes within Cloud Functions' 540 s limit per event.
     segment_seconds: float = Field(default=300.0, ge=1.0)
+    # Videos with more pixels per frame are refused before decoding: one raw frame of a
+    # 16384x16384 video is 400 MB, and a function killed for memory never records why, so
+    # Pub/Sub would redeliver it into the same crash. The default admits 8K UHD (7680x4320).
+    max_video_pixels: int = Field(default=7680 * 4320, ge=1)
     jpeg_quality: int = Field(default=90, ge=1, le=100, description="JPEG quality, libjpeg scale")
     frames_per_message: int = Field(default=50, ge=1, le=1000)
 

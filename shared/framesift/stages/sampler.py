@@ -143,6 +143,12 @@ class Sampler:
         except media.UnreadableVideo as exc:
             return self._fail_video(video.id, str(exc))
 
+        if (pixels := probe.width * probe.height) > self._settings.max_video_pixels:
+            return self._fail_video(
+                video.id,
+                f"video too large: {probe.width}x{probe.height} is {pixels} pixels per frame,"
+                f" over FRAMESIFT_MAX_VIDEO_PIXELS ({self._settings.max_video_pixels})",
+            )
         segments = media.plan_segments(probe, policy, self._settings.segment_seconds)
         documents.merge(
             VIDEOS,
