@@ -6,6 +6,7 @@ The suite makes its own media with ffmpeg's lavfi sources; nothing is downloaded
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -212,13 +213,19 @@ def devstack_manager(
 def devstack(devstack_manager: DevStack) -> Iterator[StackState]:
     state = devstack_manager.state
     assert state is not None
-    # Only where the emulators are: the FRAMESIFT_* settings are the functions', and would leak
-    # into the embedded tests' settings.
+    with emulator_environment(state):
+        yield state
+
+
+@contextlib.contextmanager
+def emulator_environment(state: StackState) -> Iterator[None]:
+    """Point this process's Google clients at the stack's emulators, and only that: the
+    FRAMESIFT_* settings are the functions', and would leak into the embedded tests' settings."""
     hosts = {k: v for k, v in state.env.items() if not k.startswith("FRAMESIFT_")}
     saved = {key: os.environ.get(key) for key in hosts}
     os.environ.update(hosts)
     try:
-        yield state
+        yield
     finally:
         for key, value in saved.items():
             if value is None:

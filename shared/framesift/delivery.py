@@ -55,7 +55,20 @@ def deliver(
         _dead_letter(message, where, exc, 1, adapters, give_up, permanent=True)
         return None
     except Exception as exc:
-        attempts = _count_failure(message, subscriber, adapters)
+        try:
+            attempts: int | None = _count_failure(message, subscriber, adapters)
+        except Exception as counting:
+            # The document store is down too (a Firestore outage fails both): the failure goes
+            # uncounted, and Pub/Sub's own dead-letter policy still bounds the redeliveries.
+            log.warning(
+                "delivery failed, not counted, Pub/Sub will redeliver: %s; counting: %s",
+                _describe(exc),
+                _describe(counting),
+                extra={"fields": {"subscriber": subscriber}},
+            )
+            attempts = None
+        if attempts is None:
+            raise  # the handler's own error, with its causes
         if attempts >= settings.max_delivery_attempts:
             _dead_letter(message, where, exc, attempts, adapters, give_up, permanent=False)
             return None

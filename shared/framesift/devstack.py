@@ -30,7 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,6 +77,10 @@ class ServiceState:
     pid: int
     port: int
     log: str
+    # How it was started, so ``restart`` can start it again on the same port.
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    ready_url: str | None = None  # answers below 500 once it is ready; None: its port is open
 
 
 @dataclass
@@ -201,23 +205,36 @@ class DevStack:
         name: str,
         command: list[str],
         port: int,
-        ready: Callable[[], bool],
         timeout: float,
         env: Mapping[str, str] | None = None,
+        ready_url: str | None = None,
     ) -> None:
-        log_path = self.state_dir / f"{name}.log"
-        with log_path.open("wb") as log_file:
+        service = ServiceState(
+            name, 0, port, str(self.state_dir / f"{name}.log"), command, dict(env or {}), ready_url
+        )
+        self._state.services.append(service)
+        self._start(service, timeout)
+
+    def _start(self, service: ServiceState, timeout: float) -> None:
+        """Start ``service``'s process (its log appended to) and wait until it is ready."""
+        log_path = Path(service.log)
+        with log_path.open("ab") as log_file:
             process = subprocess.Popen(
-                command,
+                service.command,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
+                env={**os.environ, **service.env},
                 cwd=self.state_dir,
                 start_new_session=True,  # its own process group: 'down' kills it whole
             )
-        self._state.services.append(ServiceState(name, process.pid, port, str(log_path)))
+        service.pid = process.pid
         self._state.save(self.state_file)
+        name, port, url = service.name, service.port, service.ready_url
+
+        def ready() -> bool:
+            return _http_ok(url) if url else _tcp_open(port)
+
         deadline = time.monotonic() + timeout
         while not ready():
             if process.poll() is not None:
@@ -249,13 +266,13 @@ class DevStack:
                 **self.settings_env,
             }
         )
-        self._spawn("pubsub", _pubsub_command(pubsub), pubsub, lambda: _tcp_open(pubsub), timeout)
+        self._spawn("pubsub", _pubsub_command(pubsub), pubsub, timeout)
         self._spawn(
             "firestore",
             _firestore_command(firestore),
             firestore,
-            lambda: _http_ok(f"http://127.0.0.1:{firestore}/"),
             timeout,
+            ready_url=f"http://127.0.0.1:{firestore}/",
         )
         self._spawn(
             "gcs",
@@ -283,9 +300,9 @@ class DevStack:
                 "warn",
             ],
             gcs,
-            lambda: _http_ok(f"http://127.0.0.1:{gcs}/storage/v1/b"),
             timeout,
             env={"PUBSUB_EMULATOR_HOST": env["PUBSUB_EMULATOR_HOST"]},
+            ready_url=f"http://127.0.0.1:{gcs}/storage/v1/b",
         )
         # Like the other emulators' data, the warehouse starts empty: tables left by an older
         # schema would otherwise survive into this stack.
@@ -307,10 +324,8 @@ class DevStack:
                 str(self.state_dir / "bigquery"),
             ],
             bigquery,
-            lambda: _http_ok(
-                f"http://127.0.0.1:{bigquery}/bigquery/v2/projects/{self.project}/datasets"
-            ),
             timeout,
+            ready_url=f"http://127.0.0.1:{bigquery}/bigquery/v2/projects/{self.project}/datasets",
         )
 
     def _provision(self) -> None:
@@ -372,7 +387,6 @@ class DevStack:
                 str(port),
             ],
             port,
-            lambda: _tcp_open(port),
             timeout,
             env={**self._state.env, **(settings_env or {})},
         )
@@ -392,6 +406,16 @@ class DevStack:
                 )
         self._state.save(self.state_file)
         return port
+
+    def restart(
+        self, name: str, env: Mapping[str, str] | None = None, timeout: float = 120.0
+    ) -> None:
+        """Kill service ``name`` (its whole process group, at once, as a crash would) and start
+        it again on the same port, with ``env`` added to its environment."""
+        service = next(s for s in self._state.services if s.name == name)
+        _kill_group(service.pid, grace=0)
+        service.env.update(env or {})
+        self._start(service, timeout)
 
     def down(self) -> list[str]:
         """Stop every service of the stack; returns the names stopped."""
@@ -425,8 +449,9 @@ def _alive(pid: int) -> bool:
 
 
 def _kill_group(pgid: int, grace: float = 10.0) -> bool:
+    """SIGTERM, then SIGKILL after ``grace`` seconds (at once, as a crash, if 0)."""
     try:
-        os.killpg(pgid, signal.SIGTERM)
+        os.killpg(pgid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + grace

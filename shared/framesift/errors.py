@@ -7,6 +7,10 @@ class PermanentError(Exception):
     """A failure that retrying cannot fix: dead-letter the message and acknowledge it."""
 
 
+class BackendUnavailable(Exception):
+    """A backend (the document store, Pub/Sub) did not answer in time; a redelivery can succeed."""
+
+
 class VendorUnavailable(Exception):
     """The vendor failed in a way a later attempt can fix (429, 5xx, timeout, connection)."""
 

@@ -50,14 +50,19 @@ class FakeScale:
         with self._lock:
             self._failures.extend(statuses)
 
-    def fail_always(self, status: int) -> None:
-        self.fail_next(*([status] * 10_000))
+    def fail_always(self, *statuses: int) -> None:
+        """Answer these statuses in turn until :meth:`recover`."""
+        self.fail_next(*(list(statuses) * 10_000))
+
+    def recover(self) -> None:
+        with self._lock:
+            self._failures.clear()
 
     def reset(self) -> None:
         with self._lock:
             self.tasks.clear()
             self.requests.clear()
-            self._failures.clear()
+        self.recover()
 
     def by_unique_id(self, unique_id: str) -> list[dict[str, Any]]:
         return [t for t in self.tasks.values() if t.get("unique_id") == unique_id]

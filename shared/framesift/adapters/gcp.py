@@ -23,6 +23,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, firestore, pubsub_v1, storage
 
+from framesift.errors import BackendUnavailable
 from framesift.ports import (
     UPDATED_AT,
     BlobInfo,
@@ -172,6 +173,9 @@ class GcsBlobStore:
             yield _blob_info(blob)
 
 
+PUBLISH_TIMEOUT_SECONDS = 60
+
+
 class PubSubPublisher:
     def __init__(self, project: str) -> None:
         self._project = project
@@ -181,7 +185,12 @@ class PubSubPublisher:
         future = self._client.publish(
             self._client.topic_path(self._project, topic), data, **dict(attributes or {})
         )
-        return str(future.result(timeout=60))
+        try:
+            return str(future.result(timeout=PUBLISH_TIMEOUT_SECONDS))
+        except TimeoutError as exc:
+            raise BackendUnavailable(
+                f"Pub/Sub did not accept a message to {topic} within {PUBLISH_TIMEOUT_SECONDS} s"
+            ) from exc
 
 
 class FirestoreDocumentStore:
@@ -227,7 +236,15 @@ class FirestoreDocumentStore:
                 )
             return result
 
-        return run(client.transaction(max_attempts=20))
+        try:
+            return run(client.transaction(max_attempts=20))
+        except ValueError as exc:
+            # A transaction that cannot begin (Firestore unreachable) is rolled back by the
+            # client, which then raises "no transaction ID" over the real error: raise that one.
+            cause = exc.__context__
+            if isinstance(cause, gexc.GoogleAPICallError | gexc.RetryError):
+                raise BackendUnavailable(f"Firestore transaction failed: {cause}") from cause
+            raise
 
     def changed_since(self, collection: str, since: datetime | None) -> Iterator[dict[str, Any]]:
         query: Any = self._client.collection(collection)

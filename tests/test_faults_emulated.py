@@ -1,0 +1,223 @@
+"""Faults on the emulated stack: a function killed mid-video, Firestore and Pub/Sub gone for
+longer than their clients retry, the labeling vendor answering 429 and 500 for a while.
+
+Each test uploads its own video mid-fault and then checks that, once the fault is over, every
+item exists exactly once: the video sampled, each frame once (document and JPEG), each frame
+decided once, each kept frame with one task at the vendor, and nothing dead-lettered.
+
+The stack is this module's own (the fault would disturb the session's): its functions reach
+Firestore and Pub/Sub through links the tests cut (tests/faults.py), and its labeler sends to
+its own Scale fake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore, storage
+
+from framesift.devstack import FRAMES_BUCKET, FUNCTIONS, RAW_BUCKET, DevStack
+from framesift.media import generate_test_video
+from framesift.models import VideoRecord
+from tests.conftest import emulator_environment, wait_for
+from tests.fakes.scale import API_KEY as SCALE_API_KEY
+from tests.fakes.scale import FakeScale
+from tests.faults import CuttableLink
+
+pytestmark = pytest.mark.emulated
+
+# Longer than the Google clients retry an unavailable backend (about 60 s), so invocations fail
+# and Pub/Sub has to redeliver, not only wait.
+OUTAGE_SECONDS = 75
+EVERY_SECONDS = 0.25  # 240 frames from the 60 s video: a sampler run long enough to interrupt
+
+
+@dataclass
+class FaultStack:
+    manager: DevStack
+    scale: FakeScale
+    firestore_link: CuttableLink
+    pubsub_link: CuttableLink
+    gcs: storage.Client
+    db: firestore.Client
+    video: Path
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
+    folder = tmp_path_factory.mktemp("faults")
+    video = folder / "drive.mp4"
+    generate_test_video(str(video), seconds=60, fps="25")
+    with FakeScale() as scale:
+        manager = DevStack(
+            state_dir=folder / "devstack",
+            settings_env={
+                "FRAMESIFT_LABELING_VENDOR": "scale",
+                "FRAMESIFT_SCALE_API_URL": scale.url,
+                "FRAMESIFT_SCALE_API_KEY": SCALE_API_KEY,
+                "FRAMESIFT_LABELING_RETRY_SECONDS": "3",
+            },
+        )
+        state = manager.up()
+        firestore_link = CuttableLink(state.port("firestore"))
+        pubsub_link = CuttableLink(state.port("pubsub"))
+        try:
+            through_links = {
+                "FIRESTORE_EMULATOR_HOST": firestore_link.address,
+                "PUBSUB_EMULATOR_HOST": pubsub_link.address,
+            }
+            for spec in FUNCTIONS:
+                manager.restart(f"function-{spec.name}", env=through_links)
+            with emulator_environment(state):
+                yield FaultStack(
+                    manager,
+                    scale,
+                    firestore_link,
+                    pubsub_link,
+                    storage.Client(project=state.project, credentials=AnonymousCredentials()),
+                    firestore.Client(project=state.project),
+                    video,
+                )
+        finally:
+            firestore_link.close()
+            pubsub_link.close()
+            manager.down()
+
+
+def _upload(stack: FaultStack, collector: str) -> tuple[storage.Blob, str]:
+    blob = stack.gcs.bucket(RAW_BUCKET).blob(f"{collector}/drive.mp4")
+    blob.metadata = {"framesift-every-seconds": str(EVERY_SECONDS)}
+    blob.upload_from_filename(str(stack.video), content_type="video/mp4")
+    return blob, VideoRecord.make_id(RAW_BUCKET, blob.name, int(blob.generation))
+
+
+def _frames(stack: FaultStack, video_doc_id: str) -> list[dict]:
+    query = stack.db.collection("frames").where(
+        filter=firestore.FieldFilter("video_doc_id", "==", video_doc_id)
+    )
+    return [snapshot.to_dict() for snapshot in query.stream()]
+
+
+def _video(stack: FaultStack, video_doc_id: str) -> dict:
+    return stack.db.collection("videos").document(video_doc_id).get().to_dict() or {}
+
+
+def _wait_mid_video(stack: FaultStack, video_doc_id: str) -> None:
+    """Until the sampler is part-way through the video: some frames stored, not all."""
+
+    def started() -> bool:
+        return _video(stack, video_doc_id).get("status") == "processing" and (
+            len(_frames(stack, video_doc_id)) >= 5
+        )
+
+    wait_for(started, "the sampler to be part-way through the video")
+
+
+def _assert_each_item_once(stack: FaultStack, blob: storage.Blob, video_doc_id: str) -> None:
+    expected = int(60 / EVERY_SECONDS)
+
+    def labeled() -> list[dict] | None:
+        if _video(stack, video_doc_id).get("status") != "sampled":
+            return None
+        frames = _frames(stack, video_doc_id)
+        decided = len(frames) == expected and all(f.get("dedup_status") for f in frames)
+        kept = [f for f in frames if f.get("dedup_status") == "kept"]
+        return frames if decided and all(f.get("labeling_status") for f in kept) else None
+
+    frames = wait_for(labeled, "every frame decided and every kept frame sent", timeout=600)
+    video = _video(stack, video_doc_id)
+    assert video["frames_sampled"] == expected
+    timestamps = [f["timestamp_ms"] for f in frames]
+    assert len(set(timestamps)) == expected
+    collector, _ = blob.name.split("/", 1)
+    objects = {b.name for b in stack.gcs.bucket(FRAMES_BUCKET).list_blobs(prefix=f"{collector}/")}
+    assert objects == {f["object_name"] for f in frames}
+    kept = [f for f in frames if f["dedup_status"] == "kept"]
+    assert kept, "the test pattern's frames are not all near duplicates of the first"
+    for frame in kept:
+        assert frame["labeling_status"] == "requested", frame
+        [task] = stack.scale.by_unique_id(frame["id"])  # exactly one task at the vendor
+        assert frame["labeling_task_id"] == task["task_id"]
+    assert list(stack.db.collection("dead_letters").stream()) == []
+
+
+def test_a_sampler_killed_mid_video_is_redelivered_and_leaves_each_item_once(faults, unique):
+    blob, video_doc_id = _upload(faults, f"kill-{unique}")
+    _wait_mid_video(faults, video_doc_id)
+
+    faults.manager.restart("function-sampler")  # SIGKILL, as an out-of-memory kill would
+
+    assert _video(faults, video_doc_id)["status"] == "processing"  # it was cut short
+    _assert_each_item_once(faults, blob, video_doc_id)
+
+
+def _failed_deliveries(stack: FaultStack, function: str) -> list[str]:
+    """What the function logged for operators about deliveries that failed."""
+    state = stack.manager.state
+    assert state is not None
+    log = next(s.log for s in state.services if s.name == f"function-{function}")
+    entries = []
+    for line in Path(log).read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            entries.append(json.loads(line))
+    return [
+        entry["message"]
+        for entry in entries
+        if entry.get("severity") == "WARNING" and entry["message"].startswith("delivery failed")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("backend", "logged"),
+    [
+        # The client's own error, after its retries: "... 503 failed to connect ..."
+        ("firestore", "503"),
+        ("pubsub", "BackendUnavailable: Pub/Sub did not accept a message to frames-sampled"),
+    ],
+)
+def test_a_backend_gone_mid_video_leaves_each_item_once_after_it_is_back(
+    faults, unique, backend, logged
+):
+    link = faults.firestore_link if backend == "firestore" else faults.pubsub_link
+    logged_before = len(_failed_deliveries(faults, "sampler"))
+    blob, video_doc_id = _upload(faults, f"{backend}-{unique}")
+    _wait_mid_video(faults, video_doc_id)
+
+    link.cut()
+    try:
+        time.sleep(OUTAGE_SECONDS)  # the outage's length; nothing here asserts on time
+    finally:
+        link.restore()
+
+    _assert_each_item_once(faults, blob, video_doc_id)
+    # The sampler's interrupted delivery is on record for operators, with the backend's error.
+    assert any(logged in m for m in _failed_deliveries(faults, "sampler")[logged_before:])
+
+
+def test_a_vendor_refusing_for_a_while_gets_one_task_per_frame_once_it_recovers(faults, unique):
+    earlier = {d.id for d in faults.db.collection("deliveries").stream()}
+    faults.scale.fail_always(429, 500)
+    try:
+        blob, video_doc_id = _upload(faults, f"vendor-{unique}")
+
+        def redelivered() -> bool:
+            # The labeler gave up within an invocation, and Pub/Sub delivered again.
+            return any(
+                d.id.startswith("labeler~")
+                and d.id not in earlier
+                and d.to_dict().get("failures", 0) >= 2
+                for d in faults.db.collection("deliveries").stream()
+            )
+
+        wait_for(redelivered, "the labeler to fail twice on the vendor's 429s and 500s")
+    finally:
+        faults.scale.recover()
+
+    _assert_each_item_once(faults, blob, video_doc_id)
