@@ -19,7 +19,7 @@ from tests.conftest import wait_for
 pytestmark = pytest.mark.emulated
 
 
-def _scale_completes(task: dict) -> dict:
+def scale_completes(task: dict) -> dict:
     """The callback Scale posts when a task is done: the task and its response, one box."""
     return {
         "task_id": task["task_id"],
@@ -64,7 +64,7 @@ def test_upload_to_bigquery(devstack, media, scale, unique):
     for _ in range(2):  # Scale may call back twice
         for frame in kept:
             [task] = scale.by_unique_id(frame["id"])
-            response = requests.post(webhook, json=_scale_completes(task), headers=auth, timeout=60)
+            response = requests.post(webhook, json=scale_completes(task), headers=auth, timeout=60)
             assert response.status_code == 200, response.text
 
     publisher = pubsub_v1.PublisherClient()

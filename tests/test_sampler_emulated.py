@@ -150,6 +150,20 @@ def test_ntsc_video_without_faststart_streams_over_http_with_exact_timestamps(
     assert names == [f"cam-{unique}/ntsc/{ms:010d}.jpg" for ms in (0, 1001, 2002, 3003)]
 
 
+@pytest.mark.parametrize("stem", ["my drive", "vidéo-über-東京", "x" * 200])
+def test_object_names_with_spaces_unicode_and_length_stream_over_http(
+    devstack, gcs, db, media, unique, stem
+):
+    blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/{stem}.mp4")
+    blob.upload_from_filename(str(media["clip_4s_ntsc"]), content_type="video/mp4")
+
+    video = wait_for(lambda: _finished(db, blob), "the sampler to finish the video")
+
+    assert video["status"] == "sampled", video
+    names = [b.name for b in gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/{stem}/")]
+    assert names == [f"cam-{unique}/{stem}/{ms:010d}.jpg" for ms in (0, 1001, 2002, 3003)]
+
+
 def test_redelivered_notification_changes_nothing(devstack, gcs, db, batches, media, unique):
     blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/parked.mp4")
     blob.upload_from_filename(str(media["clip_5s_25fps"]), content_type="video/mp4")

@@ -1,11 +1,12 @@
-"""Faults on the emulated stack: a function killed mid-video, Firestore and Pub/Sub gone for
-longer than their clients retry, the labeling vendor answering 429 and 500 for a while.
+"""Reliability on the emulated stack: every message and callback three times in shuffled order,
+a function killed mid-video, Firestore and Pub/Sub gone for longer than their clients retry, and
+the labeling vendor answering 429 and 500 for a while.
 
-Each test uploads its own video mid-fault and then checks that, once the fault is over, every
-item exists exactly once: the video sampled, each frame once (document and JPEG), each frame
-decided once, each kept frame with one task at the vendor, and nothing dead-lettered.
+Each test uploads its own video and then checks that, once the fault is over, every item exists
+exactly once: the video sampled, each frame once (document and JPEG), each frame decided once,
+each kept frame with one task at the vendor, and nothing dead-lettered.
 
-The stack is this module's own (the fault would disturb the session's): its functions reach
+The stack is this module's own (the faults would disturb the session's): its functions reach
 Firestore and Pub/Sub through links the tests cut (tests/faults.py), and its labeler sends to
 its own Scale fake.
 """
@@ -13,23 +14,30 @@ its own Scale fake.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import random
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, storage
+from google.cloud import firestore, pubsub_v1, storage
 
+from framesift.config import Topics
 from framesift.devstack import FRAMES_BUCKET, FUNCTIONS, RAW_BUCKET, DevStack
 from framesift.media import generate_test_video
 from framesift.models import VideoRecord
-from tests.conftest import emulator_environment, wait_for
+from tests.conftest import emulator_environment, push_to_function, wait_for
 from tests.fakes.scale import API_KEY as SCALE_API_KEY
 from tests.fakes.scale import FakeScale
 from tests.faults import CuttableLink
+from tests.test_pipeline_emulated import scale_completes
 
 pytestmark = pytest.mark.emulated
 
@@ -120,7 +128,9 @@ def _wait_mid_video(stack: FaultStack, video_doc_id: str) -> None:
     wait_for(started, "the sampler to be part-way through the video")
 
 
-def _assert_each_item_once(stack: FaultStack, blob: storage.Blob, video_doc_id: str) -> None:
+def _assert_each_item_once(
+    stack: FaultStack, blob: storage.Blob, video_doc_id: str, labeling: str = "requested"
+) -> None:
     expected = int(60 / EVERY_SECONDS)
 
     def labeled() -> list[dict] | None:
@@ -142,10 +152,25 @@ def _assert_each_item_once(stack: FaultStack, blob: storage.Blob, video_doc_id: 
     kept = [f for f in frames if f["dedup_status"] == "kept"]
     assert kept, "the test pattern's frames are not all near duplicates of the first"
     for frame in kept:
-        assert frame["labeling_status"] == "requested", frame
+        assert frame["labeling_status"] == labeling, frame
         [task] = stack.scale.by_unique_id(frame["id"])  # exactly one task at the vendor
         assert frame["labeling_task_id"] == task["task_id"]
     assert list(stack.db.collection("dead_letters").stream()) == []
+    _assert_no_secret_logged(stack)
+
+
+def _assert_no_secret_logged(stack: FaultStack) -> None:
+    """Not the vendor's API key nor the webhook's secrets, in any log of any service."""
+    state = stack.manager.state
+    assert state is not None
+    secrets = [
+        SCALE_API_KEY,
+        state.env["FRAMESIFT_SCALE_CALLBACK_AUTH_KEY"],
+        state.env["FRAMESIFT_LABELSTUDIO_WEBHOOK_SECRET"],
+    ]
+    for service in state.services:
+        text = Path(service.log).read_text(errors="replace")
+        assert not [secret for secret in secrets if secret in text], service.name
 
 
 def test_a_sampler_killed_mid_video_is_redelivered_and_leaves_each_item_once(faults, unique):
@@ -174,6 +199,7 @@ def _failed_deliveries(stack: FaultStack, function: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("backend", "logged"),
     [
@@ -221,3 +247,92 @@ def test_a_vendor_refusing_for_a_while_gets_one_task_per_frame_once_it_recovers(
         faults.scale.recover()
 
     _assert_each_item_once(faults, blob, video_doc_id)
+
+
+def _tap(stack: FaultStack, topics: tuple[str, ...]) -> Callable[[], list[tuple[str, Any]]]:
+    """Pull subscriptions that see what the stages publish on ``topics`` from now on."""
+    subscriber = pubsub_v1.SubscriberClient()
+    project = stack.db.project
+    names = {}
+    for topic in topics:
+        names[topic] = subscriber.subscription_path(project, f"tap-{topic}-{uuid.uuid4().hex[:8]}")
+        subscriber.create_subscription(
+            name=names[topic], topic=subscriber.topic_path(project, topic)
+        )
+
+    def pull() -> list[tuple[str, Any]]:
+        seen = []
+        for topic, name in names.items():
+            while received := subscriber.pull(
+                subscription=name, max_messages=100, timeout=10
+            ).received_messages:
+                subscriber.acknowledge(subscription=name, ack_ids=[m.ack_id for m in received])
+                seen += [(topic, m.message) for m in received]
+        return seen
+
+    return pull
+
+
+def test_every_message_and_callback_three_times_in_any_order_leaves_each_item_once(faults, unique):
+    state = faults.manager.state
+    assert state is not None
+    tapped = _tap(faults, (Topics.RAW_OBJECTS, Topics.FRAMES_SAMPLED, Topics.FRAMES_KEPT))
+    blob, video_doc_id = _upload(faults, f"thrice-{unique}")
+    _assert_each_item_once(faults, blob, video_doc_id)
+    decisions = {f["id"]: _decision(f) for f in _frames(faults, video_doc_id)}
+    kept = [frame_id for frame_id, (status, _) in decisions.items() if status == "kept"]
+
+    # Each message of this video twice more, and each kept frame's callback three times, all
+    # shuffled together; the first delivery of each message was the pipeline's own.
+    subscriber_of = {
+        Topics.RAW_OBJECTS: "sampler",
+        Topics.FRAMES_SAMPLED: "dedup",
+        Topics.FRAMES_KEPT: "labeler",
+    }
+    deliveries: list[Callable[[], requests.Response]] = []
+    messages = [
+        (t, m)
+        for t, m in tapped()
+        if video_doc_id in m.data.decode()
+        or (t == Topics.RAW_OBJECTS and blob.name in m.data.decode())
+    ]
+    assert {t for t, _ in messages} == set(subscriber_of), messages
+    for topic, message in messages * 2:
+        deliveries.append(
+            functools.partial(
+                push_to_function,
+                state,
+                subscriber_of[topic],
+                topic,
+                message.data,
+                dict(message.attributes),
+            )
+        )
+    webhook = f"{state.env['FRAMESIFT_WEBHOOK_URL']}/scale"
+    auth = {"scale-callback-auth": state.env["FRAMESIFT_SCALE_CALLBACK_AUTH_KEY"]}
+    for frame_id in kept * 3:
+        [task] = faults.scale.by_unique_id(frame_id)
+        deliveries.append(
+            functools.partial(
+                requests.post, webhook, json=scale_completes(task), headers=auth, timeout=120
+            )
+        )
+    random.Random(7).shuffle(deliveries)
+    for deliver in deliveries:
+        response = deliver()
+        assert response.status_code in (200, 204), response.text
+
+    _assert_each_item_once(faults, blob, video_doc_id, labeling="labeled")
+    assert {f["id"]: _decision(f) for f in _frames(faults, video_doc_id)} == decisions
+    for frame_id in kept:
+        query = faults.db.collection("annotations").where(
+            filter=firestore.FieldFilter("frame_id", "==", frame_id)
+        )
+        assert len(list(query.stream())) == 1
+    assert not any(
+        f.get("labeling_status") for f in _frames(faults, video_doc_id) if f["id"] not in kept
+    )
+
+
+def _decision(frame: dict) -> tuple[str, str | None]:
+    return frame["dedup_status"], frame.get("dedup_duplicate_of")
