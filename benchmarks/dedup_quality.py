@@ -5,15 +5,18 @@
 
 The video (640x480, 10 fps, 150 s) is made of 19 segments showing 14 distinct photographs from
 scikit-image's bundled data: static holds with sensor noise and a slow brightness drift, pans
-across a photograph, zooms into one, hard cuts between them, and holds that return to a
-photograph already seen. For each pHash threshold it runs the embedded pipeline (1 frame per
-second, then dedup) and reports:
+across a photograph, zooms into one, hard cuts between them, holds that return to a
+photograph already seen, and hard negatives: holds into which an object (a patch of another
+photograph, its side from a half of the frame's down to a sixth) arrives half-way and stays, a new
+scene that looks much like the old one. For each pHash threshold it runs the embedded pipeline
+(1 frame per second, then dedup) and reports:
 
 - kept: frames that would be sent to labeling;
 - scenes lost: photographs with no kept frame at all (lost data);
 - redundant in holds: kept frames inside static holds beyond the first of a photograph not
   held before (paid for, worth nothing);
-- kept in motion: kept frames inside pans and zooms (where the view really changes).
+- kept in motion: kept frames inside pans and zooms (where the view really changes);
+- arrivals missed: holds whose arriving object is in no kept frame (lost data, as lost scenes).
 
 Baselines on the same video: ffmpeg's ``mpdecimate`` after ``fps=1``, and ffmpeg's scene-change
 filter ``select='gt(scene,0.3)'`` on every frame.
@@ -55,8 +58,10 @@ PHOTOS = [
 @dataclass(frozen=True)
 class Segment:
     photo: str
-    kind: str  # hold, pan, zoom
+    kind: str  # hold, pan, zoom, arrival (a hold into which `arriving` arrives half-way)
     seconds: int
+    arriving: str | None = None
+    arriving_side: float = 0.0  # the object's side as a fraction of the frame's
 
 
 SCRIPT = [
@@ -79,6 +84,10 @@ SCRIPT = [
     Segment("chelsea", "hold", 6),
     Segment("coffee", "hold", 6),
     Segment("rocket", "hold", 8),
+    Segment("camera", "arrival", 8, arriving="chelsea", arriving_side=1 / 2),
+    Segment("brick", "arrival", 8, arriving="coffee", arriving_side=1 / 3),
+    Segment("moon", "arrival", 8, arriving="astronaut", arriving_side=1 / 4),
+    Segment("coins", "arrival", 8, arriving="rocket", arriving_side=1 / 6),
 ]
 
 
@@ -94,8 +103,13 @@ def _photo(name: str) -> np.ndarray:
 
 
 def _frames(  # noqa: ANN202
-    segment: Segment, photo: np.ndarray, rng: np.random.Generator, noise: float, drift: float
+    segment: Segment,
+    photos: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    noise: float,
+    drift: float,
 ):
+    photo = photos[segment.photo]
     count = segment.seconds * FPS
     for i in range(count):
         progress = i / max(count - 1, 1)
@@ -112,6 +126,13 @@ def _frames(  # noqa: ANN202
             ]
         else:
             view = photo[::2, ::2]
+            if segment.arriving and i >= count // 2:
+                h, w = int(HEIGHT * segment.arriving_side), int(WIDTH * segment.arriving_side)
+                patch = photos[segment.arriving][:: HEIGHT * 2 // h, :: WIDTH * 2 // w][:h, :w]
+                view = view.copy()
+                view[HEIGHT // 8 : HEIGHT // 8 + patch.shape[0], WIDTH // 8 :][
+                    :, : patch.shape[1]
+                ] = patch
             view = view + drift * np.sin(progress * np.pi)  # slow brightness drift
         noisy = view + rng.normal(0, noise, view.shape)  # sensor noise
         yield (np.clip(noisy, 0, 1) * 255).astype(np.uint8)
@@ -152,7 +173,7 @@ def make_video(path: Path, noise: float, drift: float) -> list[tuple[float, floa
         raise RuntimeError("no pipe to ffmpeg")
     timeline, start = [], 0.0
     for segment in SCRIPT:
-        for frame in _frames(segment, photos[segment.photo], rng, noise, drift):
+        for frame in _frames(segment, photos, rng, noise, drift):
             stdin.write(frame.tobytes())
         timeline.append((start, start + segment.seconds, segment))
         start += segment.seconds
@@ -168,15 +189,27 @@ class Score:
     scenes_lost: int
     redundant_in_holds: int
     kept_in_motion: int
+    arrivals_missed: int
 
 
 def score(kept_ms: list[int], timeline: list[tuple[float, float, Segment]]) -> Score:
     seen: set[str] = set()  # photographs with a kept frame anywhere so far
     held: set[str] = set()  # photographs with a kept frame in a static hold so far
-    redundant = motion = 0
+    redundant = motion = missed = 0
     for start, end, segment in timeline:
         inside = [ms for ms in kept_ms if start * 1000 <= ms < end * 1000]
-        if segment.kind == "hold":
+        if segment.kind == "arrival":
+            # Two scenes: the photograph, then the photograph with the object; each is worth
+            # one frame (the first only if the photograph was not held before).
+            arrival_ms = (start + segment.seconds / 2) * 1000
+            before = [ms for ms in inside if ms < arrival_ms]
+            after = len(inside) - len(before)
+            redundant += len(before) - (0 if segment.photo in held or not before else 1)
+            redundant += max(after - 1, 0)
+            missed += after == 0
+            if before:
+                held.add(segment.photo)
+        elif segment.kind == "hold":
             # A hold shows the whole photograph: one kept frame is worth it, unless an earlier
             # hold of the same photograph already gave one.
             redundant += len(inside) - (0 if segment.photo in held or not inside else 1)
@@ -186,7 +219,7 @@ def score(kept_ms: list[int], timeline: list[tuple[float, float, Segment]]) -> S
             motion += len(inside)
         if inside:
             seen.add(segment.photo)
-    return Score(len(kept_ms), len(set(PHOTOS) - seen), redundant, motion)
+    return Score(len(kept_ms), len(set(PHOTOS) - seen), redundant, motion, missed)
 
 
 def framesift_kept(video: Path, threshold: int, workdir: Path) -> list[int]:
@@ -227,13 +260,18 @@ def main() -> None:
         video = Path(tmp) / "scenes.mp4"
         timeline = make_video(video, args.noise, args.drift)
         holds = sum(1 for *_, s in timeline if s.kind == "hold")
+        arrivals = sum(1 for *_, s in timeline if s.kind == "arrival")
         print(
-            f"{len(timeline)} segments ({holds} static holds), {len(PHOTOS)} distinct photographs,"
+            f"{len(timeline)} segments ({holds} static holds, {arrivals} with an arriving object),"
+            f" {len(PHOTOS)} distinct photographs,"
             f" {int(timeline[-1][1])} s, noise {args.noise}, drift {args.drift};"
             " sampled at 1 frame per second"
         )
-        print("| method | kept | scenes lost | redundant in holds | kept in motion |")
-        print("|---|---|---|---|---|")
+        print(
+            "| method | kept | scenes lost | arrivals missed | redundant in holds"
+            " | kept in motion |"
+        )
+        print("|---|---|---|---|---|---|")
         rows = [
             (f"framesift pHash <= {t}", framesift_kept(video, t, Path(tmp) / f"t{t}"))
             for t in args.thresholds
@@ -242,7 +280,14 @@ def main() -> None:
         rows.append(("ffmpeg scene > 0.3", ffmpeg_kept(video, "select='eq(n,0)+gt(scene,0.3)'")))
         for name, kept in rows:
             s = score(kept, timeline)
-            cells = [name, s.kept, s.scenes_lost, s.redundant_in_holds, s.kept_in_motion]
+            cells = [
+                name,
+                s.kept,
+                s.scenes_lost,
+                s.arrivals_missed,
+                s.redundant_in_holds,
+                s.kept_in_motion,
+            ]
             print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
 
 

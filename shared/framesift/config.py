@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     signer_service_account: str | None = None
 
     # Frames within this many bits of pHash of a kept frame are dropped as near duplicates.
+    # benchmarks/dedup_quality.py: objects arriving in a hold are lost from 16 bits up.
     dedup_threshold: int = Field(default=10, ge=0, le=32)
     # Where near duplicates are looked for beyond the video: one collector's frames, or all.
     dedup_scope: DedupScope = DedupScope.COLLECTOR
