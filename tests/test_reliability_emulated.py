@@ -29,7 +29,7 @@ import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, pubsub_v1, storage
 
-from framesift.config import Topics
+from framesift.config import Settings, Topics, pubsub_max_delivery_attempts
 from framesift.devstack import FRAMES_BUCKET, FUNCTIONS, RAW_BUCKET, DevStack
 from framesift.media import generate_test_video
 from framesift.models import VideoRecord
@@ -336,3 +336,24 @@ def test_every_message_and_callback_three_times_in_any_order_leaves_each_item_on
 
 def _decision(frame: dict) -> tuple[str, str | None]:
     return frame["dedup_status"], frame.get("dedup_duplicate_of")
+
+
+def test_a_message_whose_function_dies_on_every_delivery_ends_in_its_dead_letter_topic(
+    faults, unique
+):
+    # The function never gets to count its failures (a crash, an out-of-memory kill): Pub/Sub's
+    # own dead-letter policy is the backstop, as deployed.
+    dead_letters = _tap(faults, (Topics.dead_letter(Topics.FRAMES_KEPT, "labeler"),))
+    faults.manager.kill("function-labeler")
+    try:
+        publisher = pubsub_v1.PublisherClient()
+        topic = publisher.topic_path(faults.db.project, Topics.FRAMES_KEPT)
+        publisher.publish(topic, f"poison {unique}".encode()).result()
+        [(_, message)] = wait_for(dead_letters, "Pub/Sub to dead-letter the message")
+    finally:
+        faults.manager.restart("function-labeler")
+
+    assert message.data == f"poison {unique}".encode()
+    attempts = pubsub_max_delivery_attempts(Settings().max_delivery_attempts)
+    assert message.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == str(attempts)
+    assert message.attributes["CloudPubSubDeadLetterSourceSubscription"] == "frames-kept-labeler"

@@ -19,7 +19,7 @@ from typing import TypeVar
 import pulumi
 import pulumi_gcp as gcp
 
-from framesift.config import Topics
+from framesift.config import Topics, pubsub_max_delivery_attempts
 from framesift.schemas import ALL_TABLES
 from framesift_infra.config import StackConfig
 from framesift_infra.packaging import function_source
@@ -518,10 +518,9 @@ def _push_subscription(
     pubsub_agent: str,
 ) -> None:
     name = f"{topic}-{spec.name}"
-    dead = stack.add(
-        gcp.pubsub.Topic(f"{name}-dead", name=f"{name}-dead-letter", labels=config.labels)
-    )
-    stack.topics[f"{name}-dead-letter"] = dead
+    dead_name = Topics.dead_letter(topic, spec.name)
+    dead = stack.add(gcp.pubsub.Topic(f"{name}-dead", name=dead_name, labels=config.labels))
+    stack.topics[dead_name] = dead
     # Pub/Sub's own agent moves messages to the dead-letter topic.
     stack.add(
         gcp.pubsub.TopicIAMMember(
@@ -549,7 +548,7 @@ def _push_subscription(
             retry_policy={"minimum_backoff": "10s", "maximum_backoff": "600s"},
             dead_letter_policy={
                 "dead_letter_topic": dead.id,
-                "max_delivery_attempts": max(5, config.max_delivery_attempts + 2),
+                "max_delivery_attempts": pubsub_max_delivery_attempts(config.max_delivery_attempts),
             },
         )
     )

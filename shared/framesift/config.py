@@ -42,7 +42,12 @@ class Topics:
     # Messages a stage gave up on (a permanent error, or too many failed deliveries), with why.
     DEAD_LETTERS = "dead-letters"
 
-    # Every topic, as the dev stack and the infra create them.
+    @staticmethod
+    def dead_letter(topic: str, subscriber: str) -> str:
+        """Where Pub/Sub itself moves a subscription's messages after too many deliveries."""
+        return f"{topic}-{subscriber}-dead-letter"
+
+    # Every topic between the stages, as the dev stack and the infra create them.
     ALL = (
         RAW_OBJECTS,
         VIDEO_SEGMENTS,
@@ -173,6 +178,12 @@ class Settings(BaseSettings):
             scene_threshold=self.scene_threshold,
             keyframes_only=self.keyframes_only,
         )
+
+
+def pubsub_max_delivery_attempts(max_delivery_attempts: int) -> int:
+    """Pub/Sub's own limit on a subscription's deliveries (it allows 5 to 100): a few more than
+    the functions' own count, so it catches only a function that dies before it can count."""
+    return min(100, max(5, max_delivery_attempts + 2))
 
 
 @lru_cache(maxsize=1)

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from framesift.config import Topics
+from framesift.config import Settings, Topics, pubsub_max_delivery_attempts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".framesift" / "devstack"
@@ -369,6 +369,7 @@ class DevStack:
         test's other labeling vendor) as service ``function-{name}``, unsubscribed if asked."""
         name = name or spec.name
         port = free_port()
+        env = {**self._state.env, **(settings_env or {})}
         self._spawn(
             f"function-{name}",
             [
@@ -388,20 +389,38 @@ class DevStack:
             ],
             port,
             timeout,
-            env={**self._state.env, **(settings_env or {})},
+            env=env,
         )
+        # The function's own limit, as it will read it from its environment.
+        own_attempts = {**os.environ, **env}.get(
+            "FRAMESIFT_MAX_DELIVERY_ATTEMPTS",
+            Settings.model_fields["max_delivery_attempts"].default,
+        )
+        attempts = pubsub_max_delivery_attempts(int(own_attempts))
         with _environ(self._state.env):
             from google.cloud import pubsub_v1
 
+            publisher = pubsub_v1.PublisherClient()
             subscriber = pubsub_v1.SubscriberClient()
             for topic_name in spec.topics if subscribe else ():
                 topic = subscriber.topic_path(self.project, topic_name)
+                dead = publisher.topic_path(self.project, Topics.dead_letter(topic_name, name))
+                publisher.create_topic(name=dead)
+                # As deployed (see infra/), with a backoff kept short for a laptop.
                 subscriber.create_subscription(
                     request={
                         "name": subscriber.subscription_path(self.project, f"{topic_name}-{name}"),
                         "topic": topic,
                         "push_config": {"push_endpoint": f"http://127.0.0.1:{port}/{topic}"},
                         "ack_deadline_seconds": 600,
+                        "retry_policy": {
+                            "minimum_backoff": {"seconds": 1},
+                            "maximum_backoff": {"seconds": 10},
+                        },
+                        "dead_letter_policy": {
+                            "dead_letter_topic": dead,
+                            "max_delivery_attempts": attempts,
+                        },
                     }
                 )
         self._state.save(self.state_file)
@@ -412,10 +431,15 @@ class DevStack:
     ) -> None:
         """Kill service ``name`` (its whole process group, at once, as a crash would) and start
         it again on the same port, with ``env`` added to its environment."""
-        service = next(s for s in self._state.services if s.name == name)
-        _kill_group(service.pid, grace=0)
+        service = self.kill(name)
         service.env.update(env or {})
         self._start(service, timeout)
+
+    def kill(self, name: str) -> ServiceState:
+        """Kill service ``name``'s whole process group at once, as a crash would."""
+        service = next(s for s in self._state.services if s.name == name)
+        _kill_group(service.pid, grace=0)
+        return service
 
     def down(self) -> list[str]:
         """Stop every service of the stack; returns the names stopped."""
