@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import requests
+from google.cloud import pubsub_v1
 
 from framesift.config import Backend, Settings
 from framesift.devstack import DevStack, StackState, free_port
@@ -292,6 +294,42 @@ def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudi
 def unique() -> str:
     """A fresh name part, so tests sharing the session's emulators never see each other's data."""
     return uuid.uuid4().hex[:10]
+
+
+def tap(project: str, topics: Sequence[str]) -> Callable[..., list[tuple[str, Any]]]:
+    """Pull subscriptions that see what is published on ``topics`` from now on; the returned
+    ``pull(expect_some=True)`` drains them into ``(topic, message)`` pairs."""
+    subscriber = pubsub_v1.SubscriberClient()
+    names = {
+        topic: subscriber.subscription_path(project, f"tap-{topic}-{uuid.uuid4().hex[:8]}")
+        for topic in topics
+    }
+    for topic, name in names.items():
+        subscriber.create_subscription(name=name, topic=subscriber.topic_path(project, topic))
+
+    def pull(expect_some: bool = True) -> list[tuple[str, Any]]:
+        seen: list[tuple[str, Any]] = []
+        for topic, name in names.items():
+            received_here = 0
+            # The emulator may answer a pull before all messages are in; pull until quiet.
+            for _ in range(6):
+                response = subscriber.pull(subscription=name, max_messages=100, timeout=10)
+                received = response.received_messages
+                if received:
+                    subscriber.acknowledge(subscription=name, ack_ids=[m.ack_id for m in received])
+                    seen += [(topic, m.message) for m in received]
+                    received_here += len(received)
+                elif received_here or not expect_some:
+                    break
+        return seen
+
+    return pull
+
+
+def function_log(state: StackState, function: str) -> list[dict[str, Any]]:
+    """The JSON entries a function of the stack has logged so far."""
+    path = Path(next(s.log for s in state.services if s.name == f"function-{function}"))
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
 def push_to_function(

@@ -13,16 +13,12 @@ its own Scale fake.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -33,7 +29,7 @@ from framesift.config import Settings, Topics, pubsub_max_delivery_attempts
 from framesift.devstack import FRAMES_BUCKET, FUNCTIONS, RAW_BUCKET, DevStack
 from framesift.media import generate_test_video
 from framesift.models import VideoRecord
-from tests.conftest import emulator_environment, push_to_function, wait_for
+from tests.conftest import emulator_environment, function_log, push_to_function, tap, wait_for
 from tests.fakes.scale import API_KEY as SCALE_API_KEY
 from tests.fakes.scale import FakeScale
 from tests.faults import CuttableLink
@@ -187,14 +183,9 @@ def _failed_deliveries(stack: FaultStack, function: str) -> list[str]:
     """What the function logged for operators about deliveries that failed."""
     state = stack.manager.state
     assert state is not None
-    log = next(s.log for s in state.services if s.name == f"function-{function}")
-    entries = []
-    for line in Path(log).read_text().splitlines():
-        with contextlib.suppress(ValueError):
-            entries.append(json.loads(line))
     return [
         entry["message"]
-        for entry in entries
+        for entry in function_log(state, function)
         if entry.get("severity") == "WARNING" and entry["message"].startswith("delivery failed")
     ]
 
@@ -249,34 +240,10 @@ def test_a_vendor_refusing_for_a_while_gets_one_task_per_frame_once_it_recovers(
     _assert_each_item_once(faults, blob, video_doc_id)
 
 
-def _tap(stack: FaultStack, topics: tuple[str, ...]) -> Callable[[], list[tuple[str, Any]]]:
-    """Pull subscriptions that see what the stages publish on ``topics`` from now on."""
-    subscriber = pubsub_v1.SubscriberClient()
-    project = stack.db.project
-    names = {}
-    for topic in topics:
-        names[topic] = subscriber.subscription_path(project, f"tap-{topic}-{uuid.uuid4().hex[:8]}")
-        subscriber.create_subscription(
-            name=names[topic], topic=subscriber.topic_path(project, topic)
-        )
-
-    def pull() -> list[tuple[str, Any]]:
-        seen = []
-        for topic, name in names.items():
-            while received := subscriber.pull(
-                subscription=name, max_messages=100, timeout=10
-            ).received_messages:
-                subscriber.acknowledge(subscription=name, ack_ids=[m.ack_id for m in received])
-                seen += [(topic, m.message) for m in received]
-        return seen
-
-    return pull
-
-
 def test_every_message_and_callback_three_times_in_any_order_leaves_each_item_once(faults, unique):
     state = faults.manager.state
     assert state is not None
-    tapped = _tap(faults, (Topics.RAW_OBJECTS, Topics.FRAMES_SAMPLED, Topics.FRAMES_KEPT))
+    tapped = tap(state.project, [Topics.RAW_OBJECTS, Topics.FRAMES_SAMPLED, Topics.FRAMES_KEPT])
     blob, video_doc_id = _upload(faults, f"thrice-{unique}")
     _assert_each_item_once(faults, blob, video_doc_id)
     decisions = {f["id"]: _decision(f) for f in _frames(faults, video_doc_id)}
@@ -343,13 +310,15 @@ def test_a_message_whose_function_dies_on_every_delivery_ends_in_its_dead_letter
 ):
     # The function never gets to count its failures (a crash, an out-of-memory kill): Pub/Sub's
     # own dead-letter policy is the backstop, as deployed.
-    dead_letters = _tap(faults, (Topics.dead_letter(Topics.FRAMES_KEPT, "labeler"),))
+    dead_letters = tap(faults.db.project, [Topics.dead_letter(Topics.FRAMES_KEPT, "labeler")])
     faults.manager.kill("function-labeler")
     try:
         publisher = pubsub_v1.PublisherClient()
         topic = publisher.topic_path(faults.db.project, Topics.FRAMES_KEPT)
         publisher.publish(topic, f"poison {unique}".encode()).result()
-        [(_, message)] = wait_for(dead_letters, "Pub/Sub to dead-letter the message")
+        [(_, message)] = wait_for(
+            lambda: dead_letters(expect_some=False), "Pub/Sub to dead-letter the message"
+        )
     finally:
         faults.manager.restart("function-labeler")
 

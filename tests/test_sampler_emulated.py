@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, pubsub_v1, storage
+from google.cloud import firestore, storage
 
 from framesift.config import Topics
 from framesift.devstack import FRAMES_BUCKET, RAW_BUCKET, StackState
 from framesift.models import VideoRecord
-from tests.conftest import push_to_function, wait_for
+from tests.conftest import function_log, push_to_function, tap, wait_for
 
 pytestmark = pytest.mark.emulated
 
@@ -30,29 +30,14 @@ def db(devstack: StackState) -> firestore.Client:
 
 
 @pytest.fixture
-def batches(devstack: StackState, unique: str):
-    """A pull subscription on the dedup stage's topic, to read what the sampler sends on."""
-    subscriber = pubsub_v1.SubscriberClient()
-    name = subscriber.subscription_path(devstack.project, f"audit-{unique}")
-    subscriber.create_subscription(
-        name=name, topic=subscriber.topic_path(devstack.project, Topics.FRAMES_SAMPLED)
-    )
+def batches(devstack: StackState):
+    """What the sampler sends on to the dedup stage, from now on."""
+    pull = tap(devstack.project, [Topics.FRAMES_SAMPLED])
 
-    def pull(expect_some: bool = True) -> list[dict]:
-        messages: list[dict] = []
-        # The emulator may answer a pull before all messages are in; pull until quiet.
-        for _ in range(6):
-            response = subscriber.pull(subscription=name, max_messages=100, timeout=10)
-            if response.received_messages:
-                subscriber.acknowledge(
-                    subscription=name, ack_ids=[m.ack_id for m in response.received_messages]
-                )
-                messages += [json.loads(m.message.data) for m in response.received_messages]
-            elif messages or not expect_some:
-                break
-        return messages
+    def decoded(expect_some: bool = True) -> list[dict]:
+        return [json.loads(message.data) for _, message in pull(expect_some)]
 
-    return pull
+    return decoded
 
 
 def _video_doc(db: firestore.Client, blob: storage.Blob) -> dict | None:
@@ -233,15 +218,14 @@ def test_object_not_named_like_a_video_is_ignored(devstack, gcs, db, unique):
 
 def test_malformed_message_is_acknowledged_dead_lettered_and_not_retried(devstack, unique):
     attributes = {"eventType": "OBJECT_FINALIZE", "payloadFormat": "JSON_API_V1"}
-    log = Path(next(s.log for s in devstack.services if s.name == "function-sampler"))
     for data in (f"not json {unique}".encode(), json.dumps({"name": unique}).encode()):
         response = push_to_function(devstack, "sampler", Topics.RAW_OBJECTS, data, attributes)
         assert response.status_code == 200
 
     errors = [
-        json.loads(line)
-        for line in log.read_text().splitlines()
-        if line.startswith("{") and "message dead-lettered" in line
+        entry
+        for entry in function_log(devstack, "sampler")
+        if "message dead-lettered" in entry["message"]
     ]
     assert any(e["severity"] == "ERROR" and "is not JSON" in e["message"] for e in errors)
     assert any(e["severity"] == "ERROR" and "not a GCS object" in e["message"] for e in errors)
