@@ -26,6 +26,7 @@ import numpy as np
 from framesift import phashindex
 from framesift.adapters.embedded import SqliteDocumentStore
 from framesift.ports import DocKey, DocumentStore
+from framesift.topology import Collections
 
 THRESHOLD = 10
 FIRESTORE_DOC_LIMIT = 1_048_576
@@ -81,7 +82,9 @@ def time_memory(
 def time_store(store: DocumentStore, qs: list[str]) -> float:
     times = []
     for query in qs:
-        keys = [(phashindex.BUCKETS, i) for i in phashindex.bucket_ids("bench", query, THRESHOLD)]
+        keys = [
+            (Collections.PHASH_BUCKETS, i) for i in phashindex.bucket_ids("bench", query, THRESHOLD)
+        ]
 
         def lookup(
             docs: dict[DocKey, dict[str, Any] | None], q: str = query
@@ -96,7 +99,7 @@ def time_store(store: DocumentStore, qs: list[str]) -> float:
 
 def load(store: DocumentStore, buckets: dict[str, dict[str, Any]]) -> None:
     for bucket_id, data in buckets.items():
-        store.merge(phashindex.BUCKETS, bucket_id, data)
+        store.merge(Collections.PHASH_BUCKETS, bucket_id, data)
 
 
 def main() -> None:

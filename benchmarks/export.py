@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.bulk
 
 from framesift.config import Backend, Settings
-from framesift.schemas import ALL_TABLES, FRAMES
+from framesift.schemas import ALL_TABLES, FRAMES_TABLE
 from framesift.stages.exporter import Exporter, row_of
 from framesift.wiring import build_adapters
 from tests.bulk import write_frame_documents
@@ -63,9 +63,9 @@ def measure(settings: Settings, size: int) -> tuple[float, float, float, int]:
     start = time.perf_counter()
     docs = list(adapters.documents.changed_since("frames", None))
     read_s = time.perf_counter() - start
-    rows = [row_of(FRAMES, doc) for doc in docs]
+    rows = [row_of(FRAMES_TABLE, doc) for doc in docs]
     start = time.perf_counter()
-    adapters.warehouse.upsert(FRAMES, rows)
+    adapters.warehouse.upsert(FRAMES_TABLE, rows)
     upsert_s = time.perf_counter() - start
 
     jobs = count_jobs(adapters.warehouse)

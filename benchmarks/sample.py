@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from framesift import media
-from framesift.models import SamplingPolicy
+from framesift.sampling import SamplingPolicy
 
 # Comparable JPEG settings: ffmpeg's -q:v 3 and libjpeg quality 90 give files of similar size.
 FFMPEG_QSCALE = 3

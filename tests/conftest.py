@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 
 import pytest
 import requests
+from framesift_dev.devstack import DevStack, StackState, free_port
 from google.cloud import pubsub_v1
 
 from framesift.config import Backend, Settings
-from framesift.devstack import DevStack, StackState, free_port
 from framesift.media import generate_test_video
 from tests.fakes.scale import API_KEY as SCALE_API_KEY
 from tests.fakes.scale import FakeScale

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from framesift_dev.devstack import StackState
 
 from framesift.adapters.embedded import DuckDbWarehouse, SqliteDocumentStore
 from framesift.adapters.gcp import BigQueryWarehouse, FirestoreDocumentStore
-from framesift.devstack import StackState
-from framesift.schemas import ALL_TABLES, FRAMES
+from framesift.schemas import ALL_TABLES, FRAMES_TABLE
 
 
 @pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.emulated)])
@@ -97,8 +97,8 @@ def test_upsert_keeps_exactly_one_newest_row_per_key(warehouse):
     newer = _frame("f1", t0 + timedelta(minutes=5), size=200)
     older = _frame("f1", t0, size=100)
 
-    warehouse.upsert(FRAMES, [older, newer, _frame("f2", t0, size=50)])
-    warehouse.upsert(FRAMES, [newer, older])  # delivered again, out of order
+    warehouse.upsert(FRAMES_TABLE, [older, newer, _frame("f2", t0, size=50)])
+    warehouse.upsert(FRAMES_TABLE, [newer, older])  # delivered again, out of order
 
     rows = warehouse.query("SELECT id, size_bytes FROM {dataset}.frames ORDER BY id")
     assert rows == [{"id": "f1", "size_bytes": 200}, {"id": "f2", "size_bytes": 50}]

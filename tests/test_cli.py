@@ -6,6 +6,7 @@ import json
 import sys
 
 import pytest
+from framesift_dev.devstack import RAW_BUCKET
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 from PIL import Image
@@ -13,8 +14,7 @@ from typer.testing import CliRunner
 
 from framesift import cli
 from framesift.config import Backend, Settings
-from framesift.devstack import RAW_BUCKET
-from framesift.models import VideoRecord
+from framesift.documents import VideoRecord
 from framesift.report import COLUMNS, THUMB_WIDTH
 from framesift.upload import upload_file
 from tests.conftest import wait_for

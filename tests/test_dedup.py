@@ -10,14 +10,16 @@ import random
 import threading
 
 import pytest
+from framesift_dev.devstack import RAW_BUCKET
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, pubsub_v1, storage
 
-from framesift.config import Backend, DedupScope, Settings, Topics
-from framesift.devstack import RAW_BUCKET
+from framesift.config import Backend, DedupScope, Settings
+from framesift.documents import VideoRecord
 from framesift.local import EmbeddedPipeline
-from framesift.models import FrameBatch, KeptFrames, SampledFrame, VideoRecord
+from framesift.messages import FrameBatch, KeptFrames, SampledFrame
 from framesift.stages.dedup import BatchOutcome, Dedup
+from framesift.topology import Topics
 from framesift.wiring import Adapters, build_adapters
 from tests.conftest import wait_for
 

@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from framesift_dev.devstack import RAW_BUCKET
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
-from framesift.devstack import RAW_BUCKET
 from framesift.local import EmbeddedPipeline
 from framesift.stages.dedup import BatchOutcome
 from tests.conftest import wait_for

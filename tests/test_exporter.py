@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 import pytest
 from google.cloud import firestore
 
-from framesift.annotations import AnnotationRecord, AnnotationStatus, Box, store
+from framesift.annotations import store
 from framesift.config import Backend, Settings
-from framesift.stages.exporter import STATE, Exporter
+from framesift.documents import AnnotationRecord, AnnotationStatus, Box
+from framesift.stages.exporter import Exporter
+from framesift.topology import Collections
 from framesift.wiring import Adapters, build_adapters
 from tests.bulk import write_frame_documents
 
@@ -134,7 +136,7 @@ def test_incremental_runs_export_what_changed_once_at_its_newest(stack, unique):
     [video] = _rows(adapters, "videos", unique)
     assert '"every_seconds": 1.0' in video["policy"]
     assert second.rows["frames"] >= 1
-    state = documents.get(STATE, Exporter(adapters, settings).state_id("frames"))
+    state = documents.get(Collections.EXPORT_STATE, Exporter(adapters, settings).state_id("frames"))
     assert state is not None and state["watermark"]
 
 
@@ -176,8 +178,9 @@ def test_a_failed_merge_leaves_the_watermark_and_the_next_run_completes(stack, u
 
     with pytest.raises(RuntimeError, match="injected"):
         exporter.run()
-    assert documents.get(STATE, exporter.state_id("frames")) is None  # the watermark stayed
-    lease = documents.get(STATE, exporter.state_id("lease")) or {}
+    # The watermark stayed.
+    assert documents.get(Collections.EXPORT_STATE, exporter.state_id("frames")) is None
+    lease = documents.get(Collections.EXPORT_STATE, exporter.state_id("lease")) or {}
     assert lease.get("holder") is None  # given back
     Exporter(adapters, settings).run()
     Exporter(adapters, settings).run()

@@ -12,12 +12,12 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from framesift.config import Topics, Vendor
-from framesift.delivery import DEAD_LETTERS
+from framesift.config import Vendor
 from framesift.errors import VendorUnavailable
 from framesift.local import EmbeddedPipeline
-from framesift.models import KeptFrames
+from framesift.messages import KeptFrames
 from framesift.stages.labeler import Labeler
+from framesift.topology import Collections, Topics
 from framesift.vendors.scale import ScaleVendor
 from tests.fakes.scale import API_KEY
 
@@ -205,7 +205,7 @@ def test_after_the_last_delivery_frames_are_marked_failed_and_dead_lettered(
         frame = _frame(pipeline, frame_id)
         assert frame["labeling_status"] == "labeling_failed"
         assert "500" in frame["labeling_error"]
-    [record] = pipeline.adapters.documents.where(DEAD_LETTERS, "subscriber", "labeler")
+    [record] = pipeline.adapters.documents.where(Collections.DEAD_LETTERS, "subscriber", "labeler")
     assert record["permanent"] is False
     assert API_KEY not in json.dumps(record)
 

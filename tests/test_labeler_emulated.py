@@ -10,18 +10,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
-from framesift.config import Topics
-from framesift.devstack import FRAMES_BUCKET, FUNCTIONS, RAW_BUCKET
+from framesift.documents import VideoRecord
 from framesift.media import generate_test_video
-from framesift.models import KeptFrames, VideoRecord
+from framesift.messages import KeptFrames
+from framesift.topology import LABELER, Topics
 from tests.conftest import push_to_function, wait_for
 
 pytestmark = pytest.mark.emulated
-
-LABELER = next(spec for spec in FUNCTIONS if spec.name == "labeler")
 
 
 def _kept_frames(db: firestore.Client, video_doc_id: str) -> list[dict]:

@@ -7,7 +7,7 @@ from pydantic import SecretStr
 
 from framesift.config import Vendor
 from framesift.errors import VendorRejected
-from framesift.models import KeptFrames
+from framesift.messages import KeptFrames
 from framesift.stages.labeler import Labeler
 from framesift.vendors.labelstudio import SECRET_HEADER, WEBHOOK_ACTIONS, LabelStudioVendor
 from framesift.wiring import build_adapters

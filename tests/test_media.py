@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from framesift import media as ff
-from framesift.models import SamplingMode, SamplingPolicy
+from framesift.sampling import SamplingMode, SamplingPolicy
 
 
 def test_ntsc_timestamps_are_exact_not_floor_fps(media):

@@ -8,12 +8,12 @@ import json
 
 import pytest
 import requests
+from framesift_dev.devstack import BIGQUERY_DATASET, RAW_BUCKET
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, firestore, pubsub_v1, storage
 
-from framesift.config import Topics
-from framesift.devstack import BIGQUERY_DATASET, RAW_BUCKET
-from framesift.models import VideoRecord
+from framesift.documents import VideoRecord
+from framesift.topology import Topics
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.emulated

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
-from framesift.annotations import ANNOTATIONS
-from framesift.config import Topics
+from framesift.events import finalize_message
 from framesift.imagestats import hamming
-from framesift.local import EmbeddedPipeline, finalize_message
-from framesift.models import KeptFrames
+from framesift.local import EmbeddedPipeline
+from framesift.messages import KeptFrames
 from framesift.stages.exporter import Exporter
+from framesift.topology import Collections, Topics
 from framesift.webhook import CallbackReceiver
 from tests.test_webhook import scale_callback
 
@@ -90,7 +90,7 @@ def test_everything_three_times_in_any_order_leaves_each_item_once(media, embedd
             "POST", "/scale", {"scale-callback-auth": "k"}, len(raw), lambda _, r=raw: r
         )
         assert reply.status == 200
-    annotations = list(documents.changed_since(ANNOTATIONS, None))
+    annotations = list(documents.changed_since(Collections.ANNOTATIONS, None))
     assert len(annotations) == len(kept)
     assert {a["boxes"][0]["label"] for a in annotations} == {"new"}
 

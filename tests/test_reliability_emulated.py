@@ -22,13 +22,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, DevStack
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, pubsub_v1, storage
 
-from framesift.config import Settings, Topics, pubsub_max_delivery_attempts
-from framesift.devstack import FRAMES_BUCKET, FUNCTIONS, RAW_BUCKET, DevStack
+from framesift.config import Settings
+from framesift.documents import VideoRecord
 from framesift.media import generate_test_video
-from framesift.models import VideoRecord
+from framesift.topology import FUNCTIONS, Topics, pubsub_max_delivery_attempts
 from tests.conftest import emulator_environment, function_log, push_to_function, tap, wait_for
 from tests.fakes.scale import API_KEY as SCALE_API_KEY
 from tests.fakes.scale import FakeScale

@@ -9,10 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from framesift.cli import app
-from framesift.config import Topics
-from framesift.local import EmbeddedPipeline, finalize_message
-from framesift.models import FrameBatch
+from framesift.events import finalize_message
+from framesift.local import EmbeddedPipeline
+from framesift.messages import FrameBatch
 from framesift.stages.sampler import Outcome
+from framesift.topology import Topics
 
 
 def _batches(pipeline: EmbeddedPipeline) -> list[FrameBatch]:

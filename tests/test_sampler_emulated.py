@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, StackState
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
-from framesift.config import Topics
-from framesift.devstack import FRAMES_BUCKET, RAW_BUCKET, StackState
-from framesift.models import VideoRecord
+from framesift.documents import VideoRecord
+from framesift.topology import Topics
 from tests.conftest import function_log, push_to_function, tap, wait_for
 
 pytestmark = pytest.mark.emulated

@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from framesift.config import Topics
 from framesift.errors import PermanentError
 from framesift.local import EmbeddedPipeline
-from framesift.models import KeptFrames
+from framesift.messages import KeptFrames
 from framesift.selection import load_policy
+from framesift.topology import Topics
 
 
 def _manifest_ids(pipeline: EmbeddedPipeline) -> list[str]:

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from typer.testing import CliRunner
 
-from framesift.annotations import AnnotationRecord, AnnotationStatus, Box, store
+from framesift.annotations import store
 from framesift.cli import app
+from framesift.documents import AnnotationRecord, AnnotationStatus, Box
 from framesift.local import EmbeddedPipeline
 from framesift.snapshot import SPLITS, split_of
 from framesift.stages.exporter import Exporter

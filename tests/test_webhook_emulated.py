@@ -13,9 +13,9 @@ from google.cloud import firestore
 from pydantic import SecretStr
 
 from framesift.config import Backend, ImageUrlMode, Settings, Vendor
-from framesift.devstack import FUNCTIONS
 from framesift.ingest import reconcile_labelstudio
 from framesift.stages.labeler import Labeler
+from framesift.topology import WEBHOOK
 from framesift.vendors.labelstudio import LabelStudioVendor
 from framesift.wiring import build_adapters
 from tests.conftest import wait_for
@@ -24,8 +24,6 @@ from tests.test_labeler_labelstudio import _kept
 from tests.test_webhook import scale_callback
 
 pytestmark = pytest.mark.emulated
-
-WEBHOOK = next(spec for spec in FUNCTIONS if spec.name == "webhook")
 
 
 def _post_scale(devstack, function: str, body: dict) -> requests.Response:

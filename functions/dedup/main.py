@@ -3,9 +3,10 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from framesift.runtime import dedup, run_pubsub_event
+from framesift.runtime import run_pubsub_event
+from framesift.topology import DEDUP
 
 
 @functions_framework.cloud_event
 def dedup_frames(cloud_event: CloudEvent) -> None:
-    run_pubsub_event(cloud_event, dedup().handle_message, "dedup")
+    run_pubsub_event(cloud_event, DEDUP)

@@ -3,9 +3,10 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from framesift.runtime import exporter, run_pubsub_event
+from framesift.runtime import run_pubsub_event
+from framesift.topology import EXPORTER
 
 
 @functions_framework.cloud_event
 def export_warehouse(cloud_event: CloudEvent) -> None:
-    run_pubsub_event(cloud_event, exporter().handle_message, "exporter")
+    run_pubsub_event(cloud_event, EXPORTER)

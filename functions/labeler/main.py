@@ -3,9 +3,10 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from framesift.runtime import labeler, run_pubsub_event
+from framesift.runtime import run_pubsub_event
+from framesift.topology import LABELER
 
 
 @functions_framework.cloud_event
 def request_labels(cloud_event: CloudEvent) -> None:
-    run_pubsub_event(cloud_event, labeler().handle_message, "labeler", labeler().give_up)
+    run_pubsub_event(cloud_event, LABELER)

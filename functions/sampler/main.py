@@ -3,9 +3,10 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from framesift.runtime import run_pubsub_event, sampler
+from framesift.runtime import run_pubsub_event
+from framesift.topology import SAMPLER
 
 
 @functions_framework.cloud_event
 def sample_video(cloud_event: CloudEvent) -> None:
-    run_pubsub_event(cloud_event, sampler().handle_message, "sampler")
+    run_pubsub_event(cloud_event, SAMPLER)

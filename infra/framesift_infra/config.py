@@ -1,54 +1,75 @@
-"""The stack's settings, from Pulumi config (``framesift:*``, ``gcp:project``, ``gcp:region``)."""
+"""The stack's settings, from Pulumi config (``framesift:*``, ``gcp:project``, ``gcp:region``).
+
+Each setting the functions also read defaults to the functions' own default
+(:class:`framesift.config.Settings`), declared there once; a key left out of the Pulumi config
+takes it, and a key given (an explicit 0 included) is used as it is.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pulumi
+
+from framesift.config import Settings
+
+T = TypeVar("T")
+_SETTINGS = Settings.model_construct()  # the defaults, not this machine's FRAMESIFT_* values
 
 
 @dataclass(frozen=True)
 class StackConfig:
     project: str
     region: str
-    vendor: str = "manifest"
-    classes: tuple[str, ...] = ("car", "truck", "person", "bicycle")
-    sample_mode: str = "every_seconds"
-    sample_every_seconds: float = 1.0
-    dedup_threshold: int = 10
-    dedup_scope: str = "collector"
-    raw_prefix: str = ""
-    images_prefix: str = "images/"
+    vendor: str = _SETTINGS.labeling_vendor.value
+    classes: tuple[str, ...] = tuple(_SETTINGS.labeling_classes)
+    sample_mode: str = _SETTINGS.sample_mode.value
+    sample_every_seconds: float = _SETTINGS.sample_every_seconds
+    dedup_threshold: int = _SETTINGS.dedup_threshold
+    dedup_scope: str = _SETTINGS.dedup_scope.value
+    raw_prefix: str = _SETTINGS.raw_prefix
+    images_prefix: str = _SETTINGS.images_prefix
+    max_delivery_attempts: int = _SETTINGS.max_delivery_attempts
+    price_per_task: float = _SETTINGS.labeling_price_per_task
+    # The infra's own: raw videos move to Coldline after this many days; the export schedule.
     cold_after_days: int = 30
-    max_delivery_attempts: int = 5
     export_schedule: str = "*/10 * * * *"
+    # The Label Studio server's public URL (required with vendor labelstudio): the settings'
+    # loopback default means nothing in the cloud.
     labelstudio_url: str = ""
-    price_per_task: float = 0.012
     name_prefix: str = "framesift"
     labels: dict[str, str] = field(default_factory=lambda: {"app": "framesift"})
 
     @classmethod
     def from_pulumi(cls) -> StackConfig:
         gcp, own = pulumi.Config("gcp"), pulumi.Config("framesift")
-        defaults = cls(project="", region="")
+        given: dict[str, Any] = {
+            "vendor": own.get("vendor"),
+            "classes": _map(own.get("classes"), _split),
+            "sample_mode": own.get("sampleMode"),
+            "sample_every_seconds": own.get_float("sampleEverySeconds"),
+            "dedup_threshold": own.get_int("dedupThreshold"),
+            "dedup_scope": own.get("dedupScope"),
+            "raw_prefix": own.get("rawPrefix"),
+            "images_prefix": own.get("imagesPrefix"),
+            "cold_after_days": own.get_int("coldAfterDays"),
+            "max_delivery_attempts": own.get_int("maxDeliveryAttempts"),
+            "export_schedule": own.get("exportSchedule"),
+            "labelstudio_url": own.get("labelstudioUrl"),
+            "price_per_task": own.get_float("pricePerTask"),
+        }
         return cls(
             project=gcp.require("project"),
             region=gcp.require("region"),
-            vendor=own.get("vendor") or defaults.vendor,
-            classes=tuple(
-                c.strip() for c in (own.get("classes") or ",".join(defaults.classes)).split(",")
-            ),
-            sample_mode=own.get("sampleMode") or defaults.sample_mode,
-            sample_every_seconds=own.get_float("sampleEverySeconds")
-            or defaults.sample_every_seconds,
-            dedup_threshold=own.get_int("dedupThreshold") or defaults.dedup_threshold,
-            dedup_scope=own.get("dedupScope") or defaults.dedup_scope,
-            raw_prefix=own.get("rawPrefix") or defaults.raw_prefix,
-            images_prefix=own.get("imagesPrefix") or defaults.images_prefix,
-            cold_after_days=own.get_int("coldAfterDays") or defaults.cold_after_days,
-            max_delivery_attempts=own.get_int("maxDeliveryAttempts")
-            or defaults.max_delivery_attempts,
-            export_schedule=own.get("exportSchedule") or defaults.export_schedule,
-            labelstudio_url=own.get("labelstudioUrl") or defaults.labelstudio_url,
-            price_per_task=own.get_float("pricePerTask") or defaults.price_per_task,
+            **{key: value for key, value in given.items() if value is not None},
         )
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(","))
+
+
+def _map(value: str | None, convert: Callable[[str], T]) -> T | None:
+    return None if value is None else convert(value)

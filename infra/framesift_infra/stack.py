@@ -19,8 +19,18 @@ from typing import TypeVar
 import pulumi
 import pulumi_gcp as gcp
 
-from framesift.config import Topics, pubsub_max_delivery_attempts
 from framesift.schemas import ALL_TABLES
+from framesift.topology import (
+    DEDUP,
+    EXPORTER,
+    FUNCTIONS,
+    LABELER,
+    SAMPLER,
+    WEBHOOK,
+    FunctionSpec,
+    Topics,
+    pubsub_max_delivery_attempts,
+)
 from framesift_infra.config import StackConfig
 from framesift_infra.packaging import function_source
 
@@ -37,16 +47,15 @@ SECRETS = {
 
 
 @dataclass(frozen=True)
-class FunctionSpec:
-    name: str
-    entry_point: str
+class Deployment:
+    """What the infra adds to a function of :mod:`framesift.topology` (which says its entry
+    point and topics): its size, and what its service account may touch."""
+
     memory: str
     cpu: str
     timeout_s: int
     max_instances: int
     concurrency: int
-    topics: tuple[str, ...] = ()  # pushed to it; empty: an HTTP function (the webhook)
-    publishes: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()  # bucket keys: "raw", "frames"
     writes: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
@@ -55,52 +64,38 @@ class FunctionSpec:
     warehouse: bool = False
 
 
-FUNCTIONS = (
+DEPLOYMENTS = {
     # Decodes video: the most memory and the longest timeout (segments of 300 s each).
-    FunctionSpec(
-        "sampler",
-        "sample_video",
+    SAMPLER.name: Deployment(
         memory="4Gi",
         cpu="2",
         timeout_s=540,
         max_instances=20,
         concurrency=1,
-        topics=(Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS),
-        publishes=(Topics.VIDEO_SEGMENTS, Topics.FRAMES_SAMPLED, Topics.DEAD_LETTERS),
         reads=("raw",),
         writes=("frames",),
         signs_urls=True,
     ),
-    FunctionSpec(
-        "dedup",
-        "dedup_frames",
+    DEDUP.name: Deployment(
         memory="1Gi",
         cpu="1",
         timeout_s=300,
         max_instances=20,
         concurrency=4,
-        topics=(Topics.FRAMES_SAMPLED, Topics.RAW_OBJECTS),
-        publishes=(Topics.FRAMES_KEPT, Topics.DEAD_LETTERS),
         reads=("raw",),
     ),
-    FunctionSpec(
-        "labeler",
-        "request_labels",
+    LABELER.name: Deployment(
         memory="512Mi",
         cpu="1",
         timeout_s=300,
         max_instances=10,
         concurrency=4,
-        topics=(Topics.FRAMES_KEPT,),
-        publishes=(Topics.DEAD_LETTERS,),
         reads=("frames",),
         writes=("frames",),  # the manifest vendor's manifests/ objects
         secrets=("scale-api-key", "labelstudio-api-key", "labelstudio-webhook-secret"),
         signs_urls=True,
     ),
-    FunctionSpec(
-        "webhook",
-        "receive_callback",
+    WEBHOOK.name: Deployment(
         memory="512Mi",
         cpu="1",
         timeout_s=60,
@@ -108,20 +103,16 @@ FUNCTIONS = (
         concurrency=40,
         secrets=("scale-callback-auth-key", "labelstudio-webhook-secret"),
     ),
-    FunctionSpec(
-        "exporter",
-        "export_warehouse",
+    EXPORTER.name: Deployment(
         memory="2Gi",
         cpu="1",
         timeout_s=540,
         max_instances=1,
         concurrency=1,
-        topics=(Topics.EXPORT_REQUESTS,),
-        publishes=(Topics.DEAD_LETTERS,),
         project_roles=("roles/datastore.user", "roles/bigquery.jobUser"),
         warehouse=True,
     ),
-)
+}
 
 
 @dataclass
@@ -216,14 +207,13 @@ def deploy(config: StackConfig) -> Stack:
         )
     )
     env = _environment(config, stack)
-    # The webhook first: the labeler gives the vendors its URL.
-    for spec in sorted(FUNCTIONS, key=lambda spec: bool(spec.topics)):
+    for spec in FUNCTIONS:  # in the table's order: the webhook first, whose URL the labeler needs
         _function(stack, config, spec, env, secrets, dataset, invoker, pubsub_agent)
 
     _scheduler(stack, config)
     pulumi.export("raw_bucket", stack.buckets["raw"].name)
     pulumi.export("frames_bucket", stack.buckets["frames"].name)
-    webhook = stack.functions["webhook"].url
+    webhook = stack.functions[WEBHOOK.name].url
     pulumi.export("scale_callback_url", webhook.apply(lambda url: f"{url}/scale"))
     pulumi.export("labelstudio_webhook_url", webhook.apply(lambda url: f"{url}/labelstudio"))
     return stack
@@ -355,6 +345,7 @@ def _function(
     invoker: gcp.serviceaccount.Account,
     pubsub_agent: str,
 ) -> None:
+    deployment = DEPLOYMENTS[spec.name]
     account = stack.add(
         gcp.serviceaccount.Account(
             f"sa-{spec.name}",
@@ -376,9 +367,9 @@ def _function(
         )
     )
     own_env = dict(env)
-    if spec.name == "labeler":  # the vendors call back the webhook, deployed first
-        own_env["FRAMESIFT_WEBHOOK_URL"] = stack.functions["webhook"].url
-    if spec.signs_urls:
+    if spec is LABELER:  # the vendors call back the webhook, deployed first
+        own_env["FRAMESIFT_WEBHOOK_URL"] = stack.functions[WEBHOOK.name].url
+    if deployment.signs_urls:
         own_env["FRAMESIFT_SIGNER_SERVICE_ACCOUNT"] = account.email
     function = stack.add(
         gcp.cloudfunctionsv2.Function(
@@ -397,11 +388,11 @@ def _function(
                 },
             },
             service_config={
-                "available_memory": spec.memory,
-                "available_cpu": spec.cpu,
-                "timeout_seconds": spec.timeout_s,
-                "max_instance_count": spec.max_instances,
-                "max_instance_request_concurrency": spec.concurrency,
+                "available_memory": deployment.memory,
+                "available_cpu": deployment.cpu,
+                "timeout_seconds": deployment.timeout_s,
+                "max_instance_count": deployment.max_instances,
+                "max_instance_request_concurrency": deployment.concurrency,
                 "service_account_email": account.email,
                 "ingress_settings": "ALLOW_ALL",
                 "environment_variables": own_env,
@@ -412,7 +403,7 @@ def _function(
                         "secret": secrets[secret_id].secret_id,
                         "version": "latest",
                     }
-                    for secret_id in spec.secrets
+                    for secret_id in deployment.secrets
                 ],
             },
         )
@@ -426,11 +417,11 @@ def _function(
             role="roles/run.invoker",
             # The webhook is called by the vendors, who authenticate with its shared secrets.
             member="allUsers"
-            if not spec.topics
+            if not spec.subscribes
             else invoker.email.apply(lambda email: f"serviceAccount:{email}"),
         )
     )
-    for topic in spec.topics:
+    for topic in spec.subscribes:
         _push_subscription(stack, config, spec, topic, function, invoker, pubsub_agent)
 
 
@@ -443,7 +434,8 @@ def _grant(
     dataset: gcp.bigquery.Dataset,
     config: StackConfig,
 ) -> None:
-    for role in spec.project_roles:
+    deployment = DEPLOYMENTS[spec.name]
+    for role in deployment.project_roles:
         stack.add(
             gcp.projects.IAMMember(
                 f"{spec.name}-{role.rsplit('/', 1)[1]}",
@@ -452,7 +444,7 @@ def _grant(
                 member=member,
             )
         )
-    for key in spec.reads:
+    for key in deployment.reads:
         stack.add(
             gcp.storage.BucketIAMMember(
                 f"{spec.name}-reads-{key}",
@@ -461,7 +453,7 @@ def _grant(
                 member=member,
             )
         )
-    for key in spec.writes:  # objectUser: create, and overwrite on redelivery
+    for key in deployment.writes:  # objectUser: create, and overwrite on redelivery
         stack.add(
             gcp.storage.BucketIAMMember(
                 f"{spec.name}-writes-{key}",
@@ -479,7 +471,7 @@ def _grant(
                 member=member,
             )
         )
-    for secret_id in spec.secrets:
+    for secret_id in deployment.secrets:
         stack.add(
             gcp.secretmanager.SecretIamMember(
                 f"{spec.name}-reads-{secret_id}",
@@ -488,7 +480,7 @@ def _grant(
                 member=member,
             )
         )
-    if spec.signs_urls:  # signBlob for V4 signed URLs, with no key file
+    if deployment.signs_urls:  # signBlob for V4 signed URLs, with no key file
         stack.add(
             gcp.serviceaccount.IAMMember(
                 f"{spec.name}-signs-as-itself",
@@ -497,7 +489,7 @@ def _grant(
                 member=member,
             )
         )
-    if spec.warehouse:
+    if deployment.warehouse:
         stack.add(
             gcp.bigquery.DatasetIamMember(
                 f"{spec.name}-edits-warehouse",
@@ -517,8 +509,8 @@ def _push_subscription(
     invoker: gcp.serviceaccount.Account,
     pubsub_agent: str,
 ) -> None:
-    name = f"{topic}-{spec.name}"
-    dead_name = Topics.dead_letter(topic, spec.name)
+    name = spec.subscription(topic)
+    dead_name = spec.dead_letter_topic(topic)
     dead = stack.add(gcp.pubsub.Topic(f"{name}-dead", name=dead_name, labels=config.labels))
     stack.topics[dead_name] = dead
     # Pub/Sub's own agent moves messages to the dead-letter topic.

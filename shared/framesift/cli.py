@@ -21,7 +21,8 @@ from rich.table import Table
 
 from framesift.config import Backend, Settings, Vendor
 from framesift.logs import configure_logging
-from framesift.models import SamplingMode
+from framesift.sampling import SamplingMode
+from framesift.topology import Collections
 
 app = typer.Typer(
     help="Turn raw video into a labeled, queryable vision dataset.",
@@ -75,8 +76,17 @@ def _explain(exc: Exception) -> str:
 
 
 def _settings(**overrides: object) -> Settings:
+    """The settings from FRAMESIFT_* variables, with the options given on the command line (an
+    option left out is None, and leaves the variable's value or the settings' default)."""
     configure_logging("DEBUG" if _debug["on"] else "WARNING")
-    return Settings(**overrides)  # type: ignore[arg-type]
+    given = {name: value for name, value in overrides.items() if value is not None}
+    return Settings(**given)  # type: ignore[arg-type]
+
+
+def _default(field: str) -> str:
+    """An option's help suffix naming its setting and default, declared once in Settings."""
+    info = Settings.model_fields[field]
+    return f" [FRAMESIFT_{field.upper()}, default {info.get_default(call_default_factory=True)}]"
 
 
 @app.command()
@@ -92,30 +102,58 @@ def run(
         str, typer.Option(help="Collector id the videos are filed under.")
     ] = "local",
     mode: Annotated[
-        SamplingMode, typer.Option(help="Which frames the sampler keeps.")
-    ] = SamplingMode.EVERY_SECONDS,
+        SamplingMode | None,
+        typer.Option(help="Which frames the sampler keeps." + _default("sample_mode")),
+    ] = None,
     every: Annotated[
-        float, typer.Option(help="every_seconds: one frame per N s.", min=0.001)
-    ] = 1.0,
-    every_frames: Annotated[int, typer.Option(help="every_frames: one frame per N.", min=1)] = 30,
+        float | None,
+        typer.Option(
+            help="every_seconds: one frame per N s." + _default("sample_every_seconds"),
+            min=0.001,
+        ),
+    ] = None,
+    every_frames: Annotated[
+        int | None,
+        typer.Option(
+            help="every_frames: one frame per N." + _default("sample_every_frames"), min=1
+        ),
+    ] = None,
     scene: Annotated[
-        float, typer.Option(help="scene: the change score (0..1) that is a cut.", min=0.01)
-    ] = 0.3,
+        float | None,
+        typer.Option(
+            help="scene: the change score (0..1) that is a cut." + _default("scene_threshold"),
+            min=0.01,
+        ),
+    ] = None,
     threshold: Annotated[
-        int, typer.Option(help="Dedup: pHash bits within which frames are duplicates.", min=0)
-    ] = 10,
-    vendor: Annotated[Vendor, typer.Option(help="Where labeling tasks go.")] = Vendor.MANIFEST,
+        int | None,
+        typer.Option(
+            help="Dedup: pHash bits within which frames are duplicates."
+            + _default("dedup_threshold"),
+            min=0,
+        ),
+    ] = None,
+    vendor: Annotated[
+        Vendor | None,
+        typer.Option(help="Where labeling tasks go." + _default("labeling_vendor")),
+    ] = None,
     price: Annotated[
-        float, typer.Option(help="USD per labeling task, for the cost estimate.", min=0)
-    ] = 0.012,
+        float | None,
+        typer.Option(
+            help="USD per labeling task, for the cost estimate."
+            + _default("labeling_price_per_task"),
+            min=0,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run the whole pipeline in embedded mode: no cloud account, everything under WORKDIR."""
-    from framesift.local import EmbeddedPipeline, iter_inputs
+    from framesift.local import EmbeddedPipeline
+    from framesift.naming import iter_inputs
 
     settings = _settings(
         backend=Backend.EMBEDDED,
-        **({"workdir": workdir} if workdir else {}),
+        workdir=workdir,
         sample_mode=mode,
         sample_every_seconds=every,
         sample_every_frames=every_frames,
@@ -152,8 +190,10 @@ def run(
         "dropped": summary.dropped_by_reason(),
         "labeling_tasks": summary.tasks,
         "skipped_by_policy": summary.skipped,
-        "estimated_cost_usd": round(summary.tasks * price, 4),
-        "saved_usd": round((summary.dropped + summary.skipped) * price, 4),
+        "estimated_cost_usd": round(summary.tasks * settings.labeling_price_per_task, 4),
+        "saved_usd": round(
+            (summary.dropped + summary.skipped) * settings.labeling_price_per_task, 4
+        ),
         "dead_letters": summary.dead_letters,
         "workdir": str(settings.workdir),
     }
@@ -197,7 +237,7 @@ def upload(
 ) -> None:
     """Upload to the raw bucket as {collector}/{video_id}.ext, resumably, with progress
     (FRAMESIFT_BACKEND=gcp; the bucket's notification starts the pipeline)."""
-    from framesift.local import iter_inputs
+    from framesift.naming import iter_inputs
     from framesift.upload import upload_file
 
     settings = _settings()
@@ -233,10 +273,11 @@ def report(
     from framesift.report import write_report
     from framesift.wiring import build_adapters
 
-    settings = _settings(backend=Backend.EMBEDDED, **({"workdir": workdir} if workdir else {}))
+    settings = _settings(backend=Backend.EMBEDDED, workdir=workdir)
     adapters = build_adapters(settings)
-    videos = [doc["id"] for doc in adapters.documents.changed_since("videos", None)]
-    images = [doc["id"] for doc in adapters.documents.where("frames", "source", "image")]
+    documents = adapters.documents
+    videos = [doc["id"] for doc in documents.changed_since(Collections.VIDEOS, None)]
+    images = [doc["id"] for doc in documents.where(Collections.FRAMES, "source", "image")]
     sheets = write_report(adapters.documents, adapters.blobs, videos + images, out)
     table = Table("source", "frames", "kept", "sheet")
     for sheet in sheets:
@@ -384,7 +425,7 @@ def make_sample(
 @dev.command("up")
 def dev_up() -> None:
     """Start the emulators and functions on free loopback ports; print the environment."""
-    from framesift.devstack import DevStack, DevStackError
+    from framesift_dev.devstack import DevStack, DevStackError
 
     try:
         state = DevStack().up()
@@ -404,7 +445,7 @@ def dev_up() -> None:
 @dev.command("down")
 def dev_down() -> None:
     """Stop every process of the stack."""
-    from framesift.devstack import DevStack
+    from framesift_dev.devstack import DevStack
 
     stopped = DevStack().down()
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
@@ -413,7 +454,7 @@ def dev_down() -> None:
 @dev.command("status")
 def dev_status() -> None:
     """Say which services of the stack are up."""
-    from framesift.devstack import DevStack
+    from framesift_dev.devstack import DevStack
 
     status = DevStack().status()
     if not status:

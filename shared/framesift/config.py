@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from framesift.models import SamplingMode, SamplingPolicy
+from framesift.sampling import SamplingMode, SamplingPolicy
 
 
 class Backend(StrEnum):
@@ -26,36 +26,6 @@ class Backend(StrEnum):
 class DedupScope(StrEnum):
     COLLECTOR = "collector"
     ALL = "all"
-
-
-class Topics:
-    """Pub/Sub topic names between the stages (defined once, used by functions, devstack, infra)."""
-
-    RAW_OBJECTS = "raw-objects"
-    # Frames that survived dedup, on their way to the labeler.
-    FRAMES_KEPT = "frames-kept"
-    # Parts of a long video, each sampled by its own sampler invocation.
-    VIDEO_SEGMENTS = "video-segments"
-    FRAMES_SAMPLED = "frames-sampled"
-    # Cloud Scheduler's ticks (and on-demand requests) for the warehouse exporter.
-    EXPORT_REQUESTS = "export-requests"
-    # Messages a stage gave up on (a permanent error, or too many failed deliveries), with why.
-    DEAD_LETTERS = "dead-letters"
-
-    @staticmethod
-    def dead_letter(topic: str, subscriber: str) -> str:
-        """Where Pub/Sub itself moves a subscription's messages after too many deliveries."""
-        return f"{topic}-{subscriber}-dead-letter"
-
-    # Every topic between the stages, as the dev stack and the infra create them.
-    ALL = (
-        RAW_OBJECTS,
-        VIDEO_SEGMENTS,
-        FRAMES_SAMPLED,
-        FRAMES_KEPT,
-        DEAD_LETTERS,
-        EXPORT_REQUESTS,
-    )
 
 
 class Vendor(StrEnum):
@@ -178,12 +148,6 @@ class Settings(BaseSettings):
             scene_threshold=self.scene_threshold,
             keyframes_only=self.keyframes_only,
         )
-
-
-def pubsub_max_delivery_attempts(max_delivery_attempts: int) -> int:
-    """Pub/Sub's own limit on a subscription's deliveries (it allows 5 to 100): a few more than
-    the functions' own count, so it catches only a function that dies before it can count."""
-    return min(100, max(5, max_delivery_attempts + 2))
 
 
 @lru_cache(maxsize=1)

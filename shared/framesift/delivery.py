@@ -20,17 +20,17 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from framesift.config import Settings, Topics
+from framesift.config import Settings
+from framesift.documents import utcnow
 from framesift.errors import PermanentError
+from framesift.events import PubSubMessage
 from framesift.logs import get_logger
-from framesift.models import PubSubMessage, utcnow
 from framesift.ports import DocKey
+from framesift.topology import Collections, Topics
 from framesift.wiring import Adapters
 
 log = get_logger(__name__)
 
-DELIVERIES = "deliveries"
-DEAD_LETTERS = "dead_letters"
 _MAX_ERROR_CHARS = 1000
 
 GiveUp = Callable[[PubSubMessage, str], None]
@@ -85,7 +85,7 @@ def replay(adapters: Adapters, subscriber: str | None = None) -> int:
     again, with its original attributes; returns how many. A replayed message is a new
     message: its failures are counted afresh."""
     count = 0
-    for record in adapters.documents.where(DEAD_LETTERS, "replayed_at", None):
+    for record in adapters.documents.where(Collections.DEAD_LETTERS, "replayed_at", None):
         if subscriber and record.get("subscriber") != subscriber:
             continue
         if not record.get("topic"):
@@ -94,7 +94,7 @@ def replay(adapters: Adapters, subscriber: str | None = None) -> int:
             {"data": record.get("data", ""), "attributes": record.get("attributes") or {}}
         )
         adapters.publisher.publish(record["topic"], message.payload(), message.attributes)
-        adapters.documents.merge(DEAD_LETTERS, record["id"], {"replayed_at": utcnow()})
+        adapters.documents.merge(Collections.DEAD_LETTERS, record["id"], {"replayed_at": utcnow()})
         count += 1
     return count
 
@@ -108,7 +108,7 @@ def _delivery_id(message: PubSubMessage, subscriber: str) -> str:
 
 
 def _count_failure(message: PubSubMessage, subscriber: str, adapters: Adapters) -> int:
-    key: DocKey = (DELIVERIES, _delivery_id(message, subscriber))
+    key: DocKey = (Collections.DELIVERIES, _delivery_id(message, subscriber))
 
     def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], int]:
         attempts = int((docs[key] or {}).get("failures", 0)) + 1
@@ -144,7 +144,7 @@ def _dead_letter(
         },
     )
     adapters.documents.merge(
-        DEAD_LETTERS,
+        Collections.DEAD_LETTERS,
         record_id,
         {
             "id": record_id,

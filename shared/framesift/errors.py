@@ -1,19 +1,90 @@
-"""The two kinds of failure every stage tells apart: worth retrying, or not."""
+"""Every failure framesift raises, in two families that decide what happens to a message.
+
+- :class:`PermanentError`: retrying cannot fix it (a malformed event, a file that is not a
+  video, a vendor refusing the request). :func:`framesift.delivery.deliver` dead-letters the
+  message at once and acknowledges it; a stage that can record the failure on its document
+  (a video ``failed`` with its reason) does so and returns instead of raising.
+- :class:`TransientError`: a later attempt can succeed (a backend or vendor that is down or
+  throttling, a conditional write that lost a race). Raised, so Pub/Sub redelivers with
+  backoff; after ``max_delivery_attempts`` failures the message is dead-lettered too.
+
+An exception outside both families (a bug) is treated as transient: counted, retried, and
+dead-lettered at the limit, so it can never loop forever.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class PermanentError(Exception):
     """A failure that retrying cannot fix: dead-letter the message and acknowledge it."""
 
 
-class BackendUnavailable(Exception):
-    """A backend (the document store, Pub/Sub) did not answer in time; a redelivery can succeed."""
+class TransientError(Exception):
+    """A failure a later attempt can fix: raise, so the message is redelivered."""
 
 
-class VendorUnavailable(Exception):
-    """The vendor failed in a way a later attempt can fix (429, 5xx, timeout, connection)."""
+# --- Permanent ------------------------------------------------------------------------------
+
+
+class BadEvent(PermanentError, ValueError):
+    """An event or message that can never be processed (not the shape it must have)."""
+
+
+class UnreadableVideo(PermanentError):
+    """ffmpeg cannot read the input as a video."""
+
+
+class SamplingFailed(PermanentError):
+    """ffmpeg stopped part-way through a video; frames yielded before this are good."""
+
+
+class UnreadableImage(PermanentError, ValueError):
+    """The bytes are not a complete image Pillow can decode."""
 
 
 class VendorRejected(PermanentError):
-    """The vendor refused the request in a way no retry can fix (credentials, project)."""
+    """The labeling vendor refused the request in a way no retry can fix (credentials,
+    project, a malformed task)."""
+
+
+class UnknownFrame(PermanentError, LookupError):
+    """A vendor's callback names a frame this deployment never sent."""
+
+
+class InvalidPolicy(PermanentError, ValueError):
+    """A selection policy that cannot be loaded (``FRAMESIFT_SELECTION_POLICY``)."""
+
+
+# --- Transient ------------------------------------------------------------------------------
+
+
+class BackendUnavailable(TransientError):
+    """A backend (the document store, Pub/Sub) did not answer in time."""
+
+
+class VendorUnavailable(TransientError):
+    """The vendor failed in a way a later attempt can fix (429, 5xx, timeout, connection)."""
+
+
+class NotFound(TransientError, LookupError):
+    """The blob or document does not exist (yet: a redelivery may run before a writer's commit
+    is visible to this reader, so it is retried up to the delivery limit)."""
+
+
+class PreconditionFailed(TransientError):
+    """The object's generation is not the one the write was conditional on (another writer
+    won the race; the write is redone from a fresh read)."""
+
+
+class ReadMore(TransientError):
+    """Raised by a transaction's change when what it read names further documents to read.
+
+    Not a failure: the document store reads ``keys`` in the same transaction and calls the
+    change again with them added (:func:`framesift.ports.run_change`).
+    """
+
+    def __init__(self, keys: Sequence[tuple[str, str]]) -> None:
+        super().__init__(f"{len(keys)} more document(s) to read")
+        self.keys = list(keys)

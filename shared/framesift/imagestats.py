@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from framesift.errors import UnreadableImage
+
 GRAY_SIZE = 128
 HASH_SIZE = 8
 _DCT_SIZE = 32
@@ -66,10 +68,6 @@ def sharpness(gray: npt.NDArray[np.uint8]) -> float:
         - 4 * image[1:-1, 1:-1]
     )
     return float(laplacian.var())
-
-
-class UnreadableImage(ValueError):
-    """The bytes are not a complete image Pillow can decode."""
 
 
 @dataclass(frozen=True)

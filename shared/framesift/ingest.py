@@ -15,18 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framesift.annotations import (
-    AnnotationRecord,
+from framesift.annotations import store
+from framesift.config import Settings, Vendor
+from framesift.documents import AnnotationRecord, LabelingStatus
+from framesift.ports import DocumentStore
+from framesift.topology import Collections
+from framesift.vendors.labelstudio import (
     LabelStudioAnnotation,
     LabelStudioTask,
-    ScaleCallback,
+    LabelStudioVendor,
     labelstudio_record,
-    store,
 )
-from framesift.config import Settings
-from framesift.ports import DocumentStore
-from framesift.stages.sampler import FRAMES
-from framesift.vendors.labelstudio import LabelStudioVendor
+from framesift.vendors.scale import ScaleCallback
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class IngestResult:
 
 def ingest_file(path: Path, vendor: str, documents: DocumentStore) -> IngestResult:
     text = path.read_text()
-    if vendor == "scale":
+    if vendor == Vendor.SCALE:
         stripped = text.lstrip()
         bodies = (
             json.loads(text)
@@ -45,7 +45,7 @@ def ingest_file(path: Path, vendor: str, documents: DocumentStore) -> IngestResu
             else [json.loads(line) for line in text.splitlines() if line.strip()]
         )
         records = [r for body in bodies for r in ScaleCallback.model_validate(body).records()]
-    elif vendor == "labelstudio":
+    elif vendor == Vendor.LABELSTUDIO:
         records = [
             labelstudio_record(LabelStudioAnnotation.model_validate(annotation), task)
             for raw in json.loads(text)
@@ -60,7 +60,9 @@ def ingest_file(path: Path, vendor: str, documents: DocumentStore) -> IngestResu
 def reconcile_labelstudio(settings: Settings, documents: DocumentStore) -> IngestResult:
     vendor = LabelStudioVendor(settings, documents)
     records = []
-    for frame in documents.where(FRAMES, "labeling_status", "requested"):
+    for frame in documents.where(
+        Collections.FRAMES, "labeling_status", LabelingStatus.REQUESTED.value
+    ):
         if frame.get("labeling_vendor") != vendor.name or not frame.get("labeling_task_id"):
             continue
         task = LabelStudioTask(id=int(frame["labeling_task_id"]), data={"frame_id": frame["id"]})

@@ -1,71 +1,33 @@
 """Embedded mode: the pipeline on one machine, folder buckets, SQLite, DuckDB, in-process Pub/Sub.
 
 Uploading a file here does what a GCS bucket notification does in the cloud: it publishes an
-OBJECT_FINALIZE message with the JSON_API_V1 payload to the raw-objects topic, and the sampler
-receives it through the same parsing code as the deployed function.
+OBJECT_FINALIZE message with the JSON_API_V1 payload to the raw-objects topic. Each Pub/Sub
+function of :mod:`framesift.topology` is subscribed to its topics with the handler the
+deployed function builds (:mod:`framesift.bootstrap`), through the same delivery rules.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from framesift import bootstrap
 from framesift.adapters.embedded import FolderBlobStore, InProcessPublisher
-from framesift.config import Backend, Settings, Topics
-from framesift.delivery import GiveUp, deliver
-from framesift.models import PubSubMessage
+from framesift.config import Backend, Settings
+from framesift.delivery import deliver
+from framesift.events import PubSubMessage, finalize_message
+from framesift.messages import ExportRequest
+from framesift.naming import iter_inputs, upload_name
 from framesift.ports import BlobInfo
-from framesift.stages.dedup import IMAGE_EXTENSIONS, BatchOutcome, BatchResult, Dedup
-from framesift.stages.exporter import Exporter, ExportResult
-from framesift.stages.labeler import Labeler, LabelResult
-from framesift.stages.sampler import VIDEO_EXTENSIONS, Outcome, Sampler, SampleResult
-from framesift.vendors import build_vendor
+from framesift.stages.dedup import BatchOutcome, BatchResult
+from framesift.stages.exporter import ExportResult
+from framesift.stages.labeler import LabelResult
+from framesift.stages.sampler import Outcome, SampleResult
+from framesift.topology import DEDUP, EXPORTER, FUNCTIONS, LABELER, SAMPLER, Topics, Trigger
 from framesift.wiring import Adapters, build_adapters
-
-
-def finalize_message(info: BlobInfo) -> tuple[bytes, dict[str, str]]:
-    """The Pub/Sub message GCS sends for a finalized object (payload format JSON_API_V1)."""
-    payload = {
-        "kind": "storage#object",
-        "id": f"{info.bucket}/{info.name}/{info.generation}",
-        "name": info.name,
-        "bucket": info.bucket,
-        "generation": str(info.generation),
-        "contentType": info.content_type,
-        "size": str(info.size),
-        "metadata": dict(info.metadata),
-    }
-    attributes = {
-        "notificationConfig": "embedded",
-        "eventType": "OBJECT_FINALIZE",
-        "payloadFormat": "JSON_API_V1",
-        "bucketId": info.bucket,
-        "objectId": info.name,
-        "objectGeneration": str(info.generation),
-    }
-    return json.dumps(payload).encode(), attributes
-
-
-def object_name(settings: Settings, path: Path, collector: str) -> str:
-    """The raw bucket's naming standard: ``{prefix}{collector}/{video_id}.ext`` (photos under
-    the images prefix)."""
-    is_image = path.suffix.lower() in IMAGE_EXTENSIONS
-    prefix = settings.images_prefix if is_image else settings.raw_prefix
-    return f"{prefix}{collector}/{path.name}"
-
-
-def iter_inputs(paths: Iterable[Path]) -> Iterator[Path]:
-    """The videos and photos named, folders searched recursively."""
-    wanted = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in wanted)
-        else:
-            yield path
 
 
 @dataclass
@@ -99,6 +61,18 @@ class RunSummary:
     def skipped(self) -> int:
         return sum(result.skipped for result in self.labeling)
 
+    def record(self, function: str, result: Any) -> None:
+        """Keep what a function's handler returned; what a function ignores (the sampler
+        ignores images, dedup ignores videos) stays out of the summary."""
+        if function == SAMPLER.name and result.outcome is not Outcome.IGNORED:
+            self.results.append(result)
+        elif function == DEDUP.name and result.outcome is not BatchOutcome.IGNORED:
+            self.batches.append(result)
+        elif function == LABELER.name:
+            self.labeling.append(result)
+        elif function == EXPORTER.name:
+            self.export = result
+
     def dropped_by_reason(self) -> dict[str, int]:
         reasons: Counter[str] = Counter()
         for batch in self.batches:
@@ -119,50 +93,29 @@ class EmbeddedPipeline:
         self.blobs: FolderBlobStore = self.adapters.blobs
         self.publisher: InProcessPublisher = self.adapters.publisher
         self.summary = RunSummary()
-        sampler = Sampler(self.adapters, settings)
-        dedup = Dedup(self.adapters, settings)
-        self.labeler = Labeler(self.adapters, settings, build_vendor(settings, self.adapters))
+        for spec in FUNCTIONS:
+            if spec.trigger is Trigger.PUBSUB:
+                self._subscribe(spec.name, spec.subscribes)
 
-        # Each function gets the topics it subscribes to in the cloud, through the same delivery
-        # rules; what a function ignores (the sampler ignores images, dedup ignores videos)
-        # stays out of the summary.
-        def on_sampler(message: PubSubMessage) -> None:
-            result = sampler.handle_message(message)
-            if result.outcome is not Outcome.IGNORED:
-                self.summary.results.append(result)
+    def _subscribe(self, function: str, topics: Iterable[str]) -> None:
+        handler = bootstrap.handler(function, self.adapters, self.settings)
 
-        def on_dedup(message: PubSubMessage) -> None:
-            result = dedup.handle_message(message)
-            if result.outcome is not BatchOutcome.IGNORED:
-                self.summary.batches.append(result)
+        def handle(message: PubSubMessage) -> None:
+            self.summary.record(function, handler.handle(message))
 
-        def on_labeler(message: PubSubMessage) -> None:
-            self.summary.labeling.append(self.labeler.handle_message(message))
-
-        self._subscribe("sampler", on_sampler, Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS)
-        self._subscribe("dedup", on_dedup, Topics.RAW_OBJECTS, Topics.FRAMES_SAMPLED)
-        self._subscribe("labeler", on_labeler, Topics.FRAMES_KEPT, give_up=self.labeler.give_up)
-
-    def _subscribe(
-        self,
-        subscriber: str,
-        handle: Callable[[PubSubMessage], None],
-        *topics: str,
-        give_up: GiveUp | None = None,
-    ) -> None:
         for topic in topics:
 
             def on_message(
                 data: bytes, attributes: Mapping[str, str], message_id: str, topic: str = topic
             ) -> None:
                 deliver(
-                    _message(data, attributes, message_id),
+                    PubSubMessage.of(data, attributes, message_id),
                     handle,
-                    subscriber=subscriber,
+                    subscriber=function,
                     topic=topic,
                     adapters=self.adapters,
                     settings=self.settings,
-                    give_up=give_up,
+                    give_up=handler.give_up,
                 )
 
             self.publisher.subscribe(topic, on_message)
@@ -171,8 +124,9 @@ class EmbeddedPipeline:
         self, path: Path, collector: str, metadata: Mapping[str, str] | None = None
     ) -> BlobInfo:
         """Upload a video, or a photo (to the images prefix), as a capture device would."""
-        name = object_name(self.settings, path, collector)
-        info = self.blobs.put_file(self.settings.raw_bucket, name, path, metadata or {})
+        settings = self.settings
+        name = upload_name(path, collector, settings.raw_prefix, settings.images_prefix)
+        info = self.blobs.put_file(settings.raw_bucket, name, path, metadata or {})
         data, attributes = finalize_message(info)
         self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
         return info
@@ -184,23 +138,13 @@ class EmbeddedPipeline:
         done: Callable[[Path], None] | None = None,
     ) -> RunSummary:
         """Every stage on each input in turn (``done`` after each), then the export to the
-        DuckDB warehouse."""
+        DuckDB warehouse, requested on its topic as Cloud Scheduler does."""
         for path in iter_inputs(paths):
             self.upload(path, collector)
             self.publisher.drain()
             if done is not None:
                 done(path)
+        self.publisher.publish(Topics.EXPORT_REQUESTS, ExportRequest().model_dump_json().encode())
+        self.publisher.drain()
         self.summary.dead_letters = len(self.publisher.published[Topics.DEAD_LETTERS])
-        self.summary.export = Exporter(self.adapters, self.settings).run()
         return self.summary
-
-
-def _message(data: bytes, attributes: Mapping[str, str], message_id: str) -> PubSubMessage:
-    """The in-process delivery as the Pub/Sub message a function parses."""
-    return PubSubMessage.model_validate(
-        {
-            "data": base64.b64encode(data).decode(),
-            "attributes": dict(attributes),
-            "messageId": message_id,
-        }
-    )

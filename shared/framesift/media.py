@@ -25,16 +25,10 @@ import numpy as np
 import numpy.typing as npt
 import simplejpeg
 
+from framesift.errors import SamplingFailed, UnreadableVideo
 from framesift.imagestats import GRAY_SIZE, FrameStats, frame_stats
-from framesift.models import SamplingMode, SamplingPolicy, Segment
-
-
-class UnreadableVideo(Exception):
-    """ffmpeg cannot read the input as a video; retrying will not help."""
-
-
-class SamplingFailed(Exception):
-    """ffmpeg stopped part-way through; frames yielded before this are good."""
+from framesift.messages import Segment
+from framesift.sampling import SamplingMode, SamplingPolicy
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,6 @@ from typing import Any
 
 import numpy as np
 
-BUCKETS = "phash_buckets"
-OWNERS = "phash_owners"
 _PACKED = np.dtype(">u8")
 
 

@@ -8,30 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from framesift.errors import ReadMore
+
 T = TypeVar("T")
 DocKey = tuple[str, str]  # (collection, document id)
 # Given the documents read (None where absent), the writes to make (merged into each document,
 # created if absent) and the result to return.
 Change = Callable[[dict[DocKey, dict[str, Any] | None]], tuple[dict[DocKey, dict[str, Any]], T]]
-
-
-class NotFound(LookupError):
-    """The blob or document does not exist."""
-
-
-class PreconditionFailed(Exception):
-    """The object's generation is not the one the write was conditional on."""
-
-
-class ReadMore(Exception):
-    """Raised by a transaction's change when what it read names further documents to read.
-
-    The store reads ``keys`` in the same transaction and calls the change again with them added.
-    """
-
-    def __init__(self, keys: Sequence[DocKey]) -> None:
-        super().__init__(f"{len(keys)} more document(s) to read")
-        self.keys = list(keys)
 
 
 UPDATED_AT = "updated_at"

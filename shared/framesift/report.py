@@ -13,7 +13,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from framesift.ports import BlobStore, DocumentStore
-from framesift.stages.sampler import FRAMES
+from framesift.topology import Collections
 
 THUMB_WIDTH = 240
 COLUMNS = 5
@@ -84,7 +84,7 @@ def write_report(
 ) -> list[Sheet]:
     sheets = []
     for video_doc_id in video_doc_ids:
-        frames = documents.where(FRAMES, "video_doc_id", video_doc_id)
+        frames = documents.where(Collections.FRAMES, "video_doc_id", video_doc_id)
         if not frames:
             continue
         path = out / f"{video_doc_id}.png"

@@ -1,4 +1,8 @@
-"""Warehouse table schemas, defined once for BigQuery, the DuckDB warehouse and the infra code."""
+"""Warehouse table schemas, defined once for BigQuery, the DuckDB warehouse and the infra code.
+
+Named ``*_TABLE``: a table is not the document collection it is exported from
+(:class:`framesift.topology.Collections`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ _TIMESTAMPS = (
     Column("deleted", "BOOL", description="gone from the document store, or a deletion"),
 )
 
-VIDEOS = TableSchema(
+VIDEOS_TABLE = TableSchema(
     name="videos",
     columns=(
         Column("id", "STRING", required=True, description="bucket/object#generation digest"),
@@ -36,7 +40,7 @@ VIDEOS = TableSchema(
     cluster_by=("collector",),
 )
 
-FRAMES = TableSchema(
+FRAMES_TABLE = TableSchema(
     name="frames",
     columns=(
         Column("id", "STRING", required=True),
@@ -73,7 +77,7 @@ FRAMES = TableSchema(
     cluster_by=("collector", "video_doc_id"),
 )
 
-ANNOTATIONS = TableSchema(
+ANNOTATIONS_TABLE = TableSchema(
     name="annotations",
     columns=(
         Column("id", "STRING", required=True, description="{vendor}~{annotation id}"),
@@ -97,7 +101,7 @@ ANNOTATIONS = TableSchema(
     cluster_by=("vendor", "frame_id"),
 )
 
-ANNOTATION_BOXES = TableSchema(
+ANNOTATION_BOXES_TABLE = TableSchema(
     name="annotation_boxes",
     columns=(
         Column("id", "STRING", required=True, description="{annotation id}#{slot}"),
@@ -121,7 +125,7 @@ ANNOTATION_BOXES = TableSchema(
     cluster_by=("frame_id",),
 )
 
-DEAD_LETTERS = TableSchema(
+DEAD_LETTERS_TABLE = TableSchema(
     name="dead_letters",
     columns=(
         Column("id", "STRING", required=True, description="{subscriber}~{message id}"),
@@ -136,4 +140,10 @@ DEAD_LETTERS = TableSchema(
     cluster_by=("subscriber",),
 )
 
-ALL_TABLES = (VIDEOS, FRAMES, ANNOTATIONS, ANNOTATION_BOXES, DEAD_LETTERS)
+ALL_TABLES = (
+    VIDEOS_TABLE,
+    FRAMES_TABLE,
+    ANNOTATIONS_TABLE,
+    ANNOTATION_BOXES_TABLE,
+    DEAD_LETTERS_TABLE,
+)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from framesift.config import Settings
 from framesift.errors import PermanentError
-from framesift.models import SampledFrame
+from framesift.messages import SampledFrame
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from framesift.config import Backend, Settings
 from framesift.errors import PermanentError
-from framesift.local import object_name
+from framesift.naming import upload_name
 from framesift.wiring import build_blob_store
 
 
@@ -21,6 +21,6 @@ def upload_file(
             "framesift upload sends to Cloud Storage: set FRAMESIFT_BACKEND=gcp and "
             "FRAMESIFT_PROJECT, or process local files with framesift run"
         )
-    name = object_name(settings, path, collector)
+    name = upload_name(path, collector, settings.raw_prefix, settings.images_prefix)
     build_blob_store(settings).put_file(settings.raw_bucket, name, path, {}, progress)
     return name

@@ -25,21 +25,15 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from framesift.annotations import (
-    AnnotationRecord,
-    LabelStudioWebhook,
-    ScaleCallback,
-    UnknownFrame,
-    store,
-)
+from framesift.annotations import store
 from framesift.config import Settings
+from framesift.documents import AnnotationRecord
+from framesift.errors import UnknownFrame
 from framesift.logs import bind_context, get_logger, traced
 from framesift.ports import DocumentStore
-from framesift.vendors.labelstudio import SECRET_HEADER
+from framesift.vendors import labelstudio, scale
 
 log = get_logger(__name__)
-
-SCALE_AUTH_HEADER = "scale-callback-auth"
 
 
 class Reply(BaseModel):
@@ -61,17 +55,17 @@ class CallbackReceiver:
         self._project = settings.project
         self._max_bytes = settings.webhook_max_bytes
         self._routes = {
-            "scale": Route(
-                vendor="scale",
-                header=SCALE_AUTH_HEADER,
+            scale.NAME: Route(
+                vendor=scale.NAME,
+                header=scale.CALLBACK_AUTH_HEADER,
                 secret=settings.scale_callback_auth_key,
-                parse=lambda body: ScaleCallback.model_validate(body).records(),
+                parse=lambda body: scale.ScaleCallback.model_validate(body).records(),
             ),
-            "labelstudio": Route(
-                vendor="labelstudio",
-                header=SECRET_HEADER,
+            labelstudio.NAME: Route(
+                vendor=labelstudio.NAME,
+                header=labelstudio.SECRET_HEADER,
                 secret=settings.labelstudio_webhook_secret,
-                parse=lambda body: LabelStudioWebhook.model_validate(body).records(),
+                parse=lambda body: labelstudio.LabelStudioWebhook.model_validate(body).records(),
             ),
         }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from framesift.config import Settings
-from framesift.models import SampledFrame
+from framesift.messages import SampledFrame
 from framesift.selection import Choice, SelectionPolicy
 
 

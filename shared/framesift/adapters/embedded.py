@@ -25,18 +25,9 @@ from typing import Any
 
 import duckdb
 
+from framesift.errors import NotFound, PreconditionFailed
 from framesift.logs import get_logger
-from framesift.ports import (
-    BlobInfo,
-    Change,
-    DocKey,
-    NotFound,
-    PreconditionFailed,
-    T,
-    TableSchema,
-    run_change,
-    stamped,
-)
+from framesift.ports import BlobInfo, Change, DocKey, T, TableSchema, run_change, stamped
 
 log = get_logger(__name__)
 

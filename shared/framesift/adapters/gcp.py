@@ -23,15 +23,13 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, firestore, pubsub_v1, storage
 
-from framesift.errors import BackendUnavailable
+from framesift.errors import BackendUnavailable, NotFound, PreconditionFailed
 from framesift.ports import (
     UPDATED_AT,
     BlobInfo,
     Change,
     Column,
     DocKey,
-    NotFound,
-    PreconditionFailed,
     T,
     TableSchema,
     run_change,

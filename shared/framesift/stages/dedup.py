@@ -30,34 +30,19 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from framesift import phashindex
-from framesift.config import DedupScope, Settings, Topics
-from framesift.imagestats import UnreadableImage, image_stats
+from framesift.config import DedupScope, Settings
+from framesift.documents import DedupDecision, DedupStatus, DropReason, FrameRecord, utcnow
+from framesift.errors import ReadMore, UnreadableImage
+from framesift.events import OBJECT_FINALIZE, GcsNotification, PubSubMessage
+from framesift.imagestats import image_stats
 from framesift.logs import bind_context, get_logger
-from framesift.models import (
-    DedupDecision,
-    DedupStatus,
-    DropReason,
-    FrameBatch,
-    FrameRecord,
-    GcsNotification,
-    KeptFrames,
-    PubSubMessage,
-    SampledFrame,
-    parse_upload_name,
-    source_id,
-    utcnow,
-)
-from framesift.ports import DocKey, ReadMore
-from framesift.stages.sampler import FRAMES
+from framesift.messages import FrameBatch, KeptFrames, SampledFrame
+from framesift.naming import IMAGE_EXTENSIONS, parse_upload_name, source_id
+from framesift.ports import DocKey
+from framesift.topology import Collections, Topics
 from framesift.wiring import Adapters
 
 log = get_logger(__name__)
-
-CONTENT_HASHES = "content_hashes"
-BATCHES = "dedup_batches"
-
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 
 
 class BatchOutcome(StrEnum):
@@ -86,7 +71,7 @@ class Dedup:
 
     def handle_message(self, message: PubSubMessage) -> BatchResult:
         """Either a frame batch from the sampler or a raw bucket notification (for images)."""
-        if "eventType" in message.attributes:
+        if GcsNotification.is_one(message):
             return self.handle_image(GcsNotification.from_message(message))
         return self.handle_batch(FrameBatch.from_message(message))
 
@@ -95,7 +80,7 @@ class Dedup:
         obj = notification.object
         prefix = self._settings.images_prefix
         if (
-            notification.event_type != "OBJECT_FINALIZE"
+            notification.event_type != OBJECT_FINALIZE
             or obj.bucket != self._settings.raw_bucket
             or not prefix
         ):
@@ -125,7 +110,7 @@ class Dedup:
         except UnreadableImage as exc:
             decision = DedupDecision(status=DedupStatus.DROPPED, drop_reason=DropReason.UNREADABLE)
             created = self._adapters.documents.create(
-                FRAMES, image_id, {**source, **decision.as_fields(), "error": str(exc)}
+                Collections.FRAMES, image_id, {**source, **decision.as_fields(), "error": str(exc)}
             )
             log.warning("unreadable image recorded: %s", exc)
             return BatchResult(
@@ -143,7 +128,7 @@ class Dedup:
                 "brightness": stats.brightness,
             }
         )
-        self._adapters.documents.create(FRAMES, image_id, frame.model_dump())
+        self._adapters.documents.create(Collections.FRAMES, image_id, frame.model_dump())
         batch = FrameBatch(
             video_doc_id=image_id,
             collector=frame.collector,
@@ -159,8 +144,8 @@ class Dedup:
         bind_context(video_doc_id=batch.video_doc_id, batch_id=batch.batch_id)
         documents = self._adapters.documents
         record = {"id": batch.batch_id, "video_doc_id": batch.video_doc_id, "status": "processing"}
-        if not documents.create(BATCHES, batch.batch_id, record):
-            existing = documents.get(BATCHES, batch.batch_id) or {}
+        if not documents.create(Collections.DEDUP_BATCHES, batch.batch_id, record):
+            existing = documents.get(Collections.DEDUP_BATCHES, batch.batch_id) or {}
             if existing.get("status") == "sent":
                 log.info("duplicate delivery: batch already decided and sent")
                 return BatchResult(BatchOutcome.DUPLICATE)
@@ -181,7 +166,7 @@ class Dedup:
                 {"batch_id": batch.batch_id, "video_doc_id": batch.video_doc_id},
             )
         documents.merge(
-            BATCHES,
+            Collections.DEDUP_BATCHES,
             batch.batch_id,
             {"status": "sent", "kept": len(kept), "frames": len(decisions), "updated_at": utcnow()},
         )
@@ -207,13 +192,13 @@ class Dedup:
         scopes["dataset"] = self._dataset_scope(batch.collector)
         buckets = {
             name: [
-                (phashindex.BUCKETS, bucket_id)
+                (Collections.PHASH_BUCKETS, bucket_id)
                 for bucket_id in phashindex.bucket_ids(scope, frame.phash, self._threshold)
             ]
             for name, scope in scopes.items()
         }
-        frame_key: DocKey = (FRAMES, frame.frame_id)
-        content_key: DocKey = (CONTENT_HASHES, frame.sha256)
+        frame_key: DocKey = (Collections.FRAMES, frame.frame_id)
+        content_key: DocKey = (Collections.CONTENT_HASHES, frame.sha256)
         keys = [frame_key, content_key, *(key for keys in buckets.values() for key in keys)]
 
         def change(
@@ -229,9 +214,9 @@ class Dedup:
                 for name, scope in scopes.items():
                     read = {key[1]: docs[key] for key in buckets[name]}
                     for bucket_id, data in phashindex.added(read, frame.phash).items():
-                        writes[(phashindex.BUCKETS, bucket_id)] = data
+                        writes[(Collections.PHASH_BUCKETS, bucket_id)] = data
                     owner = phashindex.owner_id(scope, frame.phash)
-                    writes[(phashindex.OWNERS, owner)] = {"frame_id": frame.frame_id}
+                    writes[(Collections.PHASH_OWNERS, owner)] = {"frame_id": frame.frame_id}
             return writes, decision
 
         return self._adapters.documents.transact(keys, change)
@@ -256,7 +241,7 @@ class Dedup:
             match = phashindex.nearest(frame.phash, (docs[key] for key in keys), self._threshold)
             if match is None:
                 continue
-            owner_key = (phashindex.OWNERS, phashindex.owner_id(scopes[name], match.phash))
+            owner_key = (Collections.PHASH_OWNERS, phashindex.owner_id(scopes[name], match.phash))
             if owner_key not in docs:
                 raise ReadMore([owner_key])
             return DedupDecision(

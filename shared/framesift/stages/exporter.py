@@ -33,26 +33,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from framesift.annotations import ANNOTATIONS as ANNOTATION_DOCS
 from framesift.config import Settings
-from framesift.delivery import DEAD_LETTERS as DEAD_LETTER_DOCS
+from framesift.events import PubSubMessage
 from framesift.logs import get_logger
-from framesift.models import PubSubMessage
+from framesift.messages import ExportRequest
 from framesift.ports import DocKey, TableSchema
 from framesift.schemas import (
     ALL_TABLES,
-    ANNOTATION_BOXES,
-    ANNOTATIONS,
-    DEAD_LETTERS,
-    FRAMES,
-    VIDEOS,
+    ANNOTATION_BOXES_TABLE,
+    ANNOTATIONS_TABLE,
+    DEAD_LETTERS_TABLE,
+    FRAMES_TABLE,
+    VIDEOS_TABLE,
 )
+from framesift.topology import Collections
 from framesift.wiring import Adapters
 
 log = get_logger(__name__)
 
-STATE = "export_state"
-REJECTS = "export_rejects"
+# The lease's document in export_state, beside the watermarks (named by collection).
 LEASE = "lease"
 
 Row = dict[str, Any]
@@ -116,15 +115,15 @@ def _plain(schema: TableSchema) -> Callable[[dict[str, Any]], Iterable[tuple[Tab
 def _annotation_rows(doc: dict[str, Any]) -> Iterator[tuple[TableSchema, Row]]:
     boxes = doc.get("boxes") or []
     labels = sorted({str(box.get("label")) for box in boxes if box.get("label")})
-    annotation = row_of(ANNOTATIONS, doc, box_count=len(boxes), labels=",".join(labels))
-    yield ANNOTATIONS, annotation
+    annotation = row_of(ANNOTATIONS_TABLE, doc, box_count=len(boxes), labels=",".join(labels))
+    yield ANNOTATIONS_TABLE, annotation
     gone = annotation["deleted"]
     for slot in range(max(len(boxes), int(doc.get("box_slots") or 0))):
         box = boxes[slot] if slot < len(boxes) else {}
         yield (
-            ANNOTATION_BOXES,
+            ANNOTATION_BOXES_TABLE,
             row_of(
-                ANNOTATION_BOXES,
+                ANNOTATION_BOXES_TABLE,
                 {
                     "id": f"{annotation['id']}#{slot}",
                     "annotation_id": annotation["id"],
@@ -150,10 +149,10 @@ def _annotation_rows(doc: dict[str, Any]) -> Iterator[tuple[TableSchema, Row]]:
 
 
 SOURCES = (
-    Source("videos", _plain(VIDEOS)),
-    Source("frames", _plain(FRAMES)),
-    Source(ANNOTATION_DOCS, _annotation_rows),
-    Source(DEAD_LETTER_DOCS, _plain(DEAD_LETTERS)),
+    Source(Collections.VIDEOS, _plain(VIDEOS_TABLE)),
+    Source(Collections.FRAMES, _plain(FRAMES_TABLE)),
+    Source(Collections.ANNOTATIONS, _annotation_rows),
+    Source(Collections.DEAD_LETTERS, _plain(DEAD_LETTERS_TABLE)),
 )
 
 
@@ -196,8 +195,7 @@ class Exporter:
         self._holder = uuid.uuid4().hex
 
     def handle_message(self, message: PubSubMessage) -> ExportResult:
-        payload = message.json_payload() if message.data else {}
-        return self.run(full=bool(isinstance(payload, dict) and payload.get("full")))
+        return self.run(full=ExportRequest.from_message(message).full)
 
     def run(self, full: bool = False) -> ExportResult:
         warehouse = self._adapters.warehouse
@@ -216,7 +214,7 @@ class Exporter:
         return f"{self._settings.project}.{self._settings.bigquery_dataset}~{name}"
 
     def release_lease(self) -> None:
-        key: DocKey = (STATE, self.state_id(LEASE))
+        key: DocKey = (Collections.EXPORT_STATE, self.state_id(LEASE))
 
         def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], None]:
             if (docs[key] or {}).get("holder") != self._holder:
@@ -226,7 +224,7 @@ class Exporter:
         self._adapters.documents.transact([key], change)
 
     def take_lease(self) -> bool:
-        key: DocKey = (STATE, self.state_id(LEASE))
+        key: DocKey = (Collections.EXPORT_STATE, self.state_id(LEASE))
         now = datetime.now(UTC)
         ttl = timedelta(seconds=self._settings.export_lease_seconds)
 
@@ -247,7 +245,7 @@ class Exporter:
         seen: dict[str, set[str]] = {schema.name: set() for schema in ALL_TABLES}
         watermarks: dict[str, datetime] = {}
         for source in SOURCES:
-            state = documents.get(STATE, self.state_id(source.collection)) or {}
+            state = documents.get(Collections.EXPORT_STATE, self.state_id(source.collection)) or {}
             mark = _timestamp(state.get("watermark"))
             since = None if full or mark is None else mark - overlap
             count = 0
@@ -268,7 +266,7 @@ class Exporter:
                 if missing:
                     result.rejected += 1
                     documents.merge(
-                        REJECTS,
+                        Collections.EXPORT_REJECTS,
                         f"{source.collection}~{doc['_id']}",
                         {"collection": source.collection, "doc_id": doc["_id"], "missing": missing},
                     )
@@ -288,7 +286,7 @@ class Exporter:
         # Only now that every MERGE succeeded: a crash before this exports the same again.
         for collection, mark in watermarks.items():
             documents.merge(
-                STATE,
+                Collections.EXPORT_STATE,
                 self.state_id(collection),
                 {"watermark": mark, "exported_at": datetime.now(UTC)},
             )

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 
 from tenacity import (
     Retrying,
@@ -35,22 +34,17 @@ from tenacity import (
 )
 
 from framesift.config import ImageUrlMode, Settings
-from framesift.errors import VendorUnavailable
+from framesift.documents import FrameLabeling, LabelingStatus, utcnow
+from framesift.errors import BadEvent, VendorUnavailable
+from framesift.events import PubSubMessage
 from framesift.logs import bind_context, get_logger
-from framesift.models import BadEvent, KeptFrames, PubSubMessage, SampledFrame, utcnow
+from framesift.messages import KeptFrames, SampledFrame
 from framesift.ports import LabelingRequest, LabelingVendor
 from framesift.selection import SelectionPolicy, load_policy
-from framesift.stages.sampler import FRAMES
+from framesift.topology import Collections
 from framesift.wiring import Adapters
 
 log = get_logger(__name__)
-
-
-class LabelingStatus(StrEnum):
-    REQUESTED = "requested"
-    SKIPPED = "skipped"  # left out by the selection policy
-    LABELED = "labeled"
-    FAILED = "labeling_failed"
 
 
 @dataclass(frozen=True)
@@ -84,12 +78,12 @@ class Labeler:
         for choice in choices:
             if choice.skip_reason is not None:
                 self._adapters.documents.merge(
-                    FRAMES,
+                    Collections.FRAMES,
                     choice.frame.frame_id,
-                    {
-                        "labeling_status": LabelingStatus.SKIPPED.value,
-                        "labeling_skip_reason": choice.skip_reason,
-                    },
+                    FrameLabeling(
+                        labeling_status=LabelingStatus.SKIPPED,
+                        labeling_skip_reason=choice.skip_reason,
+                    ).as_fields(),
                 )
         pending = [choice.frame for choice in choices if choice.skip_reason is None]
         size = self._settings.labeling_batch_size
@@ -100,14 +94,16 @@ class Labeler:
             requested_at = utcnow()
             for task in tasks:
                 self._adapters.documents.merge(
-                    FRAMES,
+                    Collections.FRAMES,
                     task.frame_id,
                     {
-                        "labeling_status": LabelingStatus.REQUESTED.value,
-                        "labeling_vendor": self._vendor.name,
-                        "labeling_task_id": task.task_id,
-                        "labeling_requested_at": requested_at,
-                        "labeling_error": None,
+                        **FrameLabeling(
+                            labeling_status=LabelingStatus.REQUESTED,
+                            labeling_vendor=self._vendor.name,
+                            labeling_task_id=task.task_id,
+                            labeling_requested_at=requested_at,
+                            labeling_error=None,
+                        ).as_fields(),
                         "updated_at": requested_at,
                     },
                 )
@@ -129,18 +125,20 @@ class Labeler:
         for frame in kept.frames:
             if not self._has_task(frame.frame_id):
                 self._adapters.documents.merge(
-                    FRAMES,
+                    Collections.FRAMES,
                     frame.frame_id,
                     {
-                        "labeling_status": LabelingStatus.FAILED.value,
-                        "labeling_vendor": self._vendor.name,
-                        "labeling_error": reason,
+                        **FrameLabeling(
+                            labeling_status=LabelingStatus.FAILED,
+                            labeling_vendor=self._vendor.name,
+                            labeling_error=reason,
+                        ).as_fields(),
                         "updated_at": utcnow(),
                     },
                 )
 
     def _has_task(self, frame_id: str) -> bool:
-        doc = self._adapters.documents.get(FRAMES, frame_id) or {}
+        doc = self._adapters.documents.get(Collections.FRAMES, frame_id) or {}
         return bool(doc.get("labeling_task_id")) and doc.get("labeling_vendor") == self._vendor.name
 
     def _request(self, kept: KeptFrames, frame: SampledFrame) -> LabelingRequest:

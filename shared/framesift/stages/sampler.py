@@ -21,37 +21,25 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from framesift import media
-from framesift.config import Settings, Topics
-from framesift.logs import bind_context, get_logger
-from framesift.models import (
-    BadEvent,
-    FrameBatch,
+from framesift.config import Settings
+from framesift.documents import (
     FrameRecord,
-    GcsNotification,
-    GcsObject,
-    PubSubMessage,
-    SampledFrame,
     SegmentRecord,
     SegmentStatus,
-    SegmentTask,
-    UploadName,
     VideoRecord,
     VideoStatus,
-    parse_upload_name,
     utcnow,
 )
+from framesift.errors import BadEvent, SamplingFailed, UnreadableVideo
+from framesift.events import OBJECT_FINALIZE, GcsNotification, GcsObject, PubSubMessage
+from framesift.logs import bind_context, get_logger
+from framesift.messages import SEGMENT_MESSAGE, FrameBatch, SampledFrame, SegmentTask
+from framesift.naming import VIDEO_EXTENSIONS, UploadName, parse_upload_name
+from framesift.topology import Collections, Topics
 from framesift.wiring import Adapters
 
 log = get_logger(__name__)
 
-VIDEOS = "videos"
-FRAMES = "frames"
-SEGMENTS = "video_segments"
-# Attribute that marks a message on the video-segments topic.
-SEGMENT_MESSAGE = "framesift-segment"
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".3gp"}
-)
 _FINISHED = (VideoStatus.SAMPLED, VideoStatus.FAILED)
 
 
@@ -80,15 +68,11 @@ class Sampler:
     def handle_message(self, message: PubSubMessage) -> SampleResult:
         """Either kind of message the sampler function receives."""
         if message.attributes.get(SEGMENT_MESSAGE):
-            try:
-                task = SegmentTask.model_validate(message.json_payload())
-            except ValueError as exc:
-                raise BadEvent(f"malformed segment task: {exc}") from exc
-            return self.sample_segment(task)
+            return self.sample_segment(SegmentTask.from_message(message))
         return self.handle(GcsNotification.from_message(message))
 
     def handle(self, notification: GcsNotification) -> SampleResult:
-        if notification.event_type != "OBJECT_FINALIZE":
+        if notification.event_type != OBJECT_FINALIZE:
             return self._ignore(notification.object, f"event {notification.event_type!r}")
         obj = notification.object
         if obj.bucket != self._settings.raw_bucket:
@@ -121,8 +105,8 @@ class Sampler:
             status=VideoStatus.PROCESSING,
         )
         bind_context(video_doc_id=video.id, collector=name.collector, video_id=name.stem)
-        if not documents.create(VIDEOS, video.id, video.model_dump()):
-            existing = documents.get(VIDEOS, video.id) or {}
+        if not documents.create(Collections.VIDEOS, video.id, video.model_dump()):
+            existing = documents.get(Collections.VIDEOS, video.id) or {}
             if existing.get("status") in _FINISHED:
                 log.info("duplicate delivery: video already %s", existing["status"])
                 return SampleResult(Outcome.DUPLICATE, str(existing["status"]), video.id)
@@ -140,7 +124,7 @@ class Sampler:
             return self._fail_video(video.id, str(exc))
         try:
             probe = media.probe(self._adapters.blobs.stream_url(obj.bucket, obj.name))
-        except media.UnreadableVideo as exc:
+        except UnreadableVideo as exc:
             return self._fail_video(video.id, str(exc))
 
         if (pixels := probe.width * probe.height) > self._settings.max_video_pixels:
@@ -151,7 +135,7 @@ class Sampler:
             )
         segments = media.plan_segments(probe, policy, self._settings.segment_seconds)
         documents.merge(
-            VIDEOS,
+            Collections.VIDEOS,
             video.id,
             {
                 "duration_s": probe.duration_s,
@@ -190,7 +174,7 @@ class Sampler:
                 task.model_dump_json().encode(),
                 {SEGMENT_MESSAGE: task.segment_id, "video_doc_id": video.id},
             )
-        documents.merge(VIDEOS, video.id, {"segments_sent": True})
+        documents.merge(Collections.VIDEOS, video.id, {"segments_sent": True})
         log.info("long video sent on as %d segments", len(tasks))
         return SampleResult(Outcome.SEGMENTED, f"{len(tasks)} segments", video.id)
 
@@ -204,8 +188,8 @@ class Sampler:
             count=task.count,
             status=SegmentStatus.PROCESSING,
         )
-        if not documents.create(SEGMENTS, record.id, record.model_dump()):
-            existing = documents.get(SEGMENTS, record.id) or {}
+        if not documents.create(Collections.VIDEO_SEGMENTS, record.id, record.model_dump()):
+            existing = documents.get(Collections.VIDEO_SEGMENTS, record.id) or {}
             if existing.get("status") in (SegmentStatus.DONE, SegmentStatus.FAILED):
                 log.info("duplicate delivery: segment already %s", existing["status"])
                 return SampleResult(Outcome.DUPLICATE, str(existing["status"]), task.video_doc_id)
@@ -218,7 +202,7 @@ class Sampler:
                 url, task.policy, task.start_time_s, self._settings.jpeg_quality, task.segment
             ):
                 frames.append(self._store_frame(task, image))
-        except media.SamplingFailed as exc:
+        except SamplingFailed as exc:
             error = str(exc)  # frames decoded before a mid-file corruption are kept
         if error is None and not frames and task.count == 1:
             error = "no frame could be decoded"
@@ -226,7 +210,7 @@ class Sampler:
         self._publish(task, frames)
         status = SegmentStatus.FAILED if error else SegmentStatus.DONE
         documents.merge(
-            SEGMENTS,
+            Collections.VIDEO_SEGMENTS,
             record.id,
             {"status": status.value, "frames": len(frames), "error": error, "updated_at": utcnow()},
         )
@@ -238,7 +222,9 @@ class Sampler:
 
     def _finish_video_if_complete(self, task: SegmentTask) -> SampleResult:
         """Close the video once all its segments are finished (whichever finishes last does it)."""
-        segments = self._adapters.documents.where(SEGMENTS, "video_doc_id", task.video_doc_id)
+        segments = self._adapters.documents.where(
+            Collections.VIDEO_SEGMENTS, "video_doc_id", task.video_doc_id
+        )
         finished = [s for s in segments if s["status"] != SegmentStatus.PROCESSING]
         frames = sum(int(s["frames"]) for s in finished)
         if len(finished) < task.count:
@@ -250,7 +236,7 @@ class Sampler:
             error = first_error if task.count == 1 else f"segment {index}: {first_error}"
         status = VideoStatus.FAILED if errors else VideoStatus.SAMPLED
         self._adapters.documents.merge(
-            VIDEOS,
+            Collections.VIDEOS,
             task.video_doc_id,
             {
                 "status": status.value,
@@ -298,7 +284,7 @@ class Sampler:
             sharpness=image.stats.sharpness,
             brightness=image.stats.brightness,
         )
-        self._adapters.documents.merge(FRAMES, frame.id, frame.model_dump())
+        self._adapters.documents.merge(Collections.FRAMES, frame.id, frame.model_dump())
         return SampledFrame.model_validate({**frame.model_dump(), "frame_id": frame.id})
 
     def _publish(self, task: SegmentTask, frames: list[SampledFrame]) -> None:
@@ -321,7 +307,7 @@ class Sampler:
 
     def _fail_video(self, video_doc_id: str, error: str) -> SampleResult:
         self._adapters.documents.merge(
-            VIDEOS,
+            Collections.VIDEOS,
             video_doc_id,
             {"status": VideoStatus.FAILED.value, "error": error, "updated_at": utcnow()},
         )

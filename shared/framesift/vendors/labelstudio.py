@@ -1,35 +1,47 @@
-"""Label Studio through its official SDK (``label-studio-sdk`` 2.x).
+"""Label Studio, both ways: tasks out through its official SDK (``label-studio-sdk`` 2.x),
+webhooks in.
 
-Once per deployment (remembered in ``labeling_vendors/labelstudio~{project}``):
+Out, once per deployment (remembered in ``labeling_vendors/labelstudio~{project}``):
 
 - the project, with a bounding-box labeling config built from the configured classes, found by
   title or created; two instances creating it at once converge on the first one recorded and
   delete their own;
 - the webhook to ``{webhook_url}/labelstudio`` for ANNOTATION_CREATED, ANNOTATION_UPDATED and
-  ANNOTATIONS_DELETED, carrying the shared secret in the ``X-Framesift-Secret`` header.
+  ANNOTATIONS_DELETED, carrying the shared secret in the :data:`SECRET_HEADER` header.
 
 Tasks are imported in one request per chunk, with the frame id in the task data. Before
 importing, the chunk's frame ids are looked up in the project (a Data Manager filter on
 ``data.frame_id``), so a crash between importing and recording the task ids never yields a
-second task for a frame.
+second task for a frame. The SDK is imported when the vendor is built, so a function that only
+receives webhooks never loads it.
+
+In (``POST {webhook_url}/labelstudio``): ``{"action", "annotation": {"id", "result": [{"id",
+"value": {"x", "y", "width", "height", "rotation", "rectanglelabels"}, "original_width",
+"original_height"}], "completed_by", "created_at", "updated_at", "was_cancelled"}, "task":
+{"id", "data"}, "project"}``, boxes in percent of the image; ``ANNOTATIONS_DELETED`` carries
+``{"annotations": [{"id"}]}``. Label Studio waits 1 s and never retries a webhook.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from xml.sax.saxutils import quoteattr
 
-import httpx
-from label_studio_sdk import LabelStudio
-from label_studio_sdk.core.api_error import ApiError
+from pydantic import BaseModel, ConfigDict, Field
 
-from framesift.config import Settings
+from framesift.config import Settings, Vendor
+from framesift.documents import AnnotationRecord, AnnotationStatus, Box, utcnow
 from framesift.errors import VendorRejected, VendorUnavailable
 from framesift.ports import DocumentStore, LabelingRequest, LabelingTask
+from framesift.topology import Collections
 
-SETUP = "labeling_vendors"
+if TYPE_CHECKING:
+    from label_studio_sdk import LabelStudio
+
+NAME = Vendor.LABELSTUDIO.value
 # The header carrying the webhook secret (its name, not the secret).
 SECRET_HEADER = "X-Framesift-Secret"  # noqa: S105
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
@@ -45,9 +57,11 @@ def label_config(classes: Sequence[str]) -> str:
 
 
 class LabelStudioVendor:
-    name = "labelstudio"
+    name = NAME
 
     def __init__(self, settings: Settings, documents: DocumentStore) -> None:
+        from label_studio_sdk import LabelStudio
+
         if settings.labelstudio_api_key is None:
             raise VendorRejected("FRAMESIFT_LABELSTUDIO_API_KEY is not set")
         self._settings = settings
@@ -135,7 +149,7 @@ class LabelStudioVendor:
     def _ensure_project(self) -> int:
         title = self._settings.labelstudio_project
         setup_id = f"labelstudio~{title}"
-        recorded = self._documents.get(SETUP, setup_id)
+        recorded = self._documents.get(Collections.LABELING_VENDORS, setup_id)
         if recorded:
             return int(recorded["project_id"])
         projects: Iterable[Any] = self._client.projects.list(title=title)
@@ -151,9 +165,13 @@ class LabelStudioVendor:
                 title=title, label_config=label_config(self._settings.labeling_classes)
             )
             project_id = int(created.id or 0)
-        if self._documents.create(SETUP, setup_id, {"project_id": project_id, "title": title}):
+        if self._documents.create(
+            Collections.LABELING_VENDORS, setup_id, {"project_id": project_id, "title": title}
+        ):
             return project_id
-        winner = int((self._documents.get(SETUP, setup_id) or {})["project_id"])
+        winner = int(
+            (self._documents.get(Collections.LABELING_VENDORS, setup_id) or {})["project_id"]
+        )
         if created is not None and winner != project_id:
             self._client.projects.delete(id=project_id)  # lost the race: ours is empty
         return winner
@@ -184,6 +202,9 @@ class LabelStudioVendor:
 
 def _call(doing: str, call: Callable[[], R]) -> R:
     """Run an SDK call, sorting its failures into retryable and permanent ones."""
+    import httpx
+    from label_studio_sdk.core.api_error import ApiError
+
     try:
         return call()
     except ApiError as exc:
@@ -198,3 +219,131 @@ def _call(doing: str, call: Callable[[], R]) -> R:
 
 def _body(body: Any) -> str:
     return str(body)[:300]
+
+
+# --- Webhooks -----------------------------------------------------------------------------
+
+
+class LabelStudioValue(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    x: float = Field(ge=0, le=100)
+    y: float = Field(ge=0, le=100)
+    width: float = Field(ge=0, le=100)
+    height: float = Field(ge=0, le=100)
+    rotation: float = 0.0
+    rectanglelabels: list[str] = Field(default_factory=list)
+
+
+class LabelStudioRegion(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = None
+    type: str = "rectanglelabels"
+    value: dict[str, Any]
+    original_width: int | None = None
+    original_height: int | None = None
+
+
+class LabelStudioAnnotation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    result: list[LabelStudioRegion] = Field(default_factory=list)
+    completed_by: int | dict[str, Any] | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    was_cancelled: bool = False
+    task: int | None = None
+
+
+class LabelStudioTask(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class LabelStudioDeleted(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+
+
+class LabelStudioWebhook(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
+    annotation: LabelStudioAnnotation | None = None
+    annotations: list[LabelStudioDeleted] = Field(default_factory=list)
+    task: LabelStudioTask | None = None
+
+    def records(self) -> list[AnnotationRecord]:
+        if self.action == "ANNOTATIONS_DELETED":
+            return [
+                AnnotationRecord(
+                    id=AnnotationRecord.make_id(NAME, str(deleted.id)),
+                    frame_id=None,  # the payload names only the annotation; kept if stored
+                    vendor=NAME,
+                    task_id=None,
+                    annotation_id=str(deleted.id),
+                    status=AnnotationStatus.DELETED,
+                    vendor_updated_at=utcnow(),
+                )
+                for deleted in self.annotations
+            ]
+        if self.annotation is None or self.task is None:
+            raise ValueError(f"{self.action} needs 'annotation' and 'task'")
+        return [labelstudio_record(self.annotation, self.task)]
+
+
+def labelstudio_record(
+    annotation: LabelStudioAnnotation, task: LabelStudioTask
+) -> AnnotationRecord:
+    boxes, width, height = [], None, None
+    for region in annotation.result:
+        if region.type != "rectanglelabels":
+            continue
+        value = LabelStudioValue.model_validate(region.value)
+        width = region.original_width or width
+        height = region.original_height or height
+        scale_x = (region.original_width or 0) / 100
+        scale_y = (region.original_height or 0) / 100
+        for label in value.rectanglelabels or [""]:
+            boxes.append(
+                Box(
+                    label=label,
+                    left=value.x * scale_x,
+                    top=value.y * scale_y,
+                    width=value.width * scale_x,
+                    height=value.height * scale_y,
+                    x=value.x / 100,
+                    y=value.y / 100,
+                    w=value.width / 100,
+                    h=value.height / 100,
+                    rotation=value.rotation,
+                    region_id=region.id,
+                )
+            )
+    if annotation.was_cancelled:
+        status = AnnotationStatus.CANCELLED
+    else:
+        status = AnnotationStatus.SUBMITTED if boxes else AnnotationStatus.EMPTY
+    annotator = annotation.completed_by
+    if isinstance(annotator, dict):
+        annotator = annotator.get("email") or annotator.get("id")
+    frame_id = task.data.get("frame_id")
+    return AnnotationRecord(
+        id=AnnotationRecord.make_id(NAME, str(annotation.id)),
+        frame_id=str(frame_id) if frame_id else None,
+        vendor=NAME,
+        task_id=str(task.id),
+        annotation_id=str(annotation.id),
+        status=status,
+        boxes=boxes,
+        image_width=width,
+        image_height=height,
+        annotator=str(annotator) if annotator is not None else None,
+        vendor_created_at=annotation.created_at,
+        vendor_updated_at=annotation.updated_at or annotation.created_at,
+    )

@@ -19,20 +19,16 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from framesift.ports import (
-    BlobStore,
-    LabelingRequest,
-    LabelingTask,
-    NotFound,
-    PreconditionFailed,
-)
+from framesift.config import Vendor
+from framesift.errors import NotFound, PreconditionFailed
+from framesift.ports import BlobStore, LabelingRequest, LabelingTask
 
 PREFIX = "manifests/"
 _MAX_SWAPS = 20
 
 
 class ManifestVendor:
-    name = "manifest"
+    name = Vendor.MANIFEST.value
 
     def __init__(self, blobs: BlobStore, bucket: str) -> None:
         self._blobs = blobs

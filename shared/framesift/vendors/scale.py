@@ -1,27 +1,41 @@
-"""Scale AI through its official client (``scaleapi``): one image-annotation task per frame.
+"""Scale AI, both ways: tasks out through its official client (``scaleapi``), callbacks in.
 
-``unique_id`` is the frame id, so Scale itself refuses a second task for a frame: a 409 on
-create is success, and the existing task is looked up (``GET /v1/tasks?unique_id=``).
+Out: one image-annotation task per frame. ``unique_id`` is the frame id, so Scale itself refuses
+a second task for a frame: a 409 on create is success, and the existing task is looked up
+(``GET /v1/tasks?unique_id=``). The client retries 408/429/5xx by itself (three times,
+honouring Retry-After) but only over https; whatever reaches us is sorted here: 408/429/5xx and
+connection failures are :class:`VendorUnavailable` (the labeler backs off and retries, then
+Pub/Sub redelivers), and 401/402/400/404 are a :class:`VendorRejected` that no retry can fix.
+The API key is never logged: the client sends it as basic auth and its errors carry only
+Scale's message. The client is imported when the vendor is built, so a function that only
+receives callbacks never loads it.
 
-The client retries 408/429/5xx by itself (three times, honouring Retry-After) but only over
-https; whatever reaches us is sorted here: 408/429/5xx and connection failures are
-:class:`VendorUnavailable` (the labeler backs off and retries, then Pub/Sub redelivers), and
-401/402/400/404 are a :class:`VendorRejected` that no retry can fix. The API key is never
-logged: the client sends it as basic auth and its errors carry only Scale's message.
+In (``POST {webhook_url}/scale``, authenticated by the :data:`CALLBACK_AUTH_HEADER` header):
+``{"task_id", "task": {..., "status", "metadata", "unique_id", "completed_at"}, "response":
+{"annotations": [{"uuid", "label", "left", "top", "width", "height", "attributes"}]}}``, boxes
+in pixels; an errored task has ``response.error`` instead, a cancelled one ``task.status ==
+"canceled"``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from scaleapi import ScaleClient
-from scaleapi.exceptions import ScaleDuplicateResource, ScaleException
-from scaleapi.tasks import TaskType
+from pydantic import BaseModel, ConfigDict, Field
 
-from framesift.config import Settings
+from framesift.config import Settings, Vendor
+from framesift.documents import AnnotationRecord, AnnotationStatus, Box
 from framesift.errors import VendorRejected, VendorUnavailable
 from framesift.ports import LabelingRequest, LabelingTask
 
+if TYPE_CHECKING:
+    from scaleapi.exceptions import ScaleException
+
+NAME = Vendor.SCALE.value
+# The header in which Scale sends back the callback auth key (its name, not the key).
+CALLBACK_AUTH_HEADER = "scale-callback-auth"
 _RETRYABLE = {408, 429}
 
 
@@ -30,9 +44,11 @@ def _retryable(code: int | None) -> bool:
 
 
 class ScaleVendor:
-    name = "scale"
+    name = NAME
 
     def __init__(self, settings: Settings) -> None:
+        from scaleapi import ScaleClient
+
         if settings.scale_api_key is None:
             raise VendorRejected("FRAMESIFT_SCALE_API_KEY is not set")
         self._settings = settings
@@ -46,6 +62,9 @@ class ScaleVendor:
         return [self._create(frame) for frame in frames]
 
     def _create(self, frame: LabelingRequest) -> LabelingTask:
+        from scaleapi.exceptions import ScaleDuplicateResource, ScaleException
+        from scaleapi.tasks import TaskType
+
         settings = self._settings
         callback = f"{settings.webhook_url.rstrip('/')}/scale" if settings.webhook_url else None
         try:
@@ -73,6 +92,8 @@ class ScaleVendor:
             raise self._error(exc, "create a task") from exc
 
     def _existing(self, frame_id: str) -> LabelingTask:
+        from scaleapi.exceptions import ScaleException
+
         try:
             found = self._client.tasks(unique_id=frame_id).docs
         except ScaleException as exc:
@@ -85,3 +106,83 @@ class ScaleVendor:
     def _error(exc: ScaleException, doing: str) -> Exception:
         message = f"Scale could not {doing}: {exc}"
         return VendorUnavailable(message) if _retryable(exc.code) else VendorRejected(message)
+
+
+# --- Callbacks ----------------------------------------------------------------------------
+
+
+class ScaleBox(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    uuid: str | None = None
+    label: str
+    left: float
+    top: float
+    width: float = Field(ge=0)
+    height: float = Field(ge=0)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScaleResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    annotations: list[ScaleBox] = Field(default_factory=list)
+    error: str | None = None
+
+
+class ScaleTask(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    task_id: str
+    status: str
+    unique_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ScaleCallback(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    task_id: str
+    task: ScaleTask
+    response: ScaleResponse | None = None
+
+    def records(self) -> list[AnnotationRecord]:
+        task = self.task
+        frame_id = task.metadata.get("frame_id") or task.unique_id
+        response = self.response or ScaleResponse()
+        if response.error or task.status == "error":
+            status = AnnotationStatus.ERROR
+        elif task.status == "canceled":
+            status = AnnotationStatus.CANCELLED
+        elif response.annotations:
+            status = AnnotationStatus.SUBMITTED
+        else:
+            status = AnnotationStatus.EMPTY
+        return [
+            AnnotationRecord(
+                id=AnnotationRecord.make_id(NAME, self.task_id),
+                frame_id=str(frame_id) if frame_id else None,
+                vendor=NAME,
+                task_id=self.task_id,
+                annotation_id=self.task_id,
+                status=status,
+                boxes=[
+                    Box(
+                        label=box.label,
+                        left=box.left,
+                        top=box.top,
+                        width=box.width,
+                        height=box.height,
+                        region_id=box.uuid,
+                        attributes=box.attributes,
+                    )
+                    for box in response.annotations
+                ],
+                vendor_created_at=task.created_at,
+                vendor_updated_at=task.updated_at or task.completed_at,
+                error=response.error,
+            )
+        ]

@@ -31,44 +31,30 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from framesift.config import Settings, Topics, pubsub_max_delivery_attempts
+from framesift.config import Settings
+from framesift.topology import (
+    FUNCTIONS,
+    WEBHOOK,
+    FunctionSpec,
+    Topics,
+    pubsub_max_delivery_attempts,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".framesift" / "devstack"
-PROJECT = "framesift-local"
-RAW_BUCKET = "framesift-raw"
-FRAMES_BUCKET = "framesift-frames"
-BIGQUERY_DATASET = "framesift"
+# The stack's names are the settings' defaults, so a shell with no FRAMESIFT_* set matches it.
+_DEFAULTS = Settings.model_construct()
+PROJECT = _DEFAULTS.project
+RAW_BUCKET = _DEFAULTS.raw_bucket
+FRAMES_BUCKET = _DEFAULTS.frames_bucket
+BIGQUERY_DATASET = _DEFAULTS.bigquery_dataset
 
 
 class DevStackError(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """A deployed function: its folder under ``functions/``, entry point and trigger topic."""
-
-    name: str
-    target: str
-    signature: str  # "cloudevent" or "http"
-    topics: tuple[str, ...] = ()
-
-
-FUNCTIONS: tuple[FunctionSpec, ...] = (
-    FunctionSpec(
-        "sampler", "sample_video", "cloudevent", (Topics.RAW_OBJECTS, Topics.VIDEO_SEGMENTS)
-    ),
-    FunctionSpec(
-        "dedup", "dedup_frames", "cloudevent", (Topics.FRAMES_SAMPLED, Topics.RAW_OBJECTS)
-    ),
-    FunctionSpec("labeler", "request_labels", "cloudevent", (Topics.FRAMES_KEPT,)),
-    FunctionSpec("webhook", "receive_callback", "http"),
-    FunctionSpec("exporter", "export_warehouse", "cloudevent", (Topics.EXPORT_REQUESTS,)),
-)
 
 
 @dataclass
@@ -350,10 +336,9 @@ class DevStack:
             ).ensure_tables(ALL_TABLES)
 
     def _start_functions(self, timeout: float) -> None:
-        # The webhook first: the labeler gives vendors its URL.
-        for spec in sorted(FUNCTIONS, key=lambda spec: spec.signature != "http"):
+        for spec in FUNCTIONS:  # in the table's order: the webhook first
             port = self.start_function(spec, timeout=timeout)
-            if spec.name == "webhook":
+            if spec is WEBHOOK:
                 self._state.env.setdefault("FRAMESIFT_WEBHOOK_URL", f"http://127.0.0.1:{port}")
 
     def start_function(
@@ -367,7 +352,8 @@ class DevStack:
         """Serve a function under functions-framework and subscribe it to its topics; returns
         its port. ``settings_env`` and ``name`` run a second instance with other settings (a
         test's other labeling vendor) as service ``function-{name}``, unsubscribed if asked."""
-        name = name or spec.name
+        instance = replace(spec, name=name or spec.name)
+        name = instance.name
         port = free_port()
         env = {**self._state.env, **(settings_env or {})}
         self._spawn(
@@ -377,11 +363,11 @@ class DevStack:
                 "-m",
                 "functions_framework",
                 "--target",
-                spec.target,
+                spec.entry_point,
                 "--source",
                 str(REPO_ROOT / "functions" / spec.name / "main.py"),
                 "--signature-type",
-                spec.signature,
+                spec.trigger.value,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -402,14 +388,16 @@ class DevStack:
 
             publisher = pubsub_v1.PublisherClient()
             subscriber = pubsub_v1.SubscriberClient()
-            for topic_name in spec.topics if subscribe else ():
+            for topic_name in spec.subscribes if subscribe else ():
                 topic = subscriber.topic_path(self.project, topic_name)
-                dead = publisher.topic_path(self.project, Topics.dead_letter(topic_name, name))
+                dead = publisher.topic_path(self.project, instance.dead_letter_topic(topic_name))
                 publisher.create_topic(name=dead)
                 # As deployed (see infra/), with a backoff kept short for a laptop.
                 subscriber.create_subscription(
                     request={
-                        "name": subscriber.subscription_path(self.project, f"{topic_name}-{name}"),
+                        "name": subscriber.subscription_path(
+                            self.project, instance.subscription(topic_name)
+                        ),
                         "topic": topic,
                         "push_config": {"push_endpoint": f"http://127.0.0.1:{port}/{topic}"},
                         "ack_deadline_seconds": 600,

@@ -1,0 +1,62 @@
+"""The one composition root: which stage object serves each function of the bundle.
+
+:func:`handler` builds the stage of a Pub/Sub function from adapters and settings, importing
+only that stage (and, for the labeler, only the configured vendor), so a deployed function
+loads what it runs and nothing else. The runtime (deployed functions) and the embedded pipeline
+both build their stages here; which topics feed each function is in :mod:`framesift.topology`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from framesift.config import Settings
+from framesift.delivery import GiveUp
+from framesift.events import PubSubMessage
+from framesift.ports import DocumentStore
+from framesift.topology import DEDUP, EXPORTER, LABELER, SAMPLER
+from framesift.wiring import Adapters
+
+if TYPE_CHECKING:
+    from framesift.webhook import CallbackReceiver
+
+
+@dataclass(frozen=True)
+class Handler:
+    """What a Pub/Sub function does with a message, and what it marks when it gives up on one
+    (the labeler marks the message's frames ``labeling_failed``)."""
+
+    handle: Callable[[PubSubMessage], Any]
+    give_up: GiveUp | None = None
+
+
+def handler(function: str, adapters: Adapters, settings: Settings) -> Handler:
+    """The handler of the Pub/Sub function called ``function``."""
+    if function == SAMPLER.name:
+        from framesift.stages.sampler import Sampler
+
+        return Handler(Sampler(adapters, settings).handle_message)
+    if function == DEDUP.name:
+        from framesift.stages.dedup import Dedup
+
+        return Handler(Dedup(adapters, settings).handle_message)
+    if function == LABELER.name:
+        from framesift.stages.labeler import Labeler
+        from framesift.vendors import build_vendor
+
+        labeler = Labeler(adapters, settings, build_vendor(settings, adapters))
+        return Handler(labeler.handle_message, labeler.give_up)
+    if function == EXPORTER.name:
+        from framesift.stages.exporter import Exporter
+
+        return Handler(Exporter(adapters, settings).handle_message)
+    raise KeyError(f"{function!r} is not a Pub/Sub function of the bundle")
+
+
+def callback_receiver(settings: Settings, documents: DocumentStore) -> CallbackReceiver:
+    """The webhook's receiver of vendor callbacks."""
+    from framesift.webhook import CallbackReceiver
+
+    return CallbackReceiver(settings, documents)

@@ -1,0 +1,215 @@
+"""The documents the stages store, one model per kind, with every field a stage writes and
+each status a document can take. Collection names are in :mod:`framesift.topology`.
+
+- ``videos/{id}``: :class:`VideoRecord`, one per object generation;
+- ``video_segments/{id}``: :class:`SegmentRecord`;
+- ``frames/{id}``: :class:`FrameRecord` as the sampler (or dedup, for a photo) writes it, then
+  the fields of :class:`DedupDecision` (``dedup_*``) and :class:`FrameLabeling`
+  (``labeling_*``) merged in by the later stages;
+- ``annotations/{vendor}~{annotation id}``: :class:`AnnotationRecord`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from framesift.naming import source_id
+from framesift.sampling import SamplingPolicy
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class VideoStatus(StrEnum):
+    PROCESSING = "processing"
+    SAMPLED = "sampled"
+    FAILED = "failed"
+
+
+class VideoRecord(BaseModel):
+    """A source video, one document per object generation (a re-upload is a new version)."""
+
+    id: str
+    collector: str
+    video_id: str
+    bucket: str
+    object_name: str
+    generation: int
+    status: VideoStatus
+    size_bytes: int = 0
+    duration_s: float | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
+    policy: SamplingPolicy | None = None
+    segments_total: int | None = None
+    # Set once a long video's segments are on their topic (a redelivery then does nothing).
+    segments_sent: bool = False
+    frames_sampled: int = 0
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @staticmethod
+    def make_id(bucket: str, object_name: str, generation: int) -> str:
+        return source_id("v", bucket, object_name, generation)
+
+
+class SegmentStatus(StrEnum):
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SegmentRecord(BaseModel):
+    id: str
+    video_doc_id: str
+    index: int
+    count: int
+    status: SegmentStatus
+    frames: int = 0
+    error: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class FrameRecord(BaseModel):
+    """A sampled frame stored as a JPEG in the frames bucket, or a photo uploaded as it is."""
+
+    id: str
+    source: Literal["video", "image"] = "video"
+    video_doc_id: str
+    collector: str
+    video_id: str
+    source_generation: int
+    timestamp_ms: int
+    bucket: str
+    object_name: str
+    width: int | None = None
+    height: int | None = None
+    size_bytes: int
+    sha256: str
+    phash: str
+    sharpness: float
+    brightness: float
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @staticmethod
+    def make_id(video_doc_id: str, timestamp_ms: int) -> str:
+        return f"{video_doc_id}_{timestamp_ms:010d}"
+
+
+class DedupStatus(StrEnum):
+    KEPT = "kept"
+    DROPPED = "dropped"
+
+
+class DropReason(StrEnum):
+    EXACT_DUPLICATE = "exact_duplicate"
+    NEAR_DUPLICATE = "near_duplicate"
+    UNREADABLE = "unreadable"
+
+
+class DedupDecision(BaseModel):
+    """What dedup decided for a frame, recorded on the frame document (``dedup_*`` fields)."""
+
+    status: DedupStatus
+    drop_reason: DropReason | None = None
+    duplicate_of: str | None = None
+    distance: int | None = None
+    scope: str | None = None  # "video" or "dataset" for a near duplicate
+    decided_at: datetime = Field(default_factory=utcnow)
+
+    def as_fields(self) -> dict[str, Any]:
+        return {f"dedup_{key}": value for key, value in self.model_dump().items()}
+
+    @classmethod
+    def from_fields(cls, doc: dict[str, Any]) -> DedupDecision | None:
+        if not doc.get("dedup_status"):
+            return None
+        return cls.model_validate(
+            {
+                key.removeprefix("dedup_"): value
+                for key, value in doc.items()
+                if key.startswith("dedup_")
+            }
+        )
+
+
+class LabelingStatus(StrEnum):
+    """A kept frame's ``labeling_status``."""
+
+    REQUESTED = "requested"  # a task exists at the vendor
+    SKIPPED = "skipped"  # left out by the selection policy
+    LABELED = "labeled"  # an annotation (with boxes, or none: a negative) came back
+    CANCELLED = "labeling_cancelled"  # skipped by the annotator or cancelled at the vendor
+    FAILED = "labeling_failed"  # the vendor could not label it, or the request was given up
+
+
+class FrameLabeling(BaseModel):
+    """The labeling fields of a frame document (``labeling_*``, ``labeled_at``), merged in by
+    the labeler and by stored annotations. Only the fields set are written."""
+
+    model_config = ConfigDict(use_enum_values=True)
+
+    labeling_status: LabelingStatus
+    labeling_vendor: str | None = None
+    labeling_task_id: str | None = None
+    labeling_requested_at: datetime | None = None
+    labeling_error: str | None = None
+    labeling_skip_reason: str | None = None
+    labeled_at: datetime | None = None
+
+    def as_fields(self) -> dict[str, Any]:
+        return self.model_dump(mode="python", exclude_unset=True)
+
+
+class AnnotationStatus(StrEnum):
+    SUBMITTED = "submitted"
+    EMPTY = "empty"  # submitted with no box: the frame has nothing of the classes
+    CANCELLED = "cancelled"  # skipped by the annotator or cancelled at the vendor
+    ERROR = "error"  # the vendor could not label it
+    DELETED = "deleted"
+
+
+class Box(BaseModel):
+    label: str
+    left: float  # pixels
+    top: float
+    width: float
+    height: float
+    x: float | None = None  # the same, as fractions 0..1 of the image size (when known)
+    y: float | None = None
+    w: float | None = None
+    h: float | None = None
+    rotation: float = 0.0
+    region_id: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnnotationRecord(BaseModel):
+    id: str
+    frame_id: str | None
+    vendor: str
+    task_id: str | None
+    annotation_id: str
+    status: AnnotationStatus
+    boxes: list[Box] = Field(default_factory=list)
+    image_width: int | None = None
+    image_height: int | None = None
+    annotator: str | None = None
+    vendor_created_at: datetime | None = None
+    vendor_updated_at: datetime | None = None
+    error: str | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @staticmethod
+    def make_id(vendor: str, annotation_id: str) -> str:
+        return f"{vendor}~{annotation_id}"

@@ -1,0 +1,130 @@
+"""The messages the stages send each other on Pub/Sub, each parsed from a
+:class:`~framesift.events.PubSubMessage` by its ``from_message`` (a malformed one raises
+:class:`~framesift.errors.BadEvent`).
+
+- ``video-segments``: :class:`SegmentTask`, one part of a long video (sampler to sampler);
+- ``frames-sampled``: :class:`FrameBatch`, a chunk of one segment's frames (sampler to dedup);
+- ``frames-kept``: :class:`KeptFrames`, a batch's kept frames (dedup to labeler);
+- ``export-requests``: :class:`ExportRequest` (Cloud Scheduler, or an operator, to exporter).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from framesift.errors import BadEvent
+from framesift.events import PubSubMessage
+from framesift.sampling import SamplingPolicy
+
+# Attribute that marks a message on the video-segments topic.
+SEGMENT_MESSAGE = "framesift-segment"
+
+
+class _Message(BaseModel):
+    # What the message is called in the error a malformed one raises.
+    kind: ClassVar[str]
+
+    @classmethod
+    def from_message(cls, message: PubSubMessage) -> Self:
+        try:
+            return cls.model_validate(message.json_payload())
+        except ValidationError as exc:
+            raise BadEvent(f"malformed {cls.kind}: {exc}") from exc
+
+
+class SampledFrame(BaseModel):
+    """What dedup needs of a frame, so it never downloads the JPEG again."""
+
+    frame_id: str
+    timestamp_ms: int
+    bucket: str
+    object_name: str
+    sha256: str
+    phash: str
+    sharpness: float
+    brightness: float
+    width: int | None = None
+    height: int | None = None
+
+
+class FrameBatch(_Message):
+    """One message to the dedup stage: a chunk of one segment's sampled frames."""
+
+    kind: ClassVar[str] = "frame batch"
+
+    video_doc_id: str
+    collector: str
+    video_id: str
+    segment_index: int
+    batch_index: int
+    batch_count: int
+    frames: list[SampledFrame]
+
+    @property
+    def batch_id(self) -> str:
+        return f"{self.video_doc_id}_{self.segment_index:05d}_{self.batch_index:04d}"
+
+
+class KeptFrames(_Message):
+    """One message to the labeler: the frames of one dedup batch that were kept."""
+
+    kind: ClassVar[str] = "kept-frames message"
+
+    batch_id: str
+    collector: str
+    video_doc_id: str = ""
+    video_id: str = ""
+    frames: list[SampledFrame]
+
+
+class Segment(BaseModel):
+    """The part ``[start_s, end_s)`` of a stream (absolute stream times) one invocation samples.
+
+    ``first_frame`` is the index of its first frame, for the every-N-frames policy.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    start_s: float = 0.0
+    end_s: float | None = None
+    first_frame: int = 0
+
+
+class SegmentTask(_Message):
+    """One part of a video for one sampler invocation (a message on the video-segments topic)."""
+
+    kind: ClassVar[str] = "segment task"
+
+    video_doc_id: str
+    bucket: str
+    object_name: str
+    generation: int
+    collector: str
+    video_id: str
+    policy: SamplingPolicy
+    start_time_s: float  # the stream's start time, subtracted from frame timestamps
+    index: int
+    count: int
+    segment: Segment
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def segment_id(self) -> str:
+        return f"{self.video_doc_id}_{self.index:05d}"
+
+
+class ExportRequest(_Message):
+    """A request to export: the scheduler's tick (``{"full": false}``), or a full re-export."""
+
+    kind: ClassVar[str] = "export request"
+
+    full: bool = False
+
+    @classmethod
+    def from_message(cls, message: PubSubMessage) -> ExportRequest:
+        """An empty message, or one whose JSON is not an object, is an ordinary tick."""
+        payload = message.json_payload() if message.data else {}
+        return cls(full=bool(isinstance(payload, dict) and payload.get("full")))
