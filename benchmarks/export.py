@@ -27,7 +27,7 @@ from framesift.config import Backend, Settings
 from framesift.schemas import ALL_TABLES, FRAMES_TABLE
 from framesift.stages.exporter import Exporter, row_of
 from framesift.wiring import build_adapters
-from tests.bulk import write_frame_documents
+from tests.support.bulk import write_frame_documents
 
 
 def count_jobs(warehouse: Any) -> dict[str, int]:

@@ -20,12 +20,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from framesift_dev.devstack import RAW_BUCKET, DevStack
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage  # type: ignore[attr-defined]
 
 from framesift.documents import VideoRecord
 from framesift.media import generate_test_video
+from framesift_dev.devstack import RAW_BUCKET, DevStack
 
 
 def peak_kib(group: int) -> int:

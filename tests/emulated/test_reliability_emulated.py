@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, DevStack
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, pubsub_v1, storage
 
@@ -30,11 +29,13 @@ from framesift.config import Settings
 from framesift.documents import VideoRecord
 from framesift.media import generate_test_video
 from framesift.topology import FUNCTIONS, Topics, pubsub_max_delivery_attempts
-from tests.conftest import emulator_environment, function_log, push_to_function, tap, wait_for
-from tests.fakes.scale import API_KEY as SCALE_API_KEY
-from tests.fakes.scale import FakeScale
-from tests.faults import CuttableLink
-from tests.test_pipeline_emulated import scale_completes
+from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, DevStack
+from tests.support.faults import CuttableLink
+from tests.support.payloads import scale_completes
+from tests.support.scale import API_KEY as SCALE_API_KEY
+from tests.support.scale import FakeScale
+from tests.support.stack import emulator_environment, function_log, push_to_function, tap
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.emulated
 

@@ -8,13 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
-from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, StackState
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
 from framesift.documents import VideoRecord
 from framesift.topology import Topics
-from tests.conftest import function_log, push_to_function, tap, wait_for
+from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, StackState
+from tests.support.stack import function_log, push_to_function, tap
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.emulated
 

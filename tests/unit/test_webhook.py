@@ -11,10 +11,10 @@ import pytest
 from framesift import runtime
 from framesift.config import get_settings
 from framesift.wiring import build_adapters
+from tests.support.payloads import FRAME, ls_event, scale_box, scale_callback
 
 SCALE_KEY = "scale-callback-key-for-tests"
 LS_SECRET = "labelstudio-secret-for-tests"
-FRAME = "v_webhook_0000001000"
 
 
 @pytest.fixture
@@ -34,70 +34,6 @@ def client(tmp_path, monkeypatch):
     yield app.test_client(), documents
     for cached in (get_settings, runtime.adapters, runtime.callbacks):
         cached.cache_clear()
-
-
-def scale_callback(task_id="t1", completed_at="2026-11-20T10:00:00Z", boxes=None, **task):
-    boxes = boxes if boxes is not None else [_scale_box("car", 64, 48, 128, 96)]
-    return {
-        "task_id": task_id,
-        "task": {
-            "task_id": task_id,
-            "status": "completed",
-            "unique_id": FRAME,
-            "metadata": {"frame_id": FRAME},
-            "created_at": "2026-11-20T09:00:00Z",
-            "completed_at": completed_at,
-            "params": {"attachment": "https://example.test/a.jpg"},
-            **task,
-        },
-        "response": {"annotations": boxes},
-    }
-
-
-def _scale_box(label, left, top, width, height):
-    return {
-        "uuid": f"u-{label}-{left}",
-        "label": label,
-        "left": left,
-        "top": top,
-        "width": width,
-        "height": height,
-        "attributes": {"occluded": "no"},
-    }
-
-
-def ls_event(action="ANNOTATION_CREATED", annotation_id=7, updated_at="2026-11-20T10:00:00Z"):
-    return {
-        "action": action,
-        "annotation": {
-            "id": annotation_id,
-            "result": [
-                {
-                    "id": "r1",
-                    "type": "rectanglelabels",
-                    "from_name": "label",
-                    "to_name": "image",
-                    "original_width": 640,
-                    "original_height": 480,
-                    "value": {
-                        "x": 10,
-                        "y": 20,
-                        "width": 25,
-                        "height": 50,
-                        "rotation": 0,
-                        "rectanglelabels": ["person"],
-                    },
-                }
-            ],
-            "completed_by": 1,
-            "created_at": "2026-11-20T09:00:00Z",
-            "updated_at": updated_at,
-            "was_cancelled": False,
-            "task": 3,
-        },
-        "task": {"id": 3, "data": {"image": "gs://f/a.jpg", "frame_id": FRAME}},
-        "project": {"id": 1},
-    }
 
 
 def post_scale(client, body, key=SCALE_KEY):
@@ -133,7 +69,7 @@ def test_scale_callback_is_stored_normalised_and_marks_the_frame_labeled(client)
 def test_duplicate_and_out_of_order_callbacks_keep_the_newest(client):
     http, documents = client
     newer = scale_callback(
-        completed_at="2026-11-21T00:00:00Z", boxes=[_scale_box("bus", 0, 0, 10, 10)]
+        completed_at="2026-11-21T00:00:00Z", boxes=[scale_box("bus", 0, 0, 10, 10)]
     )
     older = scale_callback(completed_at="2026-11-20T00:00:00Z")
     assert post_scale(http, newer).json == {"stored": 1, "unchanged": 0}
@@ -201,7 +137,7 @@ def test_unknown_frames_oversized_bodies_routes_and_methods_are_refused(client):
     assert response.status_code == 422 and "unknown frame" in response.json["error"]
     assert documents.get("annotations", "scale~t-unknown") is None
 
-    huge = scale_callback(boxes=[_scale_box("car", i, i, 1, 1) for i in range(2000)])
+    huge = scale_callback(boxes=[scale_box("car", i, i, 1, 1) for i in range(2000)])
     assert post_scale(http, huge).status_code == 413
     assert documents.get("annotations", "scale~t1") is None
     assert http.get("/scale").status_code == 405

@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
 from framesift.documents import VideoRecord
-from framesift.media import generate_test_video
 from framesift.messages import KeptFrames
 from framesift.topology import LABELER, Topics
-from tests.conftest import push_to_function, wait_for
+from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET
+from tests.support.stack import push_to_function
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.emulated
 
@@ -70,41 +70,6 @@ def test_uploaded_video_ends_as_one_scale_task_per_kept_frame(devstack, media, s
         assert task["callback_url"] == f"{devstack.env['FRAMESIFT_WEBHOOK_URL']}/scale"
         # The emulator serves media without signing: the attachment is the object's media link.
         assert frame["object_name"].replace("/", "%2F") in task["params"]["attachment"]
-
-
-@pytest.fixture(scope="module")
-def stored_frames(devstack, tmp_path_factory) -> list[dict]:
-    """Three JPEG frames in the frames bucket and their Firestore documents."""
-    folder = tmp_path_factory.mktemp("frames")
-    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
-    db = firestore.Client(project=devstack.project)
-    clip = folder / "clip.mp4"
-    generate_test_video(str(clip), seconds=1, fps="3")
-    import subprocess
-
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), str(folder / "f%d.jpg")], check=True)
-    frames = []
-    for index, path in enumerate(sorted(folder.glob("f*.jpg"))[:3]):
-        frame_id = f"v_labeler_emulated_{index:010d}"
-        name = f"cam/labeler/{index:010d}.jpg"
-        gcs.bucket(FRAMES_BUCKET).blob(name).upload_from_filename(str(path))
-        frame = {
-            "id": frame_id,
-            "video_doc_id": "v_labeler_emulated",
-            "timestamp_ms": index * 333,
-            "bucket": FRAMES_BUCKET,
-            "object_name": name,
-            "sha256": f"{index:064x}",
-            "phash": f"{index:016x}",
-            "sharpness": 1.0,
-            "brightness": 0.5,
-            "width": 320,
-            "height": 240,
-            "dedup_status": "kept",
-        }
-        db.collection("frames").document(frame_id).set(frame)
-        frames.append(frame)
-    return frames
 
 
 def test_manifest_instance_writes_each_frame_once(devstack_manager, devstack, stored_frames):

@@ -18,7 +18,7 @@ from framesift.documents import AnnotationRecord, AnnotationStatus, Box
 from framesift.stages.exporter import Exporter
 from framesift.topology import Collections
 from framesift.wiring import Adapters, build_adapters
-from tests.bulk import write_frame_documents
+from tests.support.bulk import write_frame_documents
 
 
 @pytest.fixture(params=["embedded", pytest.param("emulated", marks=pytest.mark.emulated)])

@@ -8,36 +8,16 @@ import json
 
 import pytest
 import requests
-from framesift_dev.devstack import BIGQUERY_DATASET, RAW_BUCKET
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, firestore, pubsub_v1, storage
 
 from framesift.documents import VideoRecord
 from framesift.topology import Topics
-from tests.conftest import wait_for
+from framesift_dev.devstack import BIGQUERY_DATASET, RAW_BUCKET
+from tests.support.payloads import scale_completes
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.emulated
-
-
-def scale_completes(task: dict) -> dict:
-    """The callback Scale posts when a task is done: the task and its response, one box."""
-    return {
-        "task_id": task["task_id"],
-        "task": {**task, "status": "completed", "completed_at": "2026-11-22T12:00:00Z"},
-        "response": {
-            "annotations": [
-                {
-                    "uuid": f"box-{task['task_id']}",
-                    "label": "car",
-                    "left": 32,
-                    "top": 24,
-                    "width": 64,
-                    "height": 48,
-                    "attributes": {},
-                }
-            ]
-        },
-    }
 
 
 def test_upload_to_bigquery(devstack, media, scale, unique):

@@ -6,18 +6,13 @@ import json
 import sys
 
 import pytest
-from framesift_dev.devstack import RAW_BUCKET
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, storage
 from PIL import Image
 from typer.testing import CliRunner
 
 from framesift import cli
 from framesift.config import Backend, Settings
-from framesift.documents import VideoRecord
 from framesift.report import COLUMNS, THUMB_WIDTH
 from framesift.upload import upload_file
-from tests.conftest import wait_for
 
 runner = CliRunner()
 
@@ -119,30 +114,6 @@ def test_upload_needs_the_cloud_backend(media, tmp_path):
     settings = Settings(backend=Backend.EMBEDDED, workdir=tmp_path)
     with pytest.raises(PermanentError, match="FRAMESIFT_BACKEND=gcp"):
         upload_file(settings, media["parked"], "cam", lambda sent: None)
-
-
-@pytest.mark.emulated
-def test_upload_lands_under_the_naming_standard_and_is_sampled(devstack, media, unique):
-    settings = Settings(backend=Backend.GCP, project=devstack.project, raw_bucket=RAW_BUCKET)
-    reported: list[int] = []
-    name = upload_file(settings, media["clip_4s_ntsc"], f"dev-{unique}", reported.append)
-
-    assert name == f"dev-{unique}/clip_4s_ntsc.mp4"
-    size = media["clip_4s_ntsc"].stat().st_size
-    assert reported[-1] == size and reported == sorted(reported)
-    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
-    blob = gcs.bucket(RAW_BUCKET).get_blob(name)
-    assert blob is not None and blob.size == size
-    video = VideoRecord.make_id(RAW_BUCKET, name, int(blob.generation))
-    db = firestore.Client(project=devstack.project)
-    doc = wait_for(
-        lambda: (
-            (db.collection("videos").document(video).get().to_dict() or {}).get("status")
-            == "sampled"
-        ),
-        "the uploaded video to be sampled",
-    )
-    assert doc
 
 
 def test_export_warehouse_and_bench_commands(media, tmp_path):

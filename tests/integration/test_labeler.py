@@ -1,7 +1,7 @@
 """Labeler: one task per kept frame at each vendor, whatever the redeliveries; vendor errors.
 
 Embedded stack here (folder buckets, SQLite, in-process Pub/Sub); Scale is the local fake at
-the HTTP level (tests/fakes/scale.py). Label Studio (real) and the emulated stack have their
+the HTTP level (tests/support/scale.py). Label Studio (real) and the emulated stack have their
 own modules.
 """
 
@@ -19,7 +19,7 @@ from framesift.messages import KeptFrames
 from framesift.stages.labeler import Labeler
 from framesift.topology import Collections, Topics
 from framesift.vendors.scale import ScaleVendor
-from tests.fakes.scale import API_KEY
+from tests.support.scale import API_KEY
 
 
 @pytest.fixture

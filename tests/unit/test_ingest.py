@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from framesift.cli import app
 from framesift.config import Backend, Settings
 from framesift.wiring import build_adapters
-from tests.test_webhook import FRAME, ls_event, scale_callback
+from tests.support.payloads import FRAME, ls_event, scale_callback
 
 
 def _documents(tmp_path):

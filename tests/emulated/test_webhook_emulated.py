@@ -18,10 +18,8 @@ from framesift.stages.labeler import Labeler
 from framesift.topology import WEBHOOK
 from framesift.vendors.labelstudio import LabelStudioVendor
 from framesift.wiring import build_adapters
-from tests.conftest import wait_for
-from tests.test_labeler_emulated import stored_frames  # noqa: F401 (a fixture)
-from tests.test_labeler_labelstudio import _kept
-from tests.test_webhook import scale_callback
+from tests.support.payloads import kept_frames, scale_callback
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.emulated
 
@@ -43,7 +41,7 @@ def _frame_body(frames: list[dict], task_id: str) -> dict:
     return body
 
 
-def test_scale_callback_lands_in_firestore_once(devstack, stored_frames, unique):  # noqa: F811
+def test_scale_callback_lands_in_firestore_once(devstack, stored_frames, unique):
     body = _frame_body(stored_frames, f"t-{unique}")
     first = _post_scale(devstack, "webhook", body)
     again = _post_scale(devstack, "webhook", body)
@@ -59,7 +57,7 @@ def test_scale_callback_lands_in_firestore_once(devstack, stored_frames, unique)
 def test_firestore_down_is_a_503_and_the_retry_loses_nothing(
     devstack_manager,
     devstack,
-    stored_frames,  # noqa: F811
+    stored_frames,
     unique,
 ):
     # A webhook instance whose Firestore is unreachable (a closed port), then the vendor's retry
@@ -126,7 +124,7 @@ def _label(devstack, labelstudio, project: str, webhook: bool) -> tuple[LabelStu
     settings = _labelstudio_settings(devstack, labelstudio, project, webhook)
     adapters = build_adapters(settings)
     vendor = LabelStudioVendor(settings, adapters.documents)
-    kept = _kept(settings, 1, batch=project)
+    kept = kept_frames(settings, 1, batch=project)
     adapters.documents.merge("frames", kept.frames[0].frame_id, {"id": kept.frames[0].frame_id})
     Labeler(adapters, settings, vendor).handle(kept)
     frame = adapters.documents.get("frames", kept.frames[0].frame_id) or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from framesift_dev.devstack import DevStack, DevStackError, _alive, _tcp_open
 
 pytestmark = pytest.mark.emulated

@@ -10,18 +10,13 @@ import random
 import threading
 
 import pytest
-from framesift_dev.devstack import RAW_BUCKET
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, pubsub_v1, storage
 
 from framesift.config import Backend, DedupScope, Settings
-from framesift.documents import VideoRecord
 from framesift.local import EmbeddedPipeline
 from framesift.messages import FrameBatch, KeptFrames, SampledFrame
 from framesift.stages.dedup import BatchOutcome, Dedup
 from framesift.topology import Topics
 from framesift.wiring import Adapters, build_adapters
-from tests.conftest import wait_for
 
 
 def _frames(pipeline: EmbeddedPipeline, video_doc_id: str) -> list[dict]:
@@ -207,40 +202,3 @@ def test_two_instances_at_once_never_both_keep_near_twins_firestore(devstack, un
     )
     adapters = build_adapters(settings)
     assert _decide_at_once(adapters, settings, rounds=10, prefix=unique) == [1] * 10
-
-
-@pytest.mark.emulated
-def test_sampled_frames_are_deduplicated_by_the_dedup_function(devstack, media, unique):
-    subscriber = pubsub_v1.SubscriberClient()
-    audit = subscriber.subscription_path(devstack.project, f"kept-{unique}")
-    subscriber.create_subscription(
-        name=audit, topic=subscriber.topic_path(devstack.project, Topics.FRAMES_KEPT)
-    )
-    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
-    db = firestore.Client(project=devstack.project)
-    blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/parked.mp4")
-    blob.upload_from_filename(str(media["parked"]), content_type="video/mp4")
-    video_doc_id = VideoRecord.make_id(RAW_BUCKET, blob.name, int(blob.generation))
-
-    def decided() -> list[dict] | None:
-        query = db.collection("frames").where(
-            filter=firestore.FieldFilter("video_doc_id", "==", video_doc_id)
-        )
-        frames = [d.to_dict() for d in query.stream()]
-        return frames if len(frames) == 6 and all(f.get("dedup_status") for f in frames) else None
-
-    frames = sorted(
-        wait_for(decided, "dedup to decide every frame"), key=lambda f: f["timestamp_ms"]
-    )
-
-    # Its two segments are decided in either order: whichever frame came first is the one kept.
-    [kept_frame] = [f for f in frames if f["dedup_status"] == "kept"]
-    dropped = [f for f in frames if f["dedup_status"] == "dropped"]
-    assert len(dropped) == 5
-    assert {f["dedup_duplicate_of"] for f in dropped} == {kept_frame["id"]}
-    sent = wait_for(
-        lambda: subscriber.pull(subscription=audit, max_messages=10, timeout=10).received_messages,
-        "the kept frames to reach the labeler's topic",
-    )
-    kept = [KeptFrames.model_validate_json(m.message.data) for m in sent]
-    assert [f.frame_id for k in kept for f in k.frames] == [kept_frame["id"]]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from framesift_dev.devstack import StackState
 
 from framesift.adapters.embedded import DuckDbWarehouse, SqliteDocumentStore
 from framesift.adapters.gcp import BigQueryWarehouse, FirestoreDocumentStore
 from framesift.schemas import ALL_TABLES, FRAMES_TABLE
+from framesift_dev.devstack import StackState
 
 
 @pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.emulated)])

@@ -3,7 +3,6 @@ program declares is recorded with its inputs, and the deployment's rules are che
 
 from __future__ import annotations
 
-import sys
 import zipfile
 from collections import defaultdict
 from pathlib import Path
@@ -12,8 +11,7 @@ from typing import Any
 import pulumi
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "infra"))
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PROJECT = "demo-project"
 PROJECT_NUMBER = "123456"

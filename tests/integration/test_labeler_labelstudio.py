@@ -7,10 +7,10 @@ from pydantic import SecretStr
 
 from framesift.config import Vendor
 from framesift.errors import VendorRejected
-from framesift.messages import KeptFrames
 from framesift.stages.labeler import Labeler
 from framesift.vendors.labelstudio import SECRET_HEADER, WEBHOOK_ACTIONS, LabelStudioVendor
 from framesift.wiring import build_adapters
+from tests.support.payloads import kept_frames
 
 pytestmark = pytest.mark.labelstudio
 
@@ -30,32 +30,6 @@ def settings(embedded_settings, labelstudio, unique):
     )
 
 
-def _kept(settings, count: int, batch: str = "b1") -> KeptFrames:
-    return KeptFrames.model_validate(
-        {
-            "batch_id": batch,
-            "collector": "cam",
-            "video_id": "drive",
-            "video_doc_id": "v_drive",
-            "frames": [
-                {
-                    "frame_id": f"v_{batch}_{i:010d}",
-                    "timestamp_ms": i * 1000,
-                    "bucket": settings.frames_bucket,
-                    "object_name": f"cam/drive/{i * 1000:010d}.jpg",
-                    "sha256": f"{i:064x}",
-                    "phash": f"{i:016x}",
-                    "sharpness": 1.0,
-                    "brightness": 0.5,
-                    "width": 320,
-                    "height": 240,
-                }
-                for i in range(count)
-            ],
-        }
-    )
-
-
 def _tasks(vendor: LabelStudioVendor) -> list:
     return list(vendor.client.tasks.list(project=vendor.project_id(), fields="all"))
 
@@ -64,7 +38,7 @@ def test_one_task_per_frame_whatever_the_redeliveries(settings):
     adapters = build_adapters(settings)
     vendor = LabelStudioVendor(settings, adapters.documents)
     labeler = Labeler(adapters, settings, vendor)
-    kept = _kept(settings, 5)
+    kept = kept_frames(settings, 5)
 
     first = labeler.handle(kept)
     again = [labeler.handle(kept) for _ in range(2)]
@@ -85,7 +59,7 @@ def test_one_task_per_frame_whatever_the_redeliveries(settings):
 def test_tasks_imported_before_a_crash_are_found_not_imported_again(settings):
     adapters = build_adapters(settings)
     vendor = LabelStudioVendor(settings, adapters.documents)
-    kept = _kept(settings, 4)
+    kept = kept_frames(settings, 4)
     labeler = Labeler(adapters, settings, vendor)
     # The crash: the first two frames were imported, nothing was recorded on the frames.
     early = vendor.request(kept.batch_id, [labeler._request(kept, f) for f in kept.frames[:2]])
@@ -126,4 +100,4 @@ def test_a_refused_token_is_a_permanent_error(settings):
     adapters = build_adapters(settings)
     labeler = Labeler(adapters, settings, LabelStudioVendor(settings, adapters.documents))
     with pytest.raises(VendorRejected, match="401"):
-        labeler.handle(_kept(settings, 1))
+        labeler.handle(kept_frames(settings, 1))

@@ -55,7 +55,7 @@ def test_frames_below_the_sharpness_floor_are_skipped_and_the_sharpest_go_first(
 
 def test_a_policy_plugged_in_by_import_path_decides(media, embedded_settings):
     settings = embedded_settings.model_copy(
-        update={"selection_policy": "tests.fakes.policies:whole_seconds_only"}
+        update={"selection_policy": "tests.support.policies:whole_seconds_only"}
     )
     pipeline = EmbeddedPipeline(settings)
     pipeline.run([media["clip_5s_25fps"]], "cam")

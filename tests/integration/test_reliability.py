@@ -19,7 +19,7 @@ from framesift.messages import KeptFrames
 from framesift.stages.exporter import Exporter
 from framesift.topology import Collections, Topics
 from framesift.webhook import CallbackReceiver
-from tests.test_webhook import scale_callback
+from tests.support.payloads import scale_callback
 
 
 def _chaotic(settings, seed: int) -> EmbeddedPipeline:

@@ -1,0 +1,52 @@
+"""The webhook's entry point, called with the request a vendor's callback makes."""
+
+import flask
+import pytest
+
+from framesift import runtime
+from framesift.topology import WEBHOOK, Collections
+from framesift.vendors.scale import CALLBACK_AUTH_HEADER
+from tests.support.entry_points import entry_point
+from tests.support.payloads import FRAME, scale_callback
+
+KEY = "scale-callback-key-for-main-test"
+
+
+@pytest.fixture
+def callback_settings(function_settings, monkeypatch):
+    monkeypatch.setenv("FRAMESIFT_SCALE_CALLBACK_AUTH_KEY", KEY)
+    from framesift.config import get_settings
+
+    get_settings.cache_clear()
+    runtime.callbacks.cache_clear()
+    return get_settings()
+
+
+def _post(receive_callback, body, key):
+    app = flask.Flask(__name__)
+    with app.test_request_context(
+        "/scale", method="POST", json=body, headers={CALLBACK_AUTH_HEADER: key}
+    ):
+        return receive_callback(flask.request)
+
+
+def test_a_scale_callback_is_stored_once_however_often_delivered(callback_settings):
+    receive_callback = entry_point(WEBHOOK)
+    documents = runtime.adapters().documents
+    documents.create(Collections.FRAMES, FRAME, {"id": FRAME, "width": 640, "height": 480})
+
+    first = _post(receive_callback, scale_callback(), KEY)
+    again = _post(receive_callback, scale_callback(), KEY)
+
+    assert (first.status_code, first.json) == (200, {"stored": 1, "unchanged": 0})
+    assert (again.status_code, again.json) == (200, {"stored": 0, "unchanged": 1})
+    assert (documents.get(Collections.FRAMES, FRAME) or {})["labeling_status"] == "labeled"
+
+
+def test_a_wrong_key_is_refused_and_nothing_stored(callback_settings):
+    receive_callback = entry_point(WEBHOOK)
+
+    response = _post(receive_callback, scale_callback(), "not-the-key")
+
+    assert response.status_code == 401
+    assert runtime.adapters().documents.get(Collections.ANNOTATIONS, "scale~t1") is None
