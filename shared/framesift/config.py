@@ -40,97 +40,219 @@ class ImageUrlMode(StrEnum):
 
 
 class Settings(BaseSettings):
+    """Every setting, read from ``FRAMESIFT_{NAME}``; each field's description is its
+    documentation (docs/configuration.md is generated from them: ``scripts/docs``)."""
+
     model_config = SettingsConfigDict(env_prefix="FRAMESIFT_", extra="ignore")
 
-    backend: Backend = Backend.EMBEDDED
-    project: str = "framesift-local"
-    raw_bucket: str = "framesift-raw"
-    frames_bucket: str = "framesift-frames"
-    # Only objects under this prefix of the raw bucket are videos for the sampler.
-    raw_prefix: str = ""
-    # Photos uploaded as {images_prefix}{collector}/{name}.jpg|png go straight to dedup.
-    images_prefix: str = "images/"
-    # Folder holding buckets, the SQLite document store and the DuckDB warehouse (embedded).
-    workdir: Path = Path(".framesift")
-
-    # The deployment's sampling policy; an object's framesift-* metadata overrides it.
-    sample_mode: SamplingMode = SamplingMode.EVERY_SECONDS
-    sample_every_seconds: float = Field(default=1.0, gt=0)
-    sample_every_frames: int = Field(default=30, ge=1)
-    scene_threshold: float = Field(default=0.3, gt=0, lt=1)
-    keyframes_only: bool = False
-    # A video longer than this is sampled in segments of about this length, one invocation each,
-    # so a two-hour video finishes within Cloud Functions' 540 s limit per event.
-    segment_seconds: float = Field(default=300.0, ge=1.0)
-    # Videos with more pixels per frame are refused before decoding: one raw frame of a
-    # 16384x16384 video is 400 MB, and a function killed for memory never records why, so
-    # Pub/Sub would redeliver it into the same crash. The default admits 8K UHD (7680x4320).
-    max_video_pixels: int = Field(default=7680 * 4320, ge=1)
-    jpeg_quality: int = Field(default=90, ge=1, le=100, description="JPEG quality, libjpeg scale")
-    frames_per_message: int = Field(default=50, ge=1, le=1000)
-
-    bigquery_dataset: str = "framesift"
-    bigquery_location: str = "US"
-    bigquery_endpoint: str | None = None
-    # Lifetime of the signed URL ffmpeg streams a video from (production only).
-    signed_url_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
-    # Service account that signs URLs through IAM signBlob when no key file exists.
-    signer_service_account: str | None = None
-
-    # Frames within this many bits of pHash of a kept frame are dropped as near duplicates.
-    # benchmarks/dedup_quality.py: objects arriving in a hold are lost from 16 bits up.
-    dedup_threshold: int = Field(default=10, ge=0, le=32)
-    # Where near duplicates are looked for beyond the video: one collector's frames, or all.
-    dedup_scope: DedupScope = DedupScope.COLLECTOR
-
-    # Labeling: which vendor gets the kept frames, and what it is asked to draw.
-    labeling_vendor: Vendor = Vendor.MANIFEST
-    labeling_classes: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["car", "truck", "person", "bicycle"]
+    backend: Backend = Field(
+        default=Backend.EMBEDDED,
+        description="`gcp` (Google's clients, or the emulators their standard variables name) "
+        "or `embedded` (folders, SQLite, DuckDB, in-process Pub/Sub).",
     )
-    labeling_image_url: ImageUrlMode = ImageUrlMode.SIGNED
-    # Vendors may take days to get to a task, so their signed URLs live longer than ffmpeg's.
-    labeling_url_hours: int = Field(default=7 * 24, ge=1, le=7 * 24)
-    # Retries of a vendor's 429/5xx within one invocation, before Pub/Sub redelivers.
-    labeling_retry_seconds: float = Field(default=60.0, ge=0)
-    labeling_batch_size: int = Field(default=100, ge=1, le=1000)
-    # What the vendor charges per task (SageMaker Ground Truth: about $0.012 at the lowest tier).
-    labeling_price_per_task: float = Field(default=0.012, ge=0)
-    # Which kept frames are labeled (see framesift.selection): a "module:factory" policy, or the
-    # built-in one, which skips frames below this sharpness and sends the sharpest first.
-    selection_policy: str | None = None
-    selection_min_sharpness: float = Field(default=0.0, ge=0)
-    # The public URL of the webhook function; vendors call back {webhook_url}/scale etc.
-    webhook_url: str | None = None
+    project: str = Field(default="framesift-local", description="The GCP project.")
+    raw_bucket: str = Field(
+        default="framesift-raw", description="The bucket videos and photos are uploaded to."
+    )
+    frames_bucket: str = Field(
+        default="framesift-frames",
+        description="Where frames and manifests are written: a bucket of its own, so the "
+        "sampler never triggers itself.",
+    )
+    raw_prefix: str = Field(
+        default="", description="Only objects under this prefix of the raw bucket are videos."
+    )
+    images_prefix: str = Field(
+        default="images/",
+        description="Photos uploaded as `{images_prefix}{collector}/{name}.jpg|png` go straight "
+        "to dedup.",
+    )
+    workdir: Path = Field(
+        default=Path(".framesift"),
+        description="Embedded mode's folder: buckets, the SQLite documents and the DuckDB "
+        "warehouse.",
+    )
 
-    scale_api_key: SecretStr | None = None
-    scale_api_url: str | None = None  # another instance of the API (tests: a local fake)
-    scale_project: str = "framesift"
-    scale_instruction: str = "Draw a tight box around every object of the listed classes."
-    scale_min_width: int = Field(default=8, ge=0)
-    scale_min_height: int = Field(default=8, ge=0)
-    # Scale sends it back in the scale-callback-auth header of every callback.
-    scale_callback_auth_key: SecretStr | None = None
+    sample_mode: SamplingMode = Field(
+        default=SamplingMode.EVERY_SECONDS,
+        description="The deployment's sampling policy (`every_seconds`, `every_frames`, "
+        "`scene`); an object's `framesift-*` metadata overrides it.",
+    )
+    sample_every_seconds: float = Field(
+        default=1.0, gt=0, description="every_seconds: the first frame of each N-second window."
+    )
+    sample_every_frames: int = Field(default=30, ge=1, description="every_frames: frames 0, N, 2N.")
+    scene_threshold: float = Field(
+        default=0.3, gt=0, lt=1, description="scene: ffmpeg's scene score (0..1) that is a cut."
+    )
+    keyframes_only: bool = Field(
+        default=False,
+        description="Decode keyframes only (`-skip_frame nokey`): far faster when the interval "
+        "is at least the GOP.",
+    )
+    segment_seconds: float = Field(
+        default=300.0,
+        ge=1.0,
+        description="A longer video is sampled in segments of about this length, one invocation "
+        "each, so a two-hour video finishes within Cloud Functions' 540 s limit per event.",
+    )
+    max_video_pixels: int = Field(
+        default=7680 * 4320,
+        ge=1,
+        description="Videos with more pixels per frame fail before decoding (one raw frame of a "
+        "16384x16384 video is 400 MB, and a function killed for memory never records why, so "
+        "Pub/Sub would redeliver it into the same crash). The default admits 8K UHD.",
+    )
+    jpeg_quality: int = Field(
+        default=90, ge=1, le=100, description="JPEG quality, libjpeg's scale."
+    )
+    frames_per_message: int = Field(
+        default=50, ge=1, le=1000, description="Frames per message from the sampler to dedup."
+    )
 
-    labelstudio_url: str = "http://127.0.0.1:8080"
-    labelstudio_api_key: SecretStr | None = None
-    labelstudio_project: str = "framesift"
-    # Label Studio sends it in the X-Framesift-Secret header configured on its webhook.
-    labelstudio_webhook_secret: SecretStr | None = None
+    bigquery_dataset: str = Field(default="framesift", description="The warehouse's dataset.")
+    bigquery_location: str = Field(default="US", description="The dataset's location.")
+    bigquery_endpoint: str | None = Field(
+        default=None,
+        description="A BigQuery emulator's URL (BigQuery's client has no emulator variable).",
+    )
+    signed_url_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=7 * 24 * 60,
+        description="Lifetime of the signed URL ffmpeg streams a video from (gcp backend).",
+    )
+    signer_service_account: str | None = Field(
+        default=None,
+        description="The service account that signs URLs through IAM signBlob when no key file "
+        "exists (the infra sets each function's own).",
+    )
 
-    # Callbacks larger than this are refused with 413 (a Scale response with 1,000 boxes is
-    # about 300 KB).
-    webhook_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    dedup_threshold: int = Field(
+        default=10,
+        ge=0,
+        le=32,
+        description="Frames within this many bits of pHash of a kept frame are near duplicates "
+        "(benchmarks/dedup_quality.py: objects arriving in a hold are lost from 16 bits up).",
+    )
+    dedup_scope: DedupScope = Field(
+        default=DedupScope.COLLECTOR,
+        description="Where near duplicates are looked for beyond the video: one collector's "
+        "frames (`collector`) or all (`all`).",
+    )
 
-    # The exporter re-reads documents this much older than its watermark (writers' clock skew,
-    # transactions committing late), and holds its lease at most this long.
-    export_overlap_seconds: float = Field(default=300.0, ge=0)
-    export_lease_seconds: float = Field(default=900.0, ge=10)
+    labeling_vendor: Vendor = Field(
+        default=Vendor.MANIFEST,
+        description="Who gets the kept frames: `manifest` (files in the frames bucket), `scale` "
+        "or `labelstudio`.",
+    )
+    labeling_classes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["car", "truck", "person", "bicycle"],
+        description="What boxes are drawn around, comma-separated.",
+    )
+    labeling_image_url: ImageUrlMode = Field(
+        default=ImageUrlMode.SIGNED,
+        description="How vendors get a frame: a V4 `signed` URL, or `gs://` for a vendor given "
+        "read access to the bucket.",
+    )
+    labeling_url_hours: int = Field(
+        default=7 * 24,
+        ge=1,
+        le=7 * 24,
+        description="Lifetime of a vendor's signed URL: vendors may take days to get to a task.",
+    )
+    labeling_retry_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Retries of a vendor's 429/5xx within one invocation, before Pub/Sub "
+        "redelivers.",
+    )
+    labeling_batch_size: int = Field(
+        default=100, ge=1, le=1000, description="Tasks per request to the vendor."
+    )
+    labeling_price_per_task: float = Field(
+        default=0.012,
+        ge=0,
+        description="USD per task, for cost estimates (SageMaker Ground Truth's lowest tier).",
+    )
+    selection_policy: str | None = Field(
+        default=None,
+        description="Which kept frames are labeled: a `module:factory` policy, or none for the "
+        "built-in one (see `selection_min_sharpness`).",
+    )
+    selection_min_sharpness: float = Field(
+        default=0.0,
+        ge=0,
+        description="The built-in policy skips frames below this sharpness and sends the "
+        "sharpest first.",
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        description="The webhook function's public URL; vendors call back `{webhook_url}/scale` "
+        "and `{webhook_url}/labelstudio`.",
+    )
 
-    # A message whose handling failed this many times is dead-lettered and acknowledged.
-    max_delivery_attempts: int = Field(default=5, ge=1, le=100)
+    scale_api_key: SecretStr | None = Field(default=None, description="Scale's API key (secret).")
+    scale_api_url: str | None = Field(
+        default=None, description="Another instance of Scale's API (the tests' local fake)."
+    )
+    scale_project: str = Field(default="framesift", description="The Scale project of the tasks.")
+    scale_instruction: str = Field(
+        default="Draw a tight box around every object of the listed classes.",
+        description="The instruction on each Scale task.",
+    )
+    scale_min_width: int = Field(default=8, ge=0, description="Scale boxes' minimum width, px.")
+    scale_min_height: int = Field(default=8, ge=0, description="Scale boxes' minimum height, px.")
+    scale_callback_auth_key: SecretStr | None = Field(
+        default=None,
+        description="Scale's callback auth key, sent back in the `scale-callback-auth` header "
+        "of every callback (secret).",
+    )
 
-    log_level: str = "INFO"
+    labelstudio_url: str = Field(
+        default="http://127.0.0.1:8080", description="The Label Studio server."
+    )
+    labelstudio_api_key: SecretStr | None = Field(
+        default=None, description="Label Studio's API token (secret)."
+    )
+    labelstudio_project: str = Field(
+        default="framesift", description="The Label Studio project's title."
+    )
+    labelstudio_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Sent by Label Studio in the `X-Framesift-Secret` header configured on its "
+        "webhook (secret).",
+    )
+
+    webhook_max_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="Larger callbacks are refused with 413 (a Scale response with 1,000 boxes is "
+        "about 300 KB).",
+    )
+
+    export_overlap_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="The exporter re-reads documents this much older than its watermark "
+        "(writers' clock skew, transactions committing late).",
+    )
+    export_lease_seconds: float = Field(
+        default=900.0, ge=10, description="The longest an exporter run holds its lease."
+    )
+
+    max_delivery_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="A message whose handling failed this many times is dead-lettered and "
+        "acknowledged.",
+    )
+
+    log_level: str = Field(
+        default="INFO",
+        description="Logs are JSON lines for Cloud Logging (`severity`, `message`, trace).",
+    )
 
     @field_validator("labeling_classes", mode="before")
     @classmethod

@@ -11,7 +11,6 @@ from typing import Any
 import pulumi
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PROJECT = "demo-project"
 PROJECT_NUMBER = "123456"
