@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import zipfile
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
-
 
 PROJECT = "demo-project"
 PROJECT_NUMBER = "123456"
