@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from framesift.config import Settings
-from framesift.documents import utcnow
+from framesift.documents import DeadLetterRecord, utcnow
 from framesift.errors import PermanentError
 from framesift.events import PubSubMessage
 from framesift.logs import get_logger
@@ -104,7 +104,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _delivery_id(message: PubSubMessage, subscriber: str) -> str:
-    return f"{subscriber}~{message.message_id or 'no-id'}"
+    return DeadLetterRecord.make_id(subscriber, message.message_id)
 
 
 def _count_failure(message: PubSubMessage, subscriber: str, adapters: Adapters) -> int:
@@ -143,23 +143,18 @@ def _dead_letter(
             "original_attributes": json.dumps(message.attributes),
         },
     )
-    adapters.documents.merge(
-        Collections.DEAD_LETTERS,
-        record_id,
-        {
-            "id": record_id,
-            "subscriber": subscriber,
-            "topic": topic,
-            "message_id": message.message_id,
-            "attributes": message.attributes,
-            "data": message.data,
-            "error": reason,
-            "permanent": permanent,
-            "attempts": attempts,
-            "replayed_at": None,
-            "updated_at": utcnow(),
-        },
+    record = DeadLetterRecord(
+        id=record_id,
+        subscriber=subscriber,
+        topic=topic,
+        message_id=message.message_id,
+        attributes=message.attributes,
+        data=message.data,
+        error=reason,
+        permanent=permanent,
+        attempts=attempts,
     )
+    adapters.documents.merge(Collections.DEAD_LETTERS, record_id, record.model_dump())
     if give_up is not None:
         give_up(message, reason)
     log.error(

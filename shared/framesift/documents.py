@@ -6,7 +6,8 @@ each status a document can take. Collection names are in :mod:`framesift.topolog
 - ``frames/{id}``: :class:`FrameRecord` as the sampler (or dedup, for a photo) writes it, then
   the fields of :class:`DedupDecision` (``dedup_*``) and :class:`FrameLabeling`
   (``labeling_*``) merged in by the later stages;
-- ``annotations/{vendor}~{annotation id}``: :class:`AnnotationRecord`.
+- ``annotations/{vendor}~{annotation id}``: :class:`AnnotationRecord`;
+- ``dead_letters/{subscriber}~{message id}``: :class:`DeadLetterRecord`.
 """
 
 from __future__ import annotations
@@ -207,9 +208,31 @@ class AnnotationRecord(BaseModel):
     vendor_created_at: datetime | None = None
     vendor_updated_at: datetime | None = None
     error: str | None = None
+    # The most boxes this annotation ever had: the exporter tombstones the slots it lost.
+    box_slots: int = 0
     received_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
     @staticmethod
     def make_id(vendor: str, annotation_id: str) -> str:
         return f"{vendor}~{annotation_id}"
+
+
+class DeadLetterRecord(BaseModel):
+    """A message a function gave up on, kept for operators and for replay."""
+
+    id: str
+    subscriber: str
+    topic: str
+    message_id: str
+    attributes: dict[str, str]
+    data: str  # the message's data, base64 as Pub/Sub carries it
+    error: str
+    permanent: bool
+    attempts: int
+    replayed_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @staticmethod
+    def make_id(subscriber: str, message_id: str) -> str:
+        return f"{subscriber}~{message_id or 'no-id'}"
