@@ -316,7 +316,7 @@ class DevStack:
 
     def _provision(self) -> None:
         """Buckets, topics, the BigQuery dataset; the topic before any upload, or events drop."""
-        with _environ(self._state.env):
+        with environ(self._state.env):
             from google.auth.credentials import AnonymousCredentials
             from google.cloud import pubsub_v1, storage
 
@@ -383,7 +383,7 @@ class DevStack:
             Settings.model_fields["max_delivery_attempts"].default,
         )
         attempts = pubsub_max_delivery_attempts(int(own_attempts))
-        with _environ(self._state.env):
+        with environ(self._state.env):
             from google.cloud import pubsub_v1
 
             publisher = pubsub_v1.PublisherClient()
@@ -488,7 +488,8 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 @contextlib.contextmanager
-def _environ(env: Mapping[str, str]) -> Iterator[None]:
+def environ(env: Mapping[str, str]) -> Iterator[None]:
+    """``env`` set in this process's environment for the block, then restored."""
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:

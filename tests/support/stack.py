@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,13 @@ from google.cloud import pubsub_v1
 
 from framesift import topology
 from framesift.events import PubSubMessage, push_body
-from framesift_dev.devstack import StackState
+from framesift_dev.devstack import StackState, environ
 
 
-@contextlib.contextmanager
-def emulator_environment(state: StackState) -> Iterator[None]:
+def emulator_environment(state: StackState) -> contextlib.AbstractContextManager[None]:
     """Point this process's Google clients at the stack's emulators, and only that: the
     FRAMESIFT_* settings are the functions', and would leak into the embedded tests' settings."""
-    hosts = {k: v for k, v in state.env.items() if not k.startswith("FRAMESIFT_")}
-    saved = {key: os.environ.get(key) for key in hosts}
-    os.environ.update(hosts)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return environ({k: v for k, v in state.env.items() if not k.startswith("FRAMESIFT_")})
 
 
 def tap(project: str, topics: Sequence[str]) -> Callable[..., list[tuple[str, Any]]]:
