@@ -28,7 +28,7 @@ from google.cloud import firestore, pubsub_v1, storage
 from framesift.config import Settings
 from framesift.documents import VideoRecord
 from framesift.media import generate_test_video
-from framesift.topology import FUNCTIONS, Topics, pubsub_max_delivery_attempts
+from framesift.topology import FUNCTIONS, LABELER, Topics, pubsub_max_delivery_attempts
 from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, DevStack
 from tests.support.faults import CuttableLink
 from tests.support.payloads import scale_completes
@@ -312,7 +312,7 @@ def test_a_message_whose_function_dies_on_every_delivery_ends_in_its_dead_letter
 ):
     # The function never gets to count its failures (a crash, an out-of-memory kill): Pub/Sub's
     # own dead-letter policy is the backstop, as deployed.
-    dead_letters = tap(faults.db.project, [Topics.dead_letter(Topics.FRAMES_KEPT, "labeler")])
+    dead_letters = tap(faults.db.project, [LABELER.dead_letter_topic(Topics.FRAMES_KEPT)])
     faults.manager.kill("function-labeler")
     try:
         publisher = pubsub_v1.PublisherClient()
