@@ -68,6 +68,12 @@ class Trigger(StrEnum):
 _PUBSUB_MIN_ATTEMPTS, _PUBSUB_MAX_ATTEMPTS = 5, 100
 
 
+def subscription_name(topic: str, subscriber: str) -> str:
+    """The push subscription of ``subscriber`` (a function, or another instance of one) to
+    ``topic``."""
+    return f"{topic}-{subscriber}"
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     """One function of the bundle: its folder ``functions/{name}/``, the entry point in its
@@ -81,7 +87,7 @@ class FunctionSpec:
 
     def subscription(self, topic: str) -> str:
         """The name of this function's push subscription to ``topic``."""
-        return f"{topic}-{self.name}"
+        return subscription_name(topic, self.name)
 
     def dead_letter_topic(self, topic: str) -> str:
         """Where Pub/Sub itself moves this function's messages from ``topic`` after too many

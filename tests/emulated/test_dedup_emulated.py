@@ -42,9 +42,15 @@ def test_sampled_frames_are_deduplicated_by_the_dedup_function(devstack, media, 
     dropped = [f for f in frames if f["dedup_status"] == "dropped"]
     assert len(dropped) == 5
     assert {f["dedup_duplicate_of"] for f in dropped} == {kept_frame["id"]}
-    sent = wait_for(
-        lambda: subscriber.pull(subscription=audit, max_messages=10, timeout=10).received_messages,
-        "the kept frames to reach the labeler's topic",
-    )
-    kept = [KeptFrames.model_validate_json(m.message.data) for m in sent]
+    # Other tests' videos share the topic: only this video's messages count.
+    received: list[KeptFrames] = []
+
+    def this_videos_messages() -> list[KeptFrames]:
+        response = subscriber.pull(subscription=audit, max_messages=10, timeout=10)
+        received.extend(
+            KeptFrames.model_validate_json(m.message.data) for m in response.received_messages
+        )
+        return [k for k in received if k.video_doc_id == video_doc_id]
+
+    kept = wait_for(this_videos_messages, "the kept frames to reach the labeler's topic")
     assert [f.frame_id for k in kept for f in k.frames] == [kept_frame["id"]]

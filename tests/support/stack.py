@@ -13,8 +13,8 @@ from typing import Any
 import requests
 from google.cloud import pubsub_v1
 
-from framesift import topology
 from framesift.events import PubSubMessage, push_body
+from framesift.topology import subscription_name
 from framesift_dev.devstack import StackState, environ
 
 
@@ -65,7 +65,7 @@ def push_to_function(
 ) -> requests.Response:
     """Deliver a message to a function exactly as a Pub/Sub push subscription does."""
     message = PubSubMessage.of(data, attributes, uuid.uuid4().hex)
-    subscription = topology.function(function).subscription(topic)
+    subscription = subscription_name(topic, function)
     body = push_body(message, f"projects/{state.project}/subscriptions/{subscription}")
     port = state.port(f"function-{function}")
     return requests.post(
