@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         "16384x16384 video is 400 MB, and a function killed for memory never records why, so "
         "Pub/Sub would redeliver it into the same crash). The default admits 8K UHD.",
     )
+    ffmpeg_binary: str = Field(
+        default="ffmpeg",
+        description="The ffmpeg the sampler runs (deployed: the runtime image's, 4.4.2; any "
+        "version from 4.2 on works).",
+    )
+    ffprobe_binary: str = Field(default="ffprobe", description="The ffprobe the sampler runs.")
     jpeg_quality: int = Field(
         default=90, ge=1, le=100, description="JPEG quality, libjpeg's scale."
     )

@@ -68,6 +68,11 @@ class VendorUnavailable(TransientError):
     """The vendor failed in a way a later attempt can fix (429, 5xx, timeout, connection)."""
 
 
+class ToolUnavailable(TransientError):
+    """A program a stage runs (ffmpeg) is missing or cannot start: a deployment fault, so the
+    message is retried, then dead-lettered, and replayed once the deployment is fixed."""
+
+
 class NotFound(TransientError, LookupError):
     """The blob or document does not exist (yet: a redelivery may run before a writer's commit
     is visible to this reader, so it is retried up to the delivery limit)."""

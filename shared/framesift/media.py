@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import IO, Any
 
 import ffmpeg
@@ -25,10 +26,46 @@ import numpy as np
 import numpy.typing as npt
 import simplejpeg
 
-from framesift.errors import SamplingFailed, UnreadableVideo
+from framesift.errors import SamplingFailed, ToolUnavailable, UnreadableVideo
 from framesift.imagestats import GRAY_SIZE, FrameStats, frame_stats
 from framesift.messages import Segment
 from framesift.sampling import SamplingMode, SamplingPolicy
+
+# ffmpeg 5.1 added the per-output -fps_mode and deprecated the global -vsync it replaces.
+_FPS_MODE_SINCE = (5, 1)
+_VERSION = re.compile(r"ffmpeg version n?(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True)
+class Ffmpeg:
+    """The ffmpeg and ffprobe binaries to run, and the options their version takes.
+
+    Deployed, they are the runtime image's: Cloud Functions' Python runtimes run on Ubuntu 22.04
+    (google-22-full), whose ffmpeg is 4.4.2, so every option used here must exist in 4.4; where
+    a newer ffmpeg renamed one, the version decides (``-vsync`` before 5.1, ``-fps_mode`` after).
+    """
+
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+
+    @cached_property
+    def version(self) -> tuple[int, int]:
+        """(major, minor) from ``ffmpeg -version``; a git build (``N-...``) is the newest."""
+        try:
+            said = subprocess.run(
+                [self.ffmpeg, "-version"], capture_output=True, text=True, check=True, timeout=30
+            ).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ToolUnavailable(f"cannot run {self.ffmpeg}: {exc}") from exc
+        found = _VERSION.search(said)
+        return (int(found[1]), int(found[2])) if found else (999, 0)
+
+    @property
+    def takes_fps_mode(self) -> bool:
+        return self.version >= _FPS_MODE_SINCE
+
+
+SYSTEM = Ffmpeg()
 
 
 @dataclass(frozen=True)
@@ -61,9 +98,9 @@ def _fraction(value: str | None) -> float | None:
     return float(rate) if rate > 0 else None
 
 
-def probe(url: str) -> VideoProbe:
+def probe(url: str, tools: Ffmpeg = SYSTEM) -> VideoProbe:
     try:
-        info: dict[str, Any] = ffmpeg.probe(url)
+        info: dict[str, Any] = ffmpeg.probe(url, cmd=tools.ffprobe)
     except ffmpeg.Error as exc:
         stderr = exc.stderr.decode(errors="replace")
         raise UnreadableVideo(f"ffprobe failed: {_last_lines(stderr)}") from exc
@@ -219,6 +256,7 @@ def sample(
     start_time_s: float,
     quality: int,
     segment: Segment = WHOLE,
+    tools: Ffmpeg = SYSTEM,
 ) -> Iterator[SampledImage]:
     """Yield each frame the policy keeps as a JPEG with its timestamp and stats, in one ffmpeg.
 
@@ -246,18 +284,19 @@ def sample(
         .split()
     )
     gray_read, gray_write = os.pipe()
-    raw_output = selected[0].output(
-        "pipe:1", format="rawvideo", pix_fmt="yuv420p", fps_mode="passthrough"
-    )
+    # Every selected frame out as it is: no frame duplicated or dropped to fit a frame rate.
+    passthrough = {"fps_mode": "passthrough"} if tools.takes_fps_mode else {}
+    raw_output = selected[0].output("pipe:1", format="rawvideo", pix_fmt="yuv420p", **passthrough)
     gray = (
         selected[1]
         .filter("scale", GRAY_SIZE, GRAY_SIZE, flags="area")
-        .output(f"pipe:{gray_write}", format="rawvideo", pix_fmt="gray", fps_mode="passthrough")
+        .output(f"pipe:{gray_write}", format="rawvideo", pix_fmt="gray", **passthrough)
     )
+    global_args = ["-hide_banner", "-loglevel", "level+info"]
+    if not tools.takes_fps_mode:
+        global_args += ["-vsync", "passthrough"]
     command = (
-        ffmpeg.merge_outputs(raw_output, gray)
-        .global_args("-hide_banner", "-loglevel", "level+info")
-        .compile()
+        ffmpeg.merge_outputs(raw_output, gray).global_args(*global_args).compile(cmd=tools.ffmpeg)
     )
     try:
         process = subprocess.Popen(

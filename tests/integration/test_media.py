@@ -14,31 +14,46 @@ from framesift import media as ff
 from framesift.sampling import SamplingMode, SamplingPolicy
 
 
-def test_ntsc_timestamps_are_exact_not_floor_fps(media):
+def test_ntsc_timestamps_are_exact_not_floor_fps(ffmpeg_tools, media):
     probe = ff.probe(str(media["clip_4s_ntsc"]))
     assert probe.fps == pytest.approx(30000 / 1001)
 
-    frames = list(ff.sample(str(media["clip_4s_ntsc"]), SamplingPolicy(), probe.start_time_s, 3))
+    frames = list(
+        ff.sample(
+            str(media["clip_4s_ntsc"]), SamplingPolicy(), probe.start_time_s, 3, tools=ffmpeg_tools
+        )
+    )
 
     # Frame k is at k * 1001/30000 s: the first frame of each 1 s window is 0, 30, 60, 90.
     assert [f.timestamp_ms for f in frames] == [0, 1001, 2002, 3003]
 
 
-def test_variable_frame_rate_timestamps_are_the_streams_own(media):
+def test_variable_frame_rate_timestamps_are_the_streams_own(ffmpeg_tools, media):
     # 30 fps until 2 s, then 7 fps: the 2.5 s window starts with the frame at 2 + 4/7 s.
     policy = SamplingPolicy(every_seconds=0.5)
-    assert _timestamps(media["vfr"], policy) == [0, 500, 1000, 1500, 2000, 2571, 3000, 3571]
+    assert _timestamps(media["vfr"], policy, ffmpeg_tools) == [
+        0,
+        500,
+        1000,
+        1500,
+        2000,
+        2571,
+        3000,
+        3571,
+    ]
 
 
-def test_fractional_interval_keeps_the_first_frame_of_each_window(media):
+def test_fractional_interval_keeps_the_first_frame_of_each_window(ffmpeg_tools, media):
     probe = ff.probe(str(media["clip_5s_25fps"]))
     policy = SamplingPolicy(every_seconds=0.5)
-    frames = list(ff.sample(str(media["clip_5s_25fps"]), policy, probe.start_time_s, 3))
+    frames = list(
+        ff.sample(str(media["clip_5s_25fps"]), policy, probe.start_time_s, 3, tools=ffmpeg_tools)
+    )
     # 25 fps: frames every 40 ms, so the window starting at 500 ms begins with the frame at 520.
     assert [f.timestamp_ms for f in frames] == [math.ceil(i * 500 / 40) * 40 for i in range(10)]
 
 
-def test_frames_are_jpegs_of_the_video_even_with_odd_sides(tmp_path):
+def test_frames_are_jpegs_of_the_video_even_with_odd_sides(ffmpeg_tools, tmp_path):
     odd = tmp_path / "odd.mp4"
     # libx264 with yuv444p accepts odd sides; 4:2:0 JPEG planes need even ones.
     subprocess.run(
@@ -60,7 +75,7 @@ def test_frames_are_jpegs_of_the_video_even_with_odd_sides(tmp_path):
     )
     probe = ff.probe(str(odd))
 
-    images = list(ff.sample(str(odd), SamplingPolicy(), probe.start_time_s, 90))
+    images = list(ff.sample(str(odd), SamplingPolicy(), probe.start_time_s, 90, tools=ffmpeg_tools))
 
     assert [i.timestamp_ms for i in images] == [0, 1000]
     for image in images:
@@ -83,22 +98,24 @@ def test_text_is_not_a_video(media):
 
 
 @pytest.mark.parametrize("medium", ["truncated", "corrupt_middle"])
-def test_damaged_video_yields_its_good_frames_then_says_what_broke(media, medium):
+def test_damaged_video_yields_its_good_frames_then_says_what_broke(ffmpeg_tools, media, medium):
     probe = ff.probe(str(media[medium]))
     kept = []
     with pytest.raises(ff.SamplingFailed, match=r"decode errors: .*(partial file|Invalid NAL)"):
-        for image in ff.sample(str(media[medium]), SamplingPolicy(), probe.start_time_s, 3):
+        for image in ff.sample(
+            str(media[medium]), SamplingPolicy(), probe.start_time_s, 3, tools=ffmpeg_tools
+        ):
             kept.append(image.timestamp_ms)
     assert kept[:2] == [0, 1000]  # the frames before the damage are delivered
 
 
-def _timestamps(path, policy, segment_seconds=None):
+def _timestamps(path, policy, tools, segment_seconds=None):
     probe = ff.probe(str(path))
     segments = ff.plan_segments(probe, policy, segment_seconds) if segment_seconds else [ff.WHOLE]
     return [
         image.timestamp_ms
         for segment in segments
-        for image in ff.sample(str(path), policy, probe.start_time_s, 5, segment)
+        for image in ff.sample(str(path), policy, probe.start_time_s, 5, segment, tools)
     ]
 
 
@@ -112,36 +129,46 @@ def _timestamps(path, policy, segment_seconds=None):
     ids=["1s", "0.7s", "7frames"],
 )
 @pytest.mark.parametrize("clip", ["clip_5s_25fps", "clip_4s_ntsc"])
-def test_segments_together_keep_exactly_the_frames_of_one_pass(media, clip, policy):
-    whole = _timestamps(media[clip], policy)
-    segmented = _timestamps(media[clip], policy, segment_seconds=1.3)
+def test_segments_together_keep_exactly_the_frames_of_one_pass(ffmpeg_tools, media, clip, policy):
+    whole = _timestamps(media[clip], policy, ffmpeg_tools)
+    segmented = _timestamps(media[clip], policy, ffmpeg_tools, segment_seconds=1.3)
 
     assert len(ff.plan_segments(ff.probe(str(media[clip])), policy, 1.3)) >= 3
     assert segmented == whole
     assert len(whole) == len(set(whole))
 
 
-def test_every_n_frames_counts_frames(media):
+def test_every_n_frames_counts_frames(ffmpeg_tools, media):
     # 25 fps, every 10th frame: frames 0, 10, 20, ... at 0, 400, 800 ms.
     policy = SamplingPolicy(mode=SamplingMode.EVERY_FRAMES, every_frames=10)
-    assert _timestamps(media["clip_5s_25fps"], policy) == [i * 400 for i in range(13)]
+    assert _timestamps(media["clip_5s_25fps"], policy, ffmpeg_tools) == [i * 400 for i in range(13)]
 
 
-def test_scene_change_keeps_the_first_frame_of_each_shot(media):
+def test_scene_change_keeps_the_first_frame_of_each_shot(ffmpeg_tools, media):
     policy = SamplingPolicy(mode=SamplingMode.SCENE, scene_threshold=0.3)
-    assert _timestamps(media["three_shots"], policy) == [0, 2000, 4000]
+    assert _timestamps(media["three_shots"], policy, ffmpeg_tools) == [0, 2000, 4000]
 
 
-def test_keyframes_only_decodes_only_keyframes(media):
+def test_keyframes_only_decodes_only_keyframes(ffmpeg_tools, media):
     # GOP 50 at 25 fps: keyframes at 0, 2, 4 s, so only those windows get a frame.
     policy = SamplingPolicy(keyframes_only=True)
-    assert _timestamps(media["clip_5s_gop50"], policy) == [0, 2000, 4000]
-    assert _timestamps(media["clip_5s_25fps"], SamplingPolicy()) == [0, 1000, 2000, 3000, 4000]
+    assert _timestamps(media["clip_5s_gop50"], policy, ffmpeg_tools) == [0, 2000, 4000]
+    assert _timestamps(media["clip_5s_25fps"], SamplingPolicy(), ffmpeg_tools) == [
+        0,
+        1000,
+        2000,
+        3000,
+        4000,
+    ]
 
 
-def test_each_frame_carries_its_hash_and_stats(media):
+def test_each_frame_carries_its_hash_and_stats(ffmpeg_tools, media):
     probe = ff.probe(str(media["three_shots"]))
-    images = list(ff.sample(str(media["three_shots"]), SamplingPolicy(), probe.start_time_s, 3))
+    images = list(
+        ff.sample(
+            str(media["three_shots"]), SamplingPolicy(), probe.start_time_s, 3, tools=ffmpeg_tools
+        )
+    )
     red, blue = images[0].stats, images[2].stats
 
     assert len(images) == 6

@@ -57,8 +57,8 @@ def test_cli_run_samples_one_frame_per_second(media, tmp_path):
     assert all(len(f["phash"]) == 16 and f["sharpness"] > 0 for f in frame_docs)
 
 
-def test_delivered_twice_changes_nothing(media, embedded_settings):
-    pipeline = EmbeddedPipeline(embedded_settings)
+def test_delivered_twice_changes_nothing(media, sampler_settings):
+    pipeline = EmbeddedPipeline(sampler_settings)
     info = pipeline.upload(media["clip_5s_25fps"], collector="cam-a")
     pipeline.publisher.drain()
     video_id = pipeline.summary.results[0].video_doc_id
@@ -81,11 +81,11 @@ def test_delivered_twice_changes_nothing(media, embedded_settings):
     assert len(_batches(pipeline)) == 1  # one batch for dedup, not three
 
 
-def test_long_video_is_sampled_in_segments_with_the_same_frames(media, embedded_settings):
-    whole = EmbeddedPipeline(embedded_settings)
+def test_long_video_is_sampled_in_segments_with_the_same_frames(media, sampler_settings):
+    whole = EmbeddedPipeline(sampler_settings)
     whole.run([media["clip_5s_25fps"]], collector="cam")
-    segmented_settings = embedded_settings.model_copy(
-        update={"workdir": embedded_settings.workdir / "segmented", "segment_seconds": 1.5}
+    segmented_settings = sampler_settings.model_copy(
+        update={"workdir": sampler_settings.workdir / "segmented", "segment_seconds": 1.5}
     )
     segmented = EmbeddedPipeline(segmented_settings)
 
@@ -108,8 +108,8 @@ def test_long_video_is_sampled_in_segments_with_the_same_frames(media, embedded_
     assert _sent_timestamps(segmented) == [0, 1000, 2000, 3000, 4000]
 
 
-def test_object_metadata_overrides_the_sampling_policy(media, embedded_settings):
-    pipeline = EmbeddedPipeline(embedded_settings)
+def test_object_metadata_overrides_the_sampling_policy(media, sampler_settings):
+    pipeline = EmbeddedPipeline(sampler_settings)
     pipeline.upload(media["clip_5s_25fps"], "cam", {"framesift-every-seconds": "2"})
     pipeline.upload(media["clip_4s_ntsc"], "cam", {"framesift-every-seconds": "soon"})
     pipeline.publisher.drain()
@@ -134,9 +134,9 @@ def test_object_metadata_overrides_the_sampling_policy(media, embedded_settings)
     ],
 )
 def test_bad_input_fails_with_a_reason_keeps_good_frames_and_never_retries(
-    media, embedded_settings, medium, reason, frames
+    media, sampler_settings, medium, reason, frames
 ):
-    pipeline = EmbeddedPipeline(embedded_settings)
+    pipeline = EmbeddedPipeline(sampler_settings)
     summary = pipeline.run([media[medium]], collector="cam-b")
 
     [result] = summary.results  # delivered once: no retry, no dead letter

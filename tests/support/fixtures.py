@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from framesift.config import Backend, Settings
-from framesift.media import generate_test_video
+from framesift.media import SYSTEM, Ffmpeg, generate_test_video
 from framesift_dev.devstack import DevStack, StackState, free_port
 from tests.support.media import bad_videos, lavfi_video
 from tests.support.scale import API_KEY as SCALE_API_KEY
@@ -247,3 +247,26 @@ def function_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     yield get_settings()
     for cached in caches:
         cached.cache_clear()
+
+
+# The oldest ffmpeg at hand: the static 4.2.2 build inside imageio-ffmpeg 0.4.7's wheel (pinned
+# in the dev extra), older than Cloud Functions' 4.4.2. The sampler's tests run with it and with
+# the machine's own (5.1 on Debian 12), so no option newer than 4.4 can slip in.
+OLD_FFMPEG_NEWEST_VERSION = (4, 4)
+
+
+@pytest.fixture(scope="session", params=["system", "old"], ids=["ffmpeg-system", "ffmpeg-4.2"])
+def ffmpeg_tools(request: pytest.FixtureRequest) -> Ffmpeg:
+    if request.param == "system":
+        return SYSTEM
+    import imageio_ffmpeg
+
+    tools = Ffmpeg(ffmpeg=imageio_ffmpeg.get_ffmpeg_exe())
+    assert tools.version <= OLD_FFMPEG_NEWEST_VERSION, tools.version
+    return tools
+
+
+@pytest.fixture
+def sampler_settings(embedded_settings: Settings, ffmpeg_tools: Ffmpeg) -> Settings:
+    """Embedded settings whose sampler runs ``ffmpeg_tools``' ffmpeg."""
+    return embedded_settings.model_copy(update={"ffmpeg_binary": ffmpeg_tools.ffmpeg})

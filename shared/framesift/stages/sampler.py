@@ -64,6 +64,7 @@ class Sampler:
         self._adapters = adapters
         self._settings = settings
         self._policy = settings.sampling_policy()
+        self._ffmpeg = media.Ffmpeg(settings.ffmpeg_binary, settings.ffprobe_binary)
 
     def handle_message(self, message: PubSubMessage) -> SampleResult:
         """Either kind of message the sampler function receives."""
@@ -123,7 +124,7 @@ class Sampler:
         except BadEvent as exc:
             return self._fail_video(video.id, str(exc))
         try:
-            probe = media.probe(self._adapters.blobs.stream_url(obj.bucket, obj.name))
+            probe = media.probe(self._adapters.blobs.stream_url(obj.bucket, obj.name), self._ffmpeg)
         except UnreadableVideo as exc:
             return self._fail_video(video.id, str(exc))
 
@@ -199,7 +200,12 @@ class Sampler:
         error: str | None = None
         try:
             for image in media.sample(
-                url, task.policy, task.start_time_s, self._settings.jpeg_quality, task.segment
+                url,
+                task.policy,
+                task.start_time_s,
+                self._settings.jpeg_quality,
+                task.segment,
+                self._ffmpeg,
             ):
                 frames.append(self._store_frame(task, image))
         except SamplingFailed as exc:
