@@ -28,6 +28,7 @@ from framesift.schemas import ALL_TABLES, FRAMES_TABLE
 from framesift.stages.exporter import Exporter, row_of
 from framesift.wiring import build_adapters
 from tests.support.bulk import write_frame_documents
+from tests.support.stack import with_dataset
 
 
 def count_jobs(warehouse: Any) -> dict[str, int]:
@@ -57,7 +58,7 @@ def count_jobs(warehouse: Any) -> dict[str, int]:
 def measure(settings: Settings, size: int) -> tuple[float, float, float, int]:
     video = f"v_bench_{uuid.uuid4().hex[:8]}"
     write_frame_documents(settings, video, size)
-    adapters = build_adapters(settings)
+    adapters = with_dataset(build_adapters(settings))
     adapters.warehouse.ensure_tables(ALL_TABLES)
 
     start = time.perf_counter()

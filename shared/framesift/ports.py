@@ -177,7 +177,8 @@ class TableSchema:
 
 class Warehouse(Protocol):
     def ensure_tables(self, schemas: Sequence[TableSchema]) -> None:
-        """Create the dataset and tables if missing (idempotent)."""
+        """Create the tables if missing (idempotent), in a dataset that exists: on BigQuery the
+        infra (or the dev stack) creates it, not a function."""
         ...
 
     def upsert(self, schema: TableSchema, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -329,11 +329,13 @@ class DevStack:
             gcs = storage.Client(project=self.project, credentials=AnonymousCredentials())
             for bucket in (RAW_BUCKET, FRAMES_BUCKET):
                 gcs.create_bucket(bucket)
-            BigQueryWarehouse(
+            warehouse = BigQueryWarehouse(
                 self.project,
                 BIGQUERY_DATASET,
                 endpoint=self._state.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
-            ).ensure_tables(ALL_TABLES)
+            )
+            warehouse.create_dataset()  # as the infra does when deployed
+            warehouse.ensure_tables(ALL_TABLES)
 
     def _start_functions(self, timeout: float) -> None:
         for spec in FUNCTIONS:  # in the table's order: the webhook first

@@ -25,9 +25,11 @@ def warehouse(request, tmp_path, unique):
     if request.param == "duckdb":
         return DuckDbWarehouse(tmp_path / "warehouse.duckdb", f"ds_{unique}")
     state: StackState = request.getfixturevalue("devstack")
-    return BigQueryWarehouse(
+    warehouse = BigQueryWarehouse(
         state.project, f"ds_{unique}", endpoint=state.env["FRAMESIFT_BIGQUERY_ENDPOINT"]
     )
+    warehouse.create_dataset()  # the infra's part when deployed
+    return warehouse
 
 
 def _unstamped(doc: dict | None) -> dict | None:

@@ -19,6 +19,7 @@ from framesift.stages.exporter import Exporter
 from framesift.topology import Collections
 from framesift.wiring import Adapters, build_adapters
 from tests.support.bulk import write_frame_documents
+from tests.support.stack import with_dataset
 
 
 @pytest.fixture(params=["embedded", pytest.param("emulated", marks=pytest.mark.emulated)])
@@ -35,7 +36,7 @@ def stack(request, tmp_path, unique) -> tuple[Adapters, Settings]:
             bigquery_dataset=f"ds_{unique}",
             bigquery_endpoint=state.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
         )
-    return build_adapters(settings), settings
+    return with_dataset(build_adapters(settings)), settings
 
 
 def _video(documents, unique: str) -> str:
@@ -303,7 +304,7 @@ def test_a_crash_between_the_load_job_and_the_merge_on_bigquery(devstack, unique
         bigquery_dataset=f"ds_{unique}",
         bigquery_endpoint=devstack.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
     )
-    adapters = build_adapters(settings)
+    adapters = with_dataset(build_adapters(settings))
     frames = [_frame(adapters.documents, unique, i) for i in range(3)]
     client = adapters.warehouse._client  # type: ignore[attr-defined]
     query, loads = client.query, []

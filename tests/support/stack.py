@@ -13,8 +13,10 @@ from typing import Any
 import requests
 from google.cloud import pubsub_v1
 
+from framesift.adapters.gcp import BigQueryWarehouse
 from framesift.events import PubSubMessage, push_body
 from framesift.topology import subscription_name
+from framesift.wiring import Adapters
 from framesift_dev.devstack import StackState, environ
 
 
@@ -71,3 +73,11 @@ def push_to_function(
     return requests.post(
         f"http://127.0.0.1:{port}/projects/{state.project}/topics/{topic}", json=body, timeout=120
     )
+
+
+def with_dataset(adapters: Adapters) -> Adapters:
+    """``adapters`` with its BigQuery dataset created, as the infra creates it when deployed (no
+    function may: see BigQueryWarehouse.create_dataset)."""
+    if isinstance(adapters.warehouse, BigQueryWarehouse):
+        adapters.warehouse.create_dataset()
+    return adapters

@@ -287,10 +287,16 @@ class BigQueryWarehouse:
     def _table_id(self, name: str) -> str:
         return f"{self._project}.{self.dataset}.{name}"
 
-    def ensure_tables(self, schemas: Sequence[TableSchema]) -> None:
+    def create_dataset(self) -> None:
+        """Create the dataset if missing: what the infra does when deployed, for the dev stack
+        and the tests. Never called by a function: creating a dataset needs
+        ``bigquery.datasets.create`` even when it exists, which the exporter's account (data
+        editor on its dataset) does not hold."""
         dataset = bigquery.Dataset(f"{self._project}.{self.dataset}")
         dataset.location = self._location
         self._client.create_dataset(dataset, exists_ok=True)
+
+    def ensure_tables(self, schemas: Sequence[TableSchema]) -> None:
         for schema in schemas:
             table = bigquery.Table(
                 self._table_id(schema.name), schema=[_bigquery_field(c) for c in schema.columns]
