@@ -58,6 +58,9 @@ class Deployment:
     concurrency: int
     reads: tuple[str, ...] = ()  # bucket keys: "raw", "frames"
     writes: tuple[str, ...] = ()
+    # Reads the photos under the raw bucket's images prefix (and nothing else there): the
+    # labeler hands vendors URLs signed with its own account for the photos it labels.
+    reads_photos: bool = False
     secrets: tuple[str, ...] = ()
     project_roles: tuple[str, ...] = ("roles/datastore.user",)
     signs_urls: bool = False
@@ -92,6 +95,7 @@ DEPLOYMENTS = {
         concurrency=4,
         reads=("frames",),
         writes=("frames",),  # the manifest vendor's manifests/ objects
+        reads_photos=True,
         secrets=("scale-api-key", "labelstudio-api-key", "labelstudio-webhook-secret"),
         signs_urls=True,
     ),
@@ -451,6 +455,26 @@ def _grant(
                 bucket=stack.buckets[key].name,
                 role="roles/storage.objectViewer",
                 member=member,
+            )
+        )
+    if deployment.reads_photos and config.images_prefix:
+        raw = stack.buckets["raw"].name
+        stack.add(
+            gcp.storage.BucketIAMMember(
+                f"{spec.name}-reads-photos",
+                bucket=raw,
+                role="roles/storage.objectViewer",
+                member=member,
+                condition={
+                    "title": "photos only",
+                    "description": "objects under the images prefix",
+                    "expression": raw.apply(
+                        lambda name: (
+                            'resource.name.startsWith("projects/_/buckets/'
+                            f'{name}/objects/{config.images_prefix}")'
+                        )
+                    ),
+                },
             )
         )
     for key in deployment.writes:  # objectUser: create, and overwrite on redelivery

@@ -157,11 +157,15 @@ class DevStack:
         state_dir: Path = DEFAULT_STATE_DIR,
         project: str = PROJECT,
         settings_env: Mapping[str, str] | None = None,
+        record_api_calls: bool = False,
     ) -> None:
-        """``settings_env``: extra FRAMESIFT_* settings for the functions (tests use it)."""
+        """``settings_env``: extra FRAMESIFT_* settings for the functions (tests use it).
+        ``record_api_calls``: each function's Google API calls are written to
+        :meth:`api_calls_file` (see :mod:`framesift_dev.apicalls`)."""
         self.state_dir = state_dir
         self.project = project
         self.settings_env = dict(settings_env or {})
+        self.record_api_calls = record_api_calls
         self.state_file = state_dir / "devstack.json"
         self.state: StackState | None = None
 
@@ -363,7 +367,11 @@ class DevStack:
             [
                 sys.executable,
                 "-m",
-                "functions_framework",
+                *(
+                    ("framesift_dev.apicalls", str(self.api_calls_file(name)), "--")
+                    if self.record_api_calls
+                    else ("functions_framework",)
+                ),
                 "--target",
                 spec.entry_point,
                 "--source",
@@ -415,6 +423,10 @@ class DevStack:
                 )
         self._state.save(self.state_file)
         return port
+
+    def api_calls_file(self, function: str) -> Path:
+        """Where function (instance) ``function``'s Google API calls are recorded."""
+        return self.state_dir / f"apicalls-{function}.jsonl"
 
     def restart(
         self, name: str, env: Mapping[str, str] | None = None, timeout: float = 120.0

@@ -5,6 +5,7 @@ Firestore -> exporter (a Cloud Scheduler message) -> BigQuery, with callbacks de
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import requests
@@ -12,8 +13,11 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, firestore, pubsub_v1, storage
 
 from framesift.documents import VideoRecord
-from framesift.topology import Topics
-from framesift_dev.devstack import BIGQUERY_DATASET, RAW_BUCKET
+from framesift.topology import FUNCTIONS, Topics
+from framesift_dev import apicalls
+from framesift_dev.devstack import BIGQUERY_DATASET, FRAMES_BUCKET, RAW_BUCKET
+from framesift_infra.permissions import needs
+from tests.support.infra import PROJECT, grants
 from tests.support.payloads import scale_completes
 from tests.support.waiting import wait_for
 
@@ -78,3 +82,37 @@ def test_upload_to_bigquery(devstack, media, scale, unique):
     assert all(r["x"] == pytest.approx(0.1) for r in rows if r["label"])  # 32 of 320 pixels
     dropped = [r for r in rows if r["dedup_status"] == "dropped"]
     assert dropped and all(r["label"] is None for r in dropped)
+
+
+def test_every_google_api_call_of_the_run_is_granted_by_the_infra(devstack_manager, deployed):
+    """Every Google API call each function made so far in this session (the whole pipeline
+    above, photos, labeling, export), recorded at its client, mapped to the IAM permission it
+    needs (framesift_infra.permissions, each rule with its source), must be granted by a role
+    the Pulumi program binds to that function's account, on that bucket, topic or dataset.
+    The emulators enforce no IAM; this is where a missing role shows."""
+    recorder, _ = deployed
+    # The emulated stack's names, as the program names the same things.
+    deployed_names = {
+        RAW_BUCKET: f"framesift-{PROJECT}-raw",
+        FRAMES_BUCKET: f"framesift-{PROJECT}-frames",
+    }
+    missing: dict[str, set[str]] = {}
+    seen_functions = set()
+    for spec in FUNCTIONS:
+        calls = [
+            call
+            for path in devstack_manager.state_dir.glob(f"apicalls-{spec.name}*.jsonl")
+            for call in apicalls.read(path)
+        ]
+        if calls:
+            seen_functions.add(spec.name)
+        account = f"serviceAccount:framesift-{spec.name}@{PROJECT}.iam.gserviceaccount.com"
+        granted = grants(recorder, account)
+        for call in calls:
+            for need in needs(call, dataset=BIGQUERY_DATASET):
+                need = replace(need, resource=deployed_names.get(need.resource, need.resource))
+                if not any(grant.allows(need) for grant in granted):
+                    where = f"{need.scope.value} {need.resource or PROJECT}".strip()
+                    missing.setdefault(spec.name, set()).add(f"{need.permission} on {where}")
+    assert seen_functions == {spec.name for spec in FUNCTIONS}, "every function was exercised"
+    assert missing == {}

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -20,6 +21,7 @@ import requests
 from framesift.config import Backend, Settings
 from framesift.media import SYSTEM, Ffmpeg, generate_test_video
 from framesift_dev.devstack import DevStack, StackState, free_port
+from tests.support.infra import Recorder, deploy_under_mocks
 from tests.support.media import bad_videos, lavfi_video
 from tests.support.scale import API_KEY as SCALE_API_KEY
 from tests.support.scale import FakeScale
@@ -115,6 +117,8 @@ def devstack_manager(
             "FRAMESIFT_SCALE_API_KEY": SCALE_API_KEY,
             "FRAMESIFT_LABELING_RETRY_SECONDS": "5",
         },
+        # For the permission-coverage check (tests/emulated/test_pipeline_emulated.py).
+        record_api_calls=True,
     )
     stack.up()
     try:
@@ -270,3 +274,10 @@ def ffmpeg_tools(request: pytest.FixtureRequest) -> Ffmpeg:
 def sampler_settings(embedded_settings: Settings, ffmpeg_tools: Ffmpeg) -> Settings:
     """Embedded settings whose sampler runs ``ffmpeg_tools``' ffmpeg."""
     return embedded_settings.model_copy(update={"ffmpeg_binary": ffmpeg_tools.ffmpeg})
+
+
+@pytest.fixture(scope="session")
+def deployed() -> tuple[Recorder, Any]:
+    """The Pulumi program run once under Pulumi's mocks (with a videos/ prefix, so both bucket
+    notifications exist)."""
+    return deploy_under_mocks(raw_prefix="videos/")

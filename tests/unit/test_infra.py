@@ -5,75 +5,22 @@ from __future__ import annotations
 
 import zipfile
 from collections import defaultdict
-from typing import Any
 
 import pulumi
-import pytest
 
-PROJECT = "demo-project"
-PROJECT_NUMBER = "123456"
-GCS_AGENT = f"service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
-PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
-
-
-class Recorder(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.resources: list[tuple[str, str, dict[str, Any]]] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
-        outputs = dict(args.inputs)
-        resource_id = f"{args.name}-id"
-        if args.typ == "gcp:serviceaccount/account:Account":
-            outputs["email"] = f"{args.inputs['accountId']}@{PROJECT}.iam.gserviceaccount.com"
-            outputs["name"] = f"projects/{PROJECT}/serviceAccounts/{outputs['email']}"
-        elif args.typ == "gcp:pubsub/topic:Topic":
-            resource_id = f"projects/{PROJECT}/topics/{args.inputs['name']}"
-        elif args.typ == "gcp:cloudfunctionsv2/function:Function":
-            outputs["url"] = f"https://{args.inputs['name']}-abc.a.run.app"
-        self.resources.append((args.typ, args.name, outputs))
-        return resource_id, outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
-        if args.token == "gcp:organizations/getProject:getProject":
-            return {"number": PROJECT_NUMBER, "projectId": PROJECT}
-        if args.token == "gcp:storage/getProjectServiceAccount:getProjectServiceAccount":
-            return {"emailAddress": GCS_AGENT}
-        return {}
-
-
-@pytest.fixture(scope="module")
-def deployed() -> tuple[Recorder, Any]:
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="framesift", stack="test", preview=False)
-    from framesift_infra.config import StackConfig
-    from framesift_infra.stack import deploy
-
-    made: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def run() -> pulumi.Output:
-        stack = deploy(StackConfig(project=PROJECT, region="europe-west1", raw_prefix="videos/"))
-        made["stack"] = stack
-        return pulumi.Output.all(*[resource.urn for resource in stack.resources])
-
-    run()
-    return recorder, made["stack"]
-
-
-def _of_type(recorder: Recorder, typ: str) -> dict[str, dict[str, Any]]:
-    return {name: inputs for t, name, inputs in recorder.resources if t == typ}
+from tests.support.infra import GCS_AGENT, PROJECT, PUBSUB_AGENT, Recorder, of_type
 
 
 def test_the_raw_bucket_notifies_the_sampler_topic_with_its_prefixes(deployed):
     recorder, _ = deployed
-    notifications = _of_type(recorder, "gcp:storage/notification:Notification")
+    notifications = of_type(recorder, "gcp:storage/notification:Notification")
     assert sorted(n["objectNamePrefix"] for n in notifications.values()) == ["images/", "videos/"]
     for notification in notifications.values():
         assert notification["topic"] == f"projects/{PROJECT}/topics/raw-objects"
         assert notification["payloadFormat"] == "JSON_API_V1"
         assert notification["eventTypes"] == ["OBJECT_FINALIZE"]
         assert notification["bucket"] == f"framesift-{PROJECT}-raw"
-    grants = _of_type(recorder, "gcp:pubsub/topicIAMMember:TopicIAMMember")
+    grants = of_type(recorder, "gcp:pubsub/topicIAMMember:TopicIAMMember")
     assert grants["gcs-agent-publishes-raw-objects"]["member"] == f"serviceAccount:{GCS_AGENT}"
 
 
@@ -88,7 +35,7 @@ def _roles_by_member(recorder: Recorder) -> dict[str, set[str]]:
         ("gcp:bigquery/datasetIamMember:DatasetIamMember", "datasetId"),
     )
     for typ, scope in member_types:
-        for grant in _of_type(recorder, typ).values():
+        for grant in of_type(recorder, typ).values():
             roles[grant["member"]].add(f"{grant['role']} on {grant.get(scope)}")
     return roles
 
@@ -127,6 +74,7 @@ def test_each_function_account_has_exactly_its_intended_roles(deployed):
         firestore,
         f"roles/storage.objectViewer on {frames}",
         f"roles/storage.objectUser on {frames}",
+        f"roles/storage.objectViewer on {raw}",  # the photos only: see the next test
         dead,
         "roles/secretmanager.secretAccessor on framesift-scale-api-key",
         "roles/secretmanager.secretAccessor on framesift-labelstudio-api-key",
@@ -146,11 +94,20 @@ def test_each_function_account_has_exactly_its_intended_roles(deployed):
     }
 
 
+def test_the_labeler_reads_only_the_photos_of_the_raw_bucket(deployed):
+    recorder, _ = deployed
+    grant = of_type(recorder, "gcp:storage/bucketIAMMember:BucketIAMMember")["labeler-reads-photos"]
+    assert grant["bucket"] == f"framesift-{PROJECT}-raw"
+    assert grant["condition"]["expression"] == (
+        f'resource.name.startsWith("projects/_/buckets/framesift-{PROJECT}-raw/objects/images/")'
+    )
+
+
 def test_no_function_can_write_to_the_bucket_that_triggers_it(deployed):
     recorder, _ = deployed
     writers = {
         grant["member"]
-        for grant in _of_type(recorder, "gcp:storage/bucketIAMMember:BucketIAMMember").values()
+        for grant in of_type(recorder, "gcp:storage/bucketIAMMember:BucketIAMMember").values()
         if grant["bucket"] == f"framesift-{PROJECT}-raw"
         and grant["role"] != "roles/storage.objectViewer"
     }
@@ -159,7 +116,7 @@ def test_no_function_can_write_to_the_bucket_that_triggers_it(deployed):
 
 def test_every_subscription_pushes_with_a_token_and_has_a_dead_letter_topic(deployed):
     recorder, _ = deployed
-    subscriptions = _of_type(recorder, "gcp:pubsub/subscription:Subscription")
+    subscriptions = of_type(recorder, "gcp:pubsub/subscription:Subscription")
     assert set(subscriptions) == {
         "raw-objects-sampler",
         "video-segments-sampler",
@@ -178,7 +135,7 @@ def test_every_subscription_pushes_with_a_token_and_has_a_dead_letter_topic(depl
         assert push["oidcToken"]["serviceAccountEmail"].startswith("framesift-push@")
     dead_publishers = {
         g["topic"]
-        for g in _of_type(recorder, "gcp:pubsub/topicIAMMember:TopicIAMMember").values()
+        for g in of_type(recorder, "gcp:pubsub/topicIAMMember:TopicIAMMember").values()
         if g["member"] == PUBSUB_AGENT
     }
     assert dead_publishers == {f"{name}-dead-letter" for name in subscriptions}
@@ -186,7 +143,7 @@ def test_every_subscription_pushes_with_a_token_and_has_a_dead_letter_topic(depl
 
 def test_only_the_webhook_is_public(deployed):
     recorder, _ = deployed
-    invokers = _of_type(recorder, "gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+    invokers = of_type(recorder, "gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
     public = {i["name"] for i in invokers.values() if i["member"] == "allUsers"}
     assert public == {"framesift-webhook"}
 
@@ -195,7 +152,7 @@ def test_every_function_archive_holds_the_shared_package(deployed):
     from framesift_infra.packaging import function_source
 
     recorder, _ = deployed
-    objects = _of_type(recorder, "gcp:storage/bucketObject:BucketObject")
+    objects = of_type(recorder, "gcp:storage/bucketObject:BucketObject")
     assert len(objects) == 5
     for name in ("sampler", "dedup", "labeler", "webhook", "exporter"):
         source = function_source(name)
@@ -207,7 +164,7 @@ def test_every_function_archive_holds_the_shared_package(deployed):
 
 def test_secrets_reach_functions_from_secret_manager_not_plain_values(deployed):
     recorder, _ = deployed
-    functions = _of_type(recorder, "gcp:cloudfunctionsv2/function:Function")
+    functions = of_type(recorder, "gcp:cloudfunctionsv2/function:Function")
     for function in functions.values():
         config = function["serviceConfig"]
         plain = config.get("environmentVariables", {})
@@ -224,7 +181,7 @@ def test_secrets_reach_functions_from_secret_manager_not_plain_values(deployed):
 
 def test_the_sampler_gets_the_most_memory_and_time(deployed):
     recorder, _ = deployed
-    functions = _of_type(recorder, "gcp:cloudfunctionsv2/function:Function")
+    functions = of_type(recorder, "gcp:cloudfunctionsv2/function:Function")
     timeouts = {n: f["serviceConfig"]["timeoutSeconds"] for n, f in functions.items()}
     assert timeouts["sampler"] == max(timeouts.values()) == 540
     assert functions["sampler"]["serviceConfig"]["availableMemory"] == "4Gi"
@@ -238,7 +195,7 @@ def test_warehouse_tables_use_the_exporters_schemas(deployed):
     from framesift.schemas import ALL_TABLES
 
     recorder, _ = deployed
-    tables = _of_type(recorder, "gcp:bigquery/table:Table")
+    tables = of_type(recorder, "gcp:bigquery/table:Table")
     assert {t["tableId"] for t in tables.values()} == {s.name for s in ALL_TABLES}
     import json
 

@@ -1,0 +1,104 @@
+"""The Pulumi program under Pulumi's unit-test mocks (no CLI, no cloud): every resource it
+declares is recorded with its inputs; and the grants those resources give each account."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pulumi
+
+from framesift_infra.permissions import Grant, Scope
+
+PROJECT = "demo-project"
+PROJECT_NUMBER = "123456"
+GCS_AGENT = f"service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
+PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+
+class Recorder(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: list[tuple[str, str, dict[str, Any]]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        outputs = dict(args.inputs)
+        resource_id = f"{args.name}-id"
+        if args.typ == "gcp:serviceaccount/account:Account":
+            outputs["email"] = f"{args.inputs['accountId']}@{PROJECT}.iam.gserviceaccount.com"
+            outputs["name"] = f"projects/{PROJECT}/serviceAccounts/{outputs['email']}"
+        elif args.typ == "gcp:pubsub/topic:Topic":
+            resource_id = f"projects/{PROJECT}/topics/{args.inputs['name']}"
+        elif args.typ == "gcp:cloudfunctionsv2/function:Function":
+            outputs["url"] = f"https://{args.inputs['name']}-abc.a.run.app"
+        self.resources.append((args.typ, args.name, outputs))
+        return resource_id, outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        if args.token == "gcp:organizations/getProject:getProject":
+            return {"number": PROJECT_NUMBER, "projectId": PROJECT}
+        if args.token == "gcp:storage/getProjectServiceAccount:getProjectServiceAccount":
+            return {"emailAddress": GCS_AGENT}
+        return {}
+
+
+def deploy_under_mocks(**config: Any) -> tuple[Recorder, Any]:
+    """Run the program with ``config`` (StackConfig fields) under the mocks."""
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project="framesift", stack="test", preview=False)
+    from framesift_infra.config import StackConfig
+    from framesift_infra.stack import deploy
+
+    made: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def run() -> pulumi.Output:
+        stack = deploy(StackConfig(project=PROJECT, region="europe-west1", **config))
+        made["stack"] = stack
+        return pulumi.Output.all(*[resource.urn for resource in stack.resources])
+
+    run()
+    return recorder, made["stack"]
+
+
+def of_type(recorder: Recorder, typ: str) -> dict[str, dict[str, Any]]:
+    return {name: inputs for t, name, inputs in recorder.resources if t == typ}
+
+
+# Each kind of IAM binding the program declares: the scope it grants on, and its input naming
+# the resource.
+_BINDINGS = (
+    ("gcp:projects/iAMMember:IAMMember", Scope.PROJECT, None),
+    ("gcp:storage/bucketIAMMember:BucketIAMMember", Scope.BUCKET, "bucket"),
+    ("gcp:pubsub/topicIAMMember:TopicIAMMember", Scope.TOPIC, "topic"),
+    ("gcp:bigquery/datasetIamMember:DatasetIamMember", Scope.DATASET, "datasetId"),
+    ("gcp:serviceaccount/iAMMember:IAMMember", Scope.SELF, None),
+)
+_PREFIX_CONDITION = re.compile(
+    r'resource\.name\.startsWith\("projects/_/buckets/[^/]+/objects/(.*)"\)'
+)
+
+
+def grants(recorder: Recorder, member: str) -> list[Grant]:
+    """The roles bound to ``member`` (``serviceAccount:...``), each on what it grants."""
+    found = []
+    for typ, scope, field in _BINDINGS:
+        for binding in of_type(recorder, typ).values():
+            if binding["member"] != member:
+                continue
+            if scope is Scope.SELF and not binding["serviceAccountId"].endswith(
+                member.removeprefix("serviceAccount:")
+            ):
+                continue  # a role on another account
+            condition = (binding.get("condition") or {}).get("expression", "")
+            prefix = _PREFIX_CONDITION.fullmatch(condition) if condition else None
+            if condition and prefix is None:
+                raise ValueError(f"a condition the check cannot read: {condition}")
+            found.append(
+                Grant(
+                    binding["role"],
+                    scope,
+                    str(binding[field]) if field else "",
+                    prefix[1] if prefix else "",
+                )
+            )
+    return found

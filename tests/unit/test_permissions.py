@@ -1,0 +1,60 @@
+"""The permission tables the coverage check relies on (framesift_infra.permissions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from framesift_infra.permissions import RULES, Grant, Need, Scope, Unmapped, needs
+
+
+def test_creating_a_dataset_needs_a_project_permission_a_dataset_role_lacks():
+    call = {"api": "http", "method": "POST", "path": "/bigquery/v2/projects/p/datasets"}
+    [need] = needs(call, dataset="framesift")
+    assert need == Need("bigquery.datasets.create", Scope.PROJECT)
+    assert not Grant("roles/bigquery.dataEditor", Scope.DATASET, "framesift").allows(need)
+
+
+def test_a_job_needs_the_projects_jobs_and_the_datasets_tables():
+    call = {"api": "http", "method": "POST", "path": "/upload/bigquery/v2/projects/p/jobs"}
+    found = needs(call, dataset="framesift")
+    assert Need("bigquery.jobs.create", Scope.PROJECT) in found
+    assert Need("bigquery.tables.updateData", Scope.DATASET, "framesift") in found
+    grants = [
+        Grant("roles/bigquery.jobUser", Scope.PROJECT),
+        Grant("roles/bigquery.dataEditor", Scope.DATASET, "framesift"),
+    ]
+    assert all(any(grant.allows(need) for grant in grants) for need in found)
+
+
+def test_a_signed_url_reads_with_the_signers_rights_within_a_conditional_grant():
+    photo = needs({"api": "sign", "bucket": "raw", "object": "images/cam/a.jpg"}, "framesift")
+    video = needs({"api": "sign", "bucket": "raw", "object": "cam/drive.mp4"}, "framesift")
+    photos_only = Grant("roles/storage.objectViewer", Scope.BUCKET, "raw", "images/")
+    signer = Grant("roles/iam.serviceAccountTokenCreator", Scope.SELF)
+    assert all(photos_only.allows(n) or signer.allows(n) for n in photo)
+    assert not photos_only.allows(next(n for n in video if n.scope is Scope.BUCKET))
+    assert Need("iam.serviceAccounts.signBlob", Scope.SELF) in video
+
+
+def test_object_paths_are_decoded_and_an_upload_may_overwrite():
+    call = {"api": "http", "method": "POST", "path": "/upload/storage/v1/b/frames/o"}
+    assert {n.permission for n in needs(call, "framesift")} == {
+        "storage.objects.create",
+        "storage.objects.delete",
+    }
+    get = {"api": "http", "method": "GET", "path": "/storage/v1/b/raw/o/images%2Fa.jpg"}
+    assert needs(get, "framesift") == [
+        Need("storage.objects.get", Scope.BUCKET, "raw", "images/a.jpg")
+    ]
+
+
+def test_a_google_call_without_a_rule_fails_and_a_vendor_call_needs_nothing():
+    with pytest.raises(Unmapped):
+        needs({"api": "http", "method": "POST", "path": "/storage/v1/b/raw/iam"}, "framesift")
+    with pytest.raises(Unmapped):
+        needs({"api": "grpc", "method": "/google.pubsub.v1.Subscriber/Pull"}, "framesift")
+    assert needs({"api": "http", "method": "POST", "path": "/v1/task/imageannotation"}, "x") == []
+
+
+def test_every_rule_names_its_source():
+    assert all(rule.source.startswith("https://") for rule in RULES)
