@@ -7,13 +7,14 @@ takes it, and a key given (an explicit 0 included) is used as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pulumi
 
 from framesift.config import Settings
+from framesift_infra.secrets import SECRETS, secrets_of
 
 T = TypeVar("T")
 _SETTINGS = Settings.model_construct()  # the defaults, not this machine's FRAMESIFT_* values
@@ -33,9 +34,18 @@ class StackConfig:
     images_prefix: str = _SETTINGS.images_prefix
     max_delivery_attempts: int = _SETTINGS.max_delivery_attempts
     price_per_task: float = _SETTINGS.labeling_price_per_task
-    # The infra's own: raw videos move to Coldline after this many days; the export schedule.
+    # The infra's own: raw videos move to Coldline after this many days; older versions of
+    # frames and manifests are deleted this many days after being replaced; the export schedule.
     cold_after_days: int = 30
+    noncurrent_days: int = 30
     export_schedule: str = "*/10 * * * *"
+    # Alerts on dead letters go to this address (none: the policy shows in the console only);
+    # a monthly budget on this billing account, when both are given.
+    alert_email: str = ""
+    billing_account: str = ""
+    monthly_budget_usd: float = 0.0
+    # Secret id -> value (from `pulumi config set --secret`), for the vendor's secrets.
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # The Label Studio server's public URL (required with vendor labelstudio): the settings'
     # loopback default means nothing in the cloud.
     labelstudio_url: str = ""
@@ -55,14 +65,24 @@ class StackConfig:
             "raw_prefix": own.get("rawPrefix"),
             "images_prefix": own.get("imagesPrefix"),
             "cold_after_days": own.get_int("coldAfterDays"),
+            "noncurrent_days": own.get_int("noncurrentDays"),
+            "alert_email": own.get("alertEmail"),
+            "billing_account": own.get("billingAccount"),
+            "monthly_budget_usd": own.get_float("monthlyBudgetUsd"),
             "max_delivery_attempts": own.get_int("maxDeliveryAttempts"),
             "export_schedule": own.get("exportSchedule"),
             "labelstudio_url": own.get("labelstudioUrl"),
             "price_per_task": own.get_float("pricePerTask"),
         }
+        vendor = given["vendor"] or cls.vendor
+        secrets = {
+            secret_id: own.require_secret(SECRETS[secret_id].config_key)
+            for secret_id in secrets_of(vendor)
+        }
         return cls(
             project=gcp.require("project"),
             region=gcp.require("region"),
+            secrets=secrets,
             **{key: value for key, value in given.items() if value is not None},
         )
 

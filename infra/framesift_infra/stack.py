@@ -7,6 +7,11 @@ dead-letter topic, a maximum number of delivery attempts and a retry backoff, an
 an OIDC token of a dedicated invoker account (functions-framework turns the push body into the
 CloudEvent the entry point takes, as it does under ``framesift dev up``). The webhook is the only
 function reachable without that token; vendors authenticate to it with the shared secrets.
+
+A first ``pulumi up`` on a new project works with no step outside it: the APIs are enabled
+first and every resource waits for them; secret values come from the stack's secret config
+and each function waits for its secrets' versions and its accessor grants; the functions build
+with an account of their own; every dead-letter topic keeps its messages in a subscription.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_gcp as gcp
@@ -29,21 +34,45 @@ from framesift.topology import (
     WEBHOOK,
     FunctionSpec,
     Topics,
+    holding_subscription,
     pubsub_max_delivery_attempts,
 )
 from framesift_infra.config import StackConfig
 from framesift_infra.packaging import function_source
+from framesift_infra.secrets import SECRETS, VENDOR_SECRETS, secrets_of
 
 R = TypeVar("R", bound=pulumi.Resource)
 
-# Secret Manager secrets (values are added out of band: `gcloud secrets versions add`), and the
-# setting each one becomes in the functions that read it.
-SECRETS = {
-    "scale-api-key": "FRAMESIFT_SCALE_API_KEY",
-    "scale-callback-auth-key": "FRAMESIFT_SCALE_CALLBACK_AUTH_KEY",
-    "labelstudio-api-key": "FRAMESIFT_LABELSTUDIO_API_KEY",
-    "labelstudio-webhook-secret": "FRAMESIFT_LABELSTUDIO_WEBHOOK_SECRET",
-}
+# What the functions' builds need (Cloud Build writing the image to Artifact Registry, logs).
+BUILD_ROLES = (
+    "roles/cloudbuild.builds.builder",
+    "roles/logging.logWriter",
+    "roles/artifactregistry.writer",
+)
+# The log line framesift.delivery writes when it dead-letters a message (JSON, for Cloud
+# Logging, from a function's Cloud Run revision).
+DEAD_LETTER_LOG_FILTER = (
+    'resource.type="cloud_run_revision" AND severity>=ERROR'
+    ' AND jsonPayload.message=~"^message dead-lettered"'
+)
+
+# The APIs the bundle calls or is deployed with (iamcredentials: signBlob for signed URLs).
+APIS = (
+    "artifactregistry.googleapis.com",
+    "bigquery.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +90,6 @@ class Deployment:
     # Reads the photos under the raw bucket's images prefix (and nothing else there): the
     # labeler hands vendors URLs signed with its own account for the photos it labels.
     reads_photos: bool = False
-    secrets: tuple[str, ...] = ()
     project_roles: tuple[str, ...] = ("roles/datastore.user",)
     signs_urls: bool = False
     warehouse: bool = False
@@ -96,7 +124,6 @@ DEPLOYMENTS = {
         reads=("frames",),
         writes=("frames",),  # the manifest vendor's manifests/ objects
         reads_photos=True,
-        secrets=("scale-api-key", "labelstudio-api-key", "labelstudio-webhook-secret"),
         signs_urls=True,
     ),
     WEBHOOK.name: Deployment(
@@ -105,7 +132,6 @@ DEPLOYMENTS = {
         timeout_s=60,
         max_instances=20,
         concurrency=40,
-        secrets=("scale-callback-auth-key", "labelstudio-webhook-secret"),
     ),
     EXPORTER.name: Deployment(
         memory="2Gi",
@@ -119,6 +145,12 @@ DEPLOYMENTS = {
 }
 
 
+@dataclass(frozen=True)
+class Secret:
+    secret: gcp.secretmanager.Secret
+    version: gcp.secretmanager.SecretVersion
+
+
 @dataclass
 class Stack:
     """What the program made, for its outputs and its tests."""
@@ -128,16 +160,36 @@ class Stack:
     accounts: dict[str, gcp.serviceaccount.Account] = field(default_factory=dict)
     functions: dict[str, gcp.cloudfunctionsv2.Function] = field(default_factory=dict)
     resources: list[pulumi.Resource] = field(default_factory=list)
+    apis: list[gcp.projects.Service] = field(default_factory=list)
+    # Per function: the secrets it mounts, and what it waits for before it is created.
+    mounted: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    waits_for: dict[str, tuple[pulumi.Resource, ...]] = field(default_factory=dict)
 
     def add(self, resource: R) -> R:
         self.resources.append(resource)
         return resource
+
+    def opts(self, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+        """Options of every resource: created once the APIs are enabled (on a new project a
+        resource of a disabled API fails), after ``depends_on``."""
+        return pulumi.ResourceOptions(depends_on=[*self.apis, *depends_on])
 
 
 def deploy(config: StackConfig) -> Stack:
     stack = Stack()
     prefix = f"{config.name_prefix}-{config.project}"
     project_number = gcp.organizations.get_project(project_id=config.project).number
+    stack.apis = [
+        stack.add(
+            gcp.projects.Service(
+                f"api-{api.split('.', 1)[0]}",
+                project=config.project,
+                service=api,
+                disable_on_destroy=False,  # other things in the project may use it
+            )
+        )
+        for api in APIS
+    ]
 
     stack.buckets["raw"] = stack.add(
         gcp.storage.Bucket(
@@ -145,6 +197,7 @@ def deploy(config: StackConfig) -> Stack:
             name=f"{prefix}-raw",
             location=config.region,
             uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
             labels=config.labels,
             lifecycle_rules=[
                 {
@@ -152,6 +205,7 @@ def deploy(config: StackConfig) -> Stack:
                     "condition": {"age": config.cold_after_days},
                 }
             ],
+            opts=stack.opts(),
         )
     )
     stack.buckets["frames"] = stack.add(
@@ -160,9 +214,21 @@ def deploy(config: StackConfig) -> Stack:
             name=f"{prefix}-frames",
             location=config.region,
             uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
             labels=config.labels,
-            # A re-uploaded video's frames overwrite the older version's: keep both.
+            # A re-uploaded video's frames overwrite the older version's: keep both, for a
+            # while (a redelivered manifest is rewritten whole, each time a new version).
             versioning={"enabled": True},
+            lifecycle_rules=[
+                {
+                    "action": {"type": "Delete"},
+                    "condition": {
+                        "days_since_noncurrent_time": config.noncurrent_days,
+                        "with_state": "ARCHIVED",
+                    },
+                }
+            ],
+            opts=stack.opts(),
         )
     )
     stack.buckets["sources"] = stack.add(
@@ -171,25 +237,19 @@ def deploy(config: StackConfig) -> Stack:
             name=f"{prefix}-sources",
             location=config.region,
             uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
             labels=config.labels,
+            opts=stack.opts(),
         )
     )
 
     for topic in Topics.ALL:
-        stack.topics[topic] = stack.add(gcp.pubsub.Topic(topic, name=topic, labels=config.labels))
+        stack.topics[topic] = stack.add(
+            gcp.pubsub.Topic(topic, name=topic, labels=config.labels, opts=stack.opts())
+        )
 
     _bucket_notifications(stack, config)
-    secrets = {
-        secret_id: stack.add(
-            gcp.secretmanager.Secret(
-                secret_id,
-                secret_id=f"framesift-{secret_id}",
-                replication={"auto": {}},
-                labels=config.labels,
-            )
-        )
-        for secret_id in SECRETS
-    }
+    secrets = _secrets(stack, config)
     dataset = _warehouse(stack, config)
     _firestore(stack, config)
 
@@ -199,6 +259,7 @@ def deploy(config: StackConfig) -> Stack:
             "push-invoker",
             account_id="framesift-push",
             display_name="framesift: Pub/Sub pushes to the functions",
+            opts=stack.opts(),
         )
     )
     # Pub/Sub mints the invoker's OIDC tokens for the pushes.
@@ -208,13 +269,17 @@ def deploy(config: StackConfig) -> Stack:
             service_account_id=invoker.name,
             role="roles/iam.serviceAccountTokenCreator",
             member=pubsub_agent,
+            opts=stack.opts(),
         )
     )
+    builder = _build_account(stack, config)
     env = _environment(config, stack)
     for spec in FUNCTIONS:  # in the table's order: the webhook first, whose URL the labeler needs
-        _function(stack, config, spec, env, secrets, dataset, invoker, pubsub_agent)
+        _function(stack, config, spec, env, secrets, dataset, invoker, pubsub_agent, builder)
+    _hold(stack, config, Topics.DEAD_LETTERS)
 
     _scheduler(stack, config)
+    _alerts(stack, config)
     pulumi.export("raw_bucket", stack.buckets["raw"].name)
     pulumi.export("frames_bucket", stack.buckets["frames"].name)
     webhook = stack.functions[WEBHOOK.name].url
@@ -223,12 +288,180 @@ def deploy(config: StackConfig) -> Stack:
     return stack
 
 
+def _secrets(stack: Stack, config: StackConfig) -> dict[str, Secret]:
+    """The configured vendor's secrets, each with a version holding its value from the stack's
+    secret config, so a function never starts against a secret with no version."""
+    made = {}
+    for secret_id in secrets_of(config.vendor):
+        spec = SECRETS[secret_id]
+        value = config.secrets.get(secret_id)
+        if value is None:
+            raise ValueError(
+                f"vendor {config.vendor} needs the secret {secret_id}: "
+                f"pulumi config set --secret framesift:{spec.config_key} <value>"
+            )
+        secret = stack.add(
+            gcp.secretmanager.Secret(
+                secret_id,
+                secret_id=f"framesift-{secret_id}",
+                replication={"auto": {}},
+                labels=config.labels,
+                opts=stack.opts(),
+            )
+        )
+        version = stack.add(
+            gcp.secretmanager.SecretVersion(
+                f"{secret_id}-version",
+                secret=secret.id,
+                secret_data=value,
+                opts=stack.opts(),
+            )
+        )
+        made[secret_id] = Secret(secret, version)
+    return made
+
+
+def _build_account(stack: Stack, config: StackConfig) -> gcp.serviceaccount.Account:
+    """The account the functions' builds run as: projects created since mid-2024 may build with
+    a default account that lacks these roles."""
+    account = stack.add(
+        gcp.serviceaccount.Account(
+            "builder",
+            account_id="framesift-build",
+            display_name="framesift: builds of the functions",
+            opts=stack.opts(),
+        )
+    )
+    member = account.email.apply(lambda email: f"serviceAccount:{email}")
+    for role in BUILD_ROLES:
+        stack.add(
+            gcp.projects.IAMMember(
+                f"build-{role.rsplit('/', 1)[1]}",
+                project=config.project,
+                role=role,
+                member=member,
+                opts=stack.opts(),
+            )
+        )
+    stack.add(
+        gcp.storage.BucketIAMMember(
+            "build-reads-sources",
+            bucket=stack.buckets["sources"].name,
+            role="roles/storage.objectViewer",
+            member=member,
+            opts=stack.opts(),
+        )
+    )
+    return account
+
+
+def _hold(stack: Stack, config: StackConfig, topic: str) -> gcp.pubsub.Subscription:
+    """A pull subscription on a dead-letter topic, keeping its messages 7 days for operators
+    and ``framesift replay-dead-letters``."""
+    name = holding_subscription(topic)
+    return stack.add(
+        gcp.pubsub.Subscription(
+            name,
+            name=name,
+            topic=stack.topics[topic].name,
+            ack_deadline_seconds=60,
+            message_retention_duration="604800s",
+            expiration_policy={"ttl": ""},  # never expires for want of a reader
+            labels=config.labels,
+            opts=stack.opts(),
+        )
+    )
+
+
+def _any_in_5_minutes(name: str, metric_filter: pulumi.Input[str]) -> Any:
+    """An alert condition that fires on any count of the metric within 5 minutes."""
+    return {
+        "display_name": name,
+        "condition_threshold": {
+            "filter": metric_filter,
+            "comparison": "COMPARISON_GT",
+            "threshold_value": 0,
+            "duration": "0s",
+            "aggregations": [{"alignment_period": "300s", "per_series_aligner": "ALIGN_SUM"}],
+        },
+    }
+
+
+def _alerts(stack: Stack, config: StackConfig) -> None:
+    """An alert when anything is dead-lettered (by a function, or by Pub/Sub itself), and an
+    optional billing budget."""
+    metric = stack.add(
+        gcp.logging.Metric(
+            "dead-letters-metric",
+            name="framesift/dead-letters",
+            description="Messages a framesift function gave up on",
+            filter=DEAD_LETTER_LOG_FILTER,
+            metric_descriptor={"metric_kind": "DELTA", "value_type": "INT64"},
+            opts=stack.opts(),
+        )
+    )
+    channels: list[pulumi.Input[str]] = []
+    if config.alert_email:
+        email = gcp.monitoring.NotificationChannel(
+            "alert-email",
+            display_name="framesift alerts",
+            type="email",
+            labels={"email_address": config.alert_email},
+            opts=stack.opts(),
+        )
+        channels.append(stack.add(email).id)
+    stack.add(
+        gcp.monitoring.AlertPolicy(
+            "dead-letters-alert",
+            display_name="framesift: messages dead-lettered",
+            combiner="OR",
+            conditions=[
+                _any_in_5_minutes(
+                    "a function gave up on a message",
+                    metric.name.apply(
+                        lambda name: (
+                            f'metric.type="logging.googleapis.com/user/{name}"'
+                            ' AND resource.type="cloud_run_revision"'
+                        )
+                    ),
+                ),
+                _any_in_5_minutes(
+                    "Pub/Sub moved a message to a dead-letter topic",
+                    'metric.type="pubsub.googleapis.com/subscription/dead_letter_message_count"'
+                    ' AND resource.type="pubsub_subscription"',
+                ),
+            ],
+            notification_channels=channels,
+            opts=stack.opts(metric),
+        )
+    )
+    if config.billing_account and config.monthly_budget_usd:
+        stack.add(
+            gcp.billing.Budget(
+                "budget",
+                billing_account=config.billing_account,
+                display_name="framesift",
+                budget_filter={"projects": [f"projects/{config.project}"]},
+                amount={
+                    "specified_amount": {
+                        "currency_code": "USD",
+                        "units": str(int(config.monthly_budget_usd)),
+                    }
+                },
+                threshold_rules=[{"threshold_percent": share} for share in (0.5, 0.9, 1.0)],
+                all_updates_rule={"monitoring_notification_channels": channels},
+                opts=stack.opts(),
+            )
+        )
+
+
 def _bucket_notifications(stack: Stack, config: StackConfig) -> None:
     """OBJECT_FINALIZE of the raw bucket (videos, and photos under the images prefix)."""
     agent = gcp.storage.get_project_service_account(project=config.project)
     publish = stack.add(
         gcp.pubsub.TopicIAMMember(
             "gcs-agent-publishes-raw-objects",
+            opts=stack.opts(),
             topic=stack.topics[Topics.RAW_OBJECTS].name,
             role="roles/pubsub.publisher",
             member=f"serviceAccount:{agent.email_address}",
@@ -246,7 +479,7 @@ def _bucket_notifications(stack: Stack, config: StackConfig) -> None:
                 topic=stack.topics[Topics.RAW_OBJECTS].id,
                 event_types=["OBJECT_FINALIZE"],
                 object_name_prefix=prefix or None,
-                opts=pulumi.ResourceOptions(depends_on=[publish]),
+                opts=stack.opts(publish),
             )
         )
 
@@ -255,6 +488,7 @@ def _warehouse(stack: Stack, config: StackConfig) -> gcp.bigquery.Dataset:
     dataset = stack.add(
         gcp.bigquery.Dataset(
             "warehouse",
+            opts=stack.opts(),
             dataset_id="framesift",
             location=config.region,
             labels=config.labels,
@@ -264,6 +498,7 @@ def _warehouse(stack: Stack, config: StackConfig) -> gcp.bigquery.Dataset:
         stack.add(
             gcp.bigquery.Table(
                 f"table-{schema.name}",
+                opts=stack.opts(),
                 dataset_id=dataset.dataset_id,
                 table_id=schema.name,
                 deletion_protection=True,
@@ -292,6 +527,7 @@ def _firestore(stack: Stack, config: StackConfig) -> None:
     database = stack.add(
         gcp.firestore.Database(
             "documents",
+            opts=stack.opts(),
             name="(default)",
             location_id=config.region,
             type="FIRESTORE_NATIVE",
@@ -309,6 +545,7 @@ def _firestore(stack: Stack, config: StackConfig) -> None:
         stack.add(
             gcp.firestore.Field(
                 f"no-index-{collection}-{field_name}",
+                opts=stack.opts(),
                 database=database.name,
                 collection=collection,
                 field=field_name,
@@ -344,27 +581,36 @@ def _function(
     config: StackConfig,
     spec: FunctionSpec,
     env: dict[str, pulumi.Input[str]],
-    secrets: dict[str, gcp.secretmanager.Secret],
+    secrets: dict[str, Secret],
     dataset: gcp.bigquery.Dataset,
     invoker: gcp.serviceaccount.Account,
     pubsub_agent: str,
+    builder: gcp.serviceaccount.Account,
 ) -> None:
     deployment = DEPLOYMENTS[spec.name]
     account = stack.add(
         gcp.serviceaccount.Account(
             f"sa-{spec.name}",
+            opts=stack.opts(),
             account_id=f"framesift-{spec.name}",
             display_name=f"framesift {spec.name} function",
         )
     )
     stack.accounts[spec.name] = account
     member = account.email.apply(lambda email: f"serviceAccount:{email}")
-    _grant(stack, spec, account, member, secrets, dataset, config)
+    reads = {
+        secret_id: secrets[secret_id]
+        for secret_id in VENDOR_SECRETS[config.vendor].get(spec.name, ())
+    }
+    grants = _grant(stack, spec, account, member, reads, dataset, config)
+    stack.mounted[spec.name] = tuple(reads)
+    stack.waits_for[spec.name] = (*grants, *(secret.version for secret in reads.values()))
 
     source = function_source(spec.name)
     archive = stack.add(
         gcp.storage.BucketObject(
             f"source-{spec.name}",
+            opts=stack.opts(),
             bucket=stack.buckets["sources"].name,
             name=f"{spec.name}/{source.digest}.zip",
             source=source.archive,
@@ -384,6 +630,7 @@ def _function(
             build_config={
                 "runtime": "python311",
                 "entry_point": spec.entry_point,
+                "service_account": builder.name,
                 "source": {
                     "storage_source": {
                         "bucket": stack.buckets["sources"].name,
@@ -402,20 +649,24 @@ def _function(
                 "environment_variables": own_env,
                 "secret_environment_variables": [
                     {
-                        "key": SECRETS[secret_id],
+                        "key": SECRETS[secret_id].setting,
                         "project_id": config.project,
-                        "secret": secrets[secret_id].secret_id,
-                        "version": "latest",
+                        "secret": secret.secret.secret_id,
+                        # The version this program made: never one that is not there yet.
+                        "version": secret.version.version,
                     }
-                    for secret_id in deployment.secrets
+                    for secret_id, secret in reads.items()
                 ],
             },
+            # A function whose account cannot yet read a secret fails to start.
+            opts=stack.opts(*stack.waits_for[spec.name]),
         )
     )
     stack.functions[spec.name] = function
     stack.add(
         gcp.cloudrunv2.ServiceIamMember(
             f"invoke-{spec.name}",
+            opts=stack.opts(),
             name=function.name,  # a 2nd gen function runs as the Cloud Run service of its name
             location=config.region,
             role="roles/run.invoker",
@@ -434,15 +685,17 @@ def _grant(
     spec: FunctionSpec,
     account: gcp.serviceaccount.Account,
     member: pulumi.Output[str],
-    secrets: dict[str, gcp.secretmanager.Secret],
+    secrets: dict[str, Secret],
     dataset: gcp.bigquery.Dataset,
     config: StackConfig,
-) -> None:
+) -> list[pulumi.Resource]:
+    """Bind the function's roles; returns the secret accessor grants, which it must wait for."""
     deployment = DEPLOYMENTS[spec.name]
     for role in deployment.project_roles:
         stack.add(
             gcp.projects.IAMMember(
                 f"{spec.name}-{role.rsplit('/', 1)[1]}",
+                opts=stack.opts(),
                 project=config.project,
                 role=role,
                 member=member,
@@ -452,6 +705,7 @@ def _grant(
         stack.add(
             gcp.storage.BucketIAMMember(
                 f"{spec.name}-reads-{key}",
+                opts=stack.opts(),
                 bucket=stack.buckets[key].name,
                 role="roles/storage.objectViewer",
                 member=member,
@@ -462,6 +716,7 @@ def _grant(
         stack.add(
             gcp.storage.BucketIAMMember(
                 f"{spec.name}-reads-photos",
+                opts=stack.opts(),
                 bucket=raw,
                 role="roles/storage.objectViewer",
                 member=member,
@@ -481,6 +736,7 @@ def _grant(
         stack.add(
             gcp.storage.BucketIAMMember(
                 f"{spec.name}-writes-{key}",
+                opts=stack.opts(),
                 bucket=stack.buckets[key].name,
                 role="roles/storage.objectUser",
                 member=member,
@@ -490,24 +746,29 @@ def _grant(
         stack.add(
             gcp.pubsub.TopicIAMMember(
                 f"{spec.name}-publishes-{topic}",
+                opts=stack.opts(),
                 topic=stack.topics[topic].name,
                 role="roles/pubsub.publisher",
                 member=member,
             )
         )
-    for secret_id in deployment.secrets:
+    accessors: list[pulumi.Resource] = [
         stack.add(
             gcp.secretmanager.SecretIamMember(
                 f"{spec.name}-reads-{secret_id}",
-                secret_id=secrets[secret_id].secret_id,
+                opts=stack.opts(),
+                secret_id=secret.secret.secret_id,
                 role="roles/secretmanager.secretAccessor",
                 member=member,
             )
         )
+        for secret_id, secret in secrets.items()
+    ]
     if deployment.signs_urls:  # signBlob for V4 signed URLs, with no key file
         stack.add(
             gcp.serviceaccount.IAMMember(
                 f"{spec.name}-signs-as-itself",
+                opts=stack.opts(),
                 service_account_id=account.name,
                 role="roles/iam.serviceAccountTokenCreator",
                 member=member,
@@ -517,11 +778,13 @@ def _grant(
         stack.add(
             gcp.bigquery.DatasetIamMember(
                 f"{spec.name}-edits-warehouse",
+                opts=stack.opts(),
                 dataset_id=dataset.dataset_id,
                 role="roles/bigquery.dataEditor",
                 member=member,
             )
         )
+    return accessors
 
 
 def _push_subscription(
@@ -535,12 +798,16 @@ def _push_subscription(
 ) -> None:
     name = spec.subscription(topic)
     dead_name = spec.dead_letter_topic(topic)
-    dead = stack.add(gcp.pubsub.Topic(f"{name}-dead", name=dead_name, labels=config.labels))
+    dead = stack.add(
+        gcp.pubsub.Topic(f"{name}-dead", name=dead_name, labels=config.labels, opts=stack.opts())
+    )
     stack.topics[dead_name] = dead
+    _hold(stack, config, dead_name)
     # Pub/Sub's own agent moves messages to the dead-letter topic.
     stack.add(
         gcp.pubsub.TopicIAMMember(
             f"{name}-dead-publisher",
+            opts=stack.opts(),
             topic=dead.name,
             role="roles/pubsub.publisher",
             member=pubsub_agent,
@@ -549,6 +816,7 @@ def _push_subscription(
     subscription = stack.add(
         gcp.pubsub.Subscription(
             name,
+            opts=stack.opts(),
             name=name,
             topic=stack.topics[topic].name,
             ack_deadline_seconds=600,
@@ -559,7 +827,9 @@ def _push_subscription(
                 "push_endpoint": function.url.apply(
                     lambda url: f"{url}/projects/{config.project}/topics/{topic}"
                 ),
-                "oidc_token": {"service_account_email": invoker.email},
+                # The service's own URL: left out, the audience is the whole endpoint, path and
+                # all, which the function's token check does not expect.
+                "oidc_token": {"service_account_email": invoker.email, "audience": function.url},
             },
             retry_policy={"minimum_backoff": "10s", "maximum_backoff": "600s"},
             dead_letter_policy={
@@ -571,6 +841,7 @@ def _push_subscription(
     stack.add(
         gcp.pubsub.SubscriptionIAMMember(
             f"{name}-dead-subscriber",
+            opts=stack.opts(),
             subscription=subscription.name,
             role="roles/pubsub.subscriber",
             member=pubsub_agent,
@@ -582,6 +853,7 @@ def _scheduler(stack: Stack, config: StackConfig) -> None:
     stack.add(
         gcp.cloudscheduler.Job(
             "export-tick",
+            opts=stack.opts(),
             name="framesift-export",
             region=config.region,
             schedule=config.export_schedule,

@@ -139,6 +139,21 @@ def function(name: str) -> FunctionSpec:
     raise KeyError(f"no function {name!r}: {', '.join(spec.name for spec in FUNCTIONS)}")
 
 
+def dead_letter_topics() -> tuple[str, ...]:
+    """Every topic that holds messages given up on: the functions' own ``dead-letters``, and
+    Pub/Sub's dead-letter topic of each push subscription."""
+    return (
+        Topics.DEAD_LETTERS,
+        *(spec.dead_letter_topic(topic) for spec in FUNCTIONS for topic in spec.subscribes),
+    )
+
+
+def holding_subscription(topic: str) -> str:
+    """The pull subscription that keeps what reaches a dead-letter topic, for operators and
+    for replay: Pub/Sub drops a message published to a topic with no subscription."""
+    return f"{topic}-held"
+
+
 def pubsub_max_delivery_attempts(max_delivery_attempts: int) -> int:
     """Pub/Sub's own limit on a subscription's deliveries: a few more than the functions' own
     count (``FRAMESIFT_MAX_DELIVERY_ATTEMPTS``), so it catches only a function that dies before

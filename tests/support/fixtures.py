@@ -21,7 +21,7 @@ import requests
 from framesift.config import Backend, Settings
 from framesift.media import SYSTEM, Ffmpeg, generate_test_video
 from framesift_dev.devstack import DevStack, StackState, free_port
-from tests.support.infra import Recorder, deploy_under_mocks
+from tests.support.infra import SECRET_VALUES, Recorder, deploy_under_mocks
 from tests.support.media import bad_videos, lavfi_video
 from tests.support.scale import API_KEY as SCALE_API_KEY
 from tests.support.scale import FakeScale
@@ -278,6 +278,11 @@ def sampler_settings(embedded_settings: Settings, ffmpeg_tools: Ffmpeg) -> Setti
 
 @pytest.fixture(scope="session")
 def deployed() -> tuple[Recorder, Any]:
-    """The Pulumi program run once under Pulumi's mocks (with a videos/ prefix, so both bucket
-    notifications exist)."""
-    return deploy_under_mocks(raw_prefix="videos/")
+    """The Pulumi program run once under Pulumi's mocks: with a videos/ prefix, so both bucket
+    notifications exist, and Label Studio, the vendor with the most secrets."""
+    return deploy_under_mocks(
+        raw_prefix="videos/",
+        vendor="labelstudio",
+        labelstudio_url="https://labelstudio.example",
+        secrets=SECRET_VALUES,
+    )

@@ -28,6 +28,8 @@ class Recorder(pulumi.runtime.Mocks):
             outputs["name"] = f"projects/{PROJECT}/serviceAccounts/{outputs['email']}"
         elif args.typ == "gcp:pubsub/topic:Topic":
             resource_id = f"projects/{PROJECT}/topics/{args.inputs['name']}"
+        elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
+            outputs["version"] = "1"
         elif args.typ == "gcp:cloudfunctionsv2/function:Function":
             outputs["url"] = f"https://{args.inputs['name']}-abc.a.run.app"
         self.resources.append((args.typ, args.name, outputs))
@@ -39,6 +41,15 @@ class Recorder(pulumi.runtime.Mocks):
         if args.token == "gcp:storage/getProjectServiceAccount:getProjectServiceAccount":
             return {"emailAddress": GCS_AGENT}
         return {}
+
+
+# Made-up secret values for the program under mocks (never a real deployment's).
+SECRET_VALUES = {
+    "labelstudio-api-key": "ls-api-key-for-tests",
+    "labelstudio-webhook-secret": "ls-webhook-secret-for-tests",
+    "scale-api-key": "scale-api-key-for-tests",
+    "scale-callback-auth-key": "scale-callback-key-for-tests",
+}
 
 
 def deploy_under_mocks(**config: Any) -> tuple[Recorder, Any]:

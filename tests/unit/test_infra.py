@@ -7,8 +7,21 @@ import zipfile
 from collections import defaultdict
 
 import pulumi
+import pulumi_gcp as gcp
+import pytest
 
-from tests.support.infra import GCS_AGENT, PROJECT, PUBSUB_AGENT, Recorder, of_type
+from framesift.topology import dead_letter_topics, holding_subscription
+from framesift_infra.secrets import secrets_of
+from framesift_infra.stack import BUILD_ROLES
+from tests.support.infra import (
+    GCS_AGENT,
+    PROJECT,
+    PUBSUB_AGENT,
+    SECRET_VALUES,
+    Recorder,
+    deploy_under_mocks,
+    of_type,
+)
 
 
 def test_the_raw_bucket_notifies_the_sampler_topic_with_its_prefixes(deployed):
@@ -76,14 +89,12 @@ def test_each_function_account_has_exactly_its_intended_roles(deployed):
         f"roles/storage.objectUser on {frames}",
         f"roles/storage.objectViewer on {raw}",  # the photos only: see the next test
         dead,
-        "roles/secretmanager.secretAccessor on framesift-scale-api-key",
         "roles/secretmanager.secretAccessor on framesift-labelstudio-api-key",
         "roles/secretmanager.secretAccessor on framesift-labelstudio-webhook-secret",
         f"roles/iam.serviceAccountTokenCreator on {own('labeler')}",
     }
     assert roles[account("webhook")] == {
         firestore,
-        "roles/secretmanager.secretAccessor on framesift-scale-callback-auth-key",
         "roles/secretmanager.secretAccessor on framesift-labelstudio-webhook-secret",
     }
     assert roles[account("exporter")] == {
@@ -116,7 +127,11 @@ def test_no_function_can_write_to_the_bucket_that_triggers_it(deployed):
 
 def test_every_subscription_pushes_with_a_token_and_has_a_dead_letter_topic(deployed):
     recorder, _ = deployed
-    subscriptions = of_type(recorder, "gcp:pubsub/subscription:Subscription")
+    subscriptions = {
+        name: subscription
+        for name, subscription in of_type(recorder, "gcp:pubsub/subscription:Subscription").items()
+        if "pushConfig" in subscription
+    }
     assert set(subscriptions) == {
         "raw-objects-sampler",
         "video-segments-sampler",
@@ -133,6 +148,8 @@ def test_every_subscription_pushes_with_a_token_and_has_a_dead_letter_topic(depl
         topic = subscription["topic"]
         assert push["pushEndpoint"].endswith(f"/projects/{PROJECT}/topics/{topic}")
         assert push["oidcToken"]["serviceAccountEmail"].startswith("framesift-push@")
+        # The audience is the service's URL, not the endpoint with its path.
+        assert push["pushEndpoint"].startswith(push["oidcToken"]["audience"] + "/projects/")
     dead_publishers = {
         g["topic"]
         for g in of_type(recorder, "gcp:pubsub/topicIAMMember:TopicIAMMember").values()
@@ -170,13 +187,12 @@ def test_secrets_reach_functions_from_secret_manager_not_plain_values(deployed):
         plain = config.get("environmentVariables", {})
         assert not [key for key in plain if "KEY" in key or "SECRET" in key]
         for secret in config.get("secretEnvironmentVariables", []):
-            assert secret["version"] == "latest"
+            # The version the program made from the secret config, never "latest", which
+            # has no version on a first deploy.
+            assert secret["version"] == "1"
             assert secret["secret"].startswith("framesift-")
     webhook = functions["webhook"]["serviceConfig"]["secretEnvironmentVariables"]
-    assert {s["key"] for s in webhook} == {
-        "FRAMESIFT_SCALE_CALLBACK_AUTH_KEY",
-        "FRAMESIFT_LABELSTUDIO_WEBHOOK_SECRET",
-    }
+    assert {s["key"] for s in webhook} == {"FRAMESIFT_LABELSTUDIO_WEBHOOK_SECRET"}
 
 
 def test_the_sampler_gets_the_most_memory_and_time(deployed):
@@ -222,3 +238,113 @@ def test_the_archive_is_a_deployable_zip(tmp_path):
         requirements = archive.read("requirements.txt").decode()
     assert {"main.py", "framesift/__init__.py", "framesift/webhook.py"} <= names
     assert "functions-framework" in requirements and "pytest" not in requirements
+
+
+def test_every_dead_letter_topic_keeps_its_messages_in_a_subscription(deployed):
+    """Pub/Sub drops what is published to a topic with no subscription: the backstop would
+    lose exactly what it exists to keep."""
+    recorder, _ = deployed
+    held = {
+        subscription["topic"]: subscription
+        for subscription in of_type(recorder, "gcp:pubsub/subscription:Subscription").values()
+        if "pushConfig" not in subscription
+    }
+    assert set(held) == set(dead_letter_topics())
+    for topic, subscription in held.items():
+        assert subscription["name"] == holding_subscription(topic)
+        assert subscription["messageRetentionDuration"] == "604800s"
+        assert subscription["expirationPolicy"] == {"ttl": ""}
+
+
+def test_a_first_deploy_needs_no_step_outside_the_program(deployed):
+    recorder, stack = deployed
+    enabled = {api["service"] for api in of_type(recorder, "gcp:projects/service:Service").values()}
+    assert {"iamcredentials.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com"} <= (
+        enabled
+    )
+    assert all(
+        api["disableOnDestroy"] is False
+        for api in of_type(recorder, "gcp:projects/service:Service").values()
+    )
+    # Each function waits for what it needs to start: its secrets' versions and read grants.
+    versions = of_type(recorder, "gcp:secretmanager/secretVersion:SecretVersion")
+    # Pulumi holds the values as secrets (encrypted in the state, never shown in a preview).
+    assert all(pulumi.runtime.rpc._special_sig_key in v["secretData"] for v in versions.values())
+    assert {v["secretData"]["value"] for v in versions.values()} == {
+        SECRET_VALUES["labelstudio-api-key"],
+        SECRET_VALUES["labelstudio-webhook-secret"],
+    }
+    for name, waits in stack.waits_for.items():
+        mounted = stack.mounted[name]
+        assert sum(isinstance(r, gcp.secretmanager.SecretVersion) for r in waits) == len(mounted)
+        assert sum(isinstance(r, gcp.secretmanager.SecretIamMember) for r in waits) == len(mounted)
+    assert stack.mounted == {
+        "webhook": ("labelstudio-webhook-secret",),
+        "sampler": (),
+        "dedup": (),
+        "labeler": ("labelstudio-api-key", "labelstudio-webhook-secret"),
+        "exporter": (),
+    }
+    # Builds run as an account of the program's, with the roles a build needs.
+    functions = of_type(recorder, "gcp:cloudfunctionsv2/function:Function")
+    builder = (
+        f"projects/{PROJECT}/serviceAccounts/framesift-build@{PROJECT}.iam.gserviceaccount.com"
+    )
+    assert {f["buildConfig"]["serviceAccount"] for f in functions.values()} == {builder}
+    assert _roles_by_member(recorder)[
+        f"serviceAccount:framesift-build@{PROJECT}.iam.gserviceaccount.com"
+    ] == {f"{role} on {PROJECT}" for role in BUILD_ROLES} | {
+        f"roles/storage.objectViewer on framesift-{PROJECT}-sources"
+    }
+
+
+@pytest.mark.parametrize(
+    ("vendor", "mounted"),
+    [
+        ("manifest", {}),
+        (
+            "scale",
+            {
+                "labeler": {"FRAMESIFT_SCALE_API_KEY"},
+                "webhook": {"FRAMESIFT_SCALE_CALLBACK_AUTH_KEY"},
+            },
+        ),
+    ],
+)
+def test_a_function_mounts_only_its_vendors_secrets(vendor, mounted):
+    secrets = {secret_id: SECRET_VALUES[secret_id] for secret_id in secrets_of(vendor)}
+    recorder, _ = deploy_under_mocks(vendor=vendor, secrets=secrets)
+    functions = of_type(recorder, "gcp:cloudfunctionsv2/function:Function")
+    found = {
+        name: {s["key"] for s in f["serviceConfig"].get("secretEnvironmentVariables") or []}
+        for name, f in functions.items()
+    }
+    assert {name: keys for name, keys in found.items() if keys} == mounted
+    assert len(of_type(recorder, "gcp:secretmanager/secret:Secret")) == len(secrets)
+
+
+def test_a_vendor_secret_left_out_of_the_config_says_how_to_set_it():
+    with pytest.raises(ValueError, match="pulumi config set --secret framesift:scaleApiKey"):
+        deploy_under_mocks(vendor="scale", secrets={})
+
+
+def test_buckets_refuse_public_access_and_old_versions_expire(deployed):
+    recorder, _ = deployed
+    buckets = of_type(recorder, "gcp:storage/bucket:Bucket")
+    assert {b["publicAccessPrevention"] for b in buckets.values()} == {"enforced"}
+    [rule] = buckets["frames"]["lifecycleRules"]
+    assert rule["action"]["type"] == "Delete"
+    assert rule["condition"]["daysSinceNoncurrentTime"] == 30
+
+
+def test_dead_letters_raise_an_alert_and_a_budget_is_optional(deployed):
+    recorder, _ = deployed
+    [metric] = of_type(recorder, "gcp:logging/metric:Metric").values()
+    assert 'jsonPayload.message=~"^message dead-lettered"' in metric["filter"]
+    [policy] = of_type(recorder, "gcp:monitoring/alertPolicy:AlertPolicy").values()
+    filters = [c["conditionThreshold"]["filter"] for c in policy["conditions"]]
+    assert any("dead_letter_message_count" in f for f in filters)
+    assert of_type(recorder, "gcp:billing/budget:Budget") == {}
+    budgeted, _ = deploy_under_mocks(billing_account="000000-AAAAAA-BBBBBB", monthly_budget_usd=50)
+    [budget] = of_type(budgeted, "gcp:billing/budget:Budget").values()
+    assert budget["amount"]["specifiedAmount"]["units"] == "50"
