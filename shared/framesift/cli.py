@@ -393,8 +393,10 @@ def replay_dead_letters(
     ] = None,
 ) -> None:
     """Publish the dead letters not replayed yet to their topics again (after fixing the cause
-    they record). FRAMESIFT_* settings pick the backend."""
-    from framesift.delivery import replay
+    they record): the functions' own (the dead_letters collection) and, on Google Cloud, the
+    messages Pub/Sub itself dead-lettered (held by the dead-letter topics' subscriptions).
+    FRAMESIFT_* settings pick the backend."""
+    from framesift.delivery import replay, replay_held
     from framesift.wiring import build_adapters
 
     settings = _settings()
@@ -404,9 +406,16 @@ def replay_dead_letters(
         pipeline = EmbeddedPipeline(settings)
         count = replay(pipeline.adapters, subscriber)
         pipeline.publisher.drain()
-    else:
-        count = replay(build_adapters(settings), subscriber)
-    console.print(f"{count} dead letters published again")
+        console.print(f"{count} dead letters published again")
+        return
+    from framesift.adapters.gcp import PubSubHeldMessages
+
+    adapters = build_adapters(settings)
+    count = replay(adapters, subscriber)
+    held = replay_held(PubSubHeldMessages(settings.project), adapters.publisher, subscriber)
+    console.print(
+        f"{count} dead letters published again, and {held} that Pub/Sub had dead-lettered"
+    )
 
 
 @app.command("make-sample")

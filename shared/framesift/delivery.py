@@ -25,13 +25,15 @@ from framesift.documents import DeadLetterRecord, utcnow
 from framesift.errors import PermanentError
 from framesift.events import PubSubMessage
 from framesift.logs import get_logger
-from framesift.ports import DocKey
-from framesift.topology import Collections, Topics
+from framesift.ports import DocKey, HeldMessages, Publisher
+from framesift.topology import FUNCTIONS, Collections, Topics, holding_subscription
 from framesift.wiring import Adapters
 
 log = get_logger(__name__)
 
 _MAX_ERROR_CHARS = 1000
+# The attributes Pub/Sub adds to a message it dead-letters (where from, after how many tries).
+PUBSUB_DEAD_LETTER_ATTRIBUTES = "CloudPubSubDeadLetterSource"
 
 GiveUp = Callable[[PubSubMessage, str], None]
 
@@ -96,6 +98,32 @@ def replay(adapters: Adapters, subscriber: str | None = None) -> int:
         adapters.publisher.publish(record["topic"], message.payload(), message.attributes)
         adapters.documents.merge(Collections.DEAD_LETTERS, record["id"], {"replayed_at": utcnow()})
         count += 1
+    return count
+
+
+def replay_held(
+    held: HeldMessages, publisher: Publisher, subscriber: str | None = None, batch: int = 100
+) -> int:
+    """Publish what Pub/Sub itself dead-lettered for each function (of one subscriber, or all)
+    to the topic it came from again, with its own attributes, then take it from the holding
+    subscription; returns how many. A crash between the two publishes a message twice, which
+    the stages' idempotency absorbs."""
+    count = 0
+    for spec in FUNCTIONS:
+        if subscriber and spec.name != subscriber:
+            continue
+        for topic in spec.subscribes:
+            hold = holding_subscription(spec.dead_letter_topic(topic))
+            while messages := held.pull(hold, batch):
+                for message in messages:
+                    attributes = {
+                        key: value
+                        for key, value in message.attributes.items()
+                        if not key.startswith(PUBSUB_DEAD_LETTER_ATTRIBUTES)
+                    }
+                    publisher.publish(topic, message.data, attributes)
+                held.take(hold, messages)
+                count += len(messages)
     return count
 
 

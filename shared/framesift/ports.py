@@ -99,6 +99,25 @@ class Publisher(Protocol):
 
 
 @dataclass(frozen=True)
+class HeldMessage:
+    data: bytes
+    attributes: Mapping[str, str]
+    ack_id: str
+
+
+class HeldMessages(Protocol):
+    """A pull subscription holding messages (Pub/Sub's dead letters) until they are taken."""
+
+    def pull(self, subscription: str, limit: int) -> list[HeldMessage]:
+        """Up to ``limit`` held messages; none left when it returns an empty list."""
+        ...
+
+    def take(self, subscription: str, messages: Sequence[HeldMessage]) -> None:
+        """Remove ``messages`` from the subscription (acknowledge them)."""
+        ...
+
+
+@dataclass(frozen=True)
 class LabelingRequest:
     """A kept frame to be labeled, as every vendor needs it."""
 

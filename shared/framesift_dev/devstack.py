@@ -40,6 +40,7 @@ from framesift.topology import (
     WEBHOOK,
     FunctionSpec,
     Topics,
+    holding_subscription,
     pubsub_max_delivery_attempts,
 )
 
@@ -330,6 +331,7 @@ class DevStack:
             publisher = pubsub_v1.PublisherClient()
             for topic in Topics.ALL:
                 publisher.create_topic(name=publisher.topic_path(self.project, topic))
+            self._hold(Topics.DEAD_LETTERS)
             gcs = storage.Client(project=self.project, credentials=AnonymousCredentials())
             for bucket in (RAW_BUCKET, FRAMES_BUCKET):
                 gcs.create_bucket(bucket)
@@ -402,6 +404,7 @@ class DevStack:
                 topic = subscriber.topic_path(self.project, topic_name)
                 dead = publisher.topic_path(self.project, instance.dead_letter_topic(topic_name))
                 publisher.create_topic(name=dead)
+                self._hold(instance.dead_letter_topic(topic_name))
                 # As deployed (see infra/), with a backoff kept short for a laptop.
                 subscriber.create_subscription(
                     request={
@@ -423,6 +426,18 @@ class DevStack:
                 )
         self._state.save(self.state_file)
         return port
+
+    def _hold(self, topic: str) -> None:
+        """As deployed: a pull subscription keeps what reaches a dead-letter topic (Pub/Sub
+        drops a message published to a topic with no subscription)."""
+        with environ(self._state.env):
+            from google.cloud import pubsub_v1
+
+            subscriber = pubsub_v1.SubscriberClient()
+            subscriber.create_subscription(
+                name=subscriber.subscription_path(self.project, holding_subscription(topic)),
+                topic=subscriber.topic_path(self.project, topic),
+            )
 
     def api_calls_file(self, function: str) -> Path:
         """Where function (instance) ``function``'s Google API calls are recorded."""

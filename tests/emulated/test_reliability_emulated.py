@@ -13,6 +13,7 @@ its own Scale fake.
 
 from __future__ import annotations
 
+import base64
 import functools
 import random
 import time
@@ -25,10 +26,18 @@ import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, pubsub_v1, storage
 
+from framesift.adapters.gcp import PubSubHeldMessages, PubSubPublisher
 from framesift.config import Settings
+from framesift.delivery import replay_held
 from framesift.documents import VideoRecord
 from framesift.media import generate_test_video
-from framesift.topology import FUNCTIONS, LABELER, Topics, pubsub_max_delivery_attempts
+from framesift.topology import (
+    FUNCTIONS,
+    LABELER,
+    Collections,
+    Topics,
+    pubsub_max_delivery_attempts,
+)
 from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, DevStack
 from tests.support.faults import CuttableLink
 from tests.support.payloads import scale_completes
@@ -307,9 +316,7 @@ def _decision(frame: dict) -> tuple[str, str | None]:
     return frame["dedup_status"], frame.get("dedup_duplicate_of")
 
 
-def test_a_message_whose_function_dies_on_every_delivery_ends_in_its_dead_letter_topic(
-    faults, unique
-):
+def test_a_message_whose_function_dies_on_every_delivery_is_held_then_replayed(faults, unique):
     # The function never gets to count its failures (a crash, an out-of-memory kill): Pub/Sub's
     # own dead-letter policy is the backstop, as deployed.
     dead_letters = tap(faults.db.project, [LABELER.dead_letter_topic(Topics.FRAMES_KEPT)])
@@ -328,3 +335,22 @@ def test_a_message_whose_function_dies_on_every_delivery_ends_in_its_dead_letter
     attempts = pubsub_max_delivery_attempts(Settings().max_delivery_attempts)
     assert message.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == str(attempts)
     assert message.attributes["CloudPubSubDeadLetterSourceSubscription"] == "frames-kept-labeler"
+
+    # The dead-letter topic's own subscription kept it; once the labeler is back, replay
+    # publishes it to frames-kept again, where the labeler now handles it (this one is not a
+    # message it can parse, so it records it as its own dead letter, which is how to see it).
+    project = faults.db.project
+    held = PubSubHeldMessages(project)
+    assert replay_held(held, PubSubPublisher(project), subscriber="labeler") >= 1
+    poison = base64.b64encode(f"poison {unique}".encode()).decode()
+    recorded = wait_for(
+        lambda: [
+            d.to_dict()
+            for d in faults.db.collection(Collections.DEAD_LETTERS)
+            .where(filter=firestore.FieldFilter("data", "==", poison))
+            .stream()
+        ],
+        "the replayed message to reach the labeler",
+    )
+    assert [(r["subscriber"], r["permanent"]) for r in recorded] == [("labeler", True)]
+    assert replay_held(held, PubSubPublisher(project), subscriber="labeler") == 0

@@ -30,6 +30,7 @@ from framesift.ports import (
     Change,
     Column,
     DocKey,
+    HeldMessage,
     T,
     TableSchema,
     run_change,
@@ -189,6 +190,34 @@ class PubSubPublisher:
             raise BackendUnavailable(
                 f"Pub/Sub did not accept a message to {topic} within {PUBLISH_TIMEOUT_SECONDS} s"
             ) from exc
+
+
+class PubSubHeldMessages:
+    """Pulls what a subscription holds (see :class:`~framesift.ports.HeldMessages`)."""
+
+    def __init__(self, project: str) -> None:
+        self._project = project
+        self._client = pubsub_v1.SubscriberClient()
+
+    def pull(self, subscription: str, limit: int) -> list[HeldMessage]:
+        path = self._client.subscription_path(self._project, subscription)
+        try:
+            response = self._client.pull(
+                subscription=path, max_messages=limit, timeout=PUBLISH_TIMEOUT_SECONDS
+            )
+        except gexc.DeadlineExceeded:
+            return []  # nothing held: a pull waits for messages until its deadline
+        return [
+            HeldMessage(m.message.data, dict(m.message.attributes), m.ack_id)
+            for m in response.received_messages
+        ]
+
+    def take(self, subscription: str, messages: Sequence[HeldMessage]) -> None:
+        if messages:
+            self._client.acknowledge(
+                subscription=self._client.subscription_path(self._project, subscription),
+                ack_ids=[m.ack_id for m in messages],
+            )
 
 
 class FirestoreDocumentStore:
