@@ -1,11 +1,11 @@
-"""Each function's source archive: its ``main.py``, the shared ``framesift`` package and a
-requirements file made from the project's own dependencies (``pyproject.toml``), so no shared
-code is copied into the function folders and the runtime installs what the package declares."""
+"""Each function's source archive: its ``main.py``, the shared ``framesift`` package and the
+project's pinned dependencies (``scripts/requirements.lock``, made by ``scripts/lock`` from
+``pyproject.toml``), so no shared code is copied into the function folders and two deploys of
+the same commit install the same versions, the ones the tests ran with."""
 
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +22,13 @@ class FunctionSource:
     digest: str  # of every file's path and bytes: a new object (and deployment) per change
 
 
+LOCK = REPO_ROOT / "scripts" / "requirements.lock"
+
+
 def requirements() -> str:
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    return "".join(f"{dependency}\n" for dependency in project["dependencies"])
+    """The lock's pins, one per line."""
+    pins = [line for line in LOCK.read_text().splitlines() if line and not line.startswith("#")]
+    return "".join(f"{pin}\n" for pin in pins)
 
 
 def function_source(function: str) -> FunctionSource:

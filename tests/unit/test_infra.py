@@ -3,14 +3,17 @@ program declares is recorded with its inputs, and the deployment's rules are che
 
 from __future__ import annotations
 
+import tomllib
 import zipfile
 from collections import defaultdict
 
 import pulumi
 import pulumi_gcp as gcp
 import pytest
+from packaging.requirements import Requirement
 
 from framesift.topology import dead_letter_topics, holding_subscription
+from framesift_infra.packaging import REPO_ROOT, requirements
 from framesift_infra.secrets import secrets_of
 from framesift_infra.stack import BUILD_ROLES
 from tests.support.infra import (
@@ -348,3 +351,16 @@ def test_dead_letters_raise_an_alert_and_a_budget_is_optional(deployed):
     budgeted, _ = deploy_under_mocks(billing_account="000000-AAAAAA-BBBBBB", monthly_budget_usd=50)
     [budget] = of_type(budgeted, "gcp:billing/budget:Budget").values()
     assert budget["amount"]["specifiedAmount"]["units"] == "50"
+
+
+def test_functions_deploy_the_locked_versions_of_every_dependency():
+    """Two deploys of one commit install the same code: each archive's requirements are the
+    lock's exact pins, and the lock pins every runtime dependency within pyproject's range."""
+    lock = {
+        Requirement(line).name.lower(): Requirement(line) for line in requirements().splitlines()
+    }
+    assert all(str(r.specifier).startswith("==") for r in lock.values())
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    for declared in map(Requirement, project["dependencies"]):
+        pinned = lock[declared.name.lower()]
+        assert declared.specifier.contains(next(iter(pinned.specifier)).version), declared
