@@ -46,6 +46,10 @@ class StackConfig:
     monthly_budget_usd: float = 0.0
     # Secret id -> value (from `pulumi config set --secret`), for the vendor's secrets.
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # How vendors reach the webhook: "allUsers" (an invoker binding for everyone), or
+    # "noInvokerCheck" (Cloud Run's invoker IAM check disabled, for organisations whose
+    # domain-restricted sharing refuses allUsers). Either way the vendors' secrets authenticate.
+    webhook_access: str = "allUsers"
     # The Label Studio server's public URL (required with vendor labelstudio): the settings'
     # loopback default means nothing in the cloud.
     labelstudio_url: str = ""
@@ -73,6 +77,7 @@ class StackConfig:
             "export_schedule": own.get("exportSchedule"),
             "labelstudio_url": own.get("labelstudioUrl"),
             "price_per_task": own.get_float("pricePerTask"),
+            "webhook_access": own.get("webhookAccess"),
         }
         vendor = given["vendor"] or cls.vendor
         secrets = {

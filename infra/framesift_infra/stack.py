@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pulumi
+import pulumi_command as command
 import pulumi_gcp as gcp
 
 from framesift.schemas import ALL_TABLES
@@ -43,6 +44,9 @@ from framesift_infra.secrets import SECRETS, VENDOR_SECRETS, secrets_of
 
 R = TypeVar("R", bound=pulumi.Resource)
 
+# StackConfig.webhook_access: disable Cloud Run's invoker check instead of binding allUsers.
+NO_INVOKER_CHECK = "noInvokerCheck"
+WEBHOOK_ACCESS = ("allUsers", NO_INVOKER_CHECK)
 # What the functions' builds need (Cloud Build writing the image to Artifact Registry, logs).
 BUILD_ROLES = (
     "roles/cloudbuild.builds.builder",
@@ -176,6 +180,10 @@ class Stack:
 
 
 def deploy(config: StackConfig) -> Stack:
+    if config.webhook_access not in WEBHOOK_ACCESS:
+        raise ValueError(
+            f"framesift:webhookAccess is {config.webhook_access!r}: {' or '.join(WEBHOOK_ACCESS)}"
+        )
     stack = Stack()
     prefix = f"{config.name_prefix}-{config.project}"
     project_number = gcp.organizations.get_project(project_id=config.project).number
@@ -663,6 +671,22 @@ def _function(
         )
     )
     stack.functions[spec.name] = function
+    if not spec.subscribes and config.webhook_access == NO_INVOKER_CHECK:
+        # pulumi-gcp's function has no such field: set it on the function's Cloud Run service.
+        stack.add(
+            command.local.Command(
+                f"{spec.name}-no-invoker-check",
+                create=pulumi.Output.concat(
+                    "gcloud run services update ",
+                    function.name,
+                    f" --region={config.region} --project={config.project}",
+                    " --no-invoker-iam-check --quiet",
+                ),
+                triggers=[function.url],
+                opts=stack.opts(function),
+            )
+        )
+        return
     stack.add(
         gcp.cloudrunv2.ServiceIamMember(
             f"invoke-{spec.name}",

@@ -364,3 +364,16 @@ def test_functions_deploy_the_locked_versions_of_every_dependency():
     for declared in map(Requirement, project["dependencies"]):
         pinned = lock[declared.name.lower()]
         assert declared.specifier.contains(next(iter(pinned.specifier)).version), declared
+
+
+def test_the_webhook_can_go_without_allusers_where_an_organisation_refuses_it():
+    recorder, _ = deploy_under_mocks(webhook_access="noInvokerCheck")
+    invokers = of_type(recorder, "gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+    assert "allUsers" not in {i["member"] for i in invokers.values()}
+    [check] = of_type(recorder, "command:local:Command").values()
+    assert check["create"] == (
+        "gcloud run services update framesift-webhook --region=europe-west1"
+        f" --project={PROJECT} --no-invoker-iam-check --quiet"
+    )
+    with pytest.raises(ValueError, match="webhookAccess"):
+        deploy_under_mocks(webhook_access="public")
