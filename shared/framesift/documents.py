@@ -7,7 +7,8 @@ each status a document can take. Collection names are in :mod:`framesift.topolog
   the fields of :class:`DedupDecision` (``dedup_*``) and :class:`FrameLabeling`
   (``labeling_*``) merged in by the later stages;
 - ``annotations/{vendor}~{annotation id}``: :class:`AnnotationRecord`;
-- ``dead_letters/{subscriber}~{message id}``: :class:`DeadLetterRecord`.
+- ``dead_letters/{subscriber}~{message id}``: :class:`DeadLetterRecord`;
+- ``ignored_uploads/{id}``: :class:`IgnoredUpload`, an upload no stage takes, and why.
 """
 
 from __future__ import annotations
@@ -216,6 +217,25 @@ class AnnotationRecord(BaseModel):
     @staticmethod
     def make_id(vendor: str, annotation_id: str) -> str:
         return f"{vendor}~{annotation_id}"
+
+
+class IgnoredUpload(BaseModel):
+    """An object in the raw bucket that no stage processes (outside the prefixes, not a video
+    or photo, a name parsing would change), recorded where an operator looks."""
+
+    id: str
+    bucket: str
+    object_name: str
+    generation: int
+    size_bytes: int = 0
+    reason: str
+    ignored_by: str  # the function that would have taken it
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @staticmethod
+    def make_id(bucket: str, object_name: str, generation: int) -> str:
+        return source_id("u", bucket, object_name, generation)
 
 
 class DeadLetterRecord(BaseModel):

@@ -85,8 +85,19 @@ class SampledImage:
     stats: FrameStats
 
 
+# ffmpeg names its input in its messages, and deployed the input is a signed URL whose query
+# string is a credential: no message that is stored or logged may keep a URL or a query.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]*")
+_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+def scrub(text: str) -> str:
+    """``text`` with every URL and query string replaced by a placeholder."""
+    return _QUERY.sub("?<query>", _URL.sub("<input>", text))
+
+
 def _last_lines(text: str, count: int = 3) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in scrub(text).splitlines() if line.strip()]
     return " | ".join(lines[-count:]) or "no output"
 
 
@@ -100,7 +111,7 @@ def _fraction(value: str | None) -> float | None:
 
 def probe(url: str, tools: Ffmpeg = SYSTEM) -> VideoProbe:
     try:
-        info: dict[str, Any] = ffmpeg.probe(url, cmd=tools.ffprobe)
+        info: dict[str, Any] = ffmpeg.probe(url, cmd=tools.ffprobe, hide_banner=None)
     except ffmpeg.Error as exc:
         stderr = exc.stderr.decode(errors="replace")
         raise UnreadableVideo(f"ffprobe failed: {_last_lines(stderr)}") from exc
@@ -148,7 +159,8 @@ class _Diagnostics:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return " | ".join(dict.fromkeys(self.errors[:3])) or _last_lines("\n".join(self.tail))
+        errors = " | ".join(dict.fromkeys(self.errors[:3]))
+        return scrub(errors) if errors else _last_lines("\n".join(self.tail))
 
 
 _ERROR_LEVEL = re.compile(r"\[(error|fatal|panic)\] ")

@@ -27,9 +27,13 @@ def parse_upload_name(
     """``{prefix}{collector}/{stem}.{ext}``, or the reason the name is not one of ``kind``."""
     if not name.startswith(prefix):
         return f"outside the prefix {prefix!r}"
-    relative = PurePosixPath(name[len(prefix) :])
+    relative_name = name[len(prefix) :]
+    relative = PurePosixPath(relative_name)
     if len(relative.parts) != 2 or any(part in ("", ".", "..") for part in relative.parts):
         return "not named {collector}/{name}.{ext}"
+    if relative.as_posix() != relative_name:
+        # "cam//a.mp4" or "cam/./a.mp4" would parse as "cam/a.mp4", another object's name.
+        return f"{relative_name!r} would be read as {relative.as_posix()!r}: refused"
     if relative.suffix.lower() not in extensions:
         return f"extension {relative.suffix!r} is not {kind}'s"
     return UploadName(collector=relative.parts[0], stem=relative.stem)
@@ -40,6 +44,23 @@ def upload_name(path: Path, collector: str, raw_prefix: str, images_prefix: str)
     under the raw prefix."""
     is_image = path.suffix.lower() in IMAGE_EXTENSIONS
     return f"{images_prefix if is_image else raw_prefix}{collector}/{path.name}"
+
+
+def refusal(name: str, raw_prefix: str, images_prefix: str) -> str | None:
+    """Why the pipeline would ignore an upload named ``name`` (None: it would take it): under
+    the images prefix it must be a photo's name, elsewhere a video's under the raw prefix."""
+    if images_prefix and name.startswith(images_prefix):
+        parsed = parse_upload_name(name, images_prefix, IMAGE_EXTENSIONS, "an image")
+    else:
+        parsed = parse_upload_name(name, raw_prefix, VIDEO_EXTENSIONS, "a video")
+    return parsed if isinstance(parsed, str) else None
+
+
+def frame_object_name(collector: str, source_doc_id: str, timestamp_ms: int) -> str:
+    """Where a sampled frame is written in the frames bucket: under the id of its source
+    object's version, so two uploads never write the same JPEG (``cam/a.mp4`` and
+    ``cam/a.mov`` share a stem; a re-upload is a new generation)."""
+    return f"{collector}/{source_doc_id}/{timestamp_ms:010d}.jpg"
 
 
 def source_id(kind: str, bucket: str, object_name: str, generation: int) -> str:

@@ -140,10 +140,26 @@ DEAD_LETTERS_TABLE = TableSchema(
     cluster_by=("subscriber",),
 )
 
+IGNORED_UPLOADS_TABLE = TableSchema(
+    name="ignored_uploads",
+    columns=(
+        Column("id", "STRING", required=True, description="bucket/object#generation digest"),
+        Column("bucket", "STRING", required=True),
+        Column("object_name", "STRING", required=True),
+        Column("generation", "INT64", required=True),
+        Column("size_bytes", "INT64"),
+        Column("reason", "STRING", required=True, description="why no stage takes it"),
+        Column("ignored_by", "STRING", description="the function it reached: sampler or dedup"),
+        *_TIMESTAMPS,
+    ),
+    partition_by="created_at",
+)
+
 ALL_TABLES = (
     VIDEOS_TABLE,
     FRAMES_TABLE,
     ANNOTATIONS_TABLE,
     ANNOTATION_BOXES_TABLE,
     DEAD_LETTERS_TABLE,
+    IGNORED_UPLOADS_TABLE,
 )

@@ -54,6 +54,8 @@ class Collections:
     # Failed deliveries counted per message, and the messages given up on.
     DELIVERIES = "deliveries"
     DEAD_LETTERS = "dead_letters"
+    # Uploads no stage takes, with why.
+    IGNORED_UPLOADS = "ignored_uploads"
     # The exporter's watermarks and lease, and the documents it could not export.
     EXPORT_STATE = "export_state"
     EXPORT_REJECTS = "export_rejects"

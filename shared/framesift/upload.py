@@ -8,7 +8,7 @@ from pathlib import Path
 
 from framesift.config import Backend, Settings
 from framesift.errors import PermanentError
-from framesift.naming import upload_name
+from framesift.naming import refusal, upload_name
 from framesift.wiring import build_blob_store
 
 
@@ -22,5 +22,8 @@ def upload_file(
             "FRAMESIFT_PROJECT, or process local files with framesift run"
         )
     name = upload_name(path, collector, settings.raw_prefix, settings.images_prefix)
+    reason = refusal(name, settings.raw_prefix, settings.images_prefix)
+    if reason is not None:  # refused before a byte is sent, not ignored after
+        raise PermanentError(f"{path}: the pipeline would ignore {name!r}: {reason}")
     build_blob_store(settings).put_file(settings.raw_bucket, name, path, {}, progress)
     return name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -114,6 +115,25 @@ def test_upload_needs_the_cloud_backend(media, tmp_path):
     settings = Settings(backend=Backend.EMBEDDED, workdir=tmp_path)
     with pytest.raises(PermanentError, match="FRAMESIFT_BACKEND=gcp"):
         upload_file(settings, media["parked"], "cam", lambda sent: None)
+
+
+@pytest.mark.parametrize(
+    ("file_name", "collector", "reason"),
+    [
+        ("notes.txt", "cam", "extension '.txt' is not a video's"),
+        ("drive.mp4", "cam/left", "not named {collector}/{name}.{ext}"),
+        ("drive.mp4", "..", "not named {collector}/{name}.{ext}"),
+        ("photo.png", "shop/1", "not named {collector}/{name}.{ext}"),
+    ],
+)
+def test_upload_refuses_a_name_the_pipeline_would_ignore(tmp_path, file_name, collector, reason):
+    from framesift.errors import PermanentError
+
+    path = tmp_path / file_name
+    path.write_bytes(b"never sent")
+    settings = Settings(backend=Backend.GCP, project="p")
+    with pytest.raises(PermanentError, match=re.escape(reason)):
+        upload_file(settings, path, collector, lambda sent: pytest.fail("a byte was sent"))
 
 
 def test_export_warehouse_and_bench_commands(media, tmp_path):

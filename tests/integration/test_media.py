@@ -195,3 +195,26 @@ def test_frame_reports_are_read_even_when_ffmpeg_threads_interleave(line):
     match = ff._SHOWINFO.search(line)
     assert match is not None
     assert (match[1], match[2], match[3]) == ("3", "320", "240")
+
+
+SIGNED_LOOKING = (
+    "http://127.0.0.1:9/download/storage/v1/b/raw/o/cam%2Fa.mp4?alt=media"
+    "&X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=sampler%40p.iam.gserviceaccount.com"
+    "&X-Goog-Signature=0123456789abcdef"
+)
+
+
+def _holds_no_url(message: str) -> bool:
+    return not any(part in message for part in ("http", "X-Goog", "0123456789abcdef", "%40"))
+
+
+def test_a_failure_reason_never_holds_the_inputs_url(ffmpeg_tools):
+    """Deployed, ffmpeg reads a signed URL whose query is a credential: the reasons stored on
+    the video and logged must not carry it."""
+    with pytest.raises(ff.UnreadableVideo) as probed:
+        ff.probe(SIGNED_LOOKING, ffmpeg_tools)
+    with pytest.raises(ff.SamplingFailed) as sampled:
+        list(ff.sample(SIGNED_LOOKING, SamplingPolicy(), 0.0, 3, tools=ffmpeg_tools))
+    for failure in (probed.value, sampled.value):
+        assert _holds_no_url(str(failure)), str(failure)
+        assert "<input>" in str(failure)

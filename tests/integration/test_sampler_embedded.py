@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 
@@ -13,7 +14,7 @@ from framesift.events import finalize_message
 from framesift.local import EmbeddedPipeline
 from framesift.messages import FrameBatch
 from framesift.stages.sampler import Outcome
-from framesift.topology import Topics
+from framesift.topology import Collections, Topics
 
 
 def _batches(pipeline: EmbeddedPipeline) -> list[FrameBatch]:
@@ -37,7 +38,9 @@ def test_cli_run_samples_one_frame_per_second(media, tmp_path):
     summary = json.loads(result.output)
     assert summary["frames_sampled"] == 5
     assert [video["outcome"] for video in summary["videos"]] == ["sampled"]
-    frames = sorted((workdir / "buckets/framesift-frames/local/clip_5s_25fps").glob("*.jpg"))
+    # Frames live under the id of their source's version, never under its file stem alone.
+    video_doc_id = summary["videos"][0]["video"]
+    frames = sorted((workdir / "buckets/framesift-frames/local" / video_doc_id).glob("*.jpg"))
     assert [f.name for f in frames] == [f"{ms:010d}.jpg" for ms in (0, 1000, 2000, 3000, 4000)]
     assert all(f.read_bytes()[:2] == b"\xff\xd8" for f in frames)
 
@@ -155,3 +158,61 @@ def test_cli_run_exits_nonzero_when_a_video_fails(media, tmp_path):
     result = CliRunner().invoke(app, ["run", str(media["text_as_mp4"]), "--workdir", str(tmp_path)])
     assert result.exit_code == 1
     assert "failed" in result.output
+
+
+def test_uploads_with_the_same_stem_keep_their_own_frames(media, sampler_settings, tmp_path):
+    """cam-9/a.mp4 and cam-9/a.mov share a stem: each keeps its own JPEGs, and every frame
+    document's sha256 is the digest of the bytes at its object name."""
+    pipeline = EmbeddedPipeline(sampler_settings)
+    first, second = tmp_path / "a.mp4", tmp_path / "a.mov"
+    first.write_bytes(media["clip_5s_25fps"].read_bytes())
+    second.write_bytes(media["three_shots"].read_bytes())
+    summary = pipeline.run([first, second], "cam-9")
+
+    assert [r.outcome for r in summary.results] == [Outcome.SAMPLED, Outcome.SAMPLED]
+    frames = pipeline.adapters.documents.where(Collections.FRAMES, "collector", "cam-9")
+    assert len(frames) == 5 + 6
+    assert len({f["object_name"] for f in frames}) == len(frames)
+    for frame in frames:
+        stored = pipeline.blobs.get(frame["bucket"], frame["object_name"])
+        assert hashlib.sha256(stored).hexdigest() == frame["sha256"]
+        assert frame["object_name"].startswith(f"cam-9/{frame['video_doc_id']}/")
+
+
+@pytest.mark.parametrize("name", ["cam-9//a.mp4", "cam-9/./a.mp4", "./cam-9/a.mp4"])
+def test_a_name_parsing_would_change_is_refused_not_normalised(media, sampler_settings, name):
+    pipeline = EmbeddedPipeline(sampler_settings)
+    info = pipeline.blobs.put_file(sampler_settings.raw_bucket, name, media["clip_4s_ntsc"], {})
+    pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
+    pipeline.publisher.drain()
+
+    assert pipeline.summary.results == []  # ignored, with its reason
+    assert pipeline.adapters.documents.where(Collections.FRAMES, "collector", "cam-9") == []
+    [ignored] = pipeline.adapters.documents.where(Collections.IGNORED_UPLOADS, "object_name", name)
+    assert "refused" in ignored["reason"] and ignored["ignored_by"] == "sampler"
+
+
+@pytest.mark.parametrize(
+    ("name", "by", "reason"),
+    [
+        ("cam-9/notes.txt", "sampler", "extension '.txt' is not a video's"),
+        ("cam-9/deep/a.mp4", "sampler", "not named {collector}/{name}.{ext}"),
+        ("images/cam-9/photo.gif", "dedup", "extension '.gif' is not an image's"),
+        ("images/cam-9/../x.jpg", "dedup", "not named {collector}/{name}.{ext}"),
+    ],
+)
+def test_each_ignored_upload_is_recorded_once_and_exported(
+    sampler_settings, tmp_path, name, by, reason
+):
+    pipeline = EmbeddedPipeline(sampler_settings)
+    info = pipeline.blobs.put(sampler_settings.raw_bucket, name, b"not media", "text/plain")
+    for _ in range(2):  # delivered twice
+        pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
+    pipeline.run([], "cam-9")  # drains, then exports
+
+    records = pipeline.adapters.documents.where(Collections.IGNORED_UPLOADS, "object_name", name)
+    assert [(r["ignored_by"], r["reason"]) for r in records] == [(by, reason)]
+    rows = pipeline.adapters.warehouse.query(
+        "SELECT object_name, reason FROM {dataset}.ignored_uploads"
+    )
+    assert rows == [{"object_name": name, "reason": reason}]

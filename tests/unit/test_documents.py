@@ -11,10 +11,17 @@ from framesift.documents import (
     DedupDecision,
     FrameLabeling,
     FrameRecord,
+    IgnoredUpload,
     LabelingStatus,
     VideoRecord,
 )
-from framesift.schemas import ANNOTATIONS_TABLE, DEAD_LETTERS_TABLE, FRAMES_TABLE, VIDEOS_TABLE
+from framesift.schemas import (
+    ANNOTATIONS_TABLE,
+    DEAD_LETTERS_TABLE,
+    FRAMES_TABLE,
+    IGNORED_UPLOADS_TABLE,
+    VIDEOS_TABLE,
+)
 
 # Set by the exporter on every row (row_of), or computed from the boxes for annotations.
 DERIVED = {"deleted", "created_at", "box_count", "labels"}
@@ -32,6 +39,7 @@ DERIVED = {"deleted", "created_at", "box_count", "labels"}
         ),
         (ANNOTATIONS_TABLE, set(AnnotationRecord.model_fields)),
         (DEAD_LETTERS_TABLE, set(DeadLetterRecord.model_fields)),
+        (IGNORED_UPLOADS_TABLE, set(IgnoredUpload.model_fields)),
     ],
     ids=lambda value: getattr(value, "name", ""),
 )

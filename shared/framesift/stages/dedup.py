@@ -39,7 +39,8 @@ from framesift.logs import bind_context, get_logger
 from framesift.messages import FrameBatch, KeptFrames, SampledFrame
 from framesift.naming import IMAGE_EXTENSIONS, parse_upload_name, source_id
 from framesift.ports import DocKey
-from framesift.topology import Collections, Topics
+from framesift.stages.uploads import record_ignored
+from framesift.topology import DEDUP, Collections, Topics
 from framesift.wiring import Adapters
 
 log = get_logger(__name__)
@@ -85,9 +86,12 @@ class Dedup:
             or not prefix
         ):
             return BatchResult(BatchOutcome.IGNORED)
+        if not obj.name.startswith(prefix):
+            return BatchResult(BatchOutcome.IGNORED)  # a video or other upload: the sampler's
         name = parse_upload_name(obj.name, prefix, IMAGE_EXTENSIONS, "an image")
         if isinstance(name, str):
-            return BatchResult(BatchOutcome.IGNORED)  # a video or other upload: the sampler's
+            record_ignored(self._adapters.documents, obj, name, DEDUP.name)
+            return BatchResult(BatchOutcome.IGNORED)
         image_id = source_id("i", obj.bucket, obj.name, obj.generation)
         bind_context(image_id=image_id, object=obj.name)
         data = self._adapters.blobs.get(obj.bucket, obj.name)

@@ -44,6 +44,7 @@ from framesift.schemas import (
     ANNOTATIONS_TABLE,
     DEAD_LETTERS_TABLE,
     FRAMES_TABLE,
+    IGNORED_UPLOADS_TABLE,
     VIDEOS_TABLE,
 )
 from framesift.topology import Collections
@@ -153,6 +154,7 @@ SOURCES = (
     Source(Collections.FRAMES, _plain(FRAMES_TABLE)),
     Source(Collections.ANNOTATIONS, _annotation_rows),
     Source(Collections.DEAD_LETTERS, _plain(DEAD_LETTERS_TABLE)),
+    Source(Collections.IGNORED_UPLOADS, _plain(IGNORED_UPLOADS_TABLE)),
 )
 
 

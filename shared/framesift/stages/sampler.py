@@ -34,8 +34,9 @@ from framesift.errors import BadEvent, SamplingFailed, UnreadableVideo
 from framesift.events import OBJECT_FINALIZE, GcsNotification, GcsObject, PubSubMessage
 from framesift.logs import bind_context, get_logger
 from framesift.messages import SEGMENT_MESSAGE, FrameBatch, SampledFrame, SegmentTask
-from framesift.naming import VIDEO_EXTENSIONS, UploadName, parse_upload_name
-from framesift.topology import Collections, Topics
+from framesift.naming import VIDEO_EXTENSIONS, UploadName, frame_object_name, parse_upload_name
+from framesift.stages.uploads import record_ignored
+from framesift.topology import SAMPLER, Collections, Topics
 from framesift.wiring import Adapters
 
 log = get_logger(__name__)
@@ -82,7 +83,8 @@ class Sampler:
             return self._ignore(obj, "under the images prefix: dedup takes it")
         parsed = parse_upload_name(obj.name, self._settings.raw_prefix, VIDEO_EXTENSIONS, "a video")
         if isinstance(parsed, str):
-            return self._ignore(obj, parsed)
+            record_ignored(self._adapters.documents, obj, parsed, SAMPLER.name)
+            return SampleResult(Outcome.IGNORED, parsed)
         return self._start(obj, parsed)
 
     def _ignore(self, obj: GcsObject, reason: str) -> SampleResult:
@@ -258,7 +260,7 @@ class Sampler:
         return SampleResult(Outcome.SAMPLED, "", task.video_doc_id, frames)
 
     def _store_frame(self, task: SegmentTask, image: media.SampledImage) -> SampledFrame:
-        object_name = f"{task.collector}/{task.video_id}/{image.timestamp_ms:010d}.jpg"
+        object_name = frame_object_name(task.collector, task.video_doc_id, image.timestamp_ms)
         sha256 = hashlib.sha256(image.jpeg).hexdigest()
         self._adapters.blobs.put(
             self._settings.frames_bucket,
