@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -78,7 +79,7 @@ def _explain(exc: Exception) -> str:
 def _settings(**overrides: object) -> Settings:
     """The settings from FRAMESIFT_* variables, with the options given on the command line (an
     option left out is None, and leaves the variable's value or the settings' default)."""
-    configure_logging("DEBUG" if _debug["on"] else "WARNING")
+    configure_logging("DEBUG" if _debug["on"] else "WARNING", sys.stderr)
     given = {name: value for name, value in overrides.items() if value is not None}
     return Settings(**given)  # type: ignore[arg-type]
 
@@ -295,7 +296,6 @@ def bench(
 ) -> None:
     """Run a benchmark from benchmarks/ (needs a clone of the repository and the bench extra)."""
     import subprocess
-    import sys
 
     if which not in BENCHMARKS:
         raise ValueError(f"no benchmark {which!r}: choose {', '.join(BENCHMARKS)}")

@@ -19,6 +19,7 @@ from framesift.adapters.embedded import FolderBlobStore, InProcessPublisher
 from framesift.config import Backend, Settings
 from framesift.delivery import deliver
 from framesift.events import PubSubMessage, finalize_message
+from framesift.logs import traced
 from framesift.messages import ExportRequest
 from framesift.naming import iter_inputs, upload_name
 from framesift.ports import BlobInfo
@@ -108,15 +109,18 @@ class EmbeddedPipeline:
             def on_message(
                 data: bytes, attributes: Mapping[str, str], message_id: str, topic: str = topic
             ) -> None:
-                deliver(
-                    PubSubMessage.of(data, attributes, message_id),
-                    handle,
-                    subscriber=function,
-                    topic=topic,
-                    adapters=self.adapters,
-                    settings=self.settings,
-                    give_up=handler.give_up,
-                )
+                # Each delivery its own logging context, as in a function: no batch id of
+                # one video's message leaks into the next one's lines.
+                with traced(self.settings.project, None):
+                    deliver(
+                        PubSubMessage.of(data, attributes, message_id),
+                        handle,
+                        subscriber=function,
+                        topic=topic,
+                        adapters=self.adapters,
+                        settings=self.settings,
+                        give_up=handler.give_up,
+                    )
 
             self.publisher.subscribe(topic, on_message)
 

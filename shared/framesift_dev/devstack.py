@@ -77,6 +77,9 @@ class StackState:
     services: list[ServiceState] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
+        """Readable by its owner only: it holds the stack's webhook secrets."""
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
         path.write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stat
+
 import pytest
 
 from framesift_dev.devstack import DevStack, DevStackError, _alive, _tcp_open
@@ -26,6 +28,9 @@ def test_up_status_down_leaves_no_process(tmp_path):
             "function-exporter",
         ]
         assert stack.status() == dict.fromkeys(names, True)
+        # It holds the stack's webhook secrets: its owner's only.
+        assert stat.S_IMODE(stack.state_file.stat().st_mode) == 0o600
+        assert state.env["FRAMESIFT_SCALE_CALLBACK_AUTH_KEY"] in stack.state_file.read_text()
         with pytest.raises(DevStackError, match="already running"):
             DevStack(state_dir=tmp_path / "stack").up()
     finally:

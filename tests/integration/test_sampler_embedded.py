@@ -160,6 +160,33 @@ def test_cli_run_exits_nonzero_when_a_video_fails(media, tmp_path):
     assert "failed" in result.output
 
 
+def test_cli_run_json_is_one_document_when_an_input_fails(media, tmp_path):
+    """Logs go to stderr: stdout holds exactly the summary, even with a failing input."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("clip_5s_25fps", "text_as_mp4", "three_shots"):
+        (inputs / media[name].name).write_bytes(media[name].read_bytes())
+    result = CliRunner().invoke(
+        app, ["run", str(inputs), "--workdir", str(tmp_path / "work"), "--json"]
+    )
+
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert sorted(video["outcome"] for video in summary["videos"]) == [
+        "failed",
+        "sampled",
+        "sampled",
+    ]
+    logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any("video failed" in entry["message"] for entry in logged)
+    # Each line carries its own video's context, never another's.
+    failed = next(v["video"] for v in summary["videos"] if v["outcome"] == "failed")
+    failure_lines = [entry for entry in logged if "video failed" in entry["message"]]
+    assert failure_lines
+    assert all(entry["video_doc_id"] == failed for entry in failure_lines)
+    assert all("batch_id" not in entry for entry in failure_lines)  # it never had a batch
+
+
 def test_uploads_with_the_same_stem_keep_their_own_frames(media, sampler_settings, tmp_path):
     """cam-9/a.mp4 and cam-9/a.mov share a stem: each keeps its own JPEGs, and every frame
     document's sha256 is the digest of the bytes at its object name."""
