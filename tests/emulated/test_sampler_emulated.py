@@ -4,6 +4,7 @@ which writes JPEGs to the frames bucket and records to the Firestore emulator.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
-from framesift.documents import VideoRecord
+from framesift.documents import IgnoredUpload, VideoRecord
 from framesift.topology import Topics
 from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, StackState
 from tests.support.stack import function_log, push_to_function, tap
@@ -239,3 +240,45 @@ def test_malformed_message_is_acknowledged_dead_lettered_and_not_retried(devstac
         .stream()
     ]
     assert any(r["topic"] == Topics.RAW_OBJECTS and "is not JSON" in r["error"] for r in records)
+
+
+def test_same_stem_uploads_keep_their_own_jpegs_with_matching_hashes(gcs, db, media, unique):
+    collector = f"cam-{unique}"
+    videos = {}
+    for name, clip in (("a.mp4", "clip_4s_ntsc"), ("a.mov", "three_shots")):
+        blob = gcs.bucket(RAW_BUCKET).blob(f"{collector}/{name}")
+        blob.upload_from_filename(str(media[clip]), content_type="video/mp4")
+        videos[VideoRecord.make_id(RAW_BUCKET, blob.name, int(blob.generation))] = name
+
+    def sampled() -> bool:
+        docs = [db.collection("videos").document(v).get().to_dict() or {} for v in videos]
+        return all(doc.get("status") == "sampled" for doc in docs)
+
+    wait_for(sampled, "both uploads to be sampled")
+    frames = [
+        d.to_dict()
+        for d in db.collection("frames")
+        .where(filter=firestore.FieldFilter("collector", "==", collector))
+        .stream()
+    ]
+    assert len(frames) == 4 + 6
+    assert len({f["object_name"] for f in frames}) == len(frames)
+    for frame in frames:
+        data = gcs.bucket(FRAMES_BUCKET).blob(frame["object_name"]).download_as_bytes()
+        assert hashlib.sha256(data).hexdigest() == frame["sha256"]
+        assert frame["video_doc_id"] in videos
+
+
+def test_an_upload_no_stage_takes_is_recorded_with_its_reason(gcs, db, unique):
+    blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/notes.txt")
+    blob.upload_from_string(b"not a video", content_type="text/plain")
+    record_id = IgnoredUpload.make_id(RAW_BUCKET, blob.name, int(blob.generation))
+
+    record = wait_for(
+        lambda: db.collection("ignored_uploads").document(record_id).get().to_dict(),
+        "the sampler to record the ignored upload",
+    )
+    assert (record["reason"], record["ignored_by"]) == (
+        "extension '.txt' is not a video's",
+        "sampler",
+    )
