@@ -179,12 +179,17 @@ def run(
     report = {
         "videos": [
             {
+                "source": r.source,
                 "video": r.video_doc_id or "",
                 "outcome": r.outcome.value,
                 "frames": r.frames,
                 "reason": r.reason,
             }
-            for r in summary.results
+            for r in summary.videos
+        ],
+        "photos": [
+            {"source": p.source, "decision": "kept" if p.kept else ", ".join(p.dropped_by_reason)}
+            for p in summary.photos
         ],
         "frames_sampled": summary.frames,
         "kept": summary.kept,
@@ -207,12 +212,19 @@ def run(
 
 
 def _print_run(report: dict, settings: Settings) -> None:
-    videos = Table("video", "outcome", "frames", "reason", title="videos")
+    videos = Table("source", "video", "outcome", "frames", "reason", title="videos")
     for row in report["videos"]:
         videos.add_row(*(str(value) for value in row.values()))
     console.print(videos)
+    if report["photos"]:
+        photos = Table("source", "decision", title="photos")
+        for row in report["photos"]:
+            photos.add_row(*(str(value) for value in row.values()))
+        console.print(photos)
     totals = Table("", "", title="summary", show_header=False)
     totals.add_row("frames sampled", str(report["frames_sampled"]))
+    if report["photos"]:
+        totals.add_row("photos", str(len(report["photos"])))
     totals.add_row("kept", str(report["kept"]))
     for reason, count in report["dropped"].items():
         totals.add_row(f"dropped: {reason}", str(count))
@@ -280,9 +292,11 @@ def report(
     videos = [doc["id"] for doc in documents.changed_since(Collections.VIDEOS, None)]
     images = [doc["id"] for doc in documents.where(Collections.FRAMES, "source", "image")]
     sheets = write_report(adapters.documents, adapters.blobs, videos + images, out)
-    table = Table("source", "frames", "kept", "sheet")
+    table = Table("source", "id", "frames", "kept", "sheet")
     for sheet in sheets:
-        table.add_row(sheet.video_doc_id, str(sheet.frames), str(sheet.kept), str(sheet.path))
+        table.add_row(
+            sheet.source, sheet.video_doc_id, str(sheet.frames), str(sheet.kept), str(sheet.path)
+        )
     console.print(table)
     console.print(f"open {out / 'index.html'}")
 

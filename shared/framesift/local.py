@@ -39,12 +39,23 @@ class RunSummary:
     dead_letters: int = 0
     export: ExportResult | None = None
 
+    @property
+    def videos(self) -> list[SampleResult]:
+        """One result per video, its last: a long video's segments report along the way."""
+        return [result for result in self.results if result.outcome is not Outcome.SEGMENTED]
+
+    @property
+    def photos(self) -> list[BatchResult]:
+        """One decision per photo (dedup's other batches are a video's frames)."""
+        return [batch for batch in self.batches if batch.source]
+
     def counts(self) -> Mapping[str, int]:
-        return Counter(result.outcome.value for result in self.results)
+        return Counter(result.outcome.value for result in self.videos)
 
     @property
     def frames(self) -> int:
-        return sum(result.frames for result in self.results)
+        """Frames sampled from the videos (each decided once, as the photos are)."""
+        return sum(result.frames for result in self.videos)
 
     @property
     def kept(self) -> int:

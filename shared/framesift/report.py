@@ -26,6 +26,7 @@ DROPPED_BORDER = (190, 190, 190)
 @dataclass(frozen=True)
 class Sheet:
     video_doc_id: str
+    source: str  # the uploaded object's name, which people recognise
     path: Path
     frames: int
     kept: int
@@ -35,8 +36,13 @@ def _seconds(ms: int) -> str:
     return f"{ms / 1000:.1f} s"
 
 
-def contact_sheet(frames: list[dict[str, Any]], blobs: BlobStore, path: Path) -> tuple[int, int]:
-    """Draw ``frames`` (one video's) to ``path``; returns (frames drawn, kept)."""
+TITLE = 24  # pixels of the sheet's title: the source's name and id
+
+
+def contact_sheet(
+    frames: list[dict[str, Any]], blobs: BlobStore, path: Path, title: str
+) -> tuple[int, int]:
+    """Draw ``frames`` (one video's) to ``path`` under ``title``; returns (frames drawn, kept)."""
     frames = sorted(frames, key=lambda f: f["timestamp_ms"])
     times = {f["id"]: f["timestamp_ms"] for f in frames}
     thumbs: list[tuple[dict[str, Any], Image.Image]] = []
@@ -47,13 +53,16 @@ def contact_sheet(frames: list[dict[str, Any]], blobs: BlobStore, path: Path) ->
         thumbs.append((frame, image))
     cell_height = max((image.height for _, image in thumbs), default=1) + CAPTION
     rows = max(1, -(-len(thumbs) // COLUMNS))
-    sheet = Image.new("RGB", (COLUMNS * (THUMB_WIDTH + 8) + 8, rows * (cell_height + 8) + 8))
+    sheet = Image.new(
+        "RGB", (COLUMNS * (THUMB_WIDTH + 8) + 8, TITLE + rows * (cell_height + 8) + 8)
+    )
     sheet.paste(BACKGROUND, (0, 0, *sheet.size))
     draw = ImageDraw.Draw(sheet)
+    draw.text((8, 6), title, fill=(0, 0, 0))
     kept = 0
     for index, (frame, image) in enumerate(thumbs):
         x = 8 + (index % COLUMNS) * (THUMB_WIDTH + 8)
-        y = 8 + (index // COLUMNS) * (cell_height + 8)
+        y = TITLE + 8 + (index // COLUMNS) * (cell_height + 8)
         is_kept = frame.get("dedup_status") == "kept"
         kept += is_kept
         if not is_kept:
@@ -87,11 +96,14 @@ def write_report(
         frames = documents.where(Collections.FRAMES, "video_doc_id", video_doc_id)
         if not frames:
             continue
+        video = documents.get(Collections.VIDEOS, video_doc_id)
+        source = str((video or frames[0])["object_name"])  # a photo is its own source
         path = out / f"{video_doc_id}.png"
-        count, kept = contact_sheet(frames, blobs, path)
-        sheets.append(Sheet(video_doc_id, path, count, kept))
+        count, kept = contact_sheet(frames, blobs, path, f"{source}  ({video_doc_id})")
+        sheets.append(Sheet(video_doc_id, source, path, count, kept))
     items = "\n".join(
-        f"<h2>{html.escape(s.video_doc_id)}: {s.kept} kept of {s.frames}</h2>"
+        f"<h2>{html.escape(s.source)} <small>({html.escape(s.video_doc_id)})</small>:"
+        f" {s.kept} kept of {s.frames}</h2>"
         f'<a href="{html.escape(s.path.name)}"><img src="{html.escape(s.path.name)}"'
         f' style="max-width:100%"></a>'
         for s in sheets

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from framesift import cli
 from framesift.config import Backend, Settings
-from framesift.report import COLUMNS, THUMB_WIDTH
+from framesift.report import COLUMNS, THUMB_WIDTH, TITLE
 from framesift.upload import upload_file
 
 runner = CliRunner()
@@ -57,16 +57,19 @@ def test_report_draws_one_cell_per_frame_greying_the_dropped(media, tmp_path):
     frames = summary["frames_sampled"]
     rows = -(-frames // COLUMNS)
     assert sheet.width == COLUMNS * (THUMB_WIDTH + 8) + 8
-    cell_height = (sheet.height - 8) // rows - 8
+    cell_height = (sheet.height - TITLE - 8) // rows - 8
     colourful = []
     for index in range(frames):
         x = 8 + (index % COLUMNS) * (THUMB_WIDTH + 8) + THUMB_WIDTH // 2
-        y = 8 + (index // COLUMNS) * (cell_height + 8) + 20
+        y = TITLE + 8 + (index // COLUMNS) * (cell_height + 8) + 20
         pixels = [sheet.getpixel((x + dx, y)) for dx in range(-40, 40, 4)]
         colourful.append(any(max(p) - min(p) > 30 for p in pixels))
     # The parked car: the first frame is kept in colour, the rest greyed as its duplicates.
     assert colourful == [True] + [False] * (frames - 1)
-    assert video["video"] in (out / "index.html").read_text()
+    index = (out / "index.html").read_text()
+    # People see the file they uploaded beside the id, in the page and the command's table.
+    assert video["video"] in index and video["source"] in index
+    assert video["source"] == "local/parked.mp4" and "local/parked.mp4" in result.output
 
 
 def test_errors_are_one_line_unless_debug(monkeypatch, capsys, tmp_path):
@@ -147,3 +150,21 @@ def test_export_warehouse_and_bench_commands(media, tmp_path):
     assert bench.exit_code == 0, bench.output
     unknown = runner.invoke(cli.app, ["bench", "nope"])
     assert unknown.exit_code != 0 and "no benchmark 'nope'" in str(unknown.exception)
+
+
+def test_run_lists_videos_and_photos_by_name_and_every_frame_is_decided(media, photos, tmp_path):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for path in (media["three_shots"], photos["photo"], photos["copy"]):
+        (inputs / path.name).write_bytes(path.read_bytes())
+    summary = _run(tmp_path, inputs)
+
+    assert [v["source"] for v in summary["videos"]] == ["local/three_shots.mp4"]
+    # The same bytes twice: whichever came first is kept, the other is its exact duplicate.
+    assert sorted(p["source"] for p in summary["photos"]) == [
+        "images/local/photo-copy.jpg",
+        "images/local/photo.jpg",
+    ]
+    assert sorted(p["decision"] for p in summary["photos"]) == ["exact_duplicate", "kept"]
+    decided = summary["kept"] + sum(summary["dropped"].values())
+    assert decided == summary["frames_sampled"] + len(summary["photos"])

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from framesift import phashindex
@@ -58,6 +58,8 @@ class BatchResult:
     kept: int = 0
     dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
 
+    source: str = ""  # a photo's object name (frame batches name their video elsewhere)
+
     @property
     def dropped(self) -> int:
         return sum(self.dropped_by_reason.values())
@@ -73,7 +75,8 @@ class Dedup:
     def handle_message(self, message: PubSubMessage) -> BatchResult:
         """Either a frame batch from the sampler or a raw bucket notification (for images)."""
         if GcsNotification.is_one(message):
-            return self.handle_image(GcsNotification.from_message(message))
+            notification = GcsNotification.from_message(message)
+            return replace(self.handle_image(notification), source=notification.object.name)
         return self.handle_batch(FrameBatch.from_message(message))
 
     def handle_image(self, notification: GcsNotification) -> BatchResult:

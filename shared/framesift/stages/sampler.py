@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from framesift import media
@@ -58,6 +58,7 @@ class SampleResult:
     reason: str = ""
     video_doc_id: str | None = None
     frames: int = 0
+    source: str = ""  # the uploaded object's name, for people to recognise it
 
 
 class Sampler:
@@ -70,8 +71,10 @@ class Sampler:
     def handle_message(self, message: PubSubMessage) -> SampleResult:
         """Either kind of message the sampler function receives."""
         if message.attributes.get(SEGMENT_MESSAGE):
-            return self.sample_segment(SegmentTask.from_message(message))
-        return self.handle(GcsNotification.from_message(message))
+            task = SegmentTask.from_message(message)
+            return replace(self.sample_segment(task), source=task.object_name)
+        notification = GcsNotification.from_message(message)
+        return replace(self.handle(notification), source=notification.object.name)
 
     def handle(self, notification: GcsNotification) -> SampleResult:
         if notification.event_type != OBJECT_FINALIZE:
