@@ -224,8 +224,8 @@ def deploy(config: StackConfig) -> Stack:
             uniform_bucket_level_access=True,
             public_access_prevention="enforced",
             labels=config.labels,
-            # A re-uploaded video's frames overwrite the older version's: keep both, for a
-            # while (a redelivered manifest is rewritten whole, each time a new version).
+            # A redelivered manifest is rewritten whole, each time a new version: keep the
+            # older ones for a while, not for ever.
             versioning={"enabled": True},
             lifecycle_rules=[
                 {
