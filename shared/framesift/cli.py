@@ -278,19 +278,30 @@ def report(
         "framesift-report"
     ),
     workdir: Annotated[
-        Path | None, typer.Option(help="The embedded run's folder [FRAMESIFT_WORKDIR].")
+        Path | None,
+        typer.Option(help="An embedded run's folder (given: that run's results, embedded)."),
+    ] = None,
+    collector: Annotated[
+        str | None, typer.Option(help="Only this collector's videos and photos.")
     ] = None,
 ) -> None:
     """Contact sheets per video (kept frames with timestamps, dropped ones greyed with the frame
-    they repeat) and an HTML page linking them."""
+    they repeat) and an HTML page linking them. Without --workdir, FRAMESIFT_* settings pick the
+    backend: the emulated stack with `framesift dev up`'s exports, or Google Cloud."""
     from framesift.report import write_report
     from framesift.wiring import build_adapters
 
-    settings = _settings(backend=Backend.EMBEDDED, workdir=workdir)
+    embedded = {"backend": Backend.EMBEDDED, "workdir": workdir} if workdir else {}
+    settings = _settings(**embedded)
     adapters = build_adapters(settings)
     documents = adapters.documents
-    videos = [doc["id"] for doc in documents.changed_since(Collections.VIDEOS, None)]
-    images = [doc["id"] for doc in documents.where(Collections.FRAMES, "source", "image")]
+    if collector:
+        videos = [doc["id"] for doc in documents.where(Collections.VIDEOS, "collector", collector)]
+        frames = documents.where(Collections.FRAMES, "collector", collector)
+        images = [doc["id"] for doc in frames if doc.get("source") == "image"]
+    else:
+        videos = [doc["id"] for doc in documents.changed_since(Collections.VIDEOS, None)]
+        images = [doc["id"] for doc in documents.where(Collections.FRAMES, "source", "image")]
     sheets = write_report(adapters.documents, adapters.blobs, videos + images, out)
     table = Table("source", "id", "frames", "kept", "sheet")
     for sheet in sheets:
