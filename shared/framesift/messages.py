@@ -61,6 +61,10 @@ class FrameBatch(_Message):
     batch_index: int
     batch_count: int
     frames: list[SampledFrame]
+    # Its segment did not decode cleanly: its frames are decided, but never become the
+    # originals other sources' frames are dropped against (a corrupt copy must not cost the
+    # clean video its frames).
+    source_damaged: bool = False
 
     @property
     def batch_id(self) -> str:

@@ -202,3 +202,18 @@ def test_two_instances_at_once_never_both_keep_near_twins_firestore(devstack, un
     )
     adapters = build_adapters(settings)
     assert _decide_at_once(adapters, settings, rounds=10, prefix=unique) == [1] * 10
+
+
+def test_a_clean_video_keeps_its_frames_after_a_corrupt_copy_of_it(
+    media, embedded_settings, tmp_path
+):
+    """The good frames of a damaged copy never become the originals the clean video's frames are
+    dropped against: the copy's frames are decided, but do not enter the dataset's indexes."""
+    pipeline = EmbeddedPipeline(embedded_settings)
+    damaged = _run(pipeline, media["corrupt_middle"], "cam")
+    clean = _run(pipeline, media["clip_5s_25fps"], "cam")
+
+    clean_frames = _frames(pipeline, clean)
+    damaged_ids = {f["id"] for f in _frames(pipeline, damaged)}
+    assert clean_frames and all(f["dedup_duplicate_of"] not in damaged_ids for f in clean_frames)
+    assert [f["dedup_status"] for f in clean_frames].count("kept") >= 1

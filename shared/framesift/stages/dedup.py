@@ -16,7 +16,9 @@ index and what the transaction guarantees):
    scope (the collector, or everything), so the same road driven twice is not labeled twice.
 
 A kept frame's hash goes into both indexes and its content hash is claimed in the same
-transaction. The kept frames of a batch go on to the labeler as one message; a batch already
+transaction; a frame of a segment that did not decode cleanly (a corrupt copy) goes into its
+video's index only, so it never becomes the original a clean source's frame is dropped against
+(the clean copy then keeps its frames; both are labeled, which costs less than losing them). The kept frames of a batch go on to the labeler as one message; a batch already
 sent is not sent again (``dedup_batches/{batch id}``); after a crash between sending and
 recording that, the batch may be sent twice and the labeler's per-frame idempotency absorbs it.
 """
@@ -217,8 +219,13 @@ class Dedup:
             decision = self._judge(frame, docs, content_key, scopes, buckets)
             writes: dict[DocKey, dict] = {frame_key: decision.as_fields()}
             if decision.status is DedupStatus.KEPT:
-                writes[content_key] = {"frame_id": frame.frame_id, "sha256": frame.sha256}
+                # A damaged source's frame is an original within its own video only.
+                indexed = {"video"} if batch.source_damaged else set(scopes)
+                if not batch.source_damaged:
+                    writes[content_key] = {"frame_id": frame.frame_id, "sha256": frame.sha256}
                 for name, scope in scopes.items():
+                    if name not in indexed:
+                        continue
                     read = {key[1]: docs[key] for key in buckets[name]}
                     for bucket_id, data in phashindex.added(read, frame.phash).items():
                         writes[(Collections.PHASH_BUCKETS, bucket_id)] = data

@@ -218,7 +218,7 @@ class Sampler:
         if error is None and not frames and task.count == 1:
             error = "no frame could be decoded"
 
-        self._publish(task, frames)
+        self._publish(task, frames, damaged=error is not None)
         status = SegmentStatus.FAILED if error else SegmentStatus.DONE
         documents.merge(
             Collections.VIDEO_SEGMENTS,
@@ -298,7 +298,7 @@ class Sampler:
         self._adapters.documents.merge(Collections.FRAMES, frame.id, frame.model_dump())
         return SampledFrame.model_validate({**frame.model_dump(), "frame_id": frame.id})
 
-    def _publish(self, task: SegmentTask, frames: list[SampledFrame]) -> None:
+    def _publish(self, task: SegmentTask, frames: list[SampledFrame], damaged: bool) -> None:
         size = self._settings.frames_per_message
         count = math.ceil(len(frames) / size)
         for index in range(count):
@@ -310,6 +310,7 @@ class Sampler:
                 batch_index=index,
                 batch_count=count,
                 frames=frames[index * size : (index + 1) * size],
+                source_damaged=damaged,
             )
             attributes = {"video_doc_id": task.video_doc_id, "batch_id": batch.batch_id}
             self._adapters.publisher.publish(
