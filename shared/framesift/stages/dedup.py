@@ -18,8 +18,10 @@ index and what the transaction guarantees):
 A kept frame's hash goes into both indexes and its content hash is claimed in the same
 transaction; a frame of a segment that did not decode cleanly (a corrupt copy) goes into its
 video's index only, so it never becomes the original a clean source's frame is dropped against
-(the clean copy then keeps its frames; both are labeled, which costs less than losing them). The kept frames of a batch go on to the labeler as one message; a batch already
-sent is not sent again (``dedup_batches/{batch id}``); after a crash between sending and
+(the clean copy then keeps its frames; both are labeled, which costs less than losing them).
+
+The kept frames of a batch go on to the labeler as one message; a batch already sent is not
+sent again (``dedup_batches/{batch id}``); after a crash between sending and
 recording that, the batch may be sent twice and the labeler's per-frame idempotency absorbs it.
 """
 
