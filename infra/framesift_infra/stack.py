@@ -614,7 +614,7 @@ def _function(
     stack.mounted[spec.name] = tuple(reads)
     stack.waits_for[spec.name] = (*grants, *(secret.version for secret in reads.values()))
 
-    source = function_source(spec.name)
+    source = function_source(spec.name, config.vendor)
     archive = stack.add(
         gcp.storage.BucketObject(
             f"source-{spec.name}",

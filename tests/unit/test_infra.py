@@ -11,9 +11,12 @@ import pulumi
 import pulumi_gcp as gcp
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+from framesift import topology
 from framesift.topology import dead_letter_topics, holding_subscription
-from framesift_infra.packaging import REPO_ROOT, requirements
+from framesift_dev.loaded import DEPLOYED_ENV, loaded
+from framesift_infra.packaging import REPO_ROOT, function_source, lock
 from framesift_infra.secrets import secrets_of
 from framesift_infra.stack import BUILD_ROLES
 from tests.support.infra import (
@@ -168,18 +171,34 @@ def test_only_the_webhook_is_public(deployed):
     assert public == {"framesift-webhook"}
 
 
-def test_every_function_archive_holds_the_shared_package(deployed):
-    from framesift_infra.packaging import function_source
-
+def test_each_function_archive_holds_only_what_the_function_loads(deployed):
+    """A function ships the modules and installs the distributions it runs, no more: the
+    sampler no vendor, no command line, no DuckDB; the labeler its vendor's SDK only."""
     recorder, _ = deployed
     objects = of_type(recorder, "gcp:storage/bucketObject:BucketObject")
     assert len(objects) == 5
     for name in ("sampler", "dedup", "labeler", "webhook", "exporter"):
-        source = function_source(name)
+        source = function_source(name, "labelstudio")
         assert "main.py" in source.files and "requirements.txt" in source.files
-        assert "framesift/stages/exporter.py" in source.files
         assert "framesift/adapters/gcp.py" in source.files
+        assert not {"framesift/cli.py", "framesift/local.py", "framesift/adapters/embedded.py"} & (
+            set(source.files)
+        )
         assert objects[f"source-{name}"]["name"] == f"{name}/{source.digest}.zip"
+    sampler = function_source("sampler", "labelstudio")
+    assert "framesift/stages/sampler.py" in sampler.files
+    assert not [
+        f for f in sampler.files if f.startswith(("framesift/vendors/", "framesift/stages/l"))
+    ]
+    pinned = {line.split("==")[0] for line in sampler.requirements.splitlines()}
+    assert {"functions-framework", "google-cloud-storage", "ffmpeg-python"} <= pinned
+    assert not {"label-studio-sdk", "scaleapi", "typer", "rich", "duckdb", "pandas"} & pinned
+    for vendor, sdk, other in (
+        ("scale", "scaleapi", "label-studio-sdk"),
+        ("labelstudio", "label-studio-sdk", "scaleapi"),
+    ):
+        labeler = function_source("labeler", vendor).requirements
+        assert f"{sdk}==" in labeler and f"{other}==" not in labeler
 
 
 def test_secrets_reach_functions_from_secret_manager_not_plain_values(deployed):
@@ -225,22 +244,26 @@ def test_warehouse_tables_use_the_exporters_schemas(deployed):
 
 
 def test_the_archive_is_a_deployable_zip(tmp_path):
-    """What Cloud Build receives: the files named in the archive, importable as a package."""
-    from framesift_infra.packaging import function_source
-
-    source = function_source("webhook")
-    path = tmp_path / "webhook.zip"
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, asset in source.archive.assets.items():
-            if isinstance(asset, pulumi.StringAsset):
-                archive.writestr(name, asset.text)
-            else:
-                archive.write(asset.path, name)
-    with zipfile.ZipFile(path) as archive:
-        names = set(archive.namelist())
-        requirements = archive.read("requirements.txt").decode()
-    assert {"main.py", "framesift/__init__.py", "framesift/webhook.py"} <= names
-    assert "functions-framework" in requirements and "pytest" not in requirements
+    """What Cloud Build receives: the files named in the archive; unpacked, its main.py loads
+    and builds its handler from the archive's own framesift (nothing it needs left out)."""
+    for name in ("webhook", "sampler", "labeler"):
+        source = function_source(name, "labelstudio")
+        path = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            for archived, asset in source.archive.assets.items():
+                if isinstance(asset, pulumi.StringAsset):
+                    archive.writestr(archived, asset.text)
+                else:
+                    archive.write(asset.path, archived)
+        unpacked = tmp_path / name
+        with zipfile.ZipFile(path) as archive:
+            archive.extractall(unpacked)
+            requirements = archive.read("requirements.txt").decode()
+        assert "functions-framework==" in requirements and "pytest" not in requirements
+        env = {**DEPLOYED_ENV, "FRAMESIFT_LABELING_VENDOR": "labelstudio"}
+        found = loaded(topology.function(name), env, source=unpacked)
+        assert found.framesift_files
+        assert all(unpacked in file.parents for file in found.framesift_files)
 
 
 def test_every_dead_letter_topic_keeps_its_messages_in_a_subscription(deployed):
@@ -354,16 +377,18 @@ def test_dead_letters_raise_an_alert_and_a_budget_is_optional(deployed):
 
 
 def test_functions_deploy_the_locked_versions_of_every_dependency():
-    """Two deploys of one commit install the same code: each archive's requirements are the
-    lock's exact pins, and the lock pins every runtime dependency within pyproject's range."""
-    lock = {
-        Requirement(line).name.lower(): Requirement(line) for line in requirements().splitlines()
-    }
-    assert all(str(r.specifier).startswith("==") for r in lock.values())
+    """Two deploys of one commit install the same code: each archive's requirements are exact
+    pins from the lock, and the lock pins every runtime dependency within pyproject's range."""
+    pins = {name: Requirement(f"{name}=={version}") for name, version in lock().items()}
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     for declared in map(Requirement, project["dependencies"]):
-        pinned = lock[declared.name.lower()]
+        pinned = pins[canonicalize_name(declared.name)]
         assert declared.specifier.contains(next(iter(pinned.specifier)).version), declared
+    for name in ("sampler", "labeler"):
+        for line in function_source(name, "scale").requirements.splitlines():
+            requirement = Requirement(line)
+            assert str(requirement.specifier).startswith("==")
+            assert lock()[canonicalize_name(requirement.name)] == line.split("==")[1]
 
 
 def test_the_webhook_can_go_without_allusers_where_an_organisation_refuses_it():

@@ -1,0 +1,94 @@
+"""What a function loads: its entry point imported and its handler built, in a fresh interpreter,
+as a new instance does before its first event.
+
+The packaging ships exactly these modules of ``framesift`` and the distributions they come from
+(with their own dependencies), and the quick test layer guards that no function loads what it
+does not run (a vendor's SDK, the dev stack, the command line).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from framesift.topology import FunctionSpec
+
+# Where the probe's emulator variables point: the clients are built, never used.
+_NOWHERE = "127.0.0.1:9"
+DEPLOYED_ENV = {
+    "FRAMESIFT_BACKEND": "gcp",
+    "GOOGLE_CLOUD_PROJECT": "framesift-probe",
+    "FRAMESIFT_PROJECT": "framesift-probe",
+    "STORAGE_EMULATOR_HOST": f"http://{_NOWHERE}",
+    "PUBSUB_EMULATOR_HOST": _NOWHERE,
+    "FIRESTORE_EMULATOR_HOST": _NOWHERE,
+    "FRAMESIFT_BIGQUERY_ENDPOINT": f"http://{_NOWHERE}",
+    # Made-up values, so each vendor's client can be built.
+    "FRAMESIFT_SCALE_API_KEY": "probe",
+    "FRAMESIFT_LABELSTUDIO_API_KEY": "probe",
+}
+
+_PROBE = """
+import importlib.metadata, importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("entry", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+from framesift import runtime
+if sys.argv[2] == "http":
+    runtime.callbacks()
+else:
+    runtime.handler(sys.argv[3])
+owners = {}
+for dist in importlib.metadata.distributions():
+    for file in dist.files or ():
+        if file.suffix in (".py", ".so"):
+            owners[str(dist.locate_file(file))] = dist.metadata["Name"]
+loaded = {name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())}
+print(json.dumps({
+    "modules": sorted(loaded),
+    "framesift": sorted(
+        file for name, file in loaded.items()
+        if file and (name == "framesift" or name.startswith("framesift."))
+    ),
+    "distributions": sorted({owners[file] for file in loaded.values() if file in owners}),
+}))
+"""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    modules: frozenset[str]  # every module's name
+    framesift_files: tuple[Path, ...]  # the files of framesift's modules
+    distributions: frozenset[str]  # the installed distributions the modules come from
+
+
+def loaded(
+    spec: FunctionSpec,
+    env: Mapping[str, str],
+    source: Path | None = None,
+) -> Loaded:
+    """What ``spec``'s function loads with ``env`` (its settings); ``source``: a folder holding
+    ``main.py`` and ``framesift`` (an unpacked archive) instead of the repository's."""
+    repo = Path(__file__).resolve().parents[2]
+    main = (source or repo / "functions" / spec.name) / "main.py"
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(main), spec.trigger.value, spec.name],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=source or repo,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{spec.name} does not load: {result.stderr.strip()[-2000:]}")
+    found = json.loads(result.stdout.splitlines()[-1])
+    return Loaded(
+        frozenset(found["modules"]),
+        tuple(Path(file) for file in found["framesift"]),
+        frozenset(found["distributions"]),
+    )
