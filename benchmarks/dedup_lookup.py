@@ -137,7 +137,7 @@ def main() -> None:
             if largest > FIRESTORE_DOC_LIMIT:
                 print(f"| {size:,} | Firestore emulator | n/a: buckets over 1 MiB | | | |")
                 continue
-            from framesift.adapters.gcp import FirestoreDocumentStore
+            from framesift.adapters.gcp.firestore import FirestoreDocumentStore
 
             firestore = FirestoreDocumentStore(
                 os.environ.get("FRAMESIFT_PROJECT", "framesift-local")

@@ -18,7 +18,8 @@ import pulumi
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from framesift.topology import function
+from framesift.config import Vendor
+from framesift.topology import LABELER, function
 from framesift_dev.loaded import DEPLOYED_ENV, loaded
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -74,9 +75,14 @@ def requirements(distributions: frozenset[str]) -> str:
     return "".join(f"{name}=={pins[name]}\n" for name in sorted(needed))
 
 
-@cache
 def function_source(name: str, vendor: str) -> FunctionSource:
-    """The archive of function ``name`` deployed with labeling vendor ``vendor``."""
+    """The archive of function ``name`` deployed with labeling vendor ``vendor`` (which only the
+    labeler's archive depends on)."""
+    return _source(name, vendor if name == LABELER.name else Vendor.MANIFEST.value)
+
+
+@cache
+def _source(name: str, vendor: str) -> FunctionSource:
     found = loaded(function(name), {**DEPLOYED_ENV, "FRAMESIFT_LABELING_VENDOR": vendor})
     files: dict[str, Path] = {"main.py": REPO_ROOT / "functions" / name / "main.py"}
     for path in sorted(found.framesift_files):

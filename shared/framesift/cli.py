@@ -433,7 +433,7 @@ def replay_dead_letters(
         pipeline.publisher.drain()
         console.print(f"{count} dead letters published again")
         return
-    from framesift.adapters.gcp import PubSubHeldMessages
+    from framesift.adapters.gcp.pubsub import PubSubHeldMessages
 
     adapters = build_adapters(settings)
     count = replay(adapters, subscriber)

@@ -108,15 +108,15 @@ def _hook_grpc(log: CallLog) -> None:
 
 
 def _hook_signing(log: CallLog) -> None:
-    from framesift.adapters import gcp
+    from framesift.adapters.gcp import gcs
 
-    original = gcp.GcsBlobStore.stream_url
+    original = gcs.GcsBlobStore.stream_url
 
-    def stream_url(self: gcp.GcsBlobStore, bucket: str, name: str, *args: Any) -> str:
+    def stream_url(self: gcs.GcsBlobStore, bucket: str, name: str, *args: Any) -> str:
         log.write({"api": "sign", "bucket": bucket, "object": name})
         return original(self, bucket, name, *args)
 
-    gcp.GcsBlobStore.stream_url = stream_url  # type: ignore[method-assign,assignment]
+    gcs.GcsBlobStore.stream_url = stream_url  # type: ignore[method-assign,assignment]
 
 
 def read(path: Path) -> list[dict[str, Any]]:

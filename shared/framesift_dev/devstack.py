@@ -328,7 +328,7 @@ class DevStack:
             from google.auth.credentials import AnonymousCredentials
             from google.cloud import pubsub_v1, storage
 
-            from framesift.adapters.gcp import BigQueryWarehouse
+            from framesift.adapters.gcp.bigquery import BigQueryWarehouse
             from framesift.schemas import ALL_TABLES
 
             publisher = pubsub_v1.PublisherClient()

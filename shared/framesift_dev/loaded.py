@@ -1,5 +1,5 @@
-"""What a function loads: its entry point imported and its handler built, in a fresh interpreter,
-as a new instance does before its first event.
+"""What a function loads: its entry point imported, its handler and every client built, in a
+fresh interpreter, as a new instance does by its first events.
 
 The packaging ships exactly these modules of ``framesift`` and the distributions they come from
 (with their own dependencies), and the quick test layer guards that no function loads what it
@@ -43,6 +43,9 @@ if sys.argv[2] == "http":
     runtime.callbacks()
 else:
     runtime.handler(sys.argv[3])
+# The clients are built when a stage first uses them: build every one, as some event will.
+wired = runtime.adapters()
+wired.blobs, wired.publisher, wired.documents, wired.warehouse
 owners = {}
 for dist in importlib.metadata.distributions():
     for file in dist.files or ():

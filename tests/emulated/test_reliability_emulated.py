@@ -26,7 +26,7 @@ import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, pubsub_v1, storage
 
-from framesift.adapters.gcp import PubSubHeldMessages, PubSubPublisher
+from framesift.adapters.gcp.pubsub import PubSubHeldMessages, PubSubPublisher
 from framesift.config import Settings
 from framesift.delivery import replay_held
 from framesift.documents import VideoRecord

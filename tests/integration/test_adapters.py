@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from framesift.adapters.embedded import DuckDbWarehouse, SqliteDocumentStore
-from framesift.adapters.gcp import BigQueryWarehouse, FirestoreDocumentStore
+from framesift.adapters.gcp.bigquery import BigQueryWarehouse
+from framesift.adapters.gcp.firestore import FirestoreDocumentStore
 from framesift.schemas import ALL_TABLES, FRAMES_TABLE
 from framesift_dev.devstack import StackState
 

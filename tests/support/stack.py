@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from google.cloud import pubsub_v1
 
-from framesift.adapters.gcp import BigQueryWarehouse
+from framesift.adapters.gcp.bigquery import BigQueryWarehouse
 from framesift.events import PubSubMessage, push_body
 from framesift.topology import subscription_name
 from framesift.wiring import Adapters

@@ -180,7 +180,7 @@ def test_each_function_archive_holds_only_what_the_function_loads(deployed):
     for name in ("sampler", "dedup", "labeler", "webhook", "exporter"):
         source = function_source(name, "labelstudio")
         assert "main.py" in source.files and "requirements.txt" in source.files
-        assert "framesift/adapters/gcp.py" in source.files
+        assert "framesift/adapters/gcp/firestore.py" in source.files
         assert not {"framesift/cli.py", "framesift/local.py", "framesift/adapters/embedded.py"} & (
             set(source.files)
         )

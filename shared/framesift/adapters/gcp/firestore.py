@@ -1,0 +1,89 @@
+"""Firestore through google-cloud-firestore (``FIRESTORE_EMULATOR_HOST`` for the emulator): the
+document store, with transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from framesift.errors import BackendUnavailable
+from framesift.ports import (
+    UPDATED_AT,
+    Change,
+    DocKey,
+    T,
+    run_change,
+    stamped,
+)
+
+
+class FirestoreDocumentStore:
+    def __init__(self, project: str) -> None:
+        self._client = firestore.Client(project=project)
+
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        snapshot = self._client.collection(collection).document(doc_id).get()
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def create(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> bool:
+        try:
+            self._client.collection(collection).document(doc_id).create(stamped(data))
+        except gexc.AlreadyExists:
+            return False
+        return True
+
+    def merge(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> None:
+        self._client.collection(collection).document(doc_id).set(stamped(data), merge=True)
+
+    def transact(self, keys: Sequence[DocKey], change: Change[T]) -> T:
+        client = self._client
+
+        def read(wanted: Sequence[DocKey], transaction: firestore.Transaction) -> dict:
+            refs = [client.collection(c).document(d) for c, d in wanted]
+            snapshots = {
+                (s.reference.parent.id, s.reference.id): s
+                for s in client.get_all(refs, transaction=transaction)
+            }
+            return {
+                key: (snap.to_dict() if (snap := snapshots.get(key)) and snap.exists else None)
+                for key in wanted
+            }
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> T:
+            docs = read(keys, transaction)
+            # Firestore allows reads after reads until the first write.
+            writes, result = run_change(change, docs, lambda more: read(more, transaction))
+            for (collection, doc_id), data in writes.items():
+                transaction.set(
+                    client.collection(collection).document(doc_id), stamped(data), merge=True
+                )
+            return result
+
+        try:
+            return run(client.transaction(max_attempts=20))
+        except ValueError as exc:
+            # A transaction that cannot begin (Firestore unreachable) is rolled back by the
+            # client, which then raises "no transaction ID" over the real error: raise that one.
+            cause = exc.__context__
+            if isinstance(cause, gexc.GoogleAPICallError | gexc.RetryError):
+                raise BackendUnavailable(f"Firestore transaction failed: {cause}") from cause
+            raise
+
+    def changed_since(self, collection: str, since: datetime | None) -> Iterator[dict[str, Any]]:
+        query: Any = self._client.collection(collection)
+        if since is not None:
+            query = query.where(filter=firestore.FieldFilter(UPDATED_AT, ">=", since))
+        for snapshot in query.order_by(UPDATED_AT).stream():
+            yield {**(snapshot.to_dict() or {}), "_id": snapshot.id}
+
+    def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
+        query = self._client.collection(collection).where(
+            filter=firestore.FieldFilter(field, "==", value)
+        )
+        docs = [doc.to_dict() or {} for doc in query.stream()]
+        return sorted(docs, key=lambda doc: str(doc.get("id", "")))
