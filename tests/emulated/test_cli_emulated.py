@@ -12,6 +12,7 @@ from framesift.config import Backend, Settings
 from framesift.documents import VideoRecord
 from framesift.upload import upload_file
 from framesift_dev.devstack import RAW_BUCKET
+from tests.support.media import lavfi_video
 from tests.support.waiting import wait_for
 
 
@@ -39,12 +40,15 @@ def test_upload_lands_under_the_naming_standard_and_is_sampled(devstack, media, 
     assert doc
 
 
-def test_report_draws_the_emulated_stacks_results(devstack, media, unique, tmp_path):
+def test_report_draws_the_emulated_stacks_results(devstack, unique, tmp_path):
     """A user of `framesift dev up` sees results without writing client code: the report reads
     Firestore and the GCS emulator, as it reads SQLite and folders embedded."""
     settings = Settings(backend=Backend.GCP, project=devstack.project, raw_bucket=RAW_BUCKET)
     collector = f"rep-{unique}"
-    name = upload_file(settings, media["parked"], collector, lambda sent: None)
+    # A static scene of its own: another test's bytes would be exact duplicates of these.
+    clip = tmp_path / "parked.mp4"
+    lavfi_video(clip, ["smptehdbars=size=320x240:rate=25:duration=6,noise=alls=12:allf=t+u"])
+    name = upload_file(settings, clip, collector, lambda sent: None)
     blob = (
         storage.Client(project=devstack.project, credentials=AnonymousCredentials())
         .bucket(RAW_BUCKET)

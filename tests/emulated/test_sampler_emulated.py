@@ -92,7 +92,7 @@ def test_upload_is_sampled_at_one_frame_per_second_in_segments(
     assert video["segments_total"] == 2  # over 4.5 s: one invocation per segment, cut at 4 s
 
     frames = sorted(
-        gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/drive-01/"), key=lambda b: b.name
+        gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/{video['id']}/"), key=lambda b: b.name
     )
     assert [b.name.rsplit("/", 1)[1] for b in frames] == [
         f"{ms:010d}.jpg" for ms in (0, 1000, 2000, 3000, 4000)
@@ -135,8 +135,10 @@ def test_ntsc_video_without_faststart_streams_over_http_with_exact_timestamps(
 
     assert video["status"] == "sampled", video
     assert video["fps"] == pytest.approx(29.97, abs=0.01)
-    names = [b.name for b in gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/{stem}/")]
-    assert names == [f"cam-{unique}/{stem}/{ms:010d}.jpg" for ms in (0, 1001, 2002, 3003)]
+    # Under the id of the object's version (an odd name never reaches a frame's name).
+    folder = f"cam-{unique}/{video['id']}/"
+    names = [b.name for b in gcs.list_blobs(FRAMES_BUCKET, prefix=folder)]
+    assert names == [f"{folder}{ms:010d}.jpg" for ms in (0, 1001, 2002, 3003)]
 
 
 def test_redelivered_notification_changes_nothing(devstack, gcs, db, batches, media, unique):
@@ -203,8 +205,9 @@ def test_object_metadata_overrides_the_sampling_policy(devstack, gcs, db, media,
 
     assert video["status"] == "sampled"
     assert video["policy"]["every_seconds"] == 2.0
-    names = [b.name for b in gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/slow/")]
-    assert names == [f"cam-{unique}/slow/{ms:010d}.jpg" for ms in (0, 2002)]
+    folder = f"cam-{unique}/{video['id']}/"
+    names = [b.name for b in gcs.list_blobs(FRAMES_BUCKET, prefix=folder)]
+    assert names == [f"{folder}{ms:010d}.jpg" for ms in (0, 2002)]
 
 
 def test_object_not_named_like_a_video_is_ignored(devstack, gcs, db, unique):
