@@ -42,6 +42,7 @@ BENCHMARKS = {
     "sample": ["benchmarks/sample.py"],
     "dedup": ["benchmarks/dedup_quality.py", "benchmarks/dedup_lookup.py"],
     "export": ["benchmarks/export.py"],
+    "cold-start": ["benchmarks/cold_start.py"],
 }
 
 
@@ -314,7 +315,7 @@ def report(
 
 @app.command()
 def bench(
-    which: Annotated[str, typer.Argument(help="sample, dedup or export.")],
+    which: Annotated[str, typer.Argument(help="sample, dedup, export or cold-start.")],
     args: Annotated[
         list[str] | None, typer.Argument(help="Passed on to the benchmark (after --).")
     ] = None,

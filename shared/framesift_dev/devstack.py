@@ -367,31 +367,8 @@ class DevStack:
         name = instance.name
         port = free_port()
         env = {**self._state.env, **(settings_env or {})}
-        self._spawn(
-            f"function-{name}",
-            [
-                sys.executable,
-                "-m",
-                *(
-                    ("framesift_dev.apicalls", str(self.api_calls_file(name)), "--")
-                    if self.record_api_calls
-                    else ("functions_framework",)
-                ),
-                "--target",
-                spec.entry_point,
-                "--source",
-                str(REPO_ROOT / "functions" / spec.name / "main.py"),
-                "--signature-type",
-                spec.trigger.value,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            port,
-            timeout,
-            env=env,
-        )
+        command = self.function_command(spec, port, name)
+        self._spawn(f"function-{name}", command, port, timeout, env)
         # The function's own limit, as it will read it from its environment.
         own_attempts = {**os.environ, **env}.get(
             "FRAMESIFT_MAX_DELIVERY_ATTEMPTS",
@@ -441,6 +418,29 @@ class DevStack:
                 name=subscriber.subscription_path(self.project, holding_subscription(topic)),
                 topic=subscriber.topic_path(self.project, topic),
             )
+
+    def function_command(self, spec: FunctionSpec, port: int, name: str | None = None) -> list[str]:
+        """How function ``spec`` (instance ``name``) is served: functions-framework on ``port``,
+        under the API call recorder when the stack records."""
+        return [
+            sys.executable,
+            "-m",
+            *(
+                ("framesift_dev.apicalls", str(self.api_calls_file(name or spec.name)), "--")
+                if self.record_api_calls
+                else ("functions_framework",)
+            ),
+            "--target",
+            spec.entry_point,
+            "--source",
+            str(REPO_ROOT / "functions" / spec.name / "main.py"),
+            "--signature-type",
+            spec.trigger.value,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
 
     def api_calls_file(self, function: str) -> Path:
         """Where function (instance) ``function``'s Google API calls are recorded."""
