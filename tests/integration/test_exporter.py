@@ -226,6 +226,21 @@ def test_deletions_are_rows_marked_deleted(stack, unique):
     assert all(b["deleted"] for b in _rows(adapters, "annotation_boxes", unique))
 
 
+def test_a_skipped_annotations_boxes_are_no_labels(stack, unique):
+    """An annotator who skips a frame (cancelled) may leave boxes drawn: they are not labels,
+    so its box rows are marked deleted and no snapshot or view counts them."""
+    adapters, settings = stack
+    documents = adapters.documents
+    frame = _frame(documents, unique, 0)
+    _annotate(documents, frame, ["car", "person"], version=1, status=AnnotationStatus.CANCELLED)
+    Exporter(adapters, settings).run()
+
+    [annotation] = _rows(adapters, "annotations", unique)
+    assert annotation["status"] == "cancelled" and annotation["deleted"] is False
+    boxes = _rows(adapters, "annotation_boxes", unique)
+    assert len(boxes) == 2 and all(b["deleted"] for b in boxes)
+
+
 def test_documents_missing_required_fields_are_rejected_and_recorded(stack, unique):
     adapters, settings = stack
     adapters.documents.merge("frames", f"partial-{unique}", {"labeling_status": "requested"})

@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from framesift.config import Settings
+from framesift.documents import AnnotationStatus
 from framesift.events import PubSubMessage
 from framesift.logs import get_logger
 from framesift.messages import ExportRequest
@@ -118,7 +119,8 @@ def _annotation_rows(doc: dict[str, Any]) -> Iterator[tuple[TableSchema, Row]]:
     labels = sorted({str(box.get("label")) for box in boxes if box.get("label")})
     annotation = row_of(ANNOTATIONS_TABLE, doc, box_count=len(boxes), labels=",".join(labels))
     yield ANNOTATIONS_TABLE, annotation
-    gone = annotation["deleted"]
+    # A skipped (cancelled) annotation's boxes are no labels: its box rows are tombstones.
+    gone = annotation["deleted"] or doc.get("status") == AnnotationStatus.CANCELLED
     for slot in range(max(len(boxes), int(doc.get("box_slots") or 0))):
         box = boxes[slot] if slot < len(boxes) else {}
         yield (
