@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from framesift.ports import BlobStore, Warehouse
 
 QUERY = """
 SELECT f.id AS frame_id, f.video_doc_id, f.bucket, f.object_name, f.width, f.height,
-       b.label, b.left_px, b.top_px, b.width_px, b.height_px
+       b.label, b.left_px, b.top_px, b.width_px, b.height_px, b.rotation
 FROM {dataset}.frames AS f
 JOIN {dataset}.annotation_boxes AS b ON b.frame_id = f.id
 WHERE NOT COALESCE(f.deleted, FALSE) AND NOT COALESCE(b.deleted, FALSE)
@@ -54,6 +55,24 @@ def split_of(video_doc_id: str, seed: int, fractions: Sequence[float]) -> str:
         if point < edge:
             return name
     return SPLITS[-1]
+
+
+def envelope(box: dict[str, Any]) -> tuple[float, float, float, float]:
+    """The axis-aligned (left, top, width, height) around a box rotated by ``rotation``
+    degrees clockwise about its top-left corner (Label Studio's rotated rectangles); the box
+    itself when it is not rotated."""
+    left, top = box["left_px"], box["top_px"]
+    width, height = box["width_px"], box["height_px"]
+    angle = math.radians(box.get("rotation") or 0.0)
+    if angle == 0.0:
+        return left, top, width, height
+    cos, sin = math.cos(angle), math.sin(angle)
+    corners = [
+        (dx * cos - dy * sin, dx * sin + dy * cos)
+        for dx, dy in ((0.0, 0.0), (width, 0.0), (width, height), (0.0, height))
+    ]
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    return left + min(xs), top + min(ys), max(xs) - min(xs), max(ys) - min(ys)
 
 
 def write_snapshot(
@@ -139,14 +158,14 @@ def _coco(out: Path, split: str, frames: list[dict[str, Any]], names: list[str])
             }
         )
         for box in frame["boxes"]:
-            width, height = box["width_px"], box["height_px"]
             annotations.append(
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_id,
                     "category_id": names.index(box["label"]) + 1,
-                    "bbox": [box["left_px"], box["top_px"], width, height],
-                    "area": width * height,
+                    # A rotated box's envelope: COCO's bbox is axis-aligned.
+                    "bbox": list(envelope(box)),
+                    "area": box["width_px"] * box["height_px"],  # the object's own area
                     "iscrowd": 0,
                 }
             )
@@ -166,11 +185,12 @@ def _yolo_labels(
         width, height = frame["width"], frame["height"]
         lines = []
         for box in frame["boxes"]:
-            centre_x = (box["left_px"] + box["width_px"] / 2) / width
-            centre_y = (box["top_px"] + box["height_px"] / 2) / height
+            left, top, box_width, box_height = envelope(box)
+            centre_x = (left + box_width / 2) / width
+            centre_y = (top + box_height / 2) / height
             lines.append(
                 f"{names.index(box['label'])} {centre_x:.6f} {centre_y:.6f}"
-                f" {box['width_px'] / width:.6f} {box['height_px'] / height:.6f}"
+                f" {box_width / width:.6f} {box_height / height:.6f}"
             )
         path = out / "labels" / split / f"{frame['frame_id']}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
