@@ -22,13 +22,17 @@ from typing import Any
 
 from framesift.ports import BlobStore, Warehouse
 
+# Every frame with a live annotation a person made (boxes, or none: a negative, which a dataset
+# needs as much), with its boxes; a skipped, failed or deleted annotation labels nothing.
 QUERY = """
 SELECT f.id AS frame_id, f.video_doc_id, f.bucket, f.object_name, f.width, f.height,
        b.label, b.left_px, b.top_px, b.width_px, b.height_px, b.rotation
 FROM {dataset}.frames AS f
-JOIN {dataset}.annotation_boxes AS b ON b.frame_id = f.id
-WHERE NOT COALESCE(f.deleted, FALSE) AND NOT COALESCE(b.deleted, FALSE)
-  AND b.label IS NOT NULL
+JOIN {dataset}.annotations AS a
+  ON a.frame_id = f.id AND NOT COALESCE(a.deleted, FALSE) AND a.status IN ('submitted', 'empty')
+LEFT JOIN {dataset}.annotation_boxes AS b
+  ON b.annotation_id = a.id AND NOT COALESCE(b.deleted, FALSE) AND b.label IS NOT NULL
+WHERE NOT COALESCE(f.deleted, FALSE)
 ORDER BY f.id, b.id
 """
 SPLITS = ("train", "val", "test")
@@ -92,8 +96,10 @@ def write_snapshot(
     frames: dict[str, dict[str, Any]] = {}
     for row in rows:
         frame = frames.setdefault(row["frame_id"], {**row, "boxes": []})
-        frame["boxes"].append(row)
-    names = list(classes) + sorted({r["label"] for r in rows} - set(classes))
+        if row["label"] is not None:  # None: a negative (or an annotation's only row)
+            frame["boxes"].append(row)
+    labels = {r["label"] for r in rows if r["label"] is not None}
+    names = list(classes) + sorted(labels - set(classes))
     by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for frame in frames.values():
         by_split[split_of(frame["video_doc_id"], seed, fractions)].append(frame)

@@ -110,3 +110,53 @@ def test_yolo_snapshot_has_normalised_labels_and_is_reproducible(labeled, tmp_pa
         assert image.exists()
     data = (tmp_path / "a" / "data.yaml").read_text()
     assert "train: images/train" in data and '"zebra"' in data
+
+
+def test_a_frame_labeled_empty_is_a_negative_in_both_layouts(media, embedded_settings, tmp_path):
+    """A frame an annotator saw and found nothing in is kept: a COCO image with no annotation
+    and an empty YOLO label file; a skipped one is left out."""
+    pipeline = EmbeddedPipeline(embedded_settings)
+    pipeline.run([media["three_shots"]], "cam")
+    documents = pipeline.adapters.documents
+    kept = sorted(
+        (f for f in documents.where("frames", "collector", "cam") if f["dedup_status"] == "kept"),
+        key=lambda f: f["id"],
+    )
+    negative, skipped = kept[0], kept[1]
+    for frame, status in (
+        (negative, AnnotationStatus.EMPTY),
+        (skipped, AnnotationStatus.CANCELLED),
+    ):
+        store(
+            documents,
+            AnnotationRecord(
+                id=f"scale~{frame['id']}",
+                frame_id=frame["id"],
+                vendor="scale",
+                task_id=frame["id"],
+                annotation_id=frame["id"],
+                status=status,
+                boxes=[Box(label="car", left=1, top=1, width=5, height=5)]
+                if status is AnnotationStatus.CANCELLED
+                else [],
+                vendor_updated_at=datetime.now(UTC),
+            ),
+        )
+    Exporter(pipeline.adapters, embedded_settings).run()
+
+    coco = _export(embedded_settings, tmp_path / "coco", "coco")
+    yolo = _export(embedded_settings, tmp_path / "yolo", "yolo")
+    assert sum(split["images"] for split in coco["counts"].values()) == 1
+    assert sum(split["boxes"] for split in coco["counts"].values()) == 0
+    [instances] = [
+        json.loads(p.read_text())
+        for p in (tmp_path / "coco" / "annotations").glob("*.json")
+        if json.loads(p.read_text())["images"]
+    ]
+    assert [image["file_name"].rsplit("/", 1)[1] for image in instances["images"]] == [
+        f"{negative['id']}.jpg"
+    ]
+    assert instances["annotations"] == []
+    [labels] = (tmp_path / "yolo" / "labels").rglob("*.txt")
+    assert labels.name == f"{negative['id']}.txt" and labels.read_text().strip() == ""
+    assert sum(split["images"] for split in yolo["counts"].values()) == 1
