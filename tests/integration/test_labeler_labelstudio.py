@@ -101,3 +101,24 @@ def test_a_refused_token_is_a_permanent_error(settings):
     labeler = Labeler(adapters, settings, LabelStudioVendor(settings, adapters.documents))
     with pytest.raises(VendorRejected, match="401"):
         labeler.handle(kept_frames(settings, 1))
+
+
+def test_a_rotated_secret_and_a_new_url_reach_the_webhook_when_the_labeler_starts(settings):
+    """Label Studio never retries a call it got 401 for: the labeler keeps the one webhook of
+    the project in step with its settings each time it starts."""
+    adapters = build_adapters(settings)
+    LabelStudioVendor(settings, adapters.documents).project_id()
+    rotated = settings.model_copy(
+        update={
+            "labelstudio_webhook_secret": SecretStr("rotated-secret"),
+            "webhook_url": "http://127.0.0.1:9/new-hooks",
+        }
+    )
+    vendor = LabelStudioVendor(rotated, adapters.documents)
+
+    project = vendor.project_id()
+    hooks = [h for h in vendor.client.webhooks.list(project=str(project)) if h.project == project]
+    [hook] = hooks
+    assert hook.url == "http://127.0.0.1:9/new-hooks/labelstudio"
+    assert hook.headers == {SECRET_HEADER: "rotated-secret"}
+    assert sorted(hook.actions or []) == sorted(WEBHOOK_ACTIONS)

@@ -177,27 +177,38 @@ class LabelStudioVendor:
         return winner
 
     def _ensure_webhook(self, project: int) -> None:
+        """Keep the project's webhook in step with the settings, each time a labeler starts: a
+        rotated secret or a new webhook URL reaches Label Studio, which never retries a call
+        it got 401 for. Ours are the hooks to our URL or carrying our header (an older URL)."""
         if not self._settings.webhook_url:
             return
         url = f"{self._settings.webhook_url.rstrip('/')}/labelstudio"
         secret = self._settings.labelstudio_webhook_secret
+        wanted: dict[str, Any] = {
+            "url": url,
+            "send_payload": True,
+            "send_for_all_actions": False,
+            "actions": WEBHOOK_ACTIONS,
+            "headers": {SECRET_HEADER: secret.get_secret_value()} if secret else {},
+        }
         ours = self._webhooks(project, url)
         if not ours:
-            self._client.webhooks.create(
-                project=project,
-                url=url,
-                send_payload=True,
-                send_for_all_actions=False,
-                actions=WEBHOOK_ACTIONS,  # type: ignore[arg-type]
-                headers={SECRET_HEADER: secret.get_secret_value()} if secret else {},
-            )
-            ours = self._webhooks(project, url)
-        for duplicate in ours[1:]:  # another instance registered it at the same time
+            self._client.webhooks.create(project=project, **wanted)
+            return
+        keep, *duplicates = ours
+        self._client.webhooks.update(id=keep, **wanted)
+        for duplicate in duplicates:  # another instance registered it at the same time
             self._client.webhooks.delete(id=duplicate)
 
     def _webhooks(self, project: int, url: str) -> list[int]:
         hooks = self._client.webhooks.list(project=str(project))
-        return sorted(int(h.id) for h in hooks if h.url == url and h.id is not None)
+        return sorted(
+            int(hook.id)
+            for hook in hooks
+            if hook.id is not None
+            and hook.project == project
+            and (hook.url == url or SECRET_HEADER in (hook.headers or {}))
+        )
 
 
 def _call(doing: str, call: Callable[[], R]) -> R:
