@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from framesift.config import Settings
-from framesift.errors import PermanentError
+from framesift.errors import InvalidPolicy
 from framesift.messages import SampledFrame
 
 
@@ -56,7 +56,7 @@ def load_policy(settings: Settings) -> SelectionPolicy:
     try:
         factory = getattr(importlib.import_module(module_name), factory_name)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise PermanentError(
+        raise InvalidPolicy(
             f"FRAMESIFT_SELECTION_POLICY={settings.selection_policy!r} cannot be loaded: {exc}"
         ) from exc
     policy: SelectionPolicy = factory(settings)
