@@ -43,6 +43,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "infra")]
 
+from memory import group_kib  # noqa: E402
+
 from framesift.events import PubSubMessage, push_body  # noqa: E402
 from framesift.messages import ExportRequest, FrameBatch  # noqa: E402
 from framesift.topology import (  # noqa: E402  # noqa: E402
@@ -82,22 +84,6 @@ def timed(command: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(command, check=True, env=env, capture_output=True)
     return time.perf_counter() - start
-
-
-def rss_mib(group: int) -> float:
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry.name)) != group:
-                continue
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except (ProcessLookupError, FileNotFoundError, PermissionError):
-            continue
-    return total / 1024
 
 
 def pushed(topic: str, data: bytes, attributes: dict[str, str] | None = None) -> dict:
@@ -181,7 +167,7 @@ def first_response(
                 raise RuntimeError(f"{spec.name}: the event sent again failed")
             warm = time.perf_counter() - again
             time.sleep(1.0)  # idle
-            return elapsed, warm, rss_mib(process.pid)
+            return elapsed, warm, group_kib(process.pid, "VmRSS") / 1024
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)

@@ -22,27 +22,11 @@ from pathlib import Path
 
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage  # type: ignore[attr-defined]
+from memory import group_kib
 
 from framesift.documents import VideoRecord
 from framesift.media import generate_test_video
 from framesift_dev.devstack import RAW_BUCKET, DevStack
-
-
-def peak_kib(group: int) -> int:
-    """The summed high-water resident memory of a process group (Linux /proc)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry.name)) != group:
-                continue
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except (ProcessLookupError, FileNotFoundError, PermissionError):
-            continue
-    return total
 
 
 def main() -> None:
@@ -121,7 +105,7 @@ def run(folder: Path, state, count: int, seconds: float) -> None:  # noqa: ANN00
     print("|---|---|")
     for service in state.services:
         if service.name.startswith("function-"):
-            print(f"| {service.name[9:]} | {peak_kib(service.pid) / 1024:.0f} |")
+            print(f"| {service.name[9:]} | {group_kib(service.pid, 'VmHWM') / 1024:.0f} |")
 
 
 if __name__ == "__main__":
