@@ -16,6 +16,23 @@ from framesift.snapshot import SPLITS, split_of
 from framesift.stages.exporter import Exporter
 
 
+def _annotate(documents, frame: dict, status: AnnotationStatus, boxes: list[Box]) -> None:
+    """Scale's answer for ``frame``, stored as the webhook stores it."""
+    store(
+        documents,
+        AnnotationRecord(
+            id=f"scale~{frame['id']}",
+            frame_id=frame["id"],
+            vendor="scale",
+            task_id=frame["id"],
+            annotation_id=frame["id"],
+            status=status,
+            boxes=boxes,
+            vendor_updated_at=datetime.now(UTC),
+        ),
+    )
+
+
 @pytest.fixture
 def labeled(media, embedded_settings):
     """Two videos through the embedded pipeline, every kept frame labeled with two boxes."""
@@ -29,21 +46,14 @@ def labeled(media, embedded_settings):
         if frame.get("dedup_status") == "kept"
     ]
     for frame in kept:
-        store(
+        _annotate(
             documents,
-            AnnotationRecord(
-                id=f"scale~{frame['id']}",
-                frame_id=frame["id"],
-                vendor="scale",
-                task_id=frame["id"],
-                annotation_id=frame["id"],
-                status=AnnotationStatus.SUBMITTED,
-                boxes=[
-                    Box(label="car", left=10, top=20, width=40, height=30),
-                    Box(label="zebra", left=0, top=0, width=frame["width"], height=frame["height"]),
-                ],
-                vendor_updated_at=datetime.now(UTC),
-            ),
+            frame,
+            AnnotationStatus.SUBMITTED,
+            [
+                Box(label="car", left=10, top=20, width=40, height=30),
+                Box(label="zebra", left=0, top=0, width=frame["width"], height=frame["height"]),
+            ],
         )
     Exporter(pipeline.adapters, embedded_settings).run()
     return embedded_settings, kept
@@ -127,21 +137,8 @@ def test_a_frame_labeled_empty_is_a_negative_in_both_layouts(media, embedded_set
         (negative, AnnotationStatus.EMPTY),
         (skipped, AnnotationStatus.CANCELLED),
     ):
-        store(
-            documents,
-            AnnotationRecord(
-                id=f"scale~{frame['id']}",
-                frame_id=frame["id"],
-                vendor="scale",
-                task_id=frame["id"],
-                annotation_id=frame["id"],
-                status=status,
-                boxes=[Box(label="car", left=1, top=1, width=5, height=5)]
-                if status is AnnotationStatus.CANCELLED
-                else [],
-                vendor_updated_at=datetime.now(UTC),
-            ),
-        )
+        drawn = [Box(label="car", left=1, top=1, width=5, height=5)]
+        _annotate(documents, frame, status, drawn if status is AnnotationStatus.CANCELLED else [])
     Exporter(pipeline.adapters, embedded_settings).run()
 
     coco = _export(embedded_settings, tmp_path / "coco", "coco")
