@@ -59,7 +59,7 @@ from framesift.topology import (  # noqa: E402  # noqa: E402
 )
 from framesift.vendors.scale import CALLBACK_AUTH_HEADER  # noqa: E402
 from framesift_dev.devstack import DevStack, environ, free_port  # noqa: E402
-from framesift_dev.loaded import DEPLOYED_ENV  # noqa: E402
+from framesift_dev.loaded import DEPLOYED_ENV, START  # noqa: E402
 from framesift_infra.packaging import function_source  # noqa: E402
 from tests.support.payloads import FRAME, kept_frames, scale_callback  # noqa: E402
 
@@ -70,14 +70,6 @@ BARE = (
     "import functions_framework, numpy, simplejpeg, pydantic;"
     "from google.cloud import storage, firestore, pubsub_v1"
 )
-IMPORT = """
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("entry", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-from framesift import runtime
-runtime.callbacks() if sys.argv[2] == "http" else runtime.handler(sys.argv[3])
-"""
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
@@ -226,7 +218,7 @@ def main() -> None:
                     main_py = str(REPO / "functions" / spec.name / "main.py")
                     imports.append(
                         timed(
-                            [sys.executable, "-c", IMPORT, main_py, spec.trigger.value, spec.name],
+                            [sys.executable, "-c", START, main_py, spec.trigger.value, spec.name],
                             probe_env,
                         )
                     )

@@ -46,10 +46,16 @@ def upload_name(path: Path, collector: str, raw_prefix: str, images_prefix: str)
     return f"{images_prefix if is_image else raw_prefix}{collector}/{path.name}"
 
 
+def is_photo(name: str, images_prefix: str) -> bool:
+    """Whether an upload is dedup's as a photo (under the images prefix) rather than the
+    sampler's (anything else is a video, or ignored)."""
+    return bool(images_prefix) and name.startswith(images_prefix)
+
+
 def refusal(name: str, raw_prefix: str, images_prefix: str) -> str | None:
     """Why the pipeline would ignore an upload named ``name`` (None: it would take it): under
     the images prefix it must be a photo's name, elsewhere a video's under the raw prefix."""
-    if images_prefix and name.startswith(images_prefix):
+    if is_photo(name, images_prefix):
         parsed = parse_upload_name(name, images_prefix, IMAGE_EXTENSIONS, "an image")
     else:
         parsed = parse_upload_name(name, raw_prefix, VIDEO_EXTENSIONS, "a video")

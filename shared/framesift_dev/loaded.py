@@ -33,16 +33,20 @@ DEPLOYED_ENV = {
     "FRAMESIFT_LABELSTUDIO_API_KEY": "probe",
 }
 
-_PROBE = """
-import importlib.metadata, importlib.util, json, sys
+# What a new instance does before its first event: argv = main.py, trigger, function name.
+START = """
+import importlib.util, sys
 spec = importlib.util.spec_from_file_location("entry", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 from framesift import runtime
-if sys.argv[2] == "http":
-    runtime.callbacks()
-else:
-    runtime.handler(sys.argv[3])
+runtime.callbacks() if sys.argv[2] == "http" else runtime.handler(sys.argv[3])
+"""
+
+_PROBE = (
+    START
+    + """
+import importlib.metadata, json
 # The clients are built when a stage first uses them: build every one, as some event will.
 wired = runtime.adapters()
 wired.blobs, wired.publisher, wired.documents, wired.warehouse
@@ -61,6 +65,7 @@ print(json.dumps({
     "distributions": sorted({owners[file] for file in loaded.values() if file in owners}),
 }))
 """
+)
 
 
 @dataclass(frozen=True)

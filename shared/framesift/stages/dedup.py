@@ -41,7 +41,7 @@ from framesift.events import OBJECT_FINALIZE, GcsNotification, PubSubMessage
 from framesift.imagestats import image_stats
 from framesift.logs import bind_context, get_logger
 from framesift.messages import FrameBatch, KeptFrames, SampledFrame
-from framesift.naming import IMAGE_EXTENSIONS, parse_upload_name, source_id
+from framesift.naming import IMAGE_EXTENSIONS, is_photo, parse_upload_name, source_id
 from framesift.ports import DocKey
 from framesift.stages.uploads import record_ignored
 from framesift.topology import DEDUP, Collections, Topics
@@ -87,13 +87,9 @@ class Dedup:
         """A photo uploaded to the images prefix: read, hash and decide it like a frame."""
         obj = notification.object
         prefix = self._settings.images_prefix
-        if (
-            notification.event_type != OBJECT_FINALIZE
-            or obj.bucket != self._settings.raw_bucket
-            or not prefix
-        ):
+        if notification.event_type != OBJECT_FINALIZE or obj.bucket != self._settings.raw_bucket:
             return BatchResult(BatchOutcome.IGNORED)
-        if not obj.name.startswith(prefix):
+        if not is_photo(obj.name, prefix):
             return BatchResult(BatchOutcome.IGNORED)  # a video or other upload: the sampler's
         name = parse_upload_name(obj.name, prefix, IMAGE_EXTENSIONS, "an image")
         if isinstance(name, str):

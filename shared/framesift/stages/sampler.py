@@ -34,7 +34,13 @@ from framesift.errors import BadEvent, SamplingFailed, UnreadableVideo
 from framesift.events import OBJECT_FINALIZE, GcsNotification, GcsObject, PubSubMessage
 from framesift.logs import bind_context, get_logger
 from framesift.messages import SEGMENT_MESSAGE, FrameBatch, SampledFrame, SegmentTask
-from framesift.naming import VIDEO_EXTENSIONS, UploadName, frame_object_name, parse_upload_name
+from framesift.naming import (
+    VIDEO_EXTENSIONS,
+    UploadName,
+    frame_object_name,
+    is_photo,
+    parse_upload_name,
+)
 from framesift.stages.uploads import record_ignored
 from framesift.topology import SAMPLER, Collections, Topics
 from framesift.wiring import Adapters
@@ -82,7 +88,7 @@ class Sampler:
         obj = notification.object
         if obj.bucket != self._settings.raw_bucket:
             return self._ignore(obj, f"bucket {obj.bucket!r} is not the raw bucket")
-        if self._settings.images_prefix and obj.name.startswith(self._settings.images_prefix):
+        if is_photo(obj.name, self._settings.images_prefix):
             return self._ignore(obj, "under the images prefix: dedup takes it")
         parsed = parse_upload_name(obj.name, self._settings.raw_prefix, VIDEO_EXTENSIONS, "a video")
         if isinstance(parsed, str):
