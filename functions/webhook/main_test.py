@@ -7,7 +7,7 @@ from framesift import runtime
 from framesift.topology import WEBHOOK, Collections
 from framesift.vendors.scale import CALLBACK_AUTH_HEADER
 from tests.support.entry_points import entry_point
-from tests.support.payloads import FRAME, scale_callback
+from tests.support.payloads import FRAME, scale_callback, store_sent_frames
 
 KEY = "scale-callback-key-for-main-test"
 
@@ -33,7 +33,7 @@ def _post(receive_callback, body, key):
 def test_a_scale_callback_is_stored_once_however_often_delivered(callback_settings):
     receive_callback = entry_point(WEBHOOK)
     documents = runtime.adapters().documents
-    documents.create(Collections.FRAMES, FRAME, {"id": FRAME, "width": 640, "height": 480})
+    store_sent_frames(documents)
 
     first = _post(receive_callback, scale_callback(), KEY)
     again = _post(receive_callback, scale_callback(), KEY)
@@ -50,3 +50,13 @@ def test_a_wrong_key_is_refused_and_nothing_stored(callback_settings):
 
     assert response.status_code == 401
     assert runtime.adapters().documents.get(Collections.ANNOTATIONS, "scale~t1") is None
+
+
+def test_a_callback_for_another_task_is_refused_with_422(callback_settings):
+    receive_callback = entry_point(WEBHOOK)
+    store_sent_frames(runtime.adapters().documents)
+
+    response = _post(receive_callback, scale_callback(task_id="t-foreign"), KEY)
+
+    assert response.status_code == 422
+    assert "not the task framesift created" in response.json["error"]

@@ -1,88 +1,264 @@
-"""Annotations stored so repeats and reorders do no harm: one rule for every vendor.
+"""Annotations stored so repeats, reorders and bad values do no harm: one rule for every vendor.
 
 Each vendor's module (:mod:`framesift.vendors`) turns its callbacks into
 :class:`~framesift.documents.AnnotationRecord` documents in ``annotations/{vendor}~{annotation
 id}`` (Scale has one response per task, so its annotation id is the task id). :func:`store`
-replaces the stored record only if its vendor timestamp is not older, in one transaction with
-the frame, whose ``labeling_status`` follows the annotation's status; a deletion is kept as a
-tombstone (``status: deleted``) and hides the annotation from an older update that arrives
-after it.
+checks a record against the frame it names and replaces the stored record only if its vendor
+timestamp is not older, in one transaction with the frame:
+
+- **whose it is**: the frame must have been sent to this vendor as this task (the task id the
+  labeler recorded on the frame), or listed in a manifest (then any vendor's annotation of it
+  is taken: the manifest feeds whichever tool a team uses, e.g. its Label Studio import file);
+  a callback naming no frame, a frame never sent (dropped by dedup, skipped by the selection
+  policy, unknown) or another task is :class:`UnknownFrame`; one for a frame whose task is not
+  recorded yet is :class:`NotYetSent` (retryable);
+- **values**: each box's class is one of the configured classes, and the box lies inside the
+  image (clipped to the edge within ``annotation_edge_tolerance``; a rotated box is checked by
+  its corners and kept as drawn); the vendor's payload models refuse NaN and infinities.
+  Anything else is :class:`InvalidAnnotation`. Boxes are stored both in fractions of the
+  image (what exports use) and in the vendor image's pixels;
+- **which label counts**: the frame keeps the status of each of its annotations
+  (``labeling_annotations``). It is ``labeled`` while at least one is live (submitted, or
+  empty: a negative), whatever arrives after it; else ``labeling_cancelled`` while one is
+  skipped, else ``labeling_failed`` while one errored, else (all deleted) ``requested`` again.
+  Exports take the frame's newest live annotation as its label (the exporter's
+  ``frame_labels`` view); the other annotators' are kept for agreement figures;
+- **deletions** keep the stored record (annotator, image size, boxes, creation time) with the
+  status ``deleted``, which hides it from an older update arriving after it. A deletion of an
+  annotation never stored writes nothing (``framesift reconcile`` brings the store to the
+  vendor's state, should its creation arrive late).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from framesift.documents import AnnotationRecord, AnnotationStatus, FrameLabeling, LabelingStatus
-from framesift.errors import UnknownFrame
+from framesift.config import Settings, Vendor
+from framesift.documents import (
+    AnnotationRecord,
+    AnnotationStatus,
+    Box,
+    DedupStatus,
+    FrameLabeling,
+    LabelingStatus,
+)
+from framesift.errors import InvalidAnnotation, NotYetSent, ReadMore, UnknownFrame
+from framesift.geometry import corners
 from framesift.ports import DocKey, DocumentStore
 from framesift.topology import Collections
 
 ANNOTATIONS = Collections.ANNOTATIONS
 FRAMES = Collections.FRAMES
 _EPOCH = "1970-01-01T00:00:00+00:00"
+# A frame's status from the annotations it has (deleted ones gone), the first that applies: one
+# live annotation (submitted, or empty: a negative) makes it labeled whatever else it has.
+_FRAME_STATUS = (
+    (AnnotationStatus.SUBMITTED, LabelingStatus.LABELED),
+    (AnnotationStatus.EMPTY, LabelingStatus.LABELED),
+    (AnnotationStatus.CANCELLED, LabelingStatus.CANCELLED),
+    (AnnotationStatus.ERROR, LabelingStatus.FAILED),
+)
 
-# What an annotation makes of its frame's labeling_status (a deletion leaves it as it was).
-_FRAME_STATUS = {
-    AnnotationStatus.SUBMITTED: LabelingStatus.LABELED,
-    AnnotationStatus.EMPTY: LabelingStatus.LABELED,
-    AnnotationStatus.CANCELLED: LabelingStatus.CANCELLED,
-    AnnotationStatus.ERROR: LabelingStatus.FAILED,
-}
+
+@dataclass(frozen=True)
+class LabelRules:
+    """What a stored label may be: one of ``classes``, inside the image within ``tolerance``."""
+
+    classes: frozenset[str]
+    tolerance: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> LabelRules:
+        return cls(frozenset(settings.labeling_classes), settings.annotation_edge_tolerance)
 
 
-def store(documents: DocumentStore, record: AnnotationRecord) -> bool:
-    """Store ``record`` unless the stored version is newer; True if it was written.
+@dataclass
+class Stored:
+    """What storing a callback's records did."""
 
-    Raises UnknownFrame for a callback about a frame never sent (a deletion of an annotation
-    never stored is recorded as a tombstone, in case its creation arrives later).
-    """
+    stored: int = 0
+    unchanged: int = 0
+    unknown_deletions: int = 0
+    refused: list[str] = field(default_factory=list)
+
+
+def store_all(
+    documents: DocumentStore, records: Sequence[AnnotationRecord], rules: LabelRules
+) -> Stored:
+    """Store a callback's records; a refused record raises (the caller answers for all of it).
+
+    Deletions are looked up in one read first: only the annotations stored are tombstoned, so a
+    deletion of thousands of ids the store never saw costs one read, not a write each."""
+    result = Stored()
+    deletions = [r for r in records if r.status is AnnotationStatus.DELETED]
+    known = documents.get_many(ANNOTATIONS, [r.id for r in deletions]) if deletions else {}
+    for record in records:
+        if record.status is AnnotationStatus.DELETED and known.get(record.id) is None:
+            result.unknown_deletions += 1
+        elif store(documents, record, rules):
+            result.stored += 1
+        else:
+            result.unchanged += 1
+    return result
+
+
+def store(documents: DocumentStore, record: AnnotationRecord, rules: LabelRules) -> bool:
+    """Store ``record`` unless the stored version is as new; True if it was written.
+
+    Raises UnknownFrame, NotYetSent or InvalidAnnotation (see the module's rules)."""
+    if record.status is not AnnotationStatus.DELETED and not record.frame_id:
+        raise UnknownFrame(f"{record.vendor} task {record.task_id} names no frame")
     key: DocKey = (ANNOTATIONS, record.id)
     keys = [key] + ([(FRAMES, record.frame_id)] if record.frame_id else [])
 
     def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], bool]:
         stored = docs[key]
+        if record.status is AnnotationStatus.DELETED and stored is None:
+            return {}, False
         frame_id = record.frame_id or (stored or {}).get("frame_id")
-        if record.frame_id and docs[(FRAMES, record.frame_id)] is None:
-            raise UnknownFrame(f"unknown frame {record.frame_id!r}")
-        if stored and _version(stored) >= _version(record.model_dump()):
+        frame_key: DocKey = (FRAMES, frame_id or "")
+        if frame_id and frame_key not in docs:
+            raise ReadMore([frame_key])  # a deletion: its frame is known from the stored record
+        frame = docs.get(frame_key)
+        if record.frame_id:
+            _check_sent(record, frame)
+        if stored and version(stored) >= version(record.model_dump()):
             return {}, False  # a repeated callback, or an older one arriving late
-        data = _with_frame(record, stored, docs.get((FRAMES, frame_id or "")))
+        data = _merged(record, stored, frame, rules)
         writes: dict[DocKey, dict] = {key: data}
-        frame_status = _FRAME_STATUS.get(record.status)
-        if data["frame_id"] and frame_status:
-            labeling = FrameLabeling(labeling_status=frame_status, labeled_at=record.received_at)
-            writes[(FRAMES, data["frame_id"])] = {
-                **labeling.as_fields(),
-                "updated_at": record.received_at,
-            }
+        frame_fields = _frame_fields(frame, data) if frame is not None else {}
+        if frame_fields:
+            writes[frame_key] = frame_fields
         return writes, True
 
     return documents.transact(keys, change)
 
 
-def _with_frame(
-    record: AnnotationRecord, stored: dict | None, frame: dict | None
+def _check_sent(record: AnnotationRecord, frame: dict[str, Any] | None) -> None:
+    frame_id = record.frame_id
+    if frame is None:
+        raise UnknownFrame(f"unknown frame {frame_id!r}")
+    task_id = frame.get("labeling_task_id")
+    if frame.get("labeling_vendor") == Vendor.MANIFEST and task_id:
+        return  # listed in a manifest for whichever tool the team labels with: any vendor's
+    if frame.get("labeling_vendor") != record.vendor or not task_id:
+        if frame.get("dedup_status") == DedupStatus.KEPT and not frame.get("labeling_status"):
+            raise NotYetSent(f"frame {frame_id!r} has no task recorded yet")
+        why = (
+            "dropped by dedup"
+            if frame.get("dedup_status") == DedupStatus.DROPPED
+            else f"labeling {frame.get('labeling_status') or 'never requested'}"
+        )
+        raise UnknownFrame(f"frame {frame_id!r} was never sent to {record.vendor} ({why})")
+    if record.task_id and record.task_id != str(task_id):
+        raise UnknownFrame(
+            f"task {record.task_id!r} is not the task framesift created for frame "
+            f"{frame_id!r} ({task_id!r})"
+        )
+
+
+def _merged(
+    record: AnnotationRecord,
+    stored: dict[str, Any] | None,
+    frame: dict[str, Any] | None,
+    rules: LabelRules,
 ) -> dict[str, Any]:
-    """The record with what the frame knows: its image size and normalised Scale boxes."""
+    """The document to write: the record checked and with what the frame and the stored
+    version know (a deletion keeps everything stored but its status and times)."""
     data = record.model_dump()
+    if stored is not None and record.status is AnnotationStatus.DELETED:
+        changed = ("status", "vendor_updated_at", "received_at", "updated_at")
+        return {**stored, **{name: data[name] for name in changed}}
     data["frame_id"] = record.frame_id or (stored or {}).get("frame_id")
     data["task_id"] = record.task_id or (stored or {}).get("task_id")
     width = record.image_width or (frame or {}).get("width")
     height = record.image_height or (frame or {}).get("height")
     data["image_width"], data["image_height"] = width, height
+    if record.boxes and not (width and height):
+        raise InvalidAnnotation("the image's size is unknown, so its boxes cannot be placed")
+    data["boxes"] = [
+        checked(box, int(width or 0), int(height or 0), rules).model_dump() for box in record.boxes
+    ]
     # The most boxes this annotation ever had: the exporter tombstones the slots it lost.
     data["box_slots"] = max(len(record.boxes), int((stored or {}).get("box_slots") or 0))
-    if width and height:
-        for box in data["boxes"]:
-            if box["x"] is None:
-                box["x"], box["w"] = box["left"] / width, box["width"] / width
-                box["y"], box["h"] = box["top"] / height, box["height"] / height
     return data
 
 
-def _version(doc: dict[str, Any]) -> datetime:
+def checked(box: Box, width: int, height: int, rules: LabelRules) -> Box:
+    """The box as stored: a configured class, inside the image (clipped within the tolerance),
+    in fractions of the image and in its pixels. Raises InvalidAnnotation."""
+    if box.label not in rules.classes:
+        shown = box.label[:40] + ("..." if len(box.label) > 40 else "")
+        raise InvalidAnnotation(
+            f"label {shown!r} is not one of the configured classes "
+            f"({', '.join(sorted(rules.classes))})"
+        )
+    x = box.x if box.x is not None else box.left / width
+    y = box.y if box.y is not None else box.top / height
+    w = box.w if box.w is not None else box.width / width
+    h = box.h if box.h is not None else box.height / height
+    if not all(math.isfinite(v) for v in (x, y, w, h, box.rotation)):
+        raise InvalidAnnotation("a box value is not a finite number")
+    if w <= 0 or h <= 0:
+        raise InvalidAnnotation(f"a {box.label!r} box has no area ({w:g} x {h:g} of the image)")
+    tol = rules.tolerance
+    outside = InvalidAnnotation(
+        f"a {box.label!r} box reaches past the image's edge by more than {tol:.0%} "
+        f"(x={x:.4g}, y={y:.4g}, w={w:.4g}, h={h:.4g} of the image, rotation {box.rotation:g})"
+    )
+    if box.rotation % 360:
+        # Checked by its corners, in pixels (a rotation is an angle in the image's plane).
+        points = corners(x * width, y * height, w * width, h * height, box.rotation)
+        if any(
+            px < -tol * width
+            or px > (1 + tol) * width
+            or py < -tol * height
+            or py > (1 + tol) * height
+            for px, py in points
+        ):
+            raise outside
+        return box.model_copy(update={"x": x, "y": y, "w": w, "h": h})
+    if x < -tol or y < -tol or x + w > 1 + tol or y + h > 1 + tol:
+        raise outside
+    if x < 0 or y < 0 or x + w > 1 or y + h > 1:
+        right, bottom = min(x + w, 1.0), min(y + h, 1.0)
+        x, y = max(x, 0.0), max(y, 0.0)
+        w, h = right - x, bottom - y
+        pixels = {"left": x * width, "top": y * height, "width": w * width, "height": h * height}
+        return box.model_copy(update={"x": x, "y": y, "w": w, "h": h, **pixels})
+    return box.model_copy(update={"x": x, "y": y, "w": w, "h": h})
+
+
+def _frame_fields(frame: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """The frame's labeling fields after this annotation, or nothing when they do not change
+    (so callbacks about one frame do not all write it)."""
+    before = {a["id"]: a["status"] for a in frame.get("labeling_annotations") or []}
+    after = dict(before)
+    if data["status"] == AnnotationStatus.DELETED:
+        after.pop(data["id"], None)
+    else:
+        after[data["id"]] = str(data["status"])
+    statuses = set(after.values())
+    now = next(
+        (frame_status for status, frame_status in _FRAME_STATUS if status in statuses),
+        LabelingStatus.REQUESTED,
+    )
+    if frame.get("labeling_status") == now and before == after:
+        return {}
+    labeling = FrameLabeling(
+        labeling_status=now,
+        labeling_annotations=[{"id": key, "status": after[key]} for key in sorted(after)],
+    )
+    if now is LabelingStatus.LABELED and frame.get("labeling_status") != now:
+        labeling.labeled_at = data["received_at"]
+    return {**labeling.as_fields(), "updated_at": data["received_at"]}
+
+
+def version(doc: dict[str, Any]) -> datetime:
     """The vendor's timestamp of a stored or incoming record (stores give datetimes or text)."""
     value = doc.get("vendor_updated_at") or _EPOCH
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))

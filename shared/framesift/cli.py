@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -24,6 +25,10 @@ from framesift.config import Backend, Settings, Vendor
 from framesift.logs import configure_logging
 from framesift.sampling import SamplingMode
 from framesift.topology import Collections
+
+if TYPE_CHECKING:
+    from framesift.ingest import IngestResult
+    from framesift.serve import LocalServer
 
 app = typer.Typer(
     help="Turn raw video into a labeled, queryable vision dataset.",
@@ -80,7 +85,7 @@ def _explain(exc: Exception) -> str:
 def _settings(**overrides: object) -> Settings:
     """The settings from FRAMESIFT_* variables, with the options given on the command line (an
     option left out is None, and leaves the variable's value or the settings' default)."""
-    configure_logging("DEBUG" if _debug["on"] else "WARNING", sys.stderr)
+    configure_logging("DEBUG" if _debug["on"] else "WARNING", "stderr")
     given = {name: value for name, value in overrides.items() if value is not None}
     return Settings(**given)  # type: ignore[arg-type]
 
@@ -148,10 +153,20 @@ def run(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    serve: Annotated[
+        bool | None,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Serve frames and the webhook for the vendor during and after the run, until "
+            "Ctrl-C (default: with scale or labelstudio, see `framesift serve`).",
+        ),
+    ] = None,
 ) -> None:
     """Run the whole pipeline in embedded mode: no cloud account, everything under WORKDIR."""
     from framesift.local import EmbeddedPipeline
     from framesift.naming import iter_inputs
+    from framesift.serve import LocalServer
+    from framesift.wiring import build_adapters
 
     settings = _settings(
         backend=Backend.EMBEDDED,
@@ -164,6 +179,12 @@ def run(
         labeling_vendor=vendor,
         labeling_price_per_task=price,
     )
+    server = None
+    if serve or (serve is None and settings.labeling_vendor is not Vendor.MANIFEST):
+        server = LocalServer(
+            settings, build_adapters(settings), settings.serve_host, settings.serve_port
+        ).start()
+        settings = server.settings_for(settings)
     pipeline = EmbeddedPipeline(settings)
     inputs = list(iter_inputs(paths))
     with Progress(
@@ -208,8 +229,39 @@ def run(
         print(json.dumps(report))
     else:
         _print_run(report, settings)
+    if server is not None:
+        _serve_until_interrupted(server, settings)
     if summary.counts().get("failed") or summary.dead_letters:
         raise typer.Exit(1)
+
+
+@app.command("serve")
+def serve_command() -> None:
+    """Serve the embedded store's frames and the webhook over HTTP until Ctrl-C, for a vendor
+    (Label Studio, Scale) labeling what `framesift run` sent (FRAMESIFT_SERVE_HOST and
+    FRAMESIFT_SERVE_PORT; FRAMESIFT_IMAGE_BASE_URL and FRAMESIFT_WEBHOOK_URL when a tunnel or
+    proxy is in front of it)."""
+    from framesift.serve import LocalServer
+    from framesift.wiring import build_adapters
+
+    settings = _settings(backend=Backend.EMBEDDED)
+    server = LocalServer(
+        settings, build_adapters(settings), settings.serve_host, settings.serve_port
+    )
+    _serve_until_interrupted(server.start(), server.settings_for(settings))
+
+
+def _serve_until_interrupted(server: LocalServer, settings: Settings) -> None:
+    errors.print(
+        f"serving frames at {settings.image_base_url} and the webhook at "
+        f"{settings.webhook_url}/{{scale,labelstudio}}; Ctrl-C to stop"
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 def _print_run(report: dict, settings: Settings) -> None:
@@ -343,19 +395,31 @@ def ingest(
     from framesift.wiring import build_adapters
 
     settings = _settings()
-    result = ingest_file(path, vendor, build_adapters(settings).documents)
-    console.print(f"{result.annotations} annotations read, {result.stored} stored or updated")
+    result = ingest_file(path, vendor, build_adapters(settings).documents, settings)
+    _print_ingest(result, "read")
 
 
 @app.command()
 def reconcile() -> None:
-    """Pull from Label Studio the annotations of frames still 'requested' (a lost webhook)."""
-    from framesift.ingest import reconcile_labelstudio
+    """Bring the stored annotations to the vendor's state for every frame sent: what lost or
+    refused callbacks missed, updates, skips and deletions (Label Studio or Scale)."""
+    from framesift.ingest import reconcile as reconcile_with_vendor
     from framesift.wiring import build_adapters
 
     settings = _settings()
-    result = reconcile_labelstudio(settings, build_adapters(settings).documents)
-    console.print(f"{result.annotations} annotations found, {result.stored} were missing")
+    result = reconcile_with_vendor(settings, build_adapters(settings).documents)
+    _print_ingest(result, "at the vendor")
+
+
+def _print_ingest(result: IngestResult, where: str) -> None:
+    console.print(
+        f"{result.annotations} annotations {where}, {result.stored} stored or updated, "
+        f"{result.deleted} marked deleted, {len(result.refused)} refused"
+    )
+    for refusal in result.refused:
+        errors.print(f"refused: {refusal}")
+    if result.refused:
+        raise typer.Exit(1)
 
 
 @app.command("export-warehouse")

@@ -156,6 +156,18 @@ class Settings(BaseSettings):
         default_factory=lambda: ["car", "truck", "person", "bicycle"],
         description="What boxes are drawn around, comma-separated.",
     )
+    image_base_url: str | None = Field(
+        default=None,
+        description="When set, vendors get `{base}/{bucket}/{object}` as a frame's image: a server "
+        "in front of the frames that the vendor can reach (`framesift serve` sets its own "
+        "address when none is given). Overrides `signed`; `gs` still wins.",
+    )
+    serve_host: str = Field(
+        default="127.0.0.1",
+        description="Where `framesift serve` (and `run` with a vendor) listens for the vendor's "
+        "image fetches and callbacks.",
+    )
+    serve_port: int = Field(default=8765, ge=0, le=65535, description="Its port (0: any free one).")
     labeling_image_url: ImageUrlMode = Field(
         default=ImageUrlMode.SIGNED,
         description="How vendors get a frame: a V4 `signed` URL, or `gs://` for a vendor given "
@@ -230,6 +242,13 @@ class Settings(BaseSettings):
         "webhook (secret).",
     )
 
+    annotation_edge_tolerance: float = Field(
+        default=0.01,
+        ge=0,
+        le=0.2,
+        description="How far past the image's edge (a fraction of its side) a callback's box may "
+        "reach and be clipped to the edge; further is refused with 422.",
+    )
     webhook_max_bytes: int = Field(
         default=2 * 1024 * 1024,
         ge=1024,

@@ -166,6 +166,9 @@ class FrameLabeling(BaseModel):
     labeling_requested_at: datetime | None = None
     labeling_error: str | None = None
     labeling_skip_reason: str | None = None
+    # Each annotation the frame has ({"id", "status"}, deleted ones removed): its status follows
+    # from them (framesift.annotations), not from whichever callback came last.
+    labeling_annotations: list[dict[str, str]] | None = None
     labeled_at: datetime | None = None
 
     def as_fields(self) -> dict[str, Any]:

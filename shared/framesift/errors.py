@@ -50,7 +50,13 @@ class VendorRejected(PermanentError):
 
 
 class UnknownFrame(PermanentError, LookupError):
-    """A vendor's callback names a frame this deployment never sent."""
+    """A vendor's callback names no frame, or a frame this deployment never sent to that
+    vendor, or a task other than the one framesift created for the frame."""
+
+
+class InvalidAnnotation(PermanentError, ValueError):
+    """An annotation whose values cannot be labels: not finite, past the image's edge beyond
+    the tolerance, a class outside the configured set, an impossible image size."""
 
 
 class InvalidPolicy(PermanentError, ValueError):
@@ -71,6 +77,11 @@ class VendorUnavailable(TransientError):
 class ToolUnavailable(TransientError):
     """A program a stage runs (ffmpeg) is missing or cannot start: a deployment fault, so the
     message is retried, then dead-lettered, and replayed once the deployment is fixed."""
+
+
+class NotYetSent(TransientError, LookupError):
+    """A callback for a frame whose task is not recorded yet (the labeler's write is still
+    in flight): a later delivery finds it."""
 
 
 class NotFound(TransientError, LookupError):

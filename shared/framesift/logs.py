@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 _trace: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace", default=None)
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -74,10 +74,29 @@ class CloudLoggingFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """JSON lines on ``stream``: stdout for a function (Cloud Logging reads it), stderr for the
+class _CurrentStream(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler on ``sys.stdout`` or ``sys.stderr`` as it is when a record is written, not
+    when logging was configured: a test runner or a CLI runner may have swapped it since (a
+    closed stream then loses the record with "I/O operation on closed file")."""
+
+    def __init__(self, name: Literal["stdout", "stderr"]) -> None:
+        super().__init__()
+        self._name = name
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        stream: TextIO = getattr(sys, self._name)
+        return stream
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        """StreamHandler sets it; the stream is always looked up."""
+
+
+def configure_logging(level: str = "INFO", to: Literal["stdout", "stderr"] = "stdout") -> None:
+    """JSON lines on ``to``: stdout for a function (Cloud Logging reads it), stderr for the
     command line, whose stdout is its output (``--json`` prints one JSON document there)."""
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = _CurrentStream(to)
     handler.setFormatter(CloudLoggingFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".3gp"}
@@ -84,3 +85,9 @@ def iter_inputs(paths: Iterable[Path]) -> Iterator[Path]:
             yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in wanted)
         else:
             yield path
+
+
+def served_url(base: str, bucket: str, name: str) -> str:
+    """An object's URL under a base that serves ``{bucket}/{object}`` (``image_base_url``:
+    ``framesift serve``'s /frames, or a proxy in front of the buckets)."""
+    return f"{base.rstrip('/')}/{quote(bucket, safe='')}/{quote(name)}"

@@ -150,6 +150,10 @@ class LabelingVendor(Protocol):
 class DocumentStore(Protocol):
     def get(self, collection: str, doc_id: str) -> dict[str, Any] | None: ...
 
+    def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The documents of ``doc_ids`` that exist, by id, in a few batched reads."""
+        ...
+
     def create(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> bool:
         """Create the document if absent. True if this call created it, False if it existed."""
         ...

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,18 +19,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from framesift.geometry import envelope
 from framesift.ports import BlobStore, Warehouse
 
-# Every frame with a live annotation a person made (boxes, or none: a negative, which a dataset
-# needs as much), with its boxes; a skipped, failed or deleted annotation labels nothing.
+# Every frame with a label (its newest live annotation, the exporter's frame_labels view: boxes,
+# or none, a negative, which a dataset needs as much), with the label's boxes in fractions of
+# the image, which hold whatever size the vendor showed it at.
 QUERY = """
 SELECT f.id AS frame_id, f.video_doc_id, f.bucket, f.object_name, f.width, f.height,
-       b.label, b.left_px, b.top_px, b.width_px, b.height_px, b.rotation
+       b.label, b.x, b.y, b.w, b.h, b.rotation
 FROM {dataset}.frames AS f
-JOIN {dataset}.annotations AS a
-  ON a.frame_id = f.id AND NOT COALESCE(a.deleted, FALSE) AND a.status IN ('submitted', 'empty')
+JOIN {dataset}.frame_labels AS l ON l.frame_id = f.id
 LEFT JOIN {dataset}.annotation_boxes AS b
-  ON b.annotation_id = a.id AND NOT COALESCE(b.deleted, FALSE) AND b.label IS NOT NULL
+  ON b.annotation_id = l.annotation_id AND NOT COALESCE(b.deleted, FALSE) AND b.label IS NOT NULL
 WHERE NOT COALESCE(f.deleted, FALSE)
 ORDER BY f.id, b.id
 """
@@ -61,22 +61,13 @@ def split_of(video_doc_id: str, seed: int, fractions: Sequence[float]) -> str:
     return SPLITS[-1]
 
 
-def envelope(box: dict[str, Any]) -> tuple[float, float, float, float]:
-    """The axis-aligned (left, top, width, height) around a box rotated by ``rotation``
-    degrees clockwise about its top-left corner (Label Studio's rotated rectangles); the box
-    itself when it is not rotated."""
-    left, top = box["left_px"], box["top_px"]
-    width, height = box["width_px"], box["height_px"]
-    angle = math.radians(box.get("rotation") or 0.0)
-    if angle == 0.0:
-        return left, top, width, height
-    cos, sin = math.cos(angle), math.sin(angle)
-    corners = [
-        (dx * cos - dy * sin, dx * sin + dy * cos)
-        for dx, dy in ((0.0, 0.0), (width, 0.0), (width, height), (0.0, height))
-    ]
-    xs, ys = [x for x, _ in corners], [y for _, y in corners]
-    return left + min(xs), top + min(ys), max(xs) - min(xs), max(ys) - min(ys)
+def in_pixels(box: dict[str, Any], frame: dict[str, Any]) -> tuple[float, float, float, float]:
+    """The box's axis-aligned envelope (COCO's bbox; the box itself unless rotated) in the
+    frame's pixels."""
+    width, height = frame["width"], frame["height"]
+    return envelope(
+        box["x"] * width, box["y"] * height, box["w"] * width, box["h"] * height, box["rotation"]
+    )
 
 
 def write_snapshot(
@@ -170,8 +161,9 @@ def _coco(out: Path, split: str, frames: list[dict[str, Any]], names: list[str])
                     "image_id": image_id,
                     "category_id": names.index(box["label"]) + 1,
                     # A rotated box's envelope: COCO's bbox is axis-aligned.
-                    "bbox": list(envelope(box)),
-                    "area": box["width_px"] * box["height_px"],  # the object's own area
+                    "bbox": list(in_pixels(box, frame)),
+                    # The object's own area.
+                    "area": box["w"] * frame["width"] * box["h"] * frame["height"],
                     "iscrowd": 0,
                 }
             )
@@ -191,7 +183,7 @@ def _yolo_labels(
         width, height = frame["width"], frame["height"]
         lines = []
         for box in frame["boxes"]:
-            left, top, box_width, box_height = envelope(box)
+            left, top, box_width, box_height = in_pixels(box, frame)
             centre_x = (left + box_width / 2) / width
             centre_y = (top + box_height / 2) / height
             lines.append(

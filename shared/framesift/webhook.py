@@ -7,9 +7,12 @@ Routes (give each vendor its own): ``POST {webhook_url}/scale`` and
   stored), so a vendor that retries (Scale, for 24 h) never loses a callback;
 - 401 for a missing or wrong secret (compared in constant time; the secret is never logged),
   404 for an unknown route, 405 for a method other than POST, 413 over the size limit,
-  400 for a body that is not JSON, 422 for one that is not the vendor's shape or names a frame
-  this deployment never sent: nothing is stored for any of them;
-- 503 when the document store fails, so the vendor retries.
+  400 for a body that is not JSON, 422 for one that is not the vendor's shape, names no frame,
+  a frame this deployment never sent to the vendor or another task than the one it created, or
+  holds values that cannot be labels (:mod:`framesift.annotations`): nothing is stored for any
+  of them, and the reason is in the answer and the log;
+- 409 for a frame whose task the labeler has not recorded yet, and 503 when the document store
+  fails: the vendor retries both.
 
 Label Studio waits 1 s and never retries: the handler does one transaction, and
 ``framesift reconcile`` recovers what a lost call missed.
@@ -25,10 +28,10 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from framesift.annotations import store
+from framesift.annotations import LabelRules, store_all
 from framesift.config import Settings
 from framesift.documents import AnnotationRecord
-from framesift.errors import UnknownFrame
+from framesift.errors import InvalidAnnotation, NotYetSent, UnknownFrame
 from framesift.logs import bind_context, get_logger, traced
 from framesift.ports import DocumentStore
 from framesift.vendors import labelstudio, scale
@@ -54,6 +57,7 @@ class CallbackReceiver:
         self._documents = documents
         self._project = settings.project
         self._max_bytes = settings.webhook_max_bytes
+        self._rules = LabelRules.of(settings)
         self._routes = {
             scale.NAME: Route(
                 vendor=scale.NAME,
@@ -110,21 +114,24 @@ class CallbackReceiver:
             except (ValidationError, ValueError) as exc:
                 return _reply(422, f"not a {route.vendor} callback: {_summary(exc)}")
             try:
-                written = [store(self._documents, record) for record in records]
-            except UnknownFrame as exc:
-                log.warning("callback for an unknown frame: %s", exc)
+                result = store_all(self._documents, records, self._rules)
+            except (UnknownFrame, InvalidAnnotation) as exc:
+                log.warning("callback refused: %s", exc)
                 return _reply(422, str(exc))
+            except NotYetSent as exc:
+                log.info("callback too early: %s", exc)
+                return _reply(409, f"{exc}; retry later")
             except Exception as exc:
                 log.exception("callback not stored; the vendor should retry")
                 return _reply(503, f"storage unavailable: {type(exc).__name__}")
             log.info(
                 "callback stored",
-                extra={"fields": {"annotations": len(records), "written": sum(written)}},
+                extra={"fields": {"annotations": len(records), "written": result.stored}},
             )
-            return Reply(
-                status=200,
-                body={"stored": sum(written), "unchanged": len(written) - sum(written)},
-            )
+            body = {"stored": result.stored, "unchanged": result.unchanged}
+            if result.unknown_deletions:
+                body["unknown_deletions"] = result.unknown_deletions
+            return Reply(status=200, body=body)
 
 
 def _reply(status: int, message: str) -> Reply:

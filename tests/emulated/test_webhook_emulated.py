@@ -7,18 +7,23 @@ created through Label Studio's API, as an annotator's would be -> Label Studio's
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
+import random
+from collections import Counter
+
 import pytest
 import requests
 from google.cloud import firestore
 from pydantic import SecretStr
 
 from framesift.config import Backend, ImageUrlMode, Settings, Vendor
-from framesift.ingest import reconcile_labelstudio
+from framesift.ingest import reconcile
 from framesift.stages.labeler import Labeler
 from framesift.topology import WEBHOOK
 from framesift.vendors.labelstudio import LabelStudioVendor
 from framesift.wiring import build_adapters
-from tests.support.payloads import kept_frames, scale_callback
+from tests.support.payloads import kept_frames, scale_callback, sent_frame
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.emulated
@@ -33,16 +38,21 @@ def _post_scale(devstack, function: str, body: dict) -> requests.Response:
     )
 
 
-def _frame_body(frames: list[dict], task_id: str) -> dict:
-    frame = frames[0]
+def _frame_body(devstack, task_id: str) -> dict:
+    """Scale's callback for a frame the labeler sent as ``task_id`` (its document stored)."""
+    frame_id = f"v_webhook_{task_id}"
+    db = firestore.Client(project=devstack.project)
+    db.collection("frames").document(frame_id).set(
+        sent_frame(frame_id, "scale", task_id, width=320, height=240)
+    )
     body = scale_callback(task_id=task_id)
-    body["task"]["metadata"] = {"frame_id": frame["id"]}
-    body["task"]["unique_id"] = frame["id"]
+    body["task"]["metadata"] = {"frame_id": frame_id}
+    body["task"]["unique_id"] = frame_id
     return body
 
 
-def test_scale_callback_lands_in_firestore_once(devstack, stored_frames, unique):
-    body = _frame_body(stored_frames, f"t-{unique}")
+def test_scale_callback_lands_in_firestore_once(devstack, unique):
+    body = _frame_body(devstack, f"t-{unique}")
     first = _post_scale(devstack, "webhook", body)
     again = _post_scale(devstack, "webhook", body)
 
@@ -50,14 +60,13 @@ def test_scale_callback_lands_in_firestore_once(devstack, stored_frames, unique)
     assert (again.status_code, again.json()) == (200, {"stored": 0, "unchanged": 1})
     db = firestore.Client(project=devstack.project)
     stored = db.collection("annotations").document(f"scale~t-{unique}").get().to_dict()
-    assert stored["frame_id"] == stored_frames[0]["id"]
+    assert stored["frame_id"] == f"v_webhook_t-{unique}"
     assert stored["boxes"][0]["x"] == pytest.approx(64 / 320)  # the frame is 320 pixels wide
 
 
 def test_firestore_down_is_a_503_and_the_retry_loses_nothing(
     devstack_manager,
     devstack,
-    stored_frames,
     unique,
 ):
     # A webhook instance whose Firestore is unreachable (a closed port), then the vendor's retry
@@ -65,7 +74,7 @@ def test_firestore_down_is_a_503_and_the_retry_loses_nothing(
     devstack_manager.start_function(
         WEBHOOK, {"FIRESTORE_EMULATOR_HOST": "127.0.0.1:9"}, f"webhook-down-{unique}"
     )
-    body = _frame_body(stored_frames, f"t-down-{unique}")
+    body = _frame_body(devstack, f"t-down-{unique}")
     down = _post_scale(devstack, f"webhook-down-{unique}", body)
     assert down.status_code == 503
     assert "storage unavailable" in down.json()["error"]
@@ -166,8 +175,8 @@ def test_reconciliation_recovers_an_annotation_whose_webhook_was_lost(
 
     settings = _labelstudio_settings(devstack, labelstudio, f"lost-{unique}", webhook=False)
     documents = build_adapters(settings).documents
-    result = reconcile_labelstudio(settings, documents)
-    again = reconcile_labelstudio(settings, documents)
+    result = reconcile(settings, documents)
+    again = reconcile(settings, documents)
 
     assert result.stored >= 1
     assert again.stored == 0
@@ -176,3 +185,28 @@ def test_reconciliation_recovers_an_annotation_whose_webhook_was_lost(
     assert db.collection("frames").document(frame_id).get().to_dict()["labeling_status"] == (
         "labeled"
     )
+
+
+@pytest.mark.slow
+def test_200_concurrent_callbacks_about_20_frames_are_all_stored(devstack, unique):
+    """Ten versions of each of 20 tasks at once (Scale retrying while an annotator edits): no
+    answer is a 503 from Firestore's lock contention, and each task keeps its newest."""
+    bodies = []
+    for index in range(20):
+        body = _frame_body(devstack, f"t-load-{unique}-{index}")
+        for version in range(10):
+            again = json.loads(json.dumps(body))
+            again["task"]["completed_at"] = f"2026-11-20T10:00:{version:02d}Z"
+            again["response"]["annotations"][0]["left"] = 10 + version
+            bodies.append(again)
+    random.Random(7).shuffle(bodies)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(lambda body: _post_scale(devstack, "webhook", body), bodies))
+
+    assert Counter(answer.status_code for answer in answers) == {200: 200}, {
+        a.text for a in answers if a.status_code != 200
+    }
+    db = firestore.Client(project=devstack.project)
+    for index in range(20):
+        stored = db.collection("annotations").document(f"scale~t-load-{unique}-{index}").get()
+        assert stored.to_dict()["boxes"][0]["left"] == 19  # version 9, the newest

@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 import pytest
 from google.cloud import firestore
 
-from framesift.annotations import store
 from framesift.config import Backend, Settings
-from framesift.documents import AnnotationRecord, AnnotationStatus, Box
+from framesift.documents import AnnotationStatus, Box
 from framesift.stages.exporter import Exporter
 from framesift.topology import Collections
 from framesift.wiring import Adapters, build_adapters
 from tests.support.bulk import write_frame_documents
+from tests.support.labels import annotate
 from tests.support.stack import with_dataset
 
 
@@ -86,18 +86,12 @@ def _frame(documents, unique: str, index: int, **fields) -> str:
 
 
 def _annotate(documents, frame_id: str, labels: list[str], version: int, status=None) -> None:
-    store(
+    annotate(
         documents,
-        AnnotationRecord(
-            id=f"scale~task-{frame_id}",
-            frame_id=frame_id,
-            vendor="scale",
-            task_id=f"task-{frame_id}",
-            annotation_id=f"task-{frame_id}",
-            status=status or AnnotationStatus.SUBMITTED,
-            boxes=[Box(label=label, left=10, top=5, width=20, height=10) for label in labels],
-            vendor_updated_at=datetime(2026, 11, 1, version, tzinfo=UTC),
-        ),
+        frame_id,
+        [Box(label=label, left=10, top=5, width=20, height=10) for label in labels],
+        status=status or AnnotationStatus.SUBMITTED,
+        at=datetime(2026, 11, 1, version, tzinfo=UTC),
     )
 
 
@@ -172,7 +166,7 @@ def test_a_failed_merge_leaves_the_watermark_and_the_next_run_completes(stack, u
     adapters, settings = stack
     documents = adapters.documents
     frames = [_frame(documents, unique, i) for i in range(4)]
-    _annotate(documents, frames[0], ["bus"], version=1)
+    _annotate(documents, frames[0], ["truck"], version=1)
     failing = _FailingWarehouse(adapters.warehouse, fail_table="annotations")
     broken = Adapters(adapters.blobs, adapters.publisher, documents, failing)
     exporter = Exporter(broken, settings)
@@ -247,7 +241,48 @@ def test_documents_missing_required_fields_are_rejected_and_recorded(stack, uniq
     result = Exporter(adapters, settings).run()
     assert result.rejected >= 1
     reject = adapters.documents.get("export_rejects", f"frames~partial-{unique}")
-    assert reject is not None and "frames.video_doc_id" in reject["missing"]
+    assert reject is not None and "frames.video_doc_id" in reject["reason"]
+
+
+def test_one_poisoned_document_is_rejected_with_its_reason_and_the_run_goes_on(stack, unique):
+    """A document written past the webhook's checks (an older version, a hand edit) with a
+    NaN and an infinity: rejected with the reason, every other document exported."""
+    adapters, settings = stack
+    documents = adapters.documents
+    frames = [_frame(documents, unique, i) for i in range(2)]
+    _annotate(documents, frames[0], ["car"], version=1)
+    documents.merge(
+        "annotations",
+        f"scale~poison-{unique}",
+        {
+            "id": f"scale~poison-{unique}",
+            "frame_id": frames[1],
+            "vendor": "scale",
+            "annotation_id": f"poison-{unique}",
+            "status": "submitted",
+            "boxes": [
+                {
+                    "label": "car",
+                    "left": float("nan"),
+                    "x": float("inf"),
+                    "y": 0.1,
+                    "w": 0.1,
+                    "h": 0.1,
+                    "top": 1.0,
+                    "width": 1.0,
+                    "height": 1.0,
+                }
+            ],
+        },
+    )
+    result = Exporter(adapters, settings).run()
+
+    reject = documents.get("export_rejects", f"annotations~scale~poison-{unique}")
+    assert reject["reason"] == ("not a finite number: annotation_boxes.left_px, annotation_boxes.x")
+    assert result.rejected >= 1
+    [annotation] = _rows(adapters, "annotations", unique)
+    assert annotation["id"] == f"scale~task-{frames[0]}"
+    assert len(_rows(adapters, "frames", unique)) == 2
 
 
 class _FailingWarehouse:

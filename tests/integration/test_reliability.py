@@ -73,7 +73,11 @@ def test_everything_three_times_in_any_order_leaves_each_item_once(media, embedd
     )
     callbacks = []
     for index, frame in enumerate(kept):
-        for version, label in ((1, "old"), (2, "new")):
+        # As if the frames had gone to Scale, as tasks t0, t1, ...
+        documents.merge(
+            "frames", frame["id"], {"labeling_vendor": "scale", "labeling_task_id": f"t{index}"}
+        )
+        for version, label in ((1, "car"), (2, "truck")):
             body = scale_callback(
                 task_id=f"t{index}",
                 completed_at=(
@@ -92,7 +96,7 @@ def test_everything_three_times_in_any_order_leaves_each_item_once(media, embedd
         assert reply.status == 200
     annotations = list(documents.changed_since(Collections.ANNOTATIONS, None))
     assert len(annotations) == len(kept)
-    assert {a["boxes"][0]["label"] for a in annotations} == {"new"}
+    assert {a["boxes"][0]["label"] for a in annotations} == {"truck"}
 
     for _ in range(2):
         Exporter(pipeline.adapters, settings).run()

@@ -13,8 +13,12 @@ from typing import Any
 from framesift.messages import KeptFrames
 
 SAMPLES = Path(__file__).resolve().parents[1] / "payloads"
-# The frame the samples' callbacks are about.
+# The frames the samples' callbacks are about: one sent to Scale as task t1, one sent to Label
+# Studio as task 3 (see sent_frame).
 FRAME = "v_webhook_0000001000"
+LS_FRAME = "v_webhook_0000002000"
+SCALE_TASK = "t1"
+LS_TASK = "3"
 
 
 @cache
@@ -25,6 +29,25 @@ def _sample(name: str) -> dict[str, Any]:
 def sample(name: str) -> dict[str, Any]:
     """A fresh copy of ``tests/payloads/{name}.json``."""
     return copy.deepcopy(_sample(name))
+
+
+def sent_frame(frame_id: str, vendor: str, task_id: str, width=640, height=480) -> dict:
+    """A frame document as the labeler leaves it once its task exists at ``vendor``."""
+    return {
+        "id": frame_id,
+        "width": width,
+        "height": height,
+        "dedup_status": "kept",
+        "labeling_status": "requested",
+        "labeling_vendor": vendor,
+        "labeling_task_id": task_id,
+    }
+
+
+def store_sent_frames(documents) -> None:
+    """The samples' two frames, sent as their callbacks say."""
+    documents.create("frames", FRAME, sent_frame(FRAME, "scale", SCALE_TASK))
+    documents.create("frames", LS_FRAME, sent_frame(LS_FRAME, "labelstudio", LS_TASK))
 
 
 def scale_callback(task_id="t1", completed_at="2026-11-20T10:00:00Z", boxes=None, **task):

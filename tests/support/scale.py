@@ -6,8 +6,9 @@ Scale is a SaaS the tests cannot run. This serves the endpoints the labeler uses
 - ``POST /v1/task/imageannotation``: 200 with the task (``task_id``, ``status: pending``,
   ``params``, ``metadata``, ``unique_id``, ``callback_url``, ...); a ``unique_id`` already used:
   409 ``{"status_code": 409, "error": ...}``; a wrong API key (HTTP basic, key as user): 401;
-- ``GET /v1/tasks?unique_id=``: ``{"docs": [...], "total", "limit", "offset", "has_more",
-  "next_token"}``;
+- ``GET /v1/tasks?unique_id=`` or ``?project=&updated_after=&limit=&next_token=``: ``{"docs":
+  [...], "total", "limit", "offset", "has_more", "next_token"}``, oldest update first, a page of
+  ``limit`` (default 100) at a time;
 - ``GET /v1/task/{id}``.
 
 ``fail_next(429, 500, ...)`` makes the next requests answer those statuses, as Scale does when
@@ -33,6 +34,7 @@ class FakeScale:
     def __init__(self) -> None:
         self.tasks: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.page_size = 100  # Scale's default page; a test lowers it to see paging
         self._failures: deque[int] = deque()
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
@@ -62,7 +64,20 @@ class FakeScale:
         with self._lock:
             self.tasks.clear()
             self.requests.clear()
+            self.page_size = 100
         self.recover()
+
+    def complete(
+        self, task_id: str, annotations: list[dict[str, Any]], status: str = "completed"
+    ) -> dict[str, Any]:
+        """What an annotator finishing a task does at Scale: its status, response and times
+        (the callback it would post is left to the test, which may lose it)."""
+        with self._lock:
+            task = self.tasks[task_id]
+            now = datetime.now(UTC).isoformat()
+            task.update({"status": status, "updated_at": now, "completed_at": now})
+            task["response"] = {"annotations": annotations}
+            return dict(task)
 
     def by_unique_id(self, unique_id: str) -> list[dict[str, Any]]:
         return [t for t in self.tasks.values() if t.get("unique_id") == unique_id]
@@ -82,24 +97,37 @@ class FakeScale:
             if request.method == "POST" and request.path == "/v1/task/imageannotation":
                 return self._create(request.get_json())
             if request.method == "GET" and request.path == "/v1/tasks":
-                unique_id = request.args.get("unique_id")
-                docs = self.by_unique_id(unique_id) if unique_id else list(self.tasks.values())
-                return _json(
-                    {
-                        "docs": docs,
-                        "total": len(docs),
-                        "limit": 100,
-                        "offset": 0,
-                        "has_more": False,
-                        "next_token": None,
-                    }
-                )
+                return self._list(request.args)
             if request.method == "GET" and request.path.startswith("/v1/task/"):
                 task = self.tasks.get(request.path.rsplit("/", 1)[1])
                 if task is None:
                     return _json({"status_code": 404, "error": "Task not found"}, 404)
                 return _json(task)
             return _json({"status_code": 404, "error": "Not found"}, 404)
+
+    def _list(self, args: Any) -> Response:
+        unique_id = args.get("unique_id")
+        docs = self.by_unique_id(unique_id) if unique_id else list(self.tasks.values())
+        if args.get("project"):
+            docs = [t for t in docs if t.get("project") == args["project"]]
+        if args.get("updated_after"):
+            after = datetime.fromisoformat(args["updated_after"])
+            docs = [t for t in docs if datetime.fromisoformat(t["updated_at"]) > after]
+        docs.sort(key=lambda t: (t["updated_at"], t["task_id"]))
+        limit = int(args.get("limit") or self.page_size)
+        start = int(args.get("next_token") or 0)
+        page = docs[start : start + limit]
+        more = start + limit < len(docs)
+        return _json(
+            {
+                "docs": page,
+                "total": len(docs),
+                "limit": limit,
+                "offset": start,
+                "has_more": more,
+                "next_token": str(start + limit) if more else None,
+            }
+        )
 
     @staticmethod
     def _authorised(request: Request) -> bool:
@@ -122,9 +150,11 @@ class FakeScale:
             if required not in body:
                 return _json({"status_code": 400, "error": f"Missing {required}"}, 400)
         task_id = uuid.uuid4().hex[:24]
+        now = datetime.now(UTC).isoformat()
         task = {
             "task_id": task_id,
-            "created_at": datetime.now(UTC).isoformat(),
+            "created_at": now,
+            "updated_at": now,
             "type": "imageannotation",
             "status": "pending",
             "instruction": body.get("instruction", ""),

@@ -19,7 +19,7 @@ from framesift.events import (
 from framesift.ports import BlobInfo
 from framesift.vendors.labelstudio import LabelStudioWebhook
 from framesift.vendors.scale import ScaleCallback
-from tests.support.payloads import FRAME, sample
+from tests.support.payloads import FRAME, LS_FRAME, sample
 
 
 def _message(payload: dict) -> PubSubMessage:
@@ -67,7 +67,7 @@ def test_the_vendors_sample_callbacks_become_one_annotation_each():
     ).records()
     assert (scale.frame_id, scale.vendor, len(scale.boxes)) == (FRAME, "scale", 1)
     assert (labelstudio.frame_id, labelstudio.vendor, len(labelstudio.boxes)) == (
-        FRAME,
+        LS_FRAME,
         "labelstudio",
         1,
     )

@@ -11,7 +11,15 @@ import pytest
 from framesift import runtime
 from framesift.config import get_settings
 from framesift.wiring import build_adapters
-from tests.support.payloads import FRAME, ls_event, scale_box, scale_callback
+from tests.support.payloads import (
+    FRAME,
+    LS_FRAME,
+    ls_event,
+    scale_box,
+    scale_callback,
+    sent_frame,
+    store_sent_frames,
+)
 
 SCALE_KEY = "scale-callback-key-for-tests"
 LS_SECRET = "labelstudio-secret-for-tests"
@@ -27,9 +35,7 @@ def client(tmp_path, monkeypatch):
     for cached in (get_settings, runtime.adapters, runtime.callbacks):
         cached.cache_clear()
     documents = build_adapters(get_settings()).documents
-    documents.create(
-        "frames", FRAME, {"id": FRAME, "width": 640, "height": 480, "labeling_status": "requested"}
-    )
+    store_sent_frames(documents)
     app = functions_framework.create_app("receive_callback", "functions/webhook/main.py")
     yield app.test_client(), documents
     for cached in (get_settings, runtime.adapters, runtime.callbacks):
@@ -69,27 +75,28 @@ def test_scale_callback_is_stored_normalised_and_marks_the_frame_labeled(client)
 def test_duplicate_and_out_of_order_callbacks_keep_the_newest(client):
     http, documents = client
     newer = scale_callback(
-        completed_at="2026-11-21T00:00:00Z", boxes=[scale_box("bus", 0, 0, 10, 10)]
+        completed_at="2026-11-21T00:00:00Z", boxes=[scale_box("truck", 0, 0, 10, 10)]
     )
     older = scale_callback(completed_at="2026-11-20T00:00:00Z")
     assert post_scale(http, newer).json == {"stored": 1, "unchanged": 0}
     assert post_scale(http, newer).json == {"stored": 0, "unchanged": 1}
     assert post_scale(http, older).json == {"stored": 0, "unchanged": 1}
     [box] = documents.get("annotations", "scale~t1")["boxes"]
-    assert box["label"] == "bus"
+    assert box["label"] == "truck"
 
 
 def test_scale_error_and_cancellation_are_recorded_as_such(client):
     http, documents = client
-    errored = scale_callback(task_id="t-err", status="error", boxes=[])
+    errored = scale_callback(status="error", boxes=[])
     errored["response"] = {"error": "Image could not be loaded"}
     assert post_scale(http, errored).status_code == 200
-    stored = documents.get("annotations", "scale~t-err")
+    stored = documents.get("annotations", "scale~t1")
     assert (stored["status"], stored["error"]) == ("error", "Image could not be loaded")
     assert documents.get("frames", FRAME)["labeling_status"] == "labeling_failed"
-    cancelled = scale_callback(task_id="t-x", status="canceled", boxes=[])
+    cancelled = scale_callback(status="canceled", boxes=[], completed_at="2026-11-21T00:00:00Z")
     assert post_scale(http, cancelled).status_code == 200
-    assert documents.get("annotations", "scale~t-x")["status"] == "cancelled"
+    assert documents.get("annotations", "scale~t1")["status"] == "cancelled"
+    assert documents.get("frames", FRAME)["labeling_status"] == "labeling_cancelled"
 
 
 def test_wrong_or_missing_auth_is_401_stores_nothing_and_logs_no_secret(client, capsys):
@@ -153,7 +160,7 @@ def test_label_studio_boxes_are_converted_from_percent_to_pixels(client):
     assert (box["left"], box["top"], box["width"], box["height"]) == (64, 96, 160, 240)
     assert (box["x"], box["y"], box["w"], box["h"]) == (0.1, 0.2, 0.25, 0.5)
     assert box["label"] == "person"
-    assert documents.get("frames", FRAME)["labeling_status"] == "labeled"
+    assert documents.get("frames", LS_FRAME)["labeling_status"] == "labeled"
 
 
 def test_label_studio_update_then_delete_then_late_update(client):
@@ -168,7 +175,15 @@ def test_label_studio_update_then_delete_then_late_update(client):
     assert post_ls(http, deleted).status_code == 200
     tombstone = documents.get("annotations", "labelstudio~7")
     assert tombstone["status"] == "deleted"
-    assert tombstone["frame_id"] == FRAME  # kept from the stored annotation
+    # Everything stored is kept: the frame, the annotator, the image size, the creation time.
+    assert tombstone["frame_id"] == LS_FRAME
+    assert (tombstone["annotator"], tombstone["image_width"], tombstone["image_height"]) == (
+        "1",
+        640,
+        480,
+    )
+    assert tombstone["vendor_created_at"].startswith("2026-11-20T09:00:00")
+    assert documents.get("frames", LS_FRAME)["labeling_status"] == "requested"
     assert post_ls(http, updated).json == {"stored": 0, "unchanged": 1}  # no resurrection
     assert documents.get("annotations", "labelstudio~7")["status"] == "deleted"
 
@@ -180,3 +195,161 @@ def test_a_cancelled_label_studio_annotation_is_recorded_as_cancelled(client):
     skipped["annotation"]["result"] = []
     assert post_ls(http, skipped).status_code == 200
     assert documents.get("annotations", "labelstudio~8")["status"] == "cancelled"
+
+
+# --- Whose a callback is (#18, point 8) ---------------------------------------------------
+
+
+def test_a_callback_must_be_about_the_task_framesift_created_for_the_frame(client):
+    http, documents = client
+    documents.create("frames", "v_dropped", {"id": "v_dropped", "dedup_status": "dropped"})
+    documents.create("frames", "v_waiting", {"id": "v_waiting", "dedup_status": "kept"})
+    documents.create(
+        "frames",
+        "v_skipped",
+        {
+            **sent_frame("v_skipped", "scale", "t9"),
+            "labeling_status": "skipped",
+            "labeling_task_id": None,
+        },
+    )
+    documents.create("frames", "v_ls", sent_frame("v_ls", "labelstudio", "44"))
+
+    def about(frame_id, task_id="t1"):
+        return scale_callback(task_id=task_id, unique_id=frame_id, metadata={"frame_id": frame_id})
+
+    cases = [
+        (scale_callback(task_id="t-other"), 422, "is not the task framesift created"),
+        (about("v_dropped"), 422, "never sent to scale (dropped by dedup)"),
+        (about("v_skipped"), 422, "never sent to scale (labeling skipped)"),
+        (about("v_ls"), 422, "never sent to scale"),
+        (about(None), 422, "names no frame"),
+        (about("v_waiting"), 409, "no task recorded yet"),
+    ]
+    for body, status, message in cases:
+        response = post_scale(http, body)
+        assert (response.status_code, message in response.json["error"]) == (status, True), (
+            response.json
+        )
+    foreign_ls = ls_event(annotation_id=70)
+    foreign_ls["task"]["id"] = 99
+    response = post_ls(http, foreign_ls)
+    assert response.status_code == 422 and "'99' is not the task" in response.json["error"]
+    assert documents.get("annotations", "scale~t-other") is None
+    assert documents.get("annotations", "labelstudio~70") is None
+    [box] = (post_scale(http, scale_callback()), documents.get("annotations", "scale~t1"))[1][
+        "boxes"
+    ]
+    assert box["label"] == "car"  # the frame's own task is stored, once
+
+
+# --- Values (#18, point 12) ----------------------------------------------------------------
+
+
+def _scale_box_json(**values) -> bytes:
+    box = {**scale_box("car", 64, 48, 128, 96), **values}
+    # Python's JSON writer spells non-finite numbers as NaN and Infinity, as a sender might.
+    return json.dumps(scale_callback(boxes=[box])).encode()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"left": float("nan")}, "finite number"),
+        ({"width": float("inf")}, "finite number"),
+        ({"height": float("-inf")}, "finite number"),
+        ({"left": 1e308}, "past the image's edge"),
+        ({"width": -10}, "has no area"),
+        ({"height": 0}, "has no area"),
+        ({"left": 600, "width": 100}, "past the image's edge"),
+        ({"label": ""}, "is not one of the configured classes"),
+        ({"label": "car\u0000"}, "is not one of the configured classes"),
+        ({"label": "x" * 10_000}, "is not one of the configured classes"),
+        ({"label": "zebra"}, "(bicycle, car, person, truck)"),
+    ],
+)
+def test_values_that_cannot_be_labels_are_422_and_stored_nowhere(client, values, message):
+    http, documents = client
+    response = http.post(
+        "/scale",
+        data=_scale_box_json(**values),
+        headers={"scale-callback-auth": SCALE_KEY, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert message in response.json["error"]
+    assert len(response.json["error"]) < 400  # a 10 KB label is not echoed back
+    assert documents.get("annotations", "scale~t1") is None
+    assert documents.get("frames", FRAME)["labeling_status"] == "requested"
+
+
+def test_a_box_just_past_the_edge_is_clipped_and_one_further_is_refused(client):
+    http, documents = client
+    # 640 x 480 frame, tolerance 1 %: 4 px over the right edge is clipped to it.
+    assert (
+        post_scale(http, scale_callback(boxes=[scale_box("car", 600, -3, 44, 50)])).status_code
+        == 200
+    )
+    [box] = documents.get("annotations", "scale~t1")["boxes"]
+    assert (box["left"], box["top"], box["width"], box["height"]) == (600, 0, 40, 47)
+    assert (box["x"], box["w"]) == (600 / 640, 40 / 640)
+    late = scale_callback(
+        boxes=[scale_box("car", 600, 0, 48, 10)], completed_at="2026-11-21T00:00:00Z"
+    )
+    assert post_scale(http, late).status_code == 422
+
+
+def test_label_studio_sizes_and_rotated_boxes_are_checked(client):
+    http, documents = client
+    huge = ls_event(annotation_id=20)
+    huge["annotation"]["result"][0]["original_width"] = 10**30
+    response = post_ls(http, huge)
+    assert response.status_code == 422 and "original_width" in response.json["error"]
+
+    rotated = ls_event(annotation_id=21)
+    # 25 % x 50 % of 640 x 480 turned 30 degrees about (256, 96): every corner stays inside.
+    rotated["annotation"]["result"][0]["value"].update({"x": 40, "rotation": 30})
+    assert post_ls(http, rotated).status_code == 200
+    [box] = documents.get("annotations", "labelstudio~21")["boxes"]
+    assert (box["x"], box["y"], box["w"], box["h"], box["rotation"]) == (0.4, 0.2, 0.25, 0.5, 30)
+
+    outside = ls_event(annotation_id=22)
+    outside["annotation"]["result"][0]["value"].update({"x": 90, "rotation": 45})
+    response = post_ls(http, outside)
+    assert response.status_code == 422 and "rotation 45" in response.json["error"]
+
+
+# --- Which label counts (#18, points 10 and 13) ------------------------------------------
+
+
+def test_a_later_skip_or_error_leaves_a_labeled_frame_labeled(client):
+    http, documents = client
+    assert post_ls(http, ls_event(annotation_id=7)).status_code == 200
+    skipped = ls_event(annotation_id=8, updated_at="2026-11-20T12:00:00Z")
+    skipped["annotation"].update({"was_cancelled": True, "result": [], "completed_by": 2})
+    assert post_ls(http, skipped).status_code == 200
+    frame = documents.get("frames", LS_FRAME)
+    assert (frame["labeling_status"], frame["labeling_annotations"]) == (
+        "labeled",
+        [
+            {"id": "labelstudio~7", "status": "submitted"},
+            {"id": "labelstudio~8", "status": "cancelled"},
+        ],
+    )
+    gone = {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 7}], "project": {"id": 1}}
+    assert post_ls(http, gone).status_code == 200
+    frame = documents.get("frames", LS_FRAME)
+    assert (frame["labeling_status"], frame["labeling_annotations"]) == (
+        "labeling_cancelled",
+        [{"id": "labelstudio~8", "status": "cancelled"}],
+    )
+
+
+def test_a_deletion_of_thousands_of_unknown_ids_writes_nothing(client):
+    http, documents = client
+    post_ls(http, ls_event(annotation_id=7))
+    ids = [{"id": 7}] + [{"id": 100_000 + i} for i in range(2000)]
+    response = post_ls(http, {"action": "ANNOTATIONS_DELETED", "annotations": ids})
+    assert response.status_code == 200
+    assert response.json == {"stored": 1, "unchanged": 0, "unknown_deletions": 2000}
+    stored = documents.get_many("annotations", [f"labelstudio~{i['id']}" for i in ids])
+    assert list(stored) == ["labelstudio~7"] and stored["labelstudio~7"]["status"] == "deleted"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import mimetypes
 import random
 import sqlite3
@@ -42,14 +43,38 @@ def _json_default(value: Any) -> Any:
 
 
 _BYTES = "$bytes"
+# A number that is not finite, which Firestore stores as a double and JSON cannot hold (written
+# as NaN, it makes every SQLite JSON function fail on the collection: "malformed JSON").
+_FLOAT = "$float"
+# Ids per SQL statement in a batched read (well under SQLite's limit on parameters).
+_BATCH = 500
 
 
-def _bytes_hook(obj: dict[str, Any]) -> Any:
-    return base64.b64decode(obj[_BYTES]) if obj.keys() == {_BYTES} else obj
+def _tagged_hook(obj: dict[str, Any]) -> Any:
+    if obj.keys() == {_BYTES}:
+        return base64.b64decode(obj[_BYTES])
+    if obj.keys() == {_FLOAT}:
+        return float(obj[_FLOAT])
+    return obj
 
 
 def _load_document(text: str) -> dict[str, Any]:
-    return json.loads(text, object_hook=_bytes_hook)
+    return json.loads(text, object_hook=_tagged_hook)
+
+
+def _strict(value: Any) -> Any:
+    """The value with every non-finite float tagged, so the document is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {_FLOAT: repr(value)}
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(item) for item in value]
+    return value
+
+
+def _dump_document(data: Mapping[str, Any]) -> str:
+    return json.dumps(_strict(stamped(data)), default=_json_default, allow_nan=False)
 
 
 class FolderBlobStore:
@@ -269,11 +294,25 @@ class SqliteDocumentStore:
             ).fetchone()
         return _load_document(row[0]) if row else None
 
+    def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        unique = sorted(set(doc_ids))
+        with self._connect() as db:
+            for start in range(0, len(unique), _BATCH):
+                chunk = unique[start : start + _BATCH]
+                rows = db.execute(
+                    "SELECT id, data FROM documents WHERE collection = ? AND id IN"
+                    f" ({', '.join('?' * len(chunk))})",
+                    (collection, *chunk),
+                ).fetchall()
+                found.update({doc_id: _load_document(data) for doc_id, data in rows})
+        return found
+
     def create(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> bool:
         with self._connect() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO documents (collection, id, data) VALUES (?, ?, ?)",
-                (collection, doc_id, json.dumps(stamped(data), default=_json_default)),
+                (collection, doc_id, _dump_document(data)),
             )
             return cursor.rowcount == 1
 
@@ -294,7 +333,7 @@ class SqliteDocumentStore:
                     "INSERT OR REPLACE INTO documents (collection, id, data) VALUES (?, ?, ?)",
                     (
                         *key,
-                        json.dumps(stamped({**(current or {}), **data}), default=_json_default),
+                        _dump_document({**(current or {}), **data}),
                     ),
                 )
             db.execute("COMMIT")

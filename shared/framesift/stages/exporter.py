@@ -21,12 +21,15 @@ so exporting a version twice (overlap, a second run, a crash between load and ME
 watermark moved) changes nothing, and an older version never overwrites a newer one. Deletions
 are rows too: a deleted annotation is a ``deleted`` row; ``full`` also marks ``deleted`` every
 row whose document no longer exists. A document missing a required field is not exported but
-recorded in ``export_rejects`` with the reason (and retried when it next changes).
+recorded in ``export_rejects`` with the reason (and retried when it next changes), as is one
+whose values no row can hold (a number that is not finite, a wrong type): one poisoned document
+never stops a run.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -151,6 +154,32 @@ def _annotation_rows(doc: dict[str, Any]) -> Iterator[tuple[TableSchema, Row]]:
         )
 
 
+def _rows(source: Source, doc: dict[str, Any]) -> tuple[list[tuple[TableSchema, Row]], str]:
+    """The document's rows, or why it cannot have them: a required column missing, a number
+    that is not finite (no warehouse takes NaN in a load), a value of the wrong type."""
+    try:
+        produced = list(source.rows(doc))
+    except (TypeError, ValueError, OverflowError) as exc:
+        return [], f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    missing = [
+        f"{schema.name}.{column.name}"
+        for schema, row in produced
+        for column in schema.columns
+        if column.required and row[column.name] is None
+    ]
+    if missing:
+        return [], f"required columns missing: {', '.join(missing)}"
+    infinite = [
+        f"{schema.name}.{name}"
+        for schema, row in produced
+        for name, value in row.items()
+        if isinstance(value, float) and not math.isfinite(value)
+    ]
+    if infinite:
+        return [], f"not a finite number: {', '.join(sorted(set(infinite)))}"
+    return produced, ""
+
+
 SOURCES = (
     Source(Collections.VIDEOS, _plain(VIDEOS_TABLE)),
     Source(Collections.FRAMES, _plain(FRAMES_TABLE)),
@@ -165,17 +194,33 @@ def views(price_per_task: float) -> dict[str, str]:
     the price in exponent form, a float literal in both, where 0.012 would be a DuckDB DECIMAL)."""
     live = "NOT COALESCE({alias}.deleted, FALSE)"
     return {
+        # Each frame's label: its newest live annotation (submitted, or empty: a negative); the
+        # other annotators' stay in annotations and annotation_boxes for agreement figures.
+        "frame_labels": f"""
+            SELECT frame_id, id AS annotation_id, vendor, status, annotator, vendor_updated_at
+            FROM (
+                SELECT a.frame_id, a.id, a.vendor, a.status, a.annotator, a.vendor_updated_at,
+                       ROW_NUMBER() OVER (
+                           PARTITION BY a.frame_id ORDER BY a.vendor_updated_at DESC, a.id DESC
+                       ) AS newest
+                FROM {{dataset}}.annotations AS a
+                WHERE {live.format(alias="a")} AND a.status IN ('submitted', 'empty')
+                      AND a.frame_id IS NOT NULL
+            ) AS ranked
+            WHERE newest = 1""",
         "labeled_boxes": f"""
             SELECT f.id AS frame_id, f.collector, f.video_id, f.timestamp_ms, f.bucket,
                    f.object_name, f.width, f.height, b.vendor, b.label, b.left_px, b.top_px,
-                   b.width_px, b.height_px, b.x, b.y, b.w, b.h, b.annotation_id
+                   b.width_px, b.height_px, b.x, b.y, b.w, b.h, b.rotation, b.annotation_id
             FROM {{dataset}}.frames AS f
-            JOIN {{dataset}}.annotation_boxes AS b ON b.frame_id = f.id
+            JOIN {{dataset}}.frame_labels AS l ON l.frame_id = f.id
+            JOIN {{dataset}}.annotation_boxes AS b ON b.annotation_id = l.annotation_id
             WHERE {live.format(alias="f")} AND {live.format(alias="b")}""",
         "label_counts": f"""
             SELECT b.label, f.collector, COUNT(*) AS boxes, COUNT(DISTINCT f.id) AS frames
             FROM {{dataset}}.frames AS f
-            JOIN {{dataset}}.annotation_boxes AS b ON b.frame_id = f.id
+            JOIN {{dataset}}.frame_labels AS l ON l.frame_id = f.id
+            JOIN {{dataset}}.annotation_boxes AS b ON b.annotation_id = l.annotation_id
             WHERE {live.format(alias="f")} AND {live.format(alias="b")}
             GROUP BY b.label, f.collector""",
         "labeling_cost": f"""
@@ -260,19 +305,15 @@ class Exporter:
                     source.collection not in watermarks or stamp > watermarks[source.collection]
                 ):
                     watermarks[source.collection] = stamp
-                produced = list(source.rows(doc))
-                missing = [
-                    f"{schema.name}.{column.name}"
-                    for schema, row in produced
-                    for column in schema.columns
-                    if column.required and row[column.name] is None
-                ]
-                if missing:
+                produced, problem = _rows(source, doc)
+                if problem:
+                    # One document that cannot be a row never stops the others' export.
                     result.rejected += 1
+                    log.warning("document not exported: %s", problem)
                     documents.merge(
                         Collections.EXPORT_REJECTS,
                         f"{source.collection}~{doc['_id']}",
-                        {"collection": source.collection, "doc_id": doc["_id"], "missing": missing},
+                        {"collection": source.collection, "doc_id": doc["_id"], "reason": problem},
                     )
                     continue
                 for schema, row in produced:

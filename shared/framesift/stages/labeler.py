@@ -39,6 +39,7 @@ from framesift.errors import BadEvent, VendorUnavailable
 from framesift.events import PubSubMessage
 from framesift.logs import bind_context, get_logger
 from framesift.messages import KeptFrames, SampledFrame
+from framesift.naming import served_url
 from framesift.ports import LabelingRequest, LabelingVendor
 from framesift.selection import SelectionPolicy, load_policy
 from framesift.topology import Collections
@@ -144,6 +145,8 @@ class Labeler:
     def _request(self, kept: KeptFrames, frame: SampledFrame) -> LabelingRequest:
         if self._settings.labeling_image_url is ImageUrlMode.GCS:
             image_url = f"gs://{frame.bucket}/{frame.object_name}"
+        elif self._settings.image_base_url:
+            image_url = served_url(self._settings.image_base_url, frame.bucket, frame.object_name)
         else:
             lifetime = timedelta(hours=self._settings.labeling_url_hours)
             image_url = self._adapters.blobs.stream_url(frame.bucket, frame.object_name, lifetime)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pydantic import ConfigDict
+
 from framesift.config import Settings, Vendor
 from framesift.ports import LabelingVendor
 from framesift.wiring import Adapters
+
+# Every callback model's config: unknown fields ignored (vendors add fields), NaN and infinities
+# refused (Python's JSON reader accepts them). Whether a box lies inside its image is checked
+# where it is stored (framesift.annotations.checked).
+PAYLOAD = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 def build_vendor(settings: Settings, adapters: Adapters) -> LabelingVendor:

@@ -30,13 +30,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from xml.sax.saxutils import quoteattr
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from framesift.config import Settings, Vendor
 from framesift.documents import AnnotationRecord, AnnotationStatus, Box, utcnow
 from framesift.errors import VendorRejected, VendorUnavailable
+from framesift.geometry import MAX_IMAGE_SIDE
 from framesift.ports import DocumentStore, LabelingRequest, LabelingTask
 from framesift.topology import Collections
+from framesift.vendors import PAYLOAD
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
@@ -119,6 +121,21 @@ class LabelStudioVendor:
                 {frame.frame_id: task for frame, task in zip(missing, task_ids, strict=True)}
             )
         return [LabelingTask(frame.frame_id, str(existing[frame.frame_id])) for frame in frames]
+
+    def export_tasks(self) -> list[dict[str, Any]]:
+        """Every task of the project with every annotation, skipped ones included (the
+        project's JSON export: ``GET /api/projects/{id}/export?download_all_tasks=true``)."""
+        project = self.project_id()
+        chunks = _call(
+            "export the project",
+            lambda: list(
+                self._client.projects.exports.download_sync(
+                    id=project, export_type="JSON", download_all_tasks=True
+                )
+            ),
+        )
+        tasks: list[dict[str, Any]] = json.loads(b"".join(chunks))
+        return tasks
 
     def tasks_by_frame(self, project: int, frames: Sequence[LabelingRequest]) -> dict[str, int]:
         """The project's tasks of these frames (by the ``frame_id`` in their data)."""
@@ -236,28 +253,28 @@ def _body(body: Any) -> str:
 
 
 class LabelStudioValue(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = PAYLOAD
 
-    x: float = Field(ge=0, le=100)
-    y: float = Field(ge=0, le=100)
-    width: float = Field(ge=0, le=100)
-    height: float = Field(ge=0, le=100)
+    x: float
+    y: float
+    width: float
+    height: float
     rotation: float = 0.0
     rectanglelabels: list[str] = Field(default_factory=list)
 
 
 class LabelStudioRegion(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = PAYLOAD
 
     id: str | None = None
     type: str = "rectanglelabels"
     value: dict[str, Any]
-    original_width: int | None = None
-    original_height: int | None = None
+    original_width: int | None = Field(default=None, gt=0, le=MAX_IMAGE_SIDE)
+    original_height: int | None = Field(default=None, gt=0, le=MAX_IMAGE_SIDE)
 
 
 class LabelStudioAnnotation(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = PAYLOAD
 
     id: int
     result: list[LabelStudioRegion] = Field(default_factory=list)
@@ -269,20 +286,20 @@ class LabelStudioAnnotation(BaseModel):
 
 
 class LabelStudioTask(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = PAYLOAD
 
     id: int
     data: dict[str, Any] = Field(default_factory=dict)
 
 
 class LabelStudioDeleted(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = PAYLOAD
 
     id: int
 
 
 class LabelStudioWebhook(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = PAYLOAD
 
     action: Literal["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
     annotation: LabelStudioAnnotation | None = None

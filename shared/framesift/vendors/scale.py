@@ -19,16 +19,17 @@ in pixels; an errored task has ``response.error`` instead, a cancelled one ``tas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from framesift.config import Settings, Vendor
 from framesift.documents import AnnotationRecord, AnnotationStatus, Box
 from framesift.errors import VendorRejected, VendorUnavailable
 from framesift.ports import LabelingRequest, LabelingTask
+from framesift.vendors import PAYLOAD
 
 if TYPE_CHECKING:
     from scaleapi.exceptions import ScaleException
@@ -37,6 +38,8 @@ NAME = Vendor.SCALE.value
 # The header in which Scale sends back the callback auth key (its name, not the key).
 CALLBACK_AUTH_HEADER = "scale-callback-auth"
 _RETRYABLE = {408, 429}
+# The task statuses whose callback carries a result (a pending task has none yet).
+FINISHED = frozenset({"completed", "canceled", "error"})
 
 
 def _retryable(code: int | None) -> bool:
@@ -102,6 +105,25 @@ class ScaleVendor:
             raise VendorUnavailable(f"Scale reported a duplicate of {frame_id} but has no task")
         return LabelingTask(frame_id, str(found[0].id))
 
+    def finished_tasks(self, updated_after: datetime | None) -> Iterator[dict[str, Any]]:
+        """The project's completed, cancelled and errored tasks, with their responses, updated
+        after ``updated_after`` (all of them when None): ``GET /v1/tasks`` page by page."""
+        from scaleapi.exceptions import ScaleException
+
+        if not self._settings.scale_project:
+            raise VendorRejected("FRAMESIFT_SCALE_PROJECT is needed to list Scale's tasks")
+        tasks = self._client.get_tasks(
+            project_name=self._settings.scale_project,
+            updated_after=updated_after.isoformat() if updated_after else None,
+        )
+        try:
+            for task in tasks:
+                body: dict[str, Any] = task.as_dict()
+                if body.get("status") in FINISHED:
+                    yield body
+        except ScaleException as exc:
+            raise self._error(exc, "list tasks") from exc
+
     @staticmethod
     def _error(exc: ScaleException, doing: str) -> Exception:
         message = f"Scale could not {doing}: {exc}"
@@ -112,26 +134,26 @@ class ScaleVendor:
 
 
 class ScaleBox(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = PAYLOAD
 
     uuid: str | None = None
     label: str
     left: float
     top: float
-    width: float = Field(ge=0)
-    height: float = Field(ge=0)
+    width: float
+    height: float
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class ScaleResponse(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = PAYLOAD
 
     annotations: list[ScaleBox] = Field(default_factory=list)
     error: str | None = None
 
 
 class ScaleTask(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = PAYLOAD
 
     task_id: str
     status: str
@@ -143,7 +165,7 @@ class ScaleTask(BaseModel):
 
 
 class ScaleCallback(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = PAYLOAD
 
     task_id: str
     task: ScaleTask

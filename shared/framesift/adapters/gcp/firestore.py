@@ -3,6 +3,8 @@ document store, with transactions."""
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,6 +22,21 @@ from framesift.ports import (
     stamped,
 )
 
+# Documents per batched read.
+_BATCH = 300
+# Lock contention (many callbacks about one frame at once) aborts transactions. The client
+# retries an aborted commit at once, _COMMIT_ATTEMPTS times, and an abort while reading not at
+# all; either way the transaction is begun again here, after a random pause that grows, up to
+# _CONTENTION_ATTEMPTS times, before answering BackendUnavailable.
+_COMMIT_ATTEMPTS = 5
+_CONTENTION_ATTEMPTS = 8
+_CONTENTION_PAUSE_S = 0.05
+
+
+def _contended(exc: Exception) -> bool:
+    """An abort, or the client's "failed to commit in N attempts" over one."""
+    return isinstance(exc, gexc.Aborted) or isinstance(exc.__cause__, gexc.Aborted)
+
 
 class FirestoreDocumentStore:
     def __init__(self, project: str) -> None:
@@ -28,6 +45,15 @@ class FirestoreDocumentStore:
     def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
         snapshot = self._client.collection(collection).document(doc_id).get()
         return snapshot.to_dict() if snapshot.exists else None
+
+    def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        refs = [self._client.collection(collection).document(i) for i in sorted(set(doc_ids))]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(refs), _BATCH):
+            for snapshot in self._client.get_all(refs[start : start + _BATCH]):
+                if snapshot.exists:
+                    found[snapshot.id] = snapshot.to_dict() or {}
+        return found
 
     def create(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> bool:
         try:
@@ -64,15 +90,24 @@ class FirestoreDocumentStore:
                 )
             return result
 
-        try:
-            return run(client.transaction(max_attempts=20))
-        except ValueError as exc:
-            # A transaction that cannot begin (Firestore unreachable) is rolled back by the
-            # client, which then raises "no transaction ID" over the real error: raise that one.
-            cause = exc.__context__
-            if isinstance(cause, gexc.GoogleAPICallError | gexc.RetryError):
-                raise BackendUnavailable(f"Firestore transaction failed: {cause}") from cause
-            raise
+        attempt = 0
+        while True:
+            try:
+                return run(client.transaction(max_attempts=_COMMIT_ATTEMPTS))
+            except (gexc.Aborted, ValueError) as exc:
+                if not _contended(exc):
+                    # A transaction that cannot begin (Firestore unreachable) is rolled back by
+                    # the client, which then raises "no transaction ID" over the real error.
+                    cause = exc.__context__
+                    if isinstance(cause, gexc.GoogleAPICallError | gexc.RetryError):
+                        raise BackendUnavailable(
+                            f"Firestore transaction failed: {cause}"
+                        ) from cause
+                    raise
+                attempt += 1
+                if attempt == _CONTENTION_ATTEMPTS:
+                    raise BackendUnavailable(f"Firestore transaction contended: {exc}") from exc
+                time.sleep(random.uniform(0, _CONTENTION_PAUSE_S * 2**attempt))  # noqa: S311
 
     def changed_since(self, collection: str, since: datetime | None) -> Iterator[dict[str, Any]]:
         query: Any = self._client.collection(collection)

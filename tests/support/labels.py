@@ -1,0 +1,43 @@
+"""Annotations stored as the webhook stores them, for tests that need labeled frames."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from framesift.annotations import LabelRules, store
+from framesift.config import Settings
+from framesift.documents import AnnotationRecord, AnnotationStatus, Box
+
+# The default classes and tolerance, as a deployment without settings has them.
+RULES = LabelRules.of(Settings())
+
+
+def annotate(
+    documents,
+    frame_id: str,
+    boxes: list[Box],
+    status: AnnotationStatus = AnnotationStatus.SUBMITTED,
+    at: datetime | None = None,
+    task_id: str | None = None,
+) -> bool:
+    """Scale's answer for ``frame_id`` (its task marked sent first, as the labeler does)."""
+    task_id = task_id or f"task-{frame_id}"
+    documents.merge(
+        "frames",
+        frame_id,
+        {"labeling_status": "requested", "labeling_vendor": "scale", "labeling_task_id": task_id},
+    )
+    return store(
+        documents,
+        AnnotationRecord(
+            id=f"scale~{task_id}",
+            frame_id=frame_id,
+            vendor="scale",
+            task_id=task_id,
+            annotation_id=task_id,
+            status=status,
+            boxes=boxes,
+            vendor_updated_at=at or datetime.now(UTC),
+        ),
+        RULES,
+    )
