@@ -9,11 +9,16 @@ process; the Python methods from their first call, after their imports (a functi
 warm), and their process's wall time is shown too. Peak RSS is the largest of the process and
 the ffmpeg it ran. All sample one frame per second and write JPEGs:
 
-- decode limit:  ``ffmpeg -i X -f null -`` (decodes every frame, writes nothing)
+- decode limit:  ``ffmpeg -i X -f null -`` (decodes every frame, writes nothing): the baseline
+- decode refs:   ``ffmpeg -skip_frame noref -i X -f null -`` (decodes reference frames only)
 - ffmpeg CLI:    ``ffmpeg -i X -vf fps=1 -q:v 3 %06d.jpg``
 - OpenCV loop:   read every frame, keep ``frame_id % round(fps) == 0``, ``cv2.imencode``
 - framesift:     ``framesift.media.sample`` (JPEGs, timestamps, pHash, sharpness, brightness)
+                 as deployed: probe, then decode the reference frames (the default decode)
+- framesift all: the same decoding every frame (``FRAMESIFT_REFERENCE_DECODE_MIN_FRAMES=0``)
 - framesift key: the same with ``keyframes_only`` (decodes keyframes only)
+- embedded run:  ``framesift run``'s pipeline on the video: sample, hash, dedup, record,
+                 manifest tasks, export to the warehouse (after its imports; CPU includes them)
 
 The OpenCV loop needs ``opencv-python-headless`` (``pip install -e .[bench]``).
 """
@@ -33,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from framesift import media
+from framesift.config import Settings
 from framesift.sampling import SamplingPolicy
 
 # Comparable JPEG settings: ffmpeg's -q:v 3 and libjpeg quality 90 give files of similar size.
@@ -79,8 +85,9 @@ def _run(command: Command, video: Path) -> Run:
         wall = time.perf_counter() - start
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"{command(str(video), out)[:3]} failed with status {status}")
-        frames = sum(1 for _ in Path(out).iterdir())
-    seconds = json.loads(stdout)["seconds"] if stdout else wall
+        said = json.loads(stdout) if stdout else {}
+        frames = said.get("frames", sum(1 for _ in Path(out).iterdir()))
+    seconds = said.get("seconds", wall)
     return Run(wall, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, frames)
 
 
@@ -104,10 +111,18 @@ def worker(method: str, video: str, out_dir: str) -> None:
                 Path(out_dir, f"{frame_id:08d}.jpg").write_bytes(jpeg.tobytes())
                 count += 1
             frame_id += 1
+    elif method == "embedded-run":
+        from framesift.config import Backend
+        from framesift.local import EmbeddedPipeline
+
+        settings = Settings(backend=Backend.EMBEDDED, workdir=Path(out_dir) / "work")
+        count = EmbeddedPipeline(settings).run([Path(video)], "bench").frames
     else:
         policy = SamplingPolicy(keyframes_only=method == "framesift-keyframes")
         probe = media.probe(video)
-        for image in media.sample(video, policy, probe.start_time_s, JPEG_QUALITY):
+        min_frames = 0.0 if method == "framesift-all" else Settings().reference_decode_min_frames
+        decode = policy.decode_mode(probe.fps, min_frames)
+        for image in media.sample(video, policy, probe.start_time_s, JPEG_QUALITY, decode=decode):
             Path(out_dir, f"{image.timestamp_ms:010d}.jpg").write_bytes(image.jpeg)
             count += 1
     print(json.dumps({"frames": count, "seconds": time.perf_counter() - start}))
@@ -122,6 +137,16 @@ def _python(method: str) -> Command:
 
 METHODS: dict[str, Command] = {
     "decode limit": lambda video, out: [*_FFMPEG, video, "-f", "null", "-"],
+    "decode reference frames": lambda video, out: [
+        *_FFMPEG[:-1],
+        "-skip_frame",
+        "noref",
+        "-i",
+        video,
+        "-f",
+        "null",
+        "-",
+    ],
     "ffmpeg CLI fps=1": lambda video, out: [
         *_FFMPEG,
         video,
@@ -133,7 +158,9 @@ METHODS: dict[str, Command] = {
     ],
     "OpenCV loop": _python("opencv"),
     "framesift": _python("framesift"),
+    "framesift all frames": _python("framesift-all"),
     "framesift keyframes": _python("framesift-keyframes"),
+    "embedded run (framesift run)": _python("embedded-run"),
 }
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from framesift.config import Settings, Vendor
+from framesift.config import Settings, Shape, Vendor
 from framesift.documents import (
     AnnotationRecord,
     AnnotationStatus,
@@ -47,7 +47,7 @@ from framesift.documents import (
     LabelingStatus,
 )
 from framesift.errors import InvalidAnnotation, NotYetSent, ReadMore, UnknownFrame
-from framesift.geometry import corners
+from framesift.geometry import corners, polygon_area
 from framesift.ports import DocKey, DocumentStore
 from framesift.topology import Collections
 
@@ -189,23 +189,32 @@ def _merged(
 
 
 def checked(box: Box, width: int, height: int, rules: LabelRules) -> Box:
-    """The box as stored: a configured class, inside the image (clipped within the tolerance),
-    in fractions of the image and in its pixels. Raises InvalidAnnotation."""
+    """The region as stored: a configured class, inside the image (clipped within the
+    tolerance), in fractions of the image and in its pixels. Raises InvalidAnnotation."""
     if box.label not in rules.classes:
         shown = box.label[:40] + ("..." if len(box.label) > 40 else "")
         raise InvalidAnnotation(
             f"label {shown!r} is not one of the configured classes "
             f"({', '.join(sorted(rules.classes))})"
         )
-    x = box.x if box.x is not None else box.left / width
-    y = box.y if box.y is not None else box.top / height
-    w = box.w if box.w is not None else box.width / width
-    h = box.h if box.h is not None else box.height / height
+    if box.shape is Shape.MASK:
+        if not box.rle:
+            raise InvalidAnnotation(f"a {box.label!r} mask has no pixels")
+        return box  # its extent is known once decoded, on export
+    if box.shape in (Shape.POLYGON, Shape.KEYPOINT):
+        return _checked_points(box, width, height, rules.tolerance)
+    return _checked_box(box, width, height, rules.tolerance)
+
+
+def _checked_box(box: Box, width: int, height: int, tol: float) -> Box:
+    x = box.x if box.x is not None else (box.left or 0.0) / width
+    y = box.y if box.y is not None else (box.top or 0.0) / height
+    w = box.w if box.w is not None else (box.width or 0.0) / width
+    h = box.h if box.h is not None else (box.height or 0.0) / height
     if not all(math.isfinite(v) for v in (x, y, w, h, box.rotation)):
         raise InvalidAnnotation("a box value is not a finite number")
     if w <= 0 or h <= 0:
         raise InvalidAnnotation(f"a {box.label!r} box has no area ({w:g} x {h:g} of the image)")
-    tol = rules.tolerance
     outside = InvalidAnnotation(
         f"a {box.label!r} box reaches past the image's edge by more than {tol:.0%} "
         f"(x={x:.4g}, y={y:.4g}, w={w:.4g}, h={h:.4g} of the image, rotation {box.rotation:g})"
@@ -221,16 +230,53 @@ def checked(box: Box, width: int, height: int, rules: LabelRules) -> Box:
             for px, py in points
         ):
             raise outside
-        return box.model_copy(update={"x": x, "y": y, "w": w, "h": h})
-    if x < -tol or y < -tol or x + w > 1 + tol or y + h > 1 + tol:
+    elif x < -tol or y < -tol or x + w > 1 + tol or y + h > 1 + tol:
         raise outside
-    if x < 0 or y < 0 or x + w > 1 or y + h > 1:
+    elif x < 0 or y < 0 or x + w > 1 or y + h > 1:
         right, bottom = min(x + w, 1.0), min(y + h, 1.0)
         x, y = max(x, 0.0), max(y, 0.0)
         w, h = right - x, bottom - y
-        pixels = {"left": x * width, "top": y * height, "width": w * width, "height": h * height}
-        return box.model_copy(update={"x": x, "y": y, "w": w, "h": h, **pixels})
-    return box.model_copy(update={"x": x, "y": y, "w": w, "h": h})
+        return box.model_copy(update=_extent(x, y, w, h, width, height))
+    pixels = {} if box.left is not None else _extent(x, y, w, h, width, height)
+    return box.model_copy(update={"x": x, "y": y, "w": w, "h": h, **pixels})
+
+
+def _checked_points(box: Box, width: int, height: int, tol: float) -> Box:
+    """A polygon (three vertices or more) or a keypoint (one point), given in pixels."""
+    flat = box.points or []
+    wanted = "one point" if box.shape is Shape.KEYPOINT else "three vertices or more"
+    count = len(flat) // 2
+    if len(flat) % 2 or (count != 1 if box.shape is Shape.KEYPOINT else count < 3):
+        raise InvalidAnnotation(f"a {box.label!r} {box.shape} needs {wanted}, got {count}")
+    xs = [px / width for px in flat[0::2]]
+    ys = [py / height for py in flat[1::2]]
+    if not all(math.isfinite(v) for v in xs + ys):
+        raise InvalidAnnotation(f"a {box.label!r} {box.shape} point is not a finite number")
+    if any(v < -tol or v > 1 + tol for v in xs + ys):
+        raise InvalidAnnotation(
+            f"a {box.label!r} {box.shape} reaches past the image's edge by more than {tol:.0%}"
+        )
+    xs = [min(max(v, 0.0), 1.0) for v in xs]
+    ys = [min(max(v, 0.0), 1.0) for v in ys]
+    x, y, w, h = min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+    if box.shape is Shape.POLYGON and polygon_area(xs, ys) == 0:
+        raise InvalidAnnotation(f"a {box.label!r} polygon has no area")
+    points = [value for pair in zip(xs, ys, strict=True) for value in pair]
+    return box.model_copy(update={"points": points, **_extent(x, y, w, h, width, height)})
+
+
+def _extent(x: float, y: float, w: float, h: float, width: int, height: int) -> dict[str, float]:
+    """A region's box in fractions of the image and in its pixels."""
+    return {
+        "x": x,
+        "y": y,
+        "w": w,
+        "h": h,
+        "left": x * width,
+        "top": y * height,
+        "width": w * width,
+        "height": h * height,
+    }
 
 
 def _frame_fields(frame: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from rich.table import Table
 from framesift.config import Backend, Settings, Vendor
 from framesift.logs import configure_logging
 from framesift.sampling import SamplingMode
+from framesift.snapshot import Layout
 from framesift.topology import Collections
 
 if TYPE_CHECKING:
@@ -446,16 +447,17 @@ def export_warehouse(
 
 @app.command("export")
 def export_dataset(
-    layout: Annotated[str, typer.Option("--format", help="coco or yolo.")],
+    layout: Annotated[Layout, typer.Option("--format", help="The dataset's layout.")],
     out: Annotated[Path, typer.Option(help="Folder for the snapshot (created).")],
     seed: Annotated[int, typer.Option(help="Seed of the train/val/test split by video.")] = 0,
     split: Annotated[
         str, typer.Option(help="Train, val and test fractions, comma-separated.")
     ] = "0.8,0.1,0.1",
 ) -> None:
-    """Write the labeled frames and their boxes from the warehouse as a COCO or YOLO dataset,
-    split by video, with a manifest (query, time, counts, content hash)."""
-    from framesift.snapshot import Layout, write_snapshot
+    """Write the labeled frames and their regions from the warehouse as a COCO, YOLO or
+    YOLO-OBB dataset, split by video, with a manifest (query, time, counts, frames left out and
+    why, content hash)."""
+    from framesift.snapshot import write_snapshot
     from framesift.wiring import build_adapters
 
     settings = _settings()
@@ -464,7 +466,7 @@ def export_dataset(
         adapters.warehouse,
         adapters.blobs,
         out,
-        Layout(layout),
+        layout,
         settings.labeling_classes,
         seed=seed,
         fractions=[float(part) for part in split.split(",")],
@@ -474,6 +476,8 @@ def export_dataset(
         table.add_row(name, *(str(counts[k]) for k in ("images", "boxes", "videos")))
     console.print(table)
     console.print(f"{out} (content sha256 {snapshot.content_hash[:16]}...)")
+    for frame_id, reason in snapshot.left_out.items():
+        errors.print(f"left out {frame_id}: {reason}")
 
 
 @app.command("replay-dead-letters")

@@ -34,6 +34,15 @@ class Vendor(StrEnum):
     LABELSTUDIO = "labelstudio"
 
 
+class Shape(StrEnum):
+    """What annotators draw around an object: each vendor's geometry maps to one of these."""
+
+    BOX = "box"  # a rectangle, maybe rotated
+    POLYGON = "polygon"
+    KEYPOINT = "keypoint"
+    MASK = "mask"  # a brush mask (Label Studio only)
+
+
 class ImageUrlMode(StrEnum):
     SIGNED = "signed"  # a V4 signed URL, for vendors without access to the bucket
     GCS = "gs"  # gs://bucket/object, for a vendor given read access (Scale's GCS integration)
@@ -89,6 +98,13 @@ class Settings(BaseSettings):
         default=False,
         description="Decode keyframes only (`-skip_frame nokey`): far faster when the interval "
         "is at least the GOP.",
+    )
+    reference_decode_min_frames: float = Field(
+        default=4.0,
+        ge=0,
+        description="Sampling one frame per N seconds decodes only reference frames (`-skip_frame "
+        "noref`: about a third less CPU) when a window spans at least this many frames "
+        "(N x fps); 0 decodes every frame.",
     )
     segment_seconds: float = Field(
         default=300.0,
@@ -155,6 +171,11 @@ class Settings(BaseSettings):
     labeling_classes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["car", "truck", "person", "bicycle"],
         description="What boxes are drawn around, comma-separated.",
+    )
+    labeling_shapes: Annotated[list[Shape], NoDecode] = Field(
+        default_factory=lambda: [Shape.BOX],
+        description="What annotators may draw, comma-separated: `box`, `polygon`, `keypoint`, "
+        "`mask` (Label Studio's brush; Scale has no masks). Exported by `framesift export`.",
     )
     image_base_url: str | None = Field(
         default=None,
@@ -279,7 +300,7 @@ class Settings(BaseSettings):
         description="Logs are JSON lines for Cloud Logging (`severity`, `message`, trace).",
     )
 
-    @field_validator("labeling_classes", mode="before")
+    @field_validator("labeling_classes", "labeling_shapes", mode="before")
     @classmethod
     def _split_classes(cls, value: object) -> object:
         """``FRAMESIFT_LABELING_CLASSES=car,person`` (a comma-separated list)."""

@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from framesift.config import Shape
 from framesift.naming import source_id
-from framesift.sampling import SamplingPolicy
+from framesift.sampling import DecodeMode, SamplingPolicy
 
 
 def utcnow() -> datetime:
@@ -50,6 +51,7 @@ class VideoRecord(BaseModel):
     height: int | None = None
     codec: str | None = None
     policy: SamplingPolicy | None = None
+    decode_mode: DecodeMode | None = None  # which frames ffmpeg decoded to sample it
     segments_total: int | None = None
     # Set once a long video's segments are on their topic (a redelivery then does nothing).
     segments_sent: bool = False
@@ -184,16 +186,27 @@ class AnnotationStatus(StrEnum):
 
 
 class Box(BaseModel):
+    """One labeled region: a box, or a polygon, keypoint or mask with the box around it.
+
+    ``left``..``height`` are pixels of the vendor's image and ``x``..``h`` fractions of it (the
+    stored truth, once checked); for a polygon and a keypoint they are the axis-aligned box
+    around ``points``, for a mask they are set on export (decoding it needs the SDK)."""
+
     label: str
-    left: float  # pixels
-    top: float
-    width: float
-    height: float
+    left: float | None = None  # pixels
+    top: float | None = None
+    width: float | None = None
+    height: float | None = None
     x: float | None = None  # the same, as fractions 0..1 of the image size (when known)
     y: float | None = None
     w: float | None = None
     h: float | None = None
     rotation: float = 0.0
+    shape: Shape = Shape.BOX
+    # A polygon's vertices or a keypoint, flat (x0, y0, x1, y1, ...) as COCO has them: in pixels
+    # from a vendor, in fractions once stored (Firestore holds no arrays of arrays).
+    points: list[float] | None = None
+    rle: list[int] | None = None  # a mask, in Label Studio's brush RLE, the image's size
     region_id: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
 
@@ -212,6 +225,9 @@ class AnnotationRecord(BaseModel):
     vendor_created_at: datetime | None = None
     vendor_updated_at: datetime | None = None
     error: str | None = None
+    # Regions no export can hold (an ellipse, a line, a text answer), with what they were: a
+    # frame whose label has one is left out of snapshots rather than half-labeled.
+    unsupported: list[str] = Field(default_factory=list)
     # The most boxes this annotation ever had: the exporter tombstones the slots it lost.
     box_slots: int = 0
     received_at: datetime = Field(default_factory=utcnow)

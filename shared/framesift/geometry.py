@@ -31,3 +31,11 @@ def envelope(
     points = corners(left, top, width, height, rotation)
     xs, ys = [x for x, _ in points], [y for _, y in points]
     return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+
+
+def polygon_area(xs: list[float], ys: list[float]) -> float:
+    """The area of a simple polygon (the shoelace formula), in the units of its coordinates."""
+    twice = sum(
+        xs[i] * ys[(i + 1) % len(xs)] - xs[(i + 1) % len(xs)] * ys[i] for i in range(len(xs))
+    )
+    return abs(twice) / 2

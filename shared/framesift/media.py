@@ -29,7 +29,7 @@ import simplejpeg
 from framesift.errors import SamplingFailed, ToolUnavailable, UnreadableVideo
 from framesift.imagestats import GRAY_SIZE, FrameStats, frame_stats
 from framesift.messages import Segment
-from framesift.sampling import SamplingMode, SamplingPolicy
+from framesift.sampling import DecodeMode, SamplingMode, SamplingPolicy
 
 # ffmpeg 5.1 added the per-output -fps_mode and deprecated the global -vsync it replaces.
 _FPS_MODE_SINCE = (5, 1)
@@ -186,6 +186,8 @@ def _read_stderr(
 
 
 WHOLE = Segment()
+# The decoder's -skip_frame for each decode mode (an option since before ffmpeg 4).
+_SKIP_FRAME = {DecodeMode.REFERENCE: "noref", DecodeMode.KEYFRAMES: "nokey"}
 
 
 def plan_segments(
@@ -269,6 +271,7 @@ def sample(
     quality: int,
     segment: Segment = WHOLE,
     tools: Ffmpeg = SYSTEM,
+    decode: DecodeMode | None = None,
 ) -> Iterator[SampledImage]:
     """Yield each frame the policy keeps as a JPEG with its timestamp and stats, in one ffmpeg.
 
@@ -276,11 +279,12 @@ def sample(
     cropped to even sides) on stdout and is encoded here with libjpeg-turbo (simplejpeg), several
     times cheaper than ffmpeg's own MJPEG encoder; the other is scaled to a tiny gray image on a
     second pipe for pHash, sharpness and brightness. ``showinfo`` on stderr gives each frame's
-    presentation time and size, in the same order.
+    presentation time and size, in the same order. ``decode`` says which frames are decoded at
+    all (every one, reference frames, keyframes: the policy's own choice when not given).
     """
     input_args: dict[str, Any] = {"nostdin": None}
-    if policy.keyframes_only:
-        input_args["skip_frame"] = "nokey"
+    if skip := _SKIP_FRAME.get(decode or policy.decode_mode(None, 0)):
+        input_args["skip_frame"] = skip
     if segment.start_s > 0:
         # Input seek: ffmpeg jumps to the keyframe before and drops the frames before start_s;
         # -copyts keeps absolute timestamps so windows and bounds line up across segments.

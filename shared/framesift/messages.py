@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from framesift.errors import BadEvent
 from framesift.events import PubSubMessage
-from framesift.sampling import SamplingPolicy
+from framesift.sampling import DecodeMode, SamplingPolicy
 
 # Attribute that marks a message on the video-segments topic.
 SEGMENT_MESSAGE = "framesift-segment"
@@ -114,6 +114,8 @@ class SegmentTask(_Message):
     segment: Segment
     width: int | None = None
     height: int | None = None
+    # Decided once per video, so every segment decodes the same frames one pass would.
+    decode: DecodeMode = DecodeMode.ALL
 
     @property
     def segment_id(self) -> str:

@@ -16,6 +16,16 @@ class SamplingMode(StrEnum):
     SCENE = "scene"
 
 
+class DecodeMode(StrEnum):
+    """Which frames ffmpeg decodes to find the ones a policy keeps (``-skip_frame``)."""
+
+    ALL = "all"
+    # Reference frames only (noref): the frames others are predicted from, so every decoded
+    # picture is whole; the non-reference B-frames between them are skipped.
+    REFERENCE = "reference"
+    KEYFRAMES = "keyframes"  # nokey
+
+
 # Custom metadata on a raw object that overrides the deployment's sampling policy.
 POLICY_METADATA = {
     "framesift-sampling": "mode",
@@ -38,6 +48,22 @@ class SamplingPolicy(BaseModel):
     scene_threshold: float = Field(default=0.3, gt=0, lt=1)
     # Decode keyframes only (-skip_frame nokey): far faster when the interval is >= the GOP.
     keyframes_only: bool = False
+
+    def decode_mode(self, fps: float | None, reference_min_frames: float) -> DecodeMode:
+        """What to decode. Keyframes when asked; reference frames for one frame per window
+        of ``every_seconds`` when a window spans at least ``reference_min_frames`` frames (the
+        first reference frame of a window is then still inside it, a few frames late at most);
+        every frame otherwise (counting frames and scoring scene changes need them all)."""
+        if self.keyframes_only:
+            return DecodeMode.KEYFRAMES
+        if (
+            self.mode is SamplingMode.EVERY_SECONDS
+            and fps
+            and reference_min_frames > 0
+            and self.every_seconds * fps >= reference_min_frames
+        ):
+            return DecodeMode.REFERENCE
+        return DecodeMode.ALL
 
     def overridden_by(self, metadata: dict[str, str]) -> SamplingPolicy:
         """This policy with the object's ``framesift-*`` metadata applied; raises BadEvent."""

@@ -94,6 +94,12 @@ ANNOTATIONS_TABLE = TableSchema(
         Column("vendor_created_at", "TIMESTAMP"),
         Column("vendor_updated_at", "TIMESTAMP"),
         Column("error", "STRING"),
+        Column(
+            "unsupported",
+            "STRING",
+            description="regions no export holds (an ellipse, a line), comma-separated: the "
+            "frame is left out of snapshots",
+        ),
         Column("received_at", "TIMESTAMP"),
         *_TIMESTAMPS,
     ),
@@ -118,6 +124,18 @@ ANNOTATION_BOXES_TABLE = TableSchema(
         Column("w", "FLOAT64"),
         Column("h", "FLOAT64"),
         Column("rotation", "FLOAT64"),
+        Column("shape", "STRING", description="box, polygon, keypoint or mask"),
+        Column(
+            "points",
+            "STRING",
+            description="a polygon's vertices or a keypoint: JSON [x0, y0, x1, y1, ...], "
+            "fractions of the image",
+        ),
+        Column(
+            "mask_rle",
+            "STRING",
+            description="a mask: JSON, Label Studio's brush RLE (framesift export decodes it)",
+        ),
         Column("region_id", "STRING"),
         *_TIMESTAMPS,
     ),

@@ -94,9 +94,10 @@ def test_upload_is_sampled_at_one_frame_per_second_in_segments(
     frames = sorted(
         gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/{video['id']}/"), key=lambda b: b.name
     )
-    assert [b.name.rsplit("/", 1)[1] for b in frames] == [
-        f"{ms:010d}.jpg" for ms in (0, 1000, 2000, 3000, 4000)
-    ]
+    # One frame per 1 s window, each its window's first reference frame (the default decode).
+    assert video["decode_mode"] == "reference"
+    stamps = sorted(int(b.name.rsplit("/", 1)[1].removesuffix(".jpg")) for b in frames)
+    assert [ms // 1000 for ms in stamps] == [0, 1, 2, 3, 4]
     for frame in frames:
         data = frame.download_as_bytes()
         assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"
@@ -109,14 +110,14 @@ def test_upload_is_sampled_at_one_frame_per_second_in_segments(
         .where(filter=firestore.FieldFilter("video_doc_id", "==", video["id"]))
         .stream()
     ]
-    assert sorted(d["timestamp_ms"] for d in frame_docs) == [0, 1000, 2000, 3000, 4000]
+    assert sorted(d["timestamp_ms"] for d in frame_docs) == stamps
 
     assert all(len(d["phash"]) == 16 and d["sharpness"] > 0 for d in frame_docs)
 
     sent = batches()
     assert sorted(b["segment_index"] for b in sent) == [0, 1]
     sent_frames = sorted((f for b in sent for f in b["frames"]), key=lambda f: f["timestamp_ms"])
-    assert [f["timestamp_ms"] for f in sent_frames] == [0, 1000, 2000, 3000, 4000]
+    assert [f["timestamp_ms"] for f in sent_frames] == stamps
     assert {f["frame_id"] for f in sent_frames} == {d["id"] for d in frame_docs}
     by_id = {d["id"]: d for d in frame_docs}
     assert all(f["phash"] == by_id[f["frame_id"]]["phash"] for f in sent_frames)

@@ -6,6 +6,7 @@ BigQuery emulator (local-bigquery).
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ from google.cloud import firestore
 
 from framesift.config import Backend, Settings
 from framesift.documents import AnnotationStatus, Box
+from framesift.schemas import ANNOTATION_BOXES_TABLE
 from framesift.stages.exporter import Exporter
 from framesift.topology import Collections
 from framesift.wiring import Adapters, build_adapters
@@ -377,3 +379,30 @@ def test_a_crash_between_the_load_job_and_the_merge_on_bigquery(devstack, unique
     Exporter(adapters, settings).run()
 
     assert [r["id"] for r in _rows(adapters, "frames", unique)] == frames
+
+
+def test_a_table_made_by_an_older_version_gets_the_columns_added_since(stack, unique):
+    adapters, _ = stack
+    name = f"boxes_{unique}"
+    older = dataclasses.replace(
+        ANNOTATION_BOXES_TABLE,
+        name=name,
+        columns=tuple(c for c in ANNOTATION_BOXES_TABLE.columns if c.name != "shape"),
+    )
+    adapters.warehouse.ensure_tables([older])
+    newer = dataclasses.replace(ANNOTATION_BOXES_TABLE, name=name)
+    adapters.warehouse.ensure_tables([newer])
+    adapters.warehouse.ensure_tables([newer])  # and again: nothing left to add
+    now = datetime.now(UTC)
+    row = {c.name: None for c in newer.columns} | {
+        "id": "a#0",
+        "annotation_id": "a",
+        "vendor": "scale",
+        "shape": "polygon",
+        "created_at": now,
+        "updated_at": now,
+        "deleted": False,
+    }
+    adapters.warehouse.upsert(newer, [row])
+    [stored] = adapters.warehouse.query(f"SELECT id, shape FROM {{dataset}}.{name}")
+    assert stored == {"id": "a#0", "shape": "polygon"}

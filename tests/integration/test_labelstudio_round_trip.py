@@ -77,22 +77,29 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture
-def session(media, embedded_settings, labelstudio, unique):
-    settings = embedded_settings.model_copy(
+def _start(media, settings, labelstudio, project: str, **extra):
+    """The embedded pipeline run with Label Studio as its vendor, behind a local server."""
+    settings = settings.model_copy(
         update={
             "labeling_vendor": Vendor.LABELSTUDIO,
             "labelstudio_url": labelstudio.url,
             "labelstudio_api_key": SecretStr(labelstudio.token),
-            "labelstudio_project": f"round-trip-{unique}",
-            "labelstudio_webhook_secret": SecretStr(f"secret-{unique}"),
+            "labelstudio_project": project,
+            "labelstudio_webhook_secret": SecretStr(f"secret-{project}"),
             "labeling_classes": CLASSES,
+            **extra,
         }
     )
     server = LocalServer(settings, build_adapters(settings), "127.0.0.1", 0).start()
     served = server.settings_for(settings)
     pipeline = EmbeddedPipeline(served)
     pipeline.run([media["three_shots"], media["clip_5s_25fps"]], "cam")
+    return served, pipeline, server
+
+
+@pytest.fixture
+def session(media, embedded_settings, labelstudio, unique):
+    served, pipeline, server = _start(media, embedded_settings, labelstudio, f"round-trip-{unique}")
     servers = [server]
     yield served, pipeline, servers
     servers[-1].stop()
@@ -248,3 +255,117 @@ def test_label_studio_round_trip_matches_its_own_exports(session, tmp_path):
         assert [r[0] for r in our_rows] == [r[0] for r in their_rows], frame_id
         for mine, its in zip(our_rows, their_rows, strict=True):
             assert mine[1:] == pytest.approx(its[1:], abs=1e-6), frame_id
+
+
+def test_every_shape_round_trips_through_label_studio(
+    media, embedded_settings, labelstudio, unique, tmp_path
+):
+    """A box, a polygon, a keypoint and a brush mask drawn in Label Studio come back through its
+    webhook and leave in framesift's COCO as Label Studio's own COCO has them (keypoints to its
+    whole-pixel rounding; it leaves brush masks out, framesift writes them as RLE)."""
+    import numpy as np
+    from label_studio_sdk.converter.brush import mask2rle
+
+    settings, pipeline, server = _start(
+        media,
+        embedded_settings,
+        labelstudio,
+        f"shapes-{unique}",
+        labeling_shapes=["box", "polygon", "keypoint", "mask"],
+    )
+    try:
+        documents = pipeline.adapters.documents
+        vendor = LabelStudioVendor(settings, documents)
+        task = min(
+            vendor.client.tasks.list(project=vendor.project_id(), fields="all"),
+            key=lambda t: t.data["frame_id"],
+        )
+        width, height = task.data["width"], task.data["height"]
+        drawn = np.zeros((height, width), dtype=np.uint8)
+        drawn[20:60, 30:90] = 255
+
+        def region(kind, value, name):
+            return {
+                "id": f"{kind}-1",
+                "type": kind,
+                "from_name": name,
+                "to_name": "image",
+                "original_width": width,
+                "original_height": height,
+                "image_rotation": 0,
+                "value": value,
+            }
+
+        created = vendor.client.annotations.create(
+            id=task.id,
+            result=[
+                _box("car", 10, 20, 30, 25, task),
+                region(
+                    "polygonlabels",
+                    {"points": [[50, 10], [90, 15], [70, 60]], "polygonlabels": ["person"]},
+                    "polygon",
+                ),
+                region(
+                    "keypointlabels",
+                    {"x": 33.3, "y": 44.4, "width": 1, "keypointlabels": ["car"]},
+                    "keypoint",
+                ),
+                region(
+                    "brushlabels",
+                    {"format": "rle", "rle": mask2rle(drawn), "brushlabels": ["person"]},
+                    "brush",
+                ),
+            ],
+            was_cancelled=False,
+            ground_truth=False,
+        )
+        stored = wait_for(
+            lambda: documents.get("annotations", f"labelstudio~{created.id}"), "the webhook"
+        )
+        assert [b["shape"] for b in stored["boxes"]] == ["box", "polygon", "keypoint", "mask"]
+
+        Exporter(pipeline.adapters, settings).run()
+        write_snapshot(
+            pipeline.adapters.warehouse,
+            pipeline.adapters.blobs,
+            tmp_path / "coco",
+            Layout.COCO,
+            CLASSES,
+            fractions=(1.0, 0.0, 0.0),
+        )
+        ours = json.loads((tmp_path / "coco" / "annotations" / "instances_train.json").read_text())
+        theirs_zip = _export_zip(vendor, "COCO_WITH_IMAGES")
+        theirs = json.loads(theirs_zip.read("result.json"))
+    finally:
+        server.stop()
+
+    ours_names = {c["id"]: c["name"] for c in ours["categories"]}
+    mine = {ours_names[a["category_id"]] + ":" + _kind(a): a for a in ours["annotations"]}
+    assert set(mine) == {"car:box", "person:polygon", "car:keypoint", "person:mask"}
+    # A project with keypoints makes Label Studio file every class under one "default"
+    # category (with the classes as its keypoint names): its regions are matched by kind.
+    its = {_kind(a): a for a in theirs["annotations"]}
+    assert set(its) == {"box", "polygon", "keypoint"}
+    assert mine["car:box"]["bbox"] == pytest.approx(its["box"]["bbox"], abs=1e-6)
+    polygon = mine["person:polygon"]
+    assert polygon["segmentation"][0] == pytest.approx(its["polygon"]["segmentation"][0], abs=1e-6)
+    assert polygon["bbox"] == pytest.approx(its["polygon"]["bbox"], abs=1e-6)
+    assert polygon["area"] == pytest.approx(its["polygon"]["area"], abs=1e-6)
+    # Label Studio rounds keypoints to whole pixels, in the slot of their class (car: 0).
+    x, y, visible = mine["car:keypoint"]["keypoints"]
+    assert (round(x), round(y), visible) == tuple(its["keypoint"]["keypoints"][:3])
+    assert (x, y) == pytest.approx((0.333 * width, 0.444 * height))
+    # The brush mask: only framesift's export has it, pixel for pixel.
+    assert "person:mask" not in its
+    counts = mine["person:mask"]["segmentation"]["counts"]
+    decoded = np.repeat(np.tile([0, 1], len(counts))[: len(counts)], counts)
+    assert np.array_equal(decoded.reshape((height, width), order="F"), drawn > 0)
+
+
+def _kind(annotation: dict) -> str:
+    if "keypoints" in annotation:
+        return "keypoint"
+    segmentation = annotation.get("segmentation")
+    if isinstance(segmentation, dict):
+        return "mask"
+    return "polygon" if segmentation else "box"

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from framesift import media as ff
-from framesift.sampling import SamplingMode, SamplingPolicy
+from framesift.sampling import DecodeMode, SamplingMode, SamplingPolicy
 
 
 def test_ntsc_timestamps_are_exact_not_floor_fps(ffmpeg_tools, media):
@@ -218,3 +218,28 @@ def test_a_failure_reason_never_holds_the_inputs_url(ffmpeg_tools):
     for failure in (probed.value, sampled.value):
         assert _holds_no_url(str(failure)), str(failure)
         assert "<input>" in str(failure)
+
+
+def test_reference_decoding_keeps_each_windows_first_reference_frame(ffmpeg_tools, media):
+    """-skip_frame noref: one frame per window still, each inside its window and at or after
+    the window's first frame by a few frames at most; the same in every ffmpeg."""
+    policy = SamplingPolicy(every_seconds=1.0)
+    video = media["clip_5s_25fps"]
+    probe = ff.probe(str(video), ffmpeg_tools)
+    assert policy.decode_mode(probe.fps, 4.0) is DecodeMode.REFERENCE
+    assert policy.decode_mode(probe.fps, 26.0) is DecodeMode.ALL  # a window of 25 frames
+    assert SamplingPolicy(mode="every_frames").decode_mode(probe.fps, 4.0) is DecodeMode.ALL
+
+    def kept(decode):
+        return [
+            image.timestamp_ms
+            for image in ff.sample(
+                str(video), policy, probe.start_time_s, 85, tools=ffmpeg_tools, decode=decode
+            )
+        ]
+
+    every, reference = kept(DecodeMode.ALL), kept(DecodeMode.REFERENCE)
+    assert every == [0, 1000, 2000, 3000, 4000]
+    assert len(reference) == len(every)
+    for first, chosen in zip(every, reference, strict=True):
+        assert first <= chosen < first + 4 * 40  # the same window, a few 40 ms frames late

@@ -41,7 +41,8 @@ def test_cli_run_samples_one_frame_per_second(media, tmp_path):
     # Frames live under the id of their source's version, never under its file stem alone.
     video_doc_id = summary["videos"][0]["video"]
     frames = sorted((workdir / "buckets/framesift-frames/local" / video_doc_id).glob("*.jpg"))
-    assert [f.name for f in frames] == [f"{ms:010d}.jpg" for ms in (0, 1000, 2000, 3000, 4000)]
+    # One frame per 1 s window (each its window's first reference frame: the default decode).
+    assert [int(f.stem) // 1000 for f in frames] == [0, 1, 2, 3, 4]
     assert all(f.read_bytes()[:2] == b"\xff\xd8" for f in frames)
 
     with sqlite3.connect(workdir / "documents.sqlite3") as db:
@@ -84,11 +85,17 @@ def test_delivered_twice_changes_nothing(media, sampler_settings):
     assert len(_batches(pipeline)) == 1  # one batch for dedup, not three
 
 
-def test_long_video_is_sampled_in_segments_with_the_same_frames(media, sampler_settings):
-    whole = EmbeddedPipeline(sampler_settings)
+@pytest.mark.parametrize("decode", ["all", "reference"])
+def test_long_video_is_sampled_in_segments_with_the_same_frames(media, sampler_settings, decode):
+    """Segments together keep exactly what one pass keeps, decoding every frame or only the
+    reference frames (then each window's first reference frame: inside it, a few frames late)."""
+    settings = sampler_settings.model_copy(
+        update={"reference_decode_min_frames": 0.0 if decode == "all" else 4.0}
+    )
+    whole = EmbeddedPipeline(settings)
     whole.run([media["clip_5s_25fps"]], collector="cam")
-    segmented_settings = sampler_settings.model_copy(
-        update={"workdir": sampler_settings.workdir / "segmented", "segment_seconds": 1.5}
+    segmented_settings = settings.model_copy(
+        update={"workdir": settings.workdir / "segmented", "segment_seconds": 1.5}
     )
     segmented = EmbeddedPipeline(segmented_settings)
 
@@ -98,17 +105,26 @@ def test_long_video_is_sampled_in_segments_with_the_same_frames(media, sampler_s
     assert outcomes[0] == Outcome.SEGMENTED and outcomes[-1] == Outcome.SAMPLED
     # 1.5 s rounds to whole 1 s windows: boundaries at 2 s and 4 s, so 3 segments.
     assert len(outcomes) == 1 + 3
-    assert _sent_timestamps(segmented) == _sent_timestamps(whole) == [0, 1000, 2000, 3000, 4000]
+    kept = _sent_timestamps(segmented)
+    assert kept == _sent_timestamps(whole)
+    if decode == "all":
+        assert kept == [0, 1000, 2000, 3000, 4000]
+    else:
+        # 25 fps, B-frames between references: at most a few frames (40 ms each) late.
+        assert [t // 1000 for t in kept] == [0, 1, 2, 3, 4]
+        assert all(t % 1000 <= 3 * 40 and t % 40 == 0 for t in kept)
+        assert kept != [0, 1000, 2000, 3000, 4000]  # this video's window starts are B-frames
     video = segmented.adapters.documents.get("videos", summary.results[-1].video_doc_id or "")
     assert video is not None
     assert (video["status"], video["frames_sampled"], video["segments_total"]) == ("sampled", 5, 3)
+    assert video["decode_mode"] == decode
 
     # Every segment task delivered again: nothing is sampled or sent twice.
     for message in list(segmented.publisher.published[Topics.VIDEO_SEGMENTS]):
         segmented.publisher.publish(Topics.VIDEO_SEGMENTS, message.data, message.attributes)
     segmented.publisher.drain()
     assert [r.outcome for r in segmented.summary.results[4:]] == [Outcome.DUPLICATE] * 3
-    assert _sent_timestamps(segmented) == [0, 1000, 2000, 3000, 4000]
+    assert _sent_timestamps(segmented) == kept
 
 
 def test_object_metadata_overrides_the_sampling_policy(media, sampler_settings):

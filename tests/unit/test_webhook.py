@@ -353,3 +353,132 @@ def test_a_deletion_of_thousands_of_unknown_ids_writes_nothing(client):
     assert response.json == {"stored": 1, "unchanged": 0, "unknown_deletions": 2000}
     stored = documents.get_many("annotations", [f"labelstudio~{i['id']}" for i in ids])
     assert list(stored) == ["labelstudio~7"] and stored["labelstudio~7"]["status"] == "deleted"
+
+
+# --- Shapes (#18, point 5) -----------------------------------------------------------------
+
+
+def _ls_region(kind: str, value: dict, region_id: str) -> dict:
+    return {
+        "id": region_id,
+        "type": kind,
+        "from_name": kind.removesuffix("labels"),
+        "to_name": "image",
+        "original_width": 640,
+        "original_height": 480,
+        "value": value,
+    }
+
+
+def test_label_studio_polygons_keypoints_and_masks_are_stored(client):
+    http, documents = client
+    event = ls_event(annotation_id=40)
+    event["annotation"]["result"] += [
+        _ls_region(
+            "polygonlabels",
+            {"points": [[10, 10], [50, 10], [30, 40]], "polygonlabels": ["car"]},
+            "p1",
+        ),
+        _ls_region(
+            "keypointlabels", {"x": 25, "y": 50, "width": 0.5, "keypointlabels": ["person"]}, "k1"
+        ),
+        _ls_region(
+            "brushlabels", {"format": "rle", "rle": [0, 1, 2], "brushlabels": ["car"]}, "m1"
+        ),
+    ]
+    assert post_ls(http, event).status_code == 200
+    box, polygon, keypoint, mask = documents.get("annotations", "labelstudio~40")["boxes"]
+    assert box["shape"] == "box"
+    assert polygon["shape"] == "polygon"
+    assert polygon["points"] == pytest.approx([0.1, 0.1, 0.5, 0.1, 0.3, 0.4])
+    assert (polygon["x"], polygon["y"], polygon["w"], polygon["h"]) == pytest.approx(
+        (0.1, 0.1, 0.4, 0.3)
+    )
+    assert (polygon["left"], polygon["width"]) == pytest.approx((64, 256))
+    assert keypoint["shape"] == "keypoint" and keypoint["points"] == pytest.approx([0.25, 0.5])
+    assert (keypoint["w"], keypoint["h"]) == (0, 0)
+    assert mask["shape"] == "mask" and mask["rle"] == [0, 1, 2]
+
+
+def test_regions_no_export_holds_are_recorded_not_dropped(client):
+    http, documents = client
+    event = ls_event(annotation_id=41)
+    event["annotation"]["result"] = [
+        _ls_region(
+            "ellipselabels",
+            {"x": 5, "y": 5, "radiusX": 2, "radiusY": 3, "ellipselabels": ["car"]},
+            "e1",
+        ),
+        {
+            "id": "c1",
+            "type": "choices",
+            "from_name": "q",
+            "to_name": "image",
+            "value": {"choices": ["day"]},
+        },
+    ]
+    assert post_ls(http, event).status_code == 200
+    stored = documents.get("annotations", "labelstudio~41")
+    # Not "empty": an ellipse is not a negative. The choice is an answer, not a region.
+    assert (stored["status"], stored["boxes"], stored["unsupported"]) == (
+        "submitted",
+        [],
+        ["ellipselabels e1"],
+    )
+
+
+def test_scale_polygons_and_points_are_stored_and_lines_recorded(client):
+    http, documents = client
+    body = scale_callback(
+        boxes=[
+            {
+                "uuid": "p",
+                "type": "polygon",
+                "label": "car",
+                "vertices": [{"x": 64, "y": 48}, {"x": 320, "y": 48}, {"x": 192, "y": 240}],
+            },
+            {"uuid": "k", "type": "point", "label": "person", "x": 160, "y": 120},
+            {
+                "uuid": "l",
+                "type": "line",
+                "label": "car",
+                "vertices": [{"x": 1, "y": 1}, {"x": 5, "y": 5}],
+            },
+        ]
+    )
+    assert post_scale(http, body).status_code == 200
+    stored = documents.get("annotations", "scale~t1")
+    polygon, point = stored["boxes"]
+    assert polygon["points"] == pytest.approx([0.1, 0.1, 0.5, 0.1, 0.3, 0.5])
+    assert point["points"] == pytest.approx([0.25, 0.25])
+    assert stored["unsupported"] == ["line l"]
+
+
+@pytest.mark.parametrize(
+    ("region", "message"),
+    [
+        ({"type": "polygon", "vertices": [{"x": 1, "y": 1}, {"x": 5, "y": 5}]}, "three vertices"),
+        (
+            {"type": "polygon", "vertices": [{"x": 1, "y": 1}, {"x": 5, "y": 5}, {"x": 9, "y": 9}]},
+            "has no area",
+        ),
+        (
+            {
+                "type": "polygon",
+                "vertices": [{"x": 1, "y": 1}, {"x": 900, "y": 5}, {"x": 9, "y": 90}],
+            },
+            "past the image's edge",
+        ),
+        ({"type": "point", "x": 10, "y": float("nan")}, "finite number"),
+    ],
+)
+def test_shapes_that_cannot_be_labels_are_422(client, region, message):
+    http, documents = client
+    body = json.dumps(scale_callback(boxes=[{"uuid": "r", "label": "car", **region}])).encode()
+    response = http.post(
+        "/scale",
+        data=body,
+        headers={"scale-callback-auth": SCALE_KEY, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422 and message in response.json["error"]
+    assert documents.get("annotations", "scale~t1") is None

@@ -410,6 +410,13 @@ class DuckDbWarehouse:
                 db.execute(
                     f'CREATE TABLE IF NOT EXISTS "{self.dataset}"."{schema.name}" ({columns})'
                 )
+                # A table made by an older version lacks the columns added since.
+                for column in schema.columns:
+                    if not column.required:
+                        db.execute(
+                            f'ALTER TABLE "{self.dataset}"."{schema.name}" ADD COLUMN IF NOT'
+                            f' EXISTS "{column.name}" {_DUCKDB_TYPES[column.type]}'
+                        )
 
     def upsert(self, schema: TableSchema, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:

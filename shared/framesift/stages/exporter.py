@@ -120,7 +120,13 @@ def _plain(schema: TableSchema) -> Callable[[dict[str, Any]], Iterable[tuple[Tab
 def _annotation_rows(doc: dict[str, Any]) -> Iterator[tuple[TableSchema, Row]]:
     boxes = doc.get("boxes") or []
     labels = sorted({str(box.get("label")) for box in boxes if box.get("label")})
-    annotation = row_of(ANNOTATIONS_TABLE, doc, box_count=len(boxes), labels=",".join(labels))
+    annotation = row_of(
+        ANNOTATIONS_TABLE,
+        doc,
+        box_count=len(boxes),
+        labels=",".join(labels),
+        unsupported=", ".join(doc.get("unsupported") or []) or None,
+    )
     yield ANNOTATIONS_TABLE, annotation
     # A skipped (cancelled) annotation's boxes are no labels: its box rows are tombstones.
     gone = annotation["deleted"] or doc.get("status") == AnnotationStatus.CANCELLED
@@ -145,6 +151,9 @@ def _annotation_rows(doc: dict[str, Any]) -> Iterator[tuple[TableSchema, Row]]:
                     "w": box.get("w"),
                     "h": box.get("h"),
                     "rotation": box.get("rotation"),
+                    "shape": box.get("shape") or ("box" if box else None),
+                    "points": box.get("points"),
+                    "mask_rle": box.get("rle"),
                     "region_id": box.get("region_id"),
                     "created_at": annotation["created_at"],
                     "updated_at": doc.get("updated_at"),
@@ -197,9 +206,11 @@ def views(price_per_task: float) -> dict[str, str]:
         # Each frame's label: its newest live annotation (submitted, or empty: a negative); the
         # other annotators' stay in annotations and annotation_boxes for agreement figures.
         "frame_labels": f"""
-            SELECT frame_id, id AS annotation_id, vendor, status, annotator, vendor_updated_at
+            SELECT frame_id, id AS annotation_id, vendor, status, annotator, vendor_updated_at,
+                   image_width, image_height, unsupported
             FROM (
                 SELECT a.frame_id, a.id, a.vendor, a.status, a.annotator, a.vendor_updated_at,
+                       a.image_width, a.image_height, a.unsupported,
                        ROW_NUMBER() OVER (
                            PARTITION BY a.frame_id ORDER BY a.vendor_updated_at DESC, a.id DESC
                        ) AS newest

@@ -146,6 +146,7 @@ class Sampler:
                 f" over FRAMESIFT_MAX_VIDEO_PIXELS ({self._settings.max_video_pixels})",
             )
         segments = media.plan_segments(probe, policy, self._settings.segment_seconds)
+        decode = policy.decode_mode(probe.fps, self._settings.reference_decode_min_frames)
         documents.merge(
             Collections.VIDEOS,
             video.id,
@@ -156,6 +157,7 @@ class Sampler:
                 "height": probe.height,
                 "codec": probe.codec,
                 "policy": policy.model_dump(),
+                "decode_mode": decode.value,
                 "segments_total": len(segments),
                 "updated_at": utcnow(),
             },
@@ -175,6 +177,7 @@ class Sampler:
                 segment=segment,
                 width=probe.width,
                 height=probe.height,
+                decode=decode,
             )
             for index, segment in enumerate(segments)
         ]
@@ -217,6 +220,7 @@ class Sampler:
                 self._settings.jpeg_quality,
                 task.segment,
                 self._ffmpeg,
+                task.decode,
             ):
                 frames.append(self._store_frame(task, image))
         except SamplingFailed as exc:

@@ -16,10 +16,14 @@ second task for a frame. The SDK is imported when the vendor is built, so a func
 receives webhooks never loads it.
 
 In (``POST {webhook_url}/labelstudio``): ``{"action", "annotation": {"id", "result": [{"id",
-"value": {"x", "y", "width", "height", "rotation", "rectanglelabels"}, "original_width",
-"original_height"}], "completed_by", "created_at", "updated_at", "was_cancelled"}, "task":
-{"id", "data"}, "project"}``, boxes in percent of the image; ``ANNOTATIONS_DELETED`` carries
-``{"annotations": [{"id"}]}``. Label Studio waits 1 s and never retries a webhook.
+"type", "value", "original_width", "original_height"}], "completed_by", "created_at",
+"updated_at", "was_cancelled"}, "task": {"id", "data"}, "project"}``, values in percent of the
+image: ``rectanglelabels`` (x, y, width, height, rotation), ``polygonlabels`` (points),
+``keypointlabels`` (x, y) and ``brushlabels`` (Label Studio's RLE); other regions (ellipses)
+are recorded as unsupported, and answers that are not regions (choices, text) are not stored.
+``ANNOTATIONS_DELETED`` carries ``{"annotations": [{"id"}]}``. Label Studio waits 1 s and never
+retries a webhook. The project's labeling config has one control per configured shape
+(``FRAMESIFT_LABELING_SHAPES``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from xml.sax.saxutils import quoteattr
 
 from pydantic import BaseModel, Field
 
-from framesift.config import Settings, Vendor
+from framesift.config import Settings, Shape, Vendor
 from framesift.documents import AnnotationRecord, AnnotationStatus, Box, utcnow
 from framesift.errors import VendorRejected, VendorUnavailable
 from framesift.geometry import MAX_IMAGE_SIDE
@@ -50,12 +54,34 @@ WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELE
 R = TypeVar("R")
 
 
-def label_config(classes: Sequence[str]) -> str:
-    labels = "".join(f"<Label value={quoteattr(name)}/>" for name in classes)
-    return (
-        '<View><Image name="image" value="$image"/>'
-        f'<RectangleLabels name="label" toName="image">{labels}</RectangleLabels></View>'
+# The control tag of each shape in the project's labeling config, and the result type and
+# value key Label Studio gives its regions.
+CONTROLS = {
+    Shape.BOX: ("RectangleLabels", "label", "rectanglelabels"),
+    Shape.POLYGON: ("PolygonLabels", "polygon", "polygonlabels"),
+    Shape.KEYPOINT: ("KeyPointLabels", "keypoint", "keypointlabels"),
+    Shape.MASK: ("BrushLabels", "brush", "brushlabels"),
+}
+SHAPE_OF_RESULT = {result: shape for shape, (_, _, result) in CONTROLS.items()}
+# Result types that are regions no export holds (a frame labeled with one is left out of
+# snapshots); other results (choices, text, ratings, relations) are answers about the image,
+# not objects, and are not stored.
+UNSUPPORTED_REGIONS = frozenset(
+    {"ellipselabels", "ellipse", "rectangle", "polygon", "keypoint", "brush", "videorectangle"}
+)
+
+
+def label_config(classes: Sequence[str], shapes: Sequence[Shape] = (Shape.BOX,)) -> str:
+    # model_index orders keypoints in Label Studio's own COCO export, which refuses without it.
+    labels = "".join(
+        f'<Label value={quoteattr(name)} model_index="{index}"/>'
+        for index, name in enumerate(classes)
     )
+    controls = "".join(
+        f'<{tag} name="{name}" toName="image">{labels}</{tag}>'
+        for tag, name, _ in (CONTROLS[shape] for shape in shapes)
+    )
+    return f'<View><Image name="image" value="$image"/>{controls}</View>'
 
 
 class LabelStudioVendor:
@@ -179,7 +205,10 @@ class LabelStudioVendor:
             project_id = int(matches[0].id)
         else:
             created = self._client.projects.create(
-                title=title, label_config=label_config(self._settings.labeling_classes)
+                title=title,
+                label_config=label_config(
+                    self._settings.labeling_classes, self._settings.labeling_shapes
+                ),
             )
             project_id = int(created.id or 0)
         if self._documents.create(
@@ -253,14 +282,23 @@ def _body(body: Any) -> str:
 
 
 class LabelStudioValue(BaseModel):
+    """A region's value, for every shape: a rectangle's x, y, width, height and rotation, a
+    polygon's points, a keypoint's x and y, a brush's RLE; all in percent of the image but the
+    RLE. The labels are under the result type's name (``rectanglelabels``, ...)."""
+
     model_config = PAYLOAD
 
-    x: float
-    y: float
-    width: float
-    height: float
+    x: float | None = None
+    y: float | None = None
+    width: float | None = None
+    height: float | None = None
     rotation: float = 0.0
+    points: list[tuple[float, float]] | None = None
+    rle: list[int] | None = None
     rectanglelabels: list[str] = Field(default_factory=list)
+    polygonlabels: list[str] = Field(default_factory=list)
+    keypointlabels: list[str] = Field(default_factory=list)
+    brushlabels: list[str] = Field(default_factory=list)
 
 
 class LabelStudioRegion(BaseModel):
@@ -328,35 +366,24 @@ class LabelStudioWebhook(BaseModel):
 def labelstudio_record(
     annotation: LabelStudioAnnotation, task: LabelStudioTask
 ) -> AnnotationRecord:
-    boxes, width, height = [], None, None
+    boxes: list[Box] = []
+    unsupported: list[str] = []
+    width = height = None
     for region in annotation.result:
-        if region.type != "rectanglelabels":
+        shape = SHAPE_OF_RESULT.get(region.type)
+        if shape is None:
+            if region.type in UNSUPPORTED_REGIONS:
+                unsupported.append(f"{region.type} {region.id}")
             continue
         value = LabelStudioValue.model_validate(region.value)
         width = region.original_width or width
         height = region.original_height or height
-        scale_x = (region.original_width or 0) / 100
-        scale_y = (region.original_height or 0) / 100
-        for label in value.rectanglelabels or [""]:
-            boxes.append(
-                Box(
-                    label=label,
-                    left=value.x * scale_x,
-                    top=value.y * scale_y,
-                    width=value.width * scale_x,
-                    height=value.height * scale_y,
-                    x=value.x / 100,
-                    y=value.y / 100,
-                    w=value.width / 100,
-                    h=value.height / 100,
-                    rotation=value.rotation,
-                    region_id=region.id,
-                )
-            )
+        for label in getattr(value, region.type) or [""]:
+            boxes.append(_region(shape, label, value, region))
     if annotation.was_cancelled:
         status = AnnotationStatus.CANCELLED
     else:
-        status = AnnotationStatus.SUBMITTED if boxes else AnnotationStatus.EMPTY
+        status = AnnotationStatus.SUBMITTED if boxes or unsupported else AnnotationStatus.EMPTY
     annotator = annotation.completed_by
     if isinstance(annotator, dict):
         annotator = annotator.get("email") or annotator.get("id")
@@ -374,4 +401,42 @@ def labelstudio_record(
         annotator=str(annotator) if annotator is not None else None,
         vendor_created_at=annotation.created_at,
         vendor_updated_at=annotation.updated_at or annotation.created_at,
+        unsupported=unsupported,
+    )
+
+
+def _region(shape: Shape, label: str, value: LabelStudioValue, region: LabelStudioRegion) -> Box:
+    """One labeled region: percent values as fractions, and in pixels when the image's size is
+    given (points always in pixels, as the store checks them against the image's size)."""
+    known = region.original_width is not None and region.original_height is not None
+    px_x = (region.original_width or 0) / 100
+    px_y = (region.original_height or 0) / 100
+    if shape is Shape.MASK:
+        return Box(label=label, shape=shape, rle=value.rle, region_id=region.id)
+    if shape is Shape.POLYGON or shape is Shape.KEYPOINT:
+        if not known:
+            raise ValueError(f"{region.type} {region.id} has no original_width/original_height")
+        pairs = value.points if shape is Shape.POLYGON else [(value.x or 0.0, value.y or 0.0)]
+        points = [c for x, y in pairs or [] for c in (x * px_x, y * px_y)]
+        return Box(label=label, shape=shape, points=points, region_id=region.id)
+    if value.x is None or value.y is None or value.width is None or value.height is None:
+        raise ValueError(f"{region.type} {region.id} needs x, y, width and height")
+    box = Box(
+        label=label,
+        x=value.x / 100,
+        y=value.y / 100,
+        w=value.width / 100,
+        h=value.height / 100,
+        rotation=value.rotation,
+        region_id=region.id,
+    )
+    if not known:
+        return box  # placed on the frame's own size when stored
+    return box.model_copy(
+        update={
+            "left": value.x * px_x,
+            "top": value.y * px_y,
+            "width": value.width * px_x,
+            "height": value.height * px_y,
+        }
     )

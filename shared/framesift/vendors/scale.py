@@ -12,9 +12,11 @@ receives callbacks never loads it.
 
 In (``POST {webhook_url}/scale``, authenticated by the :data:`CALLBACK_AUTH_HEADER` header):
 ``{"task_id", "task": {..., "status", "metadata", "unique_id", "completed_at"}, "response":
-{"annotations": [{"uuid", "label", "left", "top", "width", "height", "attributes"}]}}``, boxes
-in pixels; an errored task has ``response.error`` instead, a cancelled one ``task.status ==
-"canceled"``.
+{"annotations": [{"uuid", "type", "label", "attributes", ...}]}}`` in pixels: a ``box`` has
+``left``, ``top``, ``width``, ``height``, a ``polygon`` its ``vertices`` ``[{"x", "y"}]``, a
+``point`` ``x`` and ``y``; lines, ellipses and cuboids are recorded as unsupported. An errored
+task has ``response.error`` instead, a cancelled one ``task.status == "canceled"``. The task's
+``geometries`` ask for the configured shapes (``FRAMESIFT_LABELING_SHAPES``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from framesift.config import Settings, Vendor
+from framesift.config import Settings, Shape, Vendor
 from framesift.documents import AnnotationRecord, AnnotationStatus, Box
 from framesift.errors import VendorRejected, VendorUnavailable
 from framesift.ports import LabelingRequest, LabelingTask
@@ -44,6 +46,26 @@ FINISHED = frozenset({"completed", "canceled", "error"})
 
 def _retryable(code: int | None) -> bool:
     return code is None or code in _RETRYABLE or code >= 500
+
+
+def geometries(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The task's ``geometries``: the configured classes in each configured shape Scale has
+    (it has no masks)."""
+    classes = list(settings.labeling_classes)
+    wanted: dict[str, dict[str, Any]] = {}
+    if Shape.BOX in settings.labeling_shapes:
+        wanted["box"] = {
+            "objects_to_annotate": classes,
+            "min_width": settings.scale_min_width,
+            "min_height": settings.scale_min_height,
+        }
+    if Shape.POLYGON in settings.labeling_shapes:
+        wanted["polygon"] = {"objects_to_annotate": classes}
+    if Shape.KEYPOINT in settings.labeling_shapes:
+        wanted["point"] = {"objects_to_annotate": classes}
+    if not wanted:
+        raise VendorRejected("Scale needs box, polygon or keypoint in FRAMESIFT_LABELING_SHAPES")
+    return wanted
 
 
 class ScaleVendor:
@@ -133,16 +155,51 @@ class ScaleVendor:
 # --- Callbacks ----------------------------------------------------------------------------
 
 
+class ScaleVertex(BaseModel):
+    model_config = PAYLOAD
+
+    x: float
+    y: float
+
+
 class ScaleBox(BaseModel):
+    """One annotation of a response, in pixels: a ``box`` (left, top, width, height), a
+    ``polygon`` (vertices) or a ``point`` (x, y); lines, ellipses and cuboids are recorded as
+    unsupported."""
+
     model_config = PAYLOAD
 
     uuid: str | None = None
+    type: str = "box"
     label: str
-    left: float
-    top: float
-    width: float
-    height: float
+    left: float | None = None
+    top: float | None = None
+    width: float | None = None
+    height: float | None = None
+    vertices: list[ScaleVertex] | None = None
+    x: float | None = None
+    y: float | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+
+    def region(self) -> Box | None:
+        """The stored region, or None for a geometry framesift does not export."""
+        common: dict[str, Any] = {
+            "label": self.label,
+            "region_id": self.uuid,
+            "attributes": self.attributes,
+        }
+        if self.type == "box":
+            if None in (self.left, self.top, self.width, self.height):
+                raise ValueError(f"box {self.uuid} needs left, top, width and height")
+            return Box(left=self.left, top=self.top, width=self.width, height=self.height, **common)
+        if self.type == "polygon":
+            points = [c for v in self.vertices or [] for c in (v.x, v.y)]
+            return Box(shape=Shape.POLYGON, points=points, **common)
+        if self.type == "point":
+            if self.x is None or self.y is None:
+                raise ValueError(f"point {self.uuid} needs x and y")
+            return Box(shape=Shape.KEYPOINT, points=[self.x, self.y], **common)
+        return None
 
 
 class ScaleResponse(BaseModel):
@@ -183,6 +240,7 @@ class ScaleCallback(BaseModel):
             status = AnnotationStatus.SUBMITTED
         else:
             status = AnnotationStatus.EMPTY
+        regions = [(annotation, annotation.region()) for annotation in response.annotations]
         return [
             AnnotationRecord(
                 id=AnnotationRecord.make_id(NAME, self.task_id),
@@ -191,18 +249,8 @@ class ScaleCallback(BaseModel):
                 task_id=self.task_id,
                 annotation_id=self.task_id,
                 status=status,
-                boxes=[
-                    Box(
-                        label=box.label,
-                        left=box.left,
-                        top=box.top,
-                        width=box.width,
-                        height=box.height,
-                        region_id=box.uuid,
-                        attributes=box.attributes,
-                    )
-                    for box in response.annotations
-                ],
+                boxes=[region for _, region in regions if region is not None],
+                unsupported=[f"{a.type} {a.uuid}" for a, region in regions if region is None],
                 vendor_created_at=task.created_at,
                 vendor_updated_at=task.updated_at or task.completed_at,
                 error=response.error,

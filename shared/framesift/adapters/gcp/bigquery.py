@@ -66,7 +66,14 @@ class BigQueryWarehouse:
                 )
             if schema.cluster_by:
                 table.clustering_fields = list(schema.cluster_by)
-            self._client.create_table(table, exists_ok=True)
+            existing = self._client.create_table(table, exists_ok=True)
+            # A table made by an older version lacks the columns added since: add them (an
+            # additive change, which BigQuery allows in place; the rows get NULL).
+            have = {field.name for field in existing.schema}
+            missing = [_bigquery_field(c) for c in schema.columns if c.name not in have]
+            if missing:
+                existing.schema = [*existing.schema, *missing]
+                self._client.update_table(existing, ["schema"])
 
     def upsert(self, schema: TableSchema, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
