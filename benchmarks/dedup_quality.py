@@ -3,12 +3,15 @@
     .venv/bin/pip install -e .[bench]   # scikit-image, for its bundled photographs
     .venv/bin/python benchmarks/dedup_quality.py
 
-The video (640x480, 10 fps, 150 s) is made of 19 segments showing 14 distinct photographs from
+The video (640x480, 10 fps, 260 s) is made of 31 segments showing 14 distinct photographs from
 scikit-image's bundled data: static holds with sensor noise and a slow brightness drift, pans
 across a photograph, zooms into one, hard cuts between them, holds that return to a
 photograph already seen, and hard negatives: holds into which an object (a patch of another
 photograph, its side from a half of the frame's down to a sixth) arrives half-way and stays, a new
-scene that looks much like the old one. For each pHash threshold it runs the embedded pipeline
+scene that looks much like the old one; then flat and low-texture holds (colour bars for 30 s,
+a gray gradient, a sky, a noisy night scene) and scenes that differ from the one before in colour
+only (a warm then a cool gradient, a red then a teal wall, each pair of the same luminance).
+For each pHash threshold it runs the embedded pipeline
 (1 frame per second, then dedup) and reports:
 
 - kept: frames that would be sent to labeling;
@@ -33,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from framesift import imagestats
 from framesift.config import Backend, Settings
 from framesift.local import EmbeddedPipeline
 
@@ -52,6 +56,18 @@ PHOTOS = [
     "page",
     "hubble_deep_field",
     "retina",
+]
+# Flat and low-texture scenes, made here, where pHash's coefficients sit near their median and
+# sensor noise flips its bits; and pairs that differ in colour only (the same luminance layout).
+SYNTHETIC = [
+    "colour_bars",
+    "gray_gradient",
+    "sky",
+    "night",
+    "warm_gradient",
+    "cool_gradient",
+    "red_wall",
+    "teal_wall",
 ]
 
 
@@ -88,12 +104,52 @@ SCRIPT = [
     Segment("brick", "arrival", 8, arriving="coffee", arriving_side=1 / 3),
     Segment("moon", "arrival", 8, arriving="astronaut", arriving_side=1 / 4),
     Segment("coins", "arrival", 8, arriving="rocket", arriving_side=1 / 6),
+    Segment("colour_bars", "hold", 30),
+    Segment("gray_gradient", "hold", 10),
+    Segment("sky", "hold", 10),
+    Segment("night", "hold", 10),
+    Segment("warm_gradient", "hold", 6),
+    Segment("cool_gradient", "hold", 6),  # the same layout in another colour: a new scene
+    Segment("red_wall", "hold", 6),
+    Segment("teal_wall", "hold", 6),  # the same flat wall, another colour
 ]
+
+
+def _synthetic(name: str) -> np.ndarray:
+    """A flat or low-texture scene, twice the frame size, RGB in 0..1."""
+    height, width = HEIGHT * 2, WIDTH * 2
+    across = np.linspace(0, 1, width)[None, :, None] * np.ones((height, 1, 1))
+    down = np.linspace(0, 1, height)[:, None, None] * np.ones((1, width, 1))
+    if name == "colour_bars":  # SMPTE's seven bars at 75 %
+        colours = (
+            np.array([[1, 1, 1], [1, 1, 0], [0, 1, 1], [0, 1, 0], [1, 0, 1], [1, 0, 0], [0, 0, 1]])
+            * 0.75
+        )
+        return colours[(across[..., 0] * 7).clip(0, 6).astype(int)]
+    if name == "gray_gradient":
+        return np.repeat(0.2 + 0.6 * across, 3, axis=2)
+    if name == "sky":
+        return np.concatenate([0.35 + 0.3 * down, 0.55 + 0.25 * down, 0.9 + 0 * down], axis=2)
+    if name == "night":
+        glow = np.exp(-(((across - 0.7) ** 2) + ((down - 0.3) ** 2)) * 20)
+        return np.repeat(0.05 + 0.06 * glow, 3, axis=2) * np.array([0.9, 0.9, 1.2])
+    # Gradients and walls in two colours of the same luminance (Rec. 601 weights).
+    luma = 0.25 + 0.5 * across if name.endswith("gradient") else 0.45 + 0 * across
+    tint = {
+        "warm_gradient": [1.35, 0.92, 0.55],
+        "cool_gradient": [0.55, 1.02, 1.45],
+        "red_wall": [1.6, 0.75, 0.75],
+        "teal_wall": [0.35, 1.2, 1.2],
+    }[name]
+    colour = np.asarray(tint) / (0.299 * tint[0] + 0.587 * tint[1] + 0.114 * tint[2])
+    return (luma * colour).clip(0, 1)
 
 
 def _photo(name: str) -> np.ndarray:
     from skimage import data, transform, util
 
+    if name in SYNTHETIC:
+        return _synthetic(name)
     image = util.img_as_float(getattr(data, name)())
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
@@ -141,7 +197,7 @@ def _frames(  # noqa: ANN202
 def make_video(path: Path, noise: float, drift: float) -> list[tuple[float, float, Segment]]:
     """Write the video; return each segment's [start, end) in seconds."""
     rng = np.random.default_rng(7)
-    photos = {name: _photo(name) for name in PHOTOS}
+    photos = {name: _photo(name) for name in PHOTOS + SYNTHETIC}
     encoder = subprocess.Popen(
         [
             "ffmpeg",
@@ -219,13 +275,28 @@ def score(kept_ms: list[int], timeline: list[tuple[float, float, Segment]]) -> S
             motion += len(inside)
         if inside:
             seen.add(segment.photo)
-    return Score(len(kept_ms), len(set(PHOTOS) - seen), redundant, motion, missed)
+    return Score(len(kept_ms), len(set(PHOTOS + SYNTHETIC) - seen), redundant, motion, missed)
 
 
-def framesift_kept(video: Path, threshold: int, workdir: Path) -> list[int]:
+def framesift_kept(
+    video: Path,
+    threshold: int,
+    workdir: Path,
+    layout: float | None = None,
+    dead_zone: float | None = None,
+) -> list[int]:
+    """The frames framesift keeps; ``layout`` and ``dead_zone`` replace the defaults (the
+    baseline rows: pHash alone, as before colour layouts and the dead zone)."""
     settings = Settings(backend=Backend.EMBEDDED, workdir=workdir, dedup_threshold=threshold)
-    pipeline = EmbeddedPipeline(settings)
-    pipeline.run([video], collector="bench")
+    if layout is not None:
+        settings = settings.model_copy(update={"dedup_layout_threshold": layout})
+    default_zone = imagestats.PHASH_DEAD_ZONE
+    imagestats.PHASH_DEAD_ZONE = default_zone if dead_zone is None else dead_zone
+    try:
+        pipeline = EmbeddedPipeline(settings)
+        pipeline.run([video], collector="bench")
+    finally:
+        imagestats.PHASH_DEAD_ZONE = default_zone
     frames = pipeline.adapters.documents.where("frames", "dedup_status", "kept")
     return sorted(int(f["timestamp_ms"]) for f in frames)
 
@@ -253,6 +324,7 @@ def ffmpeg_kept(video: Path, filters: str) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--thresholds", type=int, nargs="+", default=[4, 6, 8, 10, 12, 14, 16, 20])
+    parser.add_argument("--baseline-thresholds", type=int, nargs="+", default=[8, 10, 12])
     parser.add_argument("--noise", type=float, default=0.015, help="sensor noise, std of 0..1")
     parser.add_argument("--drift", type=float, default=0.06, help="brightness drift in a hold")
     args = parser.parse_args()
@@ -263,7 +335,7 @@ def main() -> None:
         arrivals = sum(1 for *_, s in timeline if s.kind == "arrival")
         print(
             f"{len(timeline)} segments ({holds} static holds, {arrivals} with an arriving object),"
-            f" {len(PHOTOS)} distinct photographs,"
+            f" {len(PHOTOS)} distinct photographs and {len(SYNTHETIC)} flat or colour-only scenes,"
             f" {int(timeline[-1][1])} s, noise {args.noise}, drift {args.drift};"
             " sampled at 1 frame per second"
         )
@@ -273,6 +345,13 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|")
         rows = [
+            (
+                f"pHash alone (before) <= {t}",
+                framesift_kept(video, t, Path(tmp) / f"b{t}", layout=255, dead_zone=0),
+            )
+            for t in args.baseline_thresholds
+        ]
+        rows += [
             (f"framesift pHash <= {t}", framesift_kept(video, t, Path(tmp) / f"t{t}"))
             for t in args.thresholds
         ]

@@ -157,6 +157,14 @@ class Settings(BaseSettings):
         description="Frames within this many bits of pHash of a kept frame are near duplicates "
         "(benchmarks/dedup_quality.py: objects arriving in a hold are lost from 16 bits up).",
     )
+    dedup_layout_threshold: float = Field(
+        default=12.0,
+        ge=0,
+        le=255,
+        description="A near duplicate's colour layout (each quarter's luma less the frame's, Cb "
+        "and Cr) must be within this many levels (mean absolute difference, 0..255) of the kept "
+        "frame's: a scene of one pHash in other colours or another light is kept.",
+    )
     dedup_scope: DedupScope = Field(
         default=DedupScope.COLLECTOR,
         description="Where near duplicates are looked for beyond the video: one collector's "

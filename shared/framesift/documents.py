@@ -101,6 +101,7 @@ class FrameRecord(BaseModel):
     phash: str
     sharpness: float
     brightness: float
+    layout: str | None = None  # the colour layout (framesift.imagestats)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -23,11 +23,10 @@ from typing import IO, Any
 
 import ffmpeg
 import numpy as np
-import numpy.typing as npt
 import simplejpeg
 
 from framesift.errors import SamplingFailed, ToolUnavailable, UnreadableVideo
-from framesift.imagestats import GRAY_SIZE, FrameStats, frame_stats
+from framesift.imagestats import GRAY_SIZE, FrameStats, SmallCopy, frame_stats
 from framesift.messages import Segment
 from framesift.sampling import DecodeMode, SamplingMode, SamplingPolicy
 
@@ -257,10 +256,18 @@ def _read_frames(
     frames.put(None)
 
 
-def _read_gray(stream: IO[bytes], frames: queue.Queue[npt.NDArray[np.uint8] | None]) -> None:
-    size = GRAY_SIZE * GRAY_SIZE
-    while len(data := stream.read(size)) == size:
-        frames.put(np.frombuffer(data, dtype=np.uint8).reshape(GRAY_SIZE, GRAY_SIZE))
+def _read_small(stream: IO[bytes], frames: queue.Queue[SmallCopy | None]) -> None:
+    """The small YCbCr 4:2:0 copies: luma, then the two chroma planes at half the side."""
+    luma, half = GRAY_SIZE * GRAY_SIZE, (GRAY_SIZE // 2) ** 2
+    while len(data := stream.read(luma + 2 * half)) == luma + 2 * half:
+        planes = np.frombuffer(data, dtype=np.uint8)
+        frames.put(
+            SmallCopy(
+                planes[:luma].reshape(GRAY_SIZE, GRAY_SIZE),
+                planes[luma : luma + half].reshape(GRAY_SIZE // 2, GRAY_SIZE // 2),
+                planes[luma + half :].reshape(GRAY_SIZE // 2, GRAY_SIZE // 2),
+            )
+        )
     frames.put(None)
 
 
@@ -277,10 +284,11 @@ def sample(
 
     The filter graph selects frames once, then splits them: one branch goes out raw (YUV 4:2:0,
     cropped to even sides) on stdout and is encoded here with libjpeg-turbo (simplejpeg), several
-    times cheaper than ffmpeg's own MJPEG encoder; the other is scaled to a tiny gray image on a
-    second pipe for pHash, sharpness and brightness. ``showinfo`` on stderr gives each frame's
-    presentation time and size, in the same order. ``decode`` says which frames are decoded at
-    all (every one, reference frames, keyframes: the policy's own choice when not given).
+    times cheaper than ffmpeg's own MJPEG encoder; the other is scaled to a tiny YCbCr image on a
+    second pipe for pHash, sharpness, brightness and the colour layout. ``showinfo`` on stderr
+    gives each frame's presentation time and size, in the same order. ``decode`` says which
+    frames are decoded at all (every one, reference frames, keyframes: the policy's own choice
+    when not given).
     """
     input_args: dict[str, Any] = {"nostdin": None}
     if skip := _SKIP_FRAME.get(decode or policy.decode_mode(None, 0)):
@@ -299,42 +307,44 @@ def sample(
         .filter("showinfo")
         .split()
     )
-    gray_read, gray_write = os.pipe()
+    small_read, small_write = os.pipe()
     # Every selected frame out as it is: no frame duplicated or dropped to fit a frame rate.
     passthrough = {"fps_mode": "passthrough"} if tools.takes_fps_mode else {}
     raw_output = selected[0].output("pipe:1", format="rawvideo", pix_fmt="yuv420p", **passthrough)
-    gray = (
+    small_copy = (
         selected[1]
         .filter("scale", GRAY_SIZE, GRAY_SIZE, flags="area")
-        .output(f"pipe:{gray_write}", format="rawvideo", pix_fmt="gray", **passthrough)
+        .output(f"pipe:{small_write}", format="rawvideo", pix_fmt="yuv420p", **passthrough)
     )
     global_args = ["-hide_banner", "-loglevel", "level+info"]
     if not tools.takes_fps_mode:
         global_args += ["-vsync", "passthrough"]
     command = (
-        ffmpeg.merge_outputs(raw_output, gray).global_args(*global_args).compile(cmd=tools.ffmpeg)
+        ffmpeg.merge_outputs(raw_output, small_copy)
+        .global_args(*global_args)
+        .compile(cmd=tools.ffmpeg)
     )
     try:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(gray_write,)
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(small_write,)
         )
     finally:
-        os.close(gray_write)
+        os.close(small_write)
     if process.stdout is None or process.stderr is None:
         raise SamplingFailed("could not open pipes to ffmpeg")
     infos: queue.Queue[_FrameInfo | None] = queue.Queue()
     # A few frames of slack: ffmpeg may write a frame's raw output before the previous frame's
-    # gray one, so both pipes are read all the time, never one waiting for the other.
+    # small one, so both pipes are read all the time, never one waiting for the other.
     frames: queue.Queue[tuple[_FrameInfo, bytes] | None] = queue.Queue(maxsize=4)
-    grays: queue.Queue[npt.NDArray[np.uint8] | None] = queue.Queue()
+    smalls: queue.Queue[SmallCopy | None] = queue.Queue()
     said = _Diagnostics()
-    with os.fdopen(gray_read, "rb") as gray_stream:
+    with os.fdopen(small_read, "rb") as small_stream:
         readers = [
             threading.Thread(target=_read_stderr, args=(process.stderr, infos, said), daemon=True),
             threading.Thread(
                 target=_read_frames, args=(process.stdout, infos, frames), daemon=True
             ),
-            threading.Thread(target=_read_gray, args=(gray_stream, grays), daemon=True),
+            threading.Thread(target=_read_small, args=(small_stream, smalls), daemon=True),
         ]
         for reader in readers:
             reader.start()
@@ -342,7 +352,7 @@ def sample(
         try:
             while (item := frames.get(timeout=600)) is not None:
                 info, raw = item
-                small = grays.get(timeout=600)
+                small = smalls.get(timeout=600)
                 if len(raw) != info.width * info.height * 3 // 2 or small is None:
                     raise SamplingFailed("ffmpeg's outputs disagree on the frames")
                 yield SampledImage(

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from framesift.errors import BadEvent
 from framesift.events import PubSubMessage
+from framesift.imagestats import LAYOUT_UNKNOWN
 from framesift.sampling import DecodeMode, SamplingPolicy
 
 # Attribute that marks a message on the video-segments topic.
@@ -47,6 +48,7 @@ class SampledFrame(BaseModel):
     brightness: float
     width: int | None = None
     height: int | None = None
+    layout: str = LAYOUT_UNKNOWN  # unknown in a message from before colour layouts
 
 
 class FrameBatch(_Message):

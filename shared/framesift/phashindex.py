@@ -6,19 +6,21 @@ so at least one band is identical (pigeonhole): looking up the exact band values
 every hash within ``t``, which gives recall 1.0 by construction, and the candidates are then
 verified by their full distance.
 
-Storage: one *bucket* document per (scope, band, band value), holding the hashes of its kept
-frames packed as 8-byte big-endian integers in one bytes field (``hashes``). Packing is what
-makes a lookup fast and the index large: the candidates of a lookup are verified with one
-vectorised XOR and popcount (numpy) instead of a Python loop, a hash costs 8 bytes, and a bytes
-field gives Firestore no per-entry index entries to build. Which frame owns a hash is kept apart,
-in one *owner* document per (scope, hash), read only when a lookup found a match.
+Storage: one *bucket* document per (scope, band, band value), holding the hashes of its kept frames
+packed as 8-byte big-endian integers in one bytes field (``hashes``), and their colour layouts (12
+bytes each, :mod:`framesift.imagestats`) in the same order in another (``layouts``; a bucket written
+before them has fewer, and the missing ones are unknown). Packing is what makes a lookup fast and
+the index large: the candidates of a lookup are verified with one vectorised XOR and popcount
+(numpy) instead of a Python loop, a hash costs 8 bytes, and a bytes field gives Firestore no per-
+entry index entries to build. Which frame owns a hash is kept apart, in one *owner* document per
+(scope, hash), read only when a lookup found a match.
 
 A lookup therefore reads exactly ``t + 1`` bucket documents, plus one owner document on a match,
 whatever the index size. A bucket holds about ``n / 2^width`` hashes for ``n`` uniformly spread
 ones (at ``t = 10`` the bands are 5 and 6 bits wide: at most about 3 % of the scope), so
-Firestore's 1 MiB document limit caps one scope (a collector, or everything) at about 4 million
-kept frames. Beyond that the split must change: fewer, wider bands searched within a radius, at
-the price of more reads per lookup.
+Firestore's 1 MiB document limit caps one scope (a collector, or everything) at about 1.6 million
+kept frames (20 bytes each). Beyond that the split must change: fewer, wider bands searched
+within a radius, at the price of more reads per lookup.
 
 Concurrency: a decision reads the bucket documents and writes the kept hash into them in one
 transaction. Two near-identical hashes share a band value, so their transactions read and write
@@ -35,7 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from framesift.imagestats import LAYOUT_UNKNOWN, layout_distance
+
 _PACKED = np.dtype(">u8")
+_LAYOUT = len(LAYOUT_UNKNOWN) // 2  # bytes per colour layout
 
 
 @dataclass(frozen=True)
@@ -74,25 +79,58 @@ def owner_id(scope: str, phash: str) -> str:
 
 
 def nearest(
-    phash: str, buckets: Iterable[Mapping[str, Any] | None], threshold: int
+    phash: str,
+    buckets: Iterable[Mapping[str, Any] | None],
+    threshold: int,
+    layout: str = LAYOUT_UNKNOWN,
+    layout_threshold: float = 255.0,
 ) -> Neighbour | None:
-    """The closest hash within ``threshold`` in the buckets read (ties: the smallest hash)."""
-    packed = [bucket["hashes"] for bucket in buckets if bucket and bucket.get("hashes")]
-    if not packed:
+    """The closest hash within ``threshold`` in the buckets read whose colour layout is within
+    ``layout_threshold`` of ``layout`` (an unknown layout agrees with any); ties: the smallest
+    hash."""
+    read = [bucket for bucket in buckets if bucket and bucket.get("hashes")]
+    if not read:
         return None
-    stored = np.frombuffer(b"".join(packed), _PACKED)
+    stored = np.frombuffer(b"".join(bytes(b["hashes"]) for b in read), _PACKED)
     distances = np.bitwise_count(stored ^ np.uint64(int(phash, 16)))
     close = np.flatnonzero(distances <= threshold)
     if not close.size:
         return None
+    if layout != LAYOUT_UNKNOWN:
+        layouts = b"".join(_layouts(b) for b in read)
+        close = np.array(
+            [
+                i
+                for i in close.tolist()
+                if (d := layout_distance(layout, layouts[i * _LAYOUT : (i + 1) * _LAYOUT].hex()))
+                is None
+                or d <= layout_threshold
+            ],
+            dtype=np.int64,
+        )
+        if not close.size:
+            return None
     best = min(zip(distances[close].tolist(), stored[close].tolist(), strict=True))
     return Neighbour(phash=f"{best[1]:016x}", distance=best[0])
 
 
-def added(buckets: Mapping[str, Mapping[str, Any] | None], phash: str) -> dict[str, dict[str, Any]]:
-    """The writes that add a hash to the bucket documents read."""
+def _layouts(bucket: Mapping[str, Any]) -> bytes:
+    """The bucket's colour layouts, one per hash (unknown for hashes stored before them)."""
+    count = len(bucket["hashes"]) // 8
+    known = bytes(bucket.get("layouts") or b"")
+    return known + bytes.fromhex(LAYOUT_UNKNOWN) * (count - len(known) // _LAYOUT)
+
+
+def added(
+    buckets: Mapping[str, Mapping[str, Any] | None], phash: str, layout: str = LAYOUT_UNKNOWN
+) -> dict[str, dict[str, Any]]:
+    """The writes that add a hash and its colour layout to the bucket documents read."""
     packed = int(phash, 16).to_bytes(8, "big")
     return {
-        bucket_id: {"hashes": bytes((bucket or {}).get("hashes") or b"") + packed}
+        bucket_id: {
+            "hashes": bytes((bucket or {}).get("hashes") or b"") + packed,
+            "layouts": (_layouts(bucket) if bucket and bucket.get("hashes") else b"")
+            + bytes.fromhex(layout),
+        }
         for bucket_id, bucket in buckets.items()
     }

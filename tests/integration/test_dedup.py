@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from framesift.config import Backend, DedupScope, Settings
+from framesift.imagestats import hamming, layout_distance
 from framesift.local import EmbeddedPipeline
 from framesift.messages import FrameBatch, KeptFrames, SampledFrame
 from framesift.stages.dedup import BatchOutcome, Dedup
@@ -71,6 +72,23 @@ def test_every_distinct_scene_is_kept_and_its_repeats_dropped(media, embedded_se
         assert decisions[ms]["dedup_drop_reason"] == "near_duplicate"
         assert decisions[ms]["dedup_scope"] == "video"
         assert decisions[ms]["dedup_duplicate_of"] == decisions[of]["id"]
+
+
+def test_a_flat_noisy_hold_keeps_one_frame_and_a_change_of_colour_is_kept(media, embedded_settings):
+    """Colour bars under sensor noise for 10 s, then a red and a teal wall of one luma: pHash
+    alone kept frames of the bars over and over (noise decided their bits) and dropped the teal
+    wall as the red one (luma only); the dead zone and the colour layout keep one of each."""
+    pipeline = EmbeddedPipeline(embedded_settings)
+    video = _run(pipeline, media["flat_and_colour"])
+
+    frames = sorted(_frames(pipeline, video), key=lambda f: f["timestamp_ms"])
+    kept = [f["timestamp_ms"] // 1000 for f in frames if f["dedup_status"] == "kept"]
+    assert len(frames) == 16
+    assert kept == [0, 10, 13]
+    teal = next(f for f in frames if f["timestamp_ms"] // 1000 == 13)
+    red = next(f for f in frames if f["timestamp_ms"] // 1000 == 10)
+    assert hamming(teal["phash"], red["phash"]) <= embedded_settings.dedup_threshold
+    assert layout_distance(teal["layout"], red["layout"]) > embedded_settings.dedup_layout_threshold
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import SecretStr
 
 from framesift.events import finalize_message
-from framesift.imagestats import hamming
+from framesift.imagestats import hamming, layout_distance
 from framesift.local import EmbeddedPipeline
 from framesift.messages import KeptFrames
 from framesift.stages.exporter import Exporter
@@ -52,11 +52,15 @@ def test_everything_three_times_in_any_order_leaves_each_item_once(media, embedd
     sampled = list(videos)
 
     kept = [f for f in frames if f["dedup_status"] == "kept"]
-    for video_doc_id in sampled:  # never two near twins kept in one video
-        hashes = [f["phash"] for f in kept if f["video_doc_id"] == video_doc_id]
-        for i, one in enumerate(hashes):
-            for other in hashes[i + 1 :]:
-                assert hamming(one, other) > settings.dedup_threshold
+    for video_doc_id in sampled:  # never two near twins (in pHash and colour) kept in one video
+        twins = [f for f in kept if f["video_doc_id"] == video_doc_id]
+        for i, one in enumerate(twins):
+            for other in twins[i + 1 :]:
+                assert (
+                    hamming(one["phash"], other["phash"]) > settings.dedup_threshold
+                    or layout_distance(one["layout"], other["layout"])
+                    > settings.dedup_layout_threshold
+                )
 
     lines = [
         json.loads(line)["framesift-frame-id"]

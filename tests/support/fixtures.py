@@ -63,6 +63,17 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "mandelbrot=size=320x240:rate=25,trim=end_frame=1,loop=loop=49:size=1:start=0",
         ],
     )
+    files["flat_and_colour"] = folder / "flat_and_colour.mp4"
+    # 10 s of colour bars with sensor noise (a flat still scene), then a red wall and a teal wall
+    # of about the same luma, 3 s each (a change of colour only), all at 640x480.
+    lavfi_video(
+        files["flat_and_colour"],
+        [
+            "smptebars=size=640x480:rate=25:duration=10,noise=alls=10:allf=t",
+            "color=c=0xC84040:size=640x480:rate=25:duration=3,noise=alls=8:allf=t",
+            "color=c=0x327D7D:size=640x480:rate=25:duration=3,noise=alls=8:allf=t",
+        ],
+    )
     files["vfr"] = folder / "vfr.mp4"
     # 2 s at 30 fps, then 2 s at 7 fps, in one stream with its real timestamps.
     lavfi_video(

@@ -1,4 +1,5 @@
-"""pHash, sharpness and brightness from the gray frame, checked against a reference."""
+"""pHash, sharpness, brightness and the colour layout from the small YCbCr copy, checked
+against a reference and against noise."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from framesift.imagestats import GRAY_SIZE, frame_stats, hamming, phash, sharpness
+from framesift.imagestats import (
+    GRAY_SIZE,
+    LAYOUT_UNKNOWN,
+    SmallCopy,
+    frame_stats,
+    hamming,
+    layout_distance,
+    phash,
+    sharpness,
+)
 
 
 def _pattern(seed: int) -> np.ndarray:
@@ -25,11 +35,13 @@ def test_phash_matches_imagehash_on_the_same_32x32_image(seed):
     # imagehash resizes to 32x32 itself; a 32x32 input is left as it is.
     reference = imagehash.phash(Image.fromarray(small.astype(np.float32), mode="F"))
 
-    ours = phash(gray)
+    ours = phash(gray, dead_zone=0)
 
     assert (
         hamming(ours, str(reference)) <= 1
     )  # float32 vs float64 may flip a coefficient at the median
+    # The dead zone changes a textured picture's hash in a few bits at most.
+    assert hamming(phash(gray), ours) <= 6
 
 
 def test_near_identical_frames_are_close_and_different_pictures_far():
@@ -49,7 +61,7 @@ def test_blur_lowers_sharpness_and_brightness_is_the_mean():
     blurred = np.asarray(Image.fromarray(picture).filter(ImageFilter.GaussianBlur(3)))
 
     assert sharpness(blurred) < sharpness(picture) / 2
-    stats = frame_stats(picture)
+    stats = frame_stats(SmallCopy(picture, picture, picture))
     assert stats.brightness == pytest.approx(picture.mean(), abs=0.001)
     assert sharpness(np.full((GRAY_SIZE, GRAY_SIZE), 77, dtype=np.uint8)) == 0.0
 
@@ -57,3 +69,45 @@ def test_blur_lowers_sharpness_and_brightness_is_the_mean():
 def test_phash_rejects_an_image_it_cannot_hash():
     with pytest.raises(ValueError, match="square"):
         phash(np.zeros((100, 80), dtype=np.uint8))
+
+
+def _noisy(picture: np.ndarray, rng: np.random.Generator, std: float) -> np.ndarray:
+    """``picture`` as a 640x480 frame with sensor noise (std a fraction of full scale), scaled
+    down by area to the small copy, as ffmpeg makes it."""
+    big = Image.fromarray(picture.astype(np.float32), mode="F").resize((640, 480))
+    noisy = np.asarray(big) + rng.normal(0, std * 255, (480, 640))
+    small = Image.fromarray(noisy.astype(np.float32), mode="F").resize(
+        (GRAY_SIZE, GRAY_SIZE), Image.Resampling.BOX
+    )
+    return np.clip(np.asarray(small), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("std", [0.015, 0.05])
+def test_a_flat_picture_under_sensor_noise_keeps_its_hash(std):
+    """Colour bars' luma and a gradient: without the dead zone noise decides many of their bits;
+    with it two noisy frames of one still scene are a few bits apart at most."""
+    rng = np.random.default_rng(4)
+    across = np.linspace(0, 1, GRAY_SIZE)[None, :] * np.ones((GRAY_SIZE, 1))
+    bars = np.array([191, 168, 134, 112, 63, 41, 16])[(across * 7).clip(0, 6).astype(int)]
+    for flat in (bars.astype(float), 50 + 150 * across):
+        frames = [_noisy(flat, rng, std) for _ in range(6)]
+        worst = max(hamming(phash(frames[0]), phash(f)) for f in frames[1:])
+        without = max(hamming(phash(frames[0], 0), phash(f, 0)) for f in frames[1:])
+        assert worst <= 4, (worst, without)  # far inside the 10-bit threshold
+        assert without >= 12  # what the dead zone is for
+
+
+def test_the_colour_layout_tells_colours_of_one_layout_apart():
+    """A red and a teal wall of the same luma hash alike; their colour layouts are far apart,
+    and noise moves a layout by a level or two."""
+    rng = np.random.default_rng(5)
+    flat = np.full((GRAY_SIZE, GRAY_SIZE), 1.0)
+
+    def wall(cb: float, cr: float) -> SmallCopy:
+        return SmallCopy(*(_noisy(flat * value, rng, 0.015) for value in (115, cb, cr)))
+
+    red, red_again, teal = wall(100, 190), wall(100, 190), wall(150, 70)
+    assert hamming(frame_stats(red).phash, frame_stats(teal).phash) <= 2
+    assert layout_distance(frame_stats(red).layout, frame_stats(red_again).layout) <= 2
+    assert layout_distance(frame_stats(red).layout, frame_stats(teal).layout) >= 40
+    assert layout_distance(frame_stats(red).layout, LAYOUT_UNKNOWN) is None

@@ -67,3 +67,17 @@ def test_a_lookup_reads_threshold_plus_one_buckets_of_its_scope():
     ids = phashindex.bucket_ids("collector:cam", "0123456789abcdef", 10)
     assert len(ids) == len(set(ids)) == 11
     assert all(i.startswith("collector:cam~b") for i in ids)
+
+
+def test_a_hash_of_another_colour_is_no_neighbour_and_old_buckets_still_match():
+    phash, red, teal = "00ff00ff00ff00ff", "40404040" + "3131315e" * 2, "40404040" + "4a4a4a22" * 2
+    old_bucket = {"hashes": int(phash, 16).to_bytes(8, "big")}  # written before colour layouts
+    [new_bucket] = phashindex.added({"b": old_bucket}, "00ff00ff00ff00fe", red).values()
+    assert len(new_bucket["hashes"]) == 16 and len(new_bucket["layouts"]) == 24
+
+    # The old hash (unknown colour) matches any colour; the new one only its own.
+    assert phashindex.nearest(phash, [new_bucket], 2, teal).phash == phash
+    only_new = {"hashes": new_bucket["hashes"][8:], "layouts": new_bucket["layouts"][12:]}
+    assert phashindex.nearest(phash, [only_new], 2, red, 12).distance == 1
+    assert phashindex.nearest(phash, [only_new], 2, teal, 12) is None
+    assert phashindex.nearest(phash, [only_new], 2).distance == 1  # no layout given: any

@@ -11,7 +11,9 @@ index and what the transaction guarantees):
 2. exact duplicates: the SHA-256 of the JPEG bytes, across the whole dataset
    (``content_hashes/{sha256}`` names the first kept frame with those bytes);
 3. near duplicates within the video: the pHash against every frame kept so far in the same
-   video, so a parked car filmed for ten minutes keeps one frame;
+   video, so a parked car filmed for ten minutes keeps one frame; a frame is a near duplicate
+   only of one whose colour layout is close too (a scene of the same layout in another colour
+   is new: :mod:`framesift.imagestats`);
 4. near duplicates across the dataset: the same against the frames kept in the configured
    scope (the collector, or everything), so the same road driven twice is not labeled twice.
 
@@ -74,6 +76,7 @@ class Dedup:
         self._adapters = adapters
         self._settings = settings
         self._threshold = settings.dedup_threshold
+        self._layout_threshold = settings.dedup_layout_threshold
         self._scope = settings.dedup_scope
 
     def handle_message(self, message: PubSubMessage) -> BatchResult:
@@ -131,6 +134,7 @@ class Dedup:
                 "width": info.width,
                 "height": info.height,
                 "phash": stats.phash,
+                "layout": stats.layout,
                 "sharpness": stats.sharpness,
                 "brightness": stats.brightness,
             }
@@ -225,7 +229,9 @@ class Dedup:
                     if name not in indexed:
                         continue
                     read = {key[1]: docs[key] for key in buckets[name]}
-                    for bucket_id, data in phashindex.added(read, frame.phash).items():
+                    for bucket_id, data in phashindex.added(
+                        read, frame.phash, frame.layout
+                    ).items():
                         writes[(Collections.PHASH_BUCKETS, bucket_id)] = data
                     owner = phashindex.owner_id(scope, frame.phash)
                     writes[(Collections.PHASH_OWNERS, owner)] = {"frame_id": frame.frame_id}
@@ -250,7 +256,13 @@ class Dedup:
                 distance=0,
             )
         for name, keys in buckets.items():
-            match = phashindex.nearest(frame.phash, (docs[key] for key in keys), self._threshold)
+            match = phashindex.nearest(
+                frame.phash,
+                (docs[key] for key in keys),
+                self._threshold,
+                frame.layout,
+                self._layout_threshold,
+            )
             if match is None:
                 continue
             owner_key = (Collections.PHASH_OWNERS, phashindex.owner_id(scopes[name], match.phash))

@@ -302,6 +302,7 @@ class Sampler:
             size_bytes=len(image.jpeg),
             sha256=sha256,
             phash=image.stats.phash,
+            layout=image.stats.layout,
             sharpness=image.stats.sharpness,
             brightness=image.stats.brightness,
         )
