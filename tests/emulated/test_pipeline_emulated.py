@@ -18,17 +18,23 @@ from framesift_dev import apicalls
 from framesift_dev.devstack import BIGQUERY_DATASET, FRAMES_BUCKET, RAW_BUCKET
 from framesift_infra.permissions import needs
 from tests.support.infra import PROJECT, grants
+from tests.support.media import lavfi_video
 from tests.support.payloads import scale_completes
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.emulated
 
 
-def test_upload_to_bigquery(devstack, media, scale, unique):
+def test_upload_to_bigquery(devstack, scale, unique, tmp_path):
     gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
     db = firestore.Client(project=devstack.project)
+    # Three shots of a size no other test uses: the same frames uploaded by another test of the
+    # session would be exact duplicates (dedup's content hashes are dataset-wide) and dropped.
+    video = tmp_path / "three_shots.mp4"
+    shots = ["color=c=red:", "color=c=blue:", "testsrc2="]
+    lavfi_video(video, [f"{shot}size=320x256:rate=25:duration=2" for shot in shots], "-g", "50")
     blob = gcs.bucket(RAW_BUCKET).blob(f"e2e-{unique}/three_shots.mp4")
-    blob.upload_from_filename(str(media["three_shots"]), content_type="video/mp4")
+    blob.upload_from_filename(str(video), content_type="video/mp4")
     video_doc_id = VideoRecord.make_id(RAW_BUCKET, blob.name, int(blob.generation))
 
     def frames() -> list[dict]:

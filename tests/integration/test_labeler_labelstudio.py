@@ -81,7 +81,7 @@ def test_project_and_webhook_are_set_up_once(settings):
     assert one.project_id() == two.project_id()
     project = one.client.projects.get(id=one.project_id())
     assert project.title == settings.labelstudio_project
-    assert '<Label value="car"/>' in (project.label_config or "")
+    assert '<Label value="car" model_index="0"/>' in (project.label_config or "")
     assert "<RectangleLabels" in (project.label_config or "")
     hooks = [
         h

@@ -26,11 +26,13 @@ from framesift.ports import (
 _BATCH = 300
 # Lock contention (many callbacks about one frame at once) aborts transactions. The client
 # retries an aborted commit at once, _COMMIT_ATTEMPTS times, and an abort while reading not at
-# all; either way the transaction is begun again here, after a random pause that grows, up to
-# _CONTENTION_ATTEMPTS times, before answering BackendUnavailable.
+# all; either way the transaction is begun again here, after a random pause that grows up to
+# _CONTENTION_MAX_PAUSE_S, up to _CONTENTION_ATTEMPTS times (about 5 s in all at worst), before
+# answering BackendUnavailable (the caller's retry: a vendor's, Pub/Sub's).
 _COMMIT_ATTEMPTS = 5
-_CONTENTION_ATTEMPTS = 8
+_CONTENTION_ATTEMPTS = 10
 _CONTENTION_PAUSE_S = 0.05
+_CONTENTION_MAX_PAUSE_S = 1.0
 
 
 def _contended(exc: Exception) -> bool:
@@ -107,7 +109,8 @@ class FirestoreDocumentStore:
                 attempt += 1
                 if attempt == _CONTENTION_ATTEMPTS:
                     raise BackendUnavailable(f"Firestore transaction contended: {exc}") from exc
-                time.sleep(random.uniform(0, _CONTENTION_PAUSE_S * 2**attempt))  # noqa: S311
+                pause = min(_CONTENTION_MAX_PAUSE_S, _CONTENTION_PAUSE_S * 2**attempt)
+                time.sleep(random.uniform(0, pause))  # noqa: S311
 
     def changed_since(self, collection: str, since: datetime | None) -> Iterator[dict[str, Any]]:
         query: Any = self._client.collection(collection)
