@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,7 +83,6 @@ class Stored:
     stored: int = 0
     unchanged: int = 0
     unknown_deletions: int = 0
-    refused: list[str] = field(default_factory=list)
 
 
 def store_all(
