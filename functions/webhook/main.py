@@ -8,11 +8,5 @@ from framesift.runtime import callbacks
 
 @functions_framework.http
 def receive_callback(request: flask.Request) -> flask.Response:
-    reply = callbacks().receive(
-        request.method,
-        request.path,
-        request.headers,
-        request.content_length,
-        lambda limit: request.stream.read(limit),
-    )
+    reply = callbacks().receive_request(request)
     return flask.make_response(flask.jsonify(reply.body), reply.status)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import mimetypes
 import threading
-from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from collections.abc import Iterable
+from typing import Any
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -72,14 +72,7 @@ class LocalServer:
     def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         if request.path.startswith(WEBHOOK_ROUTE + "/"):
-            reply = self._receiver.receive(
-                request.method,
-                request.path,
-                # Case-insensitive, as the webhook function's Flask headers are.
-                cast("Mapping[str, str]", request.headers),
-                request.content_length,
-                lambda limit: request.stream.read(limit),
-            )
+            reply = self._receiver.receive_request(request)
             response = Response(
                 json.dumps(reply.body), status=reply.status, mimetype="application/json"
             )

@@ -24,7 +24,7 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, Protocol
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -37,6 +37,22 @@ from framesift.ports import DocumentStore
 from framesift.vendors import labelstudio, scale
 
 log = get_logger(__name__)
+
+
+class HttpRequest(Protocol):
+    """What the receiver reads of a WSGI request (Flask's in the function, werkzeug's in
+    ``framesift serve``); their headers look up names case-insensitively."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def headers(self) -> Any: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def stream(self) -> IO[bytes]: ...
 
 
 class Reply(BaseModel):
@@ -72,6 +88,15 @@ class CallbackReceiver:
                 parse=lambda body: labelstudio.LabelStudioWebhook.model_validate(body).records(),
             ),
         }
+
+    def receive_request(self, request: HttpRequest) -> Reply:
+        return self.receive(
+            request.method,
+            request.path,
+            request.headers,
+            request.content_length,
+            lambda limit: request.stream.read(limit),
+        )
 
     def receive(
         self,
