@@ -34,6 +34,11 @@ class StackConfig:
     images_prefix: str = _SETTINGS.images_prefix
     max_delivery_attempts: int = _SETTINGS.max_delivery_attempts
     price_per_task: float = _SETTINGS.labeling_price_per_task
+    # A pre-labeling model (gs://bucket/object): the labeler is sized for it and may read it.
+    model_uri: str = ""
+    # Tasks per labeling round (0: none, every frame sent at once), and when rounds run.
+    labeling_budget: int = _SETTINGS.labeling_budget
+    labeling_round_schedule: str = "0 0 * * *"
     # The infra's own: raw videos move to Coldline after this many days; older versions of
     # frames and manifests are deleted this many days after being replaced; the export schedule.
     cold_after_days: int = 30
@@ -78,6 +83,9 @@ class StackConfig:
             "labelstudio_url": own.get("labelstudioUrl"),
             "price_per_task": own.get_float("pricePerTask"),
             "webhook_access": own.get("webhookAccess"),
+            "model_uri": own.get("modelUri"),
+            "labeling_budget": own.get_int("labelingBudget"),
+            "labeling_round_schedule": own.get("labelingRoundSchedule"),
         }
         vendor = given["vendor"] or cls.vendor
         secrets = {

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import pulumi
 import pulumi_command as command
 import pulumi_gcp as gcp
 
+from framesift.messages import ROUND_MESSAGE
 from framesift.schemas import ALL_TABLES
 from framesift.topology import (
     DEDUP,
@@ -147,6 +148,20 @@ DEPLOYMENTS = {
         warehouse=True,
     ),
 }
+
+# The labeler with a pre-labeling model (benchmarks/inference.py, docs/benchmarks.md): a
+# YOLOv8n-sized model took the labeler's peak memory from 69 to 166 MiB, and a 1080p frame's
+# pre-label from 61 ms on one thread to 41 ms on two. So: 2 vCPUs and one batch at a time per
+# instance (inference gets both cores, as FRAMESIFT_MODEL_THREADS says), 1 GiB for a model
+# several times that size.
+MODEL_LABELER = replace(DEPLOYMENTS[LABELER.name], memory="1Gi", cpu="2", concurrency=1)
+
+
+def deployment_of(spec: FunctionSpec, config: StackConfig) -> Deployment:
+    """A function's size and access: the labeler's grows with a model."""
+    if spec is LABELER and config.model_uri:
+        return MODEL_LABELER
+    return DEPLOYMENTS[spec.name]
 
 
 @dataclass(frozen=True)
@@ -581,6 +596,7 @@ def _environment(config: StackConfig, stack: Stack) -> dict[str, pulumi.Input[st
         "FRAMESIFT_BIGQUERY_DATASET": "framesift",
         "FRAMESIFT_BIGQUERY_LOCATION": config.region,
         "FRAMESIFT_MAX_DELIVERY_ATTEMPTS": str(config.max_delivery_attempts),
+        "FRAMESIFT_LABELING_BUDGET": str(config.labeling_budget),
     }
 
 
@@ -595,7 +611,7 @@ def _function(
     pubsub_agent: str,
     builder: gcp.serviceaccount.Account,
 ) -> None:
-    deployment = DEPLOYMENTS[spec.name]
+    deployment = deployment_of(spec, config)
     account = stack.add(
         gcp.serviceaccount.Account(
             f"sa-{spec.name}",
@@ -627,6 +643,9 @@ def _function(
     own_env = dict(env)
     if spec is LABELER:  # the vendors call back the webhook, deployed first
         own_env["FRAMESIFT_WEBHOOK_URL"] = stack.functions[WEBHOOK.name].url
+        if config.model_uri:
+            own_env["FRAMESIFT_MODEL_URI"] = config.model_uri
+            own_env["FRAMESIFT_MODEL_THREADS"] = deployment.cpu
     if deployment.signs_urls:
         own_env["FRAMESIFT_SIGNER_SERVICE_ACCOUNT"] = account.email
     function = stack.add(
@@ -714,7 +733,7 @@ def _grant(
     config: StackConfig,
 ) -> list[pulumi.Resource]:
     """Bind the function's roles; returns the secret accessor grants, which it must wait for."""
-    deployment = DEPLOYMENTS[spec.name]
+    deployment = deployment_of(spec, config)
     for role in deployment.project_roles:
         stack.add(
             gcp.projects.IAMMember(
@@ -753,6 +772,23 @@ def _grant(
                             f'{name}/objects/{config.images_prefix}")'
                         )
                     ),
+                },
+            )
+        )
+    if spec is LABELER and config.model_uri.startswith("gs://"):
+        # The model's one object, wherever its bucket is, and nothing else there.
+        bucket, _, name = config.model_uri.removeprefix("gs://").partition("/")
+        stack.add(
+            gcp.storage.BucketIAMMember(
+                f"{spec.name}-reads-model",
+                opts=stack.opts(),
+                bucket=bucket,
+                role="roles/storage.objectViewer",
+                member=member,
+                condition={
+                    "title": "the model only",
+                    "description": "the pre-labeling model's object",
+                    "expression": f'resource.name == "projects/_/buckets/{bucket}/objects/{name}"',
                 },
             )
         )
@@ -874,17 +910,52 @@ def _push_subscription(
 
 
 def _scheduler(stack: Stack, config: StackConfig) -> None:
+    _tick(
+        stack,
+        config,
+        ("export-tick", "framesift-export"),
+        config.export_schedule,
+        Topics.EXPORT_REQUESTS,
+        {"full": False},
+    )
+    if config.labeling_budget:
+        # The budget's rounds, marked as such by their attribute; no round name in the body:
+        # the labeler names each by the UTC day it was published.
+        _tick(
+            stack,
+            config,
+            ("labeling-round", "framesift-labeling-round"),
+            config.labeling_round_schedule,
+            Topics.LABELING_ROUNDS,
+            {},
+            {ROUND_MESSAGE: "scheduled"},
+        )
+
+
+def _tick(
+    stack: Stack,
+    config: StackConfig,
+    names: tuple[str, str],
+    schedule: str,
+    topic: str,
+    body: dict[str, Any],
+    attributes: dict[str, str] | None = None,
+) -> None:
+    """A Cloud Scheduler job (its resource and job names) publishing ``body`` to ``topic`` on
+    ``schedule``, in UTC."""
+    resource, name = names
     stack.add(
         gcp.cloudscheduler.Job(
-            "export-tick",
+            resource,
             opts=stack.opts(),
-            name="framesift-export",
+            name=name,
             region=config.region,
-            schedule=config.export_schedule,
+            schedule=schedule,
             time_zone="Etc/UTC",
-            pubsub_target={
-                "topic_name": stack.topics[Topics.EXPORT_REQUESTS].id,
-                "data": base64.b64encode(json.dumps({"full": False}).encode()).decode(),
-            },
+            pubsub_target=gcp.cloudscheduler.JobPubsubTargetArgs(
+                topic_name=stack.topics[topic].id,
+                data=base64.b64encode(json.dumps(body).encode()).decode(),
+                attributes=attributes,
+            ),
         )
     )

@@ -23,6 +23,8 @@ timestamp is not older, in one transaction with the frame:
   skipped, else ``labeling_failed`` while one errored, else (all deleted) ``requested`` again.
   Exports take the frame's newest live annotation as its label (the exporter's
   ``frame_labels`` view); the other annotators' are kept for agreement figures;
+- **agreement**: a live label of a frame the model pre-labeled stores its matches with the
+  pre-label (:mod:`framesift.agreement`), for the warehouse's model-quality views;
 - **deletions** keep the stored record (annotator, image size, boxes, creation time) with the
   status ``deleted``, which hides it from an older update arriving after it. A deletion of an
   annotation never stored writes nothing (``framesift reconcile`` brings the store to the
@@ -37,8 +39,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from framesift.agreement import match
 from framesift.config import Settings, Shape, Vendor
 from framesift.documents import (
+    LIVE_STATUSES,
     AnnotationRecord,
     AnnotationStatus,
     Box,
@@ -54,6 +58,7 @@ from framesift.topology import Collections
 ANNOTATIONS = Collections.ANNOTATIONS
 FRAMES = Collections.FRAMES
 _EPOCH = "1970-01-01T00:00:00+00:00"
+
 # A frame's status from the annotations it has (deleted ones gone), the first that applies: one
 # live annotation (submitted, or empty: a negative) makes it labeled whatever else it has.
 _FRAME_STATUS = (
@@ -128,6 +133,12 @@ def store(documents: DocumentStore, record: AnnotationRecord, rules: LabelRules)
         if stored and version(stored) >= version(record.model_dump()):
             return {}, False  # a repeated callback, or an older one arriving late
         data = _merged(record, stored, frame, rules)
+        prediction_id = (frame or {}).get("model_prediction_id")
+        if prediction_id and data["status"] in LIVE_STATUSES:
+            prediction_key: DocKey = (ANNOTATIONS, str(prediction_id))
+            if prediction_key not in docs:
+                raise ReadMore([prediction_key])
+            _add_matches(data, docs[prediction_key], stored)
         writes: dict[DocKey, dict] = {key: data}
         frame_fields = _frame_fields(frame, data) if frame is not None else {}
         if frame_fields:
@@ -184,7 +195,24 @@ def _merged(
     ]
     # The most boxes this annotation ever had: the exporter tombstones the slots it lost.
     data["box_slots"] = max(len(record.boxes), int((stored or {}).get("box_slots") or 0))
+    data["match_slots"] = int((stored or {}).get("match_slots") or 0)
     return data
+
+
+def _add_matches(
+    data: dict[str, Any], prediction: dict[str, Any] | None, stored: dict[str, Any] | None
+) -> None:
+    """The label's agreement with the frame's pre-label (framesift.agreement), on ``data``."""
+    if prediction is None:
+        return
+    matches = match(
+        [Box.model_validate(box) for box in prediction.get("boxes") or []],
+        [Box.model_validate(box) for box in data["boxes"]],
+        prediction.get("model_classes") or [],
+    )
+    data["model_version"] = prediction.get("model_version")
+    data["model_matches"] = [m.as_fields() for m in matches]
+    data["match_slots"] = max(len(matches), int((stored or {}).get("match_slots") or 0))
 
 
 def checked(box: Box, width: int, height: int, rules: LabelRules) -> Box:

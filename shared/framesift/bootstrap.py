@@ -17,9 +17,10 @@ from framesift.delivery import GiveUp
 from framesift.events import PubSubMessage
 from framesift.ports import DocumentStore
 from framesift.topology import DEDUP, EXPORTER, LABELER, SAMPLER
-from framesift.wiring import Adapters
+from framesift.wiring import Adapters, Lazy
 
 if TYPE_CHECKING:
+    from framesift.prelabels import Prelabeler
     from framesift.webhook import CallbackReceiver
 
 
@@ -46,13 +47,34 @@ def handler(function: str, adapters: Adapters, settings: Settings) -> Handler:
         from framesift.stages.labeler import Labeler
         from framesift.vendors import build_vendor
 
-        labeler = Labeler(adapters, settings, build_vendor(settings, adapters))
+        labeler = Labeler(
+            adapters,
+            settings,
+            build_vendor(settings, adapters),
+            prelabeler=_prelabeler(adapters, settings),
+        )
         return Handler(labeler.handle_message, labeler.give_up)
     if function == EXPORTER.name:
         from framesift.stages.exporter import Exporter
 
         return Handler(Exporter(adapters, settings).handle_message)
     raise KeyError(f"{function!r} is not a Pub/Sub function of the bundle")
+
+
+def _prelabeler(adapters: Adapters, settings: Settings) -> Lazy[Prelabeler] | None:
+    """The configured model's pre-labeler, loaded on the first batch: a model that cannot load
+    then fails that delivery (dead-lettered when permanent), not the instance's start."""
+    if not settings.model_uri:
+        return None
+
+    def load() -> Prelabeler:
+        from framesift.adapters.onnx import load_detector
+        from framesift.prelabels import Prelabeler
+
+        detector = load_detector(settings, adapters.blobs)
+        return Prelabeler(detector, settings, adapters.documents, adapters.blobs)
+
+    return Lazy(load)
 
 
 def callback_receiver(settings: Settings, documents: DocumentStore) -> CallbackReceiver:

@@ -49,6 +49,7 @@ BENCHMARKS = {
     "dedup": ["benchmarks/dedup_quality.py", "benchmarks/dedup_lookup.py"],
     "export": ["benchmarks/export.py"],
     "cold-start": ["benchmarks/cold_start.py"],
+    "inference": ["benchmarks/inference.py"],
 }
 
 
@@ -153,6 +154,22 @@ def run(
             min=0,
         ),
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="An ONNX detector (a path or gs://) that pre-labels each kept frame and ranks "
+            "frames by its uncertainty [FRAMESIFT_MODEL_URI].",
+        ),
+    ] = None,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            help="Label at most N frames this run, the most uncertain first plus an audit "
+            "share drawn at random; the rest are skipped with their score"
+            + _default("labeling_budget"),
+            min=0,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     serve: Annotated[
         bool | None,
@@ -179,6 +196,8 @@ def run(
         dedup_threshold=threshold,
         labeling_vendor=vendor,
         labeling_price_per_task=price,
+        model_uri=model,
+        labeling_budget=budget,
     )
     server = None
     if serve or (serve is None and settings.labeling_vendor is not Vendor.MANIFEST):
@@ -340,9 +359,13 @@ def report(
     ] = None,
 ) -> None:
     """Contact sheets per video (kept frames with timestamps, dropped ones greyed with the frame
-    they repeat) and an HTML page linking them. Without --workdir, FRAMESIFT_* settings pick the
+    they repeat) and an HTML page linking them; with a model, its agreement with the human
+    labels (precision, recall, AP@0.5 per class, mAP, worst frames) from the warehouse.
+    Without --workdir, FRAMESIFT_* settings pick the
     backend: the emulated stack with `framesift dev up`'s exports, or Google Cloud."""
-    from framesift.report import write_report
+    from framesift.report import model_agreement, write_report
+    from framesift.schemas import ALL_TABLES
+    from framesift.stages.exporter import views
     from framesift.wiring import build_adapters
 
     embedded = {"backend": Backend.EMBEDDED, "workdir": workdir} if workdir else {}
@@ -356,14 +379,34 @@ def report(
     else:
         videos = [doc["id"] for doc in documents.changed_since(Collections.VIDEOS, None)]
         images = [doc["id"] for doc in documents.where(Collections.FRAMES, "source", "image")]
-    sheets = write_report(adapters.documents, adapters.blobs, videos + images, out)
+    warehouse = adapters.warehouse
+    warehouse.ensure_tables(ALL_TABLES)
+    warehouse.ensure_views(views(settings.labeling_price_per_task))
+    agreement = model_agreement(warehouse)
+    sheets = write_report(adapters.documents, adapters.blobs, videos + images, out, agreement)
     table = Table("source", "id", "frames", "kept", "sheet")
     for sheet in sheets:
         table.add_row(
             sheet.source, sheet.video_doc_id, str(sheet.frames), str(sheet.kept), str(sheet.path)
         )
     console.print(table)
+    if agreement:
+        for title, rows in (
+            ("model against humans (IoU 0.5, from the warehouse)", agreement.overall),
+            ("per class", agreement.per_class),
+            ("frames where they disagree most", agreement.disagreements),
+        ):
+            _print_rows(title, rows)
     console.print(f"open {out / 'index.html'}")
+
+
+def _print_rows(title: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    table = Table(*rows[0], title=title)
+    for row in rows:
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(table)
 
 
 @app.command()

@@ -43,6 +43,22 @@ class Shape(StrEnum):
     MASK = "mask"  # a brush mask (Label Studio only)
 
 
+class OutputFormat(StrEnum):
+    """How a detector's outputs are decoded (framesift.detection)."""
+
+    AUTO = "auto"  # from the model's outputs
+    YOLO = "yolo"  # [1, 4 + classes, anchors], NMS by framesift
+    NMS = "nms"  # NMS in the model
+
+
+class Uncertainty(StrEnum):
+    """How unsure the model is of a frame, from its boxes' scores (0 sure, 1 unsure)."""
+
+    MARGIN = "margin"  # its most ambiguous box: 1 - |2s - 1|, highest at s = 0.5; none: 0
+    LEAST_CONFIDENCE = "least_confidence"  # 1 - its most confident box's score; none: 1
+    ENTROPY = "entropy"  # the highest binary entropy of a box's score, in bits; none: 0
+
+
 class ImageUrlMode(StrEnum):
     SIGNED = "signed"  # a V4 signed URL, for vendors without access to the bucket
     GCS = "gs"  # gs://bucket/object, for a vendor given read access (Scale's GCS integration)
@@ -224,14 +240,82 @@ class Settings(BaseSettings):
     )
     selection_policy: str | None = Field(
         default=None,
-        description="Which kept frames are labeled: a `module:factory` policy, or none for the "
-        "built-in one (see `selection_min_sharpness`).",
+        description="Which kept frames are labeled, in which order: a `module:factory` policy, "
+        "or none for the built-in one (with a model, the most uncertain first; without, the "
+        "sharpest first; both skip frames below `selection_min_sharpness`).",
     )
     selection_min_sharpness: float = Field(
         default=0.0,
         ge=0,
-        description="The built-in policy skips frames below this sharpness and sends the "
-        "sharpest first.",
+        description="The built-in policies skip frames below this sharpness.",
+    )
+    selection_uncertainty: Uncertainty = Field(
+        default=Uncertainty.MARGIN,
+        description="How unsure the model is of a frame: `margin` (its box scored nearest 0.5), "
+        "`least_confidence` (1 - its best box's score; a frame with no box counts as unsure) or "
+        "`entropy`.",
+    )
+    labeling_budget: int = Field(
+        default=0,
+        ge=0,
+        description="Tasks per labeling round (0: no budget, every selected frame is sent at "
+        "once). With a budget, kept frames wait for the round (Cloud Scheduler's, daily; "
+        "`framesift run --budget`: the end of the run), which sends the most uncertain first "
+        "and skips the rest with their score.",
+    )
+    labeling_audit_fraction: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="The share of a round's budget spent on frames drawn at random from the "
+        "rest, so the model is also measured where it is confident.",
+    )
+
+    model_uri: str | None = Field(
+        default=None,
+        description="An ONNX detector whose boxes pre-label each kept frame: a path or "
+        "`gs://bucket/object`, loaded once per instance.",
+    )
+    model_version: str | None = Field(
+        default=None,
+        description="The model's version on its pre-labels (default: its file's name and the "
+        "first 12 hex digits of its SHA-256).",
+    )
+    model_classes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="The model's class names in index order, comma-separated (default: the "
+        "`names` in the model's metadata, as Ultralytics exports write it). Classes outside "
+        "`labeling_classes` are ignored.",
+    )
+    model_format: OutputFormat = Field(
+        default=OutputFormat.AUTO,
+        description="How to decode the model's outputs: `yolo` ([1, 4 + classes, anchors], NMS "
+        "by framesift), `nms` (NMS in the model), or `auto` from their shapes.",
+    )
+    model_input_size: int = Field(
+        default=640,
+        ge=32,
+        le=4096,
+        description="The input's side when the model's input size is dynamic.",
+    )
+    model_confidence: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Boxes the model scores below this are neither pre-labels nor counted in "
+        "its uncertainty (Ultralytics' default).",
+    )
+    model_iou: float = Field(
+        default=0.7,
+        gt=0,
+        le=1,
+        description="Non-maximum suppression's IoU for a model without NMS (Ultralytics' default).",
+    )
+    model_threads: int = Field(
+        default=0,
+        ge=0,
+        description="onnxruntime's threads per inference (0: one per core; the infra sets the "
+        "labeler's vCPUs).",
     )
     webhook_url: str | None = Field(
         default=None,
@@ -308,7 +392,7 @@ class Settings(BaseSettings):
         description="Logs are JSON lines for Cloud Logging (`severity`, `message`, trace).",
     )
 
-    @field_validator("labeling_classes", "labeling_shapes", mode="before")
+    @field_validator("labeling_classes", "labeling_shapes", "model_classes", mode="before")
     @classmethod
     def _split_classes(cls, value: object) -> object:
         """``FRAMESIFT_LABELING_CLASSES=car,person`` (a comma-separated list)."""

@@ -4,9 +4,10 @@ each status a document can take. Collection names are in :mod:`framesift.topolog
 - ``videos/{id}``: :class:`VideoRecord`, one per object generation;
 - ``video_segments/{id}``: :class:`SegmentRecord`;
 - ``frames/{id}``: :class:`FrameRecord` as the sampler (or dedup, for a photo) writes it, then
-  the fields of :class:`DedupDecision` (``dedup_*``) and :class:`FrameLabeling`
-  (``labeling_*``) merged in by the later stages;
-- ``annotations/{vendor}~{annotation id}``: :class:`AnnotationRecord`;
+  the fields of :class:`DedupDecision` (``dedup_*``), :class:`FramePrediction` (``model_*``)
+  and :class:`FrameLabeling` (``labeling_*``) merged in by the later stages;
+- ``annotations/{vendor}~{annotation id}``: :class:`AnnotationRecord`, a vendor's annotation
+  or (vendor ``model``) a model's pre-label;
 - ``dead_letters/{subscriber}~{message id}``: :class:`DeadLetterRecord`;
 - ``ignored_uploads/{id}``: :class:`IgnoredUpload`, an upload no stage takes, and why.
 """
@@ -151,7 +152,9 @@ class LabelingStatus(StrEnum):
     """A kept frame's ``labeling_status``."""
 
     REQUESTED = "requested"  # a task exists at the vendor
-    SKIPPED = "skipped"  # left out by the selection policy
+    QUEUED = "queued"  # waiting for the labeling round that spends the budget
+    SELECTED = "selected"  # chosen by a round, its task not recorded yet
+    SKIPPED = "skipped"  # left out by the selection policy or the budget
     LABELED = "labeled"  # an annotation (with boxes, or none: a negative) came back
     CANCELLED = "labeling_cancelled"  # skipped by the annotator or cancelled at the vendor
     FAILED = "labeling_failed"  # the vendor could not label it, or the request was given up
@@ -169,6 +172,11 @@ class FrameLabeling(BaseModel):
     labeling_requested_at: datetime | None = None
     labeling_error: str | None = None
     labeling_skip_reason: str | None = None
+    # The selection's view of the frame: higher is labeled first (with a model: its
+    # uncertainty), and why it was chosen ("priority" or "audit") in which round.
+    labeling_priority: float | None = None
+    labeling_selected_as: str | None = None
+    labeling_round: str | None = None
     # Each annotation the frame has ({"id", "status"}, deleted ones removed): its status follows
     # from them (framesift.annotations), not from whichever callback came last.
     labeling_annotations: list[dict[str, str]] | None = None
@@ -178,12 +186,36 @@ class FrameLabeling(BaseModel):
         return self.model_dump(mode="python", exclude_unset=True)
 
 
+class FramePrediction(BaseModel):
+    """The pre-label a frame has (``model_*`` fields, set by the labeler with a model): its
+    annotation's id, the model's version, how unsure it is and how many boxes it drew."""
+
+    model_prediction_id: str
+    model_version: str
+    model_uncertainty: float
+    model_boxes: int
+
+    def as_fields(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
 class AnnotationStatus(StrEnum):
     SUBMITTED = "submitted"
     EMPTY = "empty"  # submitted with no box: the frame has nothing of the classes
     CANCELLED = "cancelled"  # skipped by the annotator or cancelled at the vendor
     ERROR = "error"  # the vendor could not label it
     DELETED = "deleted"
+    PREDICTED = "predicted"  # a model's pre-label, never a frame's label
+
+
+# A label's statuses (a negative is one): a frame's label is one of these, and only these are
+# matched with its pre-label.
+LIVE_STATUSES = (AnnotationStatus.SUBMITTED, AnnotationStatus.EMPTY)
+
+
+class AnnotationSource(StrEnum):
+    HUMAN = "human"
+    MODEL = "model"
 
 
 class Box(BaseModel):
@@ -209,6 +241,7 @@ class Box(BaseModel):
     points: list[float] | None = None
     rle: list[int] | None = None  # a mask, in Label Studio's brush RLE, the image's size
     region_id: str | None = None
+    score: float | None = None  # a model's confidence in it
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -231,6 +264,15 @@ class AnnotationRecord(BaseModel):
     unsupported: list[str] = Field(default_factory=list)
     # The most boxes this annotation ever had: the exporter tombstones the slots it lost.
     box_slots: int = 0
+    source: AnnotationSource = AnnotationSource.HUMAN
+    # A model's pre-label: the model's version, its class names and how unsure it is.
+    model_version: str | None = None
+    model_classes: list[str] = Field(default_factory=list)
+    uncertainty: float | None = None
+    # A human label's agreement with the frame's pre-label (framesift.agreement.Match), and the
+    # most matches it ever had (the exporter tombstones the rest).
+    model_matches: list[dict[str, Any]] = Field(default_factory=list)
+    match_slots: int = 0
     received_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -59,6 +59,11 @@ class InvalidAnnotation(PermanentError, ValueError):
     the tolerance, a class outside the configured set, an impossible image size."""
 
 
+class InvalidModel(PermanentError, ValueError):
+    """A detector that cannot be used: not ONNX, outputs no decoder reads, no class names, or
+    none of the labeling classes (``FRAMESIFT_MODEL_*``)."""
+
+
 class InvalidPolicy(PermanentError, ValueError):
     """A selection policy that cannot be loaded (``FRAMESIFT_SELECTION_POLICY``)."""
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from framesift.errors import BadEvent
 from framesift.ports import BlobInfo
@@ -38,6 +38,9 @@ class PubSubMessage(BaseModel):
     data: str = ""
     attributes: dict[str, str] = Field(default_factory=dict)
     message_id: str = Field(default="", alias="messageId")
+    publish_time: datetime | None = Field(
+        default=None, validation_alias=AliasChoices("publishTime", "publish_time")
+    )
 
     def payload(self) -> bytes:
         return base64.b64decode(self.data) if self.data else b""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from framesift.config import Backend, Settings
 from framesift.delivery import deliver
 from framesift.events import PubSubMessage, finalize_message
 from framesift.logs import traced
-from framesift.messages import ExportRequest
+from framesift.messages import ROUND_MESSAGE, ExportRequest, LabelingRound
 from framesift.naming import iter_inputs, upload_name
 from framesift.ports import BlobInfo
 from framesift.stages.dedup import BatchOutcome, BatchResult
@@ -152,13 +153,24 @@ class EmbeddedPipeline:
         collector: str,
         done: Callable[[Path], None] | None = None,
     ) -> RunSummary:
-        """Every stage on each input in turn (``done`` after each), then the export to the
-        DuckDB warehouse, requested on its topic as Cloud Scheduler does."""
+        """Every stage on each input in turn (``done`` after each), then, with a labeling
+        budget, the run's labeling round, and the export to the DuckDB warehouse, each requested
+        on its topic as Cloud Scheduler does."""
+        started = datetime.now(UTC)
         for path in iter_inputs(paths):
             self.upload(path, collector)
             self.publisher.drain()
             if done is not None:
                 done(path)
+        if self.settings.labeling_budget:
+            # The run is the budget's period: its one round, once every frame is queued.
+            round_id = f"run-{started:%Y%m%dT%H%M%S.%fZ}"
+            self.publisher.publish(
+                Topics.LABELING_ROUNDS,
+                LabelingRound(round=round_id).model_dump_json().encode(),
+                {ROUND_MESSAGE: round_id},
+            )
+            self.publisher.drain()
         self.publisher.publish(Topics.EXPORT_REQUESTS, ExportRequest().model_dump_json().encode())
         self.publisher.drain()
         self.summary.dead_letters = len(self.publisher.published[Topics.DEAD_LETTERS])

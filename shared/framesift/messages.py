@@ -5,11 +5,14 @@
 - ``video-segments``: :class:`SegmentTask`, one part of a long video (sampler to sampler);
 - ``frames-sampled``: :class:`FrameBatch`, a chunk of one segment's frames (sampler to dedup);
 - ``frames-kept``: :class:`KeptFrames`, a batch's kept frames (dedup to labeler);
+- ``labeling-rounds``: :class:`LabelingRound` (Cloud Scheduler, or the embedded run's end, to
+  the labeler);
 - ``export-requests``: :class:`ExportRequest` (Cloud Scheduler, or an operator, to exporter).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -21,6 +24,8 @@ from framesift.sampling import DecodeMode, SamplingPolicy
 
 # Attribute that marks a message on the video-segments topic.
 SEGMENT_MESSAGE = "framesift-segment"
+# Attribute that marks a message on the labeling-rounds topic (Cloud Scheduler sets it too).
+ROUND_MESSAGE = "framesift-round"
 
 
 class _Message(BaseModel):
@@ -122,6 +127,25 @@ class SegmentTask(_Message):
     @property
     def segment_id(self) -> str:
         return f"{self.video_doc_id}_{self.index:05d}"
+
+
+class LabelingRound(_Message):
+    """A labeling round: spend the budget on the frames queued for it. ``round`` names the
+    budget's period; Cloud Scheduler's static message leaves it out and the round is the UTC
+    day the message was published."""
+
+    kind: ClassVar[str] = "labeling round"
+
+    round: str | None = None
+
+    @classmethod
+    def from_message(cls, message: PubSubMessage) -> LabelingRound:
+        payload = message.json_payload() if message.data else {}
+        named = payload.get("round") if isinstance(payload, dict) else None
+        if named:
+            return cls(round=str(named))
+        published = message.publish_time or datetime.now(UTC)
+        return cls(round=published.astimezone(UTC).date().isoformat())
 
 
 class ExportRequest(_Message):

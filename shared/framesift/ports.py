@@ -6,9 +6,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from framesift.errors import ReadMore
+
+if TYPE_CHECKING:
+    from framesift.detection import Detection
+    from framesift.documents import Box
 
 T = TypeVar("T")
 DocKey = tuple[str, str]  # (collection, document id)
@@ -127,6 +131,11 @@ class LabelingRequest:
     width: int | None
     height: int | None
     metadata: Mapping[str, Any]
+    # The model's pre-label, when a model is configured: its boxes (pixels and fractions, with
+    # scores), its version and how unsure it is of the frame.
+    prelabels: Sequence[Box] = ()
+    model_version: str | None = None
+    uncertainty: float | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,18 @@ class LabelingVendor(Protocol):
         Raises :class:`~framesift.errors.VendorUnavailable` for a failure worth retrying, and
         :class:`~framesift.errors.VendorRejected` for one that retrying cannot fix.
         """
+        ...
+
+
+class Detector(Protocol):
+    """An object detector, loaded once per instance."""
+
+    version: str  # what its pre-labels are stored and sent under
+    classes: Sequence[str]  # its class names, by class index
+
+    def detect(self, image: bytes) -> list[Detection]:
+        """The boxes it finds on a JPEG or PNG frame, scoring at least its confidence floor,
+        in the frame's pixels."""
         ...
 
 

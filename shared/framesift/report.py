@@ -1,6 +1,10 @@
 """Contact sheets: per video, every sampled frame in time order, the kept ones in colour with
 their timestamp and the dropped ones greyed with the frame they repeat, so a user can see at a
-glance whether the dedup threshold is right; and an HTML page linking them."""
+glance whether the dedup threshold is right; and an HTML page linking them.
+
+With a model, the page and :func:`model_agreement` also show how the model agrees with the
+human labels, from the warehouse's views (precision, recall and AP at IoU 0.5 per class, mAP,
+and the frames where they disagree most)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from framesift.ports import BlobStore, DocumentStore
+from framesift.ports import BlobStore, DocumentStore, Warehouse
 from framesift.topology import Collections
 
 THUMB_WIDTH = 240
@@ -89,7 +93,11 @@ def contact_sheet(
 
 
 def write_report(
-    documents: DocumentStore, blobs: BlobStore, video_doc_ids: list[str], out: Path
+    documents: DocumentStore,
+    blobs: BlobStore,
+    video_doc_ids: list[str],
+    out: Path,
+    agreement: ModelAgreement | None = None,
 ) -> list[Sheet]:
     sheets = []
     for video_doc_id in video_doc_ids:
@@ -112,6 +120,57 @@ def write_report(
         "<!doctype html><meta charset=utf-8><title>framesift report</title>"
         "<style>body{font-family:sans-serif;margin:2em}</style>"
         f"<h1>framesift report</h1><p>Kept frames in colour, dropped ones greyed with the frame"
-        f" they repeat.</p>\n{items}\n"
+        f" they repeat.</p>\n{agreement_html(agreement) if agreement else ''}\n{items}\n"
     )
     return sheets
+
+
+@dataclass(frozen=True)
+class ModelAgreement:
+    """The warehouse's model-quality views, as the report shows them."""
+
+    overall: list[dict[str, Any]]  # model_map: per model version
+    per_class: list[dict[str, Any]]  # model_quality
+    disagreements: list[dict[str, Any]]  # model_disagreements, most first
+
+    def __bool__(self) -> bool:
+        return bool(self.overall)
+
+
+def model_agreement(warehouse: Warehouse, worst: int = 10) -> ModelAgreement:
+    """The agreement figures of every model version the warehouse has matches of."""
+    return ModelAgreement(
+        overall=warehouse.query("SELECT * FROM {dataset}.model_map ORDER BY model_version"),
+        per_class=warehouse.query(
+            "SELECT * FROM {dataset}.model_quality ORDER BY model_version, label"
+        ),
+        disagreements=warehouse.query(
+            "SELECT * FROM {dataset}.model_disagreements WHERE disagreements > 0"  # noqa: S608
+            f" ORDER BY disagreements DESC, frame_id LIMIT {int(worst)}"
+        ),
+    )
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+
+
+def _html_table(title: str, rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(value)}</td>" for value in row.values()) + "</tr>"
+        for row in rows
+    )
+    return f"<h2>{html.escape(title)}</h2><table border=1 cellpadding=4>{head}{body}</table>"
+
+
+def agreement_html(agreement: ModelAgreement) -> str:
+    return "\n".join(
+        (
+            _html_table("Model against humans (IoU 0.5)", agreement.overall),
+            _html_table("Per class", agreement.per_class),
+            _html_table("Frames where they disagree most", agreement.disagreements),
+        )
+    )

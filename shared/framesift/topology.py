@@ -25,6 +25,8 @@ class Topics:
     DEAD_LETTERS = "dead-letters"
     # Cloud Scheduler's ticks (and on-demand requests) for the warehouse exporter.
     EXPORT_REQUESTS = "export-requests"
+    # Cloud Scheduler's (or the embedded run's) labeling rounds, which spend the budget.
+    LABELING_ROUNDS = "labeling-rounds"
 
     # Every topic between the stages, as the dev stack and the infra create them.
     ALL = (
@@ -34,6 +36,7 @@ class Topics:
         FRAMES_KEPT,
         DEAD_LETTERS,
         EXPORT_REQUESTS,
+        LABELING_ROUNDS,
     )
 
 
@@ -51,6 +54,8 @@ class Collections:
     DEDUP_BATCHES = "dedup_batches"
     # A vendor's one-time setup (e.g. the Label Studio project id).
     LABELING_VENDORS = "labeling_vendors"
+    # Each labeling round's budget and what it spent.
+    LABELING_ROUNDS = "labeling_rounds"
     # Failed deliveries counted per message, and the messages given up on.
     DELIVERIES = "deliveries"
     DEAD_LETTERS = "dead_letters"
@@ -116,7 +121,7 @@ LABELER = FunctionSpec(
     "labeler",
     "request_labels",
     Trigger.PUBSUB,
-    subscribes=(Topics.FRAMES_KEPT,),
+    subscribes=(Topics.FRAMES_KEPT, Topics.LABELING_ROUNDS),
     publishes=(Topics.DEAD_LETTERS,),
 )
 WEBHOOK = FunctionSpec("webhook", "receive_callback", Trigger.HTTP)

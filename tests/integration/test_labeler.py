@@ -19,6 +19,8 @@ from framesift.messages import KeptFrames
 from framesift.stages.labeler import Labeler
 from framesift.topology import Collections, Topics
 from framesift.vendors.scale import ScaleVendor
+from framesift.wiring import build_adapters
+from tests.support.payloads import kept_frames
 from tests.support.scale import API_KEY
 
 
@@ -252,3 +254,54 @@ def test_dead_letters_are_replayed_once_the_cause_is_fixed(media, embedded_setti
     assert sorted(t["unique_id"] for t in fake_scale.tasks.values()) == sorted(kept)
     for frame_id in kept:
         assert _frame(pipeline, frame_id)["labeling_status"] == "requested"
+
+
+def test_scale_gets_the_prelabel_as_its_hypothesis(tmp_path, media, embedded_settings, fake_scale):
+    import numpy as np
+
+    from framesift_dev.onnxmodels import fixed_yolo
+
+    # A car scored 0.9 on every frame: 50 x 40 px at (135, 100) on the 320x240 clip.
+    head = np.array([[320, 320, 100, 80, 0.9, 0.05]]).T
+    model = fixed_yolo(tmp_path / "detector.onnx", head, ["car", "person"])
+    settings = _scale_settings(
+        embedded_settings, fake_scale, model_uri=str(model), labeling_classes=["car", "person"]
+    )
+    pipeline = EmbeddedPipeline(settings)
+    pipeline.run([media["clip_5s_25fps"]], "cam")
+
+    assert fake_scale.tasks
+    for task in fake_scale.tasks.values():
+        assert task["params"]["hypothesis"] == {
+            "annotations": [
+                {
+                    "type": "box",
+                    "label": "car",
+                    "left": 135.0,
+                    "top": 100.0,
+                    "width": 50.0,
+                    "height": 40.0,
+                }
+            ]
+        }
+
+
+def test_scale_refuses_a_hypothesis_outside_its_objects_and_framesift_fails_fast(
+    embedded_settings, fake_scale
+):
+    from dataclasses import replace
+
+    from framesift.documents import Box
+    from framesift.errors import VendorRejected
+
+    settings = _scale_settings(embedded_settings, fake_scale)
+    vendor = ScaleVendor(settings)
+    labeler = Labeler(build_adapters(settings), settings, vendor)
+    kept = kept_frames(settings, 1)
+    request = replace(
+        labeler._request(kept, kept.frames[0], None),
+        prelabels=[Box(label="zebra", left=1, top=1, width=5, height=5, score=0.9)],
+        model_version="v1",
+    )
+    with pytest.raises(VendorRejected, match="not an object to annotate"):
+        vendor.request(kept.batch_id, [request])

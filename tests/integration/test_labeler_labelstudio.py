@@ -62,7 +62,9 @@ def test_tasks_imported_before_a_crash_are_found_not_imported_again(settings):
     kept = kept_frames(settings, 4)
     labeler = Labeler(adapters, settings, vendor)
     # The crash: the first two frames were imported, nothing was recorded on the frames.
-    early = vendor.request(kept.batch_id, [labeler._request(kept, f) for f in kept.frames[:2]])
+    early = vendor.request(
+        kept.batch_id, [labeler._request(kept, f, None) for f in kept.frames[:2]]
+    )
 
     labeler.handle(kept)
 
@@ -122,3 +124,29 @@ def test_a_rotated_secret_and_a_new_url_reach_the_webhook_when_the_labeler_start
     assert hook.url == "http://127.0.0.1:9/new-hooks/labelstudio"
     assert hook.headers == {SECRET_HEADER: "rotated-secret"}
     assert sorted(hook.actions or []) == sorted(WEBHOOK_ACTIONS)
+
+
+def test_a_new_model_versions_predictions_are_the_ones_label_studio_shows(settings):
+    """Label Studio pre-labels with the project's model version only, set by the first import;
+    framesift moves it to the version it sends (which must have predictions by then)."""
+    from dataclasses import replace
+
+    from framesift.documents import Box
+
+    adapters = build_adapters(settings)
+    vendor = LabelStudioVendor(settings, adapters.documents)
+    labeler = Labeler(adapters, settings, vendor)
+    kept = kept_frames(settings, 2)
+    car = Box(label="car", x=0.1, y=0.1, w=0.2, h=0.2, score=0.8)
+    for frame, version in zip(kept.frames, ("detector-v1", "detector-v2"), strict=True):
+        request = replace(
+            labeler._request(kept, frame, None),
+            prelabels=[car],
+            model_version=version,
+            uncertainty=0.4,
+        )
+        vendor.request(kept.batch_id, [request])
+        assert vendor.client.projects.get(id=vendor.project_id()).model_version == version
+    (second,) = [t for t in _tasks(vendor) if t.data["frame_id"] == kept.frames[1].frame_id]
+    (prediction,) = vendor.client.predictions.list(task=second.id)
+    assert (prediction.model_version, prediction.score) == ("detector-v2", pytest.approx(0.6))

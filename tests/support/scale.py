@@ -149,6 +149,9 @@ class FakeScale:
         for required in ("attachment", "geometries"):
             if required not in body:
                 return _json({"status_code": 400, "error": f"Missing {required}"}, 400)
+        problem = _hypothesis_problem(body)
+        if problem:
+            return _json({"status_code": 400, "error": problem}, 400)
         task_id = uuid.uuid4().hex[:24]
         now = datetime.now(UTC).isoformat()
         task = {
@@ -166,11 +169,34 @@ class FakeScale:
                 "attachment": body["attachment"],
                 "attachment_type": body.get("attachment_type", "image"),
                 "geometries": body["geometries"],
+                **({"hypothesis": body["hypothesis"]} if "hypothesis" in body else {}),
             },
             "is_test": False,
         }
         self.tasks[task_id] = task
         return _json(task)
+
+
+def _hypothesis_problem(body: dict[str, Any]) -> str | None:
+    """Scale's checks of a hypothesis: annotations in a response's shape, of the geometries
+    asked for, with labels among their objects_to_annotate."""
+    if "hypothesis" not in body:
+        return None
+    annotations = (body["hypothesis"] or {}).get("annotations")
+    if not isinstance(annotations, list):
+        return "hypothesis.annotations must be an array"
+    for annotation in annotations:
+        geometry = body["geometries"].get(annotation.get("type"))
+        if geometry is None:
+            return f"hypothesis annotation type {annotation.get('type')!r} is not in geometries"
+        if annotation.get("label") not in geometry.get("objects_to_annotate", []):
+            return f"hypothesis label {annotation.get('label')!r} is not an object to annotate"
+        if annotation["type"] == "box" and any(
+            not isinstance(annotation.get(key), int | float)
+            for key in ("left", "top", "width", "height")
+        ):
+            return "a hypothesis box needs numeric left, top, width and height"
+    return None
 
 
 def _json(body: Any, status: int = 200) -> Response:

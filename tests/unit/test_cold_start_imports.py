@@ -10,6 +10,9 @@ from framesift.topology import FUNCTIONS, LABELER
 from framesift_dev.loaded import DEPLOYED_ENV, loaded
 
 FORBIDDEN_EVERYWHERE = {"framesift_dev", "framesift.cli", "framesift.local", "typer", "rich"}
+# The model's runtime: only a labeler given a model (FRAMESIFT_MODEL_URI) loads it, on its first
+# batch; the onnx package (building models) is for tests and benchmarks only.
+MODEL_RUNTIMES = {"onnxruntime", "onnx"}
 # The vendors' SDKs: the labeler loads only the configured vendor's; the rest never.
 VENDOR_SDKS = {"label_studio_sdk", "scaleapi"}
 
@@ -23,6 +26,7 @@ def test_a_function_loads_no_dev_tool_and_no_vendor_sdk(spec):
     found = _top(loaded(spec, {**DEPLOYED_ENV, "FRAMESIFT_LABELING_VENDOR": "manifest"}).modules)
     assert found & FORBIDDEN_EVERYWHERE == set()
     assert found & VENDOR_SDKS == set()  # manifest vendor: no SDK at all
+    assert found & MODEL_RUNTIMES == set()
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from framesift.agreement import Match
 from framesift.documents import (
     AnnotationRecord,
     DeadLetterRecord,
     DedupDecision,
     FrameLabeling,
+    FramePrediction,
     FrameRecord,
     IgnoredUpload,
     LabelingStatus,
@@ -20,6 +22,7 @@ from framesift.schemas import (
     DEAD_LETTERS_TABLE,
     FRAMES_TABLE,
     IGNORED_UPLOADS_TABLE,
+    MODEL_MATCHES_TABLE,
     VIDEOS_TABLE,
 )
 
@@ -35,10 +38,17 @@ DERIVED = {"deleted", "created_at", "box_count", "labels"}
             FRAMES_TABLE,
             set(FrameRecord.model_fields)
             | {f"dedup_{name}" for name in DedupDecision.model_fields}
+            | set(FramePrediction.model_fields)
             | set(FrameLabeling.model_fields),
         ),
         (ANNOTATIONS_TABLE, set(AnnotationRecord.model_fields)),
         (DEAD_LETTERS_TABLE, set(DeadLetterRecord.model_fields)),
+        (
+            MODEL_MATCHES_TABLE,
+            set(Match.__dataclass_fields__)
+            | {"id", "annotation_id", "frame_id", "vendor"}
+            | {"model_version", "updated_at"},
+        ),
         (IGNORED_UPLOADS_TABLE, set(IgnoredUpload.model_fields)),
     ],
     ids=lambda value: getattr(value, "name", ""),

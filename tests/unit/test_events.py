@@ -53,8 +53,14 @@ def test_another_payload_format_is_refused():
 
 def test_a_push_body_round_trips_and_names_its_topic():
     message = PubSubMessage.of(b"{}", {"a": "b"}, "m-3")
-    body = push_body(message, "projects/p/subscriptions/raw-objects-sampler")
-    assert PubSubMessage.from_cloud_event_data(body) == message
+    body = push_body(
+        message, "projects/p/subscriptions/raw-objects-sampler", "2026-12-01T23:59:59Z"
+    )
+    parsed = PubSubMessage.from_cloud_event_data(body)
+    assert parsed.model_copy(update={"publish_time": None}) == message
+    # What names a scheduled labeling round (its UTC day).
+    assert parsed.publish_time is not None
+    assert parsed.publish_time.isoformat() == "2026-12-01T23:59:59+00:00"
     assert topic_of("//pubsub.googleapis.com/projects/p/topics/raw-objects") == "raw-objects"
     with pytest.raises(BadEvent):
         PubSubMessage.from_cloud_event_data({"no": "message"})

@@ -144,6 +144,7 @@ def test_every_subscription_pushes_with_a_token_and_has_a_dead_letter_topic(depl
         "frames-sampled-dedup",
         "raw-objects-dedup",
         "frames-kept-labeler",
+        "labeling-rounds-labeler",
         "export-requests-exporter",
     }
     for name, subscription in subscriptions.items():
@@ -402,3 +403,37 @@ def test_the_webhook_can_go_without_allusers_where_an_organisation_refuses_it():
     )
     with pytest.raises(ValueError, match="webhookAccess"):
         deploy_under_mocks(webhook_access="public")
+
+
+def test_a_model_sizes_the_labeler_lets_it_read_the_model_alone_and_schedules_rounds(deployed):
+    plain, _ = deployed
+    [labeler] = [
+        f
+        for n, f in of_type(plain, "gcp:cloudfunctionsv2/function:Function").items()
+        if n == "labeler"
+    ]
+    assert "FRAMESIFT_MODEL_URI" not in labeler["serviceConfig"]["environmentVariables"]
+    assert "labeling-round" not in of_type(plain, "gcp:cloudscheduler/job:Job")
+
+    recorder, _ = deploy_under_mocks(model_uri="gs://team-models/det/v3.onnx", labeling_budget=200)
+    functions = of_type(recorder, "gcp:cloudfunctionsv2/function:Function")
+    config = functions["labeler"]["serviceConfig"]
+    # benchmarks/inference.py: the model's peak memory and its inference on the cores it gets.
+    assert (config["availableMemory"], config["availableCpu"]) == ("1Gi", "2")
+    assert config["maxInstanceRequestConcurrency"] == 1
+    env = config["environmentVariables"]
+    assert env["FRAMESIFT_MODEL_URI"] == "gs://team-models/det/v3.onnx"
+    assert env["FRAMESIFT_MODEL_THREADS"] == "2"
+    assert env["FRAMESIFT_LABELING_BUDGET"] == "200"
+    [model_read] = [
+        g
+        for g in of_type(recorder, "gcp:storage/bucketIAMMember:BucketIAMMember").values()
+        if g["bucket"] == "team-models"
+    ]
+    assert model_read["role"] == "roles/storage.objectViewer"
+    assert model_read["condition"]["expression"] == (
+        'resource.name == "projects/_/buckets/team-models/objects/det/v3.onnx"'
+    )
+    job = of_type(recorder, "gcp:cloudscheduler/job:Job")["labeling-round"]
+    assert job["pubsubTarget"]["topicName"].endswith("/topics/labeling-rounds")
+    assert job["pubsubTarget"]["attributes"] == {"framesift-round": "scheduled"}

@@ -31,8 +31,10 @@ def test_each_function_folder_is_in_the_table_with_its_entry_point():
 def test_every_topic_is_published_and_every_subscribed_topic_exists():
     published = {topic for spec in FUNCTIONS for topic in spec.publishes}
     subscribed = {topic for spec in FUNCTIONS for topic in spec.subscribes}
-    # raw-objects is published by the bucket, export-requests by Cloud Scheduler.
-    assert published | {Topics.RAW_OBJECTS, Topics.EXPORT_REQUESTS} == set(Topics.ALL)
+    # raw-objects is published by the bucket, export-requests and labeling-rounds by Cloud
+    # Scheduler.
+    scheduled = {Topics.EXPORT_REQUESTS, Topics.LABELING_ROUNDS}
+    assert published | {Topics.RAW_OBJECTS} | scheduled == set(Topics.ALL)
     assert subscribed <= set(Topics.ALL)
     assert all(spec.trigger is Trigger.HTTP for spec in FUNCTIONS if not spec.subscribes)
 

@@ -31,13 +31,13 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from framesift.config import Settings
-from framesift.documents import AnnotationStatus
+from framesift.documents import LIVE_STATUSES, AnnotationStatus
 from framesift.events import PubSubMessage
 from framesift.logs import get_logger
 from framesift.messages import ExportRequest
@@ -49,6 +49,7 @@ from framesift.schemas import (
     DEAD_LETTERS_TABLE,
     FRAMES_TABLE,
     IGNORED_UPLOADS_TABLE,
+    MODEL_MATCHES_TABLE,
     VIDEOS_TABLE,
 )
 from framesift.topology import Collections
@@ -130,34 +131,73 @@ def _annotation_rows(doc: dict[str, Any]) -> Iterator[tuple[TableSchema, Row]]:
     yield ANNOTATIONS_TABLE, annotation
     # A skipped (cancelled) annotation's boxes are no labels: its box rows are tombstones.
     gone = annotation["deleted"] or doc.get("status") == AnnotationStatus.CANCELLED
-    for slot in range(max(len(boxes), int(doc.get("box_slots") or 0))):
-        box = boxes[slot] if slot < len(boxes) else {}
+    common = {
+        "annotation_id": annotation["id"],
+        "frame_id": doc.get("frame_id"),
+        "vendor": doc.get("vendor"),
+        "created_at": annotation["created_at"],
+        "updated_at": doc.get("updated_at"),
+    }
+    yield from _slot_rows(
+        ANNOTATION_BOXES_TABLE,
+        annotation["id"],
+        [
+            {
+                "label": box.get("label"),
+                "left_px": box.get("left"),
+                "top_px": box.get("top"),
+                "width_px": box.get("width"),
+                "height_px": box.get("height"),
+                "x": box.get("x"),
+                "y": box.get("y"),
+                "w": box.get("w"),
+                "h": box.get("h"),
+                "rotation": box.get("rotation"),
+                "shape": box.get("shape") or "box",
+                "points": box.get("points"),
+                "mask_rle": box.get("rle"),
+                "region_id": box.get("region_id"),
+                "score": box.get("score"),
+            }
+            for box in boxes
+        ],
+        int(doc.get("box_slots") or 0),
+        {**common, "deleted": gone},
+    )
+    # A label's agreement with the pre-label counts only while the label is live.
+    yield from _slot_rows(
+        MODEL_MATCHES_TABLE,
+        annotation["id"],
+        list(doc.get("model_matches") or []),
+        int(doc.get("match_slots") or 0),
+        {
+            **common,
+            "model_version": doc.get("model_version"),
+            "deleted": gone or doc.get("status") not in LIVE_STATUSES,
+        },
+    )
+
+
+def _slot_rows(
+    schema: TableSchema,
+    parent_id: str,
+    items: list[dict[str, Any]],
+    slots: int,
+    common: dict[str, Any],
+) -> Iterator[tuple[TableSchema, Row]]:
+    """One row per slot an annotation's list ever had (``{parent id}#{slot}``): the items, then
+    tombstones for the slots it lost (so a label that shrank leaves no stale row)."""
+    for slot in range(max(len(items), slots)):
+        item = items[slot] if slot < len(items) else {}
         yield (
-            ANNOTATION_BOXES_TABLE,
+            schema,
             row_of(
-                ANNOTATION_BOXES_TABLE,
+                schema,
                 {
-                    "id": f"{annotation['id']}#{slot}",
-                    "annotation_id": annotation["id"],
-                    "frame_id": doc.get("frame_id"),
-                    "vendor": doc.get("vendor"),
-                    "label": box.get("label"),
-                    "left_px": box.get("left"),
-                    "top_px": box.get("top"),
-                    "width_px": box.get("width"),
-                    "height_px": box.get("height"),
-                    "x": box.get("x"),
-                    "y": box.get("y"),
-                    "w": box.get("w"),
-                    "h": box.get("h"),
-                    "rotation": box.get("rotation"),
-                    "shape": box.get("shape") or ("box" if box else None),
-                    "points": box.get("points"),
-                    "mask_rle": box.get("rle"),
-                    "region_id": box.get("region_id"),
-                    "created_at": annotation["created_at"],
-                    "updated_at": doc.get("updated_at"),
-                    "deleted": gone or not box,
+                    **common,
+                    **item,
+                    "id": f"{parent_id}#{slot}",
+                    "deleted": common["deleted"] or not item,
                 },
             ),
         )
@@ -202,6 +242,7 @@ def views(price_per_task: float) -> dict[str, str]:
     """Analysts' views, in SQL that BigQuery and DuckDB both read (``{dataset}`` substituted;
     the price in exponent form, a float literal in both, where 0.012 would be a DuckDB DECIMAL)."""
     live = "NOT COALESCE({alias}.deleted, FALSE)"
+    labels = ", ".join(f"'{status.value}'" for status in LIVE_STATUSES)
     return {
         # Each frame's label: its newest live annotation (submitted, or empty: a negative); the
         # other annotators' stay in annotations and annotation_boxes for agreement figures.
@@ -215,7 +256,7 @@ def views(price_per_task: float) -> dict[str, str]:
                            PARTITION BY a.frame_id ORDER BY a.vendor_updated_at DESC, a.id DESC
                        ) AS newest
                 FROM {{dataset}}.annotations AS a
-                WHERE {live.format(alias="a")} AND a.status IN ('submitted', 'empty')
+                WHERE {live.format(alias="a")} AND a.status IN ({labels})
                       AND a.frame_id IS NOT NULL
             ) AS ranked
             WHERE newest = 1""",
@@ -245,7 +286,79 @@ def views(price_per_task: float) -> dict[str, str]:
             FROM {{dataset}}.frames AS f
             WHERE {live.format(alias="f")}
             GROUP BY collector""",
+        # The model against the humans: each match of a frame's current label with its
+        # pre-label (framesift.agreement), then precision, recall and AP at IoU 0.5.
+        "model_match_rows": f"""
+            SELECT m.id, m.model_version, m.label, m.outcome, m.score, m.iou, m.frame_id,
+                   m.annotation_id, f.collector, f.object_name, CAST(f.created_at AS DATE) AS day
+            FROM {{dataset}}.model_matches AS m
+            JOIN {{dataset}}.frame_labels AS l ON l.annotation_id = m.annotation_id
+            JOIN {{dataset}}.frames AS f ON f.id = m.frame_id
+            WHERE {live.format(alias="m")} AND {live.format(alias="f")}""",
+        "model_quality": _quality(("model_version", "label")),
+        "model_quality_by_collector": _quality(("model_version", "collector", "label")),
+        "model_quality_by_day": _quality(("model_version", "day", "label")),
+        # mAP@0.5: the mean of the classes' AP (a class no human drew has none, as in COCO).
+        "model_map": """
+            SELECT model_version, AVG(ap50) AS map50, SUM(tp) AS tp, SUM(fp) AS fp,
+                   SUM(fn) AS fn, COUNT(ap50) AS classes
+            FROM {dataset}.model_quality
+            GROUP BY model_version""",
+        # The frames where model and human disagree most: what a team should look at.
+        "model_disagreements": """
+            SELECT model_version, frame_id, collector, object_name, annotation_id,
+                   SUM(CASE WHEN outcome = 'tp' THEN 1 ELSE 0 END) AS tp,
+                   SUM(CASE WHEN outcome = 'fp' THEN 1 ELSE 0 END) AS fp,
+                   SUM(CASE WHEN outcome = 'fn' THEN 1 ELSE 0 END) AS fn,
+                   SUM(CASE WHEN outcome = 'tp' THEN 0 ELSE 1 END) AS disagreements
+            FROM {dataset}.model_match_rows
+            GROUP BY model_version, frame_id, collector, object_name, annotation_id""",
     }
+
+
+def _quality(group: Sequence[str]) -> str:
+    """Precision, recall and AP at IoU 0.5 of the model's boxes, per ``group`` of
+    ``model_match_rows`` columns. AP is Pascal VOC's all-point interpolated one: the boxes by
+    score, highest first; at each true positive the best precision at its rank or below; their
+    sum over the human boxes. Only pre-label boxes (scored at least FRAMESIFT_MODEL_CONFIDENCE)
+    are ranked, so it is the curve's part above that confidence."""
+    keys = ", ".join(group)
+    partition = f"PARTITION BY {keys}"
+    joined = " AND ".join(f"a.{key} = c.{key}" for key in group)
+    return f"""
+        WITH ranked AS (
+            SELECT {keys}, id, score, outcome,
+                   SUM(CASE WHEN outcome = 'tp' THEN 1 ELSE 0 END) OVER (
+                       {partition} ORDER BY score DESC, id ROWS UNBOUNDED PRECEDING
+                   ) / COUNT(*) OVER (
+                       {partition} ORDER BY score DESC, id ROWS UNBOUNDED PRECEDING
+                   ) AS precision_here
+            FROM {{dataset}}.model_match_rows
+            WHERE outcome IN ('tp', 'fp')
+        ), interpolated AS (
+            SELECT {keys}, outcome,
+                   MAX(precision_here) OVER (
+                       {partition} ORDER BY score ASC, id DESC ROWS UNBOUNDED PRECEDING
+                   ) AS best_precision
+            FROM ranked
+        ), summed AS (
+            SELECT {keys}, SUM(CASE WHEN outcome = 'tp' THEN best_precision ELSE 0 END) AS area
+            FROM interpolated
+            GROUP BY {keys}
+        ), counted AS (
+            SELECT {keys},
+                   SUM(CASE WHEN outcome = 'tp' THEN 1 ELSE 0 END) AS tp,
+                   SUM(CASE WHEN outcome = 'fp' THEN 1 ELSE 0 END) AS fp,
+                   SUM(CASE WHEN outcome = 'fn' THEN 1 ELSE 0 END) AS fn
+            FROM {{dataset}}.model_match_rows
+            GROUP BY {keys}
+        )
+        SELECT {", ".join(f"c.{key}" for key in group)}, c.tp, c.fp, c.fn,
+               CASE WHEN c.tp + c.fp > 0 THEN c.tp / (c.tp + c.fp) END AS precision,
+               CASE WHEN c.tp + c.fn > 0 THEN c.tp / (c.tp + c.fn) END AS recall,
+               CASE WHEN c.tp + c.fn > 0 THEN COALESCE(a.area, 0) / (c.tp + c.fn) END AS ap50
+        FROM counted AS c
+        LEFT JOIN summed AS a ON {joined}"""
 
 
 class Exporter:

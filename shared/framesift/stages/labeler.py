@@ -3,15 +3,20 @@
 Exactly one task per frame, whatever the redeliveries:
 
 1. a frame whose document already names a task at this vendor is skipped (redelivery after
-   success changes nothing);
+   success changes nothing), as is one already queued for a round or skipped;
 2. every vendor adapter is itself idempotent by frame id (Scale's ``unique_id``, a lookup by
    ``frame_id`` in Label Studio, deterministic object names for the manifest), which covers a
    crash between creating tasks and recording them;
 3. the task is then recorded on the frame: ``labeling_status`` ``requested``, the vendor, its
    task id and ``labeling_requested_at``.
 
-Before that, the selection policy (:mod:`framesift.selection`) orders the frames and may skip
-some (``labeling_status`` ``skipped``, with the reason).
+With a model (``FRAMESIFT_MODEL_URI``), each frame is pre-labeled first
+(:mod:`framesift.prelabels`) and its boxes go with the task: Label Studio predictions, Scale's
+hypothesis, the manifest's lines. The selection policy (:mod:`framesift.selection`) then orders
+the frames and may skip some (``labeling_status`` ``skipped``, with the reason). With a budget,
+the frames are ``queued`` instead, and a round (a :class:`~framesift.messages.LabelingRound` on
+``labeling-rounds``) decides them all in transactions with the round's budget document
+(``labeling_rounds/{round}``, never spent twice) and sends the ones it selected.
 
 A vendor's 429/5xx is retried with exponential backoff and jitter within
 ``labeling_retry_seconds``; past that the invocation fails and Pub/Sub redelivers. A request the
@@ -22,9 +27,10 @@ retry storm, the message is dead-lettered at once. A dead-lettered message marks
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from tenacity import (
     Retrying,
@@ -38,14 +44,26 @@ from framesift.documents import FrameLabeling, LabelingStatus, utcnow
 from framesift.errors import BadEvent, VendorUnavailable
 from framesift.events import PubSubMessage
 from framesift.logs import bind_context, get_logger
-from framesift.messages import KeptFrames, SampledFrame
+from framesift.messages import ROUND_MESSAGE, KeptFrames, LabelingRound, SampledFrame
 from framesift.naming import served_url
-from framesift.ports import LabelingRequest, LabelingVendor
-from framesift.selection import SelectionPolicy, load_policy
+from framesift.ports import DocKey, LabelingRequest, LabelingVendor
+from framesift.prelabels import Prediction, Prelabeler
+from framesift.selection import (
+    Candidate,
+    SelectionPolicy,
+    load_policy,
+    plan_round,
+)
 from framesift.topology import Collections
-from framesift.wiring import Adapters
+from framesift.wiring import Adapters, Lazy
 
 log = get_logger(__name__)
+
+FRAMES = Collections.FRAMES
+# Frames decided once and for all: a redelivered batch leaves them be.
+_DECIDED = frozenset({LabelingStatus.QUEUED, LabelingStatus.SKIPPED, LabelingStatus.SELECTED})
+# Frames a round decides per transaction (Firestore allows 500 writes in one).
+_ROUND_CHUNK = 200
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,7 @@ class LabelResult:
     requested: int
     already_requested: int
     skipped: int = 0
+    queued: int = 0
 
 
 class Labeler:
@@ -62,40 +81,171 @@ class Labeler:
         settings: Settings,
         vendor: LabelingVendor,
         policy: SelectionPolicy | None = None,
+        prelabeler: Lazy[Prelabeler] | None = None,
     ) -> None:
         self._adapters = adapters
         self._settings = settings
         self._vendor = vendor
         self._policy = policy or load_policy(settings)
+        self._prelabeler = prelabeler
 
     def handle_message(self, message: PubSubMessage) -> LabelResult:
+        if message.attributes.get(ROUND_MESSAGE):
+            return self.run_round(LabelingRound.from_message(message).round or "")
         return self.handle(KeptFrames.from_message(message))
 
     def handle(self, kept: KeptFrames) -> LabelResult:
         bind_context(batch_id=kept.batch_id, vendor=self._vendor.name)
-        pending = [frame for frame in kept.frames if not self._has_task(frame.frame_id)]
-        done = len(kept.frames) - len(pending)
-        choices = self._policy(pending)
+        docs = self._adapters.documents.get_many(FRAMES, [f.frame_id for f in kept.frames])
+        pending = [f for f in kept.frames if self._undecided(docs.get(f.frame_id))]
+        unsent = [
+            f
+            for f in kept.frames
+            if (docs.get(f.frame_id) or {}).get("labeling_status") == LabelingStatus.SELECTED
+        ]
+        done = len(kept.frames) - len(pending) - len(unsent)
+        predictions = (
+            self._prelabeler.get().predictions(pending, docs)
+            if self._prelabeler and pending
+            else {}
+        )
+        choices = self._policy([Candidate(f, predictions.get(f.frame_id)) for f in pending])
+        chosen = []
         for choice in choices:
             if choice.skip_reason is not None:
-                self._adapters.documents.merge(
-                    Collections.FRAMES,
+                self._mark(
                     choice.frame.frame_id,
-                    FrameLabeling(
-                        labeling_status=LabelingStatus.SKIPPED,
-                        labeling_skip_reason=choice.skip_reason,
-                    ).as_fields(),
+                    LabelingStatus.SKIPPED,
+                    choice.priority,
+                    labeling_skip_reason=choice.skip_reason,
                 )
-        pending = [choice.frame for choice in choices if choice.skip_reason is None]
+            elif self._settings.labeling_budget:
+                self._mark(choice.frame.frame_id, LabelingStatus.QUEUED, choice.priority)
+            else:
+                chosen.append(choice.frame)
+        skipped = sum(choice.skip_reason is not None for choice in choices)
+        queued = len(choices) - skipped - len(chosen)
+        self._send(kept, chosen + unsent, predictions)
+        requested = len(chosen) + len(unsent)
+        log.info(
+            "labeling requested",
+            extra={
+                "fields": {
+                    "requested": requested,
+                    "already_requested": done,
+                    "skipped": skipped,
+                    "queued": queued,
+                }
+            },
+        )
+        return LabelResult(requested, done, skipped, queued)
+
+    def run_round(self, round_id: str) -> LabelResult:
+        """Spend round ``round_id``'s budget on the queued frames, then send the selected."""
+        bind_context(labeling_round=round_id, vendor=self._vendor.name)
+        documents = self._adapters.documents
+        queued = documents.where(FRAMES, "labeling_status", LabelingStatus.QUEUED.value)
+        plan = plan_round(
+            [(doc["id"], float(doc.get("labeling_priority") or 0.0)) for doc in queued],
+            self._settings.labeling_budget,
+            self._settings.labeling_audit_fraction,
+            round_id,
+        )
+        skipped = 0
+        for start in range(0, len(plan), _ROUND_CHUNK):
+            skipped += self._decide(round_id, plan[start : start + _ROUND_CHUNK])
+        selected = sorted(
+            documents.where(FRAMES, "labeling_status", LabelingStatus.SELECTED.value),
+            key=lambda doc: -float(doc.get("labeling_priority") or 0.0),
+        )
+        by_batch: dict[tuple[str, str, str], list[SampledFrame]] = {}
+        for doc in selected:
+            key = (doc["collector"], doc["video_doc_id"], doc["video_id"])
+            by_batch.setdefault(key, []).append(_sampled(doc))
+        predictions = self._stored_predictions(selected)
+        for (collector, video_doc_id, video_id), frames in by_batch.items():
+            kept = KeptFrames(
+                batch_id=f"round-{round_id}",
+                collector=collector,
+                video_doc_id=video_doc_id,
+                video_id=video_id,
+                frames=frames,
+            )
+            self._send(kept, frames, predictions)
+        log.info(
+            "labeling round",
+            extra={"fields": {"requested": len(selected), "skipped": skipped, "queued": len(plan)}},
+        )
+        return LabelResult(requested=len(selected), already_requested=0, skipped=skipped)
+
+    def _decide(self, round_id: str, decisions: Sequence[Any]) -> int:
+        """Record a chunk of a round's plan in one transaction with the round's budget: a frame
+        another delivery decided meanwhile is left be, and selections past what the budget has
+        left become skips. Returns how many were skipped."""
+        budget_key: DocKey = (Collections.LABELING_ROUNDS, round_id)
+        keys = [budget_key, *((FRAMES, d.frame_id) for d in decisions)]
+        limit = self._settings.labeling_budget
+
+        def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], int]:
+            spent = int((docs[budget_key] or {}).get("spent") or 0)
+            writes: dict[DocKey, dict] = {}
+            skipped = 0
+            for decision in decisions:
+                frame = docs[(FRAMES, decision.frame_id)] or {}
+                if frame.get("labeling_status") != LabelingStatus.QUEUED:
+                    continue
+                fields: dict[str, Any] = {"labeling_round": round_id}
+                if decision.selected_as is not None and spent < limit:
+                    spent += 1
+                    fields |= FrameLabeling(
+                        labeling_status=LabelingStatus.SELECTED,
+                        labeling_selected_as=decision.selected_as.value,
+                    ).as_fields()
+                else:
+                    skipped += 1
+                    reason = decision.reason or f"round {round_id}'s budget of {limit} was spent"
+                    fields |= FrameLabeling(
+                        labeling_status=LabelingStatus.SKIPPED, labeling_skip_reason=reason
+                    ).as_fields()
+                writes[(FRAMES, decision.frame_id)] = {**fields, "updated_at": utcnow()}
+            writes[budget_key] = {"round": round_id, "budget": limit, "spent": spent}
+            return writes, skipped
+
+        return self._adapters.documents.transact(keys, change)
+
+    def _stored_predictions(self, docs: Sequence[Mapping[str, Any]]) -> dict[str, Prediction]:
+        ids = [str(doc["model_prediction_id"]) for doc in docs if doc.get("model_prediction_id")]
+        if not ids:
+            return {}
+        stored = self._adapters.documents.get_many(Collections.ANNOTATIONS, ids)
+        return {
+            str(doc["frame_id"]): Prediction.from_doc(doc)
+            for doc in stored.values()
+            if doc.get("frame_id")
+        }
+
+    def _mark(self, frame_id: str, status: LabelingStatus, priority: float, **more: Any) -> None:
+        self._adapters.documents.merge(
+            FRAMES,
+            frame_id,
+            FrameLabeling(labeling_status=status, labeling_priority=priority, **more).as_fields(),
+        )
+
+    def _send(
+        self,
+        kept: KeptFrames,
+        frames: Sequence[SampledFrame],
+        predictions: Mapping[str, Prediction],
+    ) -> None:
         size = self._settings.labeling_batch_size
-        for start in range(0, len(pending), size):
-            chunk = pending[start : start + size]
-            requests = [self._request(kept, frame) for frame in chunk]
+        for start in range(0, len(frames), size):
+            chunk = frames[start : start + size]
+            requests = [self._request(kept, f, predictions.get(f.frame_id)) for f in chunk]
             tasks = self._with_retries(kept.batch_id, requests)
             requested_at = utcnow()
             for task in tasks:
                 self._adapters.documents.merge(
-                    Collections.FRAMES,
+                    FRAMES,
                     task.frame_id,
                     {
                         **FrameLabeling(
@@ -108,25 +258,18 @@ class Labeler:
                         "updated_at": requested_at,
                     },
                 )
-        skipped = len(choices) - len(pending)
-        log.info(
-            "labeling requested",
-            extra={
-                "fields": {"requested": len(pending), "already_requested": done, "skipped": skipped}
-            },
-        )
-        return LabelResult(requested=len(pending), already_requested=done, skipped=skipped)
 
     def give_up(self, message: PubSubMessage, reason: str) -> None:
         """Mark the message's frames that have no task ``labeling_failed``, with the reason."""
         try:
             kept = KeptFrames.from_message(message)
         except BadEvent:
-            return  # nothing in it names a frame
+            return  # nothing in it names a frame (a round's frames stay selected or queued)
+        docs = self._adapters.documents.get_many(FRAMES, [f.frame_id for f in kept.frames])
         for frame in kept.frames:
-            if not self._has_task(frame.frame_id):
+            if not self._has_task(docs.get(frame.frame_id)):
                 self._adapters.documents.merge(
-                    Collections.FRAMES,
+                    FRAMES,
                     frame.frame_id,
                     {
                         **FrameLabeling(
@@ -138,11 +281,16 @@ class Labeler:
                     },
                 )
 
-    def _has_task(self, frame_id: str) -> bool:
-        doc = self._adapters.documents.get(Collections.FRAMES, frame_id) or {}
+    def _has_task(self, doc: Mapping[str, Any] | None) -> bool:
+        doc = doc or {}
         return bool(doc.get("labeling_task_id")) and doc.get("labeling_vendor") == self._vendor.name
 
-    def _request(self, kept: KeptFrames, frame: SampledFrame) -> LabelingRequest:
+    def _undecided(self, doc: Mapping[str, Any] | None) -> bool:
+        return not self._has_task(doc) and (doc or {}).get("labeling_status") not in _DECIDED
+
+    def _request(
+        self, kept: KeptFrames, frame: SampledFrame, prediction: Prediction | None
+    ) -> LabelingRequest:
         if self._settings.labeling_image_url is ImageUrlMode.GCS:
             image_url = f"gs://{frame.bucket}/{frame.object_name}"
         elif self._settings.image_base_url:
@@ -154,8 +302,8 @@ class Labeler:
             frame_id=frame.frame_id,
             image_url=image_url,
             gcs_uri=f"gs://{frame.bucket}/{frame.object_name}",
-            width=frame.width,
-            height=frame.height,
+            width=frame.width or (prediction.width if prediction else None),
+            height=frame.height or (prediction.height if prediction else None),
             metadata={
                 "frame_id": frame.frame_id,
                 "collector": kept.collector,
@@ -163,6 +311,9 @@ class Labeler:
                 "video_doc_id": kept.video_doc_id,
                 "timestamp_ms": frame.timestamp_ms,
             },
+            prelabels=prediction.boxes if prediction else (),
+            model_version=prediction.model_version if prediction else None,
+            uncertainty=prediction.uncertainty if prediction else None,
         )
 
     def _with_retries(self, batch_id: str, requests: Sequence[LabelingRequest]) -> list:
@@ -178,3 +329,9 @@ class Labeler:
             reraise=True,
         )
         return retrying(self._vendor.request, batch_id, requests)
+
+
+def _sampled(doc: Mapping[str, Any]) -> SampledFrame:
+    """What the labeler needs of a frame, from its document (a round has no message of it)."""
+    known = {name: value for name, value in doc.items() if value is not None}
+    return SampledFrame.model_validate({**known, "frame_id": doc["id"]})

@@ -100,6 +100,7 @@ class LabelStudioVendor:
             timeout=30,
         )
         self._project_id: int | None = None
+        self._model_version: str | None = None  # the project's, as last set or seen
 
     @property
     def client(self) -> LabelStudio:
@@ -121,19 +122,7 @@ class LabelStudioVendor:
                 "import tasks",
                 lambda: self._client.projects.import_tasks(
                     id=project,
-                    request=[
-                        cast(
-                            Any,
-                            {
-                                "image": frame.image_url,
-                                **frame.metadata,
-                                "frame_id": frame.frame_id,
-                                "width": frame.width,
-                                "height": frame.height,
-                            },
-                        )
-                        for frame in missing
-                    ],
+                    request=[cast(Any, self._task(frame)) for frame in missing],
                     return_task_ids=True,
                 ),
             )
@@ -146,7 +135,39 @@ class LabelStudioVendor:
             existing.update(
                 {frame.frame_id: task for frame, task in zip(missing, task_ids, strict=True)}
             )
+            self._show_model(project, missing)
         return [LabelingTask(frame.frame_id, str(existing[frame.frame_id])) for frame in frames]
+
+    def _task(self, frame: LabelingRequest) -> dict[str, Any]:
+        """A task to import: the frame's data and, pre-labeled, the model's prediction."""
+        task: dict[str, Any] = {
+            "data": {
+                "image": frame.image_url,
+                **frame.metadata,
+                "frame_id": frame.frame_id,
+                "width": frame.width,
+                "height": frame.height,
+            }
+        }
+        if frame.model_version is not None and Shape.BOX in self._settings.labeling_shapes:
+            task["predictions"] = [prediction(frame)]
+        return task
+
+    def _show_model(self, project: int, frames: Sequence[LabelingRequest]) -> None:
+        """Make the project show this model's predictions: Label Studio pre-labels a task
+        only with predictions of the project's ``model_version``, which it sets from the first
+        import alone, so a new model's would stay hidden. Called after the import: Label Studio
+        refuses a version no prediction has yet (400)."""
+        version = next((f.model_version for f in frames if f.model_version), None)
+        if version is None or version == self._model_version:
+            return
+        current = _call("read the project", lambda: self._client.projects.get(id=project))
+        if current.model_version != version:
+            _call(
+                "set the project's model version",
+                lambda: self._client.projects.update(id=project, model_version=version),
+            )
+        self._model_version = version
 
     def export_tasks(self) -> list[dict[str, Any]]:
         """Every task of the project with every annotation, skipped ones included (the
@@ -255,6 +276,38 @@ class LabelStudioVendor:
             and hook.project == project
             and (hook.url == url or SECRET_HEADER in (hook.headers or {}))
         )
+
+
+def prediction(frame: LabelingRequest) -> dict[str, Any]:
+    """A frame's pre-label as a Label Studio prediction: its boxes in percent of the image,
+    each with its score, and as the prediction's score the model's confidence in the frame
+    (1 - its uncertainty: sorting the Data Manager by it lists the most uncertain first)."""
+    _, from_name, result_type = CONTROLS[Shape.BOX]
+    return {
+        "model_version": frame.model_version,
+        "score": 1 - (frame.uncertainty or 0.0),
+        "result": [
+            {
+                "id": f"p{slot}",
+                "from_name": from_name,
+                "to_name": "image",
+                "type": result_type,
+                "original_width": frame.width,
+                "original_height": frame.height,
+                "image_rotation": 0,
+                "score": box.score,
+                "value": {
+                    "x": (box.x or 0.0) * 100,
+                    "y": (box.y or 0.0) * 100,
+                    "width": (box.w or 0.0) * 100,
+                    "height": (box.h or 0.0) * 100,
+                    "rotation": 0,
+                    result_type: [box.label],
+                },
+            }
+            for slot, box in enumerate(frame.prelabels)
+        ],
+    }
 
 
 def _call(doing: str, call: Callable[[], R]) -> R:

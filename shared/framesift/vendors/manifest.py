@@ -7,6 +7,9 @@ Per kept-frames batch, two objects under ``manifests/``:
 - ``{batch id}.labelstudio.json``: the same frames as a Label Studio import file
   (``[{"data": {"image": ..., "frame_id": ...}}]``).
 
+A pre-labeled frame's line has ``framesift-prediction``: the model's version, uncertainty and
+boxes in pixels, and the same as a Label Studio prediction, which the import file carries.
+
 GCS objects cannot be appended to, so the manifest is partitioned by batch (concatenate the
 ``.jsonl`` parts for one manifest). A redelivery adds only the frames a part lacks, with a
 generation-conditional write (compare-and-swap), so two deliveries of a batch never drop or
@@ -22,6 +25,7 @@ from typing import Any
 from framesift.config import Vendor
 from framesift.errors import NotFound, PreconditionFailed
 from framesift.ports import BlobStore, LabelingRequest, LabelingTask
+from framesift.vendors.labelstudio import prediction
 
 PREFIX = "manifests/"
 _MAX_SWAPS = 20
@@ -69,18 +73,41 @@ class ManifestVendor:
 
 
 def ground_truth_line(frame: LabelingRequest) -> dict[str, Any]:
-    return {
+    line = {
         "source-ref": frame.gcs_uri,
         "framesift-frame-id": frame.frame_id,
         "framesift-metadata": {**frame.metadata, "width": frame.width, "height": frame.height},
     }
+    if frame.model_version is not None:
+        # Ground Truth's own key for model pre-labels in an input manifest is the label
+        # attribute a job is created with, not known here: framesift's key carries them.
+        line["framesift-prediction"] = {
+            "model_version": frame.model_version,
+            "uncertainty": frame.uncertainty,
+            "label_studio": prediction(frame),
+            "boxes": [
+                {
+                    "label": box.label,
+                    "score": box.score,
+                    "left": box.left,
+                    "top": box.top,
+                    "width": box.width,
+                    "height": box.height,
+                }
+                for box in frame.prelabels
+            ],
+        }
+    return line
 
 
 def label_studio_task(entry: dict[str, Any]) -> dict[str, Any]:
-    return {
+    task: dict[str, Any] = {
         "data": {
             "image": entry["source-ref"],
             "frame_id": entry["framesift-frame-id"],
             **entry["framesift-metadata"],
         }
     }
+    if "framesift-prediction" in entry:
+        task["predictions"] = [entry["framesift-prediction"]["label_studio"]]
+    return task

@@ -16,7 +16,9 @@ In (``POST {webhook_url}/scale``, authenticated by the :data:`CALLBACK_AUTH_HEAD
 ``left``, ``top``, ``width``, ``height``, a ``polygon`` its ``vertices`` ``[{"x", "y"}]``, a
 ``point`` ``x`` and ``y``; lines, ellipses and cuboids are recorded as unsupported. An errored
 task has ``response.error`` instead, a cancelled one ``task.status == "canceled"``. The task's
-``geometries`` ask for the configured shapes (``FRAMESIFT_LABELING_SHAPES``).
+``geometries`` ask for the configured shapes (``FRAMESIFT_LABELING_SHAPES``). A pre-labeled
+frame's boxes go as the task's ``hypothesis`` (``{"annotations": [...]}`` in a response's
+shape), which Scale's annotators start from.
 """
 
 from __future__ import annotations
@@ -68,6 +70,24 @@ def geometries(settings: Settings) -> dict[str, dict[str, Any]]:
     return wanted
 
 
+def hypothesis(frame: LabelingRequest) -> dict[str, Any]:
+    """A frame's pre-label as the task's ``hypothesis``: annotations in the shape of a
+    response's, boxes in pixels, which annotators start from and correct."""
+    return {
+        "annotations": [
+            {
+                "type": "box",
+                "label": box.label,
+                "left": box.left,
+                "top": box.top,
+                "width": box.width,
+                "height": box.height,
+            }
+            for box in frame.prelabels
+        ]
+    }
+
+
 class ScaleVendor:
     name = NAME
 
@@ -92,6 +112,7 @@ class ScaleVendor:
 
         settings = self._settings
         callback = f"{settings.webhook_url.rstrip('/')}/scale" if settings.webhook_url else None
+        wanted = geometries(settings)
         try:
             task = self._client.create_task(
                 TaskType.ImageAnnotation,
@@ -99,16 +120,15 @@ class ScaleVendor:
                 instruction=settings.scale_instruction,
                 attachment=frame.image_url,
                 attachment_type="image",
-                geometries={
-                    "box": {
-                        "objects_to_annotate": list(settings.labeling_classes),
-                        "min_width": settings.scale_min_width,
-                        "min_height": settings.scale_min_height,
-                    }
-                },
+                geometries=wanted,
                 unique_id=frame.frame_id,
                 metadata=dict(frame.metadata),
                 **({"callback_url": callback} if callback else {}),
+                **(
+                    {"hypothesis": hypothesis(frame)}
+                    if frame.model_version and "box" in wanted
+                    else {}
+                ),
             )
             return LabelingTask(frame.frame_id, str(task.id))
         except ScaleDuplicateResource:
