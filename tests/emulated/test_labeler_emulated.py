@@ -127,3 +127,64 @@ def test_label_studio_instance_creates_each_task_once(
         frame = db.collection("frames").document(task.data["frame_id"]).get().to_dict() or {}
         assert frame["labeling_vendor"] == "labelstudio"
         assert frame["labeling_task_id"] == str(task.id)
+
+
+def test_a_labeler_with_a_model_from_the_bucket_prelabels_and_spends_its_round_once(
+    devstack_manager, devstack, stored_frames, unique, tmp_path
+):
+    import numpy as np
+
+    from framesift.messages import ROUND_MESSAGE
+    from framesift_dev.onnxmodels import fixed_yolo
+
+    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
+    db = firestore.Client(project=devstack.project)
+    head = np.array([[320, 320, 100, 80, 0.9, 0.05], [100, 200, 50, 100, 0.1, 0.55]]).T
+    model = fixed_yolo(tmp_path / "detector.onnx", head, ["car", "person"])
+    gcs.bucket(FRAMES_BUCKET).blob(f"models/{unique}.onnx").upload_from_filename(str(model))
+    frames = [{**f, "id": f"{f['id']}_{unique}"} for f in stored_frames]
+    for frame in frames:
+        db.collection("frames").document(frame["id"]).set(frame)
+    name = f"labeler-model-{unique}"
+    devstack_manager.start_function(
+        LABELER,
+        {
+            "FRAMESIFT_LABELING_VENDOR": "manifest",
+            "FRAMESIFT_MODEL_URI": f"gs://{FRAMES_BUCKET}/models/{unique}.onnx",
+            "FRAMESIFT_LABELING_CLASSES": "car,person",
+            "FRAMESIFT_LABELING_BUDGET": "2",
+            "FRAMESIFT_LABELING_AUDIT_FRACTION": "0",
+        },
+        name,
+        subscribe=False,
+    )
+    batch = _message(frames, f"model-{unique}", "cam")
+    round_message = json.dumps({"round": f"round-{unique}"}).encode()
+    for topic, data, attributes in (
+        (Topics.FRAMES_KEPT, batch, {}),
+        (Topics.FRAMES_KEPT, batch, {}),
+        (Topics.LABELING_ROUNDS, round_message, {ROUND_MESSAGE: "1"}),
+        (Topics.LABELING_ROUNDS, round_message, {ROUND_MESSAGE: "1"}),
+    ):
+        response = push_to_function(devstack, name, topic, data, attributes)
+        assert response.status_code in (200, 204), response.text
+
+    docs = [db.collection("frames").document(f["id"]).get().to_dict() or {} for f in frames]
+    assert all(d["model_uncertainty"] == pytest.approx(0.9) for d in docs)
+    assert sorted(d["labeling_status"] for d in docs) == ["requested", "requested", "skipped"]
+    spent = db.collection("labeling_rounds").document(f"round-{unique}").get().to_dict()
+    assert (spent or {}).get("spent") == 2
+    prediction = db.collection("annotations").document(docs[0]["model_prediction_id"]).get()
+    boxes = (prediction.to_dict() or {})["boxes"]
+    assert [(b["label"], b["left"], b["top"]) for b in boxes] == [
+        ("car", 135.0, 100.0),
+        ("person", 37.5, 35.0),
+    ]
+    lines = (
+        gcs.bucket(FRAMES_BUCKET)
+        .blob(f"manifests/round-round-{unique}.jsonl")
+        .download_as_text()
+        .splitlines()
+    )
+    assert len(lines) == 2
+    assert all(json.loads(line)["framesift-prediction"]["boxes"] for line in lines)

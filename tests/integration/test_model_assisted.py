@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from framesift import bootstrap
 from framesift.cli import app
 from framesift.documents import Box
+from framesift.events import PubSubMessage
 from framesift.local import EmbeddedPipeline
 from framesift.messages import ROUND_MESSAGE
 from framesift.stages.exporter import Exporter
@@ -246,3 +248,33 @@ def test_a_model_that_cannot_load_dead_letters_its_batch_with_why(
     kept = [f for f in _docs(pipeline, Collections.FRAMES) if f.get("dedup_status") == "kept"]
     assert kept and all(f["labeling_status"] == "labeling_failed" for f in kept)
     assert "onnxruntime can load" in kept[0]["labeling_error"]
+
+
+def test_a_broken_frame_document_fails_alone_and_the_round_sends_the_others(
+    media, embedded_settings, model
+):
+    settings = _settings(embedded_settings, model, labeling_budget=100)
+    pipeline = EmbeddedPipeline(settings)
+    # Sample and queue only: the round comes after the document is broken.
+    pipeline.upload(media["clip_5s_25fps"], "cam")
+    pipeline.publisher.drain()
+    documents = pipeline.adapters.documents
+    queued = documents.where(Collections.FRAMES, "labeling_status", "queued")
+    assert len(queued) >= 3
+    broken = queued[0]["id"]
+    documents.merge(Collections.FRAMES, broken, {"sha256": None, "phash": None})
+
+    labeler = bootstrap.handler("labeler", pipeline.adapters, settings)
+    round_result = labeler.handle(
+        PubSubMessage.of(json.dumps({"round": "r1"}).encode(), {ROUND_MESSAGE: "r1"}, "round-1")
+    )
+
+    assert round_result.requested == len(queued) - 1
+    failed = documents.get(Collections.FRAMES, broken) or {}
+    assert failed["labeling_status"] == "labeling_failed"
+    assert "cannot be sent" in failed["labeling_error"]
+    sent = [f for f in queued if f["id"] != broken]
+    assert all(
+        (documents.get(Collections.FRAMES, f["id"]) or {})["labeling_status"] == "requested"
+        for f in sent
+    )

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -160,8 +161,17 @@ class Labeler:
         )
         by_batch: dict[tuple[str, str, str], list[SampledFrame]] = {}
         for doc in selected:
-            key = (doc["collector"], doc["video_doc_id"], doc["video_id"])
-            by_batch.setdefault(key, []).append(_sampled(doc))
+            try:
+                frame = _sampled(doc)
+            except ValidationError as exc:  # one broken document never holds up the round
+                self._fail(doc["id"], f"its frame document cannot be sent: {exc}")
+                continue
+            key = (
+                doc.get("collector") or "",
+                doc.get("video_doc_id") or "",
+                doc.get("video_id") or "",
+            )
+            by_batch.setdefault(key, []).append(frame)
         predictions = self._stored_predictions(selected)
         for (collector, video_doc_id, video_id), frames in by_batch.items():
             kept = KeptFrames(
@@ -172,11 +182,12 @@ class Labeler:
                 frames=frames,
             )
             self._send(kept, frames, predictions)
+        sent = sum(len(frames) for frames in by_batch.values())
         log.info(
             "labeling round",
-            extra={"fields": {"requested": len(selected), "skipped": skipped, "queued": len(plan)}},
+            extra={"fields": {"requested": sent, "skipped": skipped, "queued": len(plan)}},
         )
-        return LabelResult(requested=len(selected), already_requested=0, skipped=skipped)
+        return LabelResult(requested=sent, already_requested=0, skipped=skipped)
 
     def _decide(self, round_id: str, decisions: Sequence[Any]) -> int:
         """Record a chunk of a round's plan in one transaction with the round's budget: a frame
@@ -268,18 +279,21 @@ class Labeler:
         docs = self._adapters.documents.get_many(FRAMES, [f.frame_id for f in kept.frames])
         for frame in kept.frames:
             if not self._has_task(docs.get(frame.frame_id)):
-                self._adapters.documents.merge(
-                    FRAMES,
-                    frame.frame_id,
-                    {
-                        **FrameLabeling(
-                            labeling_status=LabelingStatus.FAILED,
-                            labeling_vendor=self._vendor.name,
-                            labeling_error=reason,
-                        ).as_fields(),
-                        "updated_at": utcnow(),
-                    },
-                )
+                self._fail(frame.frame_id, reason)
+
+    def _fail(self, frame_id: str, reason: str) -> None:
+        self._adapters.documents.merge(
+            FRAMES,
+            frame_id,
+            {
+                **FrameLabeling(
+                    labeling_status=LabelingStatus.FAILED,
+                    labeling_vendor=self._vendor.name,
+                    labeling_error=reason,
+                ).as_fields(),
+                "updated_at": utcnow(),
+            },
+        )
 
     def _has_task(self, doc: Mapping[str, Any] | None) -> bool:
         doc = doc or {}
