@@ -648,6 +648,8 @@ def _function(
             own_env["FRAMESIFT_MODEL_THREADS"] = deployment.cpu
     if deployment.signs_urls:
         own_env["FRAMESIFT_SIGNER_SERVICE_ACCOUNT"] = account.email
+    if spec is SAMPLER:  # ffmpeg would count the host's CPUs, not the function's
+        own_env["FRAMESIFT_SAMPLER_CPUS"] = deployment.cpu
     function = stack.add(
         gcp.cloudfunctionsv2.Function(
             spec.name,

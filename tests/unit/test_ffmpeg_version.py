@@ -38,3 +38,16 @@ def test_fps_mode_is_given_only_to_an_ffmpeg_that_takes_it(tmp_path, banner, ver
 def test_a_missing_ffmpeg_is_a_clear_error(tmp_path):
     with pytest.raises(ToolUnavailable, match="cannot run"):
         _ = Ffmpeg(ffmpeg=str(tmp_path / "no-ffmpeg")).version
+
+
+def test_the_decoder_gets_one_thread_per_cpu_decoding_all_and_one_more_skipping():
+    import os
+
+    from framesift.media import Ffmpeg
+    from framesift.sampling import DecodeMode
+
+    deployed = Ffmpeg(cpus=2)
+    assert deployed.decoder_threads(DecodeMode.ALL) == 2
+    assert deployed.decoder_threads(DecodeMode.REFERENCE) == 3
+    assert deployed.decoder_threads(DecodeMode.KEYFRAMES) == 3
+    assert Ffmpeg().decoder_threads(DecodeMode.ALL) == len(os.sched_getaffinity(0))

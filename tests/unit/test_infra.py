@@ -224,6 +224,9 @@ def test_the_sampler_gets_the_most_memory_and_time(deployed):
     timeouts = {n: f["serviceConfig"]["timeoutSeconds"] for n, f in functions.items()}
     assert timeouts["sampler"] == max(timeouts.values()) == 540
     assert functions["sampler"]["serviceConfig"]["availableMemory"] == "4Gi"
+    # ffmpeg decodes on the function's vCPUs, not on the host's CPU count.
+    sampler = functions["sampler"]["serviceConfig"]
+    assert sampler["environmentVariables"]["FRAMESIFT_SAMPLER_CPUS"] == sampler["availableCpu"]
     assert (
         functions["labeler"]["serviceConfig"]["environmentVariables"]["FRAMESIFT_WEBHOOK_URL"]
         == "https://framesift-webhook-abc.a.run.app"

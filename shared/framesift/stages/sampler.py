@@ -72,7 +72,9 @@ class Sampler:
         self._adapters = adapters
         self._settings = settings
         self._policy = settings.sampling_policy()
-        self._ffmpeg = media.Ffmpeg(settings.ffmpeg_binary, settings.ffprobe_binary)
+        self._ffmpeg = media.Ffmpeg(
+            settings.ffmpeg_binary, settings.ffprobe_binary, settings.sampler_cpus
+        )
 
     def handle_message(self, message: PubSubMessage) -> SampleResult:
         """Either kind of message the sampler function receives."""
