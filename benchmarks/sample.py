@@ -15,8 +15,9 @@ the ffmpeg it ran. All sample one frame per second and write JPEGs:
 - decode refs:   ``ffmpeg -skip_frame noref -i X -f null -`` (decodes reference frames only)
 - ffmpeg CLI:    ``ffmpeg -i X -vf fps=1 -q:v 3 %06d.jpg``
 - OpenCV loop:   read every frame, keep ``frame_id % round(fps) == 0``, ``cv2.imencode``
-- framesift:     ``framesift.media.sample`` (JPEGs, timestamps, pHash, sharpness, brightness)
-                 as deployed: probe, then decode the reference frames (the default decode)
+- framesift:     ``framesift.media.Sampling`` (JPEGs, timestamps, pHash, sharpness, brightness)
+                 as deployed: decoding the reference frames (the default decode), started
+                 while the probe runs
 - framesift all: the same decoding every frame (``FRAMESIFT_REFERENCE_DECODE_MIN_FRAMES=0``)
 - framesift key: the same with ``keyframes_only`` (decodes keyframes only)
 - embedded run:  ``framesift run``'s pipeline on the video: sample, hash, dedup, record,
@@ -123,10 +124,18 @@ def worker(method: str, video: str, out_dir: str) -> None:
         count = EmbeddedPipeline(settings).run([Path(video)], "bench").frames
     else:
         policy = SamplingPolicy(keyframes_only=method == "framesift-keyframes")
-        probe = media.probe(video)
         min_frames = 0.0 if method == "framesift-all" else Settings().reference_decode_min_frames
+        # As the sampler does: ffmpeg starts on the likely decode mode while the probe runs,
+        # and is kept when the probe agrees.
+        run = media.Sampling(
+            video, policy, JPEG_QUALITY, decode=policy.decode_mode(30.0, min_frames)
+        )
+        probe = media.probe(video)
         decode = policy.decode_mode(probe.fps, min_frames)
-        for image in media.sample(video, policy, probe.start_time_s, JPEG_QUALITY, decode=decode):
+        if run.decode is not decode:
+            run.cancel()
+            run = media.Sampling(video, policy, JPEG_QUALITY, decode=decode)
+        for image in run.images(probe.start_time_s):
             Path(out_dir, f"{image.timestamp_ms:010d}.jpg").write_bytes(image.jpeg)
             count += 1
     print(json.dumps({"frames": count, "seconds": time.perf_counter() - start}))

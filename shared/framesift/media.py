@@ -197,6 +197,7 @@ def _read_stderr(
 WHOLE = Segment()
 # The decoder's -skip_frame for each decode mode (an option since before ffmpeg 4).
 _SKIP_FRAME = {DecodeMode.REFERENCE: "noref", DecodeMode.KEYFRAMES: "nokey"}
+_INT_MAX = 2**31 - 1
 
 
 def plan_segments(
@@ -290,7 +291,15 @@ def sample(
     tools: Ffmpeg = SYSTEM,
     decode: DecodeMode | None = None,
 ) -> Iterator[SampledImage]:
-    """Yield each frame the policy keeps as a JPEG with its timestamp and stats, in one ffmpeg.
+    """Yield each frame the policy keeps as a JPEG with its timestamp and stats, in one ffmpeg
+    started at the first frame asked for (see :class:`Sampling`)."""
+    yield from Sampling(url, policy, quality, segment, tools, decode).images(start_time_s)
+
+
+class Sampling:
+    """One ffmpeg run sampling a video, started when made: :meth:`images` reads its frames,
+    :meth:`cancel` stops it unread. Started before the probe's answer, it decodes while the
+    probe runs (the sampler takes it if the probe agrees with its guesses).
 
     The filter graph selects frames once, then splits them: one branch goes out raw (YUV 4:2:0,
     cropped to even sides) on stdout and is encoded here with libjpeg-turbo (simplejpeg), several
@@ -298,94 +307,138 @@ def sample(
     second pipe for pHash, sharpness, brightness and the colour layout. ``showinfo`` on stderr
     gives each frame's presentation time and size, in the same order. ``decode`` says which
     frames are decoded at all (every one, reference frames, keyframes: the policy's own choice
-    when not given).
+    when not given); ``max_pixels``, when given, makes the decoder refuse larger frames before
+    it allocates any.
     """
-    decode = decode or policy.decode_mode(None, 0)
-    input_args: dict[str, Any] = {"nostdin": None, "threads": tools.decoder_threads(decode)}
-    if skip := _SKIP_FRAME.get(decode):
-        input_args["skip_frame"] = skip
-    if segment.start_s > 0:
-        # Input seek: ffmpeg jumps to the keyframe before and drops the frames before start_s;
-        # -copyts keeps absolute timestamps so windows and bounds line up across segments.
-        input_args["ss"] = segment.start_s
-        input_args["copyts"] = None
-    if segment.end_s is not None:
-        input_args["t"] = segment.end_s - segment.start_s + 1.0  # the select bounds cut exactly
-    selected = (
-        ffmpeg.input(url, **input_args)
-        .video.filter("select", select_expression(policy, segment))
-        .filter("crop", "trunc(iw/2)*2", "trunc(ih/2)*2")  # 4:2:0 planes need even sides
-        .filter("showinfo")
-        .split()
-    )
-    small_read, small_write = os.pipe()
-    # Every selected frame out as it is: no frame duplicated or dropped to fit a frame rate.
-    passthrough = {"fps_mode": "passthrough"} if tools.takes_fps_mode else {}
-    raw_output = selected[0].output("pipe:1", format="rawvideo", pix_fmt="yuv420p", **passthrough)
-    small_copy = (
-        selected[1]
-        .filter("scale", GRAY_SIZE, GRAY_SIZE, flags="area")
-        .output(f"pipe:{small_write}", format="rawvideo", pix_fmt="yuv420p", **passthrough)
-    )
-    global_args = ["-hide_banner", "-loglevel", "level+info"]
-    if not tools.takes_fps_mode:
-        global_args += ["-vsync", "passthrough"]
-    command = (
-        ffmpeg.merge_outputs(raw_output, small_copy)
-        .global_args(*global_args)
-        .compile(cmd=tools.ffmpeg)
-    )
-    try:
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(small_write,)
+
+    def __init__(
+        self,
+        url: str,
+        policy: SamplingPolicy,
+        quality: int,
+        segment: Segment = WHOLE,
+        tools: Ffmpeg = SYSTEM,
+        decode: DecodeMode | None = None,
+        max_pixels: int | None = None,
+    ) -> None:
+        self.decode = decode or policy.decode_mode(None, 0)
+        self._quality = quality
+        input_args: dict[str, Any] = {
+            "nostdin": None,
+            "threads": tools.decoder_threads(self.decode),
+        }
+        if max_pixels is not None:
+            input_args["max_pixels"] = min(max_pixels, _INT_MAX)  # the option's own range
+        if skip := _SKIP_FRAME.get(self.decode):
+            input_args["skip_frame"] = skip
+        if segment.start_s > 0:
+            # Input seek: ffmpeg jumps to the keyframe before and drops the frames before
+            # start_s; -copyts keeps absolute timestamps so windows and bounds line up across
+            # segments.
+            input_args["ss"] = segment.start_s
+            input_args["copyts"] = None
+        if segment.end_s is not None:
+            input_args["t"] = segment.end_s - segment.start_s + 1.0  # the select bounds cut
+        selected = (
+            ffmpeg.input(url, **input_args)
+            .video.filter("select", select_expression(policy, segment))
+            .filter("crop", "trunc(iw/2)*2", "trunc(ih/2)*2")  # 4:2:0 planes need even sides
+            .filter("showinfo")
+            .split()
         )
-    finally:
-        os.close(small_write)
-    if process.stdout is None or process.stderr is None:
-        raise SamplingFailed("could not open pipes to ffmpeg")
-    infos: queue.Queue[_FrameInfo | None] = queue.Queue()
-    # A few frames of slack: ffmpeg may write a frame's raw output before the previous frame's
-    # small one, so both pipes are read all the time, never one waiting for the other.
-    frames: queue.Queue[tuple[_FrameInfo, bytes] | None] = queue.Queue(maxsize=4)
-    smalls: queue.Queue[SmallCopy | None] = queue.Queue()
-    said = _Diagnostics()
-    with os.fdopen(small_read, "rb") as small_stream:
-        readers = [
-            threading.Thread(target=_read_stderr, args=(process.stderr, infos, said), daemon=True),
+        small_read, small_write = os.pipe()
+        # Every selected frame out as it is: no frame duplicated or dropped to fit a frame rate.
+        passthrough = {"fps_mode": "passthrough"} if tools.takes_fps_mode else {}
+        raw_output = selected[0].output(
+            "pipe:1", format="rawvideo", pix_fmt="yuv420p", **passthrough
+        )
+        small_copy = (
+            selected[1]
+            .filter("scale", GRAY_SIZE, GRAY_SIZE, flags="area")
+            .output(f"pipe:{small_write}", format="rawvideo", pix_fmt="yuv420p", **passthrough)
+        )
+        global_args = ["-hide_banner", "-loglevel", "level+info"]
+        if not tools.takes_fps_mode:
+            global_args += ["-vsync", "passthrough"]
+        command = (
+            ffmpeg.merge_outputs(raw_output, small_copy)
+            .global_args(*global_args)
+            .compile(cmd=tools.ffmpeg)
+        )
+        try:
+            self._process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(small_write,)
+            )
+        except BaseException:
+            os.close(small_read)
+            raise
+        finally:
+            os.close(small_write)
+        process = self._process
+        if process.stdout is None or process.stderr is None:
+            raise SamplingFailed("could not open pipes to ffmpeg")
+        infos: queue.Queue[_FrameInfo | None] = queue.Queue()
+        # A few frames of slack: ffmpeg may write a frame's raw output before the previous
+        # frame's small one, so both pipes are read all the time, never one waiting for the
+        # other.
+        self._frames: queue.Queue[tuple[_FrameInfo, bytes] | None] = queue.Queue(maxsize=4)
+        self._smalls: queue.Queue[SmallCopy | None] = queue.Queue()
+        self._said = _Diagnostics()
+        self._small_stream = os.fdopen(small_read, "rb")
+        self._readers = [
             threading.Thread(
-                target=_read_frames, args=(process.stdout, infos, frames), daemon=True
+                target=_read_stderr, args=(process.stderr, infos, self._said), daemon=True
             ),
-            threading.Thread(target=_read_small, args=(small_stream, smalls), daemon=True),
+            threading.Thread(
+                target=_read_frames, args=(process.stdout, infos, self._frames), daemon=True
+            ),
+            threading.Thread(
+                target=_read_small, args=(self._small_stream, self._smalls), daemon=True
+            ),
         ]
-        for reader in readers:
+        for reader in self._readers:
             reader.start()
+
+    def images(self, start_time_s: float) -> Iterator[SampledImage]:
+        """The frames, as JPEGs with their timestamps (less the stream's ``start_time_s``) and
+        stats; raises SamplingFailed after the last if ffmpeg failed or reported decode errors."""
         finished = False
         try:
-            while (item := frames.get(timeout=600)) is not None:
+            while (item := self._frames.get(timeout=600)) is not None:
                 info, raw = item
-                small = smalls.get(timeout=600)
+                small = self._smalls.get(timeout=600)
                 if len(raw) != info.width * info.height * 3 // 2 or small is None:
                     raise SamplingFailed("ffmpeg's outputs disagree on the frames")
                 yield SampledImage(
                     round((info.pts_time - start_time_s) * 1000),
-                    _encode_jpeg(raw, info.width, info.height, quality),
+                    _encode_jpeg(raw, info.width, info.height, self._quality),
                     frame_stats(small),
                 )
             finished = True
         finally:
-            if not finished and process.poll() is None:
-                process.kill()  # the consumer stopped early: do not leave ffmpeg decoding
-            returncode = process.wait()
-            while not frames.empty():  # unblock the frame reader if the consumer stopped early
-                frames.get_nowait()
-            for reader in readers:
-                reader.join(timeout=10)
-    if returncode != 0:
-        raise SamplingFailed(f"ffmpeg exited with {returncode}: {said.summary()}")
-    if said.errors:
-        # ffmpeg decodes on past a corrupt or truncated part; the frames it gave are kept, and
-        # the video is reported, not passed as whole.
-        raise SamplingFailed(f"decode errors: {said.summary()}")
+            returncode = self._stop(kill=not finished)
+        if returncode != 0:
+            raise SamplingFailed(f"ffmpeg exited with {returncode}: {self._said.summary()}")
+        if self._said.errors:
+            # ffmpeg decodes on past a corrupt or truncated part; the frames it gave are kept,
+            # and the video is reported, not passed as whole.
+            raise SamplingFailed(f"decode errors: {self._said.summary()}")
+
+    def cancel(self) -> None:
+        """Stop ffmpeg, its frames unread (idempotent)."""
+        self._stop(kill=True)
+
+    def _stop(self, kill: bool) -> int:
+        process = self._process
+        if kill and process.poll() is None:
+            process.kill()  # nobody reads on: do not leave ffmpeg decoding
+        returncode = process.wait()
+        while not self._frames.empty():  # unblock the frame reader, waiting to put one more
+            self._frames.get_nowait()
+        for reader in self._readers:
+            reader.join(timeout=10)
+        self._small_stream.close()
+        return returncode
 
 
 def _encode_jpeg(raw: bytes, width: int, height: int, quality: int) -> bytes:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -26,6 +28,22 @@ def _batches(pipeline: EmbeddedPipeline) -> list[FrameBatch]:
 
 def _sent_timestamps(pipeline: EmbeddedPipeline) -> list[int]:
     return sorted(f.timestamp_ms for b in _batches(pipeline) for f in b.frames)
+
+
+def _ffmpeg_children() -> list[int]:
+    """ffmpeg processes this process started that still run (or were never waited for)."""
+    mine = str(os.getpid())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+            if name.startswith("ffmpeg") and rest.split()[1] == mine:
+                found.append(int(entry.name))
+    return found
 
 
 def test_cli_run_samples_one_frame_per_second(media, tmp_path):
@@ -125,6 +143,28 @@ def test_long_video_is_sampled_in_segments_with_the_same_frames(media, sampler_s
     segmented.publisher.drain()
     assert [r.outcome for r in segmented.summary.results[4:]] == [Outcome.DUPLICATE] * 3
     assert _sent_timestamps(segmented) == kept
+    assert _ffmpeg_children() == []
+
+
+def test_decoding_started_on_a_wrong_guess_is_stopped_and_done_as_the_probe_says(
+    media, sampler_settings, tmp_path
+):
+    """Decoding starts before the probe answers, guessing 30 fps (reference frames for one
+    frame a second); at 3 fps a window spans 3 frames, under the 4 reference decoding needs,
+    so the guess is dropped and every frame decoded, with the frames one pass gives."""
+    from framesift.media import generate_test_video
+
+    slow = tmp_path / "slow.mp4"
+    # Long enough that the guessed decode fills its pipes and waits: it must be stopped.
+    generate_test_video(str(slow), seconds=20, fps="3", gop=6)
+    pipeline = EmbeddedPipeline(sampler_settings)
+    [result] = pipeline.run([slow], "cam").results
+
+    assert result.outcome is Outcome.SAMPLED
+    assert _sent_timestamps(pipeline) == [second * 1000 for second in range(20)]
+    video = pipeline.adapters.documents.get("videos", result.video_doc_id or "")
+    assert video is not None and video["decode_mode"] == "all"
+    assert _ffmpeg_children() == []
 
 
 def test_object_metadata_overrides_the_sampling_policy(media, sampler_settings):
@@ -168,6 +208,8 @@ def test_bad_input_fails_with_a_reason_keeps_good_frames_and_never_retries(
     assert (doc["status"], doc["error"]) == ("failed", result.reason)
     assert doc["frames_sampled"] >= frames
     assert len(_sent_timestamps(pipeline)) == doc["frames_sampled"]
+    # The ffmpeg started before the probe answered is stopped and waited for.
+    assert _ffmpeg_children() == []
 
 
 def test_cli_run_exits_nonzero_when_a_video_fails(media, tmp_path):

@@ -41,6 +41,7 @@ from framesift.naming import (
     is_photo,
     parse_upload_name,
 )
+from framesift.sampling import SamplingPolicy
 from framesift.stages.uploads import record_ignored
 from framesift.topology import SAMPLER, Collections, Topics
 from framesift.wiring import Adapters
@@ -48,6 +49,9 @@ from framesift.wiring import Adapters
 log = get_logger(__name__)
 
 _FINISHED = (VideoStatus.SAMPLED, VideoStatus.FAILED)
+# The frame rate the sampler guesses to start decoding before the probe answers (the decode
+# mode of every-N-seconds depends on it; most cameras record 24 to 60 fps).
+_LIKELY_FPS = 30.0
 
 
 class Outcome(StrEnum):
@@ -136,8 +140,36 @@ class Sampler:
             policy = self._policy.overridden_by(obj.metadata)
         except BadEvent as exc:
             return self._fail_video(video.id, str(exc))
+        url = self._adapters.blobs.stream_url(obj.bucket, obj.name)
+        # Decoding starts while the probe runs, on the likely guesses (one segment, the decode
+        # mode of a 30 fps video); the decoder refuses frames over the pixel limit before the
+        # probe's check can. Kept only if the probe agrees, else stopped.
+        early = media.Sampling(
+            url,
+            policy,
+            self._settings.jpeg_quality,
+            media.WHOLE,
+            self._ffmpeg,
+            policy.decode_mode(_LIKELY_FPS, self._settings.reference_decode_min_frames),
+            max_pixels=self._settings.max_video_pixels,
+        )
         try:
-            probe = media.probe(self._adapters.blobs.stream_url(obj.bucket, obj.name), self._ffmpeg)
+            return self._planned(obj, name, video, policy, url, early)
+        finally:
+            early.cancel()  # nothing, once its frames were read
+
+    def _planned(
+        self,
+        obj: GcsObject,
+        name: UploadName,
+        video: VideoRecord,
+        policy: SamplingPolicy,
+        url: str,
+        early: media.Sampling,
+    ) -> SampleResult:
+        documents = self._adapters.documents
+        try:
+            probe = media.probe(url, self._ffmpeg)
         except UnreadableVideo as exc:
             return self._fail_video(video.id, str(exc))
 
@@ -183,6 +215,9 @@ class Sampler:
             )
             for index, segment in enumerate(segments)
         ]
+        if len(tasks) == 1 and early.decode is decode:
+            return self.sample_segment(tasks[0], early)
+        early.cancel()  # guessed wrong: not one segment, or another decode mode
         if len(tasks) == 1:
             return self.sample_segment(tasks[0])
         for task in tasks:
@@ -195,7 +230,10 @@ class Sampler:
         log.info("long video sent on as %d segments", len(tasks))
         return SampleResult(Outcome.SEGMENTED, f"{len(tasks)} segments", video.id)
 
-    def sample_segment(self, task: SegmentTask) -> SampleResult:
+    def sample_segment(
+        self, task: SegmentTask, started: media.Sampling | None = None
+    ) -> SampleResult:
+        """Sample one segment (``started``: its ffmpeg already running)."""
         documents = self._adapters.documents
         bind_context(video_doc_id=task.video_doc_id, segment=task.index)
         record = SegmentRecord(
@@ -211,19 +249,19 @@ class Sampler:
                 log.info("duplicate delivery: segment already %s", existing["status"])
                 return SampleResult(Outcome.DUPLICATE, str(existing["status"]), task.video_doc_id)
 
-        url = self._adapters.blobs.stream_url(task.bucket, task.object_name)
-        frames: list[SampledFrame] = []
-        error: str | None = None
-        try:
-            for image in media.sample(
-                url,
+        if started is None:
+            started = media.Sampling(
+                self._adapters.blobs.stream_url(task.bucket, task.object_name),
                 task.policy,
-                task.start_time_s,
                 self._settings.jpeg_quality,
                 task.segment,
                 self._ffmpeg,
                 task.decode,
-            ):
+            )
+        frames: list[SampledFrame] = []
+        error: str | None = None
+        try:
+            for image in started.images(task.start_time_s):
                 frames.append(self._store_frame(task, image))
         except SamplingFailed as exc:
             error = str(exc)  # frames decoded before a mid-file corruption are kept
