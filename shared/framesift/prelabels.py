@@ -59,6 +59,18 @@ def prediction_id(model_version: str, frame_id: str) -> str:
     return AnnotationRecord.make_id(MODEL_VENDOR, f"{model_version}~{frame_id}")
 
 
+def stored_predictions(documents: DocumentStore, ids: Sequence[str]) -> dict[str, Prediction]:
+    """The stored pre-labels of these ids, by frame id, in one batched read."""
+    if not ids:
+        return {}
+    stored = documents.get_many(Collections.ANNOTATIONS, list(ids))
+    return {
+        str(doc["frame_id"]): Prediction.from_doc(doc)
+        for doc in stored.values()
+        if doc.get("frame_id")
+    }
+
+
 class Prelabeler:
     def __init__(
         self, detector: Detector, settings: Settings, documents: DocumentStore, blobs: BlobStore
@@ -74,24 +86,23 @@ class Prelabeler:
                 f"FRAMESIFT_LABELING_CLASSES ({', '.join(settings.labeling_classes)})"
             )
 
-    @property
-    def model_version(self) -> str:
-        return self._detector.version
-
     def predictions(
         self, frames: Sequence[SampledFrame], docs: Mapping[str, Mapping[str, Any]]
     ) -> dict[str, Prediction]:
         """Each frame's pre-label by frame id, stored ones read back, others made and stored
         (``docs``: the frames' documents)."""
-        found: dict[str, Prediction] = {}
+        wanted = {f.frame_id: prediction_id(self._detector.version, f.frame_id) for f in frames}
+        found = stored_predictions(
+            self._documents,
+            [
+                wanted[frame_id]
+                for frame_id in wanted
+                if (docs.get(frame_id) or {}).get("model_prediction_id") == wanted[frame_id]
+            ],
+        )
         for frame in frames:
-            wanted = prediction_id(self._detector.version, frame.frame_id)
-            stored = None
-            if (docs.get(frame.frame_id) or {}).get("model_prediction_id") == wanted:
-                stored = self._documents.get(Collections.ANNOTATIONS, wanted)
-            found[frame.frame_id] = (
-                Prediction.from_doc(stored) if stored else self._predict(frame, wanted)
-            )
+            if frame.frame_id not in found:
+                found[frame.frame_id] = self._predict(frame, wanted[frame.frame_id])
         return found
 
     def _predict(self, frame: SampledFrame, wanted: str) -> Prediction:

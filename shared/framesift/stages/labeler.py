@@ -48,7 +48,7 @@ from framesift.logs import bind_context, get_logger
 from framesift.messages import ROUND_MESSAGE, KeptFrames, LabelingRound, SampledFrame
 from framesift.naming import served_url
 from framesift.ports import DocKey, LabelingRequest, LabelingVendor
-from framesift.prelabels import Prediction, Prelabeler
+from framesift.prelabels import Prediction, Prelabeler, stored_predictions
 from framesift.selection import (
     Candidate,
     SelectionPolicy,
@@ -172,7 +172,10 @@ class Labeler:
                 doc.get("video_id") or "",
             )
             by_batch.setdefault(key, []).append(frame)
-        predictions = self._stored_predictions(selected)
+        predictions = stored_predictions(
+            self._adapters.documents,
+            [str(doc["model_prediction_id"]) for doc in selected if doc.get("model_prediction_id")],
+        )
         for (collector, video_doc_id, video_id), frames in by_batch.items():
             kept = KeptFrames(
                 batch_id=f"round-{round_id}",
@@ -223,17 +226,6 @@ class Labeler:
             return writes, skipped
 
         return self._adapters.documents.transact(keys, change)
-
-    def _stored_predictions(self, docs: Sequence[Mapping[str, Any]]) -> dict[str, Prediction]:
-        ids = [str(doc["model_prediction_id"]) for doc in docs if doc.get("model_prediction_id")]
-        if not ids:
-            return {}
-        stored = self._adapters.documents.get_many(Collections.ANNOTATIONS, ids)
-        return {
-            str(doc["frame_id"]): Prediction.from_doc(doc)
-            for doc in stored.values()
-            if doc.get("frame_id")
-        }
 
     def _mark(self, frame_id: str, status: LabelingStatus, priority: float, **more: Any) -> None:
         self._adapters.documents.merge(
