@@ -13,6 +13,8 @@ the ffmpeg it ran. All sample one frame per second and write JPEGs:
 - decode limit, a thread per CPU: the same with ``-threads`` the CPU count (ffmpeg's default is
                  one more), as framesift decodes every frame
 - decode refs:   ``ffmpeg -skip_frame noref -i X -f null -`` (decodes reference frames only)
+- decode refs, four threads per CPU: the same with the thread count framesift gives ffmpeg
+                 when it skips frames
 - ffmpeg CLI:    ``ffmpeg -i X -vf fps=1 -q:v 3 %06d.jpg``
 - OpenCV loop:   read every frame, keep ``frame_id % round(fps) == 0``, ``cv2.imencode``
 - framesift:     ``framesift.media.Sampling`` (JPEGs, timestamps, pHash, sharpness, brightness)
@@ -42,7 +44,7 @@ from pathlib import Path
 
 from framesift import media
 from framesift.config import Settings
-from framesift.sampling import SamplingPolicy
+from framesift.sampling import DecodeMode, SamplingPolicy
 
 # Comparable JPEG settings: ffmpeg's -q:v 3 and libjpeg quality 90 give files of similar size.
 FFMPEG_QSCALE = 3
@@ -155,7 +157,7 @@ METHODS: dict[str, Command] = {
     "decode limit, a thread per CPU": lambda video, out: [
         *_FFMPEG[:-1],
         "-threads",
-        str(len(os.sched_getaffinity(0))),
+        str(media.Ffmpeg().decoder_threads(DecodeMode.ALL)),
         "-i",
         video,
         "-f",
@@ -166,6 +168,18 @@ METHODS: dict[str, Command] = {
         *_FFMPEG[:-1],
         "-skip_frame",
         "noref",
+        "-i",
+        video,
+        "-f",
+        "null",
+        "-",
+    ],
+    "decode reference frames, four threads per CPU": lambda video, out: [
+        *_FFMPEG[:-1],
+        "-skip_frame",
+        "noref",
+        "-threads",
+        str(media.Ffmpeg().decoder_threads(DecodeMode.REFERENCE)),
         "-i",
         video,
         "-f",

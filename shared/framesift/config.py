@@ -144,9 +144,9 @@ class Settings(BaseSettings):
     sampler_cpus: int = Field(
         default=0,
         ge=0,
-        description="The CPUs the sampler's ffmpeg decodes on, one thread each (0: those this "
-        "process may run on). ffmpeg's own count is the machine's, which on Cloud Functions "
-        "can be the host's: the infra sets the sampler's vCPUs.",
+        description="The CPUs the sampler's ffmpeg decodes on, which set its decoder threads "
+        "(0: those this process may run on). ffmpeg's own count is the machine's, which on "
+        "Cloud Functions can be the host's: the infra sets the sampler's vCPUs.",
     )
     jpeg_quality: int = Field(
         default=90, ge=1, le=100, description="JPEG quality, libjpeg's scale."

@@ -33,6 +33,8 @@ from framesift.sampling import DecodeMode, SamplingMode, SamplingPolicy
 # ffmpeg 5.1 added the per-output -fps_mode and deprecated the global -vsync it replaces.
 _FPS_MODE_SINCE = (5, 1)
 _VERSION = re.compile(r"ffmpeg version n?(\d+)\.(\d+)")
+# ffmpeg warns that more than 16 decoder threads are not recommended.
+_MAX_DECODER_THREADS = 16
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,15 @@ class Ffmpeg:
     def decoder_threads(self, decode: DecodeMode) -> int:
         """The decoder's threads. ffmpeg's own choice is its CPU count plus one, and its count
         is the machine's: on Cloud Functions that can be the host's, far more than the
-        function's vCPUs. Decoding every frame, one thread per CPU is faster than one more
-        (0.81x to 0.84x the time on 2 CPUs, benchmarks/sample.py); skipping frames, the extra
-        thread still helps (the decoder waits more on references), so it is kept there."""
+        function's vCPUs. Decoding every frame, one thread per CPU is fastest (on 2 CPUs 0.83x
+        to 0.89x the time of ffmpeg's choice; 8 threads are slower too). Skipping frames, the
+        decoder's frame threads are slots for packets, skipped ones included, and a reference
+        frame waits on rows of the one before it: four threads per CPU keep enough reference
+        frames in flight (on 2 CPUs, sampling took 0.89x to 0.91x the time it took on three
+        threads, by hand; twelve gained 3 % to 6 % more at 1080p, but each thread holds about
+        two frames, some 20 MB at 4K). benchmarks/sample.py shows the decode at these counts."""
         cpus = self.cpus or len(os.sched_getaffinity(0))
-        return cpus if decode is DecodeMode.ALL else cpus + 1
+        return cpus if decode is DecodeMode.ALL else min(4 * cpus, _MAX_DECODER_THREADS)
 
     @cached_property
     def version(self) -> tuple[int, int]:
@@ -343,7 +349,9 @@ class Sampling:
             ffmpeg.input(url, **input_args)
             .video.filter("select", select_expression(policy, segment))
             .filter("crop", "trunc(iw/2)*2", "trunc(ih/2)*2")  # 4:2:0 planes need even sides
-            .filter("showinfo")
+            # showinfo without its checksums: they read every pixel of the frame twice on
+            # ffmpeg's main thread (an option since ffmpeg 4.2).
+            .filter("showinfo", checksum=0)
             .split()
         )
         small_read, small_write = os.pipe()

@@ -40,7 +40,7 @@ def test_a_missing_ffmpeg_is_a_clear_error(tmp_path):
         _ = Ffmpeg(ffmpeg=str(tmp_path / "no-ffmpeg")).version
 
 
-def test_the_decoder_gets_one_thread_per_cpu_decoding_all_and_one_more_skipping():
+def test_the_decoder_gets_one_thread_per_cpu_decoding_all_and_four_skipping():
     import os
 
     from framesift.media import Ffmpeg
@@ -48,6 +48,7 @@ def test_the_decoder_gets_one_thread_per_cpu_decoding_all_and_one_more_skipping(
 
     deployed = Ffmpeg(cpus=2)
     assert deployed.decoder_threads(DecodeMode.ALL) == 2
-    assert deployed.decoder_threads(DecodeMode.REFERENCE) == 3
-    assert deployed.decoder_threads(DecodeMode.KEYFRAMES) == 3
+    assert deployed.decoder_threads(DecodeMode.REFERENCE) == 8
+    assert deployed.decoder_threads(DecodeMode.KEYFRAMES) == 8
+    assert Ffmpeg(cpus=8).decoder_threads(DecodeMode.REFERENCE) == 16  # ffmpeg's advised most
     assert Ffmpeg().decoder_threads(DecodeMode.ALL) == len(os.sched_getaffinity(0))
