@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Handler:
     """What a Pub/Sub function does with a message, and what it marks when it gives up on one
-    (the labeler marks the message's frames ``labeling_failed``)."""
+    (the sampler marks the video or segment ``failed``, the labeler the message's frames
+    ``labeling_failed``)."""
 
     handle: Callable[[PubSubMessage], Any]
     give_up: GiveUp | None = None
@@ -38,7 +39,8 @@ def handler(function: str, adapters: Adapters, settings: Settings) -> Handler:
     if function == SAMPLER.name:
         from framesift.stages.sampler import Sampler
 
-        return Handler(Sampler(adapters, settings).handle_message)
+        sampler = Sampler(adapters, settings)
+        return Handler(sampler.handle_message, sampler.give_up)
     if function == DEDUP.name:
         from framesift.stages.dedup import Dedup
 

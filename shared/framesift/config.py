@@ -148,6 +148,15 @@ class Settings(BaseSettings):
         "(0: those this process may run on). ffmpeg's own count is the machine's, which on "
         "Cloud Functions can be the host's: the infra sets the sampler's vCPUs.",
     )
+    source_reconnect_delay_max_s: int = Field(
+        default=30,
+        ge=0,
+        le=4294,  # ffmpeg's own bound
+        description="Reading a video over HTTP (deployed: a signed URL), ffmpeg reconnects "
+        "after a dropped or stalled connection, a failed connect, a 408, 429 or 5xx, waiting 0, 1, "
+        "3, 7 ... s while the wait is at most this; then the attempt fails as transient and "
+        "Pub/Sub redelivers it.",
+    )
     jpeg_quality: int = Field(
         default=90, ge=1, le=100, description="JPEG quality, libjpeg's scale."
     )

@@ -58,6 +58,8 @@ class VideoRecord(BaseModel):
     segments_sent: bool = False
     frames_sampled: int = 0
     error: str | None = None
+    # Failed because its message was dead-lettered: a replay of that message samples it again.
+    dead_lettered: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -80,6 +82,7 @@ class SegmentRecord(BaseModel):
     status: SegmentStatus
     frames: int = 0
     error: str | None = None
+    dead_lettered: bool = False  # as a video's
     updated_at: datetime = Field(default_factory=utcnow)
 
 

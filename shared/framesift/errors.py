@@ -79,6 +79,11 @@ class VendorUnavailable(TransientError):
     """The vendor failed in a way a later attempt can fix (429, 5xx, timeout, connection)."""
 
 
+class SourceUnavailable(TransientError):
+    """The video's bytes could not be fetched: the network, a server error, throttling, or
+    access refused (a deployment fault, replayable once fixed); a later attempt can read them."""
+
+
 class ToolUnavailable(TransientError):
     """A program a stage runs (ffmpeg) is missing or cannot start: a deployment fault, so the
     message is retried, then dead-lettered, and replayed once the deployment is fixed."""

@@ -25,7 +25,13 @@ import ffmpeg
 import numpy as np
 import simplejpeg
 
-from framesift.errors import SamplingFailed, ToolUnavailable, UnreadableVideo
+from framesift.errors import (
+    PermanentError,
+    SamplingFailed,
+    SourceUnavailable,
+    ToolUnavailable,
+    UnreadableVideo,
+)
 from framesift.imagestats import GRAY_SIZE, FrameStats, SmallCopy, frame_stats
 from framesift.messages import Segment
 from framesift.sampling import DecodeMode, SamplingMode, SamplingPolicy
@@ -35,6 +41,11 @@ _FPS_MODE_SINCE = (5, 1)
 _VERSION = re.compile(r"ffmpeg version n?(\d+)\.(\d+)")
 # ffmpeg warns that more than 16 decoder threads are not recommended.
 _MAX_DECODER_THREADS = 16
+# ffmpeg 4.3 added reconnecting after a failed connect and after an HTTP error status.
+_RECONNECT_ON_ERRORS_SINCE = (4, 3)
+# A read that stalls this long fails (and is reconnected), rather than running into the
+# function's timeout, which Pub/Sub would redeliver into the same wait.
+_READ_TIMEOUT_US = 30_000_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class Ffmpeg:
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
     cpus: int = 0  # the CPUs to decode on; 0: those this process may run on
+    reconnect_delay_max_s: int = 30  # see :meth:`source_options`
 
     def decoder_threads(self, decode: DecodeMode) -> int:
         """The decoder's threads. ffmpeg's own choice is its CPU count plus one, and its count
@@ -78,6 +90,24 @@ class Ffmpeg:
     @property
     def takes_fps_mode(self) -> bool:
         return self.version >= _FPS_MODE_SINCE
+
+    def source_options(self, url: str) -> dict[str, Any]:
+        """Input options for reading ``url``. Over HTTP (deployed, a signed URL) ffmpeg
+        reconnects after a connection dropped or stalled before the end, resuming at the byte
+        it stopped at, and from 4.3 after a failed connect or a 408, 429 or 5xx answer (what
+        Cloud Storage says to retry), waiting 0, 1, 3, 7 ... seconds while the wait is at most
+        ``reconnect_delay_max_s``; past that the attempt fails as :class:`SourceUnavailable`
+        and Pub/Sub's redelivery is the retry."""
+        if not url.startswith(("http://", "https://")):
+            return {}
+        options: dict[str, Any] = {
+            "reconnect": 1,
+            "reconnect_delay_max": self.reconnect_delay_max_s,
+            "rw_timeout": _READ_TIMEOUT_US,
+        }
+        if self.version >= _RECONNECT_ON_ERRORS_SINCE:
+            options |= {"reconnect_on_network_error": 1, "reconnect_on_http_error": "408,429,5xx"}
+        return options
 
 
 SYSTEM = Ffmpeg()
@@ -124,11 +154,38 @@ def _fraction(value: str | None) -> float | None:
     return float(rate) if rate > 0 else None
 
 
+# What ffmpeg says when the network or the video's server failed, not the video: a later
+# attempt can read it. An object that is gone (404, 410) is not among these.
+_SOURCE_TROUBLE = re.compile(
+    r"HTTP error|Server returned|Connection to \S+ failed|Connection (?:refused|reset|timed out)"
+    r"|Failed to resolve|name resolution|Network is unreachable|Stream ends prematurely"
+    r"|Will reconnect",
+    re.IGNORECASE,
+)
+_GONE = re.compile(r"\b(?:404 Not Found|410 Gone)\b")
+
+
+def _source_failure(
+    lines: list[str], gone: type[PermanentError]
+) -> PermanentError | SourceUnavailable | None:
+    """The error for a run that failed reading its source, from ffmpeg's lines: ``gone`` when
+    the video is, else transient when any line is about the source (None: none is)."""
+    if found := [line for line in lines if _GONE.search(line)]:
+        return gone(f"the video is gone: {_last_lines(found[0], 1)}")
+    if found := [line for line in lines if _SOURCE_TROUBLE.search(line)]:
+        return SourceUnavailable(f"could not read the video: {_last_lines(chr(10).join(found))}")
+    return None
+
+
 def probe(url: str, tools: Ffmpeg = SYSTEM) -> VideoProbe:
     try:
-        info: dict[str, Any] = ffmpeg.probe(url, cmd=tools.ffprobe, hide_banner=None)
+        info: dict[str, Any] = ffmpeg.probe(
+            url, cmd=tools.ffprobe, hide_banner=None, **tools.source_options(url)
+        )
     except ffmpeg.Error as exc:
         stderr = exc.stderr.decode(errors="replace")
+        if failure := _source_failure(stderr.splitlines(), UnreadableVideo):
+            raise failure from exc
         raise UnreadableVideo(f"ffprobe failed: {_last_lines(stderr)}") from exc
     streams = [s for s in info.get("streams", []) if s.get("codec_type") == "video"]
     # A still image (mjpeg/png "video" with one frame) is not a video.
@@ -168,10 +225,12 @@ class _FrameInfo:
 
 @dataclass
 class _Diagnostics:
-    """What ffmpeg said on stderr besides the timestamps: its last lines and its errors."""
+    """What ffmpeg said on stderr besides the timestamps: its last lines, its errors, and what
+    it said about reading its source (a reconnect that worked is not an error)."""
 
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     errors: list[str] = field(default_factory=list)
+    source: deque[str] = field(default_factory=lambda: deque(maxlen=20))
 
     def summary(self) -> str:
         errors = " | ".join(dict.fromkeys(self.errors[:3]))
@@ -191,7 +250,9 @@ def _read_stderr(
             infos.put(_FrameInfo(float(match[1]), int(match[2]), int(match[3])))
             continue
         said.tail.append(line)
-        if (level := _ERROR_LEVEL.search(line)) and len(said.errors) < 20:
+        if _SOURCE_TROUBLE.search(line) or _GONE.search(line):
+            said.source.append(line)
+        elif (level := _ERROR_LEVEL.search(line)) and len(said.errors) < 20:
             said.errors.append(
                 re.sub(r" @ 0x[0-9a-f]+", "", line[: level.start()]).strip()
                 + " "
@@ -337,6 +398,7 @@ class Sampling:
             input_args["max_pixels"] = min(max_pixels, _INT_MAX)  # the option's own range
         if skip := _SKIP_FRAME.get(self.decode):
             input_args["skip_frame"] = skip
+        input_args |= tools.source_options(url)
         if segment.start_s > 0:
             # Input seek: ffmpeg jumps to the keyframe before and drops the frames before
             # start_s; -copyts keeps absolute timestamps so windows and bounds line up across
@@ -425,6 +487,9 @@ class Sampling:
             finished = True
         finally:
             returncode = self._stop(kill=not finished)
+        failed = returncode != 0 or bool(self._said.errors)
+        if failed and (failure := _source_failure(list(self._said.source), SamplingFailed)):
+            raise failure  # frames read before it stand; a redelivery reads them again
         if returncode != 0:
             raise SamplingFailed(f"ffmpeg exited with {returncode}: {self._said.summary()}")
         if self._said.errors:

@@ -12,11 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from framesift.cli import app
+from framesift.delivery import replay
 from framesift.events import finalize_message
 from framesift.local import EmbeddedPipeline
 from framesift.messages import FrameBatch
 from framesift.stages.sampler import Outcome
-from framesift.topology import Collections, Topics
+from framesift.topology import SAMPLER, Collections, Topics
+from tests.support.flakyhttp import Faults, serve
 
 
 def _batches(pipeline: EmbeddedPipeline) -> list[FrameBatch]:
@@ -209,6 +211,74 @@ def test_bad_input_fails_with_a_reason_keeps_good_frames_and_never_retries(
     assert doc["frames_sampled"] >= frames
     assert len(_sent_timestamps(pipeline)) == doc["frames_sampled"]
     # The ffmpeg started before the probe answered is stopped and waited for.
+    assert _ffmpeg_children() == []
+
+
+def test_a_source_that_stays_down_is_retried_given_up_and_sampled_when_replayed(
+    media, sampler_settings, monkeypatch
+):
+    """Deployed, ffmpeg reads the video from a signed URL: a server or network that stays down
+    is retried (not the video marked unreadable at once), given up on at the delivery limit
+    with the reason on the video, and the dead letter's replay samples it as if nothing had
+    happened."""
+    settings = sampler_settings.model_copy(
+        update={"source_reconnect_delay_max_s": 1, "max_delivery_attempts": 2}
+    )
+    pipeline = EmbeddedPipeline(settings)
+    clip = media["clip_5s_25fps"]
+    with serve(clip, Faults(status=503, failures=None)) as down:
+        monkeypatch.setattr(pipeline.blobs, "stream_url", lambda *_, **__: down.url)
+        summary = pipeline.run([clip], collector="cam-a")
+
+    assert summary.dead_letters == 1
+    [video] = pipeline.adapters.documents.where(Collections.VIDEOS, "collector", "cam-a")
+    assert video["status"] == "failed"
+    assert "503" in video["error"] and "127.0.0.1" not in video["error"]
+    [dead] = pipeline.adapters.documents.where(Collections.DEAD_LETTERS, "subscriber", "sampler")
+    assert dead["attempts"] == 2
+    assert _ffmpeg_children() == []
+
+    with serve(clip, Faults()) as back:
+        monkeypatch.setattr(pipeline.blobs, "stream_url", lambda *_, **__: back.url)
+        assert replay(pipeline.adapters, SAMPLER.name) == 1
+        pipeline.publisher.drain()
+
+    video = pipeline.adapters.documents.get(Collections.VIDEOS, video["id"])
+    assert video is not None
+    assert (video["status"], video["error"], video["frames_sampled"]) == ("sampled", None, 5)
+    assert len(_sent_timestamps(pipeline)) == 5
+
+
+def test_segments_whose_source_stays_down_fail_their_video_until_replayed(
+    media, sampler_settings, monkeypatch
+):
+    settings = sampler_settings.model_copy(
+        update={
+            "source_reconnect_delay_max_s": 1,
+            "max_delivery_attempts": 2,
+            "segment_seconds": 1.5,  # 3 segments
+        }
+    )
+    pipeline = EmbeddedPipeline(settings)
+    clip = media["clip_5s_25fps"]
+    with serve(clip, Faults()) as up, serve(clip, Faults(status=503, failures=None)) as down:
+        urls = iter([up.url])  # the notification's probe reads it; then the source goes down
+        monkeypatch.setattr(pipeline.blobs, "stream_url", lambda *_, **__: next(urls, down.url))
+        summary = pipeline.run([clip], collector="cam-a")
+
+        assert summary.dead_letters == 3
+        [video] = pipeline.adapters.documents.where(Collections.VIDEOS, "collector", "cam-a")
+        assert video["status"] == "failed"
+        assert video["error"].startswith("segment 0: ") and "503" in video["error"]
+
+        monkeypatch.setattr(pipeline.blobs, "stream_url", lambda *_, **__: up.url)
+        assert replay(pipeline.adapters, SAMPLER.name) == 3
+        pipeline.publisher.drain()
+
+    video = pipeline.adapters.documents.get(Collections.VIDEOS, video["id"])
+    assert video is not None
+    assert (video["status"], video["error"], video["frames_sampled"]) == ("sampled", None, 5)
+    assert [t // 1000 for t in _sent_timestamps(pipeline)] == [0, 1, 2, 3, 4]
     assert _ffmpeg_children() == []
 
 

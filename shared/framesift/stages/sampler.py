@@ -49,6 +49,8 @@ from framesift.wiring import Adapters
 log = get_logger(__name__)
 
 _FINISHED = (VideoStatus.SAMPLED, VideoStatus.FAILED)
+# A video or segment whose dead letter is replayed: processing again (both statuses' value).
+_RESTARTED = {"status": VideoStatus.PROCESSING.value, "error": None, "dead_lettered": False}
 # The frame rate the sampler guesses to start decoding before the probe answers (the decode
 # mode of every-N-seconds depends on it; most cameras record 24 to 60 fps).
 _LIKELY_FPS = 30.0
@@ -77,7 +79,10 @@ class Sampler:
         self._settings = settings
         self._policy = settings.sampling_policy()
         self._ffmpeg = media.Ffmpeg(
-            settings.ffmpeg_binary, settings.ffprobe_binary, settings.sampler_cpus
+            settings.ffmpeg_binary,
+            settings.ffprobe_binary,
+            settings.sampler_cpus,
+            settings.source_reconnect_delay_max_s,
         )
 
     def handle_message(self, message: PubSubMessage) -> SampleResult:
@@ -125,7 +130,10 @@ class Sampler:
         bind_context(video_doc_id=video.id, collector=name.collector, video_id=name.stem)
         if not documents.create(Collections.VIDEOS, video.id, video.model_dump()):
             existing = documents.get(Collections.VIDEOS, video.id) or {}
-            if existing.get("status") in _FINISHED:
+            if existing.get("dead_lettered"):
+                log.info("a dead letter replayed: sampling the video again")
+                documents.merge(Collections.VIDEOS, video.id, _RESTARTED)
+            elif existing.get("status") in _FINISHED:
                 log.info("duplicate delivery: video already %s", existing["status"])
                 return SampleResult(Outcome.DUPLICATE, str(existing["status"]), video.id)
             if existing.get("segments_sent"):
@@ -236,16 +244,13 @@ class Sampler:
         """Sample one segment (``started``: its ffmpeg already running)."""
         documents = self._adapters.documents
         bind_context(video_doc_id=task.video_doc_id, segment=task.index)
-        record = SegmentRecord(
-            id=task.segment_id,
-            video_doc_id=task.video_doc_id,
-            index=task.index,
-            count=task.count,
-            status=SegmentStatus.PROCESSING,
-        )
+        record = _segment_record(task, SegmentStatus.PROCESSING)
         if not documents.create(Collections.VIDEO_SEGMENTS, record.id, record.model_dump()):
             existing = documents.get(Collections.VIDEO_SEGMENTS, record.id) or {}
-            if existing.get("status") in (SegmentStatus.DONE, SegmentStatus.FAILED):
+            if existing.get("dead_lettered"):
+                log.info("a dead letter replayed: sampling the segment again")
+                documents.merge(Collections.VIDEO_SEGMENTS, record.id, _RESTARTED)
+            elif existing.get("status") in (SegmentStatus.DONE, SegmentStatus.FAILED):
                 log.info("duplicate delivery: segment already %s", existing["status"])
                 return SampleResult(Outcome.DUPLICATE, str(existing["status"]), task.video_doc_id)
 
@@ -280,6 +285,29 @@ class Sampler:
         else:
             log.info("segment sampled", extra={"fields": {"frames": len(frames)}})
         return self._finish_video_if_complete(task)
+
+    def give_up(self, message: PubSubMessage, reason: str) -> None:
+        """Mark the video or segment of a dead-lettered message ``failed`` with the reason, so
+        none stays ``processing``; replaying the dead letter samples it again."""
+        documents = self._adapters.documents
+        try:
+            if message.attributes.get(SEGMENT_MESSAGE):
+                task = SegmentTask.from_message(message)
+                segment = documents.get(Collections.VIDEO_SEGMENTS, task.segment_id)
+                if segment is None or segment.get("status") == SegmentStatus.PROCESSING:
+                    failed = _segment_record(
+                        task, SegmentStatus.FAILED, error=reason, dead_lettered=True
+                    )
+                    documents.merge(Collections.VIDEO_SEGMENTS, failed.id, failed.model_dump())
+                    self._finish_video_if_complete(task)
+                return
+            obj = GcsNotification.from_message(message).object
+        except BadEvent:
+            return  # it names no video
+        video_id = VideoRecord.make_id(obj.bucket, obj.name, obj.generation)
+        video = documents.get(Collections.VIDEOS, video_id)
+        if video is not None and video.get("status") == VideoStatus.PROCESSING:
+            self._fail_video(video_id, reason, dead_lettered=True)
 
     def _finish_video_if_complete(self, task: SegmentTask) -> SampleResult:
         """Close the video once all its segments are finished (whichever finishes last does it)."""
@@ -368,11 +396,32 @@ class Sampler:
                 Topics.FRAMES_SAMPLED, batch.model_dump_json().encode(), attributes
             )
 
-    def _fail_video(self, video_doc_id: str, error: str) -> SampleResult:
+    def _fail_video(
+        self, video_doc_id: str, error: str, dead_lettered: bool = False
+    ) -> SampleResult:
         self._adapters.documents.merge(
             Collections.VIDEOS,
             video_doc_id,
-            {"status": VideoStatus.FAILED.value, "error": error, "updated_at": utcnow()},
+            {
+                "status": VideoStatus.FAILED.value,
+                "error": error,
+                "dead_lettered": dead_lettered,
+                "updated_at": utcnow(),
+            },
         )
         log.error("video failed: %s", error)
         return SampleResult(Outcome.FAILED, error, video_doc_id)
+
+
+def _segment_record(
+    task: SegmentTask, status: SegmentStatus, error: str | None = None, dead_lettered: bool = False
+) -> SegmentRecord:
+    return SegmentRecord(
+        id=task.segment_id,
+        video_doc_id=task.video_doc_id,
+        index=task.index,
+        count=task.count,
+        status=status,
+        error=error,
+        dead_lettered=dead_lettered,
+    )
