@@ -36,6 +36,13 @@ class UnreadableVideo(PermanentError):
     """ffmpeg cannot read the input as a video."""
 
 
+class ObjectGone(PermanentError, LookupError):
+    """The version of an object asked for is no longer there (replaced or deleted)."""
+
+    def __init__(self, bucket: str, name: str, generation: int) -> None:
+        super().__init__(f"{bucket}/{name} generation {generation} is no longer there")
+
+
 class SamplingFailed(PermanentError):
     """ffmpeg stopped part-way through a video; frames yielded before this are good."""
 

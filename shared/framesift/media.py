@@ -163,6 +163,7 @@ _SOURCE_TROUBLE = re.compile(
     re.IGNORECASE,
 )
 _GONE = re.compile(r"\b(?:404 Not Found|410 Gone)\b")
+GONE = "the video is gone"  # a failure's reason when its version of the object no longer is
 
 
 def _source_failure(
@@ -171,7 +172,7 @@ def _source_failure(
     """The error for a run that failed reading its source, from ffmpeg's lines: ``gone`` when
     the video is, else transient when any line is about the source (None: none is)."""
     if found := [line for line in lines if _GONE.search(line)]:
-        return gone(f"the video is gone: {_last_lines(found[0], 1)}")
+        return gone(f"{GONE}: {_last_lines(found[0], 1)}")
     if found := [line for line in lines if _SOURCE_TROUBLE.search(line)]:
         return SourceUnavailable(f"could not read the video: {_last_lines(chr(10).join(found))}")
     return None

@@ -57,9 +57,18 @@ class BlobInfo:
 
 
 class BlobStore(Protocol):
-    def stream_url(self, bucket: str, name: str, lifetime: timedelta | None = None) -> str:
+    def stream_url(
+        self,
+        bucket: str,
+        name: str,
+        lifetime: timedelta | None = None,
+        generation: int | None = None,
+    ) -> str:
         """A URL or path a reader (ffmpeg, a labeling vendor) can read the object from without
-        credentials and without it being copied first; signed URLs live ``lifetime``."""
+        credentials and without it being copied first; signed URLs live ``lifetime``. With
+        ``generation``, that version only: a newer upload under the same name is not read in
+        its place (Cloud Storage answers 404 once it is replaced; a store that can tell before
+        raises :class:`~framesift.errors.ObjectGone`)."""
         ...
 
     def put(

@@ -112,9 +112,9 @@ def _hook_signing(log: CallLog) -> None:
 
     original = gcs.GcsBlobStore.stream_url
 
-    def stream_url(self: gcs.GcsBlobStore, bucket: str, name: str, *args: Any) -> str:
+    def stream_url(self: gcs.GcsBlobStore, bucket: str, name: str, *args: Any, **kw: Any) -> str:
         log.write({"api": "sign", "bucket": bucket, "object": name})
-        return original(self, bucket, name, *args)
+        return original(self, bucket, name, *args, **kw)
 
     gcs.GcsBlobStore.stream_url = stream_url  # type: ignore[method-assign,assignment]
 

@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from framesift.adapters.embedded import DuckDbWarehouse, SqliteDocumentStore
+from framesift.adapters.embedded import DuckDbWarehouse, FolderBlobStore, SqliteDocumentStore
 from framesift.adapters.gcp.bigquery import BigQueryWarehouse
 from framesift.adapters.gcp.firestore import FirestoreDocumentStore
+from framesift.adapters.gcp.gcs import GcsBlobStore
+from framesift.errors import ObjectGone
 from framesift.schemas import ALL_TABLES, FRAMES_TABLE
 from framesift_dev.devstack import StackState
 
@@ -31,6 +33,27 @@ def warehouse(request, tmp_path, unique):
     )
     warehouse.create_dataset()  # the infra's part when deployed
     return warehouse
+
+
+@pytest.fixture(params=["folder", pytest.param("gcs", marks=pytest.mark.emulated)])
+def blobs(request, tmp_path):
+    if request.param == "folder":
+        return FolderBlobStore(tmp_path / "buckets")
+    state: StackState = request.getfixturevalue("devstack")
+    return GcsBlobStore(state.project)
+
+
+def test_a_url_for_a_version_never_reads_the_one_that_replaced_it(blobs):
+    """Deployed, the signed URL names the generation (Cloud Storage answers 404 once it is
+    replaced); the emulator and the folder tell at once."""
+    bucket = "framesift-raw"
+    first = blobs.put(bucket, "cam/replaced.mp4", b"first", "video/mp4")
+    second = blobs.put(bucket, "cam/replaced.mp4", b"second", "video/mp4")
+
+    with pytest.raises(ObjectGone, match="no longer there"):
+        blobs.stream_url(bucket, "cam/replaced.mp4", generation=first.generation)
+    assert blobs.stream_url(bucket, "cam/replaced.mp4", generation=second.generation)
+    assert blobs.stream_url(bucket, "cam/replaced.mp4")  # no generation: the live one
 
 
 def _unstamped(doc: dict | None) -> dict | None:

@@ -315,6 +315,33 @@ def test_cli_run_json_is_one_document_when_an_input_fails(media, tmp_path):
     assert all("batch_id" not in entry for entry in failure_lines)  # it never had a batch
 
 
+def test_a_version_replaced_before_it_is_sampled_is_gone_not_read_as_the_newer(
+    media, sampler_settings, tmp_path
+):
+    """Two uploads under one name before the sampler gets to the first: the first version is
+    failed as gone (its frames would be the second's), the second is sampled as itself."""
+    pipeline = EmbeddedPipeline(sampler_settings)
+    upload = tmp_path / "a.mp4"
+    upload.write_bytes(media["clip_5s_25fps"].read_bytes())
+    first = pipeline.upload(upload, "cam-7")
+    upload.write_bytes(media["three_shots"].read_bytes())
+    second = pipeline.upload(upload, "cam-7")
+    pipeline.publisher.drain()
+
+    assert [(r.outcome, r.reason.split(":")[0]) for r in pipeline.summary.results] == [
+        (Outcome.FAILED, "the video is gone"),
+        (Outcome.SAMPLED, ""),
+    ]
+    videos = {
+        v["generation"]: v
+        for v in pipeline.adapters.documents.where(Collections.VIDEOS, "collector", "cam-7")
+    }
+    assert videos[first.generation]["frames_sampled"] == 0
+    assert videos[second.generation]["frames_sampled"] == 6  # three_shots: 6 s
+    frames = pipeline.adapters.documents.where(Collections.FRAMES, "collector", "cam-7")
+    assert {f["source_generation"] for f in frames} == {second.generation}
+
+
 def test_uploads_with_the_same_stem_keep_their_own_frames(media, sampler_settings, tmp_path):
     """cam-9/a.mp4 and cam-9/a.mov share a stem: each keeps its own JPEGs, and every frame
     document's sha256 is the digest of the bytes at its object name."""

@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from framesift.errors import NotFound, PreconditionFailed
+from framesift.errors import NotFound, ObjectGone, PreconditionFailed
 from framesift.logs import get_logger
 from framesift.ports import BlobInfo, Change, DocKey, T, TableSchema, run_change, stamped
 
@@ -95,7 +95,20 @@ class FolderBlobStore:
     def _sidecar(self, bucket: str, name: str) -> Path:
         return self._path(f".meta/{bucket}", f"{name}.json")
 
-    def stream_url(self, bucket: str, name: str, lifetime: timedelta | None = None) -> str:
+    def stream_url(
+        self,
+        bucket: str,
+        name: str,
+        lifetime: timedelta | None = None,
+        generation: int | None = None,
+    ) -> str:
+        if generation is not None:
+            try:
+                live: int | None = self.stat(bucket, name).generation
+            except NotFound:
+                live = None
+            if live != generation:
+                raise ObjectGone(bucket, name, generation)
         return str(self._path(bucket, name))
 
     def put(

@@ -30,7 +30,7 @@ from framesift.documents import (
     VideoStatus,
     utcnow,
 )
-from framesift.errors import BadEvent, SamplingFailed, UnreadableVideo
+from framesift.errors import BadEvent, ObjectGone, SamplingFailed, UnreadableVideo
 from framesift.events import OBJECT_FINALIZE, GcsNotification, GcsObject, PubSubMessage
 from framesift.logs import bind_context, get_logger
 from framesift.messages import SEGMENT_MESSAGE, FrameBatch, SampledFrame, SegmentTask
@@ -148,7 +148,10 @@ class Sampler:
             policy = self._policy.overridden_by(obj.metadata)
         except BadEvent as exc:
             return self._fail_video(video.id, str(exc))
-        url = self._adapters.blobs.stream_url(obj.bucket, obj.name)
+        try:
+            url = self._adapters.blobs.stream_url(obj.bucket, obj.name, generation=obj.generation)
+        except ObjectGone as exc:
+            return self._fail_video(video.id, _gone(exc))
         # Decoding starts while the probe runs, on the likely guesses (one segment, the decode
         # mode of a 30 fps video); the decoder refuses frames over the pixel limit before the
         # probe's check can. Kept only if the probe agrees, else stopped.
@@ -254,22 +257,26 @@ class Sampler:
                 log.info("duplicate delivery: segment already %s", existing["status"])
                 return SampleResult(Outcome.DUPLICATE, str(existing["status"]), task.video_doc_id)
 
-        if started is None:
-            started = media.Sampling(
-                self._adapters.blobs.stream_url(task.bucket, task.object_name),
-                task.policy,
-                self._settings.jpeg_quality,
-                task.segment,
-                self._ffmpeg,
-                task.decode,
-            )
         frames: list[SampledFrame] = []
         error: str | None = None
         try:
+            if started is None:
+                started = media.Sampling(
+                    self._adapters.blobs.stream_url(
+                        task.bucket, task.object_name, generation=task.generation
+                    ),
+                    task.policy,
+                    self._settings.jpeg_quality,
+                    task.segment,
+                    self._ffmpeg,
+                    task.decode,
+                )
             for image in started.images(task.start_time_s):
                 frames.append(self._store_frame(task, image))
         except SamplingFailed as exc:
             error = str(exc)  # frames decoded before a mid-file corruption are kept
+        except ObjectGone as exc:
+            error = _gone(exc)
         if error is None and not frames and task.count == 1:
             error = "no frame could be decoded"
 
@@ -411,6 +418,11 @@ class Sampler:
         )
         log.error("video failed: %s", error)
         return SampleResult(Outcome.FAILED, error, video_doc_id)
+
+
+def _gone(exc: ObjectGone) -> str:
+    # The words ffmpeg's 404 gives too (media), for one reason whichever way it is found.
+    return f"{media.GONE}: {exc}"
 
 
 def _segment_record(

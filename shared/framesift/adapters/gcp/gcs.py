@@ -17,7 +17,7 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from framesift.errors import NotFound, PreconditionFailed
+from framesift.errors import NotFound, ObjectGone, PreconditionFailed
 from framesift.ports import (
     BlobInfo,
 )
@@ -81,11 +81,22 @@ class GcsBlobStore:
         self._signed_url_ttl = timedelta(minutes=signed_url_minutes)
         self._signer = signer_service_account
 
-    def stream_url(self, bucket: str, name: str, lifetime: timedelta | None = None) -> str:
-        blob = self._client.bucket(bucket).blob(name)
+    def stream_url(
+        self,
+        bucket: str,
+        name: str,
+        lifetime: timedelta | None = None,
+        generation: int | None = None,
+    ) -> str:
+        blob = self._client.bucket(bucket).blob(name, generation=generation)
         if self._emulator:
             # The emulators serve media without auth; this is the object's media link.
-            blob.reload()
+            try:
+                blob.reload()
+            except gexc.NotFound as exc:
+                if generation is None:
+                    raise NotFound(f"{bucket}/{name}") from exc
+                raise ObjectGone(bucket, name, generation) from exc
             return str(blob.media_link)
         # In Cloud Functions there is no key file: sign through the IAM signBlob API with the
         # function's own service account (it needs iam.serviceAccountTokenCreator on itself).
@@ -98,6 +109,7 @@ class GcsBlobStore:
                 method="GET",
                 service_account_email=self._signer or credentials.service_account_email,
                 access_token=credentials.token,
+                generation=generation,
             )
         )
 
