@@ -163,6 +163,9 @@ _SOURCE_TROUBLE = re.compile(
     re.IGNORECASE,
 )
 _GONE = re.compile(r"\b(?:404 Not Found|410 Gone)\b")
+# ffmpeg's "[https @ 0x55d...] [warning] " before a message: the component names the scheme.
+_LOG_TAGS = re.compile(r"\[[\w-]+ @ 0x[0-9a-f]+\] |\[(?:info|warning|error|fatal|panic)\] ")
+_RECONNECTING = re.compile(r"Will reconnect", re.IGNORECASE)
 GONE = "the video is gone"  # a failure's reason when its version of the object no longer is
 
 
@@ -171,10 +174,13 @@ def _source_failure(
 ) -> PermanentError | SourceUnavailable | None:
     """The error for a run that failed reading its source, from ffmpeg's lines: ``gone`` when
     the video is, else transient when any line is about the source (None: none is)."""
+    lines = [_LOG_TAGS.sub("", line) for line in lines]
     if found := [line for line in lines if _GONE.search(line)]:
         return gone(f"{GONE}: {_last_lines(found[0], 1)}")
     if found := [line for line in lines if _SOURCE_TROUBLE.search(line)]:
-        return SourceUnavailable(f"could not read the video: {_last_lines(chr(10).join(found))}")
+        said = list(dict.fromkeys(line for line in found if not _RECONNECTING.search(line)))
+        said = said or found
+        return SourceUnavailable(f"could not read the video: {_last_lines(chr(10).join(said))}")
     return None
 
 
@@ -348,20 +354,6 @@ def _read_small(stream: IO[bytes], frames: queue.Queue[SmallCopy | None]) -> Non
             )
         )
     frames.put(None)
-
-
-def sample(
-    url: str,
-    policy: SamplingPolicy,
-    start_time_s: float,
-    quality: int,
-    segment: Segment = WHOLE,
-    tools: Ffmpeg = SYSTEM,
-    decode: DecodeMode | None = None,
-) -> Iterator[SampledImage]:
-    """Yield each frame the policy keeps as a JPEG with its timestamp and stats, in one ffmpeg
-    started at the first frame asked for (see :class:`Sampling`)."""
-    yield from Sampling(url, policy, quality, segment, tools, decode).images(start_time_s)
 
 
 class Sampling:

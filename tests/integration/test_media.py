@@ -5,13 +5,30 @@ from __future__ import annotations
 import io
 import math
 import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from framesift import media as ff
+from framesift.errors import SourceUnavailable
+from framesift.messages import Segment
 from framesift.sampling import DecodeMode, SamplingMode, SamplingPolicy
+
+
+def sample(
+    url: str,
+    policy: SamplingPolicy,
+    start_time_s: float,
+    quality: int,
+    segment: Segment = ff.WHOLE,
+    tools: ff.Ffmpeg = ff.SYSTEM,
+    decode: DecodeMode | None = None,
+) -> Iterator[ff.SampledImage]:
+    """The images of one sampling run, as the sampler reads them."""
+    return ff.Sampling(url, policy, quality, segment, tools, decode).images(start_time_s)
 
 
 def test_ntsc_timestamps_are_exact_not_floor_fps(ffmpeg_tools, media):
@@ -19,7 +36,7 @@ def test_ntsc_timestamps_are_exact_not_floor_fps(ffmpeg_tools, media):
     assert probe.fps == pytest.approx(30000 / 1001)
 
     frames = list(
-        ff.sample(
+        sample(
             str(media["clip_4s_ntsc"]), SamplingPolicy(), probe.start_time_s, 3, tools=ffmpeg_tools
         )
     )
@@ -47,7 +64,7 @@ def test_fractional_interval_keeps_the_first_frame_of_each_window(ffmpeg_tools, 
     probe = ff.probe(str(media["clip_5s_25fps"]))
     policy = SamplingPolicy(every_seconds=0.5)
     frames = list(
-        ff.sample(str(media["clip_5s_25fps"]), policy, probe.start_time_s, 3, tools=ffmpeg_tools)
+        sample(str(media["clip_5s_25fps"]), policy, probe.start_time_s, 3, tools=ffmpeg_tools)
     )
     # 25 fps: frames every 40 ms, so the window starting at 500 ms begins with the frame at 520.
     assert [f.timestamp_ms for f in frames] == [math.ceil(i * 500 / 40) * 40 for i in range(10)]
@@ -75,7 +92,7 @@ def test_frames_are_jpegs_of_the_video_even_with_odd_sides(ffmpeg_tools, tmp_pat
     )
     probe = ff.probe(str(odd))
 
-    images = list(ff.sample(str(odd), SamplingPolicy(), probe.start_time_s, 90, tools=ffmpeg_tools))
+    images = list(sample(str(odd), SamplingPolicy(), probe.start_time_s, 90, tools=ffmpeg_tools))
 
     assert [i.timestamp_ms for i in images] == [0, 1000]
     for image in images:
@@ -102,7 +119,7 @@ def test_damaged_video_yields_its_good_frames_then_says_what_broke(ffmpeg_tools,
     probe = ff.probe(str(media[medium]))
     kept = []
     with pytest.raises(ff.SamplingFailed, match=r"decode errors: .*(partial file|Invalid NAL)"):
-        for image in ff.sample(
+        for image in sample(
             str(media[medium]), SamplingPolicy(), probe.start_time_s, 3, tools=ffmpeg_tools
         ):
             kept.append(image.timestamp_ms)
@@ -115,7 +132,7 @@ def _timestamps(path, policy, tools, segment_seconds=None):
     return [
         image.timestamp_ms
         for segment in segments
-        for image in ff.sample(str(path), policy, probe.start_time_s, 5, segment, tools)
+        for image in sample(str(path), policy, probe.start_time_s, 5, segment, tools)
     ]
 
 
@@ -165,7 +182,7 @@ def test_keyframes_only_decodes_only_keyframes(ffmpeg_tools, media):
 def test_each_frame_carries_its_hash_and_stats(ffmpeg_tools, media):
     probe = ff.probe(str(media["three_shots"]))
     images = list(
-        ff.sample(
+        sample(
             str(media["three_shots"]), SamplingPolicy(), probe.start_time_s, 3, tools=ffmpeg_tools
         )
     )
@@ -211,10 +228,11 @@ def _holds_no_url(message: str) -> bool:
 def test_a_failure_reason_never_holds_the_inputs_url(ffmpeg_tools):
     """Deployed, ffmpeg reads a signed URL whose query is a credential: the reasons stored on
     the video and logged must not carry it."""
-    with pytest.raises(ff.UnreadableVideo) as probed:
-        ff.probe(SIGNED_LOOKING, ffmpeg_tools)
-    with pytest.raises(ff.SamplingFailed) as sampled:
-        list(ff.sample(SIGNED_LOOKING, SamplingPolicy(), 0.0, 3, tools=ffmpeg_tools))
+    tools = replace(ffmpeg_tools, reconnect_delay_max_s=1)  # nothing listens: no long retry
+    with pytest.raises(SourceUnavailable) as probed:
+        ff.probe(SIGNED_LOOKING, tools)
+    with pytest.raises(SourceUnavailable) as sampled:
+        list(sample(SIGNED_LOOKING, SamplingPolicy(), 0.0, 3, tools=tools))
     for failure in (probed.value, sampled.value):
         assert _holds_no_url(str(failure)), str(failure)
         assert "<input>" in str(failure)
@@ -233,7 +251,7 @@ def test_reference_decoding_keeps_each_windows_first_reference_frame(ffmpeg_tool
     def kept(decode):
         return [
             image.timestamp_ms
-            for image in ff.sample(
+            for image in sample(
                 str(video), policy, probe.start_time_s, 85, tools=ffmpeg_tools, decode=decode
             )
         ]
