@@ -411,21 +411,26 @@ def _print_rows(title: str, rows: list[dict]) -> None:
 
 @app.command()
 def bench(
-    which: Annotated[str, typer.Argument(help="sample, dedup, export or cold-start.")],
+    which: Annotated[
+        str,
+        typer.Argument(help=f"{', '.join(BENCHMARKS)}; several joined by commas (sample,dedup)."),
+    ],
     args: Annotated[
-        list[str] | None, typer.Argument(help="Passed on to the benchmark (after --).")
+        list[str] | None, typer.Argument(help="Passed on to each benchmark (after --).")
     ] = None,
 ) -> None:
-    """Run a benchmark from benchmarks/ (needs a clone of the repository and the bench extra)."""
+    """Run benchmarks from benchmarks/ (needs a clone of the repository and the bench extra)."""
     import subprocess
 
-    if which not in BENCHMARKS:
-        raise ValueError(f"no benchmark {which!r}: choose {', '.join(BENCHMARKS)}")
+    names = which.split(",")
+    if unknown := [name for name in names if name not in BENCHMARKS]:
+        raise ValueError(f"no benchmark {unknown[0]!r}: choose {', '.join(BENCHMARKS)}")
     root = Path(__file__).resolve().parents[2]
-    for script in BENCHMARKS[which]:
-        if not (root / script).exists():
-            raise FileNotFoundError(root / script)
-        subprocess.run([sys.executable, str(root / script), *(args or [])], check=True, cwd=root)
+    scripts = [root / script for name in names for script in BENCHMARKS[name]]
+    if missing := [script for script in scripts if not script.exists()]:
+        raise FileNotFoundError(missing[0])
+    for script in scripts:
+        subprocess.run([sys.executable, str(script), *(args or [])], check=True, cwd=root)
 
 
 @app.command()

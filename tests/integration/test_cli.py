@@ -150,6 +150,10 @@ def test_export_warehouse_and_bench_commands(media, tmp_path):
     assert bench.exit_code == 0, bench.output
     unknown = runner.invoke(cli.app, ["bench", "nope"])
     assert unknown.exit_code != 0 and "no benchmark 'nope'" in str(unknown.exception)
+    # Several in one command are all checked before any runs.
+    listed = runner.invoke(cli.app, ["bench", "export,nope", "--", "--sizes", "300"])
+    assert listed.exit_code != 0 and "no benchmark 'nope'" in str(listed.exception)
+    assert listed.output == ""
 
 
 def test_run_lists_videos_and_photos_by_name_and_every_frame_is_decided(media, photos, tmp_path):
