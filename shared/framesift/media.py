@@ -156,16 +156,16 @@ def _fraction(value: str | None) -> float | None:
 
 # What ffmpeg says when the network or the video's server failed, not the video: a later
 # attempt can read it. An object that is gone (404, 410) is not among these.
+_RECONNECTING = re.compile(r"Will reconnect", re.IGNORECASE)
 _SOURCE_TROUBLE = re.compile(
     r"HTTP error|Server returned|Connection to \S+ failed|Connection (?:refused|reset|timed out)"
-    r"|Failed to resolve|name resolution|Network is unreachable|Stream ends prematurely"
-    r"|Will reconnect",
+    r"|Failed to resolve|name resolution|Network is unreachable|Stream ends prematurely|"
+    + _RECONNECTING.pattern,
     re.IGNORECASE,
 )
 _GONE = re.compile(r"\b(?:404 Not Found|410 Gone)\b")
 # ffmpeg's "[https @ 0x55d...] [warning] " before a message: the component names the scheme.
 _LOG_TAGS = re.compile(r"\[[\w-]+ @ 0x[0-9a-f]+\] |\[(?:info|warning|error|fatal|panic)\] ")
-_RECONNECTING = re.compile(r"Will reconnect", re.IGNORECASE)
 GONE = "the video is gone"  # a failure's reason when its version of the object no longer is
 
 
