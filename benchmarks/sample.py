@@ -45,6 +45,7 @@ from pathlib import Path
 from framesift import media
 from framesift.config import Settings
 from framesift.sampling import DecodeMode, SamplingPolicy
+from framesift.stages.sampler import LIKELY_FPS
 
 # Comparable JPEG settings: ffmpeg's -q:v 3 and libjpeg quality 90 give files of similar size.
 FFMPEG_QSCALE = 3
@@ -130,7 +131,7 @@ def worker(method: str, video: str, out_dir: str) -> None:
         # As the sampler does: ffmpeg starts on the likely decode mode while the probe runs,
         # and is kept when the probe agrees.
         run = media.Sampling(
-            video, policy, JPEG_QUALITY, decode=policy.decode_mode(30.0, min_frames)
+            video, policy, JPEG_QUALITY, decode=policy.decode_mode(LIKELY_FPS, min_frames)
         )
         probe = media.probe(video)
         decode = policy.decode_mode(probe.fps, min_frames)
@@ -157,7 +158,7 @@ METHODS: dict[str, Command] = {
     "decode limit, a thread per CPU": lambda video, out: [
         *_FFMPEG[:-1],
         "-threads",
-        str(media.Ffmpeg().decoder_threads(DecodeMode.ALL)),
+        str(media.SYSTEM.decoder_threads(DecodeMode.ALL)),
         "-i",
         video,
         "-f",
@@ -179,7 +180,7 @@ METHODS: dict[str, Command] = {
         "-skip_frame",
         "noref",
         "-threads",
-        str(media.Ffmpeg().decoder_threads(DecodeMode.REFERENCE)),
+        str(media.SYSTEM.decoder_threads(DecodeMode.REFERENCE)),
         "-i",
         video,
         "-f",

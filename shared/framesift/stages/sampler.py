@@ -53,7 +53,7 @@ _FINISHED = (VideoStatus.SAMPLED, VideoStatus.FAILED)
 _RESTARTED = {"status": VideoStatus.PROCESSING.value, "error": None, "dead_lettered": False}
 # The frame rate the sampler guesses to start decoding before the probe answers (the decode
 # mode of every-N-seconds depends on it; most cameras record 24 to 60 fps).
-_LIKELY_FPS = 30.0
+LIKELY_FPS = 30.0
 
 
 class Outcome(StrEnum):
@@ -161,7 +161,7 @@ class Sampler:
             self._settings.jpeg_quality,
             media.WHOLE,
             self._ffmpeg,
-            policy.decode_mode(_LIKELY_FPS, self._settings.reference_decode_min_frames),
+            policy.decode_mode(LIKELY_FPS, self._settings.reference_decode_min_frames),
             max_pixels=self._settings.max_video_pixels,
         )
         try:
