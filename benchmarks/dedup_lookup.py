@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from framesift import phashindex
-from framesift.adapters.embedded import SqliteDocumentStore
+from framesift.adapters.embedded.sqlite import SqliteDocumentStore
 from framesift.config import Settings
 from framesift.imagestats import LAYOUT_UNKNOWN
 from framesift.ports import DocKey, DocumentStore

@@ -38,7 +38,7 @@ import numpy as np
 
 from framesift import imagestats
 from framesift.config import Backend, Settings
-from framesift.local import EmbeddedPipeline
+from framesift.embedded import EmbeddedPipeline
 
 WIDTH, HEIGHT, FPS = 640, 480, 10
 PHOTOS = [

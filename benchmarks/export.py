@@ -23,10 +23,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.bulk
 
+from framesift import bootstrap
+from framesift.bootstrap import build_adapters
 from framesift.config import Backend, Settings
 from framesift.schemas import ALL_TABLES, FRAMES_TABLE
-from framesift.stages.exporter import Exporter, row_of
-from framesift.wiring import build_adapters
+from framesift.stages.exporter import row_of
 from tests.support.bulk import write_frame_documents
 from tests.support.stack import with_dataset
 
@@ -71,7 +72,7 @@ def measure(settings: Settings, size: int) -> tuple[float, float, float, int]:
 
     jobs = count_jobs(adapters.warehouse)
     start = time.perf_counter()
-    result = Exporter(adapters, settings).run(full=True)
+    result = bootstrap.exporter(adapters, settings).run(full=True)
     export_s = time.perf_counter() - start
     exported = sum(result.documents.values())
     return exported / export_s, len(docs) / read_s, len(rows) / upsert_s, jobs["jobs"]

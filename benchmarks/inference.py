@@ -82,7 +82,7 @@ from pathlib import Path
 from framesift import bootstrap
 from framesift.config import Settings
 from framesift.messages import KeptFrames, SampledFrame
-from framesift.wiring import build_adapters
+from framesift.bootstrap import build_adapters
 settings = Settings()
 adapters = build_adapters(settings)
 frame = Path(sys.argv[1]).read_bytes()

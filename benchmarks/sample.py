@@ -121,7 +121,7 @@ def worker(method: str, video: str, out_dir: str) -> None:
             frame_id += 1
     elif method == "embedded-run":
         from framesift.config import Backend
-        from framesift.local import EmbeddedPipeline
+        from framesift.embedded import EmbeddedPipeline
 
         settings = Settings(backend=Backend.EMBEDDED, workdir=Path(out_dir) / "work")
         count = EmbeddedPipeline(settings).run([Path(video)], "bench").frames

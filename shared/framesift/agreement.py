@@ -19,9 +19,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from framesift.config import Shape
 from framesift.documents import Box
-from framesift.geometry import envelope
+from framesift.geometry import Shape, envelope
 
 MATCH_IOU = 0.5
 

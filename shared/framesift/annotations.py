@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from framesift.agreement import match
-from framesift.config import Settings, Shape, Vendor
+from framesift.config import Settings, Vendor
 from framesift.documents import (
     LIVE_STATUSES,
     AnnotationRecord,
@@ -51,7 +51,7 @@ from framesift.documents import (
     LabelingStatus,
 )
 from framesift.errors import InvalidAnnotation, NotYetSent, ReadMore, UnknownFrame
-from framesift.geometry import corners, polygon_area
+from framesift.geometry import Shape, corners, polygon_area
 from framesift.ports import DocKey, DocumentStore
 from framesift.topology import Collections
 

@@ -1,66 +1,181 @@
-"""The one composition root: which stage object serves each function of the bundle.
+"""The composition root: which adapter serves each port, which stage serves each function, and
+how a function's messages reach its stage.
 
-:func:`handler` builds the stage of a Pub/Sub function from adapters and settings, importing
-only that stage (and, for the labeler, only the configured vendor), so a deployed function
-loads what it runs and nothing else. The runtime (deployed functions) and the embedded pipeline
-both build their stages here; which topics feed each function is in :mod:`framesift.topology`.
+Deployed functions (:mod:`framesift.runtime`), the embedded pipeline (:mod:`framesift.embedded`),
+the dev stack and the command line all build here. Each stage is given only the ports it uses
+and its own section of the settings (:func:`framesift.config.section`), so its signature says
+what it depends on. Stages, vendors and Google clients are imported when first built, so a
+deployed function loads what it runs and nothing else (``tests/unit/test_cold_start_imports``).
+Which topics feed each function is in :mod:`framesift.topology`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from framesift.config import Settings
-from framesift.delivery import GiveUp
+from framesift.config import Backend, Settings, Vendor, section
+from framesift.delivery import GiveUp, deliver
+from framesift.errors import BadEvent
 from framesift.events import PubSubMessage
-from framesift.ports import DocumentStore
+from framesift.logs import get_logger, traced
+from framesift.ports import BlobStore, DocumentStore, LabelingVendor, Lazy, Publisher, Warehouse
 from framesift.topology import DEDUP, EXPORTER, LABELER, SAMPLER
-from framesift.wiring import Adapters, Lazy
 
 if TYPE_CHECKING:
     from framesift.prelabels import Prelabeler
-    from framesift.webhook import CallbackReceiver
+    from framesift.stages.dedup import Dedup
+    from framesift.stages.exporter import Exporter
+    from framesift.stages.labeler import Labeler
+    from framesift.stages.sampler import Sampler
+    from framesift.stages.webhook import CallbackReceiver
+
+log = get_logger(__name__)
+P = TypeVar("P")
 
 
-@dataclass(frozen=True)
-class Handler:
-    """What a Pub/Sub function does with a message, and what it marks when it gives up on one
-    (the sampler marks the video or segment ``failed``, the labeler the message's frames
-    ``labeling_failed``)."""
-
-    handle: Callable[[PubSubMessage], Any]
-    give_up: GiveUp | None = None
+def _lazy(port: P | Lazy[P]) -> Lazy[P]:
+    return port if isinstance(port, Lazy) else Lazy(lambda: port)
 
 
-def handler(function: str, adapters: Adapters, settings: Settings) -> Handler:
-    """The handler of the Pub/Sub function called ``function``."""
-    if function == SAMPLER.name:
-        from framesift.stages.sampler import Sampler
+class Adapters:
+    """The four storage and transport ports: each given built, or as a :class:`Lazy` built on
+    first use."""
 
-        sampler = Sampler(adapters, settings)
-        return Handler(sampler.handle_message, sampler.give_up)
-    if function == DEDUP.name:
-        from framesift.stages.dedup import Dedup
+    def __init__(
+        self,
+        blobs: BlobStore | Lazy[BlobStore],
+        publisher: Publisher | Lazy[Publisher],
+        documents: DocumentStore | Lazy[DocumentStore],
+        warehouse: Warehouse | Lazy[Warehouse],
+    ) -> None:
+        self._blobs = _lazy(blobs)
+        self._publisher = _lazy(publisher)
+        self._documents = _lazy(documents)
+        self._warehouse = _lazy(warehouse)
 
-        return Handler(Dedup(adapters, settings).handle_message)
-    if function == LABELER.name:
-        from framesift.stages.labeler import Labeler
-        from framesift.vendors import build_vendor
+    @property
+    def blobs(self) -> BlobStore:
+        return self._blobs.get()
 
-        labeler = Labeler(
-            adapters,
-            settings,
-            build_vendor(settings, adapters),
-            prelabeler=_prelabeler(adapters, settings),
+    @property
+    def publisher(self) -> Publisher:
+        return self._publisher.get()
+
+    @property
+    def documents(self) -> DocumentStore:
+        return self._documents.get()
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return self._warehouse.get()
+
+
+def build_blob_store(settings: Settings) -> BlobStore:
+    """The blob store alone (an uploading device needs no other backend)."""
+    if settings.backend is Backend.GCP:
+        from framesift.adapters.gcp.gcs import GcsBlobStore
+
+        return GcsBlobStore(
+            settings.project, settings.signed_url_minutes, settings.signer_service_account
         )
-        return Handler(labeler.handle_message, labeler.give_up)
-    if function == EXPORTER.name:
-        from framesift.stages.exporter import Exporter
+    from framesift.adapters.embedded.folder import FolderBlobStore
 
-        return Handler(Exporter(adapters, settings).handle_message)
-    raise KeyError(f"{function!r} is not a Pub/Sub function of the bundle")
+    return FolderBlobStore(settings.workdir / "buckets")
+
+
+def _gcp_publisher(settings: Settings) -> Publisher:
+    from framesift.adapters.gcp.pubsub import PubSubPublisher
+
+    return PubSubPublisher(settings.project)
+
+
+def _gcp_documents(settings: Settings) -> DocumentStore:
+    from framesift.adapters.gcp.firestore import FirestoreDocumentStore
+
+    return FirestoreDocumentStore(settings.project)
+
+
+def _gcp_warehouse(settings: Settings) -> Warehouse:
+    from framesift.adapters.gcp.bigquery import BigQueryWarehouse
+
+    return BigQueryWarehouse(
+        settings.project,
+        settings.bigquery_dataset,
+        settings.bigquery_location,
+        settings.bigquery_endpoint,
+    )
+
+
+def build_adapters(settings: Settings) -> Adapters:
+    """Deployed (``gcp``), each client is built when a stage first uses it, so a function
+    builds at cold start only what its stage touches (the sampler never loads BigQuery)."""
+    if settings.backend is Backend.GCP:
+        return Adapters(
+            blobs=Lazy(lambda: build_blob_store(settings)),
+            publisher=Lazy(lambda: _gcp_publisher(settings)),
+            documents=Lazy(lambda: _gcp_documents(settings)),
+            warehouse=Lazy(lambda: _gcp_warehouse(settings)),
+        )
+    from framesift.adapters.embedded.duckdb import DuckDbWarehouse
+    from framesift.adapters.embedded.inprocess import InProcessPublisher
+    from framesift.adapters.embedded.sqlite import SqliteDocumentStore
+
+    workdir = settings.workdir
+    return Adapters(
+        blobs=build_blob_store(settings),
+        publisher=InProcessPublisher(),
+        documents=SqliteDocumentStore(workdir / "documents.sqlite3"),
+        warehouse=DuckDbWarehouse(workdir / "warehouse.duckdb", settings.bigquery_dataset),
+    )
+
+
+def sampler(adapters: Adapters, settings: Settings) -> Sampler:
+    from framesift.stages.sampler import Sampler, SamplerConfig
+
+    config = section(SamplerConfig, settings, policy=settings.sampling_policy())
+    return Sampler(adapters.blobs, adapters.documents, adapters.publisher, config)
+
+
+def dedup(adapters: Adapters, settings: Settings) -> Dedup:
+    from framesift.stages.dedup import Dedup, DedupConfig
+
+    return Dedup(
+        adapters.blobs, adapters.documents, adapters.publisher, section(DedupConfig, settings)
+    )
+
+
+def vendor(adapters: Adapters, settings: Settings) -> LabelingVendor:
+    """The configured vendor (imported lazily: a deployment loads only its own client)."""
+    if settings.labeling_vendor is Vendor.SCALE:
+        from framesift.vendors.scale import ScaleVendor
+
+        return ScaleVendor(settings)
+    if settings.labeling_vendor is Vendor.LABELSTUDIO:
+        from framesift.vendors.labelstudio import LabelStudioVendor
+
+        return LabelStudioVendor(settings, adapters.documents)
+    from framesift.vendors.manifest import ManifestVendor
+
+    return ManifestVendor(adapters.blobs, settings.frames_bucket)
+
+
+def labeler(
+    adapters: Adapters, settings: Settings, labeling_vendor: LabelingVendor | None = None
+) -> Labeler:
+    """The labeler at ``labeling_vendor`` (the configured vendor if None)."""
+    from framesift.selection import load_policy
+    from framesift.stages.labeler import Labeler, LabelerConfig
+
+    return Labeler(
+        adapters.blobs,
+        adapters.documents,
+        labeling_vendor or vendor(adapters, settings),
+        section(LabelerConfig, settings),
+        load_policy(settings),
+        prelabeler=_prelabeler(adapters, settings),
+    )
 
 
 def _prelabeler(adapters: Adapters, settings: Settings) -> Lazy[Prelabeler] | None:
@@ -79,8 +194,97 @@ def _prelabeler(adapters: Adapters, settings: Settings) -> Lazy[Prelabeler] | No
     return Lazy(load)
 
 
+def exporter(adapters: Adapters, settings: Settings) -> Exporter:
+    from framesift.stages.exporter import Exporter, ExporterConfig
+
+    return Exporter(adapters.documents, adapters.warehouse, section(ExporterConfig, settings))
+
+
 def callback_receiver(settings: Settings, documents: DocumentStore) -> CallbackReceiver:
     """The webhook's receiver of vendor callbacks."""
-    from framesift.webhook import CallbackReceiver
+    from framesift.annotations import LabelRules
+    from framesift.stages.webhook import CallbackReceiver, WebhookConfig
 
-    return CallbackReceiver(settings, documents)
+    config = section(WebhookConfig, settings, rules=LabelRules.of(settings))
+    return CallbackReceiver(documents, config)
+
+
+@dataclass(frozen=True)
+class Handler:
+    """What a Pub/Sub function does with a message, and what it marks when it gives up on one
+    (the sampler marks the video or segment ``failed``, the labeler the message's frames
+    ``labeling_failed``)."""
+
+    handle: Callable[[PubSubMessage], Any]
+    give_up: GiveUp | None = None
+
+
+def handler(function: str, adapters: Adapters, settings: Settings) -> Handler:
+    """The handler of the Pub/Sub function called ``function``."""
+    if function == SAMPLER.name:
+        sampling = sampler(adapters, settings)
+        return Handler(sampling.handle_message, sampling.give_up)
+    if function == DEDUP.name:
+        return Handler(dedup(adapters, settings).handle_message)
+    if function == LABELER.name:
+        labeling = labeler(adapters, settings)
+        return Handler(labeling.handle_message, labeling.give_up)
+    if function == EXPORTER.name:
+        return Handler(exporter(adapters, settings).handle_message)
+    raise KeyError(f"{function!r} is not a Pub/Sub function of the bundle")
+
+
+class Subscriber:
+    """A Pub/Sub function as its messages reach it, deployed or embedded: each delivery in its
+    own trace and logging context, through the delivery rules (:func:`framesift.delivery.deliver`:
+    counted failures, dead letters, the stage's ``give_up``)."""
+
+    def __init__(
+        self,
+        function: str,
+        adapters: Adapters,
+        settings: Settings,
+        on_result: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.function = function
+        self._adapters = adapters
+        self._settings = settings
+        self._handler = handler(function, adapters, settings)
+        self._on_result = on_result
+
+    def _handle(self, message: PubSubMessage) -> Any:
+        result = self._handler.handle(message)
+        if self._on_result is not None:
+            self._on_result(result)
+        return result
+
+    def receive(
+        self,
+        read: Callable[[], PubSubMessage],
+        topic: str,
+        traceparent: str | None = None,
+        event_id: str | None = None,
+    ) -> Any:
+        """Deliver the message ``read`` gives (from ``topic``). Returning acknowledges it; an
+        exception makes Pub/Sub redeliver it. What is not even a message (``BadEvent``) is
+        logged and acknowledged: there is nothing to dead-letter."""
+        with traced(self._settings.project, traceparent):
+            try:
+                message = read()
+            except BadEvent as exc:
+                log.error(
+                    "bad event acknowledged without retry: %s",
+                    exc,
+                    extra={"fields": {"event_id": event_id}},
+                )
+                return None
+            return deliver(
+                message,
+                self._handle,
+                subscriber=self.function,
+                topic=topic,
+                documents=self._adapters.documents,
+                publisher=self._adapters.publisher,
+                max_attempts=self._settings.max_delivery_attempts,
+                give_up=self._handler.give_up,
+            )

@@ -181,10 +181,10 @@ def run(
     ] = None,
 ) -> None:
     """Run the whole pipeline in embedded mode: no cloud account, everything under WORKDIR."""
-    from framesift.local import EmbeddedPipeline
+    from framesift.bootstrap import build_adapters
+    from framesift.embedded import EmbeddedPipeline
     from framesift.naming import iter_inputs
     from framesift.serve import LocalServer
-    from framesift.wiring import build_adapters
 
     settings = _settings(
         backend=Backend.EMBEDDED,
@@ -261,8 +261,8 @@ def serve_command() -> None:
     (Label Studio, Scale) labeling what `framesift run` sent (FRAMESIFT_SERVE_HOST and
     FRAMESIFT_SERVE_PORT; FRAMESIFT_IMAGE_BASE_URL and FRAMESIFT_WEBHOOK_URL when a tunnel or
     proxy is in front of it)."""
+    from framesift.bootstrap import build_adapters
     from framesift.serve import LocalServer
-    from framesift.wiring import build_adapters
 
     settings = _settings(backend=Backend.EMBEDDED)
     server = LocalServer(
@@ -363,10 +363,10 @@ def report(
     labels (precision, recall, AP@0.5 per class, mAP, worst frames) from the warehouse.
     Without --workdir, FRAMESIFT_* settings pick the
     backend: the emulated stack with `framesift dev up`'s exports, or Google Cloud."""
+    from framesift.bootstrap import build_adapters
     from framesift.report import model_agreement, write_report
     from framesift.schemas import ALL_TABLES
     from framesift.stages.exporter import views
-    from framesift.wiring import build_adapters
 
     embedded = {"backend": Backend.EMBEDDED, "workdir": workdir} if workdir else {}
     settings = _settings(**embedded)
@@ -440,8 +440,8 @@ def ingest(
 ) -> None:
     """Store annotations from a Label Studio JSON export or saved Scale callbacks, exactly as
     their webhooks would (FRAMESIFT_* settings pick the document store)."""
+    from framesift.bootstrap import build_adapters
     from framesift.ingest import ingest_file
-    from framesift.wiring import build_adapters
 
     settings = _settings()
     result = ingest_file(path, vendor, build_adapters(settings).documents, settings)
@@ -452,8 +452,8 @@ def ingest(
 def reconcile() -> None:
     """Bring the stored annotations to the vendor's state for every frame sent: what lost or
     refused callbacks missed, updates, skips and deletions (Label Studio or Scale)."""
+    from framesift.bootstrap import build_adapters
     from framesift.ingest import reconcile as reconcile_with_vendor
-    from framesift.wiring import build_adapters
 
     settings = _settings()
     result = reconcile_with_vendor(settings, build_adapters(settings).documents)
@@ -478,11 +478,10 @@ def export_warehouse(
     ] = False,
 ) -> None:
     """Export documents changed since the last run to the warehouse (FRAMESIFT_* settings)."""
-    from framesift.stages.exporter import Exporter
-    from framesift.wiring import build_adapters
+    from framesift import bootstrap
 
     settings = _settings()
-    result = Exporter(build_adapters(settings), settings).run(full=full)
+    result = bootstrap.exporter(bootstrap.build_adapters(settings), settings).run(full=full)
     if result.skipped:
         console.print("another export holds the lease; nothing done")
         raise typer.Exit(1)
@@ -505,8 +504,8 @@ def export_dataset(
     """Write the labeled frames and their regions from the warehouse as a COCO, YOLO or
     YOLO-OBB dataset, split by video, with a manifest (query, time, counts, frames left out and
     why, content hash)."""
+    from framesift.bootstrap import build_adapters
     from framesift.snapshot import write_snapshot
-    from framesift.wiring import build_adapters
 
     settings = _settings()
     adapters = build_adapters(settings)
@@ -538,22 +537,22 @@ def replay_dead_letters(
     they record): the functions' own (the dead_letters collection) and, on Google Cloud, the
     messages Pub/Sub itself dead-lettered (held by the dead-letter topics' subscriptions).
     FRAMESIFT_* settings pick the backend."""
+    from framesift.bootstrap import build_adapters
     from framesift.delivery import replay, replay_held
-    from framesift.wiring import build_adapters
 
     settings = _settings()
     if settings.backend is Backend.EMBEDDED:  # the stages run here, on the in-process topics
-        from framesift.local import EmbeddedPipeline
+        from framesift.embedded import EmbeddedPipeline
 
         pipeline = EmbeddedPipeline(settings)
-        count = replay(pipeline.adapters, subscriber)
+        count = replay(pipeline.adapters.documents, pipeline.publisher, subscriber)
         pipeline.publisher.drain()
         console.print(f"{count} dead letters published again")
         return
     from framesift.adapters.gcp.pubsub import PubSubHeldMessages
 
     adapters = build_adapters(settings)
-    count = replay(adapters, subscriber)
+    count = replay(adapters.documents, adapters.publisher, subscriber)
     held = replay_held(PubSubHeldMessages(settings.project), adapters.publisher, subscriber)
     console.print(
         f"{count} dead letters published again, and {held} that Pub/Sub had dead-lettered"

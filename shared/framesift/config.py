@@ -7,14 +7,16 @@ BigQuery has no such variable, so ``FRAMESIFT_BIGQUERY_ENDPOINT`` points it at a
 
 from __future__ import annotations
 
+import dataclasses
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from framesift.geometry import Shape
 from framesift.sampling import SamplingMode, SamplingPolicy
 
 
@@ -32,15 +34,6 @@ class Vendor(StrEnum):
     MANIFEST = "manifest"
     SCALE = "scale"
     LABELSTUDIO = "labelstudio"
-
-
-class Shape(StrEnum):
-    """What annotators draw around an object: each vendor's geometry maps to one of these."""
-
-    BOX = "box"  # a rectangle, maybe rotated
-    POLYGON = "polygon"
-    KEYPOINT = "keypoint"
-    MASK = "mask"  # a brush mask (Label Studio only)
 
 
 class OutputFormat(StrEnum):
@@ -429,3 +422,16 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+Section = TypeVar("Section")
+
+
+def section(kind: type[Section], settings: Settings, **derived: Any) -> Section:
+    """A stage's own settings: the dataclass ``kind`` with each field read from the setting of
+    the same name, or given in ``derived`` (a value made from several settings). The composition
+    root builds each stage's section, so a stage's signature shows what it reads."""
+    names = [field.name for field in dataclasses.fields(kind)]  # type: ignore[arg-type]
+    return kind(
+        **{name: derived[name] if name in derived else getattr(settings, name) for name in names}
+    )

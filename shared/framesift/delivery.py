@@ -20,14 +20,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from framesift.config import Settings
 from framesift.documents import DeadLetterRecord, utcnow
 from framesift.errors import PermanentError
 from framesift.events import PubSubMessage
 from framesift.logs import get_logger
-from framesift.ports import DocKey, HeldMessages, Publisher
+from framesift.ports import DocKey, DocumentStore, HeldMessages, Publisher
 from framesift.topology import FUNCTIONS, Collections, Topics, holding_subscription
-from framesift.wiring import Adapters
 
 log = get_logger(__name__)
 
@@ -44,21 +42,23 @@ def deliver(
     *,
     subscriber: str,
     topic: str,
-    adapters: Adapters,
-    settings: Settings,
+    documents: DocumentStore,
+    publisher: Publisher,
+    max_attempts: int,
     give_up: GiveUp | None = None,
 ) -> Any:
     """Handle ``message`` (from ``topic``); on failure either raise (to be redelivered) or
     dead-letter it."""
     where = (subscriber, topic)
+    ports = (documents, publisher)
     try:
         return handle(message)
     except PermanentError as exc:
-        _dead_letter(message, where, exc, 1, adapters, give_up, permanent=True)
+        _dead_letter(message, where, exc, 1, ports, give_up, permanent=True)
         return None
     except Exception as exc:
         try:
-            attempts: int | None = _count_failure(message, subscriber, adapters)
+            attempts: int | None = _count_failure(message, subscriber, documents)
         except Exception as counting:
             # The document store is down too (a Firestore outage fails both): the failure goes
             # uncounted, and Pub/Sub's own dead-letter policy still bounds the redeliveries.
@@ -71,8 +71,8 @@ def deliver(
             attempts = None
         if attempts is None:
             raise  # the handler's own error, with its causes
-        if attempts >= settings.max_delivery_attempts:
-            _dead_letter(message, where, exc, attempts, adapters, give_up, permanent=False)
+        if attempts >= max_attempts:
+            _dead_letter(message, where, exc, attempts, ports, give_up, permanent=False)
             return None
         log.warning(
             "delivery failed, Pub/Sub will redeliver: %s",
@@ -82,12 +82,12 @@ def deliver(
         raise
 
 
-def replay(adapters: Adapters, subscriber: str | None = None) -> int:
+def replay(documents: DocumentStore, publisher: Publisher, subscriber: str | None = None) -> int:
     """Publish every dead letter not replayed yet (of one subscriber, or all) to its topic
     again, with its original attributes; returns how many. A replayed message is a new
     message: its failures are counted afresh."""
     count = 0
-    for record in adapters.documents.where(Collections.DEAD_LETTERS, "replayed_at", None):
+    for record in documents.where(Collections.DEAD_LETTERS, "replayed_at", None):
         if subscriber and record.get("subscriber") != subscriber:
             continue
         if not record.get("topic"):
@@ -95,8 +95,8 @@ def replay(adapters: Adapters, subscriber: str | None = None) -> int:
         message = PubSubMessage.model_validate(
             {"data": record.get("data", ""), "attributes": record.get("attributes") or {}}
         )
-        adapters.publisher.publish(record["topic"], message.payload(), message.attributes)
-        adapters.documents.merge(Collections.DEAD_LETTERS, record["id"], {"replayed_at": utcnow()})
+        publisher.publish(record["topic"], message.payload(), message.attributes)
+        documents.merge(Collections.DEAD_LETTERS, record["id"], {"replayed_at": utcnow()})
         count += 1
     return count
 
@@ -135,14 +135,14 @@ def _delivery_id(message: PubSubMessage, subscriber: str) -> str:
     return DeadLetterRecord.make_id(subscriber, message.message_id)
 
 
-def _count_failure(message: PubSubMessage, subscriber: str, adapters: Adapters) -> int:
+def _count_failure(message: PubSubMessage, subscriber: str, documents: DocumentStore) -> int:
     key: DocKey = (Collections.DELIVERIES, _delivery_id(message, subscriber))
 
     def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], int]:
         attempts = int((docs[key] or {}).get("failures", 0)) + 1
         return {key: {"failures": attempts, "updated_at": utcnow()}}, attempts
 
-    return adapters.documents.transact([key], change)
+    return documents.transact([key], change)
 
 
 def _dead_letter(
@@ -150,15 +150,16 @@ def _dead_letter(
     where: tuple[str, str],
     exc: BaseException,
     attempts: int,
-    adapters: Adapters,
+    ports: tuple[DocumentStore, Publisher],
     give_up: GiveUp | None,
     *,
     permanent: bool,
 ) -> None:
     subscriber, topic = where
+    documents, publisher = ports
     reason = _describe(exc)
     record_id = _delivery_id(message, subscriber)
-    adapters.publisher.publish(
+    publisher.publish(
         Topics.DEAD_LETTERS,
         message.payload(),
         {
@@ -182,7 +183,7 @@ def _dead_letter(
         permanent=permanent,
         attempts=attempts,
     )
-    adapters.documents.merge(Collections.DEAD_LETTERS, record_id, record.model_dump())
+    documents.merge(Collections.DEAD_LETTERS, record_id, record.model_dump())
     if give_up is not None:
         give_up(message, reason)
     log.error(

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from framesift.config import Shape
+from framesift.geometry import Shape
 from framesift.naming import source_id
 from framesift.sampling import DecodeMode, SamplingPolicy
 

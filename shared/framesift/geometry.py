@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 
 # The largest side an image can have: a JPEG's dimensions are 16-bit.
 MAX_IMAGE_SIDE = 65535
+
+
+class Shape(StrEnum):
+    """What annotators draw around an object: each vendor's geometry maps to one of these."""
+
+    BOX = "box"  # a rectangle, maybe rotated
+    POLYGON = "polygon"
+    KEYPOINT = "keypoint"
+    MASK = "mask"  # a brush mask (Label Studio only)
 
 
 def corners(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from framesift.errors import ReadMore
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from framesift.documents import Box
 
 T = TypeVar("T")
+P = TypeVar("P")
 DocKey = tuple[str, str]  # (collection, document id)
 # Given the documents read (None where absent), the writes to make (merged into each document,
 # created if absent) and the result to return.
@@ -22,6 +24,22 @@ Change = Callable[[dict[DocKey, dict[str, Any] | None]], tuple[dict[DocKey, dict
 
 
 UPDATED_AT = "updated_at"
+
+
+class Lazy(Generic[P]):
+    """A port built by ``make`` on first use, once, whichever thread asks first: deployed, a
+    function builds at cold start only the clients its stage touches."""
+
+    def __init__(self, make: Callable[[], P]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._made: P | None = None
+
+    def get(self) -> P:
+        with self._lock:
+            if self._made is None:
+                self._made = self._make()
+            return self._made
 
 
 def stamped(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """What every deployed function's entry point shares: settings and adapters built once per
-instance (so clients and connections are reused across events), its handler built once, and
-the parsing of the Pub/Sub CloudEvent it is invoked with."""
+instance (so clients and connections are reused across events), its subscriber built once
+(:mod:`framesift.bootstrap`), and the Pub/Sub CloudEvent it is invoked with."""
 
 from __future__ import annotations
 
@@ -11,29 +11,24 @@ from cloudevents.http import CloudEvent
 
 from framesift import bootstrap
 from framesift.config import get_settings
-from framesift.delivery import deliver
-from framesift.errors import BadEvent
 from framesift.events import PubSubMessage, topic_of
-from framesift.logs import configure_logging, get_logger, traced
+from framesift.logs import configure_logging
 from framesift.topology import FunctionSpec
-from framesift.wiring import Adapters, build_adapters
 
 if TYPE_CHECKING:
-    from framesift.webhook import CallbackReceiver
-
-log = get_logger(__name__)
+    from framesift.stages.webhook import CallbackReceiver
 
 
 @cache
-def adapters() -> Adapters:
+def adapters() -> bootstrap.Adapters:
     settings = get_settings()
     configure_logging(settings.log_level)
-    return build_adapters(settings)
+    return bootstrap.build_adapters(settings)
 
 
 @cache
-def handler(function: str) -> bootstrap.Handler:
-    return bootstrap.handler(function, adapters(), get_settings())
+def subscriber(function: str) -> bootstrap.Subscriber:
+    return bootstrap.Subscriber(function, adapters(), get_settings())
 
 
 @cache
@@ -42,28 +37,11 @@ def callbacks() -> CallbackReceiver:
 
 
 def run_pubsub_event(cloud_event: CloudEvent, function: FunctionSpec) -> None:
-    """Parse a Pub/Sub CloudEvent and deliver its message to ``function``'s handler (see
-    :mod:`framesift.delivery`). Returning acknowledges the message; an exception makes Pub/Sub
-    redeliver it."""
-    settings = get_settings()
-    wired = adapters()
-    with traced(settings.project, cloud_event.get("traceparent")):
-        try:
-            message = PubSubMessage.from_cloud_event_data(cloud_event.data)
-        except BadEvent as exc:  # not even a message: nothing to dead-letter
-            log.error(
-                "bad event acknowledged without retry: %s",
-                exc,
-                extra={"fields": {"event_id": cloud_event.get("id")}},
-            )
-            return
-        stage = handler(function.name)
-        deliver(
-            message,
-            stage.handle,
-            subscriber=function.name,
-            topic=topic_of(cloud_event.get("source")),
-            adapters=wired,
-            settings=settings,
-            give_up=stage.give_up,
-        )
+    """Deliver a Pub/Sub CloudEvent's message to ``function``. Returning acknowledges the
+    message; an exception makes Pub/Sub redeliver it."""
+    subscriber(function.name).receive(
+        lambda: PubSubMessage.from_cloud_event_data(cloud_event.data),
+        topic=topic_of(cloud_event.get("source")),
+        traceparent=cloud_event.get("traceparent"),
+        event_id=cloud_event.get("id"),
+    )

@@ -25,11 +25,10 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from framesift import bootstrap
 from framesift.config import Settings
 from framesift.errors import NotFound
 from framesift.logs import get_logger
-from framesift.webhook import CallbackReceiver
-from framesift.wiring import Adapters
 
 log = get_logger(__name__)
 FRAMES_ROUTE = "/frames"
@@ -37,13 +36,17 @@ WEBHOOK_ROUTE = "/webhook"
 
 
 class LocalServer:
-    def __init__(self, settings: Settings, adapters: Adapters, host: str, port: int) -> None:
+    def __init__(
+        self, settings: Settings, adapters: bootstrap.Adapters, host: str, port: int
+    ) -> None:
         self._adapters = adapters
         self._buckets = {settings.frames_bucket, settings.raw_bucket}
         self._server = make_server(host, port, self._app, threaded=True)
         self.url = f"http://{host}:{self._server.server_port}"
         # The receiver reads the settings the vendor is given: this server as its webhook.
-        self._receiver = CallbackReceiver(self.settings_for(settings), adapters.documents)
+        self._receiver = bootstrap.callback_receiver(
+            self.settings_for(settings), adapters.documents
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def settings_for(self, settings: Settings) -> Settings:

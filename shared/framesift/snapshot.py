@@ -35,8 +35,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from framesift.config import Shape
-from framesift.geometry import corners, envelope, polygon_area
+from framesift.geometry import Shape, corners, envelope, polygon_area
 from framesift.ports import BlobStore, Warehouse
 
 QUERY = """

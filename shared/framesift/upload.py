@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from framesift.bootstrap import build_blob_store
 from framesift.config import Backend, Settings
 from framesift.errors import PermanentError
 from framesift.naming import refusal, upload_name
-from framesift.wiring import build_blob_store
 
 
 def upload_file(

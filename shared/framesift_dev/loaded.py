@@ -40,7 +40,7 @@ spec = importlib.util.spec_from_file_location("entry", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 from framesift import runtime
-runtime.callbacks() if sys.argv[2] == "http" else runtime.handler(sys.argv[3])
+runtime.callbacks() if sys.argv[2] == "http" else runtime.subscriber(sys.argv[3])
 """
 
 _PROBE = (

@@ -17,12 +17,12 @@ import requests
 from google.cloud import firestore
 from pydantic import SecretStr
 
+from framesift import bootstrap
+from framesift.bootstrap import build_adapters
 from framesift.config import Backend, ImageUrlMode, Settings, Vendor
 from framesift.ingest import reconcile
-from framesift.stages.labeler import Labeler
 from framesift.topology import WEBHOOK
 from framesift.vendors.labelstudio import LabelStudioVendor
-from framesift.wiring import build_adapters
 from tests.support.payloads import kept_frames, scale_callback, sent_frame
 from tests.support.waiting import wait_for
 
@@ -135,7 +135,7 @@ def _label(devstack, labelstudio, project: str, webhook: bool) -> tuple[LabelStu
     vendor = LabelStudioVendor(settings, adapters.documents)
     kept = kept_frames(settings, 1, batch=project)
     adapters.documents.merge("frames", kept.frames[0].frame_id, {"id": kept.frames[0].frame_id})
-    Labeler(adapters, settings, vendor).handle(kept)
+    bootstrap.labeler(adapters, settings, vendor).handle(kept)
     frame = adapters.documents.get("frames", kept.frames[0].frame_id) or {}
     _annotate(vendor, int(frame["labeling_task_id"]))
     return vendor, kept.frames[0].frame_id

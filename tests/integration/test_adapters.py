@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from framesift.adapters.embedded import DuckDbWarehouse, FolderBlobStore, SqliteDocumentStore
+from framesift.adapters.embedded.duckdb import DuckDbWarehouse
+from framesift.adapters.embedded.folder import FolderBlobStore
+from framesift.adapters.embedded.sqlite import SqliteDocumentStore
 from framesift.adapters.gcp.bigquery import BigQueryWarehouse
 from framesift.adapters.gcp.firestore import FirestoreDocumentStore
 from framesift.adapters.gcp.gcs import GcsBlobStore

@@ -11,13 +11,14 @@ import threading
 
 import pytest
 
+from framesift import bootstrap
+from framesift.bootstrap import Adapters, build_adapters
 from framesift.config import Backend, DedupScope, Settings
+from framesift.embedded import EmbeddedPipeline
 from framesift.imagestats import hamming, layout_distance
-from framesift.local import EmbeddedPipeline
 from framesift.messages import FrameBatch, KeptFrames, SampledFrame
-from framesift.stages.dedup import BatchOutcome, Dedup
+from framesift.stages.dedup import BatchOutcome
 from framesift.topology import Topics
-from framesift.wiring import Adapters, build_adapters
 
 
 def _frames(pipeline: EmbeddedPipeline, video_doc_id: str) -> list[dict]:
@@ -143,7 +144,7 @@ def test_frames_decided_before_a_crash_keep_their_decision(media, embedded_setti
     batch = FrameBatch.model_validate_json(
         pipeline.publisher.retained[Topics.FRAMES_SAMPLED][0].data
     )
-    dedup = Dedup(pipeline.adapters, embedded_settings)
+    dedup = bootstrap.dedup(pipeline.adapters, embedded_settings)
     # It had decided the last frame first (as if the batch came in another order), then died.
     assert dedup.decide(batch.frames[-1], batch).status == "kept"
 
@@ -191,7 +192,7 @@ def _decide_together(adapters: Adapters, settings, batches) -> int:
     decisions = []
 
     def decide(batch: FrameBatch) -> None:
-        dedup = Dedup(adapters, settings)
+        dedup = bootstrap.dedup(adapters, settings)
         start.wait()
         decisions.append(dedup.decide(batch.frames[0], batch))
 

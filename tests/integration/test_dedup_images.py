@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from framesift.local import EmbeddedPipeline
+from framesift.embedded import EmbeddedPipeline
 from framesift.stages.dedup import BatchOutcome
 
 

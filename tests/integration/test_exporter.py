@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 import pytest
 from google.cloud import firestore
 
+from framesift import bootstrap
+from framesift.bootstrap import Adapters, build_adapters
 from framesift.config import Backend, Settings
 from framesift.documents import AnnotationStatus, Box
 from framesift.schemas import ANNOTATION_BOXES_TABLE
-from framesift.stages.exporter import Exporter
 from framesift.topology import Collections
-from framesift.wiring import Adapters, build_adapters
 from tests.support.bulk import write_frame_documents
 from tests.support.labels import annotate
 from tests.support.stack import with_dataset
@@ -111,12 +111,12 @@ def test_incremental_runs_export_what_changed_once_at_its_newest(stack, unique):
     frames = [_frame(documents, unique, i) for i in range(3)]
     _annotate(documents, frames[0], ["car", "person"], version=1)
 
-    first = Exporter(adapters, settings).run()
+    first = bootstrap.exporter(adapters, settings).run()
     assert first.documents["frames"] >= 3
     _frame(documents, unique, 1, dedup_status="dropped", dedup_drop_reason="near_duplicate")
     _annotate(documents, frames[0], ["car"], version=2)  # one box fewer
-    second = Exporter(adapters, settings).run()
-    Exporter(adapters, settings).run()  # nothing new: the overlap re-merges, no change
+    second = bootstrap.exporter(adapters, settings).run()
+    bootstrap.exporter(adapters, settings).run()  # nothing new: the overlap re-merges, no change
 
     rows = _rows(adapters, "frames", unique)
     assert [r["id"] for r in rows] == frames
@@ -133,7 +133,9 @@ def test_incremental_runs_export_what_changed_once_at_its_newest(stack, unique):
     [video] = _rows(adapters, "videos", unique)
     assert '"every_seconds": 1.0' in video["policy"]
     assert second.rows["frames"] >= 1
-    state = documents.get(Collections.EXPORT_STATE, Exporter(adapters, settings).state_id("frames"))
+    state = documents.get(
+        Collections.EXPORT_STATE, bootstrap.exporter(adapters, settings).state_id("frames")
+    )
     assert state is not None and state["watermark"]
 
 
@@ -143,7 +145,7 @@ def test_views_count_labels_and_cost(stack, unique):
     kept = _frame(documents, unique, 0, labeling_task_id="t0", labeling_status="labeled")
     _frame(documents, unique, 1, dedup_status="dropped")
     _annotate(documents, kept, ["car", "car", "person"], version=1)
-    Exporter(adapters, settings).run()
+    bootstrap.exporter(adapters, settings).run()
 
     counts = adapters.warehouse.query(
         f"SELECT label, boxes, frames FROM {{dataset}}.label_counts"
@@ -171,7 +173,7 @@ def test_a_failed_merge_leaves_the_watermark_and_the_next_run_completes(stack, u
     _annotate(documents, frames[0], ["truck"], version=1)
     failing = _FailingWarehouse(adapters.warehouse, fail_table="annotations")
     broken = Adapters(adapters.blobs, adapters.publisher, documents, failing)
-    exporter = Exporter(broken, settings)
+    exporter = bootstrap.exporter(broken, settings)
 
     with pytest.raises(RuntimeError, match="injected"):
         exporter.run()
@@ -179,8 +181,8 @@ def test_a_failed_merge_leaves_the_watermark_and_the_next_run_completes(stack, u
     assert documents.get(Collections.EXPORT_STATE, exporter.state_id("frames")) is None
     lease = documents.get(Collections.EXPORT_STATE, exporter.state_id("lease")) or {}
     assert lease.get("holder") is None  # given back
-    Exporter(adapters, settings).run()
-    Exporter(adapters, settings).run()
+    bootstrap.exporter(adapters, settings).run()
+    bootstrap.exporter(adapters, settings).run()
 
     assert [r["id"] for r in _rows(adapters, "frames", unique)] == frames
     assert len(_rows(adapters, "annotations", unique)) == 1
@@ -189,14 +191,14 @@ def test_a_failed_merge_leaves_the_watermark_and_the_next_run_completes(stack, u
 def test_a_held_lease_makes_a_concurrent_run_do_nothing(stack, unique):
     adapters, settings = stack
     _frame(adapters.documents, unique, 0)
-    holder = Exporter(adapters, settings)
+    holder = bootstrap.exporter(adapters, settings)
     assert holder.take_lease()
     try:
-        assert Exporter(adapters, settings).run().skipped is True
+        assert bootstrap.exporter(adapters, settings).run().skipped is True
         assert _rows(adapters, "frames", unique) == []
     finally:
         holder.release_lease()
-    assert Exporter(adapters, settings).run().skipped is False
+    assert bootstrap.exporter(adapters, settings).run().skipped is False
 
 
 def test_deletions_are_rows_marked_deleted(stack, unique):
@@ -204,14 +206,14 @@ def test_deletions_are_rows_marked_deleted(stack, unique):
     documents = adapters.documents
     frames = [_frame(documents, unique, i) for i in range(3)]
     _annotate(documents, frames[0], ["car"], version=1)
-    Exporter(adapters, settings).run()
+    bootstrap.exporter(adapters, settings).run()
 
     _annotate(documents, frames[0], [], version=2, status=AnnotationStatus.DELETED)
     _hard_delete(adapters, settings, "frames", frames[2])
-    Exporter(adapters, settings).run()
+    bootstrap.exporter(adapters, settings).run()
     live = _rows(adapters, "frames", unique, "NOT COALESCE(deleted, FALSE)")
     assert len(live) == 3  # an incremental run cannot see a document that is gone
-    result = Exporter(adapters, settings).run(full=True)
+    result = bootstrap.exporter(adapters, settings).run(full=True)
 
     assert result.tombstoned == 1
     rows = {r["id"]: r for r in _rows(adapters, "frames", unique)}
@@ -229,7 +231,7 @@ def test_a_skipped_annotations_boxes_are_no_labels(stack, unique):
     documents = adapters.documents
     frame = _frame(documents, unique, 0)
     _annotate(documents, frame, ["car", "person"], version=1, status=AnnotationStatus.CANCELLED)
-    Exporter(adapters, settings).run()
+    bootstrap.exporter(adapters, settings).run()
 
     [annotation] = _rows(adapters, "annotations", unique)
     assert annotation["status"] == "cancelled" and annotation["deleted"] is False
@@ -240,7 +242,7 @@ def test_a_skipped_annotations_boxes_are_no_labels(stack, unique):
 def test_documents_missing_required_fields_are_rejected_and_recorded(stack, unique):
     adapters, settings = stack
     adapters.documents.merge("frames", f"partial-{unique}", {"labeling_status": "requested"})
-    result = Exporter(adapters, settings).run()
+    result = bootstrap.exporter(adapters, settings).run()
     assert result.rejected >= 1
     reject = adapters.documents.get("export_rejects", f"frames~partial-{unique}")
     assert reject is not None and "frames.video_doc_id" in reject["reason"]
@@ -277,7 +279,7 @@ def test_one_poisoned_document_is_rejected_with_its_reason_and_the_run_goes_on(s
             ],
         },
     )
-    result = Exporter(adapters, settings).run()
+    result = bootstrap.exporter(adapters, settings).run()
 
     reject = documents.get("export_rejects", f"annotations~scale~poison-{unique}")
     assert reject["reason"] == ("not a finite number: annotation_boxes.left_px, annotation_boxes.x")
@@ -319,8 +321,8 @@ def test_a_backfill_of_ten_thousand_documents_exports_each_once(stack, unique):
     count = 10_000
     write_frame_documents(settings, f"v_{unique}", count)
 
-    first = Exporter(adapters, settings).run(full=True)
-    Exporter(adapters, settings).run(full=True)  # the same again changes nothing
+    first = bootstrap.exporter(adapters, settings).run(full=True)
+    bootstrap.exporter(adapters, settings).run(full=True)  # the same again changes nothing
 
     assert first.rows["frames"] >= count
     [row] = adapters.warehouse.query(
@@ -331,7 +333,7 @@ def test_a_backfill_of_ten_thousand_documents_exports_each_once(stack, unique):
 
 
 def test_framesift_run_leaves_the_dataset_in_the_duckdb_warehouse(media, embedded_settings):
-    from framesift.local import EmbeddedPipeline
+    from framesift.embedded import EmbeddedPipeline
 
     pipeline = EmbeddedPipeline(embedded_settings)
     summary = pipeline.run([media["three_shots"]], "cam")
@@ -372,11 +374,11 @@ def test_a_crash_between_the_load_job_and_the_merge_on_bigquery(devstack, unique
         client, "load_table_from_json", lambda *a, **k: loads.append(a[1]) or load(*a, **k)
     )
     with pytest.raises(RuntimeError, match="before the MERGE"):
-        Exporter(adapters, settings).run()
+        bootstrap.exporter(adapters, settings).run()
     assert any("_staging_frames_" in str(table) for table in loads)  # the load did run
     monkeypatch.setattr(client, "query", query)
 
-    Exporter(adapters, settings).run()
+    bootstrap.exporter(adapters, settings).run()
 
     assert [r["id"] for r in _rows(adapters, "frames", unique)] == frames
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
+from framesift import bootstrap
+from framesift.bootstrap import build_adapters
 from framesift.config import Vendor
 from framesift.errors import VendorRejected
-from framesift.stages.labeler import Labeler
 from framesift.vendors.labelstudio import SECRET_HEADER, WEBHOOK_ACTIONS, LabelStudioVendor
-from framesift.wiring import build_adapters
 from tests.support.payloads import kept_frames
 
 pytestmark = pytest.mark.labelstudio
@@ -37,7 +37,7 @@ def _tasks(vendor: LabelStudioVendor) -> list:
 def test_one_task_per_frame_whatever_the_redeliveries(settings):
     adapters = build_adapters(settings)
     vendor = LabelStudioVendor(settings, adapters.documents)
-    labeler = Labeler(adapters, settings, vendor)
+    labeler = bootstrap.labeler(adapters, settings, vendor)
     kept = kept_frames(settings, 5)
 
     first = labeler.handle(kept)
@@ -60,7 +60,7 @@ def test_tasks_imported_before_a_crash_are_found_not_imported_again(settings):
     adapters = build_adapters(settings)
     vendor = LabelStudioVendor(settings, adapters.documents)
     kept = kept_frames(settings, 4)
-    labeler = Labeler(adapters, settings, vendor)
+    labeler = bootstrap.labeler(adapters, settings, vendor)
     # The crash: the first two frames were imported, nothing was recorded on the frames.
     early = vendor.request(
         kept.batch_id, [labeler._request(kept, f, None) for f in kept.frames[:2]]
@@ -100,7 +100,7 @@ def test_project_and_webhook_are_set_up_once(settings):
 def test_a_refused_token_is_a_permanent_error(settings):
     settings = settings.model_copy(update={"labelstudio_api_key": SecretStr("0" * 40)})
     adapters = build_adapters(settings)
-    labeler = Labeler(adapters, settings, LabelStudioVendor(settings, adapters.documents))
+    labeler = bootstrap.labeler(adapters, settings, LabelStudioVendor(settings, adapters.documents))
     with pytest.raises(VendorRejected, match="401"):
         labeler.handle(kept_frames(settings, 1))
 
@@ -135,7 +135,7 @@ def test_a_new_model_versions_predictions_are_the_ones_label_studio_shows(settin
 
     adapters = build_adapters(settings)
     vendor = LabelStudioVendor(settings, adapters.documents)
-    labeler = Labeler(adapters, settings, vendor)
+    labeler = bootstrap.labeler(adapters, settings, vendor)
     kept = kept_frames(settings, 2)
     car = Box(label="car", x=0.1, y=0.1, w=0.2, h=0.2, score=0.8)
     for frame, version in zip(kept.frames, ("detector-v1", "detector-v2"), strict=True):

@@ -21,14 +21,14 @@ import zipfile
 import pytest
 from pydantic import SecretStr
 
+from framesift import bootstrap
+from framesift.bootstrap import build_adapters
 from framesift.config import Vendor
+from framesift.embedded import EmbeddedPipeline
 from framesift.ingest import reconcile
-from framesift.local import EmbeddedPipeline
 from framesift.serve import LocalServer
 from framesift.snapshot import Layout, write_snapshot
-from framesift.stages.exporter import Exporter
 from framesift.vendors.labelstudio import LabelStudioVendor
-from framesift.wiring import build_adapters
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.labelstudio
@@ -161,7 +161,7 @@ def test_label_studio_round_trip_matches_its_own_exports(session, tmp_path):
     assert statuses[a.data["frame_id"]]["labeling_status"] == "labeled"
     assert statuses[d.data["frame_id"]]["labeling_status"] == "labeling_cancelled"
 
-    Exporter(pipeline.adapters, settings).run()
+    bootstrap.exporter(pipeline.adapters, settings).run()
     ours = {}
     for layout in Layout:
         write_snapshot(
@@ -324,7 +324,7 @@ def test_every_shape_round_trips_through_label_studio(
         )
         assert [b["shape"] for b in stored["boxes"]] == ["box", "polygon", "keypoint", "mask"]
 
-        Exporter(pipeline.adapters, settings).run()
+        bootstrap.exporter(pipeline.adapters, settings).run()
         write_snapshot(
             pipeline.adapters.warehouse,
             pipeline.adapters.blobs,

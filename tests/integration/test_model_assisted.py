@@ -14,10 +14,9 @@ from typer.testing import CliRunner
 from framesift import bootstrap
 from framesift.cli import app
 from framesift.documents import Box
+from framesift.embedded import EmbeddedPipeline
 from framesift.events import PubSubMessage
-from framesift.local import EmbeddedPipeline
 from framesift.messages import ROUND_MESSAGE
-from framesift.stages.exporter import Exporter
 from framesift.topology import Collections, Topics
 from framesift_dev.onnxmodels import fixed_yolo
 from tests.support.labels import annotate
@@ -53,7 +52,7 @@ def _manifest(pipeline: EmbeddedPipeline) -> list[dict]:
 
 def exported_quality(pipeline: EmbeddedPipeline) -> tuple[dict, dict]:
     """Export, then the warehouse's model_quality rows of the car and the person."""
-    Exporter(pipeline.adapters, pipeline.settings).run()
+    bootstrap.exporter(pipeline.adapters, pipeline.settings).run()
     quality = {
         row["label"]: row
         for row in pipeline.adapters.warehouse.query("SELECT * FROM {dataset}.model_quality")
@@ -173,9 +172,9 @@ def test_agreement_with_the_humans_is_in_the_warehouse_and_the_report(
 def test_warehouse_ap_is_vocs_all_point_interpolated_average_precision(embedded_settings):
     """Five boxes at distinct scores (tp, fp, tp, fp, tp) and one missed: precisions 1, 1/2,
     2/3, 1/2, 3/5; interpolated at the true positives 1, 2/3, 3/5; over 4 human boxes."""
+    from framesift.bootstrap import build_adapters
     from framesift.schemas import ALL_TABLES, ANNOTATIONS_TABLE, FRAMES_TABLE, MODEL_MATCHES_TABLE
     from framesift.stages.exporter import views
-    from framesift.wiring import build_adapters
 
     warehouse = build_adapters(embedded_settings).warehouse
     warehouse.ensure_tables(ALL_TABLES)

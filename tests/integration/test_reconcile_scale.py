@@ -11,8 +11,8 @@ import requests
 from pydantic import SecretStr
 
 from framesift.config import Vendor
+from framesift.embedded import EmbeddedPipeline
 from framesift.ingest import reconcile
-from framesift.local import EmbeddedPipeline
 from tests.support.scale import API_KEY
 
 

@@ -12,13 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
+from framesift import bootstrap
+from framesift.embedded import EmbeddedPipeline
 from framesift.events import finalize_message
 from framesift.imagestats import hamming, layout_distance
-from framesift.local import EmbeddedPipeline
 from framesift.messages import KeptFrames
-from framesift.stages.exporter import Exporter
 from framesift.topology import Collections, Topics
-from framesift.webhook import CallbackReceiver
 from tests.support.payloads import scale_callback
 
 
@@ -72,7 +71,7 @@ def test_everything_three_times_in_any_order_leaves_each_item_once(media, embedd
     assert pipeline.publisher.published[Topics.DEAD_LETTERS] == []
 
     # Vendor callbacks: two versions per task, each delivered three times, shuffled.
-    receiver = CallbackReceiver(
+    receiver = bootstrap.callback_receiver(
         settings.model_copy(update={"scale_callback_auth_key": SecretStr("k")}), documents
     )
     callbacks = []
@@ -103,7 +102,7 @@ def test_everything_three_times_in_any_order_leaves_each_item_once(media, embedd
     assert {a["boxes"][0]["label"] for a in annotations} == {"truck"}
 
     for _ in range(2):
-        Exporter(pipeline.adapters, settings).run()
+        bootstrap.exporter(pipeline.adapters, settings).run()
     [row] = pipeline.adapters.warehouse.query(
         "SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS ids FROM {dataset}.frames"
     )

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from framesift.cli import app
 from framesift.delivery import replay
+from framesift.embedded import EmbeddedPipeline
 from framesift.events import finalize_message
-from framesift.local import EmbeddedPipeline
 from framesift.messages import FrameBatch
 from framesift.stages.sampler import Outcome
 from framesift.topology import SAMPLER, Collections, Topics
@@ -240,7 +240,7 @@ def test_a_source_that_stays_down_is_retried_given_up_and_sampled_when_replayed(
 
     with serve(clip, Faults()) as back:
         monkeypatch.setattr(pipeline.blobs, "stream_url", lambda *_, **__: back.url)
-        assert replay(pipeline.adapters, SAMPLER.name) == 1
+        assert replay(pipeline.adapters.documents, pipeline.publisher, SAMPLER.name) == 1
         pipeline.publisher.drain()
 
     video = pipeline.adapters.documents.get(Collections.VIDEOS, video["id"])
@@ -272,7 +272,7 @@ def test_segments_whose_source_stays_down_fail_their_video_until_replayed(
         assert video["error"].startswith("segment 0: ") and "503" in video["error"]
 
         monkeypatch.setattr(pipeline.blobs, "stream_url", lambda *_, **__: up.url)
-        assert replay(pipeline.adapters, SAMPLER.name) == 3
+        assert replay(pipeline.adapters.documents, pipeline.publisher, SAMPLER.name) == 3
         pipeline.publisher.drain()
 
     video = pipeline.adapters.documents.get(Collections.VIDEOS, video["id"])

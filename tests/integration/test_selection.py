@@ -7,8 +7,8 @@ import re
 
 import pytest
 
+from framesift.embedded import EmbeddedPipeline
 from framesift.errors import PermanentError
-from framesift.local import EmbeddedPipeline
 from framesift.messages import KeptFrames
 from framesift.selection import load_policy
 from framesift.topology import Topics

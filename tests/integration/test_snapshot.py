@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from framesift import bootstrap
 from framesift.cli import app
 from framesift.documents import AnnotationStatus, Box
-from framesift.local import EmbeddedPipeline
+from framesift.embedded import EmbeddedPipeline
 from framesift.snapshot import SPLITS, split_of
-from framesift.stages.exporter import Exporter
 from tests.support.labels import annotate
 
 
@@ -41,7 +41,7 @@ def labeled(media, embedded_settings):
                 Box(label="bicycle", left=0, top=0, width=frame["width"], height=frame["height"]),
             ],
         )
-    Exporter(pipeline.adapters, embedded_settings).run()
+    bootstrap.exporter(pipeline.adapters, embedded_settings).run()
     return embedded_settings, kept
 
 
@@ -124,7 +124,7 @@ def test_a_frame_labeled_empty_is_a_negative_in_both_layouts(media, embedded_set
     ):
         drawn = [Box(label="car", left=1, top=1, width=5, height=5)]
         _annotate(documents, frame, status, drawn if status is AnnotationStatus.CANCELLED else [])
-    Exporter(pipeline.adapters, embedded_settings).run()
+    bootstrap.exporter(pipeline.adapters, embedded_settings).run()
 
     coco = _export(embedded_settings, tmp_path / "coco", "coco")
     yolo = _export(embedded_settings, tmp_path / "yolo", "yolo")
@@ -175,7 +175,7 @@ def test_every_shape_in_each_layout_and_unsupported_frames_left_out(
     annotate(documents, odd["id"], [Box(label="car", left=1, top=1, width=5, height=5)])
     # As a callback with an ellipse beside its box stores it.
     documents.merge("annotations", f"scale~task-{odd['id']}", {"unsupported": ["ellipse e1"]})
-    Exporter(pipeline.adapters, embedded_settings).run()
+    bootstrap.exporter(pipeline.adapters, embedded_settings).run()
 
     coco = _export(embedded_settings, tmp_path / "coco", "coco", seed="1")
     assert coco["left_out"] == {odd["id"]: "regions no layout holds: ellipse e1"}

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from google.cloud import firestore
 
-from framesift.adapters.embedded import SqliteDocumentStore
+from framesift.adapters.embedded.sqlite import SqliteDocumentStore
 from framesift.config import Backend, Settings
 
 

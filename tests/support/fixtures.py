@@ -256,7 +256,7 @@ def function_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
     monkeypatch.setenv("FRAMESIFT_BACKEND", "embedded")
     monkeypatch.setenv("FRAMESIFT_WORKDIR", str(tmp_path / "work"))
-    caches = (get_settings, runtime.adapters, runtime.handler, runtime.callbacks)
+    caches = (get_settings, runtime.adapters, runtime.subscriber, runtime.callbacks)
     for cached in caches:
         cached.cache_clear()
     yield get_settings()

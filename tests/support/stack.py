@@ -14,9 +14,9 @@ import requests
 from google.cloud import pubsub_v1
 
 from framesift.adapters.gcp.bigquery import BigQueryWarehouse
+from framesift.bootstrap import Adapters
 from framesift.events import PubSubMessage, push_body
 from framesift.topology import subscription_name
-from framesift.wiring import Adapters
 from framesift_dev.devstack import StackState, environ
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from framesift.agreement import Outcome, iou, match
-from framesift.config import Shape
 from framesift.documents import Box
+from framesift.geometry import Shape
 
 
 def box(label: str, x: float, y: float, w: float, h: float, score: float | None = None) -> Box:

@@ -9,7 +9,7 @@ import pytest
 from framesift.topology import FUNCTIONS, LABELER
 from framesift_dev.loaded import DEPLOYED_ENV, loaded
 
-FORBIDDEN_EVERYWHERE = {"framesift_dev", "framesift.cli", "framesift.local", "typer", "rich"}
+FORBIDDEN_EVERYWHERE = {"framesift_dev", "framesift.cli", "framesift.embedded", "typer", "rich"}
 # The model's runtime: only a labeler given a model (FRAMESIFT_MODEL_URI) loads it, on its first
 # batch; the onnx package (building models) is for tests and benchmarks only.
 MODEL_RUNTIMES = {"onnxruntime", "onnx"}

@@ -6,9 +6,9 @@ import json
 
 from typer.testing import CliRunner
 
+from framesift.bootstrap import build_adapters
 from framesift.cli import app
 from framesift.config import Backend, Settings
-from framesift.wiring import build_adapters
 from tests.support.payloads import (
     LS_FRAME,
     ls_event,

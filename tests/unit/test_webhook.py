@@ -9,8 +9,8 @@ import functions_framework
 import pytest
 
 from framesift import runtime
+from framesift.bootstrap import build_adapters
 from framesift.config import get_settings
-from framesift.wiring import build_adapters
 from tests.support.payloads import (
     FRAME,
     LS_FRAME,

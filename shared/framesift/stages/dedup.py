@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from framesift import phashindex
-from framesift.config import DedupScope, Settings
+from framesift.config import DedupScope
 from framesift.documents import DedupDecision, DedupStatus, DropReason, FrameRecord, utcnow
 from framesift.errors import ReadMore, UnreadableImage
 from framesift.events import OBJECT_FINALIZE, GcsNotification, PubSubMessage
@@ -44,10 +44,9 @@ from framesift.imagestats import image_stats
 from framesift.logs import bind_context, get_logger
 from framesift.messages import FrameBatch, KeptFrames, SampledFrame
 from framesift.naming import IMAGE_EXTENSIONS, is_photo, parse_upload_name, source_id
-from framesift.ports import DocKey
+from framesift.ports import BlobStore, DocKey, DocumentStore, Publisher
 from framesift.stages.uploads import record_ignored
 from framesift.topology import DEDUP, Collections, Topics
-from framesift.wiring import Adapters
 
 log = get_logger(__name__)
 
@@ -71,13 +70,29 @@ class BatchResult:
         return sum(self.dropped_by_reason.values())
 
 
+@dataclass(frozen=True)
+class DedupConfig:
+    """The settings dedup reads (each named as in :class:`~framesift.config.Settings`)."""
+
+    raw_bucket: str
+    images_prefix: str
+    dedup_threshold: int
+    dedup_layout_threshold: float
+    dedup_scope: DedupScope
+
+
 class Dedup:
-    def __init__(self, adapters: Adapters, settings: Settings) -> None:
-        self._adapters = adapters
-        self._settings = settings
-        self._threshold = settings.dedup_threshold
-        self._layout_threshold = settings.dedup_layout_threshold
-        self._scope = settings.dedup_scope
+    def __init__(
+        self,
+        blobs: BlobStore,
+        documents: DocumentStore,
+        publisher: Publisher,
+        config: DedupConfig,
+    ) -> None:
+        self._blobs = blobs
+        self._documents = documents
+        self._publisher = publisher
+        self._config = config
 
     def handle_message(self, message: PubSubMessage) -> BatchResult:
         """Either a frame batch from the sampler or a raw bucket notification (for images)."""
@@ -89,18 +104,18 @@ class Dedup:
     def handle_image(self, notification: GcsNotification) -> BatchResult:
         """A photo uploaded to the images prefix: read, hash and decide it like a frame."""
         obj = notification.object
-        prefix = self._settings.images_prefix
-        if notification.event_type != OBJECT_FINALIZE or obj.bucket != self._settings.raw_bucket:
+        prefix = self._config.images_prefix
+        if notification.event_type != OBJECT_FINALIZE or obj.bucket != self._config.raw_bucket:
             return BatchResult(BatchOutcome.IGNORED)
         if not is_photo(obj.name, prefix):
             return BatchResult(BatchOutcome.IGNORED)  # a video or other upload: the sampler's
         name = parse_upload_name(obj.name, prefix, IMAGE_EXTENSIONS, "an image")
         if isinstance(name, str):
-            record_ignored(self._adapters.documents, obj, name, DEDUP.name)
+            record_ignored(self._documents, obj, name, DEDUP.name)
             return BatchResult(BatchOutcome.IGNORED)
         image_id = source_id("i", obj.bucket, obj.name, obj.generation)
         bind_context(image_id=image_id, object=obj.name)
-        data = self._adapters.blobs.get(obj.bucket, obj.name)
+        data = self._blobs.get(obj.bucket, obj.name)
         sha256 = hashlib.sha256(data).hexdigest()
         source = {
             "id": image_id,
@@ -119,7 +134,7 @@ class Dedup:
             info = image_stats(data)
         except UnreadableImage as exc:
             decision = DedupDecision(status=DedupStatus.DROPPED, drop_reason=DropReason.UNREADABLE)
-            created = self._adapters.documents.create(
+            created = self._documents.create(
                 Collections.FRAMES, image_id, {**source, **decision.as_fields(), "error": str(exc)}
             )
             log.warning("unreadable image recorded: %s", exc)
@@ -139,7 +154,7 @@ class Dedup:
                 "brightness": stats.brightness,
             }
         )
-        self._adapters.documents.create(Collections.FRAMES, image_id, frame.model_dump())
+        self._documents.create(Collections.FRAMES, image_id, frame.model_dump())
         batch = FrameBatch(
             video_doc_id=image_id,
             collector=frame.collector,
@@ -153,7 +168,7 @@ class Dedup:
 
     def handle_batch(self, batch: FrameBatch, within_video: bool = True) -> BatchResult:
         bind_context(video_doc_id=batch.video_doc_id, batch_id=batch.batch_id)
-        documents = self._adapters.documents
+        documents = self._documents
         record = {"id": batch.batch_id, "video_doc_id": batch.video_doc_id, "status": "processing"}
         if not documents.create(Collections.DEDUP_BATCHES, batch.batch_id, record):
             existing = documents.get(Collections.DEDUP_BATCHES, batch.batch_id) or {}
@@ -171,7 +186,7 @@ class Dedup:
                 video_id=batch.video_id,
                 frames=kept,
             )
-            self._adapters.publisher.publish(
+            self._publisher.publish(
                 Topics.FRAMES_KEPT,
                 message.model_dump_json().encode(),
                 {"batch_id": batch.batch_id, "video_doc_id": batch.video_doc_id},
@@ -193,7 +208,7 @@ class Dedup:
         return BatchResult(BatchOutcome.DONE, len(kept), dict(reasons))
 
     def _dataset_scope(self, collector: str) -> str:
-        return "all" if self._scope is DedupScope.ALL else f"collector:{collector}"
+        return "all" if self._config.dedup_scope is DedupScope.ALL else f"collector:{collector}"
 
     def decide(
         self, frame: SampledFrame, batch: FrameBatch, within_video: bool = True
@@ -204,7 +219,9 @@ class Dedup:
         buckets = {
             name: [
                 (Collections.PHASH_BUCKETS, bucket_id)
-                for bucket_id in phashindex.bucket_ids(scope, frame.phash, self._threshold)
+                for bucket_id in phashindex.bucket_ids(
+                    scope, frame.phash, self._config.dedup_threshold
+                )
             ]
             for name, scope in scopes.items()
         }
@@ -237,7 +254,7 @@ class Dedup:
                     writes[(Collections.PHASH_OWNERS, owner)] = {"frame_id": frame.frame_id}
             return writes, decision
 
-        return self._adapters.documents.transact(keys, change)
+        return self._documents.transact(keys, change)
 
     def _judge(
         self,
@@ -259,9 +276,9 @@ class Dedup:
             match = phashindex.nearest(
                 frame.phash,
                 (docs[key] for key in keys),
-                self._threshold,
+                self._config.dedup_threshold,
                 frame.layout,
-                self._layout_threshold,
+                self._config.dedup_layout_threshold,
             )
             if match is None:
                 continue

@@ -36,12 +36,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from framesift.config import Settings
 from framesift.documents import LIVE_STATUSES, AnnotationStatus
 from framesift.events import PubSubMessage
 from framesift.logs import get_logger
 from framesift.messages import ExportRequest
-from framesift.ports import DocKey, TableSchema
+from framesift.ports import DocKey, DocumentStore, TableSchema, Warehouse
 from framesift.schemas import (
     ALL_TABLES,
     ANNOTATION_BOXES_TABLE,
@@ -53,7 +52,6 @@ from framesift.schemas import (
     VIDEOS_TABLE,
 )
 from framesift.topology import Collections
-from framesift.wiring import Adapters
 
 log = get_logger(__name__)
 
@@ -361,19 +359,33 @@ def _quality(group: Sequence[str]) -> str:
         LEFT JOIN summed AS a ON {joined}"""
 
 
+@dataclass(frozen=True)
+class ExporterConfig:
+    """The settings the exporter reads (each named as in :class:`~framesift.config.Settings`)."""
+
+    project: str
+    bigquery_dataset: str
+    labeling_price_per_task: float
+    export_lease_seconds: float
+    export_overlap_seconds: float
+
+
 class Exporter:
-    def __init__(self, adapters: Adapters, settings: Settings) -> None:
-        self._adapters = adapters
-        self._settings = settings
+    def __init__(
+        self, documents: DocumentStore, warehouse: Warehouse, config: ExporterConfig
+    ) -> None:
+        self._documents = documents
+        self._warehouse = warehouse
+        self._config = config
         self._holder = uuid.uuid4().hex
 
     def handle_message(self, message: PubSubMessage) -> ExportResult:
         return self.run(full=ExportRequest.from_message(message).full)
 
     def run(self, full: bool = False) -> ExportResult:
-        warehouse = self._adapters.warehouse
+        warehouse = self._warehouse
         warehouse.ensure_tables(ALL_TABLES)
-        warehouse.ensure_views(views(self._settings.labeling_price_per_task))
+        warehouse.ensure_views(views(self._config.labeling_price_per_task))
         if not self.take_lease():
             log.info("export skipped: another run holds the lease")
             return ExportResult(skipped=True)
@@ -384,7 +396,7 @@ class Exporter:
 
     def state_id(self, name: str) -> str:
         """Watermarks and the lease belong to the target (one per warehouse dataset)."""
-        return f"{self._settings.project}.{self._settings.bigquery_dataset}~{name}"
+        return f"{self._config.project}.{self._config.bigquery_dataset}~{name}"
 
     def release_lease(self) -> None:
         key: DocKey = (Collections.EXPORT_STATE, self.state_id(LEASE))
@@ -394,12 +406,12 @@ class Exporter:
                 return {}, None  # expired and taken by another run meanwhile: theirs now
             return {key: {"holder": None, "expires_at": None}}, None
 
-        self._adapters.documents.transact([key], change)
+        self._documents.transact([key], change)
 
     def take_lease(self) -> bool:
         key: DocKey = (Collections.EXPORT_STATE, self.state_id(LEASE))
         now = datetime.now(UTC)
-        ttl = timedelta(seconds=self._settings.export_lease_seconds)
+        ttl = timedelta(seconds=self._config.export_lease_seconds)
 
         def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], bool]:
             lease = docs[key] or {}
@@ -408,12 +420,12 @@ class Exporter:
                 return {}, False
             return {key: {"holder": self._holder, "expires_at": now + ttl}}, True
 
-        return self._adapters.documents.transact([key], change)
+        return self._documents.transact([key], change)
 
     def _export(self, full: bool) -> ExportResult:
-        documents = self._adapters.documents
+        documents = self._documents
         result = ExportResult()
-        overlap = timedelta(seconds=self._settings.export_overlap_seconds)
+        overlap = timedelta(seconds=self._config.export_overlap_seconds)
         pending: dict[str, list[Row]] = {schema.name: [] for schema in ALL_TABLES}
         seen: dict[str, set[str]] = {schema.name: set() for schema in ALL_TABLES}
         watermarks: dict[str, datetime] = {}
@@ -450,7 +462,7 @@ class Exporter:
                 tombstones = self._tombstones(schema, seen[schema.name])
                 result.tombstoned += len(tombstones)
                 rows = rows + tombstones
-            self._adapters.warehouse.upsert(schema, rows)
+            self._warehouse.upsert(schema, rows)
             result.rows[schema.name] = len(rows)
         # Only now that every MERGE succeeded: a crash before this exports the same again.
         for collection, mark in watermarks.items():
@@ -467,7 +479,7 @@ class Exporter:
 
     def _tombstones(self, schema: TableSchema, present: set[str]) -> list[Row]:
         """Rows whose document is gone, marked deleted (a full run only)."""
-        live = self._adapters.warehouse.query(
+        live = self._warehouse.query(
             f"SELECT * FROM {{dataset}}.{schema.name} WHERE NOT COALESCE(deleted, FALSE)"
         )
         now = datetime.now(UTC)

@@ -20,7 +20,7 @@ the frames are ``queued`` instead, and a round (a :class:`~framesift.messages.La
 
 A vendor's 429/5xx is retried with exponential backoff and jitter within
 ``labeling_retry_seconds``; past that the invocation fails and Pub/Sub redelivers. A request the
-vendor refuses (bad key, unknown project) is a :class:`~framesift.models.PermanentError`: no
+vendor refuses (bad key, unknown project) is a :class:`~framesift.errors.PermanentError`: no
 retry storm, the message is dead-lettered at once. A dead-lettered message marks its frames
 ``labeling_failed`` with the vendor's error (:meth:`Labeler.give_up`).
 """
@@ -40,23 +40,21 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from framesift.config import ImageUrlMode, Settings
+from framesift.config import ImageUrlMode
 from framesift.documents import FrameLabeling, LabelingStatus, utcnow
 from framesift.errors import BadEvent, VendorUnavailable
 from framesift.events import PubSubMessage
 from framesift.logs import bind_context, get_logger
 from framesift.messages import ROUND_MESSAGE, KeptFrames, LabelingRound, SampledFrame
 from framesift.naming import served_url
-from framesift.ports import DocKey, LabelingRequest, LabelingVendor
+from framesift.ports import BlobStore, DocKey, DocumentStore, LabelingRequest, LabelingVendor, Lazy
 from framesift.prelabels import Prediction, Prelabeler, stored_predictions
 from framesift.selection import (
     Candidate,
     SelectionPolicy,
-    load_policy,
     plan_round,
 )
 from framesift.topology import Collections
-from framesift.wiring import Adapters, Lazy
 
 log = get_logger(__name__)
 
@@ -75,19 +73,34 @@ class LabelResult:
     queued: int = 0
 
 
+@dataclass(frozen=True)
+class LabelerConfig:
+    """The settings the labeler reads (each named as in :class:`~framesift.config.Settings`)."""
+
+    labeling_budget: int
+    labeling_audit_fraction: float
+    labeling_batch_size: int
+    labeling_image_url: ImageUrlMode
+    image_base_url: str | None
+    labeling_url_hours: int
+    labeling_retry_seconds: float
+
+
 class Labeler:
     def __init__(
         self,
-        adapters: Adapters,
-        settings: Settings,
+        blobs: BlobStore,
+        documents: DocumentStore,
         vendor: LabelingVendor,
-        policy: SelectionPolicy | None = None,
+        config: LabelerConfig,
+        policy: SelectionPolicy,
         prelabeler: Lazy[Prelabeler] | None = None,
     ) -> None:
-        self._adapters = adapters
-        self._settings = settings
+        self._blobs = blobs
+        self._documents = documents
         self._vendor = vendor
-        self._policy = policy or load_policy(settings)
+        self._config = config
+        self._policy = policy
         self._prelabeler = prelabeler
 
     def handle_message(self, message: PubSubMessage) -> LabelResult:
@@ -97,7 +110,7 @@ class Labeler:
 
     def handle(self, kept: KeptFrames) -> LabelResult:
         bind_context(batch_id=kept.batch_id, vendor=self._vendor.name)
-        docs = self._adapters.documents.get_many(FRAMES, [f.frame_id for f in kept.frames])
+        docs = self._documents.get_many(FRAMES, [f.frame_id for f in kept.frames])
         pending = [f for f in kept.frames if self._undecided(docs.get(f.frame_id))]
         unsent = [
             f
@@ -120,7 +133,7 @@ class Labeler:
                     choice.priority,
                     labeling_skip_reason=choice.skip_reason,
                 )
-            elif self._settings.labeling_budget:
+            elif self._config.labeling_budget:
                 self._mark(choice.frame.frame_id, LabelingStatus.QUEUED, choice.priority)
             else:
                 chosen.append(choice.frame)
@@ -144,12 +157,12 @@ class Labeler:
     def run_round(self, round_id: str) -> LabelResult:
         """Spend round ``round_id``'s budget on the queued frames, then send the selected."""
         bind_context(labeling_round=round_id, vendor=self._vendor.name)
-        documents = self._adapters.documents
+        documents = self._documents
         queued = documents.where(FRAMES, "labeling_status", LabelingStatus.QUEUED.value)
         plan = plan_round(
             [(doc["id"], float(doc.get("labeling_priority") or 0.0)) for doc in queued],
-            self._settings.labeling_budget,
-            self._settings.labeling_audit_fraction,
+            self._config.labeling_budget,
+            self._config.labeling_audit_fraction,
             round_id,
         )
         skipped = 0
@@ -173,7 +186,7 @@ class Labeler:
             )
             by_batch.setdefault(key, []).append(frame)
         predictions = stored_predictions(
-            self._adapters.documents,
+            self._documents,
             [str(doc["model_prediction_id"]) for doc in selected if doc.get("model_prediction_id")],
         )
         for (collector, video_doc_id, video_id), frames in by_batch.items():
@@ -198,7 +211,7 @@ class Labeler:
         left become skips. Returns how many were skipped."""
         budget_key: DocKey = (Collections.LABELING_ROUNDS, round_id)
         keys = [budget_key, *((FRAMES, d.frame_id) for d in decisions)]
-        limit = self._settings.labeling_budget
+        limit = self._config.labeling_budget
 
         def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], int]:
             spent = int((docs[budget_key] or {}).get("spent") or 0)
@@ -225,10 +238,10 @@ class Labeler:
             writes[budget_key] = {"round": round_id, "budget": limit, "spent": spent}
             return writes, skipped
 
-        return self._adapters.documents.transact(keys, change)
+        return self._documents.transact(keys, change)
 
     def _mark(self, frame_id: str, status: LabelingStatus, priority: float, **more: Any) -> None:
-        self._adapters.documents.merge(
+        self._documents.merge(
             FRAMES,
             frame_id,
             FrameLabeling(labeling_status=status, labeling_priority=priority, **more).as_fields(),
@@ -240,14 +253,14 @@ class Labeler:
         frames: Sequence[SampledFrame],
         predictions: Mapping[str, Prediction],
     ) -> None:
-        size = self._settings.labeling_batch_size
+        size = self._config.labeling_batch_size
         for start in range(0, len(frames), size):
             chunk = frames[start : start + size]
             requests = [self._request(kept, f, predictions.get(f.frame_id)) for f in chunk]
             tasks = self._with_retries(kept.batch_id, requests)
             requested_at = utcnow()
             for task in tasks:
-                self._adapters.documents.merge(
+                self._documents.merge(
                     FRAMES,
                     task.frame_id,
                     {
@@ -268,13 +281,13 @@ class Labeler:
             kept = KeptFrames.from_message(message)
         except BadEvent:
             return  # nothing in it names a frame (a round's frames stay selected or queued)
-        docs = self._adapters.documents.get_many(FRAMES, [f.frame_id for f in kept.frames])
+        docs = self._documents.get_many(FRAMES, [f.frame_id for f in kept.frames])
         for frame in kept.frames:
             if not self._has_task(docs.get(frame.frame_id)):
                 self._fail(frame.frame_id, reason)
 
     def _fail(self, frame_id: str, reason: str) -> None:
-        self._adapters.documents.merge(
+        self._documents.merge(
             FRAMES,
             frame_id,
             {
@@ -297,13 +310,13 @@ class Labeler:
     def _request(
         self, kept: KeptFrames, frame: SampledFrame, prediction: Prediction | None
     ) -> LabelingRequest:
-        if self._settings.labeling_image_url is ImageUrlMode.GCS:
+        if self._config.labeling_image_url is ImageUrlMode.GCS:
             image_url = f"gs://{frame.bucket}/{frame.object_name}"
-        elif self._settings.image_base_url:
-            image_url = served_url(self._settings.image_base_url, frame.bucket, frame.object_name)
+        elif self._config.image_base_url:
+            image_url = served_url(self._config.image_base_url, frame.bucket, frame.object_name)
         else:
-            lifetime = timedelta(hours=self._settings.labeling_url_hours)
-            image_url = self._adapters.blobs.stream_url(frame.bucket, frame.object_name, lifetime)
+            lifetime = timedelta(hours=self._config.labeling_url_hours)
+            image_url = self._blobs.stream_url(frame.bucket, frame.object_name, lifetime)
         return LabelingRequest(
             frame_id=frame.frame_id,
             image_url=image_url,
@@ -325,7 +338,7 @@ class Labeler:
     def _with_retries(self, batch_id: str, requests: Sequence[LabelingRequest]) -> list:
         retrying = Retrying(
             retry=retry_if_exception_type(VendorUnavailable),
-            stop=stop_after_delay(self._settings.labeling_retry_seconds),
+            stop=stop_after_delay(self._config.labeling_retry_seconds),
             wait=wait_random_exponential(multiplier=0.5, max=20),
             before_sleep=lambda state: log.warning(
                 "vendor unavailable, retrying: %s",

@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from framesift import media
-from framesift.config import Settings
 from framesift.documents import (
     FrameRecord,
     SegmentRecord,
@@ -41,10 +40,10 @@ from framesift.naming import (
     is_photo,
     parse_upload_name,
 )
+from framesift.ports import BlobStore, DocumentStore, Publisher
 from framesift.sampling import SamplingPolicy
 from framesift.stages.uploads import record_ignored
 from framesift.topology import SAMPLER, Collections, Topics
-from framesift.wiring import Adapters
 
 log = get_logger(__name__)
 
@@ -73,16 +72,43 @@ class SampleResult:
     source: str = ""  # the uploaded object's name, for people to recognise it
 
 
+@dataclass(frozen=True)
+class SamplerConfig:
+    """The settings the sampler reads (each named as in :class:`~framesift.config.Settings`)."""
+
+    raw_bucket: str
+    raw_prefix: str
+    images_prefix: str
+    frames_bucket: str
+    policy: SamplingPolicy  # the deployment's default; an object's metadata may override it
+    jpeg_quality: int
+    reference_decode_min_frames: float
+    max_video_pixels: int
+    segment_seconds: float
+    frames_per_message: int
+    ffmpeg_binary: str
+    ffprobe_binary: str
+    sampler_cpus: int
+    source_reconnect_delay_max_s: int
+
+
 class Sampler:
-    def __init__(self, adapters: Adapters, settings: Settings) -> None:
-        self._adapters = adapters
-        self._settings = settings
-        self._policy = settings.sampling_policy()
+    def __init__(
+        self,
+        blobs: BlobStore,
+        documents: DocumentStore,
+        publisher: Publisher,
+        config: SamplerConfig,
+    ) -> None:
+        self._blobs = blobs
+        self._documents = documents
+        self._publisher = publisher
+        self._config = config
         self._ffmpeg = media.Ffmpeg(
-            settings.ffmpeg_binary,
-            settings.ffprobe_binary,
-            settings.sampler_cpus,
-            settings.source_reconnect_delay_max_s,
+            config.ffmpeg_binary,
+            config.ffprobe_binary,
+            config.sampler_cpus,
+            config.source_reconnect_delay_max_s,
         )
 
     def handle_message(self, message: PubSubMessage) -> SampleResult:
@@ -97,13 +123,13 @@ class Sampler:
         if notification.event_type != OBJECT_FINALIZE:
             return self._ignore(notification.object, f"event {notification.event_type!r}")
         obj = notification.object
-        if obj.bucket != self._settings.raw_bucket:
+        if obj.bucket != self._config.raw_bucket:
             return self._ignore(obj, f"bucket {obj.bucket!r} is not the raw bucket")
-        if is_photo(obj.name, self._settings.images_prefix):
+        if is_photo(obj.name, self._config.images_prefix):
             return self._ignore(obj, "under the images prefix: dedup takes it")
-        parsed = parse_upload_name(obj.name, self._settings.raw_prefix, VIDEO_EXTENSIONS, "a video")
+        parsed = parse_upload_name(obj.name, self._config.raw_prefix, VIDEO_EXTENSIONS, "a video")
         if isinstance(parsed, str):
-            record_ignored(self._adapters.documents, obj, parsed, SAMPLER.name)
+            record_ignored(self._documents, obj, parsed, SAMPLER.name)
             return SampleResult(Outcome.IGNORED, parsed)
         return self._start(obj, parsed)
 
@@ -116,7 +142,7 @@ class Sampler:
         return SampleResult(Outcome.IGNORED, reason)
 
     def _start(self, obj: GcsObject, name: UploadName) -> SampleResult:
-        documents = self._adapters.documents
+        documents = self._documents
         video = VideoRecord(
             id=VideoRecord.make_id(obj.bucket, obj.name, obj.generation),
             collector=name.collector,
@@ -145,11 +171,11 @@ class Sampler:
         if obj.size == 0:
             return self._fail_video(video.id, "empty object (0 bytes)")
         try:
-            policy = self._policy.overridden_by(obj.metadata)
+            policy = self._config.policy.overridden_by(obj.metadata)
         except BadEvent as exc:
             return self._fail_video(video.id, str(exc))
         try:
-            url = self._adapters.blobs.stream_url(obj.bucket, obj.name, generation=obj.generation)
+            url = self._blobs.stream_url(obj.bucket, obj.name, generation=obj.generation)
         except ObjectGone as exc:
             return self._fail_video(video.id, _gone(exc))
         # Decoding starts while the probe runs, on the likely guesses (one segment, the decode
@@ -158,11 +184,11 @@ class Sampler:
         early = media.Sampling(
             url,
             policy,
-            self._settings.jpeg_quality,
+            self._config.jpeg_quality,
             media.WHOLE,
             self._ffmpeg,
-            policy.decode_mode(LIKELY_FPS, self._settings.reference_decode_min_frames),
-            max_pixels=self._settings.max_video_pixels,
+            policy.decode_mode(LIKELY_FPS, self._config.reference_decode_min_frames),
+            max_pixels=self._config.max_video_pixels,
         )
         try:
             return self._planned(obj, name, video, policy, url, early)
@@ -178,20 +204,20 @@ class Sampler:
         url: str,
         early: media.Sampling,
     ) -> SampleResult:
-        documents = self._adapters.documents
+        documents = self._documents
         try:
             probe = media.probe(url, self._ffmpeg)
         except UnreadableVideo as exc:
             return self._fail_video(video.id, str(exc))
 
-        if (pixels := probe.width * probe.height) > self._settings.max_video_pixels:
+        if (pixels := probe.width * probe.height) > self._config.max_video_pixels:
             return self._fail_video(
                 video.id,
                 f"video too large: {probe.width}x{probe.height} is {pixels} pixels per frame,"
-                f" over FRAMESIFT_MAX_VIDEO_PIXELS ({self._settings.max_video_pixels})",
+                f" over FRAMESIFT_MAX_VIDEO_PIXELS ({self._config.max_video_pixels})",
             )
-        segments = media.plan_segments(probe, policy, self._settings.segment_seconds)
-        decode = policy.decode_mode(probe.fps, self._settings.reference_decode_min_frames)
+        segments = media.plan_segments(probe, policy, self._config.segment_seconds)
+        decode = policy.decode_mode(probe.fps, self._config.reference_decode_min_frames)
         documents.merge(
             Collections.VIDEOS,
             video.id,
@@ -232,7 +258,7 @@ class Sampler:
         if len(tasks) == 1:
             return self.sample_segment(tasks[0])
         for task in tasks:
-            self._adapters.publisher.publish(
+            self._publisher.publish(
                 Topics.VIDEO_SEGMENTS,
                 task.model_dump_json().encode(),
                 {SEGMENT_MESSAGE: task.segment_id, "video_doc_id": video.id},
@@ -245,7 +271,7 @@ class Sampler:
         self, task: SegmentTask, started: media.Sampling | None = None
     ) -> SampleResult:
         """Sample one segment (``started``: its ffmpeg already running)."""
-        documents = self._adapters.documents
+        documents = self._documents
         bind_context(video_doc_id=task.video_doc_id, segment=task.index)
         record = _segment_record(task, SegmentStatus.PROCESSING)
         if not documents.create(Collections.VIDEO_SEGMENTS, record.id, record.model_dump()):
@@ -262,11 +288,11 @@ class Sampler:
         try:
             if started is None:
                 started = media.Sampling(
-                    self._adapters.blobs.stream_url(
+                    self._blobs.stream_url(
                         task.bucket, task.object_name, generation=task.generation
                     ),
                     task.policy,
-                    self._settings.jpeg_quality,
+                    self._config.jpeg_quality,
                     task.segment,
                     self._ffmpeg,
                     task.decode,
@@ -296,7 +322,7 @@ class Sampler:
     def give_up(self, message: PubSubMessage, reason: str) -> None:
         """Mark the video or segment of a dead-lettered message ``failed`` with the reason, so
         none stays ``processing``; replaying the dead letter samples it again."""
-        documents = self._adapters.documents
+        documents = self._documents
         try:
             if message.attributes.get(SEGMENT_MESSAGE):
                 task = SegmentTask.from_message(message)
@@ -318,7 +344,7 @@ class Sampler:
 
     def _finish_video_if_complete(self, task: SegmentTask) -> SampleResult:
         """Close the video once all its segments are finished (whichever finishes last does it)."""
-        segments = self._adapters.documents.where(
+        segments = self._documents.where(
             Collections.VIDEO_SEGMENTS, "video_doc_id", task.video_doc_id
         )
         finished = [s for s in segments if s["status"] != SegmentStatus.PROCESSING]
@@ -331,7 +357,7 @@ class Sampler:
             index, first_error = errors[0]
             error = first_error if task.count == 1 else f"segment {index}: {first_error}"
         status = VideoStatus.FAILED if errors else VideoStatus.SAMPLED
-        self._adapters.documents.merge(
+        self._documents.merge(
             Collections.VIDEOS,
             task.video_doc_id,
             {
@@ -350,8 +376,8 @@ class Sampler:
     def _store_frame(self, task: SegmentTask, image: media.SampledImage) -> SampledFrame:
         object_name = frame_object_name(task.collector, task.video_doc_id, image.timestamp_ms)
         sha256 = hashlib.sha256(image.jpeg).hexdigest()
-        self._adapters.blobs.put(
-            self._settings.frames_bucket,
+        self._blobs.put(
+            self._config.frames_bucket,
             object_name,
             image.jpeg,
             "image/jpeg",
@@ -370,7 +396,7 @@ class Sampler:
             video_id=task.video_id,
             source_generation=task.generation,
             timestamp_ms=image.timestamp_ms,
-            bucket=self._settings.frames_bucket,
+            bucket=self._config.frames_bucket,
             object_name=object_name,
             width=task.width,
             height=task.height,
@@ -381,11 +407,11 @@ class Sampler:
             sharpness=image.stats.sharpness,
             brightness=image.stats.brightness,
         )
-        self._adapters.documents.merge(Collections.FRAMES, frame.id, frame.model_dump())
+        self._documents.merge(Collections.FRAMES, frame.id, frame.model_dump())
         return SampledFrame.model_validate({**frame.model_dump(), "frame_id": frame.id})
 
     def _publish(self, task: SegmentTask, frames: list[SampledFrame], damaged: bool) -> None:
-        size = self._settings.frames_per_message
+        size = self._config.frames_per_message
         count = math.ceil(len(frames) / size)
         for index in range(count):
             batch = FrameBatch(
@@ -399,14 +425,14 @@ class Sampler:
                 source_damaged=damaged,
             )
             attributes = {"video_doc_id": task.video_doc_id, "batch_id": batch.batch_id}
-            self._adapters.publisher.publish(
+            self._publisher.publish(
                 Topics.FRAMES_SAMPLED, batch.model_dump_json().encode(), attributes
             )
 
     def _fail_video(
         self, video_doc_id: str, error: str, dead_lettered: bool = False
     ) -> SampleResult:
-        self._adapters.documents.merge(
+        self._documents.merge(
             Collections.VIDEOS,
             video_doc_id,
             {

@@ -36,10 +36,10 @@ from xml.sax.saxutils import quoteattr
 
 from pydantic import BaseModel, Field
 
-from framesift.config import Settings, Shape, Vendor
+from framesift.config import Settings, Vendor
 from framesift.documents import AnnotationRecord, AnnotationStatus, Box, utcnow
 from framesift.errors import VendorRejected, VendorUnavailable
-from framesift.geometry import MAX_IMAGE_SIDE
+from framesift.geometry import MAX_IMAGE_SIDE, Shape
 from framesift.ports import DocumentStore, LabelingRequest, LabelingTask
 from framesift.topology import Collections
 from framesift.vendors import PAYLOAD

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from framesift.config import Settings, Shape, Vendor
+from framesift.config import Settings, Vendor
 from framesift.documents import AnnotationRecord, AnnotationStatus, Box
 from framesift.errors import VendorRejected, VendorUnavailable
+from framesift.geometry import Shape
 from framesift.ports import LabelingRequest, LabelingTask
 from framesift.vendors import PAYLOAD
 

@@ -3,7 +3,8 @@
 Uploading a file here does what a GCS bucket notification does in the cloud: it publishes an
 OBJECT_FINALIZE message with the JSON_API_V1 payload to the raw-objects topic. Each Pub/Sub
 function of :mod:`framesift.topology` is subscribed to its topics with the handler the
-deployed function builds (:mod:`framesift.bootstrap`), through the same delivery rules.
+deployed function builds (:class:`framesift.bootstrap.Subscriber`): the same delivery rules,
+each delivery in its own logging context.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from framesift import bootstrap
-from framesift.adapters.embedded import FolderBlobStore, InProcessPublisher
+from framesift.adapters.embedded.folder import FolderBlobStore
+from framesift.adapters.embedded.inprocess import InProcessPublisher
 from framesift.config import Backend, Settings
-from framesift.delivery import deliver
 from framesift.events import PubSubMessage, finalize_message
-from framesift.logs import traced
 from framesift.messages import ROUND_MESSAGE, ExportRequest, LabelingRound
 from framesift.naming import iter_inputs, upload_name
 from framesift.ports import BlobInfo
@@ -29,7 +29,6 @@ from framesift.stages.exporter import ExportResult
 from framesift.stages.labeler import LabelResult
 from framesift.stages.sampler import Outcome, SampleResult
 from framesift.topology import DEDUP, EXPORTER, FUNCTIONS, LABELER, SAMPLER, Topics, Trigger
-from framesift.wiring import Adapters, build_adapters
 
 
 @dataclass
@@ -98,7 +97,7 @@ class EmbeddedPipeline:
         if settings.backend is not Backend.EMBEDDED:
             raise ValueError("the embedded pipeline needs FRAMESIFT_BACKEND=embedded")
         self.settings = settings
-        self.adapters: Adapters = build_adapters(settings)
+        self.adapters: bootstrap.Adapters = bootstrap.build_adapters(settings)
         if not isinstance(self.adapters.blobs, FolderBlobStore) or not isinstance(
             self.adapters.publisher, InProcessPublisher
         ):
@@ -111,28 +110,18 @@ class EmbeddedPipeline:
                 self._subscribe(spec.name, spec.subscribes)
 
     def _subscribe(self, function: str, topics: Iterable[str]) -> None:
-        handler = bootstrap.handler(function, self.adapters, self.settings)
-
-        def handle(message: PubSubMessage) -> None:
-            self.summary.record(function, handler.handle(message))
-
+        subscriber = bootstrap.Subscriber(
+            function,
+            self.adapters,
+            self.settings,
+            on_result=lambda result: self.summary.record(function, result),
+        )
         for topic in topics:
 
             def on_message(
                 data: bytes, attributes: Mapping[str, str], message_id: str, topic: str = topic
             ) -> None:
-                # Each delivery its own logging context, as in a function: no batch id of
-                # one video's message leaks into the next one's lines.
-                with traced(self.settings.project, None):
-                    deliver(
-                        PubSubMessage.of(data, attributes, message_id),
-                        handle,
-                        subscriber=function,
-                        topic=topic,
-                        adapters=self.adapters,
-                        settings=self.settings,
-                        give_up=handler.give_up,
-                    )
+                subscriber.receive(lambda: PubSubMessage.of(data, attributes, message_id), topic)
 
             self.publisher.subscribe(topic, on_message)
 

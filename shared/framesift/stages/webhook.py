@@ -29,7 +29,6 @@ from typing import IO, Any, Protocol
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from framesift.annotations import LabelRules, store_all
-from framesift.config import Settings
 from framesift.documents import AnnotationRecord
 from framesift.errors import InvalidAnnotation, NotYetSent, UnknownFrame
 from framesift.logs import bind_context, get_logger, traced
@@ -68,23 +67,34 @@ class Route:
     parse: Callable[[Any], list[AnnotationRecord]]
 
 
+@dataclass(frozen=True)
+class WebhookConfig:
+    """The settings the webhook reads (each named as in :class:`~framesift.config.Settings`)."""
+
+    project: str
+    webhook_max_bytes: int
+    scale_callback_auth_key: SecretStr | None
+    labelstudio_webhook_secret: SecretStr | None
+    rules: LabelRules  # what a stored label may be
+
+
 class CallbackReceiver:
-    def __init__(self, settings: Settings, documents: DocumentStore) -> None:
+    def __init__(self, documents: DocumentStore, config: WebhookConfig) -> None:
         self._documents = documents
-        self._project = settings.project
-        self._max_bytes = settings.webhook_max_bytes
-        self._rules = LabelRules.of(settings)
+        self._project = config.project
+        self._max_bytes = config.webhook_max_bytes
+        self._rules = config.rules
         self._routes = {
             scale.NAME: Route(
                 vendor=scale.NAME,
                 header=scale.CALLBACK_AUTH_HEADER,
-                secret=settings.scale_callback_auth_key,
+                secret=config.scale_callback_auth_key,
                 parse=lambda body: scale.ScaleCallback.model_validate(body).records(),
             ),
             labelstudio.NAME: Route(
                 vendor=labelstudio.NAME,
                 header=labelstudio.SECRET_HEADER,
-                secret=settings.labelstudio_webhook_secret,
+                secret=config.labelstudio_webhook_secret,
                 parse=lambda body: labelstudio.LabelStudioWebhook.model_validate(body).records(),
             ),
         }
