@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.bul
 from framesift import bootstrap
 from framesift.bootstrap import build_adapters
 from framesift.config import Backend, Settings
-from framesift.schemas import ALL_TABLES, FRAMES_TABLE
 from framesift.stages.exporter import row_of
+from framesift.warehouse.schemas import ALL_TABLES, FRAMES_TABLE
 from tests.support.bulk import write_frame_documents
 from tests.support.stack import with_dataset
 

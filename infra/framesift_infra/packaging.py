@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import PackageNotFoundError, distribution
@@ -75,6 +76,20 @@ def requirements(distributions: frozenset[str]) -> str:
     return "".join(f"{name}=={pins[name]}\n" for name in sorted(needed))
 
 
+def package_data(modules: Iterable[Path]) -> list[Path]:
+    """The data files (pyproject's ``[tool.setuptools.package-data]``, e.g. the warehouse's
+    view SQL) of the sub-packages ``modules`` come from: a module reading a file beside it
+    finds it deployed too."""
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {path.parent for path in modules} - {PACKAGE}
+    return sorted(
+        path
+        for pattern in declared["package-data"]["framesift"]
+        for path in PACKAGE.glob(pattern)
+        if packages & set(path.parents)
+    )
+
+
 def function_source(name: str, vendor: str) -> FunctionSource:
     """The archive of function ``name`` deployed with labeling vendor ``vendor`` (which only the
     labeler's archive depends on)."""
@@ -85,7 +100,7 @@ def function_source(name: str, vendor: str) -> FunctionSource:
 def _source(name: str, vendor: str) -> FunctionSource:
     found = loaded(function(name), {**DEPLOYED_ENV, "FRAMESIFT_LABELING_VENDOR": vendor})
     files: dict[str, Path] = {"main.py": REPO_ROOT / "functions" / name / "main.py"}
-    for path in sorted(found.framesift_files):
+    for path in [*sorted(found.framesift_files), *package_data(found.framesift_files)]:
         files[f"framesift/{path.relative_to(PACKAGE).as_posix()}"] = path
     reqs = requirements(found.distributions)
     digest = hashlib.sha256(reqs.encode())

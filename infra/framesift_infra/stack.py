@@ -26,7 +26,6 @@ import pulumi_command as command
 import pulumi_gcp as gcp
 
 from framesift.messages import ROUND_MESSAGE
-from framesift.schemas import ALL_TABLES
 from framesift.topology import (
     DEDUP,
     EXPORTER,
@@ -39,6 +38,7 @@ from framesift.topology import (
     holding_subscription,
     pubsub_max_delivery_attempts,
 )
+from framesift.warehouse.schemas import ALL_TABLES
 from framesift_infra.config import StackConfig
 from framesift_infra.packaging import function_source
 from framesift_infra.secrets import SECRETS, VENDOR_SECRETS, secrets_of

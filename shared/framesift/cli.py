@@ -365,8 +365,8 @@ def report(
     backend: the emulated stack with `framesift dev up`'s exports, or Google Cloud."""
     from framesift.bootstrap import build_adapters
     from framesift.report import model_agreement, write_report
-    from framesift.schemas import ALL_TABLES
-    from framesift.stages.exporter import views
+    from framesift.warehouse.schemas import ALL_TABLES
+    from framesift.warehouse.views import views
 
     embedded = {"backend": Backend.EMBEDDED, "workdir": workdir} if workdir else {}
     settings = _settings(**embedded)

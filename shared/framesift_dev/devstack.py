@@ -329,7 +329,7 @@ class DevStack:
             from google.cloud import pubsub_v1, storage
 
             from framesift.adapters.gcp.bigquery import BigQueryWarehouse
-            from framesift.schemas import ALL_TABLES
+            from framesift.warehouse.schemas import ALL_TABLES
 
             publisher = pubsub_v1.PublisherClient()
             for topic in Topics.ALL:

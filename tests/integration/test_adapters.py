@@ -13,7 +13,7 @@ from framesift.adapters.gcp.bigquery import BigQueryWarehouse
 from framesift.adapters.gcp.firestore import FirestoreDocumentStore
 from framesift.adapters.gcp.gcs import GcsBlobStore
 from framesift.errors import ObjectGone
-from framesift.schemas import ALL_TABLES, FRAMES_TABLE
+from framesift.warehouse.schemas import ALL_TABLES, FRAMES_TABLE
 from framesift_dev.devstack import StackState
 
 

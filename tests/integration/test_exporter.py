@@ -17,8 +17,8 @@ from framesift import bootstrap
 from framesift.bootstrap import Adapters, build_adapters
 from framesift.config import Backend, Settings
 from framesift.documents import AnnotationStatus, Box
-from framesift.schemas import ANNOTATION_BOXES_TABLE
 from framesift.topology import Collections
+from framesift.warehouse.schemas import ANNOTATION_BOXES_TABLE
 from tests.support.bulk import write_frame_documents
 from tests.support.labels import annotate
 from tests.support.stack import with_dataset

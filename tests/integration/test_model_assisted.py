@@ -173,8 +173,13 @@ def test_warehouse_ap_is_vocs_all_point_interpolated_average_precision(embedded_
     """Five boxes at distinct scores (tp, fp, tp, fp, tp) and one missed: precisions 1, 1/2,
     2/3, 1/2, 3/5; interpolated at the true positives 1, 2/3, 3/5; over 4 human boxes."""
     from framesift.bootstrap import build_adapters
-    from framesift.schemas import ALL_TABLES, ANNOTATIONS_TABLE, FRAMES_TABLE, MODEL_MATCHES_TABLE
-    from framesift.stages.exporter import views
+    from framesift.warehouse.schemas import (
+        ALL_TABLES,
+        ANNOTATIONS_TABLE,
+        FRAMES_TABLE,
+        MODEL_MATCHES_TABLE,
+    )
+    from framesift.warehouse.views import views
 
     warehouse = build_adapters(embedded_settings).warehouse
     warehouse.ensure_tables(ALL_TABLES)

@@ -17,7 +17,7 @@ from framesift.documents import (
     LabelingStatus,
     VideoRecord,
 )
-from framesift.schemas import (
+from framesift.warehouse.schemas import (
     ANNOTATIONS_TABLE,
     DEAD_LETTERS_TABLE,
     FRAMES_TABLE,

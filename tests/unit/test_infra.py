@@ -234,7 +234,7 @@ def test_the_sampler_gets_the_most_memory_and_time(deployed):
 
 
 def test_warehouse_tables_use_the_exporters_schemas(deployed):
-    from framesift.schemas import ALL_TABLES
+    from framesift.warehouse.schemas import ALL_TABLES
 
     recorder, _ = deployed
     tables = of_type(recorder, "gcp:bigquery/table:Table")

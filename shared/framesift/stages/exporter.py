@@ -9,10 +9,11 @@ A run (a Cloud Scheduler message on ``export-requests``, or ``framesift export-w
    document store adapters) is at or after the stored watermark minus
    ``export_overlap_seconds`` (writers' clocks and in-flight transactions may lag), or all of
    them with ``full``;
-3. turns them into rows of the tables in :mod:`framesift.schemas` (an annotation also into one
-   ``annotation_boxes`` row per box slot it ever had, the lost ones as tombstones) and upserts
-   each table once: a load into a staging table, then one MERGE by id that keeps the newest
-   ``updated_at`` (a constant number of warehouse jobs per run, not one per document);
+3. turns them into rows of the tables in :mod:`framesift.warehouse.schemas` (an annotation
+   also into one ``annotation_boxes`` row per box slot it ever had, the lost ones as
+   tombstones) and upserts each table once: a load into a staging table, then one MERGE by id
+   that keeps the newest ``updated_at`` (a constant number of warehouse jobs per run, not one
+   per document);
 4. only then advances the watermark (``export_state/{project}.{dataset}~{collection}``) to the
    newest ``updated_at`` exported.
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,7 +42,8 @@ from framesift.events import PubSubMessage
 from framesift.logs import get_logger
 from framesift.messages import ExportRequest
 from framesift.ports import DocKey, DocumentStore, TableSchema, Warehouse
-from framesift.schemas import (
+from framesift.topology import Collections
+from framesift.warehouse.schemas import (
     ALL_TABLES,
     ANNOTATION_BOXES_TABLE,
     ANNOTATIONS_TABLE,
@@ -51,7 +53,7 @@ from framesift.schemas import (
     MODEL_MATCHES_TABLE,
     VIDEOS_TABLE,
 )
-from framesift.topology import Collections
+from framesift.warehouse.views import views
 
 log = get_logger(__name__)
 
@@ -234,129 +236,6 @@ SOURCES = (
     Source(Collections.DEAD_LETTERS, _plain(DEAD_LETTERS_TABLE)),
     Source(Collections.IGNORED_UPLOADS, _plain(IGNORED_UPLOADS_TABLE)),
 )
-
-
-def views(price_per_task: float) -> dict[str, str]:
-    """Analysts' views, in SQL that BigQuery and DuckDB both read (``{dataset}`` substituted;
-    the price in exponent form, a float literal in both, where 0.012 would be a DuckDB DECIMAL)."""
-    live = "NOT COALESCE({alias}.deleted, FALSE)"
-    labels = ", ".join(f"'{status.value}'" for status in LIVE_STATUSES)
-    return {
-        # Each frame's label: its newest live annotation (submitted, or empty: a negative); the
-        # other annotators' stay in annotations and annotation_boxes for agreement figures.
-        "frame_labels": f"""
-            SELECT frame_id, id AS annotation_id, vendor, status, annotator, vendor_updated_at,
-                   image_width, image_height, unsupported
-            FROM (
-                SELECT a.frame_id, a.id, a.vendor, a.status, a.annotator, a.vendor_updated_at,
-                       a.image_width, a.image_height, a.unsupported,
-                       ROW_NUMBER() OVER (
-                           PARTITION BY a.frame_id ORDER BY a.vendor_updated_at DESC, a.id DESC
-                       ) AS newest
-                FROM {{dataset}}.annotations AS a
-                WHERE {live.format(alias="a")} AND a.status IN ({labels})
-                      AND a.frame_id IS NOT NULL
-            ) AS ranked
-            WHERE newest = 1""",
-        "labeled_boxes": f"""
-            SELECT f.id AS frame_id, f.collector, f.video_id, f.timestamp_ms, f.bucket,
-                   f.object_name, f.width, f.height, b.vendor, b.label, b.left_px, b.top_px,
-                   b.width_px, b.height_px, b.x, b.y, b.w, b.h, b.rotation, b.annotation_id
-            FROM {{dataset}}.frames AS f
-            JOIN {{dataset}}.frame_labels AS l ON l.frame_id = f.id
-            JOIN {{dataset}}.annotation_boxes AS b ON b.annotation_id = l.annotation_id
-            WHERE {live.format(alias="f")} AND {live.format(alias="b")}""",
-        "label_counts": f"""
-            SELECT b.label, f.collector, COUNT(*) AS boxes, COUNT(DISTINCT f.id) AS frames
-            FROM {{dataset}}.frames AS f
-            JOIN {{dataset}}.frame_labels AS l ON l.frame_id = f.id
-            JOIN {{dataset}}.annotation_boxes AS b ON b.annotation_id = l.annotation_id
-            WHERE {live.format(alias="f")} AND {live.format(alias="b")}
-            GROUP BY b.label, f.collector""",
-        "labeling_cost": f"""
-            SELECT collector,
-                   SUM(CASE WHEN labeling_task_id IS NOT NULL THEN 1 ELSE 0 END) AS tasks_sent,
-                   SUM(CASE WHEN dedup_status = 'dropped' THEN 1 ELSE 0 END) AS frames_dropped,
-                   SUM(CASE WHEN labeling_task_id IS NOT NULL THEN 1 ELSE 0 END)
-                       * {price_per_task:e} AS cost_usd,
-                   SUM(CASE WHEN dedup_status = 'dropped' THEN 1 ELSE 0 END)
-                       * {price_per_task:e} AS saved_usd
-            FROM {{dataset}}.frames AS f
-            WHERE {live.format(alias="f")}
-            GROUP BY collector""",
-        # The model against the humans: each match of a frame's current label with its
-        # pre-label (framesift.agreement), then precision, recall and AP at IoU 0.5.
-        "model_match_rows": f"""
-            SELECT m.id, m.model_version, m.label, m.outcome, m.score, m.iou, m.frame_id,
-                   m.annotation_id, f.collector, f.object_name, CAST(f.created_at AS DATE) AS day
-            FROM {{dataset}}.model_matches AS m
-            JOIN {{dataset}}.frame_labels AS l ON l.annotation_id = m.annotation_id
-            JOIN {{dataset}}.frames AS f ON f.id = m.frame_id
-            WHERE {live.format(alias="m")} AND {live.format(alias="f")}""",
-        "model_quality": _quality(("model_version", "label")),
-        "model_quality_by_collector": _quality(("model_version", "collector", "label")),
-        "model_quality_by_day": _quality(("model_version", "day", "label")),
-        # mAP@0.5: the mean of the classes' AP (a class no human drew has none, as in COCO).
-        "model_map": """
-            SELECT model_version, AVG(ap50) AS map50, SUM(tp) AS tp, SUM(fp) AS fp,
-                   SUM(fn) AS fn, COUNT(ap50) AS classes
-            FROM {dataset}.model_quality
-            GROUP BY model_version""",
-        # The frames where model and human disagree most: what a team should look at.
-        "model_disagreements": """
-            SELECT model_version, frame_id, collector, object_name, annotation_id,
-                   SUM(CASE WHEN outcome = 'tp' THEN 1 ELSE 0 END) AS tp,
-                   SUM(CASE WHEN outcome = 'fp' THEN 1 ELSE 0 END) AS fp,
-                   SUM(CASE WHEN outcome = 'fn' THEN 1 ELSE 0 END) AS fn,
-                   SUM(CASE WHEN outcome = 'tp' THEN 0 ELSE 1 END) AS disagreements
-            FROM {dataset}.model_match_rows
-            GROUP BY model_version, frame_id, collector, object_name, annotation_id""",
-    }
-
-
-def _quality(group: Sequence[str]) -> str:
-    """Precision, recall and AP at IoU 0.5 of the model's boxes, per ``group`` of
-    ``model_match_rows`` columns. AP is Pascal VOC's all-point interpolated one: the boxes by
-    score, highest first; at each true positive the best precision at its rank or below; their
-    sum over the human boxes. Only pre-label boxes (scored at least FRAMESIFT_MODEL_CONFIDENCE)
-    are ranked, so it is the curve's part above that confidence."""
-    keys = ", ".join(group)
-    partition = f"PARTITION BY {keys}"
-    joined = " AND ".join(f"a.{key} = c.{key}" for key in group)
-    return f"""
-        WITH ranked AS (
-            SELECT {keys}, id, score, outcome,
-                   SUM(CASE WHEN outcome = 'tp' THEN 1 ELSE 0 END) OVER (
-                       {partition} ORDER BY score DESC, id ROWS UNBOUNDED PRECEDING
-                   ) / COUNT(*) OVER (
-                       {partition} ORDER BY score DESC, id ROWS UNBOUNDED PRECEDING
-                   ) AS precision_here
-            FROM {{dataset}}.model_match_rows
-            WHERE outcome IN ('tp', 'fp')
-        ), interpolated AS (
-            SELECT {keys}, outcome,
-                   MAX(precision_here) OVER (
-                       {partition} ORDER BY score ASC, id DESC ROWS UNBOUNDED PRECEDING
-                   ) AS best_precision
-            FROM ranked
-        ), summed AS (
-            SELECT {keys}, SUM(CASE WHEN outcome = 'tp' THEN best_precision ELSE 0 END) AS area
-            FROM interpolated
-            GROUP BY {keys}
-        ), counted AS (
-            SELECT {keys},
-                   SUM(CASE WHEN outcome = 'tp' THEN 1 ELSE 0 END) AS tp,
-                   SUM(CASE WHEN outcome = 'fp' THEN 1 ELSE 0 END) AS fp,
-                   SUM(CASE WHEN outcome = 'fn' THEN 1 ELSE 0 END) AS fn
-            FROM {{dataset}}.model_match_rows
-            GROUP BY {keys}
-        )
-        SELECT {", ".join(f"c.{key}" for key in group)}, c.tp, c.fp, c.fn,
-               CASE WHEN c.tp + c.fp > 0 THEN c.tp / (c.tp + c.fp) END AS precision,
-               CASE WHEN c.tp + c.fn > 0 THEN c.tp / (c.tp + c.fn) END AS recall,
-               CASE WHEN c.tp + c.fn > 0 THEN COALESCE(a.area, 0) / (c.tp + c.fn) END AS ap50
-        FROM counted AS c
-        LEFT JOIN summed AS a ON {joined}"""
 
 
 @dataclass(frozen=True)
