@@ -5,7 +5,7 @@ Deployed functions (:mod:`framesift.runtime`), the embedded pipeline (:mod:`fram
 the dev stack and the command line all build here. Each stage is given only the ports it uses
 and its own section of the settings (:func:`framesift.config.section`), so its signature says
 what it depends on. Stages, vendors and Google clients are imported when first built, so a
-deployed function loads what it runs and nothing else (``tests/unit/test_cold_start_imports``).
+deployed function loads what it runs and nothing else (``tests/deploy/test_cold_start_imports``).
 Which topics feed each function is in :mod:`framesift.topology`.
 """
 

@@ -2,12 +2,14 @@
 fresh interpreter, as a new instance does by its first events.
 
 The packaging ships exactly these modules of ``framesift`` and the distributions they come from
-(with their own dependencies), and the quick test layer guards that no function loads what it
+(with their own dependencies), and the deploy test layer guards that no function loads what it
 does not run (a vendor's SDK, the dev stack, the command line).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -75,26 +77,60 @@ class Loaded:
     distributions: frozenset[str]  # the installed distributions the modules come from
 
 
+_REPO = Path(__file__).resolve().parents[2]
+# Probes of the repository's own code, by a digest of everything their answer depends on: the
+# packaging and the cold-start tests ask the same questions, and a commit is probed once.
+CACHE = _REPO / ".framesift" / "cache" / "loaded"
+
+
+def _digest(main: Path, spec: FunctionSpec, env: Mapping[str, str]) -> str:
+    """What a probe's answer depends on: the probe, the interpreter, the settings, the entry
+    point, every file of framesift and the installed distributions' versions."""
+    digest = hashlib.sha256(f"{_PROBE}\0{sys.executable}\0{sys.version}\0{spec}".encode())
+    digest.update(json.dumps(sorted(env.items())).encode())
+    for path in [main, *sorted((_REPO / "shared" / "framesift").rglob("*"))]:
+        if path.is_file() and path.suffix != ".pyc":
+            digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    versions = sorted(
+        f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()
+    )
+    digest.update("\n".join(versions).encode())
+    return digest.hexdigest()
+
+
 def loaded(
     spec: FunctionSpec,
     env: Mapping[str, str],
     source: Path | None = None,
 ) -> Loaded:
     """What ``spec``'s function loads with ``env`` (its settings); ``source``: a folder holding
-    ``main.py`` and ``framesift`` (an unpacked archive) instead of the repository's."""
-    repo = Path(__file__).resolve().parents[2]
-    main = (source or repo / "functions" / spec.name) / "main.py"
+    ``main.py`` and ``framesift`` (an unpacked archive) instead of the repository's, which is
+    always probed afresh."""
+    main = (source or _REPO / "functions" / spec.name) / "main.py"
+    cached = None if source else CACHE / f"{_digest(main, spec, env)}.json"
+    if cached is not None and cached.exists():
+        return _parsed(cached.read_text())
     result = subprocess.run(
         [sys.executable, "-c", _PROBE, str(main), spec.trigger.value, spec.name],
         capture_output=True,
         text=True,
         check=False,
-        cwd=source or repo,
+        cwd=source or _REPO,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
     )
     if result.returncode != 0:
         raise RuntimeError(f"{spec.name} does not load: {result.stderr.strip()[-2000:]}")
-    found = json.loads(result.stdout.splitlines()[-1])
+    answer = result.stdout.splitlines()[-1]
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(answer)
+        partial.replace(cached)  # whole or absent, whichever test process asks next
+    return _parsed(answer)
+
+
+def _parsed(answer: str) -> Loaded:
+    found = json.loads(answer)
     return Loaded(
         frozenset(found["modules"]),
         tuple(Path(file) for file in found["framesift"]),

@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from framesift import topology
 from framesift.topology import dead_letter_topics, holding_subscription
 from framesift_dev.loaded import DEPLOYED_ENV, loaded
-from framesift_infra.packaging import REPO_ROOT, function_source, lock
+from framesift_infra.packaging import PACKAGE, REPO_ROOT, function_source, lock
 from framesift_infra.secrets import secrets_of
 from framesift_infra.stack import BUILD_ROLES
 from tests.support.infra import (
@@ -182,10 +182,13 @@ def test_each_function_archive_holds_only_what_the_function_loads(deployed):
         source = function_source(name, "labelstudio")
         assert "main.py" in source.files and "requirements.txt" in source.files
         assert "framesift/adapters/gcp/firestore.py" in source.files
-        assert not {"framesift/cli.py", "framesift/local.py", "framesift/adapters/embedded.py"} & (
-            set(source.files)
-        )
+        embedded = {"framesift/embedded.py", "framesift/adapters/embedded/__init__.py"}
+        assert not {"framesift/cli.py", *embedded} & set(source.files)
         assert objects[f"source-{name}"]["name"] == f"{name}/{source.digest}.zip"
+    # The exporter reads its views' SQL beside its module: the files ship with it.
+    views = {f"framesift/warehouse/sql/{p.name}" for p in (PACKAGE / "warehouse" / "sql").iterdir()}
+    assert views and views <= set(function_source("exporter", "labelstudio").files)
+    assert not views & set(function_source("webhook", "labelstudio").files)
     sampler = function_source("sampler", "labelstudio")
     assert "framesift/stages/sampler.py" in sampler.files
     assert not [
