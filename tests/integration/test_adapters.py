@@ -1,4 +1,5 @@
-"""The same contract for each adapter family: embedded (SQLite, DuckDB) and gcp (emulators)."""
+"""The same contract for each adapter family: embedded (SQLite, DuckDB), gcp (emulators) and
+the unit layer's in-memory fakes (tests/support/fakes.py), which it keeps honest."""
 
 from __future__ import annotations
 
@@ -15,18 +16,23 @@ from framesift.adapters.gcp.gcs import GcsBlobStore
 from framesift.errors import ObjectGone
 from framesift.warehouse.schemas import ALL_TABLES, FRAMES_TABLE
 from framesift_dev.devstack import StackState
+from tests.support.fakes import InMemoryBlobStore, InMemoryDocumentStore, InMemoryWarehouse
 
 
-@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.emulated)])
+@pytest.fixture(params=["sqlite", "memory", pytest.param("firestore", marks=pytest.mark.emulated)])
 def documents(request, tmp_path):
+    if request.param == "memory":
+        return InMemoryDocumentStore()
     if request.param == "sqlite":
         return SqliteDocumentStore(tmp_path / "docs.sqlite3")
     state: StackState = request.getfixturevalue("devstack")
     return FirestoreDocumentStore(state.project)
 
 
-@pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.emulated)])
+@pytest.fixture(params=["duckdb", "memory", pytest.param("bigquery", marks=pytest.mark.emulated)])
 def warehouse(request, tmp_path, unique):
+    if request.param == "memory":
+        return InMemoryWarehouse(f"ds_{unique}")
     if request.param == "duckdb":
         return DuckDbWarehouse(tmp_path / "warehouse.duckdb", f"ds_{unique}")
     state: StackState = request.getfixturevalue("devstack")
@@ -37,8 +43,10 @@ def warehouse(request, tmp_path, unique):
     return warehouse
 
 
-@pytest.fixture(params=["folder", pytest.param("gcs", marks=pytest.mark.emulated)])
+@pytest.fixture(params=["folder", "memory", pytest.param("gcs", marks=pytest.mark.emulated)])
 def blobs(request, tmp_path):
+    if request.param == "memory":
+        return InMemoryBlobStore()
     if request.param == "folder":
         return FolderBlobStore(tmp_path / "buckets")
     state: StackState = request.getfixturevalue("devstack")
