@@ -31,7 +31,7 @@ import duckdb
 # The embedded warehouse's column types, so a query here sees the values DuckDB's tables hold.
 from framesift.adapters.embedded.duckdb import _DUCKDB_TYPES as DUCKDB_TYPES
 from framesift.detection import Detection
-from framesift.errors import NotFound, ObjectGone, PreconditionFailed
+from framesift.errors import BackendUnavailable, NotFound, ObjectGone, PreconditionFailed
 from framesift.ports import (
     UPDATED_AT,
     BlobInfo,
@@ -252,6 +252,17 @@ class InMemoryDocumentStore:
             for key, data in writes.items():
                 self._write(key, data)
             return result
+
+
+class FlakyDocumentStore(InMemoryDocumentStore):
+    """A document store whose transactions fail while ``down``, as Firestore's in an outage."""
+
+    down = False
+
+    def transact(self, keys: Sequence[DocKey], change: Change[T]) -> T:
+        if self.down:
+            raise BackendUnavailable("Firestore transaction failed: 503 unavailable")
+        return super().transact(keys, change)
 
 
 class InMemoryWarehouse:

@@ -6,33 +6,19 @@ recovers from. (tests/unit/test_webhook.py covers the parsing and rules through 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import pytest
 from pydantic import SecretStr
 
 from framesift.annotations import LabelRules
 from framesift.config import Settings, section
-from framesift.errors import BackendUnavailable
-from framesift.ports import Change, DocKey, T
 from framesift.stages.webhook import CallbackReceiver, Reply, WebhookConfig
 from framesift.topology import Collections
 from framesift.vendors.scale import CALLBACK_AUTH_HEADER
-from tests.support.fakes import InMemoryDocumentStore
+from tests.support.fakes import FlakyDocumentStore, InMemoryDocumentStore
 from tests.support.payloads import FRAME, scale_callback, sent_frame
 
 SCALE_KEY = "scale-key-for-tests"
-
-
-class FlakyDocumentStore(InMemoryDocumentStore):
-    """A document store whose transactions fail while ``down``, as Firestore's in an outage."""
-
-    down = False
-
-    def transact(self, keys: Sequence[DocKey], change: Change[T]) -> T:
-        if self.down:
-            raise BackendUnavailable("Firestore transaction failed: 503 unavailable")
-        return super().transact(keys, change)
 
 
 def _receiver(documents: InMemoryDocumentStore, key: str | None = SCALE_KEY) -> CallbackReceiver:
