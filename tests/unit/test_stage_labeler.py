@@ -4,34 +4,61 @@ spent once. What is checked is what the vendor was asked and what the frame docu
 
 from __future__ import annotations
 
+import io
+from functools import partial
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from framesift.config import Settings, section
+from framesift.detection import Detection
 from framesift.errors import VendorRejected, VendorUnavailable
 from framesift.events import PubSubMessage
 from framesift.messages import ROUND_MESSAGE, KeptFrames
+from framesift.ports import Lazy
+from framesift.prelabels import Prelabeler
 from framesift.selection import load_policy
 from framesift.stages.labeler import Labeler, LabelerConfig
 from framesift.topology import Collections
-from tests.support.fakes import InMemoryBlobStore, InMemoryDocumentStore, RecordingVendor
+from tests.support.fakes import (
+    FixedDetector,
+    InMemoryBlobStore,
+    InMemoryDocumentStore,
+    RecordingVendor,
+)
 from tests.support.payloads import kept_frames
 
 SETTINGS = Settings()
 
 
+def _jpeg(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "grey").save(out, "JPEG")
+    return out.getvalue()
+
+
+FRAME_JPEG = _jpeg(320, 240)  # kept_frames' frames are 320 x 240
+
+
 class Stack:
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, detector: FixedDetector | None = None, **settings: Any) -> None:
+        self.blobs = InMemoryBlobStore()
         self.documents = InMemoryDocumentStore()
         self.vendor = RecordingVendor()
         configured = SETTINGS.model_copy(update=settings)
+        prelabeler = (  # loaded on the first batch, as the composition root does
+            None
+            if detector is None
+            else Lazy(partial(Prelabeler, detector, configured, self.documents, self.blobs))
+        )
         self.labeler = Labeler(
-            InMemoryBlobStore(),
+            self.blobs,
             self.documents,
             self.vendor,
             section(LabelerConfig, configured),
             load_policy(configured),
+            prelabeler,
         )
 
     def kept(self, count: int) -> KeptFrames:
@@ -40,6 +67,7 @@ class Stack:
         for frame in kept.frames:
             doc = {**frame.model_dump(), "id": frame.frame_id, "dedup_status": "kept"}
             self.documents.create(Collections.FRAMES, frame.frame_id, doc)
+            self.blobs.put(frame.bucket, frame.object_name, FRAME_JPEG, "image/jpeg")
         return kept
 
     def frame(self, frame_id: str) -> dict[str, Any]:
@@ -131,3 +159,22 @@ def test_a_budgeted_round_delivered_twice_spends_its_budget_once():
     assert sum(len(ids) for ids in stack.requested()) == 2
     spent = stack.documents.get(Collections.LABELING_ROUNDS, "2026-12-01")
     assert spent is not None and (spent["budget"], spent["spent"]) == (2, 2)
+
+
+def test_the_models_prelabel_goes_with_each_task_and_is_made_once_per_frame():
+    car = Detection(class_index=0, score=0.9, left=32, top=24, width=64, height=48)
+    detector = FixedDetector([car])
+    stack = Stack(detector, labeling_retry_seconds=0.0)
+    kept = stack.kept(2)
+    stack.vendor.fail_next(VendorUnavailable("503 from the vendor"))
+    with pytest.raises(VendorUnavailable):
+        stack.labeler.handle_message(_message(kept))
+
+    stack.labeler.handle_message(_message(kept))  # the stored pre-labels are read back
+
+    assert detector.seen == 2
+    [_, (_, requests)] = stack.vendor.requests
+    for request in requests:
+        assert request.model_version == detector.version
+        [box] = request.prelabels
+        assert (box.label, box.left, box.top, box.w, box.h) == ("car", 32, 24, 0.2, 0.2)
