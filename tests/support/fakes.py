@@ -16,6 +16,7 @@ What they record for tests to read: :attr:`RecordingPublisher.published` per top
 from __future__ import annotations
 
 import itertools
+import mimetypes
 import threading
 import uuid
 from collections import defaultdict
@@ -104,7 +105,8 @@ class InMemoryBlobStore:
         data = source.read_bytes()
         if progress is not None:
             progress(len(data))
-        return self.put(bucket, name, data, "application/octet-stream", metadata)
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return self.put(bucket, name, data, content_type, metadata)
 
     def get(self, bucket: str, name: str) -> bytes:
         return self._stored(bucket, name)[0]
