@@ -20,9 +20,10 @@ from framesift import bootstrap
 from framesift.adapters.embedded.folder import FolderBlobStore
 from framesift.adapters.embedded.inprocess import InProcessPublisher
 from framesift.config import Backend, Settings
+from framesift.documents import VideoRecord
 from framesift.events import PubSubMessage, finalize_message
 from framesift.messages import ROUND_MESSAGE, ExportRequest, LabelingRound
-from framesift.naming import iter_inputs, upload_name
+from framesift.naming import is_photo, iter_inputs, source_id, upload_name
 from framesift.ports import BlobInfo
 from framesift.stages.dedup import BatchOutcome, BatchResult
 from framesift.stages.exporter import ExportResult
@@ -38,6 +39,8 @@ class RunSummary:
     labeling: list[LabelResult] = field(default_factory=list)
     dead_letters: int = 0
     export: ExportResult | None = None
+    # The ids the run's uploads' frames are filed under (their video_doc_id), for the warehouse.
+    sources: list[str] = field(default_factory=list)
 
     @property
     def videos(self) -> list[SampleResult]:
@@ -136,6 +139,12 @@ class EmbeddedPipeline:
         self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
         return info
 
+    def source_doc_id(self, upload: BlobInfo) -> str:
+        """The id the sampler files a video's frames under, or dedup a photo's one frame."""
+        if is_photo(upload.name, self.settings.images_prefix):
+            return source_id("i", upload.bucket, upload.name, upload.generation)
+        return VideoRecord.make_id(upload.bucket, upload.name, upload.generation)
+
     def run(
         self,
         paths: Iterable[Path],
@@ -147,7 +156,7 @@ class EmbeddedPipeline:
         on its topic as Cloud Scheduler does."""
         started = datetime.now(UTC)
         for path in iter_inputs(paths):
-            self.upload(path, collector)
+            self.summary.sources.append(self.source_doc_id(self.upload(path, collector)))
             self.publisher.drain()
             if done is not None:
                 done(path)

@@ -12,12 +12,17 @@ import html
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from framesift.ports import BlobStore, DocumentStore, Warehouse
 from framesift.topology import Collections
+from framesift.warehouse.schemas import ALL_TABLES
+from framesift.warehouse.views import views
+
+if TYPE_CHECKING:
+    from framesift.bootstrap import Adapters
 
 THUMB_WIDTH = 240
 COLUMNS = 5
@@ -174,3 +179,29 @@ def agreement_html(agreement: ModelAgreement) -> str:
             _html_table("Frames where they disagree most", agreement.disagreements),
         )
     )
+
+
+def sources(documents: DocumentStore, collector: str | None) -> list[str]:
+    """The ids of the videos, then the photos, a report draws: ``collector``'s, or all."""
+    if collector:
+        videos = [doc["id"] for doc in documents.where(Collections.VIDEOS, "collector", collector)]
+        frames = documents.where(Collections.FRAMES, "collector", collector)
+        images = [doc["id"] for doc in frames if doc.get("source") == "image"]
+    else:
+        videos = [doc["id"] for doc in documents.changed_since(Collections.VIDEOS, None)]
+        images = [doc["id"] for doc in documents.where(Collections.FRAMES, "source", "image")]
+    return videos + images
+
+
+def report(
+    adapters: Adapters, price_per_task: float, out: Path, collector: str | None
+) -> tuple[list[Sheet], ModelAgreement]:
+    """The contact sheets of ``collector``'s sources (or all) and the page linking them in
+    ``out``, with the model's agreement from the warehouse (its views made first: a warehouse
+    no export has reached yet still answers)."""
+    chosen = sources(adapters.documents, collector)
+    warehouse = adapters.warehouse
+    warehouse.ensure_tables(ALL_TABLES)
+    warehouse.ensure_views(views(price_per_task))
+    agreement = model_agreement(warehouse)
+    return write_report(adapters.documents, adapters.blobs, chosen, out, agreement), agreement

@@ -183,7 +183,7 @@ def test_each_function_archive_holds_only_what_the_function_loads(deployed):
         assert "main.py" in source.files and "requirements.txt" in source.files
         assert "framesift/adapters/gcp/firestore.py" in source.files
         embedded = {"framesift/embedded.py", "framesift/adapters/embedded/__init__.py"}
-        assert not {"framesift/cli.py", *embedded} & set(source.files)
+        assert not {"framesift/cli/__init__.py", *embedded} & set(source.files)
         assert objects[f"source-{name}"]["name"] == f"{name}/{source.digest}.zip"
     # The exporter reads its views' SQL beside its module: the files ship with it.
     views = {f"framesift/warehouse/sql/{p.name}" for p in (PACKAGE / "warehouse" / "sql").iterdir()}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from framesift import cli
+from framesift.cli.options import settings_from
 from framesift.config import Settings
 from framesift.topology import FUNCTIONS, Topics, Trigger, function
 from framesift_infra.config import StackConfig
@@ -51,8 +51,8 @@ def test_a_function_is_found_by_name_and_an_unknown_name_says_which_exist():
 
 def test_a_cli_option_left_out_keeps_the_environment_value(monkeypatch):
     monkeypatch.setenv("FRAMESIFT_DEDUP_THRESHOLD", "3")
-    assert cli._settings(dedup_threshold=None).dedup_threshold == 3
-    assert cli._settings(dedup_threshold=0).dedup_threshold == 0
+    assert settings_from(dedup_threshold=None).dedup_threshold == 3
+    assert settings_from(dedup_threshold=0).dedup_threshold == 0
 
 
 def test_the_stack_config_defaults_are_the_settings_and_an_explicit_zero_is_kept():

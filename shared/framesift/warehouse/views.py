@@ -12,7 +12,12 @@ from string import Template
 from framesift.documents import LIVE_STATUSES
 
 # In dependency order: a view reads only tables and the views before it.
-_PLAIN = ("frame_labels", "labeled_boxes", "label_counts", "labeling_cost", "model_match_rows")
+_PLAIN = ("frame_labels", "labeled_boxes", "label_counts", "model_match_rows")
+# labeling_cost.sql per group of frames: per collector, and per uploaded video or photo.
+COST_GROUPS = {
+    "labeling_cost": ("collector",),
+    "labeling_cost_by_source": ("collector", "video_doc_id"),
+}
 # model_quality.sql per group of model_match_rows columns; the last key is always the class.
 QUALITY_GROUPS = {
     "model_quality": ("model_version", "label"),
@@ -46,6 +51,10 @@ def views(price_per_task: float) -> dict[str, str]:
         "price_per_task": f"{price_per_task:e}",
     }
     made = {name: _template(name).substitute(values) for name in _PLAIN}
+    made |= {
+        name: _template("labeling_cost").substitute(values, keys=", ".join(group))
+        for name, group in COST_GROUPS.items()
+    }
     made |= {name: _quality(group) for name, group in QUALITY_GROUPS.items()}
     made |= {name: _template(name).substitute(values) for name in _AFTER_QUALITY}
     return made

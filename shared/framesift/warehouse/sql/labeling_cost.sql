@@ -1,12 +1,17 @@
--- Tasks sent and frames dropped per collector, at FRAMESIFT_LABELING_PRICE_PER_TASK each: what
--- labeling cost and what dedup saved.
-SELECT collector,
+-- Tasks sent and frames dropped per group ($keys) of frames, at
+-- FRAMESIFT_LABELING_PRICE_PER_TASK each: what labeling cost and what dedup saved; and, with
+-- the frames the selection policy skipped, what dedup and selection saved together (what
+-- `framesift run` reports for the videos and photos it uploaded, from labeling_cost_by_source).
+SELECT $keys,
        SUM(CASE WHEN labeling_task_id IS NOT NULL THEN 1 ELSE 0 END) AS tasks_sent,
        SUM(CASE WHEN dedup_status = 'dropped' THEN 1 ELSE 0 END) AS frames_dropped,
        SUM(CASE WHEN labeling_task_id IS NOT NULL THEN 1 ELSE 0 END)
            * $price_per_task AS cost_usd,
        SUM(CASE WHEN dedup_status = 'dropped' THEN 1 ELSE 0 END)
-           * $price_per_task AS saved_usd
+           * $price_per_task AS saved_usd,
+       SUM(CASE WHEN labeling_status = 'skipped' THEN 1 ELSE 0 END) AS frames_skipped,
+       SUM(CASE WHEN dedup_status = 'dropped' OR labeling_status = 'skipped' THEN 1 ELSE 0 END)
+           * $price_per_task AS saved_by_dedup_and_selection_usd
 FROM {dataset}.frames AS f
 WHERE NOT COALESCE(f.deleted, FALSE)
-GROUP BY collector
+GROUP BY $keys

@@ -1,0 +1,98 @@
+"""Running the pipeline's operations: uploads from a capture device, dead letters replayed,
+the benchmarks, and a test video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
+
+from framesift.bench import BENCHMARKS
+from framesift.cli.options import console, settings_from
+
+
+def upload(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Videos, photos, or folders of them.", exists=True)
+    ],
+    collector: Annotated[str, typer.Option(help="The capture device or collector id.")],
+) -> None:
+    """Upload to the raw bucket as {collector}/{video_id}.ext, resumably, with progress
+    (FRAMESIFT_BACKEND=gcp; the bucket's notification starts the pipeline)."""
+    from framesift.naming import iter_inputs
+    from framesift.upload import upload_file
+
+    settings = settings_from()
+    inputs = list(iter_inputs(paths))
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+    ) as progress:
+        for path in inputs:
+            task = progress.add_task(path.name, total=path.stat().st_size)
+
+            def sent(count: int, task: TaskID = task) -> None:
+                progress.update(task, completed=count)
+
+            name = upload_file(settings, path, collector, sent)
+            progress.console.print(f"gs://{settings.raw_bucket}/{name}")
+
+
+def bench(
+    which: Annotated[
+        str,
+        typer.Argument(help=f"{', '.join(BENCHMARKS)}; several joined by commas (sample,dedup)."),
+    ],
+    args: Annotated[
+        list[str] | None, typer.Argument(help="Passed on to each benchmark (after --).")
+    ] = None,
+) -> None:
+    """Run benchmarks from benchmarks/ (needs a clone of the repository and the bench extra)."""
+    from framesift.bench import run_benchmarks
+
+    run_benchmarks(which.split(","), args or [])
+
+
+def replay_dead_letters(
+    subscriber: Annotated[
+        str | None, typer.Option(help="Only this function's (sampler, dedup, labeler, ...).")
+    ] = None,
+) -> None:
+    """Publish the dead letters not replayed yet to their topics again (after fixing the cause
+    they record): the functions' own (the dead_letters collection) and, on Google Cloud, the
+    messages Pub/Sub itself dead-lettered (held by the dead-letter topics' subscriptions).
+    FRAMESIFT_* settings pick the backend."""
+    from framesift.deadletters import replay_dead_letters as replay
+
+    replayed = replay(settings_from(), subscriber)
+    if replayed.held is None:
+        console.print(f"{replayed.dead_letters} dead letters published again")
+    else:
+        console.print(
+            f"{replayed.dead_letters} dead letters published again, and {replayed.held} that"
+            " Pub/Sub had dead-lettered"
+        )
+
+
+def make_sample(
+    path: Annotated[Path, typer.Argument(help="Where to write the video.")] = Path("sample.mp4"),
+    seconds: Annotated[float, typer.Option(min=0.1)] = 10.0,
+) -> None:
+    """Generate a short H.264 test video with ffmpeg (nothing is downloaded)."""
+    from framesift.media import generate_test_video
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generate_test_video(str(path), seconds=seconds)
+    console.print(f"wrote {path}")
