@@ -25,8 +25,8 @@ from google.cloud import firestore, storage  # type: ignore[attr-defined]
 from memory import group_kib
 
 from framesift.documents import VideoRecord
-from framesift.media import generate_test_video
 from framesift_dev.devstack import RAW_BUCKET, DevStack
+from framesift_dev.testvideo import generate_test_video
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ from framesift import media
 from framesift.config import Settings
 from framesift.sampling import DecodeMode, SamplingPolicy
 from framesift.stages.sampler import LIKELY_FPS
+from framesift_dev.testvideo import generate_test_video
 
 # Comparable JPEG settings: ffmpeg's -q:v 3 and libjpeg quality 90 give files of similar size.
 FFMPEG_QSCALE = 3
@@ -234,7 +235,7 @@ def main() -> None:
         path = args.media / video.name
         if not path.exists():
             print(f"generating {path} ...", file=sys.stderr)
-            media.generate_test_video(
+            generate_test_video(
                 str(path), seconds=video.seconds, fps="30", size=video.size, gop=video.gop
             )
         # Rounds interleave the methods, so a slow spell of a shared machine hits them all.

@@ -10,8 +10,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
-from framesift.media import generate_test_video
 from framesift_dev.devstack import FRAMES_BUCKET
+from framesift_dev.testvideo import generate_test_video
 
 _HERE = Path(__file__).resolve().parent
 

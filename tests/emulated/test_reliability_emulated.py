@@ -30,7 +30,6 @@ from framesift.adapters.gcp.pubsub import PubSubHeldMessages, PubSubPublisher
 from framesift.config import Settings
 from framesift.delivery import replay_held
 from framesift.documents import VideoRecord
-from framesift.media import generate_test_video
 from framesift.topology import (
     FUNCTIONS,
     LABELER,
@@ -39,6 +38,7 @@ from framesift.topology import (
     pubsub_max_delivery_attempts,
 )
 from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, DevStack
+from framesift_dev.testvideo import generate_test_video
 from tests.support.faults import CuttableLink
 from tests.support.payloads import scale_completes
 from tests.support.scale import API_KEY as SCALE_API_KEY

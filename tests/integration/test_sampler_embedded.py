@@ -154,7 +154,7 @@ def test_decoding_started_on_a_wrong_guess_is_stopped_and_done_as_the_probe_says
     """Decoding starts before the probe answers, guessing 30 fps (reference frames for one
     frame a second); at 3 fps a window spans 3 frames, under the 4 reference decoding needs,
     so the guess is dropped and every frame decoded, with the frames one pass gives."""
-    from framesift.media import generate_test_video
+    from framesift_dev.testvideo import generate_test_video
 
     slow = tmp_path / "slow.mp4"
     # Long enough that the guessed decode fills its pipes and waits: it must be stopped.

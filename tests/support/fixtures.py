@@ -19,8 +19,9 @@ import pytest
 import requests
 
 from framesift.config import Backend, Settings
-from framesift.media import SYSTEM, Ffmpeg, generate_test_video
+from framesift.media import SYSTEM, Ffmpeg
 from framesift_dev.devstack import DevStack, StackState, free_port
+from framesift_dev.testvideo import generate_test_video
 from tests.support.infra import SECRET_VALUES, Recorder, deploy_under_mocks
 from tests.support.media import bad_videos, lavfi_video
 from tests.support.scale import API_KEY as SCALE_API_KEY

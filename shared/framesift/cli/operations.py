@@ -91,7 +91,7 @@ def make_sample(
     seconds: Annotated[float, typer.Option(min=0.1)] = 10.0,
 ) -> None:
     """Generate a short H.264 test video with ffmpeg (nothing is downloaded)."""
-    from framesift.media import generate_test_video
+    from framesift_dev.testvideo import generate_test_video
 
     path.parent.mkdir(parents=True, exist_ok=True)
     generate_test_video(str(path), seconds=seconds)

@@ -15,33 +15,20 @@ finished is not processed again; one left ``processing`` by a crashed attempt is
 
 from __future__ import annotations
 
-import hashlib
-import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from framesift import media
-from framesift.documents import (
-    FrameRecord,
-    SegmentRecord,
-    SegmentStatus,
-    VideoRecord,
-    VideoStatus,
-    utcnow,
-)
+from framesift.documents import SegmentStatus, VideoRecord, VideoStatus, utcnow
 from framesift.errors import BadEvent, ObjectGone, SamplingFailed, UnreadableVideo
 from framesift.events import OBJECT_FINALIZE, GcsNotification, GcsObject, PubSubMessage
 from framesift.logs import bind_context, get_logger
-from framesift.messages import SEGMENT_MESSAGE, FrameBatch, SampledFrame, SegmentTask
-from framesift.naming import (
-    VIDEO_EXTENSIONS,
-    UploadName,
-    frame_object_name,
-    is_photo,
-    parse_upload_name,
-)
+from framesift.messages import SEGMENT_MESSAGE, SampledFrame, SegmentTask
+from framesift.naming import VIDEO_EXTENSIONS, UploadName, is_photo, parse_upload_name
 from framesift.ports import BlobStore, DocumentStore, Publisher
 from framesift.sampling import SamplingPolicy
+from framesift.stages.frame_output import FrameOutput
+from framesift.stages.segment_plan import segment_record, segment_tasks, too_large
 from framesift.stages.uploads import record_ignored
 from framesift.topology import SAMPLER, Collections, Topics
 
@@ -109,6 +96,9 @@ class Sampler:
             config.ffprobe_binary,
             config.sampler_cpus,
             config.source_reconnect_delay_max_s,
+        )
+        self._frames = FrameOutput(
+            blobs, documents, publisher, config.frames_bucket, config.frames_per_message
         )
 
     def handle_message(self, message: PubSubMessage) -> SampleResult:
@@ -210,12 +200,8 @@ class Sampler:
         except UnreadableVideo as exc:
             return self._fail_video(video.id, str(exc))
 
-        if (pixels := probe.width * probe.height) > self._config.max_video_pixels:
-            return self._fail_video(
-                video.id,
-                f"video too large: {probe.width}x{probe.height} is {pixels} pixels per frame,"
-                f" over FRAMESIFT_MAX_VIDEO_PIXELS ({self._config.max_video_pixels})",
-            )
+        if reason := too_large(probe, self._config.max_video_pixels):
+            return self._fail_video(video.id, reason)
         segments = media.plan_segments(probe, policy, self._config.segment_seconds)
         decode = policy.decode_mode(probe.fps, self._config.reference_decode_min_frames)
         documents.merge(
@@ -233,25 +219,7 @@ class Sampler:
                 "updated_at": utcnow(),
             },
         )
-        tasks = [
-            SegmentTask(
-                video_doc_id=video.id,
-                bucket=obj.bucket,
-                object_name=obj.name,
-                generation=obj.generation,
-                collector=name.collector,
-                video_id=name.stem,
-                policy=policy,
-                start_time_s=probe.start_time_s,
-                index=index,
-                count=len(segments),
-                segment=segment,
-                width=probe.width,
-                height=probe.height,
-                decode=decode,
-            )
-            for index, segment in enumerate(segments)
-        ]
+        tasks = segment_tasks(obj, name, video.id, policy, probe, segments, decode)
         if len(tasks) == 1 and early.decode is decode:
             return self.sample_segment(tasks[0], early)
         early.cancel()  # guessed wrong: not one segment, or another decode mode
@@ -273,7 +241,7 @@ class Sampler:
         """Sample one segment (``started``: its ffmpeg already running)."""
         documents = self._documents
         bind_context(video_doc_id=task.video_doc_id, segment=task.index)
-        record = _segment_record(task, SegmentStatus.PROCESSING)
+        record = segment_record(task, SegmentStatus.PROCESSING)
         if not documents.create(Collections.VIDEO_SEGMENTS, record.id, record.model_dump()):
             existing = documents.get(Collections.VIDEO_SEGMENTS, record.id) or {}
             if existing.get("dead_lettered"):
@@ -298,7 +266,7 @@ class Sampler:
                     task.decode,
                 )
             for image in started.images(task.start_time_s):
-                frames.append(self._store_frame(task, image))
+                frames.append(self._frames.store(task, image))
         except SamplingFailed as exc:
             error = str(exc)  # frames decoded before a mid-file corruption are kept
         except ObjectGone as exc:
@@ -306,7 +274,7 @@ class Sampler:
         if error is None and not frames and task.count == 1:
             error = "no frame could be decoded"
 
-        self._publish(task, frames, damaged=error is not None)
+        self._frames.publish(task, frames, damaged=error is not None)
         status = SegmentStatus.FAILED if error else SegmentStatus.DONE
         documents.merge(
             Collections.VIDEO_SEGMENTS,
@@ -328,7 +296,7 @@ class Sampler:
                 task = SegmentTask.from_message(message)
                 segment = documents.get(Collections.VIDEO_SEGMENTS, task.segment_id)
                 if segment is None or segment.get("status") == SegmentStatus.PROCESSING:
-                    failed = _segment_record(
+                    failed = segment_record(
                         task, SegmentStatus.FAILED, error=reason, dead_lettered=True
                     )
                     documents.merge(Collections.VIDEO_SEGMENTS, failed.id, failed.model_dump())
@@ -373,62 +341,6 @@ class Sampler:
         log.info("video sampled", extra={"fields": {"frames": frames}})
         return SampleResult(Outcome.SAMPLED, "", task.video_doc_id, frames)
 
-    def _store_frame(self, task: SegmentTask, image: media.SampledImage) -> SampledFrame:
-        object_name = frame_object_name(task.collector, task.video_doc_id, image.timestamp_ms)
-        sha256 = hashlib.sha256(image.jpeg).hexdigest()
-        self._blobs.put(
-            self._config.frames_bucket,
-            object_name,
-            image.jpeg,
-            "image/jpeg",
-            {
-                "video-doc-id": task.video_doc_id,
-                "source-object": task.object_name,
-                "source-generation": str(task.generation),
-                "timestamp-ms": str(image.timestamp_ms),
-                "phash": image.stats.phash,
-            },
-        )
-        frame = FrameRecord(
-            id=FrameRecord.make_id(task.video_doc_id, image.timestamp_ms),
-            video_doc_id=task.video_doc_id,
-            collector=task.collector,
-            video_id=task.video_id,
-            source_generation=task.generation,
-            timestamp_ms=image.timestamp_ms,
-            bucket=self._config.frames_bucket,
-            object_name=object_name,
-            width=task.width,
-            height=task.height,
-            size_bytes=len(image.jpeg),
-            sha256=sha256,
-            phash=image.stats.phash,
-            layout=image.stats.layout,
-            sharpness=image.stats.sharpness,
-            brightness=image.stats.brightness,
-        )
-        self._documents.merge(Collections.FRAMES, frame.id, frame.model_dump())
-        return SampledFrame.model_validate({**frame.model_dump(), "frame_id": frame.id})
-
-    def _publish(self, task: SegmentTask, frames: list[SampledFrame], damaged: bool) -> None:
-        size = self._config.frames_per_message
-        count = math.ceil(len(frames) / size)
-        for index in range(count):
-            batch = FrameBatch(
-                video_doc_id=task.video_doc_id,
-                collector=task.collector,
-                video_id=task.video_id,
-                segment_index=task.index,
-                batch_index=index,
-                batch_count=count,
-                frames=frames[index * size : (index + 1) * size],
-                source_damaged=damaged,
-            )
-            attributes = {"video_doc_id": task.video_doc_id, "batch_id": batch.batch_id}
-            self._publisher.publish(
-                Topics.FRAMES_SAMPLED, batch.model_dump_json().encode(), attributes
-            )
-
     def _fail_video(
         self, video_doc_id: str, error: str, dead_lettered: bool = False
     ) -> SampleResult:
@@ -449,17 +361,3 @@ class Sampler:
 def _gone(exc: ObjectGone) -> str:
     # The words ffmpeg's 404 gives too (media), for one reason whichever way it is found.
     return f"{media.GONE}: {exc}"
-
-
-def _segment_record(
-    task: SegmentTask, status: SegmentStatus, error: str | None = None, dead_lettered: bool = False
-) -> SegmentRecord:
-    return SegmentRecord(
-        id=task.segment_id,
-        video_doc_id=task.video_doc_id,
-        index=task.index,
-        count=task.count,
-        status=status,
-        error=error,
-        dead_lettered=dead_lettered,
-    )

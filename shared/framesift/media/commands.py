@@ -1,0 +1,130 @@
+"""The ffprobe and ffmpeg command lines, built as argument lists: nothing runs here, and the
+version of the binary is given, not asked, so every option is checked without ffmpeg
+(tests/unit/test_media_commands.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import ffmpeg
+
+from framesift.imagestats import GRAY_SIZE
+from framesift.messages import Segment
+from framesift.sampling import DecodeMode, SamplingMode, SamplingPolicy
+
+if TYPE_CHECKING:
+    from framesift.media.tools import Ffmpeg
+
+Version = tuple[int, int]  # (major, minor)
+
+# ffmpeg 5.1 added the per-output -fps_mode and deprecated the global -vsync it replaces.
+_FPS_MODE_SINCE = (5, 1)
+# ffmpeg 4.3 added reconnecting after a failed connect and after an HTTP error status.
+_RECONNECT_ON_ERRORS_SINCE = (4, 3)
+# A read that stalls this long fails (and is reconnected), rather than running into the
+# function's timeout, which Pub/Sub would redeliver into the same wait.
+_READ_TIMEOUT_US = 30_000_000
+# The decoder's -skip_frame for each decode mode (an option since before ffmpeg 4).
+_SKIP_FRAME = {DecodeMode.REFERENCE: "noref", DecodeMode.KEYFRAMES: "nokey"}
+_INT_MAX = 2**31 - 1
+
+
+def takes_fps_mode(version: Version) -> bool:
+    return version >= _FPS_MODE_SINCE
+
+
+def source_options(url: str, version: Version, reconnect_delay_max_s: int) -> dict[str, Any]:
+    """Input options for reading ``url``. Over HTTP (deployed, a signed URL) ffmpeg
+    reconnects after a connection dropped or stalled before the end, resuming at the byte
+    it stopped at, and from 4.3 after a failed connect or a 408, 429 or 5xx answer (what
+    Cloud Storage says to retry), waiting 0, 1, 3, 7 ... seconds while the wait is at most
+    ``reconnect_delay_max_s``; past that the attempt fails as
+    :class:`~framesift.errors.SourceUnavailable` and Pub/Sub's redelivery is the retry."""
+    if not url.startswith(("http://", "https://")):
+        return {}
+    options: dict[str, Any] = {"reconnect": 1, "reconnect_delay_max": reconnect_delay_max_s}
+    if version >= _RECONNECT_ON_ERRORS_SINCE:
+        options |= {"reconnect_on_http_error": "408,429,5xx", "reconnect_on_network_error": 1}
+    return options | {"rw_timeout": _READ_TIMEOUT_US}
+
+
+def probe_command(url: str, tools: Ffmpeg, version: Version) -> list[str]:
+    """ffprobe describing ``url``'s format and streams as JSON on stdout."""
+    options = source_options(url, version, tools.reconnect_delay_max_s)
+    flags = [str(part) for name, value in options.items() for part in (f"-{name}", value)]
+    said = ["-show_format", "-show_streams", "-of", "json", "-hide_banner"]
+    return [tools.ffprobe, *said, *flags, url]
+
+
+def select_expression(policy: SamplingPolicy, segment: Segment) -> str:
+    """The ``select`` filter expression for a policy, restricted to one segment."""
+    if policy.mode is SamplingMode.EVERY_SECONDS:
+        # First frame of every fixed window floor(t/N): never drifts at 29.97 fps or with VFR.
+        n = repr(policy.every_seconds)
+        rule = f"isnan(prev_selected_t)+gt(floor(t/{n}),floor(prev_selected_t/{n}))"
+    elif policy.mode is SamplingMode.EVERY_FRAMES:
+        rule = f"not(mod(n+{segment.first_frame},{policy.every_frames}))"
+    else:
+        rule = f"isnan(prev_selected_t)+gt(scene,{policy.scene_threshold!r})"
+    bounds = [f"gte(t,{segment.start_s!r})"] if segment.start_s > 0 else []
+    if segment.end_s is not None:
+        bounds.append(f"lt(t,{segment.end_s!r})")
+    # Bounds first, so prev_selected_t only ever sees frames inside the segment.
+    return "*".join([*bounds, f"({rule})"]) if bounds else rule
+
+
+def sampling_command(
+    url: str,
+    policy: SamplingPolicy,
+    segment: Segment,
+    decode: DecodeMode,
+    tools: Ffmpeg,
+    version: Version,
+    max_pixels: int | None,
+    small_pipe: int,
+) -> list[str]:
+    """ffmpeg selecting a policy's frames of one segment once, then splitting them: raw
+    (YUV 4:2:0, cropped to even sides) on stdout, and scaled to a tiny YCbCr image on the file
+    descriptor ``small_pipe``; ``showinfo`` on stderr gives each frame's presentation time and
+    size, in the same order. ``decode`` says which frames are decoded at all; ``max_pixels``,
+    when given, makes the decoder refuse larger frames before it allocates any."""
+    input_args: dict[str, Any] = {"nostdin": None, "threads": tools.decoder_threads(decode)}
+    if max_pixels is not None:
+        input_args["max_pixels"] = min(max_pixels, _INT_MAX)  # the option's own range
+    if skip := _SKIP_FRAME.get(decode):
+        input_args["skip_frame"] = skip
+    input_args |= source_options(url, version, tools.reconnect_delay_max_s)
+    if segment.start_s > 0:
+        # Input seek: ffmpeg jumps to the keyframe before and drops the frames before start_s;
+        # -copyts keeps absolute timestamps so windows and bounds line up across segments.
+        input_args["ss"] = segment.start_s
+        input_args["copyts"] = None
+    if segment.end_s is not None:
+        input_args["t"] = segment.end_s - segment.start_s + 1.0  # the select bounds cut
+    selected = (
+        ffmpeg.input(url, **input_args)
+        .video.filter("select", select_expression(policy, segment))
+        .filter("crop", "trunc(iw/2)*2", "trunc(ih/2)*2")  # 4:2:0 planes need even sides
+        # showinfo without its checksums: they read every pixel of the frame twice on
+        # ffmpeg's main thread (an option since ffmpeg 4.2).
+        .filter("showinfo", checksum=0)
+        .split()
+    )
+    # Every selected frame out as it is: no frame duplicated or dropped to fit a frame rate.
+    passthrough = {"fps_mode": "passthrough"} if takes_fps_mode(version) else {}
+    raw_output = selected[0].output("pipe:1", format="rawvideo", pix_fmt="yuv420p", **passthrough)
+    small_copy = (
+        selected[1]
+        .filter("scale", GRAY_SIZE, GRAY_SIZE, flags="area")
+        .output(f"pipe:{small_pipe}", format="rawvideo", pix_fmt="yuv420p", **passthrough)
+    )
+    global_args = ["-hide_banner", "-loglevel", "level+info"]
+    if not takes_fps_mode(version):
+        global_args += ["-vsync", "passthrough"]
+    command: list[str] = (
+        ffmpeg.merge_outputs(raw_output, small_copy)
+        .global_args(*global_args)
+        .compile(cmd=tools.ffmpeg)
+    )
+    return command

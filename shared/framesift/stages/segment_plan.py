@@ -1,0 +1,66 @@
+"""The sampler's plan of a video once probed: whether it is too large to decode, and the
+segments it is sampled in, each a task (the message one invocation samples) and a record."""
+
+from __future__ import annotations
+
+from framesift.documents import SegmentRecord, SegmentStatus
+from framesift.events import GcsObject
+from framesift.media import VideoProbe
+from framesift.messages import Segment, SegmentTask
+from framesift.naming import UploadName
+from framesift.sampling import DecodeMode, SamplingPolicy
+
+
+def too_large(probe: VideoProbe, max_pixels: int) -> str | None:
+    """Why a video's frames are too large to decode (None: they are not)."""
+    if (pixels := probe.width * probe.height) <= max_pixels:
+        return None
+    return (
+        f"video too large: {probe.width}x{probe.height} is {pixels} pixels per frame,"
+        f" over FRAMESIFT_MAX_VIDEO_PIXELS ({max_pixels})"
+    )
+
+
+def segment_tasks(
+    obj: GcsObject,
+    name: UploadName,
+    video_doc_id: str,
+    policy: SamplingPolicy,
+    probe: VideoProbe,
+    segments: list[Segment],
+    decode: DecodeMode,
+) -> list[SegmentTask]:
+    """One task per segment of the video ``obj`` is."""
+    return [
+        SegmentTask(
+            video_doc_id=video_doc_id,
+            bucket=obj.bucket,
+            object_name=obj.name,
+            generation=obj.generation,
+            collector=name.collector,
+            video_id=name.stem,
+            policy=policy,
+            start_time_s=probe.start_time_s,
+            index=index,
+            count=len(segments),
+            segment=segment,
+            width=probe.width,
+            height=probe.height,
+            decode=decode,
+        )
+        for index, segment in enumerate(segments)
+    ]
+
+
+def segment_record(
+    task: SegmentTask, status: SegmentStatus, error: str | None = None, dead_lettered: bool = False
+) -> SegmentRecord:
+    return SegmentRecord(
+        id=task.segment_id,
+        video_doc_id=task.video_doc_id,
+        index=task.index,
+        count=task.count,
+        status=status,
+        error=error,
+        dead_lettered=dead_lettered,
+    )

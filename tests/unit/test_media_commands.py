@@ -1,0 +1,201 @@
+"""The ffprobe and ffmpeg command lines, checked as argument lists: nothing runs ffmpeg."""
+
+from __future__ import annotations
+
+import pytest
+
+from framesift.imagestats import GRAY_SIZE
+from framesift.media.commands import (
+    probe_command,
+    sampling_command,
+    select_expression,
+    source_options,
+)
+from framesift.media.segments import WHOLE
+from framesift.media.tools import Ffmpeg
+from framesift.messages import Segment
+from framesift.sampling import DecodeMode, SamplingPolicy
+
+TOOLS = Ffmpeg("ffmpeg", "ffprobe", cpus=2, reconnect_delay_max_s=30)
+DEPLOYED = (4, 4)  # Cloud Functions' Ubuntu 22.04 image
+SIGNED = "https://storage.googleapis.com/raw/cam/a.mp4?X-Goog-Signature=abc"
+SMALL_PIPE = 7
+DEFAULT = SamplingPolicy()  # one frame a second
+
+
+def _sample(
+    policy: SamplingPolicy = DEFAULT,
+    segment: Segment = WHOLE,
+    decode: DecodeMode = DecodeMode.ALL,
+    url: str = "/videos/a.mp4",
+    version: tuple[int, int] = DEPLOYED,
+    max_pixels: int | None = None,
+    tools: Ffmpeg = TOOLS,
+) -> list[str]:
+    return sampling_command(url, policy, segment, decode, tools, version, max_pixels, SMALL_PIPE)
+
+
+def _input_options(command: list[str]) -> list[str]:
+    """The options before -i, and -i's URL."""
+    return command[1 : command.index("-i") + 2]
+
+
+def _value(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def _filters(command: list[str]) -> list[str]:
+    """The filter graph's filters in order, each without its link labels."""
+    graph = _value(command, "-filter_complex")
+    return [step.split("]", 1)[1].split("[", 1)[0] for step in graph.split(";")]
+
+
+def test_the_frames_go_raw_to_stdout_and_small_to_the_second_pipe():
+    command = _sample()
+    assert command[0] == "ffmpeg"
+    assert command[1:4] == ["-nostdin", "-threads", "2"]
+    assert _value(command, "-i") == "/videos/a.mp4"
+    raw = command.index("pipe:1")
+    assert command[raw - 4 : raw] == ["-f", "rawvideo", "-pix_fmt", "yuv420p"]
+    small = command.index(f"pipe:{SMALL_PIPE}")
+    assert command[small - 4 : small] == ["-f", "rawvideo", "-pix_fmt", "yuv420p"]
+    assert _filters(command)[1:] == [
+        "crop=trunc(iw/2)*2:trunc(ih/2)*2",
+        "showinfo=checksum=0",  # checksums would read every pixel twice on the main thread
+        "split=2",
+        f"scale={GRAY_SIZE}:{GRAY_SIZE}:flags=area",
+    ]
+    assert command[-4:-2] == ["-loglevel", "level+info"]
+
+
+def test_every_n_seconds_keeps_the_first_frame_of_each_window():
+    command = _sample(SamplingPolicy(every_seconds=2.5))
+    assert _filters(command)[0] == (
+        r"select=isnan(prev_selected_t)+gt(floor(t/2.5)\,floor(prev_selected_t/2.5))"
+    )
+    assert "-skip_frame" not in command
+
+
+def test_every_n_seconds_can_decode_reference_frames_only():
+    command = _sample(SamplingPolicy(every_seconds=2.5), decode=DecodeMode.REFERENCE)
+    assert _value(command, "-skip_frame") == "noref"
+    assert _value(command, "-threads") == "8"  # four per CPU when frames are skipped
+
+
+def test_every_n_frames_counts_from_the_segments_first_frame():
+    policy = SamplingPolicy(mode="every_frames", every_frames=7)
+    assert _filters(_sample(policy))[0] == r"select=not(mod(n+0\,7))"
+    later = Segment(start_s=9.98, end_s=19.98, first_frame=300)
+    assert select_expression(policy, later) == "gte(t,9.98)*lt(t,19.98)*(not(mod(n+300,7)))"
+
+
+def test_scene_changes_keep_the_first_frame_and_each_change_over_the_threshold():
+    policy = SamplingPolicy(mode="scene", scene_threshold=0.4)
+    assert select_expression(policy, Segment()) == "isnan(prev_selected_t)+gt(scene,0.4)"
+
+
+def test_keyframes_only_skips_every_other_frame_in_the_decoder():
+    command = _sample(SamplingPolicy(keyframes_only=True), decode=DecodeMode.KEYFRAMES)
+    assert _value(command, "-skip_frame") == "nokey"
+    assert _value(command, "-threads") == "8"
+
+
+def test_a_segment_seeks_its_input_keeps_timestamps_and_bounds_the_selection():
+    command = _sample(segment=Segment(start_s=10.0, end_s=20.0))
+    assert _input_options(command) == [
+        "-copyts",
+        "-nostdin",
+        "-ss",
+        "10.0",
+        "-t",
+        "11.0",  # a second past the end: the select bounds cut
+        "-threads",
+        "2",
+        "-i",
+        "/videos/a.mp4",
+    ]
+    assert _filters(command)[0].startswith(r"select=gte(t\,10.0)*lt(t\,20.0)*(")
+
+
+def test_the_first_segment_does_not_seek_and_the_last_has_no_end():
+    assert "-ss" not in _sample(segment=Segment(start_s=0.0, end_s=5.0))
+    last = _sample(segment=Segment(start_s=12.5))
+    assert _value(last, "-ss") == "12.5"
+    assert "-t" not in _input_options(last)
+    assert select_expression(SamplingPolicy(), Segment(start_s=12.5)).startswith("gte(t,12.5)*(")
+
+
+@pytest.mark.parametrize(
+    ("cpus", "decode", "threads"),
+    [(2, DecodeMode.ALL, "2"), (2, DecodeMode.REFERENCE, "8"), (8, DecodeMode.REFERENCE, "16")],
+)
+def test_the_decoder_threads_follow_the_cpus_and_the_decode_mode(cpus, decode, threads):
+    command = _sample(decode=decode, tools=Ffmpeg(cpus=cpus))
+    assert _value(command, "-threads") == threads
+
+
+def test_max_pixels_is_given_when_asked_and_kept_within_the_options_range():
+    assert "-max_pixels" not in _sample()
+    assert _value(_sample(max_pixels=40_000_000), "-max_pixels") == "40000000"
+    assert _value(_sample(max_pixels=2**40), "-max_pixels") == str(2**31 - 1)
+
+
+@pytest.mark.parametrize(
+    ("version", "outputs_passthrough", "vsync"),
+    [((4, 4), False, True), ((5, 0), False, True), ((5, 1), True, False)],
+)
+def test_every_frame_passes_through_by_the_option_the_version_takes(
+    version, outputs_passthrough, vsync
+):
+    command = _sample(version=version)
+    assert (command.count("-fps_mode") == 2) is outputs_passthrough
+    assert (command[-2:] == ["-vsync", "passthrough"]) is vsync
+
+
+def test_a_local_file_is_read_without_network_options():
+    assert source_options("/videos/a.mp4", DEPLOYED, 30) == {}
+    assert "-reconnect" not in _sample()
+
+
+def test_over_http_ffmpeg_4_2_reconnects_only_after_a_dropped_connection():
+    assert source_options(SIGNED, (4, 2), 30) == {
+        "reconnect": 1,
+        "reconnect_delay_max": 30,
+        "rw_timeout": 30_000_000,
+    }
+
+
+@pytest.mark.parametrize("version", [(4, 3), (4, 4), (7, 1)])
+def test_over_http_ffmpeg_4_3_on_also_reconnects_after_errors_and_retryable_statuses(version):
+    options = source_options(SIGNED, version, 5)
+    assert options["reconnect_delay_max"] == 5
+    assert options["reconnect_on_network_error"] == 1
+    assert options["reconnect_on_http_error"] == "408,429,5xx"
+    command = _sample(url=SIGNED, version=version)
+    assert _value(command, "-reconnect_on_http_error") == "408,429,5xx"
+    assert _value(command, "-i") == SIGNED
+
+
+def test_the_probe_asks_for_format_and_streams_as_json():
+    assert probe_command("/videos/a.mp4", TOOLS, DEPLOYED) == [
+        "ffprobe",
+        "-show_format",
+        "-show_streams",
+        "-of",
+        "json",
+        "-hide_banner",
+        "/videos/a.mp4",
+    ]
+
+
+def test_the_probe_reconnects_over_http_as_the_sampling_does():
+    command = probe_command(SIGNED, TOOLS, (4, 2))
+    assert command[6:] == [
+        "-reconnect",
+        "1",
+        "-reconnect_delay_max",
+        "30",
+        "-rw_timeout",
+        "30000000",
+        SIGNED,
+    ]
