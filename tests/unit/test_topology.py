@@ -13,7 +13,7 @@ from framesift import cli
 from framesift.config import Settings
 from framesift.topology import FUNCTIONS, Topics, Trigger, function
 from framesift_infra.config import StackConfig
-from framesift_infra.stack import DEPLOYMENTS
+from framesift_infra.sizing import DEPLOYMENTS
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
