@@ -11,6 +11,7 @@ import pulumi_gcp as gcp
 
 from framesift.messages import ROUND_MESSAGE
 from framesift.topology import (
+    PUSH,
     FunctionSpec,
     Topics,
     holding_subscription,
@@ -100,8 +101,8 @@ def push_subscription(
             opts=stack.opts(),
             name=name,
             topic=stack.topics[topic].name,
-            ack_deadline_seconds=600,
-            message_retention_duration="604800s",
+            ack_deadline_seconds=PUSH.ack_deadline_s,
+            message_retention_duration=f"{PUSH.retention_s}s",
             labels=config.labels,
             push_config={
                 # functions-framework turns a push to this path into the CloudEvent.
@@ -112,7 +113,10 @@ def push_subscription(
                 # all, which the function's token check does not expect.
                 "oidc_token": {"service_account_email": invoker.email, "audience": function.url},
             },
-            retry_policy={"minimum_backoff": "10s", "maximum_backoff": "600s"},
+            retry_policy={
+                "minimum_backoff": f"{PUSH.minimum_backoff_s}s",
+                "maximum_backoff": f"{PUSH.maximum_backoff_s}s",
+            },
             dead_letter_policy={
                 "dead_letter_topic": dead.id,
                 "max_delivery_attempts": pubsub_max_delivery_attempts(config.max_delivery_attempts),

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from framesift.config import Settings
 from framesift.topology import (
+    DEV_PUSH,
     FUNCTIONS,
     WEBHOOK,
     FunctionSpec,
@@ -385,7 +386,7 @@ class DevStack:
                 dead = publisher.topic_path(self.project, instance.dead_letter_topic(topic_name))
                 publisher.create_topic(name=dead)
                 self._hold(instance.dead_letter_topic(topic_name))
-                # As deployed (see infra/), with a backoff kept short for a laptop.
+                # As deployed (see infra/), with the dev stack's own settings (topology).
                 subscriber.create_subscription(
                     request={
                         "name": subscriber.subscription_path(
@@ -393,10 +394,15 @@ class DevStack:
                         ),
                         "topic": topic,
                         "push_config": {"push_endpoint": f"http://127.0.0.1:{port}/{topic}"},
-                        "ack_deadline_seconds": 600,
+                        "ack_deadline_seconds": DEV_PUSH.ack_deadline_s,
+                        **(
+                            {"message_retention_duration": {"seconds": DEV_PUSH.retention_s}}
+                            if DEV_PUSH.retention_s
+                            else {}
+                        ),
                         "retry_policy": {
-                            "minimum_backoff": {"seconds": 1},
-                            "maximum_backoff": {"seconds": 10},
+                            "minimum_backoff": {"seconds": DEV_PUSH.minimum_backoff_s},
+                            "maximum_backoff": {"seconds": DEV_PUSH.maximum_backoff_s},
                         },
                         "dead_letter_policy": {
                             "dead_letter_topic": dead,
