@@ -1,6 +1,6 @@
 """The Pulumi program: ``pulumi preview`` / ``pulumi up`` from this folder (see the README)."""
 
 from framesift_infra.config import StackConfig
-from framesift_infra.stack import deploy
+from framesift_infra.program import deploy
 
 deploy(StackConfig.from_pulumi())

@@ -8,7 +8,7 @@ stage, so every reader stays as light as this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -159,6 +159,30 @@ def holding_subscription(topic: str) -> str:
     """The pull subscription that keeps what reaches a dead-letter topic, for operators and
     for replay: Pub/Sub drops a message published to a topic with no subscription."""
     return f"{topic}-held"
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """How Pub/Sub pushes a topic's messages to a function: every push subscription alike (the
+    limit on deliveries is :func:`pubsub_max_delivery_attempts`)."""
+
+    # Pub/Sub's longest, over every function's timeout (540 s at most): a message is not pushed
+    # again while a function is still working on it.
+    ack_deadline_s: int
+    # Pub/Sub's wait before pushing a message again, growing from the minimum to the maximum.
+    minimum_backoff_s: int
+    maximum_backoff_s: int
+    # How long a message nobody acknowledged is kept; None: the Pub/Sub service's own default.
+    retention_s: int | None = None
+
+
+# As deployed (infra/): a message is kept 7 days, Pub/Sub's longest.
+PUSH = PushSettings(
+    ack_deadline_s=600, minimum_backoff_s=10, maximum_backoff_s=600, retention_s=7 * 24 * 3600
+)
+# The dev stack's (``framesift dev up``, the emulated tests): a backoff kept short for a laptop,
+# where a test waits for the redelivery; the emulator's own retention.
+DEV_PUSH = replace(PUSH, minimum_backoff_s=1, maximum_backoff_s=10, retention_s=None)
 
 
 def pubsub_max_delivery_attempts(max_delivery_attempts: int) -> int:

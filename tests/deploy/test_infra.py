@@ -16,9 +16,9 @@ from packaging.utils import canonicalize_name
 from framesift import topology
 from framesift.topology import dead_letter_topics, holding_subscription
 from framesift_dev.loaded import DEPLOYED_ENV, loaded
+from framesift_infra.functions import BUILD_ROLES
 from framesift_infra.packaging import PACKAGE, REPO_ROOT, function_source, lock
 from framesift_infra.secrets import secrets_of
-from framesift_infra.stack import BUILD_ROLES
 from tests.support.infra import (
     GCS_AGENT,
     PROJECT,

@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from framesift_dev.devstack import DevStack, DevStackError, _alive, _tcp_open
+from framesift_dev.devstack import DevStack, DevStackError
+from framesift_dev.services import alive, tcp_open
 
 pytestmark = pytest.mark.emulated
 
@@ -38,7 +39,7 @@ def test_up_status_down_leaves_no_process(tmp_path):
 
     assert stopped == list(reversed(names))
     for service in state.services:
-        assert not _alive(service.pid), f"{service.name} is still running"
-        assert not _tcp_open(service.port), f"{service.name}'s port is still open"
+        assert not alive(service.pid), f"{service.name} is still running"
+        assert not tcp_open(service.port), f"{service.name}'s port is still open"
     assert stack.status() == {}
     assert DevStack(state_dir=tmp_path / "stack").down() == []

@@ -57,7 +57,7 @@ def deploy_under_mocks(**config: Any) -> tuple[Recorder, Any]:
     recorder = Recorder()
     pulumi.runtime.set_mocks(recorder, project="framesift", stack="test", preview=False)
     from framesift_infra.config import StackConfig
-    from framesift_infra.stack import deploy
+    from framesift_infra.program import deploy
 
     made: dict[str, Any] = {}
 

@@ -11,9 +11,9 @@ import pytest
 
 from framesift.cli.options import settings_from
 from framesift.config import Settings
-from framesift.topology import FUNCTIONS, Topics, Trigger, function
+from framesift.topology import DEV_PUSH, FUNCTIONS, PUSH, Topics, Trigger, function
 from framesift_infra.config import StackConfig
-from framesift_infra.stack import DEPLOYMENTS
+from framesift_infra.sizing import DEPLOYMENTS, MODEL_LABELER
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
@@ -41,6 +41,12 @@ def test_every_topic_is_published_and_every_subscribed_topic_exists():
 
 def test_the_infra_sizes_exactly_the_functions_of_the_table():
     assert set(DEPLOYMENTS) == {spec.name for spec in FUNCTIONS}
+
+
+def test_no_message_is_pushed_again_while_a_function_may_still_be_working_on_it():
+    longest = max(deployment.timeout_s for deployment in (*DEPLOYMENTS.values(), MODEL_LABELER))
+    assert PUSH.ack_deadline_s > longest
+    assert DEV_PUSH.ack_deadline_s == PUSH.ack_deadline_s
 
 
 def test_a_function_is_found_by_name_and_an_unknown_name_says_which_exist():

@@ -1,0 +1,211 @@
+"""The five functions: each one's service account, source archive, Cloud Function (2nd gen) with
+its environment and secrets, who may invoke it and its push subscriptions; and the account
+their builds run as."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_command as command
+import pulumi_gcp as gcp
+
+from framesift.topology import LABELER, SAMPLER, WEBHOOK, FunctionSpec
+from framesift_infra.config import StackConfig
+from framesift_infra.iam import grant_roles
+from framesift_infra.messaging import push_subscription
+from framesift_infra.packaging import function_source
+from framesift_infra.secretmanager import Secret
+from framesift_infra.secrets import SECRETS, VENDOR_SECRETS
+from framesift_infra.sizing import deployment_of
+from framesift_infra.stack import Stack
+
+# StackConfig.webhook_access: disable Cloud Run's invoker check instead of binding allUsers.
+NO_INVOKER_CHECK = "noInvokerCheck"
+WEBHOOK_ACCESS = ("allUsers", NO_INVOKER_CHECK)
+# What the functions' builds need (Cloud Build writing the image to Artifact Registry, logs).
+BUILD_ROLES = (
+    "roles/cloudbuild.builds.builder",
+    "roles/logging.logWriter",
+    "roles/artifactregistry.writer",
+)
+
+
+def build_account(stack: Stack, config: StackConfig) -> gcp.serviceaccount.Account:
+    """The account the functions' builds run as: projects created since mid-2024 may build with
+    a default account that lacks these roles."""
+    account = stack.add(
+        gcp.serviceaccount.Account(
+            "builder",
+            account_id="framesift-build",
+            display_name="framesift: builds of the functions",
+            opts=stack.opts(),
+        )
+    )
+    member = account.email.apply(lambda email: f"serviceAccount:{email}")
+    for role in BUILD_ROLES:
+        stack.add(
+            gcp.projects.IAMMember(
+                f"build-{role.rsplit('/', 1)[1]}",
+                project=config.project,
+                role=role,
+                member=member,
+                opts=stack.opts(),
+            )
+        )
+    stack.add(
+        gcp.storage.BucketIAMMember(
+            "build-reads-sources",
+            bucket=stack.buckets["sources"].name,
+            role="roles/storage.objectViewer",
+            member=member,
+            opts=stack.opts(),
+        )
+    )
+    return account
+
+
+def environment(config: StackConfig, stack: Stack) -> dict[str, pulumi.Input[str]]:
+    return {
+        "FRAMESIFT_BACKEND": "gcp",
+        "FRAMESIFT_PROJECT": config.project,
+        "FRAMESIFT_RAW_BUCKET": stack.buckets["raw"].name,
+        "FRAMESIFT_FRAMES_BUCKET": stack.buckets["frames"].name,
+        "FRAMESIFT_RAW_PREFIX": config.raw_prefix,
+        "FRAMESIFT_IMAGES_PREFIX": config.images_prefix,
+        "FRAMESIFT_SAMPLE_MODE": config.sample_mode,
+        "FRAMESIFT_SAMPLE_EVERY_SECONDS": str(config.sample_every_seconds),
+        "FRAMESIFT_DEDUP_THRESHOLD": str(config.dedup_threshold),
+        "FRAMESIFT_DEDUP_SCOPE": config.dedup_scope,
+        "FRAMESIFT_LABELING_VENDOR": config.vendor,
+        "FRAMESIFT_LABELING_CLASSES": ",".join(config.classes),
+        "FRAMESIFT_LABELSTUDIO_URL": config.labelstudio_url,
+        "FRAMESIFT_LABELING_PRICE_PER_TASK": str(config.price_per_task),
+        "FRAMESIFT_BIGQUERY_DATASET": "framesift",
+        "FRAMESIFT_BIGQUERY_LOCATION": config.region,
+        "FRAMESIFT_MAX_DELIVERY_ATTEMPTS": str(config.max_delivery_attempts),
+        "FRAMESIFT_LABELING_BUDGET": str(config.labeling_budget),
+    }
+
+
+def deploy_function(
+    stack: Stack,
+    config: StackConfig,
+    spec: FunctionSpec,
+    env: dict[str, pulumi.Input[str]],
+    secrets: dict[str, Secret],
+    dataset: gcp.bigquery.Dataset,
+    invoker: gcp.serviceaccount.Account,
+    pubsub_agent: str,
+    builder: gcp.serviceaccount.Account,
+) -> None:
+    deployment = deployment_of(spec, config)
+    account = stack.add(
+        gcp.serviceaccount.Account(
+            f"sa-{spec.name}",
+            opts=stack.opts(),
+            account_id=f"framesift-{spec.name}",
+            display_name=f"framesift {spec.name} function",
+        )
+    )
+    stack.accounts[spec.name] = account
+    member = account.email.apply(lambda email: f"serviceAccount:{email}")
+    reads = {
+        secret_id: secrets[secret_id]
+        for secret_id in VENDOR_SECRETS[config.vendor].get(spec.name, ())
+    }
+    grants = grant_roles(stack, spec, account, member, reads, dataset, config)
+    stack.mounted[spec.name] = tuple(reads)
+    stack.waits_for[spec.name] = (*grants, *(secret.version for secret in reads.values()))
+
+    source = function_source(spec.name, config.vendor)
+    archive = stack.add(
+        gcp.storage.BucketObject(
+            f"source-{spec.name}",
+            opts=stack.opts(),
+            bucket=stack.buckets["sources"].name,
+            name=f"{spec.name}/{source.digest}.zip",
+            source=source.archive,
+        )
+    )
+    own_env = dict(env)
+    if spec is LABELER:  # the vendors call back the webhook, deployed first
+        own_env["FRAMESIFT_WEBHOOK_URL"] = stack.functions[WEBHOOK.name].url
+        if config.model_uri:
+            own_env["FRAMESIFT_MODEL_URI"] = config.model_uri
+            own_env["FRAMESIFT_MODEL_THREADS"] = deployment.cpu
+    if deployment.signs_urls:
+        own_env["FRAMESIFT_SIGNER_SERVICE_ACCOUNT"] = account.email
+    if spec is SAMPLER:  # ffmpeg would count the host's CPUs, not the function's
+        own_env["FRAMESIFT_SAMPLER_CPUS"] = deployment.cpu
+    function = stack.add(
+        gcp.cloudfunctionsv2.Function(
+            spec.name,
+            name=f"framesift-{spec.name}",
+            location=config.region,
+            labels=config.labels,
+            build_config={
+                "runtime": "python311",
+                "entry_point": spec.entry_point,
+                "service_account": builder.name,
+                "source": {
+                    "storage_source": {
+                        "bucket": stack.buckets["sources"].name,
+                        "object": archive.name,
+                    }
+                },
+            },
+            service_config={
+                "available_memory": deployment.memory,
+                "available_cpu": deployment.cpu,
+                "timeout_seconds": deployment.timeout_s,
+                "max_instance_count": deployment.max_instances,
+                "max_instance_request_concurrency": deployment.concurrency,
+                "service_account_email": account.email,
+                "ingress_settings": "ALLOW_ALL",
+                "environment_variables": own_env,
+                "secret_environment_variables": [
+                    {
+                        "key": SECRETS[secret_id].setting,
+                        "project_id": config.project,
+                        "secret": secret.secret.secret_id,
+                        # The version this program made: never one that is not there yet.
+                        "version": secret.version.version,
+                    }
+                    for secret_id, secret in reads.items()
+                ],
+            },
+            # A function whose account cannot yet read a secret fails to start.
+            opts=stack.opts(*stack.waits_for[spec.name]),
+        )
+    )
+    stack.functions[spec.name] = function
+    if not spec.subscribes and config.webhook_access == NO_INVOKER_CHECK:
+        # pulumi-gcp's function has no such field: set it on the function's Cloud Run service.
+        stack.add(
+            command.local.Command(
+                f"{spec.name}-no-invoker-check",
+                create=pulumi.Output.concat(
+                    "gcloud run services update ",
+                    function.name,
+                    f" --region={config.region} --project={config.project}",
+                    " --no-invoker-iam-check --quiet",
+                ),
+                triggers=[function.url],
+                opts=stack.opts(function),
+            )
+        )
+        return
+    stack.add(
+        gcp.cloudrunv2.ServiceIamMember(
+            f"invoke-{spec.name}",
+            opts=stack.opts(),
+            name=function.name,  # a 2nd gen function runs as the Cloud Run service of its name
+            location=config.region,
+            role="roles/run.invoker",
+            # The webhook is called by the vendors, who authenticate with its shared secrets.
+            member="allUsers"
+            if not spec.subscribes
+            else invoker.email.apply(lambda email: f"serviceAccount:{email}"),
+        )
+    )
+    for topic in spec.subscribes:
+        push_subscription(stack, config, spec, topic, function, invoker, pubsub_agent)

@@ -1,0 +1,136 @@
+"""The roles of each function's service account: only what its stage touches."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from framesift.topology import LABELER, FunctionSpec
+from framesift_infra.config import StackConfig
+from framesift_infra.secretmanager import Secret
+from framesift_infra.sizing import deployment_of
+from framesift_infra.stack import Stack
+
+
+def grant_roles(
+    stack: Stack,
+    spec: FunctionSpec,
+    account: gcp.serviceaccount.Account,
+    member: pulumi.Output[str],
+    secrets: dict[str, Secret],
+    dataset: gcp.bigquery.Dataset,
+    config: StackConfig,
+) -> list[pulumi.Resource]:
+    """Bind the function's roles; returns the secret accessor grants, which it must wait for."""
+    deployment = deployment_of(spec, config)
+    for role in deployment.project_roles:
+        stack.add(
+            gcp.projects.IAMMember(
+                f"{spec.name}-{role.rsplit('/', 1)[1]}",
+                opts=stack.opts(),
+                project=config.project,
+                role=role,
+                member=member,
+            )
+        )
+    for key in deployment.reads:
+        stack.add(
+            gcp.storage.BucketIAMMember(
+                f"{spec.name}-reads-{key}",
+                opts=stack.opts(),
+                bucket=stack.buckets[key].name,
+                role="roles/storage.objectViewer",
+                member=member,
+            )
+        )
+    if deployment.reads_photos and config.images_prefix:
+        raw = stack.buckets["raw"].name
+        stack.add(
+            gcp.storage.BucketIAMMember(
+                f"{spec.name}-reads-photos",
+                opts=stack.opts(),
+                bucket=raw,
+                role="roles/storage.objectViewer",
+                member=member,
+                condition={
+                    "title": "photos only",
+                    "description": "objects under the images prefix",
+                    "expression": raw.apply(
+                        lambda name: (
+                            'resource.name.startsWith("projects/_/buckets/'
+                            f'{name}/objects/{config.images_prefix}")'
+                        )
+                    ),
+                },
+            )
+        )
+    if spec is LABELER and config.model_uri.startswith("gs://"):
+        # The model's one object, wherever its bucket is, and nothing else there.
+        bucket, _, name = config.model_uri.removeprefix("gs://").partition("/")
+        stack.add(
+            gcp.storage.BucketIAMMember(
+                f"{spec.name}-reads-model",
+                opts=stack.opts(),
+                bucket=bucket,
+                role="roles/storage.objectViewer",
+                member=member,
+                condition={
+                    "title": "the model only",
+                    "description": "the pre-labeling model's object",
+                    "expression": f'resource.name == "projects/_/buckets/{bucket}/objects/{name}"',
+                },
+            )
+        )
+    for key in deployment.writes:  # objectUser: create, and overwrite on redelivery
+        stack.add(
+            gcp.storage.BucketIAMMember(
+                f"{spec.name}-writes-{key}",
+                opts=stack.opts(),
+                bucket=stack.buckets[key].name,
+                role="roles/storage.objectUser",
+                member=member,
+            )
+        )
+    for topic in spec.publishes:
+        stack.add(
+            gcp.pubsub.TopicIAMMember(
+                f"{spec.name}-publishes-{topic}",
+                opts=stack.opts(),
+                topic=stack.topics[topic].name,
+                role="roles/pubsub.publisher",
+                member=member,
+            )
+        )
+    accessors: list[pulumi.Resource] = [
+        stack.add(
+            gcp.secretmanager.SecretIamMember(
+                f"{spec.name}-reads-{secret_id}",
+                opts=stack.opts(),
+                secret_id=secret.secret.secret_id,
+                role="roles/secretmanager.secretAccessor",
+                member=member,
+            )
+        )
+        for secret_id, secret in secrets.items()
+    ]
+    if deployment.signs_urls:  # signBlob for V4 signed URLs, with no key file
+        stack.add(
+            gcp.serviceaccount.IAMMember(
+                f"{spec.name}-signs-as-itself",
+                opts=stack.opts(),
+                service_account_id=account.name,
+                role="roles/iam.serviceAccountTokenCreator",
+                member=member,
+            )
+        )
+    if deployment.warehouse:
+        stack.add(
+            gcp.bigquery.DatasetIamMember(
+                f"{spec.name}-edits-warehouse",
+                opts=stack.opts(),
+                dataset_id=dataset.dataset_id,
+                role="roles/bigquery.dataEditor",
+                member=member,
+            )
+        )
+    return accessors
