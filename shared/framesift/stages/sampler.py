@@ -27,7 +27,7 @@ from framesift.documents import (
     SegmentStatus,
     VideoRecord,
     VideoStatus,
-    utcnow,
+    create_or_get,
 )
 from framesift.errors import BadEvent, ObjectGone, SamplingFailed, UnreadableVideo
 from framesift.events import OBJECT_FINALIZE, GcsNotification, GcsObject, PubSubMessage
@@ -49,7 +49,9 @@ log = get_logger(__name__)
 
 _FINISHED = (VideoStatus.SAMPLED, VideoStatus.FAILED)
 # A video or segment whose dead letter is replayed: processing again (both statuses' value).
-_RESTARTED = {"status": VideoStatus.PROCESSING.value, "error": None, "dead_lettered": False}
+_RESTARTED = SegmentRecord.fields(
+    **VideoRecord.fields(status=VideoStatus.PROCESSING.value, error=None, dead_lettered=False)
+)
 # The frame rate the sampler guesses to start decoding before the probe answers (the decode
 # mode of every-N-seconds depends on it; most cameras record 24 to 60 fps).
 LIKELY_FPS = 30.0
@@ -154,8 +156,8 @@ class Sampler:
             status=VideoStatus.PROCESSING,
         )
         bind_context(video_doc_id=video.id, collector=name.collector, video_id=name.stem)
-        if not documents.create(Collections.VIDEOS, video.id, video.model_dump()):
-            existing = documents.get(Collections.VIDEOS, video.id) or {}
+        created, existing = create_or_get(documents, Collections.VIDEOS, video.id, video)
+        if not created:
             if existing.get("dead_lettered"):
                 log.info("a dead letter replayed: sampling the video again")
                 documents.merge(Collections.VIDEOS, video.id, _RESTARTED)
@@ -221,17 +223,16 @@ class Sampler:
         documents.merge(
             Collections.VIDEOS,
             video.id,
-            {
-                "duration_s": probe.duration_s,
-                "fps": probe.fps,
-                "width": probe.width,
-                "height": probe.height,
-                "codec": probe.codec,
-                "policy": policy.model_dump(),
-                "decode_mode": decode.value,
-                "segments_total": len(segments),
-                "updated_at": utcnow(),
-            },
+            VideoRecord.fields(
+                duration_s=probe.duration_s,
+                fps=probe.fps,
+                width=probe.width,
+                height=probe.height,
+                codec=probe.codec,
+                policy=policy.model_dump(),
+                decode_mode=decode.value,
+                segments_total=len(segments),
+            ),
         )
         tasks = [
             SegmentTask(
@@ -263,7 +264,7 @@ class Sampler:
                 task.model_dump_json().encode(),
                 {SEGMENT_MESSAGE: task.segment_id, "video_doc_id": video.id},
             )
-        documents.merge(Collections.VIDEOS, video.id, {"segments_sent": True})
+        documents.merge(Collections.VIDEOS, video.id, VideoRecord.fields(segments_sent=True))
         log.info("long video sent on as %d segments", len(tasks))
         return SampleResult(Outcome.SEGMENTED, f"{len(tasks)} segments", video.id)
 
@@ -274,8 +275,8 @@ class Sampler:
         documents = self._documents
         bind_context(video_doc_id=task.video_doc_id, segment=task.index)
         record = _segment_record(task, SegmentStatus.PROCESSING)
-        if not documents.create(Collections.VIDEO_SEGMENTS, record.id, record.model_dump()):
-            existing = documents.get(Collections.VIDEO_SEGMENTS, record.id) or {}
+        created, existing = create_or_get(documents, Collections.VIDEO_SEGMENTS, record.id, record)
+        if not created:
             if existing.get("dead_lettered"):
                 log.info("a dead letter replayed: sampling the segment again")
                 documents.merge(Collections.VIDEO_SEGMENTS, record.id, _RESTARTED)
@@ -311,7 +312,7 @@ class Sampler:
         documents.merge(
             Collections.VIDEO_SEGMENTS,
             record.id,
-            {"status": status.value, "frames": len(frames), "error": error, "updated_at": utcnow()},
+            SegmentRecord.fields(status=status.value, frames=len(frames), error=error),
         )
         if error:
             log.error("segment failed: %s", error, extra={"fields": {"frames": len(frames)}})
@@ -331,7 +332,7 @@ class Sampler:
                     failed = _segment_record(
                         task, SegmentStatus.FAILED, error=reason, dead_lettered=True
                     )
-                    documents.merge(Collections.VIDEO_SEGMENTS, failed.id, failed.model_dump())
+                    documents.merge(Collections.VIDEO_SEGMENTS, failed.id, failed.stored())
                     self._finish_video_if_complete(task)
                 return
             obj = GcsNotification.from_message(message).object
@@ -360,12 +361,7 @@ class Sampler:
         self._documents.merge(
             Collections.VIDEOS,
             task.video_doc_id,
-            {
-                "status": status.value,
-                "frames_sampled": frames,
-                "error": error,
-                "updated_at": utcnow(),
-            },
+            VideoRecord.fields(status=status.value, frames_sampled=frames, error=error),
         )
         if status is VideoStatus.FAILED:
             log.error("video failed: %s", error, extra={"fields": {"frames": frames}})
@@ -407,7 +403,7 @@ class Sampler:
             sharpness=image.stats.sharpness,
             brightness=image.stats.brightness,
         )
-        self._documents.merge(Collections.FRAMES, frame.id, frame.model_dump())
+        self._documents.merge(Collections.FRAMES, frame.id, frame.stored())
         return SampledFrame.model_validate({**frame.model_dump(), "frame_id": frame.id})
 
     def _publish(self, task: SegmentTask, frames: list[SampledFrame], damaged: bool) -> None:
@@ -435,12 +431,9 @@ class Sampler:
         self._documents.merge(
             Collections.VIDEOS,
             video_doc_id,
-            {
-                "status": VideoStatus.FAILED.value,
-                "error": error,
-                "dead_lettered": dead_lettered,
-                "updated_at": utcnow(),
-            },
+            VideoRecord.fields(
+                status=VideoStatus.FAILED.value, error=error, dead_lettered=dead_lettered
+            ),
         )
         log.error("video failed: %s", error)
         return SampleResult(Outcome.FAILED, error, video_doc_id)
