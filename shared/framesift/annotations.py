@@ -25,10 +25,10 @@ timestamp is not older, in one transaction with the frame:
   ``frame_labels`` view); the other annotators' are kept for agreement figures;
 - **agreement**: a live label of a frame the model pre-labeled stores its matches with the
   pre-label (:mod:`framesift.agreement`), for the warehouse's model-quality views;
-- **deletions** keep the stored record (annotator, image size, boxes, creation time) with the
-  status ``deleted``, which hides it from an older update arriving after it. A deletion of an
-  annotation never stored writes nothing (``framesift reconcile`` brings the store to the
-  vendor's state, should its creation arrive late).
+- **deletions** keep the stored record (annotator, image size, boxes, creation time, when it was
+  first received) with the status ``deleted``, which hides it from an older update arriving
+  after it. A deletion of an annotation never stored writes nothing (``framesift reconcile``
+  brings the store to the vendor's state, should its creation arrive late).
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@ each status a document can take. Collection names are in :mod:`framesift.topolog
 
 - ``videos/{id}``: :class:`VideoRecord`, one per object generation;
 - ``video_segments/{id}``: :class:`SegmentRecord`;
-- ``frames/{id}``: :class:`FrameRecord` as the sampler (or dedup, for a photo: an
-  :class:`UnreadableFrame` if it cannot be decoded) writes it, then
-  the fields of :class:`DedupDecision` (``dedup_*``), :class:`FramePrediction` (``model_*``)
-  and :class:`FrameLabeling` (``labeling_*``) merged in by the later stages;
+- ``frames/{id}``: :class:`FrameRecord` as the sampler (or dedup, for a photo; an
+  :class:`UnreadableFrame` for one it cannot decode) writes it, then the fields of
+  :class:`DedupDecision` (``dedup_*``), :class:`FramePrediction` (``model_*``) and
+  :class:`FrameLabeling` (``labeling_*``) merged in by the later stages;
 - ``annotations/{vendor}~{annotation id}``: :class:`AnnotationRecord`, a vendor's annotation
   or (vendor ``model``) a model's pre-label;
 - ``dead_letters/{subscriber}~{message id}``: :class:`DeadLetterRecord`;
