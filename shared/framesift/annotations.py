@@ -25,10 +25,10 @@ timestamp is not older, in one transaction with the frame:
   ``frame_labels`` view); the other annotators' are kept for agreement figures;
 - **agreement**: a live label of a frame the model pre-labeled stores its matches with the
   pre-label (:mod:`framesift.agreement`), for the warehouse's model-quality views;
-- **deletions** keep the stored record (annotator, image size, boxes, creation time) with the
-  status ``deleted``, which hides it from an older update arriving after it. A deletion of an
-  annotation never stored writes nothing (``framesift reconcile`` brings the store to the
-  vendor's state, should its creation arrive late).
+- **deletions** keep the stored record (annotator, image size, boxes, creation time, when it was
+  first received) with the status ``deleted``, which hides it from an older update arriving
+  after it. A deletion of an annotation never stored writes nothing (``framesift reconcile``
+  brings the store to the vendor's state, should its creation arrive late).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def store(documents: DocumentStore, record: AnnotationRecord, rules: LabelRules)
                 raise ReadMore([prediction_key])
             _add_matches(data, docs[prediction_key], stored)
         writes: dict[DocKey, dict] = {key: data}
-        frame_fields = _frame_fields(frame, data) if frame is not None else {}
+        frame_fields = _frame_fields(frame, data, record.received_at) if frame is not None else {}
         if frame_fields:
             writes[frame_key] = frame_fields
         return writes, True
@@ -178,11 +178,14 @@ def _merged(
     rules: LabelRules,
 ) -> dict[str, Any]:
     """The document to write: the record checked and with what the frame and the stored
-    version know (a deletion keeps everything stored but its status and times)."""
-    data = record.model_dump()
-    if stored is not None and record.status is AnnotationStatus.DELETED:
-        changed = ("status", "vendor_updated_at", "received_at", "updated_at")
-        return {**stored, **{name: data[name] for name in changed}}
+    version know (a deletion keeps everything stored but its status and the vendor's time)."""
+    data = record.stored()
+    if stored is not None:
+        # When the annotation was first received (its row's created_at in the warehouse): a
+        # newer version or a deletion keeps it.
+        data["received_at"] = stored.get("received_at") or record.received_at
+        if record.status is AnnotationStatus.DELETED:
+            return {**stored, **{name: data[name] for name in ("status", "vendor_updated_at")}}
     data["frame_id"] = record.frame_id or (stored or {}).get("frame_id")
     data["task_id"] = record.task_id or (stored or {}).get("task_id")
     width = record.image_width or (frame or {}).get("width")
@@ -306,9 +309,11 @@ def _extent(x: float, y: float, w: float, h: float, width: int, height: int) -> 
     }
 
 
-def _frame_fields(frame: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """The frame's labeling fields after this annotation, or nothing when they do not change
-    (so callbacks about one frame do not all write it)."""
+def _frame_fields(
+    frame: dict[str, Any], data: dict[str, Any], received_at: datetime
+) -> dict[str, Any]:
+    """The frame's labeling fields after this annotation (received at ``received_at``), or
+    nothing when they do not change (so callbacks about one frame do not all write it)."""
     before = {a["id"]: a["status"] for a in frame.get("labeling_annotations") or []}
     after = dict(before)
     if data["status"] == AnnotationStatus.DELETED:
@@ -327,8 +332,8 @@ def _frame_fields(frame: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]
         labeling_annotations=[{"id": key, "status": after[key]} for key in sorted(after)],
     )
     if now is LabelingStatus.LABELED and frame.get("labeling_status") != now:
-        labeling.labeled_at = data["received_at"]
-    return {**labeling.as_fields(), "updated_at": data["received_at"]}
+        labeling.labeled_at = received_at
+    return labeling.as_fields()
 
 
 def version(doc: dict[str, Any]) -> datetime:

@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from framesift.bookkeeping import DeliveryFailures
 from framesift.documents import DeadLetterRecord, utcnow
 from framesift.errors import PermanentError
 from framesift.events import PubSubMessage
@@ -96,7 +97,9 @@ def replay(documents: DocumentStore, publisher: Publisher, subscriber: str | Non
             {"data": record.get("data", ""), "attributes": record.get("attributes") or {}}
         )
         publisher.publish(record["topic"], message.payload(), message.attributes)
-        documents.merge(Collections.DEAD_LETTERS, record["id"], {"replayed_at": utcnow()})
+        documents.merge(
+            Collections.DEAD_LETTERS, record["id"], DeadLetterRecord.fields(replayed_at=utcnow())
+        )
         count += 1
     return count
 
@@ -140,7 +143,7 @@ def _count_failure(message: PubSubMessage, subscriber: str, documents: DocumentS
 
     def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], int]:
         attempts = int((docs[key] or {}).get("failures", 0)) + 1
-        return {key: {"failures": attempts, "updated_at": utcnow()}}, attempts
+        return {key: DeliveryFailures(failures=attempts).stored()}, attempts
 
     return documents.transact([key], change)
 
@@ -183,7 +186,7 @@ def _dead_letter(
         permanent=permanent,
         attempts=attempts,
     )
-    documents.merge(Collections.DEAD_LETTERS, record_id, record.model_dump())
+    documents.merge(Collections.DEAD_LETTERS, record_id, record.stored())
     if give_up is not None:
         give_up(message, reason)
     log.error(

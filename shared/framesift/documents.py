@@ -3,30 +3,75 @@ each status a document can take. Collection names are in :mod:`framesift.topolog
 
 - ``videos/{id}``: :class:`VideoRecord`, one per object generation;
 - ``video_segments/{id}``: :class:`SegmentRecord`;
-- ``frames/{id}``: :class:`FrameRecord` as the sampler (or dedup, for a photo) writes it, then
-  the fields of :class:`DedupDecision` (``dedup_*``), :class:`FramePrediction` (``model_*``)
-  and :class:`FrameLabeling` (``labeling_*``) merged in by the later stages;
+- ``frames/{id}``: :class:`FrameRecord` as the sampler (or dedup, for a photo; an
+  :class:`UnreadableFrame` for one it cannot decode) writes it, then the fields of
+  :class:`DedupDecision` (``dedup_*``), :class:`FramePrediction` (``model_*``) and
+  :class:`FrameLabeling` (``labeling_*``) merged in by the later stages;
 - ``annotations/{vendor}~{annotation id}``: :class:`AnnotationRecord`, a vendor's annotation
   or (vendor ``model``) a model's pre-label;
 - ``dead_letters/{subscriber}~{message id}``: :class:`DeadLetterRecord`;
 - ``ignored_uploads/{id}``: :class:`IgnoredUpload`, an upload no stage takes, and why.
+
+The other collections (dedup's indexes and batches, labeling rounds, vendors' setup, delivery
+counts, the exporter's state) hold the stages' bookkeeping: :mod:`framesift.bookkeeping`.
+
+Every model is a :class:`Document`: a stage writes one whole (:meth:`Document.stored`, or
+:func:`create_or_get` for a document made once) or a few of its fields
+(:meth:`Document.fields`), never a free dict; ``updated_at`` is the store's.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from framesift.geometry import Shape
 from framesift.naming import source_id
+from framesift.ports import UPDATED_AT
 from framesift.sampling import DecodeMode, SamplingPolicy
+
+if TYPE_CHECKING:
+    from framesift.ports import DocumentStore
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Document(BaseModel):
+    """A stored document. Its ``updated_at`` is the store's: every adapter stamps every write
+    with it (:func:`framesift.ports.stamped`), so the exporter reads what changed since its
+    watermark whichever stage wrote; a stage reads it back and never sets it."""
+
+    updated_at: datetime | None = None
+
+    def stored(self) -> dict[str, Any]:
+        """The whole document as a stage writes it."""
+        return self.model_dump(exclude={UPDATED_AT})
+
+    @classmethod
+    def fields(cls, **values: Any) -> dict[str, Any]:
+        """A partial update of ``values``, each named as a field of the model (the values are
+        written as given). Raises TypeError for another name, ``updated_at`` included."""
+        wrong = sorted(values.keys() - (cls.model_fields.keys() - {UPDATED_AT}))
+        if wrong:
+            raise TypeError(f"{cls.__name__} has no field a stage writes named {wrong}")
+        return values
+
+
+def create_or_get(
+    documents: DocumentStore, collection: str, doc_id: str, record: Document
+) -> tuple[bool, dict[str, Any]]:
+    """Create the document from ``record`` unless it exists (the idempotency of a redelivery):
+    ``(True, what was written)`` if this call created it, else ``(False, the document that
+    exists)``, for the caller to inspect (one deleted meanwhile reads as empty)."""
+    data = record.stored()
+    if documents.create(collection, doc_id, data):
+        return True, data
+    return False, documents.get(collection, doc_id) or {}
 
 
 class VideoStatus(StrEnum):
@@ -35,7 +80,7 @@ class VideoStatus(StrEnum):
     FAILED = "failed"
 
 
-class VideoRecord(BaseModel):
+class VideoRecord(Document):
     """A source video, one document per object generation (a re-upload is a new version)."""
 
     id: str
@@ -61,7 +106,6 @@ class VideoRecord(BaseModel):
     # Failed because its message was dead-lettered: a replay of that message samples it again.
     dead_lettered: bool = False
     created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
 
     @staticmethod
     def make_id(bucket: str, object_name: str, generation: int) -> str:
@@ -74,7 +118,7 @@ class SegmentStatus(StrEnum):
     FAILED = "failed"
 
 
-class SegmentRecord(BaseModel):
+class SegmentRecord(Document):
     id: str
     video_doc_id: str
     index: int
@@ -83,11 +127,10 @@ class SegmentRecord(BaseModel):
     frames: int = 0
     error: str | None = None
     dead_lettered: bool = False  # as a video's
-    updated_at: datetime = Field(default_factory=utcnow)
 
 
-class FrameRecord(BaseModel):
-    """A sampled frame stored as a JPEG in the frames bucket, or a photo uploaded as it is."""
+class FrameSource(Document):
+    """Where a frame document's image is, and what it came from."""
 
     id: str
     source: Literal["video", "image"] = "video"
@@ -98,16 +141,27 @@ class FrameRecord(BaseModel):
     timestamp_ms: int
     bucket: str
     object_name: str
-    width: int | None = None
-    height: int | None = None
     size_bytes: int
     sha256: str
+
+
+class UnreadableFrame(FrameSource):
+    """A photo Pillow cannot decode: its source, why, and dedup's decision (``dedup_*``, merged
+    in as written) that drops it; it has no image statistics."""
+
+    error: str
+
+
+class FrameRecord(FrameSource):
+    """A sampled frame stored as a JPEG in the frames bucket, or a photo uploaded as it is."""
+
+    width: int | None = None
+    height: int | None = None
     phash: str
     sharpness: float
     brightness: float
     layout: str | None = None  # the colour layout (framesift.imagestats)
     created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
 
     @staticmethod
     def make_id(video_doc_id: str, timestamp_ms: int) -> str:
@@ -248,7 +302,7 @@ class Box(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-class AnnotationRecord(BaseModel):
+class AnnotationRecord(Document):
     id: str
     frame_id: str | None
     vendor: str
@@ -277,14 +331,13 @@ class AnnotationRecord(BaseModel):
     model_matches: list[dict[str, Any]] = Field(default_factory=list)
     match_slots: int = 0
     received_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
 
     @staticmethod
     def make_id(vendor: str, annotation_id: str) -> str:
         return f"{vendor}~{annotation_id}"
 
 
-class IgnoredUpload(BaseModel):
+class IgnoredUpload(Document):
     """An object in the raw bucket that no stage processes (outside the prefixes, not a video
     or photo, a name parsing would change), recorded where an operator looks."""
 
@@ -296,14 +349,13 @@ class IgnoredUpload(BaseModel):
     reason: str
     ignored_by: str  # the function that would have taken it
     created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
 
     @staticmethod
     def make_id(bucket: str, object_name: str, generation: int) -> str:
         return source_id("u", bucket, object_name, generation)
 
 
-class DeadLetterRecord(BaseModel):
+class DeadLetterRecord(Document):
     """A message a function gave up on, kept for operators and for replay."""
 
     id: str
@@ -316,7 +368,6 @@ class DeadLetterRecord(BaseModel):
     permanent: bool
     attempts: int
     replayed_at: datetime | None = None
-    updated_at: datetime = Field(default_factory=utcnow)
 
     @staticmethod
     def make_id(subscriber: str, message_id: str) -> str:

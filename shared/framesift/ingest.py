@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from framesift.annotations import LabelRules, store, version
+from framesift.bookkeeping import ReconcileMark
 from framesift.config import Settings, Vendor
 from framesift.documents import AnnotationRecord, AnnotationStatus, utcnow
 from framesift.errors import NotYetSent, PermanentError, VendorRejected
@@ -136,7 +137,9 @@ def _reconcile_scale(settings: Settings, documents: DocumentStore) -> IngestResu
     )
     records = _scale_records(bodies, result)
     result.stored = _store_each(documents, records, LabelRules.of(settings), result)
-    documents.merge(Collections.LABELING_VENDORS, mark_id, {"through": started.isoformat()})
+    documents.merge(
+        Collections.LABELING_VENDORS, mark_id, ReconcileMark(through=started.isoformat()).stored()
+    )
     return result
 
 

@@ -22,6 +22,7 @@ from framesift.documents import (
     AnnotationStatus,
     Box,
     FramePrediction,
+    create_or_get,
     utcnow,
 )
 from framesift.errors import InvalidModel
@@ -144,13 +145,10 @@ class Prelabeler:
             vendor_created_at=utcnow(),
             vendor_updated_at=utcnow(),
         )
-        if not self._documents.create(
-            Collections.ANNOTATIONS, wanted, record.model_dump(mode="python")
-        ):
+        created, stored = create_or_get(self._documents, Collections.ANNOTATIONS, wanted, record)
+        if not created:
             # Stored by an earlier delivery that died before recording it on the frame.
-            record = AnnotationRecord.model_validate(
-                self._documents.get(Collections.ANNOTATIONS, wanted)
-            )
+            record = AnnotationRecord.model_validate(stored)
         self._documents.merge(
             Collections.FRAMES,
             frame.frame_id,

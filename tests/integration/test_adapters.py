@@ -13,6 +13,8 @@ from framesift.adapters.embedded.sqlite import SqliteDocumentStore
 from framesift.adapters.gcp.bigquery import BigQueryWarehouse
 from framesift.adapters.gcp.firestore import FirestoreDocumentStore
 from framesift.adapters.gcp.gcs import GcsBlobStore
+from framesift.bookkeeping import PhashOwner
+from framesift.documents import create_or_get
 from framesift.errors import ObjectGone
 from framesift.warehouse.schemas import ALL_TABLES, FRAMES_TABLE
 from framesift_dev.devstack import StackState
@@ -104,6 +106,29 @@ def test_merge_keeps_other_fields_and_where_finds_by_field(documents, unique):
     }
     assert [d["v"] for d in documents.where("things", "group", unique)] == [2, 3]
     assert documents.get("things", f"{unique}-missing") is None
+
+
+def test_the_store_stamps_updated_at_over_whatever_a_write_says(documents, unique):
+    """The stamp is the store's alone (a stage never sets it): the exporter's watermark reads
+    every write, even one naming an older time."""
+    collection = f"stamps-{unique}"
+    past = datetime(2020, 1, 1, tzinfo=UTC)
+    before = datetime.now(UTC)
+    documents.create(collection, "a", {"updated_at": past})
+    documents.merge(collection, "b", {"updated_at": past})
+    documents.transact(
+        [(collection, "c")], lambda docs: ({(collection, "c"): {"updated_at": past}}, None)
+    )
+    assert [d["_id"] for d in documents.changed_since(collection, before)] == ["a", "b", "c"]
+
+
+def test_create_or_get_creates_once_then_answers_what_exists(documents, unique):
+    assert create_or_get(documents, "owners", unique, PhashOwner(frame_id="f1")) == (
+        True,
+        {"frame_id": "f1"},
+    )
+    created, existing = create_or_get(documents, "owners", unique, PhashOwner(frame_id="f2"))
+    assert (created, _unstamped(existing)) == (False, {"frame_id": "f1"})
 
 
 def _frame(frame_id: str, updated_at: datetime, size: int) -> dict:

@@ -36,8 +36,23 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from framesift import phashindex
+from framesift.bookkeeping import (
+    ContentHash,
+    DedupBatch,
+    DedupBatchStatus,
+    PhashBucket,
+    PhashOwner,
+)
 from framesift.config import DedupScope
-from framesift.documents import DedupDecision, DedupStatus, DropReason, FrameRecord, utcnow
+from framesift.documents import (
+    DedupDecision,
+    DedupStatus,
+    DropReason,
+    FrameRecord,
+    FrameSource,
+    UnreadableFrame,
+    create_or_get,
+)
 from framesift.errors import ReadMore, UnreadableImage
 from framesift.events import OBJECT_FINALIZE, GcsNotification, PubSubMessage
 from framesift.imagestats import image_stats
@@ -117,25 +132,26 @@ class Dedup:
         bind_context(image_id=image_id, object=obj.name)
         data = self._blobs.get(obj.bucket, obj.name)
         sha256 = hashlib.sha256(data).hexdigest()
-        source = {
-            "id": image_id,
-            "source": "image",
-            "video_doc_id": image_id,  # an image is its own one-frame source
-            "collector": name.collector,
-            "video_id": name.stem,
-            "source_generation": obj.generation,
-            "timestamp_ms": 0,
-            "bucket": obj.bucket,
-            "object_name": obj.name,
-            "size_bytes": len(data),
-            "sha256": sha256,
-        }
+        source = FrameSource(
+            id=image_id,
+            source="image",
+            video_doc_id=image_id,  # an image is its own one-frame source
+            collector=name.collector,
+            video_id=name.stem,
+            source_generation=obj.generation,
+            timestamp_ms=0,
+            bucket=obj.bucket,
+            object_name=obj.name,
+            size_bytes=len(data),
+            sha256=sha256,
+        ).stored()
         try:
             info = image_stats(data)
         except UnreadableImage as exc:
             decision = DedupDecision(status=DedupStatus.DROPPED, drop_reason=DropReason.UNREADABLE)
+            unreadable = UnreadableFrame(**source, error=str(exc))
             created = self._documents.create(
-                Collections.FRAMES, image_id, {**source, **decision.as_fields(), "error": str(exc)}
+                Collections.FRAMES, image_id, {**unreadable.stored(), **decision.as_fields()}
             )
             log.warning("unreadable image recorded: %s", exc)
             return BatchResult(
@@ -154,7 +170,7 @@ class Dedup:
                 "brightness": stats.brightness,
             }
         )
-        self._documents.create(Collections.FRAMES, image_id, frame.model_dump())
+        self._documents.create(Collections.FRAMES, image_id, frame.stored())
         batch = FrameBatch(
             video_doc_id=image_id,
             collector=frame.collector,
@@ -169,12 +185,15 @@ class Dedup:
     def handle_batch(self, batch: FrameBatch, within_video: bool = True) -> BatchResult:
         bind_context(video_doc_id=batch.video_doc_id, batch_id=batch.batch_id)
         documents = self._documents
-        record = {"id": batch.batch_id, "video_doc_id": batch.video_doc_id, "status": "processing"}
-        if not documents.create(Collections.DEDUP_BATCHES, batch.batch_id, record):
-            existing = documents.get(Collections.DEDUP_BATCHES, batch.batch_id) or {}
-            if existing.get("status") == "sent":
-                log.info("duplicate delivery: batch already decided and sent")
-                return BatchResult(BatchOutcome.DUPLICATE)
+        record = DedupBatch(
+            id=batch.batch_id,
+            video_doc_id=batch.video_doc_id,
+            status=DedupBatchStatus.PROCESSING,
+        )
+        created, existing = create_or_get(documents, Collections.DEDUP_BATCHES, record.id, record)
+        if not created and existing.get("status") == DedupBatchStatus.SENT:
+            log.info("duplicate delivery: batch already decided and sent")
+            return BatchResult(BatchOutcome.DUPLICATE)
 
         decisions = [(frame, self.decide(frame, batch, within_video)) for frame in batch.frames]
         kept = [frame for frame, decision in decisions if decision.status is DedupStatus.KEPT]
@@ -194,7 +213,9 @@ class Dedup:
         documents.merge(
             Collections.DEDUP_BATCHES,
             batch.batch_id,
-            {"status": "sent", "kept": len(kept), "frames": len(decisions), "updated_at": utcnow()},
+            DedupBatch.fields(
+                status=DedupBatchStatus.SENT.value, kept=len(kept), frames=len(decisions)
+            ),
         )
         log.info(
             "batch decided",
@@ -241,7 +262,9 @@ class Dedup:
                 # A damaged source's frame is an original within its own video only.
                 indexed = {"video"} if batch.source_damaged else set(scopes)
                 if not batch.source_damaged:
-                    writes[content_key] = {"frame_id": frame.frame_id, "sha256": frame.sha256}
+                    writes[content_key] = ContentHash(
+                        frame_id=frame.frame_id, sha256=frame.sha256
+                    ).stored()
                 for name, scope in scopes.items():
                     if name not in indexed:
                         continue
@@ -249,9 +272,13 @@ class Dedup:
                     for bucket_id, data in phashindex.added(
                         read, frame.phash, frame.layout
                     ).items():
-                        writes[(Collections.PHASH_BUCKETS, bucket_id)] = data
+                        writes[(Collections.PHASH_BUCKETS, bucket_id)] = PhashBucket(
+                            **data
+                        ).stored()
                     owner = phashindex.owner_id(scope, frame.phash)
-                    writes[(Collections.PHASH_OWNERS, owner)] = {"frame_id": frame.frame_id}
+                    writes[(Collections.PHASH_OWNERS, owner)] = PhashOwner(
+                        frame_id=frame.frame_id
+                    ).stored()
             return writes, decision
 
         return self._documents.transact(keys, change)

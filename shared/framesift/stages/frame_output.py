@@ -67,7 +67,7 @@ class FrameOutput:
             sharpness=image.stats.sharpness,
             brightness=image.stats.brightness,
         )
-        self._documents.merge(Collections.FRAMES, frame.id, frame.model_dump())
+        self._documents.merge(Collections.FRAMES, frame.id, frame.stored())
         return SampledFrame.model_validate({**frame.model_dump(), "frame_id": frame.id})
 
     def publish(self, task: SegmentTask, frames: list[SampledFrame], damaged: bool) -> None:

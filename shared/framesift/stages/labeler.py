@@ -40,6 +40,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from framesift.bookkeeping import RoundBudget
 from framesift.config import ImageUrlMode
 from framesift.documents import FrameLabeling, LabelingStatus, utcnow
 from framesift.errors import BadEvent, VendorUnavailable
@@ -221,21 +222,23 @@ class Labeler:
                 frame = docs[(FRAMES, decision.frame_id)] or {}
                 if frame.get("labeling_status") != LabelingStatus.QUEUED:
                     continue
-                fields: dict[str, Any] = {"labeling_round": round_id}
                 if decision.selected_as is not None and spent < limit:
                     spent += 1
-                    fields |= FrameLabeling(
+                    labeling = FrameLabeling(
                         labeling_status=LabelingStatus.SELECTED,
                         labeling_selected_as=decision.selected_as.value,
-                    ).as_fields()
+                        labeling_round=round_id,
+                    )
                 else:
                     skipped += 1
                     reason = decision.reason or f"round {round_id}'s budget of {limit} was spent"
-                    fields |= FrameLabeling(
-                        labeling_status=LabelingStatus.SKIPPED, labeling_skip_reason=reason
-                    ).as_fields()
-                writes[(FRAMES, decision.frame_id)] = {**fields, "updated_at": utcnow()}
-            writes[budget_key] = {"round": round_id, "budget": limit, "spent": spent}
+                    labeling = FrameLabeling(
+                        labeling_status=LabelingStatus.SKIPPED,
+                        labeling_skip_reason=reason,
+                        labeling_round=round_id,
+                    )
+                writes[(FRAMES, decision.frame_id)] = labeling.as_fields()
+            writes[budget_key] = RoundBudget(round=round_id, budget=limit, spent=spent).stored()
             return writes, skipped
 
         return self._documents.transact(keys, change)
@@ -263,16 +266,13 @@ class Labeler:
                 self._documents.merge(
                     FRAMES,
                     task.frame_id,
-                    {
-                        **FrameLabeling(
-                            labeling_status=LabelingStatus.REQUESTED,
-                            labeling_vendor=self._vendor.name,
-                            labeling_task_id=task.task_id,
-                            labeling_requested_at=requested_at,
-                            labeling_error=None,
-                        ).as_fields(),
-                        "updated_at": requested_at,
-                    },
+                    FrameLabeling(
+                        labeling_status=LabelingStatus.REQUESTED,
+                        labeling_vendor=self._vendor.name,
+                        labeling_task_id=task.task_id,
+                        labeling_requested_at=requested_at,
+                        labeling_error=None,
+                    ).as_fields(),
                 )
 
     def give_up(self, message: PubSubMessage, reason: str) -> None:
@@ -290,14 +290,11 @@ class Labeler:
         self._documents.merge(
             FRAMES,
             frame_id,
-            {
-                **FrameLabeling(
-                    labeling_status=LabelingStatus.FAILED,
-                    labeling_vendor=self._vendor.name,
-                    labeling_error=reason,
-                ).as_fields(),
-                "updated_at": utcnow(),
-            },
+            FrameLabeling(
+                labeling_status=LabelingStatus.FAILED,
+                labeling_vendor=self._vendor.name,
+                labeling_error=reason,
+            ).as_fields(),
         )
 
     def _has_task(self, doc: Mapping[str, Any] | None) -> bool:

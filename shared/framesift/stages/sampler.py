@@ -19,7 +19,13 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from framesift import media
-from framesift.documents import SegmentStatus, VideoRecord, VideoStatus, utcnow
+from framesift.documents import (
+    SegmentRecord,
+    SegmentStatus,
+    VideoRecord,
+    VideoStatus,
+    create_or_get,
+)
 from framesift.errors import BadEvent, ObjectGone, SamplingFailed, UnreadableVideo
 from framesift.events import OBJECT_FINALIZE, GcsNotification, GcsObject, PubSubMessage
 from framesift.logs import bind_context, get_logger
@@ -36,7 +42,9 @@ log = get_logger(__name__)
 
 _FINISHED = (VideoStatus.SAMPLED, VideoStatus.FAILED)
 # A video or segment whose dead letter is replayed: processing again (both statuses' value).
-_RESTARTED = {"status": VideoStatus.PROCESSING.value, "error": None, "dead_lettered": False}
+_RESTARTED = SegmentRecord.fields(
+    **VideoRecord.fields(status=VideoStatus.PROCESSING.value, error=None, dead_lettered=False)
+)
 # The frame rate the sampler guesses to start decoding before the probe answers (the decode
 # mode of every-N-seconds depends on it; most cameras record 24 to 60 fps).
 LIKELY_FPS = 30.0
@@ -144,8 +152,8 @@ class Sampler:
             status=VideoStatus.PROCESSING,
         )
         bind_context(video_doc_id=video.id, collector=name.collector, video_id=name.stem)
-        if not documents.create(Collections.VIDEOS, video.id, video.model_dump()):
-            existing = documents.get(Collections.VIDEOS, video.id) or {}
+        created, existing = create_or_get(documents, Collections.VIDEOS, video.id, video)
+        if not created:
             if existing.get("dead_lettered"):
                 log.info("a dead letter replayed: sampling the video again")
                 documents.merge(Collections.VIDEOS, video.id, _RESTARTED)
@@ -207,17 +215,16 @@ class Sampler:
         documents.merge(
             Collections.VIDEOS,
             video.id,
-            {
-                "duration_s": probe.duration_s,
-                "fps": probe.fps,
-                "width": probe.width,
-                "height": probe.height,
-                "codec": probe.codec,
-                "policy": policy.model_dump(),
-                "decode_mode": decode.value,
-                "segments_total": len(segments),
-                "updated_at": utcnow(),
-            },
+            VideoRecord.fields(
+                duration_s=probe.duration_s,
+                fps=probe.fps,
+                width=probe.width,
+                height=probe.height,
+                codec=probe.codec,
+                policy=policy.model_dump(),
+                decode_mode=decode.value,
+                segments_total=len(segments),
+            ),
         )
         tasks = segment_tasks(obj, name, video.id, policy, probe, segments, decode)
         if len(tasks) == 1 and early.decode is decode:
@@ -231,7 +238,7 @@ class Sampler:
                 task.model_dump_json().encode(),
                 {SEGMENT_MESSAGE: task.segment_id, "video_doc_id": video.id},
             )
-        documents.merge(Collections.VIDEOS, video.id, {"segments_sent": True})
+        documents.merge(Collections.VIDEOS, video.id, VideoRecord.fields(segments_sent=True))
         log.info("long video sent on as %d segments", len(tasks))
         return SampleResult(Outcome.SEGMENTED, f"{len(tasks)} segments", video.id)
 
@@ -242,8 +249,8 @@ class Sampler:
         documents = self._documents
         bind_context(video_doc_id=task.video_doc_id, segment=task.index)
         record = segment_record(task, SegmentStatus.PROCESSING)
-        if not documents.create(Collections.VIDEO_SEGMENTS, record.id, record.model_dump()):
-            existing = documents.get(Collections.VIDEO_SEGMENTS, record.id) or {}
+        created, existing = create_or_get(documents, Collections.VIDEO_SEGMENTS, record.id, record)
+        if not created:
             if existing.get("dead_lettered"):
                 log.info("a dead letter replayed: sampling the segment again")
                 documents.merge(Collections.VIDEO_SEGMENTS, record.id, _RESTARTED)
@@ -279,7 +286,7 @@ class Sampler:
         documents.merge(
             Collections.VIDEO_SEGMENTS,
             record.id,
-            {"status": status.value, "frames": len(frames), "error": error, "updated_at": utcnow()},
+            SegmentRecord.fields(status=status.value, frames=len(frames), error=error),
         )
         if error:
             log.error("segment failed: %s", error, extra={"fields": {"frames": len(frames)}})
@@ -299,7 +306,7 @@ class Sampler:
                     failed = segment_record(
                         task, SegmentStatus.FAILED, error=reason, dead_lettered=True
                     )
-                    documents.merge(Collections.VIDEO_SEGMENTS, failed.id, failed.model_dump())
+                    documents.merge(Collections.VIDEO_SEGMENTS, failed.id, failed.stored())
                     self._finish_video_if_complete(task)
                 return
             obj = GcsNotification.from_message(message).object
@@ -328,12 +335,7 @@ class Sampler:
         self._documents.merge(
             Collections.VIDEOS,
             task.video_doc_id,
-            {
-                "status": status.value,
-                "frames_sampled": frames,
-                "error": error,
-                "updated_at": utcnow(),
-            },
+            VideoRecord.fields(status=status.value, frames_sampled=frames, error=error),
         )
         if status is VideoStatus.FAILED:
             log.error("video failed: %s", error, extra={"fields": {"frames": frames}})
@@ -347,12 +349,9 @@ class Sampler:
         self._documents.merge(
             Collections.VIDEOS,
             video_doc_id,
-            {
-                "status": VideoStatus.FAILED.value,
-                "error": error,
-                "dead_lettered": dead_lettered,
-                "updated_at": utcnow(),
-            },
+            VideoRecord.fields(
+                status=VideoStatus.FAILED.value, error=error, dead_lettered=dead_lettered
+            ),
         )
         log.error("video failed: %s", error)
         return SampleResult(Outcome.FAILED, error, video_doc_id)

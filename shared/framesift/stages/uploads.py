@@ -23,7 +23,7 @@ def record_ignored(documents: DocumentStore, obj: GcsObject, reason: str, by: st
         reason=reason,
         ignored_by=by,
     )
-    documents.create(Collections.IGNORED_UPLOADS, upload.id, upload.model_dump())
+    documents.create(Collections.IGNORED_UPLOADS, upload.id, upload.stored())
     log.warning(
         "upload ignored: %s",
         reason,

@@ -1,0 +1,136 @@
+"""The stages' bookkeeping documents: what makes a redelivery do nothing twice (dedup's indexes
+and batches, a round's budget, a message's failures) and what a stage keeps between runs (a
+vendor's setup, the exporter's watermarks and lease). None of them is exported; the documents
+that are, are in :mod:`framesift.documents`, and :data:`MODELS` names each collection's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from framesift.documents import (
+    AnnotationRecord,
+    DeadLetterRecord,
+    Document,
+    FrameRecord,
+    IgnoredUpload,
+    SegmentRecord,
+    UnreadableFrame,
+    VideoRecord,
+)
+from framesift.ports import UPDATED_AT
+from framesift.topology import Collections
+
+
+class ContentHash(Document):
+    """``content_hashes/{sha256}``: the first kept frame with these JPEG bytes."""
+
+    frame_id: str
+    sha256: str
+
+
+class PhashBucket(Document):
+    """``phash_buckets/{scope}~b{band}~{value}``: the packed hashes and colour layouts of the
+    kept frames with that band value (:mod:`framesift.phashindex`)."""
+
+    hashes: bytes
+    layouts: bytes
+
+
+class PhashOwner(Document):
+    """``phash_owners/{scope}~{phash}``: the kept frame that put the hash into the scope."""
+
+    frame_id: str
+
+
+class DedupBatchStatus(StrEnum):
+    PROCESSING = "processing"
+    SENT = "sent"  # its kept frames are on their way to the labeler
+
+
+class DedupBatch(Document):
+    """``dedup_batches/{batch id}``: a frame batch dedup decided, and whether it sent it on."""
+
+    id: str
+    video_doc_id: str
+    status: DedupBatchStatus
+    # Written when it is sent.
+    kept: int | None = None
+    frames: int | None = None
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(exclude={UPDATED_AT}, exclude_none=True)
+
+
+class VendorSetup(Document):
+    """``labeling_vendors/{vendor}~{name}``: a vendor's one-time setup (the Label Studio
+    project a title names)."""
+
+    project_id: int
+    title: str
+
+
+class ReconcileMark(Document):
+    """``labeling_vendors/scale~{project}~reconciled``: when the last reconcile began (ISO)."""
+
+    through: str
+
+
+class RoundBudget(Document):
+    """``labeling_rounds/{round id}``: a labeling round's budget and what it spent."""
+
+    round: str
+    budget: int
+    spent: int
+
+
+class DeliveryFailures(Document):
+    """``deliveries/{subscriber}~{message id}``: how often a message failed."""
+
+    failures: int
+
+
+class ExportWatermark(Document):
+    """``export_state/{dataset}~{collection}``: the newest ``updated_at`` exported."""
+
+    watermark: datetime
+    exported_at: datetime
+
+
+class ExportLease(Document):
+    """``export_state/{dataset}~lease``: the exporter run that holds the dataset, until when."""
+
+    holder: str | None
+    expires_at: datetime | None
+
+
+class ExportReject(Document):
+    """``export_rejects/{collection}~{id}``: a document that cannot be a row, and why."""
+
+    collection: str
+    doc_id: str
+    reason: str
+
+
+# Each collection's documents, by model (a frames document gains the fields of
+# documents.DedupDecision, FramePrediction and FrameLabeling as the stages decide).
+MODELS: Mapping[str, tuple[type[Document], ...]] = {
+    Collections.VIDEOS: (VideoRecord,),
+    Collections.VIDEO_SEGMENTS: (SegmentRecord,),
+    Collections.FRAMES: (FrameRecord, UnreadableFrame),
+    Collections.ANNOTATIONS: (AnnotationRecord,),
+    Collections.CONTENT_HASHES: (ContentHash,),
+    Collections.PHASH_BUCKETS: (PhashBucket,),
+    Collections.PHASH_OWNERS: (PhashOwner,),
+    Collections.DEDUP_BATCHES: (DedupBatch,),
+    Collections.LABELING_VENDORS: (VendorSetup, ReconcileMark),
+    Collections.LABELING_ROUNDS: (RoundBudget,),
+    Collections.DELIVERIES: (DeliveryFailures,),
+    Collections.DEAD_LETTERS: (DeadLetterRecord,),
+    Collections.IGNORED_UPLOADS: (IgnoredUpload,),
+    Collections.EXPORT_STATE: (ExportWatermark, ExportLease),
+    Collections.EXPORT_REJECTS: (ExportReject,),
+}
