@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from framesift.geometry import Shape
+from framesift.modelspec import OutputFormat, Uncertainty
 from framesift.sampling import SamplingMode, SamplingPolicy
 
 
@@ -34,22 +35,6 @@ class Vendor(StrEnum):
     MANIFEST = "manifest"
     SCALE = "scale"
     LABELSTUDIO = "labelstudio"
-
-
-class OutputFormat(StrEnum):
-    """How a detector's outputs are decoded (framesift.detection)."""
-
-    AUTO = "auto"  # from the model's outputs
-    YOLO = "yolo"  # [1, 4 + classes, anchors], NMS by framesift
-    NMS = "nms"  # NMS in the model
-
-
-class Uncertainty(StrEnum):
-    """How unsure the model is of a frame, from its boxes' scores (0 sure, 1 unsure)."""
-
-    MARGIN = "margin"  # its most ambiguous box: 1 - |2s - 1|, highest at s = 0.5; none: 0
-    LEAST_CONFIDENCE = "least_confidence"  # 1 - its most confident box's score; none: 1
-    ENTROPY = "entropy"  # the highest binary entropy of a box's score, in bits; none: 0
 
 
 class ImageUrlMode(StrEnum):
