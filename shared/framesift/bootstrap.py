@@ -182,10 +182,11 @@ def _prelabeler(adapters: Adapters, settings: Settings) -> Lazy[Prelabeler] | No
 
     def load() -> Prelabeler:
         from framesift.adapters.onnx import load_detector
-        from framesift.prelabels import Prelabeler
+        from framesift.prelabels import Prelabeler, PrelabelerConfig
 
         detector = load_detector(settings, adapters.blobs)
-        return Prelabeler(detector, settings, adapters.documents, adapters.blobs)
+        config = section(PrelabelerConfig, settings)
+        return Prelabeler(detector, adapters.documents, adapters.blobs, config)
 
     return Lazy(load)
 
