@@ -57,7 +57,7 @@ from framesift.topology import (  # noqa: E402  # noqa: E402
     FunctionSpec,
     Topics,
 )
-from framesift.vendors.scale import CALLBACK_AUTH_HEADER  # noqa: E402
+from framesift.vendors.registry import SCALE_CALLBACK  # noqa: E402
 from framesift_dev.devstack import DevStack, environ, free_port  # noqa: E402
 from framesift_dev.loaded import DEPLOYED_ENV, START  # noqa: E402
 from framesift_infra.packaging import function_source  # noqa: E402
@@ -123,7 +123,7 @@ def events(project: str, settings: object) -> dict[str, Callable[[int], requests
         WEBHOOK.name: lambda port: requests.post(
             f"http://127.0.0.1:{port}/scale",
             json=scale_callback(task_id=f"t-{uuid.uuid4().hex[:8]}"),
-            headers={CALLBACK_AUTH_HEADER: os.environ["BENCH_SCALE_KEY"]},
+            headers={SCALE_CALLBACK.header: os.environ["BENCH_SCALE_KEY"]},
             timeout=60,
         ),
     }

@@ -5,7 +5,7 @@ import pytest
 
 from framesift import runtime
 from framesift.topology import WEBHOOK, Collections
-from framesift.vendors.scale import CALLBACK_AUTH_HEADER
+from framesift.vendors.registry import SCALE_CALLBACK
 from tests.support.entry_points import entry_point
 from tests.support.payloads import FRAME, scale_callback, store_sent_frames
 
@@ -25,7 +25,7 @@ def callback_settings(function_settings, monkeypatch):
 def _post(receive_callback, body, key):
     app = flask.Flask(__name__)
     with app.test_request_context(
-        "/scale", method="POST", json=body, headers={CALLBACK_AUTH_HEADER: key}
+        "/scale", method="POST", json=body, headers={SCALE_CALLBACK.header: key}
     ):
         return receive_callback(flask.request)
 

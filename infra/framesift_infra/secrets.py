@@ -1,12 +1,13 @@
 """The secrets the functions read: each a Secret Manager secret whose value the stack's secret
 config holds (``pulumi config set --secret framesift:<key> ...``), and which function reads
-which, by labeling vendor."""
+which, by labeling vendor. Which settings are secrets, and who reads each, is the vendor
+registry's (:mod:`framesift.vendors.registry`), which also names each secret's id and key."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from framesift.topology import LABELER, WEBHOOK
+from framesift.vendors.registry import VENDORS
 
 
 @dataclass(frozen=True)
@@ -15,28 +16,21 @@ class SecretSpec:
     config_key: str  # `pulumi config set --secret framesift:<config_key> ...`
 
 
-# Secret id (``framesift-<id>`` in Secret Manager) -> how it is set and read.
+# Secret id -> how it is set and read.
 SECRETS = {
-    "scale-api-key": SecretSpec("FRAMESIFT_SCALE_API_KEY", "scaleApiKey"),
-    "scale-callback-auth-key": SecretSpec(
-        "FRAMESIFT_SCALE_CALLBACK_AUTH_KEY", "scaleCallbackAuthKey"
-    ),
-    "labelstudio-api-key": SecretSpec("FRAMESIFT_LABELSTUDIO_API_KEY", "labelstudioApiKey"),
-    "labelstudio-webhook-secret": SecretSpec(
-        "FRAMESIFT_LABELSTUDIO_WEBHOOK_SECRET", "labelstudioWebhookSecret"
-    ),
+    secret.secret_id: SecretSpec(secret.env, secret.config_key)
+    for spec in VENDORS.values()
+    for secret in spec.secrets
 }
 
 # The secrets each function reads, by labeling vendor: a function mounts only these, so a
 # manifest-only deployment needs none.
 VENDOR_SECRETS: dict[str, dict[str, tuple[str, ...]]] = {
-    "manifest": {},
-    "scale": {LABELER.name: ("scale-api-key",), WEBHOOK.name: ("scale-callback-auth-key",)},
-    "labelstudio": {
-        # The labeler sets the secret on the Label Studio webhook it keeps in step.
-        LABELER.name: ("labelstudio-api-key", "labelstudio-webhook-secret"),
-        WEBHOOK.name: ("labelstudio-webhook-secret",),
-    },
+    spec.name: {
+        function: tuple(s.secret_id for s in spec.secrets if function in s.readers)
+        for function in dict.fromkeys(f for s in spec.secrets for f in s.readers)
+    }
+    for spec in VENDORS.values()
 }
 
 

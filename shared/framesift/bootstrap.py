@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from framesift.config import Backend, Settings, Vendor, section
+from framesift.config import Backend, Settings, section
 from framesift.delivery import GiveUp, deliver
 from framesift.errors import BadEvent
 from framesift.events import PubSubMessage
@@ -147,18 +147,14 @@ def dedup(adapters: Adapters, settings: Settings) -> Dedup:
 
 
 def vendor(adapters: Adapters, settings: Settings) -> LabelingVendor:
-    """The configured vendor (imported lazily: a deployment loads only its own client)."""
-    if settings.labeling_vendor is Vendor.SCALE:
-        from framesift.vendors.scale import ScaleVendor
+    """The configured vendor, as the vendor registry builds it (its adapter imported here: a
+    deployment loads only its own client), given its ports and its own settings."""
+    from framesift.vendors.registry import VENDORS, load
 
-        return ScaleVendor(settings)
-    if settings.labeling_vendor is Vendor.LABELSTUDIO:
-        from framesift.vendors.labelstudio import LabelStudioVendor
-
-        return LabelStudioVendor(settings, adapters.documents)
-    from framesift.vendors.manifest import ManifestVendor
-
-    return ManifestVendor(adapters.blobs, settings.frames_bucket)
+    spec = VENDORS[settings.labeling_vendor]
+    ports = [getattr(adapters, port) for port in spec.ports]
+    built: LabelingVendor = load(spec.adapter)(*ports, section(load(spec.config), settings))
+    return built
 
 
 def labeler(
@@ -186,10 +182,11 @@ def _prelabeler(adapters: Adapters, settings: Settings) -> Lazy[Prelabeler] | No
 
     def load() -> Prelabeler:
         from framesift.adapters.onnx import load_detector
-        from framesift.prelabels import Prelabeler
+        from framesift.prelabels import Prelabeler, PrelabelerConfig
 
         detector = load_detector(settings, adapters.blobs)
-        return Prelabeler(detector, settings, adapters.documents, adapters.blobs)
+        config = section(PrelabelerConfig, settings)
+        return Prelabeler(detector, adapters.documents, adapters.blobs, config)
 
     return Lazy(load)
 
@@ -204,8 +201,14 @@ def callback_receiver(settings: Settings, documents: DocumentStore) -> CallbackR
     """The webhook's receiver of vendor callbacks."""
     from framesift.annotations import LabelRules
     from framesift.stages.webhook import CallbackReceiver, WebhookConfig
+    from framesift.vendors.registry import callback_secrets
 
-    config = section(WebhookConfig, settings, rules=LabelRules.of(settings))
+    config = section(
+        WebhookConfig,
+        settings,
+        callback_secrets=callback_secrets(settings),
+        rules=LabelRules.of(settings),
+    )
     return CallbackReceiver(documents, config)
 
 

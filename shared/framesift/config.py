@@ -13,11 +13,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from framesift.geometry import Shape
+from framesift.modelspec import OutputFormat, Uncertainty
 from framesift.sampling import SamplingMode, SamplingPolicy
+from framesift.vendor_settings import LabelStudioSettings, ScaleSettings
 
 
 class Backend(StrEnum):
@@ -36,30 +38,15 @@ class Vendor(StrEnum):
     LABELSTUDIO = "labelstudio"
 
 
-class OutputFormat(StrEnum):
-    """How a detector's outputs are decoded (framesift.detection)."""
-
-    AUTO = "auto"  # from the model's outputs
-    YOLO = "yolo"  # [1, 4 + classes, anchors], NMS by framesift
-    NMS = "nms"  # NMS in the model
-
-
-class Uncertainty(StrEnum):
-    """How unsure the model is of a frame, from its boxes' scores (0 sure, 1 unsure)."""
-
-    MARGIN = "margin"  # its most ambiguous box: 1 - |2s - 1|, highest at s = 0.5; none: 0
-    LEAST_CONFIDENCE = "least_confidence"  # 1 - its most confident box's score; none: 1
-    ENTROPY = "entropy"  # the highest binary entropy of a box's score, in bits; none: 0
-
-
 class ImageUrlMode(StrEnum):
     SIGNED = "signed"  # a V4 signed URL, for vendors without access to the bucket
     GCS = "gs"  # gs://bucket/object, for a vendor given read access (Scale's GCS integration)
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, ScaleSettings, LabelStudioSettings):
     """Every setting, read from ``FRAMESIFT_{NAME}``; each field's description is its
-    documentation (docs/configuration.md is generated from them: ``scripts/docs``)."""
+    documentation (docs/configuration.md is generated from them: ``scripts/docs``). Each
+    vendor's own settings are a group of their own (:mod:`framesift.vendor_settings`)."""
 
     model_config = SettingsConfigDict(env_prefix="FRAMESIFT_", extra="ignore")
 
@@ -330,38 +317,6 @@ class Settings(BaseSettings):
         default=None,
         description="The webhook function's public URL; vendors call back `{webhook_url}/scale` "
         "and `{webhook_url}/labelstudio`.",
-    )
-
-    scale_api_key: SecretStr | None = Field(default=None, description="Scale's API key (secret).")
-    scale_api_url: str | None = Field(
-        default=None, description="Another instance of Scale's API (the tests' local fake)."
-    )
-    scale_project: str = Field(default="framesift", description="The Scale project of the tasks.")
-    scale_instruction: str = Field(
-        default="Draw a tight box around every object of the listed classes.",
-        description="The instruction on each Scale task.",
-    )
-    scale_min_width: int = Field(default=8, ge=0, description="Scale boxes' minimum width, px.")
-    scale_min_height: int = Field(default=8, ge=0, description="Scale boxes' minimum height, px.")
-    scale_callback_auth_key: SecretStr | None = Field(
-        default=None,
-        description="Scale's callback auth key, sent back in the `scale-callback-auth` header "
-        "of every callback (secret).",
-    )
-
-    labelstudio_url: str = Field(
-        default="http://127.0.0.1:8080", description="The Label Studio server."
-    )
-    labelstudio_api_key: SecretStr | None = Field(
-        default=None, description="Label Studio's API token (secret)."
-    )
-    labelstudio_project: str = Field(
-        default="framesift", description="The Label Studio project's title."
-    )
-    labelstudio_webhook_secret: SecretStr | None = Field(
-        default=None,
-        description="Sent by Label Studio in the `X-Framesift-Secret` header configured on its "
-        "webhook (secret).",
     )
 
     annotation_edge_tolerance: float = Field(

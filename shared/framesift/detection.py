@@ -27,8 +27,8 @@ import numpy as np
 import simplejpeg
 from PIL import Image
 
-from framesift.config import OutputFormat, Uncertainty
 from framesift.errors import InvalidModel, UnreadableImage
+from framesift.modelspec import OutputFormat, Uncertainty
 
 # Ultralytics pads with this grey and keeps at most this many boxes per image.
 PAD_GREY = 114

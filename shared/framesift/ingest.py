@@ -28,12 +28,12 @@ from pydantic import ValidationError
 
 from framesift.annotations import LabelRules, store, version
 from framesift.bookkeeping import ReconcileMark
-from framesift.config import Settings, Vendor
+from framesift.config import Settings, Vendor, section
 from framesift.documents import AnnotationRecord, AnnotationStatus, utcnow
 from framesift.errors import NotYetSent, PermanentError, VendorRejected
 from framesift.ports import DocumentStore
 from framesift.topology import Collections
-from framesift.vendors.labelstudio import (
+from framesift.vendors.labelstudio_callbacks import (
     LabelStudioAnnotation,
     LabelStudioTask,
     labelstudio_record,
@@ -82,10 +82,10 @@ def reconcile(settings: Settings, documents: DocumentStore) -> IngestResult:
 
 
 def _reconcile_labelstudio(settings: Settings, documents: DocumentStore) -> IngestResult:
-    from framesift.vendors.labelstudio import LabelStudioVendor
+    from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
 
     result = IngestResult()
-    vendor = LabelStudioVendor(settings, documents)
+    vendor = LabelStudioVendor(documents, section(LabelStudioConfig, settings))
     tasks = vendor.export_tasks()
     records = list(_labelstudio_records(tasks, result))
     present = {
@@ -124,7 +124,7 @@ def _reconcile_labelstudio(settings: Settings, documents: DocumentStore) -> Inge
 
 
 def _reconcile_scale(settings: Settings, documents: DocumentStore) -> IngestResult:
-    from framesift.vendors.scale import ScaleVendor
+    from framesift.vendors.scale import ScaleConfig, ScaleVendor
 
     mark_id = f"scale~{settings.scale_project}~reconciled"
     mark = (documents.get(Collections.LABELING_VENDORS, mark_id) or {}).get("through")
@@ -133,7 +133,7 @@ def _reconcile_scale(settings: Settings, documents: DocumentStore) -> IngestResu
     result = IngestResult()
     bodies = (
         {"task_id": task["task_id"], "task": task, "response": task.get("response")}
-        for task in ScaleVendor(settings).finished_tasks(since)
+        for task in ScaleVendor(section(ScaleConfig, settings)).finished_tasks(since)
     )
     records = _scale_records(bodies, result)
     result.stored = _store_each(documents, records, LabelRules.of(settings), result)

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from framesift.config import Settings
 from framesift.detection import UNCERTAINTY, frame_size
 from framesift.documents import (
     AnnotationRecord,
@@ -27,6 +26,7 @@ from framesift.documents import (
 )
 from framesift.errors import InvalidModel
 from framesift.messages import SampledFrame
+from framesift.modelspec import Uncertainty
 from framesift.ports import BlobStore, Detector, DocumentStore
 from framesift.topology import Collections
 
@@ -72,19 +72,31 @@ def stored_predictions(documents: DocumentStore, ids: Sequence[str]) -> dict[str
     }
 
 
+@dataclass(frozen=True)
+class PrelabelerConfig:
+    """The settings the pre-labeler reads (each named as in :class:`~framesift.config.Settings`)."""
+
+    labeling_classes: Sequence[str]
+    selection_uncertainty: Uncertainty
+
+
 class Prelabeler:
     def __init__(
-        self, detector: Detector, settings: Settings, documents: DocumentStore, blobs: BlobStore
+        self,
+        detector: Detector,
+        documents: DocumentStore,
+        blobs: BlobStore,
+        config: PrelabelerConfig,
     ) -> None:
         self._detector = detector
-        self._settings = settings
+        self._uncertainty = UNCERTAINTY[config.selection_uncertainty]
         self._documents = documents
         self._blobs = blobs
-        self._classes = set(settings.labeling_classes)
+        self._classes = set(config.labeling_classes)
         if not self._classes & set(detector.classes):
             raise InvalidModel(
                 f"none of the model's classes ({', '.join(detector.classes[:10])}) is one of "
-                f"FRAMESIFT_LABELING_CLASSES ({', '.join(settings.labeling_classes)})"
+                f"FRAMESIFT_LABELING_CLASSES ({', '.join(config.labeling_classes)})"
             )
 
     def predictions(
@@ -141,7 +153,7 @@ class Prelabeler:
             source=AnnotationSource.MODEL,
             model_version=self._detector.version,
             model_classes=[name for name in classes if name in self._classes],
-            uncertainty=UNCERTAINTY[self._settings.selection_uncertainty](scores),
+            uncertainty=self._uncertainty(scores),
             vendor_created_at=utcnow(),
             vendor_updated_at=utcnow(),
         )

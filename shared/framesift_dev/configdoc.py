@@ -1,6 +1,6 @@
-"""docs/configuration.md, generated from the settings' own field descriptions so the page cannot
-drift from the code: ``python -m framesift_dev.configdoc`` (``scripts/docs``) rewrites it, and a
-unit test fails while it differs."""
+"""docs/configuration.md, generated from the settings' own field descriptions and the vendor
+registry so the page cannot drift from the code: ``python -m framesift_dev.configdoc``
+(``scripts/docs``) rewrites it, and a unit test fails while it differs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from framesift.config import Settings
+from framesift.vendors.registry import VENDORS, Secret, VendorSpec
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -24,8 +25,6 @@ Every function, `framesift run` and the other commands read these environment va
 program (`infra/`) sets them for the deployed functions, with the same defaults. Secrets come
 from Secret Manager when deployed and are never logged or stored.
 
-| variable | default | meaning |
-|---|---|---|
 """
 
 
@@ -48,12 +47,54 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")  # a bar would end the table's cell
 
 
-def render() -> str:
+_VENDORS_HEADER = """
+## Labeling vendors
+
+`FRAMESIFT_LABELING_VENDOR` picks one (`framesift.vendors.registry`); each has its own settings
+below. Deployed, a vendor's secrets are Secret Manager secrets whose values the stack's
+secret config holds (`pulumi config set --secret framesift:<key> ...`), each mounted only in
+the functions that read it. A vendor that calls back posts to the webhook with its secret in a
+header, compared in constant time.
+"""
+
+
+def _table(fields: dict[str, FieldInfo]) -> str:
     rows = [
         f"| `FRAMESIFT_{name.upper()}` | {_default(info)} | {_cell(info.description or '')} |"
-        for name, info in Settings.model_fields.items()
+        for name, info in fields.items()
     ]
-    return _HEADER + "\n".join(rows) + "\n"
+    return "| variable | default | meaning |\n|---|---|---|\n" + "\n".join(rows) + "\n"
+
+
+def _readers(secret: Secret) -> str:
+    return " and ".join(f"`{function}`" for function in secret.readers)
+
+
+def _vendor(spec: VendorSpec) -> str:
+    lines = [f"\n### `{spec.name}`\n"]
+    if spec.callback is not None:
+        lines.append(
+            f"- callbacks: `POST {{webhook_url}}{spec.route}`, authenticated by the "
+            f"`{spec.callback.header}` header (the value of `{spec.callback.secret.env}`)"
+        )
+    lines += [
+        f"- secret `{secret.env}`: `framesift-{secret.secret_id}` in Secret Manager, Pulumi "
+        f"config key `{secret.config_key}`, read by {_readers(secret)}"
+        for secret in spec.secrets
+    ]
+    if spec.settings is not None:
+        lines.append("\n" + _table(spec.settings.model_fields).rstrip())
+    elif len(lines) == 1:
+        lines.append("No settings of its own.")
+    return "\n".join(lines) + "\n"
+
+
+def render() -> str:
+    vendors = {
+        name for spec in VENDORS.values() if spec.settings for name in spec.settings.model_fields
+    }
+    general = {name: info for name, info in Settings.model_fields.items() if name not in vendors}
+    return _HEADER + _table(general) + _VENDORS_HEADER + "".join(map(_vendor, VENDORS.values()))
 
 
 def main() -> None:

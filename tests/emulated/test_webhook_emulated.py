@@ -19,10 +19,10 @@ from pydantic import SecretStr
 
 from framesift import bootstrap
 from framesift.bootstrap import build_adapters
-from framesift.config import Backend, ImageUrlMode, Settings, Vendor
+from framesift.config import Backend, ImageUrlMode, Settings, Vendor, section
 from framesift.ingest import reconcile
 from framesift.topology import WEBHOOK
-from framesift.vendors.labelstudio import LabelStudioVendor
+from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
 from tests.support.payloads import kept_frames, scale_callback, sent_frame
 from tests.support.waiting import wait_for
 
@@ -132,7 +132,7 @@ def _annotate(vendor: LabelStudioVendor, task_id: int) -> None:
 def _label(devstack, labelstudio, project: str, webhook: bool) -> tuple[LabelStudioVendor, str]:
     settings = _labelstudio_settings(devstack, labelstudio, project, webhook)
     adapters = build_adapters(settings)
-    vendor = LabelStudioVendor(settings, adapters.documents)
+    vendor = LabelStudioVendor(adapters.documents, section(LabelStudioConfig, settings))
     kept = kept_frames(settings, 1, batch=project)
     adapters.documents.merge("frames", kept.frames[0].frame_id, {"id": kept.frames[0].frame_id})
     bootstrap.labeler(adapters, settings, vendor).handle(kept)

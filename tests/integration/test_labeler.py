@@ -14,12 +14,12 @@ from pydantic import SecretStr
 
 from framesift import bootstrap
 from framesift.bootstrap import build_adapters
-from framesift.config import Vendor
+from framesift.config import Vendor, section
 from framesift.embedded import EmbeddedPipeline
 from framesift.errors import VendorUnavailable
 from framesift.messages import KeptFrames
 from framesift.topology import Collections, Topics
-from framesift.vendors.scale import ScaleVendor
+from framesift.vendors.scale import ScaleConfig, ScaleVendor
 from tests.support.payloads import kept_frames
 from tests.support.scale import API_KEY
 
@@ -164,7 +164,8 @@ def test_a_vendor_down_past_the_budget_raises_for_redelivery(embedded_settings, 
     settings = _scale_settings(embedded_settings, fake_scale, labeling_retry_seconds=1.0)
     pipeline = EmbeddedPipeline(settings)
     fake_scale.fail_always(502)
-    labeler = bootstrap.labeler(pipeline.adapters, settings, ScaleVendor(settings))
+    scale = ScaleVendor(section(ScaleConfig, settings))
+    labeler = bootstrap.labeler(pipeline.adapters, settings, scale)
     kept = KeptFrames.model_validate(
         {
             "batch_id": "b1",
@@ -295,7 +296,7 @@ def test_scale_refuses_a_hypothesis_outside_its_objects_and_framesift_fails_fast
     from framesift.errors import VendorRejected
 
     settings = _scale_settings(embedded_settings, fake_scale)
-    vendor = ScaleVendor(settings)
+    vendor = ScaleVendor(section(ScaleConfig, settings))
     labeler = bootstrap.labeler(build_adapters(settings), settings, vendor)
     kept = kept_frames(settings, 1)
     request = replace(

@@ -7,9 +7,10 @@ from pydantic import SecretStr
 
 from framesift import bootstrap
 from framesift.bootstrap import build_adapters
-from framesift.config import Vendor
+from framesift.config import Vendor, section
 from framesift.errors import VendorRejected
-from framesift.vendors.labelstudio import SECRET_HEADER, WEBHOOK_ACTIONS, LabelStudioVendor
+from framesift.vendors.labelstudio import WEBHOOK_ACTIONS, LabelStudioConfig, LabelStudioVendor
+from framesift.vendors.registry import LABELSTUDIO_CALLBACK
 from tests.support.payloads import kept_frames
 
 pytestmark = pytest.mark.labelstudio
@@ -36,7 +37,7 @@ def _tasks(vendor: LabelStudioVendor) -> list:
 
 def test_one_task_per_frame_whatever_the_redeliveries(settings):
     adapters = build_adapters(settings)
-    vendor = LabelStudioVendor(settings, adapters.documents)
+    vendor = LabelStudioVendor(adapters.documents, section(LabelStudioConfig, settings))
     labeler = bootstrap.labeler(adapters, settings, vendor)
     kept = kept_frames(settings, 5)
 
@@ -58,7 +59,7 @@ def test_one_task_per_frame_whatever_the_redeliveries(settings):
 
 def test_tasks_imported_before_a_crash_are_found_not_imported_again(settings):
     adapters = build_adapters(settings)
-    vendor = LabelStudioVendor(settings, adapters.documents)
+    vendor = LabelStudioVendor(adapters.documents, section(LabelStudioConfig, settings))
     kept = kept_frames(settings, 4)
     labeler = bootstrap.labeler(adapters, settings, vendor)
     # The crash: the first two frames were imported, nothing was recorded on the frames.
@@ -77,8 +78,8 @@ def test_tasks_imported_before_a_crash_are_found_not_imported_again(settings):
 
 def test_project_and_webhook_are_set_up_once(settings):
     adapters = build_adapters(settings)
-    one = LabelStudioVendor(settings, adapters.documents)
-    two = LabelStudioVendor(settings, adapters.documents)
+    one = LabelStudioVendor(adapters.documents, section(LabelStudioConfig, settings))
+    two = LabelStudioVendor(adapters.documents, section(LabelStudioConfig, settings))
 
     assert one.project_id() == two.project_id()
     project = one.client.projects.get(id=one.project_id())
@@ -92,7 +93,8 @@ def test_project_and_webhook_are_set_up_once(settings):
     ]
     [hook] = hooks
     assert hook.url == "http://127.0.0.1:9/hooks/labelstudio"
-    assert hook.headers == {SECRET_HEADER: f"secret-{settings.labelstudio_project[10:]}"}
+    secret = f"secret-{settings.labelstudio_project[10:]}"
+    assert hook.headers == {LABELSTUDIO_CALLBACK.header: secret}
     assert sorted(hook.actions or []) == sorted(WEBHOOK_ACTIONS)
     assert hook.send_payload is True
 
@@ -100,7 +102,8 @@ def test_project_and_webhook_are_set_up_once(settings):
 def test_a_refused_token_is_a_permanent_error(settings):
     settings = settings.model_copy(update={"labelstudio_api_key": SecretStr("0" * 40)})
     adapters = build_adapters(settings)
-    labeler = bootstrap.labeler(adapters, settings, LabelStudioVendor(settings, adapters.documents))
+    vendor = LabelStudioVendor(adapters.documents, section(LabelStudioConfig, settings))
+    labeler = bootstrap.labeler(adapters, settings, vendor)
     with pytest.raises(VendorRejected, match="401"):
         labeler.handle(kept_frames(settings, 1))
 
@@ -109,20 +112,20 @@ def test_a_rotated_secret_and_a_new_url_reach_the_webhook_when_the_labeler_start
     """Label Studio never retries a call it got 401 for: the labeler keeps the one webhook of
     the project in step with its settings each time it starts."""
     adapters = build_adapters(settings)
-    LabelStudioVendor(settings, adapters.documents).project_id()
+    LabelStudioVendor(adapters.documents, section(LabelStudioConfig, settings)).project_id()
     rotated = settings.model_copy(
         update={
             "labelstudio_webhook_secret": SecretStr("rotated-secret"),
             "webhook_url": "http://127.0.0.1:9/new-hooks",
         }
     )
-    vendor = LabelStudioVendor(rotated, adapters.documents)
+    vendor = LabelStudioVendor(adapters.documents, section(LabelStudioConfig, rotated))
 
     project = vendor.project_id()
     hooks = [h for h in vendor.client.webhooks.list(project=str(project)) if h.project == project]
     [hook] = hooks
     assert hook.url == "http://127.0.0.1:9/new-hooks/labelstudio"
-    assert hook.headers == {SECRET_HEADER: "rotated-secret"}
+    assert hook.headers == {LABELSTUDIO_CALLBACK.header: "rotated-secret"}
     assert sorted(hook.actions or []) == sorted(WEBHOOK_ACTIONS)
 
 
@@ -134,7 +137,7 @@ def test_a_new_model_versions_predictions_are_the_ones_label_studio_shows(settin
     from framesift.documents import Box
 
     adapters = build_adapters(settings)
-    vendor = LabelStudioVendor(settings, adapters.documents)
+    vendor = LabelStudioVendor(adapters.documents, section(LabelStudioConfig, settings))
     labeler = bootstrap.labeler(adapters, settings, vendor)
     kept = kept_frames(settings, 2)
     car = Box(label="car", x=0.1, y=0.1, w=0.2, h=0.2, score=0.8)

@@ -23,12 +23,12 @@ from pydantic import SecretStr
 
 from framesift import bootstrap
 from framesift.bootstrap import build_adapters
-from framesift.config import Vendor
+from framesift.config import Vendor, section
 from framesift.embedded import EmbeddedPipeline
 from framesift.ingest import reconcile
 from framesift.serve import LocalServer
 from framesift.snapshot import Layout, write_snapshot
-from framesift.vendors.labelstudio import LabelStudioVendor
+from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.labelstudio
@@ -109,7 +109,7 @@ def test_label_studio_round_trip_matches_its_own_exports(session, tmp_path):
     settings, pipeline, servers = session
     server = servers[0]
     documents = pipeline.adapters.documents
-    vendor = LabelStudioVendor(settings, documents)
+    vendor = LabelStudioVendor(documents, section(LabelStudioConfig, settings))
     tasks = sorted(
         vendor.client.tasks.list(project=vendor.project_id(), fields="all"),
         key=lambda t: t.data["frame_id"],
@@ -275,7 +275,7 @@ def test_every_shape_round_trips_through_label_studio(
     )
     try:
         documents = pipeline.adapters.documents
-        vendor = LabelStudioVendor(settings, documents)
+        vendor = LabelStudioVendor(documents, section(LabelStudioConfig, settings))
         task = min(
             vendor.client.tasks.list(project=vendor.project_id(), fields="all"),
             key=lambda t: t.data["frame_id"],

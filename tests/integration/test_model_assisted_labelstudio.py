@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from framesift.vendors.labelstudio import LabelStudioVendor
+from framesift.config import section
+from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
 from framesift_dev.onnxmodels import fixed_yolo
 from tests.integration.test_labelstudio_round_trip import _box, _start
 from tests.integration.test_model_assisted import CAR, HEAD, exported_quality, report
@@ -35,7 +36,7 @@ def test_predictions_in_label_studio_and_the_models_agreement_with_its_annotator
 ):
     settings, pipeline = session
     documents = pipeline.adapters.documents
-    vendor = LabelStudioVendor(settings, documents)
+    vendor = LabelStudioVendor(documents, section(LabelStudioConfig, settings))
     project = vendor.client.projects.get(id=vendor.project_id())
     tasks = sorted(
         vendor.client.tasks.list(project=project.id, fields="all"),

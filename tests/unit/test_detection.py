@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from framesift.adapters.onnx import OnnxDetector, class_names, load_detector
-from framesift.config import OutputFormat, Settings, Uncertainty
+from framesift.config import Settings
 from framesift.detection import UNCERTAINTY, Letterbox, model_input, nms, output_format
 from framesift.errors import InvalidModel
+from framesift.modelspec import OutputFormat, Uncertainty
 from framesift_dev.onnxmodels import fixed_nms, fixed_yolo
 
 CLASSES = ["car", "person"]

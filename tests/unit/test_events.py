@@ -17,7 +17,7 @@ from framesift.events import (
     topic_of,
 )
 from framesift.ports import BlobInfo
-from framesift.vendors.labelstudio import LabelStudioWebhook
+from framesift.vendors.labelstudio_callbacks import LabelStudioWebhook
 from framesift.vendors.scale import ScaleCallback
 from tests.support.payloads import FRAME, LS_FRAME, sample
 

@@ -17,7 +17,7 @@ from framesift.errors import VendorRejected, VendorUnavailable
 from framesift.events import PubSubMessage
 from framesift.messages import ROUND_MESSAGE, KeptFrames
 from framesift.ports import Lazy
-from framesift.prelabels import Prelabeler
+from framesift.prelabels import Prelabeler, PrelabelerConfig
 from framesift.selection import load_policy
 from framesift.stages.labeler import Labeler, LabelerConfig
 from framesift.topology import Collections
@@ -50,7 +50,15 @@ class Stack:
         prelabeler = (  # loaded on the first batch, as the composition root does
             None
             if detector is None
-            else Lazy(partial(Prelabeler, detector, configured, self.documents, self.blobs))
+            else Lazy(
+                partial(
+                    Prelabeler,
+                    detector,
+                    self.documents,
+                    self.blobs,
+                    section(PrelabelerConfig, configured),
+                )
+            )
         )
         self.labeler = Labeler(
             self.blobs,

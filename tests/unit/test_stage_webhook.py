@@ -10,11 +10,11 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from framesift.annotations import LabelRules
-from framesift.config import Settings, section
-from framesift.stages.webhook import CallbackReceiver, Reply, WebhookConfig
+from framesift.bootstrap import callback_receiver
+from framesift.config import Settings
+from framesift.stages.webhook import CallbackReceiver, Reply
 from framesift.topology import Collections
-from framesift.vendors.scale import CALLBACK_AUTH_HEADER
+from framesift.vendors.registry import SCALE_CALLBACK
 from tests.support.fakes import FlakyDocumentStore, InMemoryDocumentStore
 from tests.support.payloads import FRAME, scale_callback, sent_frame
 
@@ -23,13 +23,12 @@ SCALE_KEY = "scale-key-for-tests"
 
 def _receiver(documents: InMemoryDocumentStore, key: str | None = SCALE_KEY) -> CallbackReceiver:
     settings = Settings(scale_callback_auth_key=SecretStr(key) if key is not None else None)
-    config = section(WebhookConfig, settings, rules=LabelRules.of(settings))
     documents.create(Collections.FRAMES, FRAME, sent_frame(FRAME, "scale", "t1"))
-    return CallbackReceiver(documents, config)
+    return callback_receiver(settings, documents)
 
 
 def _post(receiver: CallbackReceiver, body: bytes, key: str = SCALE_KEY) -> Reply:
-    headers = {CALLBACK_AUTH_HEADER: key}
+    headers = {SCALE_CALLBACK.header: key}
     return receiver.receive("POST", "/scale", headers, len(body), lambda limit: body[:limit])
 
 

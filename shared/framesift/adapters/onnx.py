@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from framesift.config import OutputFormat, Settings
+from framesift.config import Settings
 from framesift.detection import (
     Detection,
     decode_nms,
@@ -24,6 +24,7 @@ from framesift.detection import (
     output_format,
 )
 from framesift.errors import InvalidModel
+from framesift.modelspec import OutputFormat
 from framesift.ports import BlobStore
 
 

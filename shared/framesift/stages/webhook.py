@@ -1,7 +1,8 @@
 """The vendor-callback HTTP endpoint: authenticate, validate, normalise, store, answer.
 
-Routes (give each vendor its own): ``POST {webhook_url}/scale`` and
-``POST {webhook_url}/labelstudio``. Answers:
+Routes (give each vendor its own): ``POST {webhook_url}/{vendor}`` for each vendor that calls
+back (``/scale``, ``/labelstudio``), authenticated by the header the vendor registry names
+(:mod:`framesift.vendors.registry`). Answers:
 
 - 200 only after the annotation is durably stored (or was already, or is older than the one
   stored), so a vendor that retries (Scale, for 24 h) never loses a callback;
@@ -33,7 +34,7 @@ from framesift.documents import AnnotationRecord
 from framesift.errors import InvalidAnnotation, NotYetSent, UnknownFrame
 from framesift.logs import bind_context, get_logger, traced
 from framesift.ports import DocumentStore
-from framesift.vendors import labelstudio, scale
+from framesift.vendors.registry import VENDORS, Callback, load
 
 log = get_logger(__name__)
 
@@ -73,8 +74,8 @@ class WebhookConfig:
 
     project: str
     webhook_max_bytes: int
-    scale_callback_auth_key: SecretStr | None
-    labelstudio_webhook_secret: SecretStr | None
+    # Each calling-back vendor's secret, by vendor name (registry.callback_secrets).
+    callback_secrets: Mapping[str, SecretStr | None]
     rules: LabelRules  # what a stored label may be
 
 
@@ -84,19 +85,10 @@ class CallbackReceiver:
         self._project = config.project
         self._max_bytes = config.webhook_max_bytes
         self._rules = config.rules
-        self._routes = {
-            scale.NAME: Route(
-                vendor=scale.NAME,
-                header=scale.CALLBACK_AUTH_HEADER,
-                secret=config.scale_callback_auth_key,
-                parse=lambda body: scale.ScaleCallback.model_validate(body).records(),
-            ),
-            labelstudio.NAME: Route(
-                vendor=labelstudio.NAME,
-                header=labelstudio.SECRET_HEADER,
-                secret=config.labelstudio_webhook_secret,
-                parse=lambda body: labelstudio.LabelStudioWebhook.model_validate(body).records(),
-            ),
+        self._routes: dict[str, Route] = {
+            spec.name: _route(spec.name, spec.callback, config.callback_secrets.get(spec.name))
+            for spec in VENDORS.values()
+            if spec.callback is not None
         }
 
     def receive_request(self, request: HttpRequest) -> Reply:
@@ -120,7 +112,8 @@ class CallbackReceiver:
         with traced(self._project, trace):
             route = self._routes.get(path.rstrip("/").rsplit("/", 1)[-1])
             if route is None:
-                return _reply(404, f"no such route {path!r}; use /scale or /labelstudio")
+                known = " or ".join(f"/{name}" for name in self._routes)
+                return _reply(404, f"no such route {path!r}; use {known}")
             if method != "POST":
                 return _reply(405, "callbacks are POSTed")
             bind_context(vendor=route.vendor)
@@ -167,6 +160,16 @@ class CallbackReceiver:
             if result.unknown_deletions:
                 body["unknown_deletions"] = result.unknown_deletions
             return Reply(status=200, body=body)
+
+
+def _route(vendor: str, callback: Callback, secret: SecretStr | None) -> Route:
+    payload = load(callback.payload)  # the vendor's callback model, loaded once per instance
+    return Route(
+        vendor=vendor,
+        header=callback.header,
+        secret=secret,
+        parse=lambda body: payload.model_validate(body).records(),
+    )
 
 
 def _reply(status: int, message: str) -> Reply:

@@ -1,102 +1,73 @@
-"""Label Studio, both ways: tasks out through its official SDK (``label-studio-sdk`` 2.x),
-webhooks in.
+"""Label Studio's adapter: tasks out through its official SDK (``label-studio-sdk`` 2.x).
 
-Out, once per deployment (remembered in ``labeling_vendors/labelstudio~{project}``):
+Once per deployment (remembered in ``labeling_vendors/labelstudio~{project}``):
 
-- the project, with a bounding-box labeling config built from the configured classes, found by
-  title or created; two instances creating it at once converge on the first one recorded and
-  delete their own;
+- the project, with a labeling config built from the configured classes and shapes
+  (:mod:`framesift.vendors.labelstudio_tasks`), found by title or created; two instances
+  creating it at once converge on the first one recorded and delete their own;
 - the webhook to ``{webhook_url}/labelstudio`` for ANNOTATION_CREATED, ANNOTATION_UPDATED and
-  ANNOTATIONS_DELETED, carrying the shared secret in the :data:`SECRET_HEADER` header.
+  ANNOTATIONS_DELETED, carrying the shared secret in the header the vendor registry names
+  (:data:`framesift.vendors.registry.LABELSTUDIO_CALLBACK`).
 
 Tasks are imported in one request per chunk, with the frame id in the task data. Before
 importing, the chunk's frame ids are looked up in the project (a Data Manager filter on
 ``data.frame_id``), so a crash between importing and recording the task ids never yields a
 second task for a frame. The SDK is imported when the vendor is built, so a function that only
-receives webhooks never loads it.
-
-In (``POST {webhook_url}/labelstudio``): ``{"action", "annotation": {"id", "result": [{"id",
-"type", "value", "original_width", "original_height"}], "completed_by", "created_at",
-"updated_at", "was_cancelled"}, "task": {"id", "data"}, "project"}``, values in percent of the
-image: ``rectanglelabels`` (x, y, width, height, rotation), ``polygonlabels`` (points),
-``keypointlabels`` (x, y) and ``brushlabels`` (Label Studio's RLE); other regions (ellipses)
-are recorded as unsupported, and answers that are not regions (choices, text) are not stored.
-``ANNOTATIONS_DELETED`` carries ``{"annotations": [{"id"}]}``. Label Studio waits 1 s and never
-retries a webhook. The project's labeling config has one control per configured shape
-(``FRAMESIFT_LABELING_SHAPES``).
+receives webhooks never loads it. The webhook's calls are read by
+:mod:`framesift.vendors.labelstudio_callbacks`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
-from xml.sax.saxutils import quoteattr
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from pydantic import BaseModel, Field
+from pydantic import SecretStr
 
-from framesift.config import Settings, Vendor
-from framesift.documents import AnnotationRecord, AnnotationStatus, Box, utcnow
+from framesift.config import Vendor
 from framesift.errors import VendorRejected, VendorUnavailable
-from framesift.geometry import MAX_IMAGE_SIDE, Shape
+from framesift.geometry import Shape
 from framesift.ports import DocumentStore, LabelingRequest, LabelingTask
 from framesift.topology import Collections
-from framesift.vendors import PAYLOAD
+from framesift.vendors.labelstudio_tasks import label_config, prediction
+from framesift.vendors.registry import LABELSTUDIO, LABELSTUDIO_CALLBACK
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
 
-NAME = Vendor.LABELSTUDIO.value
-# The header carrying the webhook secret (its name, not the secret).
-SECRET_HEADER = "X-Framesift-Secret"  # noqa: S105
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
 R = TypeVar("R")
 
 
-# The control tag of each shape in the project's labeling config, and the result type and
-# value key Label Studio gives its regions.
-CONTROLS = {
-    Shape.BOX: ("RectangleLabels", "label", "rectanglelabels"),
-    Shape.POLYGON: ("PolygonLabels", "polygon", "polygonlabels"),
-    Shape.KEYPOINT: ("KeyPointLabels", "keypoint", "keypointlabels"),
-    Shape.MASK: ("BrushLabels", "brush", "brushlabels"),
-}
-SHAPE_OF_RESULT = {result: shape for shape, (_, _, result) in CONTROLS.items()}
-# Result types that are regions no export holds (a frame labeled with one is left out of
-# snapshots); other results (choices, text, ratings, relations) are answers about the image,
-# not objects, and are not stored.
-UNSUPPORTED_REGIONS = frozenset(
-    {"ellipselabels", "ellipse", "rectangle", "polygon", "keypoint", "brush", "videorectangle"}
-)
+@dataclass(frozen=True)
+class LabelStudioConfig:
+    """The settings Label Studio's adapter reads (each named as in
+    :class:`~framesift.config.Settings`)."""
 
-
-def label_config(classes: Sequence[str], shapes: Sequence[Shape] = (Shape.BOX,)) -> str:
-    # model_index orders keypoints in Label Studio's own COCO export, which refuses without it.
-    labels = "".join(
-        f'<Label value={quoteattr(name)} model_index="{index}"/>'
-        for index, name in enumerate(classes)
-    )
-    controls = "".join(
-        f'<{tag} name="{name}" toName="image">{labels}</{tag}>'
-        for tag, name, _ in (CONTROLS[shape] for shape in shapes)
-    )
-    return f'<View><Image name="image" value="$image"/>{controls}</View>'
+    labelstudio_url: str
+    labelstudio_api_key: SecretStr | None
+    labelstudio_project: str
+    labelstudio_webhook_secret: SecretStr | None
+    labeling_classes: Sequence[str]
+    labeling_shapes: Sequence[Shape]
+    webhook_url: str | None
 
 
 class LabelStudioVendor:
-    name = NAME
+    name = Vendor.LABELSTUDIO.value
 
-    def __init__(self, settings: Settings, documents: DocumentStore) -> None:
+    def __init__(self, documents: DocumentStore, config: LabelStudioConfig) -> None:
         from label_studio_sdk import LabelStudio
 
-        if settings.labelstudio_api_key is None:
+        if config.labelstudio_api_key is None:
             raise VendorRejected("FRAMESIFT_LABELSTUDIO_API_KEY is not set")
-        self._settings = settings
+        self._config = config
         self._documents = documents
         self._client = LabelStudio(
-            base_url=settings.labelstudio_url,
-            api_key=settings.labelstudio_api_key.get_secret_value(),
+            base_url=config.labelstudio_url,
+            api_key=config.labelstudio_api_key.get_secret_value(),
             timeout=30,
         )
         self._project_id: int | None = None
@@ -149,7 +120,7 @@ class LabelStudioVendor:
                 "height": frame.height,
             }
         }
-        if frame.model_version is not None and Shape.BOX in self._settings.labeling_shapes:
+        if frame.model_version is not None and Shape.BOX in self._config.labeling_shapes:
             task["predictions"] = [prediction(frame)]
         return task
 
@@ -211,7 +182,7 @@ class LabelStudioVendor:
         return found
 
     def _ensure_project(self) -> int:
-        title = self._settings.labelstudio_project
+        title = self._config.labelstudio_project
         setup_id = f"labelstudio~{title}"
         recorded = self._documents.get(Collections.LABELING_VENDORS, setup_id)
         if recorded:
@@ -228,7 +199,7 @@ class LabelStudioVendor:
             created = self._client.projects.create(
                 title=title,
                 label_config=label_config(
-                    self._settings.labeling_classes, self._settings.labeling_shapes
+                    self._config.labeling_classes, self._config.labeling_shapes
                 ),
             )
             project_id = int(created.id or 0)
@@ -247,16 +218,16 @@ class LabelStudioVendor:
         """Keep the project's webhook in step with the settings, each time a labeler starts: a
         rotated secret or a new webhook URL reaches Label Studio, which never retries a call
         it got 401 for. Ours are the hooks to our URL or carrying our header (an older URL)."""
-        if not self._settings.webhook_url:
+        if not self._config.webhook_url:
             return
-        url = f"{self._settings.webhook_url.rstrip('/')}/labelstudio"
-        secret = self._settings.labelstudio_webhook_secret
+        url = LABELSTUDIO.callback_url(self._config.webhook_url)
+        secret = self._config.labelstudio_webhook_secret
         wanted: dict[str, Any] = {
             "url": url,
             "send_payload": True,
             "send_for_all_actions": False,
             "actions": WEBHOOK_ACTIONS,
-            "headers": {SECRET_HEADER: secret.get_secret_value()} if secret else {},
+            "headers": {LABELSTUDIO_CALLBACK.header: secret.get_secret_value()} if secret else {},
         }
         ours = self._webhooks(project, url)
         if not ours:
@@ -274,40 +245,8 @@ class LabelStudioVendor:
             for hook in hooks
             if hook.id is not None
             and hook.project == project
-            and (hook.url == url or SECRET_HEADER in (hook.headers or {}))
+            and (hook.url == url or LABELSTUDIO_CALLBACK.header in (hook.headers or {}))
         )
-
-
-def prediction(frame: LabelingRequest) -> dict[str, Any]:
-    """A frame's pre-label as a Label Studio prediction: its boxes in percent of the image,
-    each with its score, and as the prediction's score the model's confidence in the frame
-    (1 - its uncertainty: sorting the Data Manager by it lists the most uncertain first)."""
-    _, from_name, result_type = CONTROLS[Shape.BOX]
-    return {
-        "model_version": frame.model_version,
-        "score": 1 - (frame.uncertainty or 0.0),
-        "result": [
-            {
-                "id": f"p{slot}",
-                "from_name": from_name,
-                "to_name": "image",
-                "type": result_type,
-                "original_width": frame.width,
-                "original_height": frame.height,
-                "image_rotation": 0,
-                "score": box.score,
-                "value": {
-                    "x": (box.x or 0.0) * 100,
-                    "y": (box.y or 0.0) * 100,
-                    "width": (box.w or 0.0) * 100,
-                    "height": (box.h or 0.0) * 100,
-                    "rotation": 0,
-                    result_type: [box.label],
-                },
-            }
-            for slot, box in enumerate(frame.prelabels)
-        ],
-    }
 
 
 def _call(doing: str, call: Callable[[], R]) -> R:
@@ -329,167 +268,3 @@ def _call(doing: str, call: Callable[[], R]) -> R:
 
 def _body(body: Any) -> str:
     return str(body)[:300]
-
-
-# --- Webhooks -----------------------------------------------------------------------------
-
-
-class LabelStudioValue(BaseModel):
-    """A region's value, for every shape: a rectangle's x, y, width, height and rotation, a
-    polygon's points, a keypoint's x and y, a brush's RLE; all in percent of the image but the
-    RLE. The labels are under the result type's name (``rectanglelabels``, ...)."""
-
-    model_config = PAYLOAD
-
-    x: float | None = None
-    y: float | None = None
-    width: float | None = None
-    height: float | None = None
-    rotation: float = 0.0
-    points: list[tuple[float, float]] | None = None
-    rle: list[int] | None = None
-    rectanglelabels: list[str] = Field(default_factory=list)
-    polygonlabels: list[str] = Field(default_factory=list)
-    keypointlabels: list[str] = Field(default_factory=list)
-    brushlabels: list[str] = Field(default_factory=list)
-
-
-class LabelStudioRegion(BaseModel):
-    model_config = PAYLOAD
-
-    id: str | None = None
-    type: str = "rectanglelabels"
-    value: dict[str, Any]
-    original_width: int | None = Field(default=None, gt=0, le=MAX_IMAGE_SIDE)
-    original_height: int | None = Field(default=None, gt=0, le=MAX_IMAGE_SIDE)
-
-
-class LabelStudioAnnotation(BaseModel):
-    model_config = PAYLOAD
-
-    id: int
-    result: list[LabelStudioRegion] = Field(default_factory=list)
-    completed_by: int | dict[str, Any] | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    was_cancelled: bool = False
-    task: int | None = None
-
-
-class LabelStudioTask(BaseModel):
-    model_config = PAYLOAD
-
-    id: int
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
-class LabelStudioDeleted(BaseModel):
-    model_config = PAYLOAD
-
-    id: int
-
-
-class LabelStudioWebhook(BaseModel):
-    model_config = PAYLOAD
-
-    action: Literal["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
-    annotation: LabelStudioAnnotation | None = None
-    annotations: list[LabelStudioDeleted] = Field(default_factory=list)
-    task: LabelStudioTask | None = None
-
-    def records(self) -> list[AnnotationRecord]:
-        if self.action == "ANNOTATIONS_DELETED":
-            return [
-                AnnotationRecord(
-                    id=AnnotationRecord.make_id(NAME, str(deleted.id)),
-                    frame_id=None,  # the payload names only the annotation; kept if stored
-                    vendor=NAME,
-                    task_id=None,
-                    annotation_id=str(deleted.id),
-                    status=AnnotationStatus.DELETED,
-                    vendor_updated_at=utcnow(),
-                )
-                for deleted in self.annotations
-            ]
-        if self.annotation is None or self.task is None:
-            raise ValueError(f"{self.action} needs 'annotation' and 'task'")
-        return [labelstudio_record(self.annotation, self.task)]
-
-
-def labelstudio_record(
-    annotation: LabelStudioAnnotation, task: LabelStudioTask
-) -> AnnotationRecord:
-    boxes: list[Box] = []
-    unsupported: list[str] = []
-    width = height = None
-    for region in annotation.result:
-        shape = SHAPE_OF_RESULT.get(region.type)
-        if shape is None:
-            if region.type in UNSUPPORTED_REGIONS:
-                unsupported.append(f"{region.type} {region.id}")
-            continue
-        value = LabelStudioValue.model_validate(region.value)
-        width = region.original_width or width
-        height = region.original_height or height
-        for label in getattr(value, region.type) or [""]:
-            boxes.append(_region(shape, label, value, region))
-    if annotation.was_cancelled:
-        status = AnnotationStatus.CANCELLED
-    else:
-        status = AnnotationStatus.SUBMITTED if boxes or unsupported else AnnotationStatus.EMPTY
-    annotator = annotation.completed_by
-    if isinstance(annotator, dict):
-        annotator = annotator.get("email") or annotator.get("id")
-    frame_id = task.data.get("frame_id")
-    return AnnotationRecord(
-        id=AnnotationRecord.make_id(NAME, str(annotation.id)),
-        frame_id=str(frame_id) if frame_id else None,
-        vendor=NAME,
-        task_id=str(task.id),
-        annotation_id=str(annotation.id),
-        status=status,
-        boxes=boxes,
-        image_width=width,
-        image_height=height,
-        annotator=str(annotator) if annotator is not None else None,
-        vendor_created_at=annotation.created_at,
-        vendor_updated_at=annotation.updated_at or annotation.created_at,
-        unsupported=unsupported,
-    )
-
-
-def _region(shape: Shape, label: str, value: LabelStudioValue, region: LabelStudioRegion) -> Box:
-    """One labeled region: percent values as fractions, and in pixels when the image's size is
-    given (points always in pixels, as the store checks them against the image's size)."""
-    known = region.original_width is not None and region.original_height is not None
-    px_x = (region.original_width or 0) / 100
-    px_y = (region.original_height or 0) / 100
-    if shape is Shape.MASK:
-        return Box(label=label, shape=shape, rle=value.rle, region_id=region.id)
-    if shape is Shape.POLYGON or shape is Shape.KEYPOINT:
-        if not known:
-            raise ValueError(f"{region.type} {region.id} has no original_width/original_height")
-        pairs = value.points if shape is Shape.POLYGON else [(value.x or 0.0, value.y or 0.0)]
-        points = [c for x, y in pairs or [] for c in (x * px_x, y * px_y)]
-        return Box(label=label, shape=shape, points=points, region_id=region.id)
-    if value.x is None or value.y is None or value.width is None or value.height is None:
-        raise ValueError(f"{region.type} {region.id} needs x, y, width and height")
-    box = Box(
-        label=label,
-        x=value.x / 100,
-        y=value.y / 100,
-        w=value.width / 100,
-        h=value.height / 100,
-        rotation=value.rotation,
-        region_id=region.id,
-    )
-    if not known:
-        return box  # placed on the frame's own size when stored
-    return box.model_copy(
-        update={
-            "left": value.x * px_x,
-            "top": value.y * px_y,
-            "width": value.width * px_x,
-            "height": value.height * px_y,
-        }
-    )

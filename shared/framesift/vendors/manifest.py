@@ -20,23 +20,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from framesift.config import Vendor
 from framesift.errors import NotFound, PreconditionFailed
 from framesift.ports import BlobStore, LabelingRequest, LabelingTask
-from framesift.vendors.labelstudio import prediction
+from framesift.vendors.labelstudio_tasks import prediction
 
 PREFIX = "manifests/"
 _MAX_SWAPS = 20
 
 
+@dataclass(frozen=True)
+class ManifestConfig:
+    """The settings the manifest vendor reads (each named as in
+    :class:`~framesift.config.Settings`)."""
+
+    frames_bucket: str  # where the manifests are written
+
+
 class ManifestVendor:
     name = Vendor.MANIFEST.value
 
-    def __init__(self, blobs: BlobStore, bucket: str) -> None:
+    def __init__(self, blobs: BlobStore, config: ManifestConfig) -> None:
         self._blobs = blobs
-        self._bucket = bucket
+        self._bucket = config.frames_bucket
 
     def request(self, batch_id: str, frames: Sequence[LabelingRequest]) -> list[LabelingTask]:
         name = f"{PREFIX}{batch_id}.jsonl"

@@ -10,7 +10,8 @@ The API key is never logged: the client sends it as basic auth and its errors ca
 Scale's message. The client is imported when the vendor is built, so a function that only
 receives callbacks never loads it.
 
-In (``POST {webhook_url}/scale``, authenticated by the :data:`CALLBACK_AUTH_HEADER` header):
+In (``POST {webhook_url}/scale``, authenticated by the header the vendor registry names,
+:data:`framesift.vendors.registry.SCALE_CALLBACK`):
 ``{"task_id", "task": {..., "status", "metadata", "unique_id", "completed_at"}, "response":
 {"annotations": [{"uuid", "type", "label", "attributes", ...}]}}`` in pixels: a ``box`` has
 ``left``, ``top``, ``width``, ``height``, a ``polygon`` its ``vertices`` ``[{"x", "y"}]``, a
@@ -24,24 +25,24 @@ shape), which Scale's annotators start from.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
-from framesift.config import Settings, Vendor
+from framesift.config import Vendor
 from framesift.documents import AnnotationRecord, AnnotationStatus, Box
 from framesift.errors import VendorRejected, VendorUnavailable
 from framesift.geometry import Shape
 from framesift.ports import LabelingRequest, LabelingTask
 from framesift.vendors import PAYLOAD
+from framesift.vendors.registry import SCALE
 
 if TYPE_CHECKING:
     from scaleapi.exceptions import ScaleException
 
 NAME = Vendor.SCALE.value
-# The header in which Scale sends back the callback auth key (its name, not the key).
-CALLBACK_AUTH_HEADER = "scale-callback-auth"
 _RETRYABLE = {408, 429}
 # The task statuses whose callback carries a result (a pending task has none yet).
 FINISHED = frozenset({"completed", "canceled", "error"})
@@ -51,20 +52,35 @@ def _retryable(code: int | None) -> bool:
     return code is None or code in _RETRYABLE or code >= 500
 
 
-def geometries(settings: Settings) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class ScaleConfig:
+    """The settings Scale's adapter reads (each named as in :class:`~framesift.config.Settings`)."""
+
+    scale_api_key: SecretStr | None
+    scale_api_url: str | None
+    scale_project: str
+    scale_instruction: str
+    scale_min_width: int
+    scale_min_height: int
+    labeling_classes: Sequence[str]
+    labeling_shapes: Sequence[Shape]
+    webhook_url: str | None
+
+
+def geometries(config: ScaleConfig) -> dict[str, dict[str, Any]]:
     """The task's ``geometries``: the configured classes in each configured shape Scale has
     (it has no masks)."""
-    classes = list(settings.labeling_classes)
+    classes = list(config.labeling_classes)
     wanted: dict[str, dict[str, Any]] = {}
-    if Shape.BOX in settings.labeling_shapes:
+    if Shape.BOX in config.labeling_shapes:
         wanted["box"] = {
             "objects_to_annotate": classes,
-            "min_width": settings.scale_min_width,
-            "min_height": settings.scale_min_height,
+            "min_width": config.scale_min_width,
+            "min_height": config.scale_min_height,
         }
-    if Shape.POLYGON in settings.labeling_shapes:
+    if Shape.POLYGON in config.labeling_shapes:
         wanted["polygon"] = {"objects_to_annotate": classes}
-    if Shape.KEYPOINT in settings.labeling_shapes:
+    if Shape.KEYPOINT in config.labeling_shapes:
         wanted["point"] = {"objects_to_annotate": classes}
     if not wanted:
         raise VendorRejected("Scale needs box, polygon or keypoint in FRAMESIFT_LABELING_SHAPES")
@@ -92,16 +108,16 @@ def hypothesis(frame: LabelingRequest) -> dict[str, Any]:
 class ScaleVendor:
     name = NAME
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, config: ScaleConfig) -> None:
         from scaleapi import ScaleClient
 
-        if settings.scale_api_key is None:
+        if config.scale_api_key is None:
             raise VendorRejected("FRAMESIFT_SCALE_API_KEY is not set")
-        self._settings = settings
+        self._config = config
         self._client = ScaleClient(
-            settings.scale_api_key.get_secret_value(),
+            config.scale_api_key.get_secret_value(),
             source="framesift",
-            api_instance_url=settings.scale_api_url,
+            api_instance_url=config.scale_api_url,
         )
 
     def request(self, batch_id: str, frames: Sequence[LabelingRequest]) -> list[LabelingTask]:
@@ -111,14 +127,14 @@ class ScaleVendor:
         from scaleapi.exceptions import ScaleDuplicateResource, ScaleException
         from scaleapi.tasks import TaskType
 
-        settings = self._settings
-        callback = f"{settings.webhook_url.rstrip('/')}/scale" if settings.webhook_url else None
-        wanted = geometries(settings)
+        config = self._config
+        callback = SCALE.callback_url(config.webhook_url) if config.webhook_url else None
+        wanted = geometries(config)
         try:
             task = self._client.create_task(
                 TaskType.ImageAnnotation,
-                project=settings.scale_project,
-                instruction=settings.scale_instruction,
+                project=config.scale_project,
+                instruction=config.scale_instruction,
                 attachment=frame.image_url,
                 attachment_type="image",
                 geometries=wanted,
@@ -153,10 +169,10 @@ class ScaleVendor:
         after ``updated_after`` (all of them when None): ``GET /v1/tasks`` page by page."""
         from scaleapi.exceptions import ScaleException
 
-        if not self._settings.scale_project:
+        if not self._config.scale_project:
             raise VendorRejected("FRAMESIFT_SCALE_PROJECT is needed to list Scale's tasks")
         tasks = self._client.get_tasks(
-            project_name=self._settings.scale_project,
+            project_name=self._config.scale_project,
             updated_after=updated_after.isoformat() if updated_after else None,
         )
         try:

@@ -1,0 +1,44 @@
+"""Each vendor's own settings, read with the others from ``FRAMESIFT_*`` variables
+(:class:`framesift.config.Settings` is made of these groups and the general settings). The
+vendor registry (:mod:`framesift.vendors.registry`) names which of them are secrets and how
+callbacks are authenticated; docs/configuration.md lists them by vendor."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class ScaleSettings(BaseModel):
+    scale_api_key: SecretStr | None = Field(default=None, description="Scale's API key (secret).")
+    scale_api_url: str | None = Field(
+        default=None, description="Another instance of Scale's API (the tests' local fake)."
+    )
+    scale_project: str = Field(default="framesift", description="The Scale project of the tasks.")
+    scale_instruction: str = Field(
+        default="Draw a tight box around every object of the listed classes.",
+        description="The instruction on each Scale task.",
+    )
+    scale_min_width: int = Field(default=8, ge=0, description="Scale boxes' minimum width, px.")
+    scale_min_height: int = Field(default=8, ge=0, description="Scale boxes' minimum height, px.")
+    scale_callback_auth_key: SecretStr | None = Field(
+        default=None,
+        description="Scale's callback auth key, which Scale sends back with every callback "
+        "(secret).",
+    )
+
+
+class LabelStudioSettings(BaseModel):
+    labelstudio_url: str = Field(
+        default="http://127.0.0.1:8080", description="The Label Studio server."
+    )
+    labelstudio_api_key: SecretStr | None = Field(
+        default=None, description="Label Studio's API token (secret)."
+    )
+    labelstudio_project: str = Field(
+        default="framesift", description="The Label Studio project's title."
+    )
+    labelstudio_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Sent by Label Studio with each webhook call, in the header framesift "
+        "configures on its webhook (secret).",
+    )

@@ -1,0 +1,130 @@
+"""Each labeling vendor's facts, written once: its name, its own settings and which of them are
+secrets (and which functions read each), how its callbacks reach the webhook and are
+authenticated, and which adapter serves it.
+
+The composition root builds the configured vendor from here (:func:`framesift.bootstrap.vendor`),
+the webhook routes and authenticates callbacks by it (:mod:`framesift.stages.webhook`), the infra
+creates and mounts the secrets it names (``framesift_infra.secrets``), and
+docs/configuration.md lists it (``framesift_dev.configdoc``). Every deployed function imports
+this module at cold start, so it names adapters and payload models by dotted path and imports
+them only when built: a function loads only its own vendor's SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+from framesift.config import Settings, Vendor
+from framesift.topology import LABELER, WEBHOOK
+from framesift.vendor_settings import LabelStudioSettings, ScaleSettings
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret setting and the functions that read it (a function mounts only its own)."""
+
+    setting: str  # its field of Settings
+    readers: tuple[str, ...]  # function names
+
+    @property
+    def env(self) -> str:
+        return f"FRAMESIFT_{self.setting.upper()}"
+
+    @property
+    def secret_id(self) -> str:
+        """Its id in Secret Manager (``framesift-<id>``): the setting's name in kebab case."""
+        return self.setting.replace("_", "-")
+
+    @property
+    def config_key(self) -> str:
+        """Its Pulumi config key (``pulumi config set --secret framesift:<key>``): camel case."""
+        first, *rest = self.setting.split("_")
+        return first + "".join(word.capitalize() for word in rest)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """How the vendor's callbacks reach the webhook (``POST {webhook_url}/{vendor}``) and prove
+    they are the vendor's: a shared secret in a header, compared in constant time."""
+
+    header: str  # the header carrying the secret (its name, not the secret)
+    secret: Secret  # the setting holding it
+    payload: str  # "module:Class", a pydantic model of the body whose records() are stored
+
+
+@dataclass(frozen=True)
+class VendorSpec:
+    name: Vendor
+    adapter: str  # "module:Class", the LabelingVendor, built as Class(*ports, config)
+    config: str  # "module:Class", its frozen config (each field named as in Settings)
+    ports: tuple[str, ...] = ()  # the ports it takes, by their name on bootstrap.Adapters
+    settings: type[BaseModel] | None = None  # its own settings' group
+    secrets: tuple[Secret, ...] = ()
+    callback: Callback | None = None
+
+    @property
+    def route(self) -> str:
+        """The webhook's path for this vendor's callbacks."""
+        return f"/{self.name}"
+
+    def callback_url(self, webhook_url: str) -> str:
+        return webhook_url.rstrip("/") + self.route
+
+
+SCALE_CALLBACK = Callback(
+    header="scale-callback-auth",
+    secret=Secret("scale_callback_auth_key", readers=(WEBHOOK.name,)),
+    payload="framesift.vendors.scale:ScaleCallback",
+)
+LABELSTUDIO_CALLBACK = Callback(
+    header="X-Framesift-Secret",
+    # The labeler reads it too, to set it on the Label Studio webhook it keeps in step.
+    secret=Secret("labelstudio_webhook_secret", readers=(LABELER.name, WEBHOOK.name)),
+    payload="framesift.vendors.labelstudio_callbacks:LabelStudioWebhook",
+)
+
+MANIFEST = VendorSpec(
+    Vendor.MANIFEST,
+    adapter="framesift.vendors.manifest:ManifestVendor",
+    config="framesift.vendors.manifest:ManifestConfig",
+    ports=("blobs",),
+)
+SCALE = VendorSpec(
+    Vendor.SCALE,
+    adapter="framesift.vendors.scale:ScaleVendor",
+    config="framesift.vendors.scale:ScaleConfig",
+    settings=ScaleSettings,
+    secrets=(Secret("scale_api_key", readers=(LABELER.name,)), SCALE_CALLBACK.secret),
+    callback=SCALE_CALLBACK,
+)
+LABELSTUDIO = VendorSpec(
+    Vendor.LABELSTUDIO,
+    adapter="framesift.vendors.labelstudio:LabelStudioVendor",
+    config="framesift.vendors.labelstudio:LabelStudioConfig",
+    ports=("documents",),
+    settings=LabelStudioSettings,
+    secrets=(Secret("labelstudio_api_key", readers=(LABELER.name,)), LABELSTUDIO_CALLBACK.secret),
+    callback=LABELSTUDIO_CALLBACK,
+)
+
+VENDORS: Mapping[Vendor, VendorSpec] = {spec.name: spec for spec in (MANIFEST, SCALE, LABELSTUDIO)}
+
+
+def load(path: str) -> Any:
+    """The object at ``module:name``, importing its module."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def callback_secrets(settings: Settings) -> dict[str, SecretStr | None]:
+    """Each calling-back vendor's callback secret, by vendor name (None: not configured)."""
+    return {
+        spec.name: getattr(settings, spec.callback.secret.setting)
+        for spec in VENDORS.values()
+        if spec.callback is not None
+    }
