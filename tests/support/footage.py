@@ -22,9 +22,9 @@ How each device habit is reproduced:
   whose first timestamp is 1.47 s.
 - **Capture metadata**: an iPhone's QuickTime ``mdta`` keys (``-movflags use_metadata_tags``:
   ``com.apple.quicktime.location.ISO6709``, ``.make``, ``.model``, ``.software``,
-  ``.creationdate`` with its offset) and an Android phone's MP4 (``creation_time`` in ``mvhd``,
-  ``location`` as the ``©xyz`` atom); bad values go through an ffmetadata file, as a 1 MB value
-  cannot be a command-line argument.
+  ``.creationdate`` with its offset) and a phone's MP4 (``creation_time`` in ``mvhd``,
+  ``location``, which ffmpeg's mp4 muxer writes as the 3GPP ``loci`` box); bad values go
+  through an ffmetadata file, as a 1 MB value cannot be a command-line argument.
 - **Photos**: JPEG with EXIF Orientation 1-8 over an asymmetric picture (red top-left, green
   top-right, blue bottom-left as displayed), DateTimeOriginal with OffsetTimeOriginal, a GPS IFD
   of rationals and Make/Model/Software; and one whose EXIF block is cut short.
@@ -36,6 +36,7 @@ imageio-ffmpeg); :data:`OLD_FFMPEG_CANNOT_MAKE` names the cases 4.2.2 cannot mak
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -224,22 +225,31 @@ def _marked(size: tuple[int, int] = SIZE, seconds: float = SECONDS) -> str:
 
 def portrait(folder: Path, rotation: int = 90, ffmpeg: str = "ffmpeg") -> Footage:
     """A phone held upright: landscape frames, a display matrix turning them ``rotation``
-    degrees clockwise (90: an iPhone's MOV; 270: upside down, an Android phone's MP4)."""
+    degrees clockwise (90: an iPhone's MOV, its index after the media data; 270: upside down,
+    an Android phone's MP4, its index first)."""
     suffix = ".mov" if rotation == 90 else ".mp4"
     coded = folder / f"portrait-{rotation}-coded{suffix}"
     path = folder / f"portrait-{rotation}{suffix}"
+    faststart = () if rotation == 90 else ("-movflags", "+faststart")
     _run(ffmpeg, "-filter_complex", _marked(), *_H264, coded)
     _run(
         ffmpeg,
         *("-i", coded, "-map_metadata", "-1", "-c", "copy"),
-        *("-metadata:s:v:0", f"rotate={_CLI_ROTATE[rotation]}", path),
+        *("-metadata:s:v:0", f"rotate={_CLI_ROTATE[rotation]}", *faststart, path),
     )
     coded.unlink()
     w, h = SIZE
     return Footage(
         f"portrait-{rotation}",
         path,
-        Expected(width=h, height=w, coded_width=w, coded_height=h, rotation=rotation),
+        Expected(
+            width=h,
+            height=w,
+            coded_width=w,
+            coded_height=h,
+            rotation=rotation,
+            moov_first=rotation != 90,  # an iPhone writes the index last, an Android first
+        ),
     )
 
 
@@ -328,9 +338,9 @@ def interlaced_late_ts(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
 
 def vfr(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
     """Variable frame rate, as phones write when the light drops or the encoder is busy:
-    25 fps with 0.4 s missing after 0.4 s, then frames at 12.5 fps."""
+    25 fps with 0.4 s missing after 0.4 s, then three frames at 12.5 fps."""
     path = folder / "vfr.mp4"
-    keep = "select='lt(t,0.4)+gte(t,0.8)*lt(t,1.2)+gte(t,1.2)*not(mod(n,2))'"
+    keep = "select='lt(n,10)+between(n,20,29)+between(n,30,35)*not(mod(n,2))'"
     _run(
         ffmpeg,
         *_lavfi(_pattern()),
@@ -339,8 +349,10 @@ def vfr(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
     times = tuple(
         [k * 0.04 for k in range(10)]
         + [0.8 + k * 0.04 for k in range(10)]
-        + [1.2 + k * 0.08 for k in range(4)]
+        + [1.2 + k * 0.08 for k in range(3)]
     )
+    if _major(ffmpeg) < 5:
+        times = times[:-1]  # ffmpeg 4's -vsync vfr drops the last frame
     return Footage(
         "vfr",
         path,
@@ -491,19 +503,21 @@ def iphone_metadata(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
     return Footage(
         "iphone-metadata",
         path,
-        upright(capture=IPHONE),
+        upright(capture=IPHONE, moov_first=False),
     )
 
 
 def android_metadata(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
-    """An Android phone's MP4: ``creation_time`` in the movie header, the place as the
-    ``©xyz`` user-data atom (ISO 6709, no altitude); no make or model (MP4 has no such atom)."""
+    """A phone's MP4: ``creation_time`` in the movie header, the place given as ISO 6709 (no
+    altitude) and written by ffmpeg's mp4 muxer as the 3GPP ``loci`` box (binary fixed point;
+    Android's own muxer writes the ``©xyz`` string instead, which only ffmpeg's mov muxer
+    writes); no make or model (MP4 has no such atom)."""
     tags = {"creation_time": b"2024-05-04T12:03:22.000000Z", "location": b"+48.8584+002.2945/"}
     path = _tagged(folder, "android.mp4", tags, ffmpeg, "-movflags", "+faststart")
     return Footage(
         "android-metadata",
         path,
-        upright(capture=ANDROID),
+        upright(capture=ANDROID, moov_first=True),
     )
 
 
@@ -588,7 +602,7 @@ def mark_corners(picture: Image.Image) -> dict[str, str]:
         near = [
             n
             for n, c in MARKS.items()
-            if sum(abs(a - b) for a, b in zip(pixel, c, strict=True)) < 90
+            if max(abs(a - b) for a, b in zip(pixel, c, strict=True)) < 70
         ]
         found[corner] = near[0] if near else ""
     return found
@@ -665,9 +679,9 @@ def exif_photo(folder: Path, orientation: int) -> Footage:
 
 def truncated_exif_photo(folder: Path) -> Footage:
     """A JPEG whose EXIF block is cut short (a writer that crashed, a tool that capped the
-    segment): IFD0's entries are there, the data they point to (the strings, the Exif and GPS
-    IFDs) is not. The picture itself is whole and upright: it must be read, the capture
-    metadata dropped."""
+    segment) after a third of it: IFD0's Orientation, Make and Model are whole, the Software
+    string, DateTime and the Exif and GPS IFDs they point to are cut off. The picture itself is
+    whole and upright: it must be read, with what is whole kept and the rest dropped."""
     whole = photo_exif(1).tobytes()
     cut = whole[: len(whole) // 3]
     path = folder / "exif-truncated.jpg"
@@ -675,11 +689,22 @@ def truncated_exif_photo(folder: Path) -> Footage:
     return Footage(
         "exif-truncated",
         path,
-        upright(PHOTO_STORED, bad_fields=_ALL_BUT_SOFTWARE, **_JPEG),
+        upright(
+            PHOTO_STORED,
+            capture=Capture(make=PHOTO_CAPTURE.make, model=PHOTO_CAPTURE.model),
+            bad_fields=("captured_at", "latitude", "longitude", "altitude", "software"),
+            **_JPEG,
+        ),
     )
 
 
 # ------------------------------------------------------------------------------ the matrix
+
+
+def _major(ffmpeg: str) -> int:
+    said = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, timeout=30).stdout
+    found = re.search(r"version n?(\d+)\.", said)
+    return int(found[1]) if found else 999
 
 
 def _has_encoder(ffmpeg: str, name: str) -> bool:
