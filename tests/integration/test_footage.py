@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from framesift.embedded import EmbeddedPipeline
 from tests.support import footage as fs
 from tests.support.footage import Footage
 
@@ -361,3 +362,161 @@ def test_a_truncated_exif_block_keeps_what_is_whole_and_loses_the_rest(photos):
     assert lost == (None, {}, {})
     assert picture.info["exif"].startswith(b"Exif\x00\x00MM")
     assert picture.convert("RGB").size == fs.PHOTO_STORED  # the picture itself is whole
+
+
+# ------------------------------------------------------------ what framesift does today
+
+
+def _sample(settings: Any, case: Footage) -> tuple[dict[str, Any], list[tuple[dict, Image.Image]]]:
+    """Run one file through the embedded pipeline: its video record, and each frame document
+    with its JPEG, in time order."""
+    pipeline = EmbeddedPipeline(settings)
+    result = pipeline.run([case.path], collector="cam").results[-1]
+    video = pipeline.adapters.documents.get("videos", result.video_doc_id or "")
+    assert video is not None
+    docs = pipeline.adapters.documents.where("frames", "video_doc_id", video["id"])
+    frames = [
+        (doc, Image.open(io.BytesIO(pipeline.blobs.get(doc["bucket"], doc["object_name"]))))
+        for doc in sorted(docs, key=lambda d: d["timestamp_ms"])
+    ]
+    return video, frames
+
+
+def _photo_record(settings: Any, case: Footage) -> dict[str, Any]:
+    pipeline = EmbeddedPipeline(settings)
+    pipeline.run([case.path], collector="shop")
+    [doc] = pipeline.adapters.documents.where("frames", "source", "image")
+    return doc
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="#30: the frame documents keep the coded size while ffmpeg's autorotation writes "
+    "the JPEG turned",
+)
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_portrait_frames_are_recorded_as_displayed(system_videos, sampler_settings, rotation):
+    case = system_videos[f"portrait-{rotation}"]
+    video, frames = _sample(sampler_settings, case)
+
+    assert frames
+    for doc, jpeg in frames:
+        assert (doc["width"], doc["height"]) == jpeg.size == (240, 320)
+        assert fs.mark_corners(jpeg)[RED_CORNER[rotation]] == "red"
+    assert (video["width"], video["height"], video["rotation"]) == (240, 320, rotation)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="#30: the stream's start time is taken off pts_time twice: -1470 ms (and the "
+    "static ffmpeg 4.2.2 crashes on MPEG-TS)",
+)
+def test_a_stream_that_starts_late_is_timed_from_its_first_frame(system_videos, sampler_settings):
+    _, frames = _sample(sampler_settings, system_videos["interlaced-late"])
+    stamps = [doc["timestamp_ms"] for doc, _ in frames]
+
+    assert stamps and stamps[0] == 0 and min(stamps) >= 0
+    assert all("-" not in doc["object_name"] for doc, _ in frames)
+
+
+@pytest.mark.xfail(strict=True, reason="#30: interlaced frames are sampled combed")
+def test_interlaced_frames_are_deinterlaced(system_videos, sampler_settings):
+    _, frames = _sample(sampler_settings, system_videos["interlaced-late"])
+
+    assert frames
+    assert all(_combing(jpeg) < 1.5 for _, jpeg in frames)
+
+
+# docs/footage.md: no tone mapping is 69 (HLG) to 87 (PQ) away from the SDR rendering, a
+# clipping tone-map 7-10 (coding loss), mobius 22-25, hable 49 on content at or below SDR white.
+HDR_BOUND = 30
+
+
+@pytest.mark.xfail(strict=True, reason="#30: HDR is sampled without tone mapping, washed out")
+@pytest.mark.parametrize("kind", ["hlg", "pq"])
+def test_hdr_frames_come_close_to_the_sdr_rendering(system_videos, sampler_settings, kind):
+    _, reference = _sample(sampler_settings, system_videos["sdr-reference"])
+    video, frames = _sample(sampler_settings, system_videos[f"hdr-{kind}"])
+
+    assert [d["timestamp_ms"] for d, _ in frames] == [d["timestamp_ms"] for d, _ in reference]
+    for (_, got), (_, want) in zip(frames, reference, strict=True):
+        difference = np.abs(np.asarray(got, int) - np.asarray(want.convert(got.mode), int))
+        assert difference.mean() < HDR_BOUND
+    assert (video["transfer"], video["primaries"]) == (fs.HDR_TRANSFER[kind], "bt2020")
+
+
+@pytest.mark.xfail(strict=True, reason="#30: a photo is recorded in its stored orientation")
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_an_exif_oriented_photo_is_recorded_as_displayed(photos, embedded_settings, orientation):
+    doc = _photo_record(embedded_settings, photos[f"exif-{orientation}"])
+
+    assert (doc["width"], doc["height"]) == (120, 160)
+
+
+CAPTURE_FIELDS = ("latitude", "longitude", "altitude", "make", "model", "software")
+
+
+@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
+def test_a_videos_capture_time_place_and_camera_are_on_its_record_and_frames(
+    system_videos, embedded_settings
+):
+    capture = fs.IPHONE
+    video, frames = _sample(embedded_settings, system_videos["iphone-metadata"])
+
+    assert video["captured_at"] == capture.captured_at.isoformat()  # type: ignore[union-attr]
+    assert [video[k] for k in CAPTURE_FIELDS] == [getattr(capture, k) for k in CAPTURE_FIELDS]
+    for doc, _ in frames:
+        assert doc["latitude"] == capture.latitude
+
+
+@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
+def test_a_photos_capture_time_place_and_camera_are_on_its_record(photos, embedded_settings):
+    capture = fs.PHOTO_CAPTURE
+    doc = _photo_record(embedded_settings, photos["exif-6"])
+
+    assert doc["captured_at"] == capture.captured_at.isoformat()  # type: ignore[union-attr]
+    assert [doc[k] for k in CAPTURE_FIELDS] == pytest.approx(
+        [getattr(capture, k) for k in CAPTURE_FIELDS]
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
+def test_bad_capture_metadata_is_dropped_field_by_field(system_videos, embedded_settings):
+    video, frames = _sample(embedded_settings, system_videos["bad-metadata"])
+
+    assert video["status"] == "sampled" and frames
+    assert video["software"] == "17.4.1"
+    assert all(video.get(k) is None for k in system_videos["bad-metadata"].expected.bad_fields)
+    assert video["metadata_notes"]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="#30: the first video stream is probed, ffmpeg samples the largest"
+)
+def test_the_default_video_stream_is_sampled_and_named(system_videos, sampler_settings):
+    video, frames = _sample(sampler_settings, system_videos["two-streams"])
+
+    assert frames and all(jpeg.size == (160, 120) for _, jpeg in frames)
+    assert (video["width"], video["height"], video["stream_index"]) == (160, 120, 1)
+
+
+@pytest.mark.parametrize("name", ["vfr", "vp9", "av1", "mjpeg", "moov-at-end"])
+def test_other_formats_are_sampled_at_their_size_and_times(system_videos, sampler_settings, name):
+    case = system_videos[name]
+    video, frames = _sample(sampler_settings, case)
+
+    assert video["status"] == "sampled"
+    assert [doc["timestamp_ms"] // 1000 for doc, _ in frames] == [0, 1]
+    for doc, jpeg in frames:
+        assert (
+            (doc["width"], doc["height"])
+            == jpeg.size
+            == (case.expected.width, case.expected.height)
+        )
+
+
+def test_audio_only_fails_with_a_clear_reason(system_videos, sampler_settings):
+    video, frames = _sample(sampler_settings, system_videos["audio-only"])
+
+    assert (video["status"], frames) == ("failed", [])
+    assert video["error"].startswith("no video stream")

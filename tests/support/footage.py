@@ -269,14 +269,14 @@ def sdr_reference(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
     )
 
 
-_HDR_TRANSFER = {"hlg": "arib-std-b67", "pq": "smpte2084"}
+HDR_TRANSFER = {"hlg": "arib-std-b67", "pq": "smpte2084"}
 
 
 def hdr(folder: Path, kind: str = "hlg", ffmpeg: str = "ffmpeg") -> Footage:
     """10-bit HEVC in BT.2020 with HLG or PQ, tagged as phones tag it (iPhones record HLG,
     many Android phones PQ/HDR10), holding :func:`sdr_reference`'s content: its BT.709 light
     made linear with SDR white at 100 cd/m² and coded again in BT.2020."""
-    transfer = _HDR_TRANSFER[kind]
+    transfer = HDR_TRANSFER[kind]
     path = folder / f"hdr-{kind}.mp4"
     to_hdr = (
         "format=yuv420p,setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv,"
