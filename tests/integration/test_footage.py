@@ -218,6 +218,7 @@ def test_ffmpeg_4_2_static_cannot_read_mpeg_ts(system_videos):
         timeout=60,
     )
     assert done.returncode == -11
+    assert {"interlaced-late"} == fs.OLD_FFMPEG_CANNOT_READ
 
 
 def test_vfr_frames_come_at_the_uneven_times_written(videos):

@@ -30,14 +30,14 @@ How each device habit is reproduced:
   of rationals and Make/Model/Software; and one whose EXIF block is cut short.
 
 ``ffmpeg`` picks the build that makes a case (the machine's 5.1, or the static 4.2.2 from
-imageio-ffmpeg); :data:`OLD_FFMPEG_CANNOT_MAKE` names the cases 4.2.2 cannot make.
+imageio-ffmpeg): both make every case; :data:`OLD_FFMPEG_CANNOT_READ` names the cases 4.2.2
+cannot read.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import struct
 import subprocess
 from dataclasses import dataclass, field
@@ -59,9 +59,8 @@ PHONE_MATRIX = {
 }
 # The value ffmpeg's CLI takes for "rotate" to write the phone's matrix for each clockwise turn.
 _CLI_ROTATE = {90: 270, 270: 90}
-# Cases the static ffmpeg 4.2.2 cannot make (libsvtav1 and librav1e came later; its libaom-av1
-# is marked experimental and needs -strict experimental, which it is given).
-OLD_FFMPEG_CANNOT_MAKE: frozenset[str] = frozenset()
+# Cases the static ffmpeg 4.2.2 cannot read: it crashes (SIGSEGV) opening any MPEG-TS input.
+OLD_FFMPEG_CANNOT_READ = frozenset({"interlaced-late"})
 
 
 @dataclass(frozen=True)
@@ -745,11 +744,3 @@ def make_photos(folder: Path) -> dict[str, Footage]:
     photos = {f"exif-{o}": exif_photo(folder, o) for o in ORIENTATION_TRANSPOSE}
     photos["exif-truncated"] = truncated_exif_photo(folder)
     return photos
-
-
-def copy_as(footage: Footage, folder: Path, name: str) -> Path:
-    """A copy of a case's file under another name (uploads are named by their path)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    shutil.copy(footage.path, target)
-    return target
