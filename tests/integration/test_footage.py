@@ -1,0 +1,523 @@
+"""Footage as devices write it (#30): what each generated file carries, and what framesift does
+with it today.
+
+The first half checks tests/support/footage.py's files with ffprobe, ffmpeg and Pillow, so the
+generator cannot drift into writing ffmpeg's defaults. The second half runs the files through the
+embedded pipeline; where framesift is wrong today the test is a strict xfail naming #30, and it
+turns into a failure (to be unmarked) the day the fix lands.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from framesift.embedded import EmbeddedPipeline
+from tests.support import footage as fs
+from tests.support.footage import Footage
+
+OLD_FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+BUILDS = {"ffmpeg-system": "ffmpeg", "ffmpeg-4.2": OLD_FFMPEG}
+UPRIGHT_MARKS = {"tl": "red", "tr": "green", "bl": "blue", "br": ""}
+# Where the coded picture's top-left red block is shown after each clockwise turn.
+RED_CORNER = {0: "tl", 90: "tr", 270: "bl"}
+
+
+@pytest.fixture(scope="module", params=list(BUILDS), ids=list(BUILDS))
+def videos(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Every video case, made by the machine's ffmpeg and by the static 4.2.2."""
+    return fs.make_videos(tmp_path_factory.mktemp(request.param), BUILDS[request.param])
+
+
+@pytest.fixture(scope="module")
+def system_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Footage]:
+    return fs.make_videos(tmp_path_factory.mktemp("footage"), "ffmpeg")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Footage]:
+    return fs.make_photos(tmp_path_factory.mktemp("photos"))
+
+
+def _stream(path: Path) -> dict[str, Any]:
+    return fs.video_streams(fs.ffprobe(path))[0]
+
+
+def _decoded(
+    path: Path, *options: str, ffmpeg: str = "ffmpeg", filters: str = "null"
+) -> Image.Image:
+    """The first frame as ffmpeg decodes it (auto-rotated unless told otherwise), as RGB."""
+    done = subprocess.run(
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            *options,
+            "-i",
+            str(path),
+            "-vf",
+            filters,
+            "-frames:v",
+            "1",
+            "-f",
+            "image2pipe",
+            "-c:v",
+            "png",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return Image.open(io.BytesIO(done.stdout)).convert("RGB")
+
+
+def _combing(picture: Image.Image) -> float:
+    """How much each row differs from the mean of its neighbours beyond what the rows two
+    apart do: near 0 for a progressive picture, large for two fields woven from two instants."""
+    luma = np.asarray(picture.convert("L"), dtype=float)
+    between = np.abs(luma[1:-1] - (luma[:-2] + luma[2:]) / 2).mean()
+    apart = np.abs(luma[2:] - luma[:-2]).mean() / 2
+    return float(between - apart)
+
+
+# ------------------------------------------------------------------ what the files carry
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_portrait_video_is_coded_landscape_with_the_phones_display_matrix(videos, rotation):
+    case = videos[f"portrait-{rotation}"]
+    stream = _stream(case.path)
+
+    assert (stream["width"], stream["height"]) == (case.expected.coded_width, 240)
+    assert fs.display_matrix(case.path) == fs.PHONE_MATRIX[rotation]
+    [side] = [s for s in stream["side_data_list"] if s["side_data_type"] == "Display Matrix"]
+    # ffprobe 5.1 gives the angle counter-clockwise: a phone's 90° clockwise is -90.
+    assert side["rotation"] == {90: -90, 270: 90}[rotation]
+    assert "rotate" not in stream.get("tags", {})  # 5.x reads the matrix as side data only
+    shown = _decoded(case.path)
+    assert shown.size == (case.expected.width, case.expected.height) == (240, 320)
+    assert fs.mark_corners(shown)[RED_CORNER[rotation]] == "red"
+    coded = _decoded(case.path, "-noautorotate")
+    assert coded.size == (320, 240) and fs.mark_corners(coded)["tl"] == "red"
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_ffmpeg_4_reads_the_display_matrix_as_a_clockwise_rotate_tag(system_videos, rotation):
+    said = subprocess.run(
+        [OLD_FFMPEG, "-hide_banner", "-i", str(system_videos[f"portrait-{rotation}"].path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stderr
+    assert f"rotate          : {rotation}" in said
+    assert f"displaymatrix: rotation of {-rotation if rotation == 90 else 90}.00 degrees" in said
+    shown = _decoded(system_videos[f"portrait-{rotation}"].path, ffmpeg=OLD_FFMPEG)
+    assert shown.size == (240, 320)
+    assert fs.mark_corners(shown)[RED_CORNER[rotation]] == "red"
+
+
+@pytest.mark.parametrize("kind", ["hlg", "pq"])
+def test_hdr_is_10_bit_hevc_tagged_bt2020_hlg_or_pq_as_phones_tag_it(videos, kind):
+    case = videos[f"hdr-{kind}"]
+    stream = _stream(case.path)
+    assert (stream["codec_name"], stream["profile"], stream["pix_fmt"]) == (
+        "hevc",
+        "Main 10",
+        "yuv420p10le",
+    )
+    assert (stream["color_transfer"], stream["color_primaries"], stream["color_space"]) == (
+        case.expected.transfer,
+        "bt2020",
+        "bt2020nc",
+    )
+    assert stream["codec_tag_string"] == "hvc1"  # as Apple writes HEVC
+    reference = _stream(videos["sdr-reference"].path)
+    assert (reference["color_transfer"], reference["pix_fmt"]) == ("bt709", "yuv420p")
+
+
+def _rgb(path: Path, chain: str) -> np.ndarray:
+    to_rgb = "scale=in_color_matrix=bt709:in_range=tv:out_range=pc,format=rgb24"
+    done = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-vf",
+            f"{chain},{to_rgb}",
+            "-frames:v",
+            "2",
+            "-f",
+            "rawvideo",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return np.frombuffer(done.stdout, np.uint8).astype(int).reshape(-1, 240, 320, 3)
+
+
+# docs/footage.md: zscale back to linear light and on to BT.709 (clipping, no knee).
+TO_SDR = (
+    "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=clip:desat=0,"
+    "zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
+)
+
+
+@pytest.mark.parametrize("kind", ["hlg", "pq"])
+def test_hdr_holds_the_reference_content_and_is_far_from_it_untouched(system_videos, kind):
+    """Tone-mapped back, the HDR file is the SDR reference within coding loss (measured 7-10 of
+    255); read as if it were SDR, as framesift does today, it is 69-87 away."""
+    reference = _rgb(system_videos["sdr-reference"].path, "format=yuv420p")
+    hdr = system_videos[f"hdr-{kind}"].path
+    assert np.abs(_rgb(hdr, TO_SDR) - reference).mean() < 12
+    assert np.abs(_rgb(hdr, "format=yuv420p") - reference).mean() > 60
+
+
+def test_interlaced_ts_starts_late_top_field_first_and_combs(system_videos):
+    case = system_videos["interlaced-late"]
+    info = fs.ffprobe(case.path)
+    stream = fs.video_streams(info)[0]
+
+    assert info["format"]["format_name"] == "mpegts"
+    assert float(info["format"]["start_time"]) == pytest.approx(fs.LATE_START_S, abs=0.002)
+    assert float(stream["start_time"]) == pytest.approx(fs.LATE_START_S, abs=0.002)
+    assert (stream["codec_name"], stream["field_order"]) == ("mpeg2video", "tt")
+    woven = _decoded(case.path, "-ss", "0.5")
+    deinterlaced = _decoded(case.path, "-ss", "0.5", filters="bwdif=deint=interlaced")
+    assert _combing(woven) > 3
+    assert _combing(deinterlaced) < _combing(woven) / 3
+
+
+def test_ffmpeg_4_2_static_cannot_read_mpeg_ts(system_videos):
+    """The static 4.2.2 build the tests run as the old ffmpeg crashes (SIGSEGV) opening any
+    MPEG-TS input, so the late-start case runs on the machine's ffmpeg only."""
+    done = subprocess.run(
+        [
+            OLD_FFMPEG,
+            "-v",
+            "error",
+            "-i",
+            str(system_videos["interlaced-late"].path),
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == -11
+    assert {"interlaced-late"} == fs.OLD_FFMPEG_CANNOT_READ
+
+
+def test_vfr_frames_come_at_the_uneven_times_written(videos):
+    case = videos["vfr"]
+    stream = _stream(case.path)
+    assert fs.frame_times(case.path) == pytest.approx(list(case.expected.frame_times_s), abs=0.002)
+    assert stream["avg_frame_rate"] != stream["r_frame_rate"]
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "format_name", "pix_fmt"),
+    [
+        ("vp9", "vp9", "matroska,webm", "yuv420p"),
+        ("av1", "av1", "mov,mp4,m4a,3gp,3g2,mj2", "yuv420p"),
+        ("mjpeg", "mjpeg", "avi", "yuvj420p"),
+    ],
+)
+def test_other_codecs_and_containers(videos, name, codec, format_name, pix_fmt):
+    case = videos[name]
+    info = fs.ffprobe(case.path)
+    stream = fs.video_streams(info)[0]
+    assert (stream["codec_name"], info["format"]["format_name"], stream["pix_fmt"]) == (
+        codec,
+        format_name,
+        pix_fmt,
+    )
+    assert (stream["width"], stream["height"]) == (case.expected.width, case.expected.height)
+    assert fs.decodes("ffmpeg", case.path) and fs.decodes(OLD_FFMPEG, case.path)
+
+
+def test_two_video_streams_the_second_is_the_default(videos):
+    streams = fs.video_streams(fs.ffprobe(videos["two-streams"].path))
+    assert [(s["width"], s["disposition"]["default"]) for s in streams] == [
+        (320, 0),
+        (160, 1),
+    ]
+
+
+def test_the_index_is_where_each_writer_puts_it(videos):
+    placed = {
+        n: c.expected.moov_first for n, c in videos.items() if c.expected.moov_first is not None
+    }
+    assert placed == {
+        "portrait-90": False,
+        "portrait-270": True,
+        "moov-at-end": False,
+        "iphone-metadata": False,
+        "android-metadata": True,
+    }
+    assert {n: fs.moov_before_mdat(videos[n].path) for n in placed} == placed
+
+
+def test_audio_only_has_no_video_stream(videos):
+    info = fs.ffprobe(videos["audio-only"].path)
+    assert [s["codec_type"] for s in info["streams"]] == ["audio"]
+
+
+def test_iphone_and_android_capture_metadata_as_their_writers_put_it(videos):
+    iphone = fs.ffprobe(videos["iphone-metadata"].path)["format"]["tags"]
+    assert iphone["creation_time"] == "2024-05-04T12:03:22.000000Z"
+    assert iphone["com.apple.quicktime.creationdate"] == "2024-05-04T14:03:22+0200"
+    assert iphone["com.apple.quicktime.location.ISO6709"] == "+48.8584+002.2945+035.000/"
+    assert (
+        iphone["com.apple.quicktime.make"],
+        iphone["com.apple.quicktime.model"],
+        iphone["com.apple.quicktime.software"],
+    ) == ("Apple", "iPhone 15 Pro", "17.4.1")
+    assert b"mdta" in videos["iphone-metadata"].path.read_bytes()  # QuickTime keys, not udta
+    android = fs.ffprobe(videos["android-metadata"].path)["format"]["tags"]
+    assert android["creation_time"] == "2024-05-04T12:03:22.000000Z"
+    assert android["location"] == "+48.8584+002.2945/"
+    assert b"loci" in videos["android-metadata"].path.read_bytes()
+    assert not any("make" in key or "model" in key for key in android)
+
+
+def test_bad_metadata_is_really_in_the_file(videos):
+    case = videos["bad-metadata"]
+    tags = fs.ffprobe(case.path)["format"]["tags"]
+    assert tags["creation_time"].startswith("9999-12-31")
+    assert tags["com.apple.quicktime.creationdate"].startswith("0000-")
+    assert tags["com.apple.quicktime.location.ISO6709"].startswith("+200.0000")
+    assert len(tags["com.apple.quicktime.model"]) == fs.BIG_TAG_BYTES
+    assert fs.BAD_UTF8 in case.path.read_bytes()
+    # ffprobe replaces what is not UTF-8 (its -string_validation default) rather than failing.
+    assert "\ufffd" in tags["com.apple.quicktime.make"]
+    assert tags["com.apple.quicktime.software"] == "17.4.1"
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_photo_shows_upright_only_after_its_exif_orientation(photos, orientation):
+    case = photos[f"exif-{orientation}"]
+    stored = Image.open(case.path)
+    exif = stored.getexif()
+
+    assert stored.size == fs.PHOTO_STORED
+    assert exif[0x0112] == orientation
+    shown = ImageOps.exif_transpose(stored)
+    assert shown.size == (case.expected.width, case.expected.height)
+    assert fs.mark_corners(shown) == UPRIGHT_MARKS
+    if orientation != 1:
+        assert fs.mark_corners(stored) != UPRIGHT_MARKS
+
+
+def test_the_eight_orientations_store_eight_different_pictures(photos):
+    stored = {
+        tuple(fs.mark_corners(Image.open(photos[f"exif-{o}"].path)).values()) for o in range(1, 9)
+    }
+    assert len(stored) == 8
+
+
+def test_photo_carries_capture_time_offset_gps_and_camera(photos):
+    exif = Image.open(photos["exif-6"].path).getexif()
+    capture = fs.PHOTO_CAPTURE
+    assert (exif[0x010F], exif[0x0110], exif[0x0131]) == (
+        capture.make,
+        capture.model,
+        capture.software,
+    )
+    taken = exif.get_ifd(0x8769)
+    assert (taken[0x9003], taken[0x9011]) == ("2024:05:04 14:03:22", "+02:00")
+    gps = exif.get_ifd(0x8825)
+
+    def degrees(dms: tuple[Any, ...]) -> float:
+        return float(dms[0]) + float(dms[1]) / 60 + float(dms[2]) / 3600
+
+    assert (gps[1], gps[3], gps[5]) == ("N", "E", b"\x00")
+    assert degrees(gps[2]) == pytest.approx(capture.latitude, abs=1e-5)
+    assert degrees(gps[4]) == pytest.approx(capture.longitude, abs=1e-5)
+    assert float(gps[6]) == capture.altitude
+
+
+def test_a_truncated_exif_block_keeps_what_is_whole_and_loses_the_rest(photos):
+    case = photos["exif-truncated"]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        picture = Image.open(case.path)  # Pillow reads the EXIF block as it opens the file
+        exif = picture.getexif()
+        whole = (exif.get(0x010F), exif.get(0x0110), exif.get(0x0112))
+        lost = (exif.get(0x0131), dict(exif.get_ifd(0x8769)), dict(exif.get_ifd(0x8825)))
+    assert any("Truncated" in str(w.message) for w in said)
+    assert whole == ("Canon", "Canon EOS R6", 1)
+    assert lost == (None, {}, {})
+    assert picture.info["exif"].startswith(b"Exif\x00\x00MM")
+    assert picture.convert("RGB").size == fs.PHOTO_STORED  # the picture itself is whole
+
+
+# ------------------------------------------------------------ what framesift does today
+
+
+def _sample(settings: Any, case: Footage) -> tuple[dict[str, Any], list[tuple[dict, Image.Image]]]:
+    """Run one file through the embedded pipeline: its video record, and each frame document
+    with its JPEG, in time order."""
+    pipeline = EmbeddedPipeline(settings)
+    result = pipeline.run([case.path], collector="cam").results[-1]
+    video = pipeline.adapters.documents.get("videos", result.video_doc_id or "")
+    assert video is not None
+    docs = pipeline.adapters.documents.where("frames", "video_doc_id", video["id"])
+    frames = [
+        (doc, Image.open(io.BytesIO(pipeline.blobs.get(doc["bucket"], doc["object_name"]))))
+        for doc in sorted(docs, key=lambda d: d["timestamp_ms"])
+    ]
+    return video, frames
+
+
+def _photo_record(settings: Any, case: Footage) -> dict[str, Any]:
+    pipeline = EmbeddedPipeline(settings)
+    pipeline.run([case.path], collector="shop")
+    [doc] = pipeline.adapters.documents.where("frames", "source", "image")
+    return doc
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="#30: the frame documents keep the coded size while ffmpeg's autorotation writes "
+    "the JPEG turned",
+)
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_portrait_frames_are_recorded_as_displayed(system_videos, sampler_settings, rotation):
+    case = system_videos[f"portrait-{rotation}"]
+    video, frames = _sample(sampler_settings, case)
+
+    assert frames
+    for doc, jpeg in frames:
+        assert (doc["width"], doc["height"]) == jpeg.size == (240, 320)
+        assert fs.mark_corners(jpeg)[RED_CORNER[rotation]] == "red"
+    assert (video["width"], video["height"], video["rotation"]) == (240, 320, rotation)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="#30: the stream's start time is taken off pts_time twice: -1470 ms (and the "
+    "static ffmpeg 4.2.2 crashes on MPEG-TS)",
+)
+def test_a_stream_that_starts_late_is_timed_from_its_first_frame(system_videos, sampler_settings):
+    _, frames = _sample(sampler_settings, system_videos["interlaced-late"])
+    stamps = [doc["timestamp_ms"] for doc, _ in frames]
+
+    assert stamps and stamps[0] == 0 and min(stamps) >= 0
+    assert all("-" not in doc["object_name"] for doc, _ in frames)
+
+
+@pytest.mark.xfail(strict=True, reason="#30: interlaced frames are sampled combed")
+def test_interlaced_frames_are_deinterlaced(system_videos, sampler_settings):
+    _, frames = _sample(sampler_settings, system_videos["interlaced-late"])
+
+    assert frames
+    assert all(_combing(jpeg) < 1.5 for _, jpeg in frames)
+
+
+# docs/footage.md: no tone mapping is 69 (HLG) to 87 (PQ) away from the SDR rendering, a
+# clipping tone-map 7-10 (coding loss), mobius 22-25, hable 49 on content at or below SDR white.
+HDR_BOUND = 30
+
+
+@pytest.mark.xfail(strict=True, reason="#30: HDR is sampled without tone mapping, washed out")
+@pytest.mark.parametrize("kind", ["hlg", "pq"])
+def test_hdr_frames_come_close_to_the_sdr_rendering(system_videos, sampler_settings, kind):
+    _, reference = _sample(sampler_settings, system_videos["sdr-reference"])
+    video, frames = _sample(sampler_settings, system_videos[f"hdr-{kind}"])
+
+    assert [d["timestamp_ms"] for d, _ in frames] == [d["timestamp_ms"] for d, _ in reference]
+    for (_, got), (_, want) in zip(frames, reference, strict=True):
+        difference = np.abs(np.asarray(got, int) - np.asarray(want.convert(got.mode), int))
+        assert difference.mean() < HDR_BOUND
+    assert (video["transfer"], video["primaries"]) == (fs.HDR_TRANSFER[kind], "bt2020")
+
+
+@pytest.mark.xfail(strict=True, reason="#30: a photo is recorded in its stored orientation")
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_an_exif_oriented_photo_is_recorded_as_displayed(photos, embedded_settings, orientation):
+    doc = _photo_record(embedded_settings, photos[f"exif-{orientation}"])
+
+    assert (doc["width"], doc["height"]) == (120, 160)
+
+
+CAPTURE_FIELDS = ("latitude", "longitude", "altitude", "make", "model", "software")
+
+
+@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
+def test_a_videos_capture_time_place_and_camera_are_on_its_record_and_frames(
+    system_videos, embedded_settings
+):
+    capture = fs.IPHONE
+    video, frames = _sample(embedded_settings, system_videos["iphone-metadata"])
+
+    assert video["captured_at"] == capture.captured_at.isoformat()  # type: ignore[union-attr]
+    assert [video[k] for k in CAPTURE_FIELDS] == [getattr(capture, k) for k in CAPTURE_FIELDS]
+    for doc, _ in frames:
+        assert doc["latitude"] == capture.latitude
+
+
+@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
+def test_a_photos_capture_time_place_and_camera_are_on_its_record(photos, embedded_settings):
+    capture = fs.PHOTO_CAPTURE
+    doc = _photo_record(embedded_settings, photos["exif-6"])
+
+    assert doc["captured_at"] == capture.captured_at.isoformat()  # type: ignore[union-attr]
+    assert [doc[k] for k in CAPTURE_FIELDS] == pytest.approx(
+        [getattr(capture, k) for k in CAPTURE_FIELDS]
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
+def test_bad_capture_metadata_is_dropped_field_by_field(system_videos, embedded_settings):
+    video, frames = _sample(embedded_settings, system_videos["bad-metadata"])
+
+    assert video["status"] == "sampled" and frames
+    assert video["software"] == "17.4.1"
+    assert all(video.get(k) is None for k in system_videos["bad-metadata"].expected.bad_fields)
+    assert video["metadata_notes"]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="#30: the first video stream is probed, ffmpeg samples the largest"
+)
+def test_the_default_video_stream_is_sampled_and_named(system_videos, sampler_settings):
+    video, frames = _sample(sampler_settings, system_videos["two-streams"])
+
+    assert frames and all(jpeg.size == (160, 120) for _, jpeg in frames)
+    assert (video["width"], video["height"], video["stream_index"]) == (160, 120, 1)
+
+
+@pytest.mark.parametrize("name", ["vfr", "vp9", "av1", "mjpeg", "moov-at-end"])
+def test_other_formats_are_sampled_at_their_size_and_times(system_videos, sampler_settings, name):
+    case = system_videos[name]
+    video, frames = _sample(sampler_settings, case)
+
+    assert video["status"] == "sampled"
+    assert [doc["timestamp_ms"] // 1000 for doc, _ in frames] == [0, 1]
+    for doc, jpeg in frames:
+        assert (
+            (doc["width"], doc["height"])
+            == jpeg.size
+            == (case.expected.width, case.expected.height)
+        )
+
+
+def test_audio_only_fails_with_a_clear_reason(system_videos, sampler_settings):
+    video, frames = _sample(sampler_settings, system_videos["audio-only"])
+
+    assert (video["status"], frames) == ("failed", [])
+    assert video["error"].startswith("no video stream")
