@@ -30,6 +30,16 @@ from tests.support.stack import emulator_environment
 from tests.support.waiting import wait_for
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``scripts/test`` runs the suite on several workers: it mostly waits on
+    emulators, servers and Pub/Sub's backoff), every test of the real Label Studio runs on one
+    worker, so one server starts instead of one per worker. The emulated stack is started by each
+    worker that gets an emulated test: its tests are spread, and each worker's stack is its own."""
+    for item in items:
+        if item.get_closest_marker("labelstudio"):
+            item.add_marker(pytest.mark.xdist_group("labelstudio"))
+
+
 @pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Test videos and bad inputs, generated once per session."""
