@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from framesift.bookkeeping import ExportLease, ExportReject, ExportWatermark
 from framesift.documents import LIVE_STATUSES, AnnotationStatus
 from framesift.events import PubSubMessage
 from framesift.logs import get_logger
@@ -283,7 +284,7 @@ class Exporter:
         def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], None]:
             if (docs[key] or {}).get("holder") != self._holder:
                 return {}, None  # expired and taken by another run meanwhile: theirs now
-            return {key: {"holder": None, "expires_at": None}}, None
+            return {key: ExportLease.fields(holder=None, expires_at=None)}, None
 
         self._documents.transact([key], change)
 
@@ -297,7 +298,7 @@ class Exporter:
             expires = _timestamp(lease.get("expires_at"))
             if lease.get("holder") not in (None, self._holder) and expires and expires > now:
                 return {}, False
-            return {key: {"holder": self._holder, "expires_at": now + ttl}}, True
+            return {key: ExportLease.fields(holder=self._holder, expires_at=now + ttl)}, True
 
         return self._documents.transact([key], change)
 
@@ -328,7 +329,9 @@ class Exporter:
                     documents.merge(
                         Collections.EXPORT_REJECTS,
                         f"{source.collection}~{doc['_id']}",
-                        {"collection": source.collection, "doc_id": doc["_id"], "reason": problem},
+                        ExportReject(
+                            collection=source.collection, doc_id=doc["_id"], reason=problem
+                        ).stored(),
                     )
                     continue
                 for schema, row in produced:
@@ -348,7 +351,7 @@ class Exporter:
             documents.merge(
                 Collections.EXPORT_STATE,
                 self.state_id(collection),
-                {"watermark": mark, "exported_at": datetime.now(UTC)},
+                ExportWatermark(watermark=mark, exported_at=datetime.now(UTC)).stored(),
             )
         log.info(
             "warehouse export done",
