@@ -9,29 +9,17 @@ import base64
 import hashlib
 import json
 
-import pytest
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, storage
+from google.cloud import firestore
 from typer.testing import CliRunner
 
 from framesift.cli import app
 from framesift.documents import IgnoredUpload, VideoRecord
 from framesift.messages import FrameBatch
 from framesift.topology import Topics
-from framesift_dev.devstack import RAW_BUCKET, StackState
+from framesift_dev.devstack import RAW_BUCKET
 from tests.support.media import lavfi_video
 from tests.support.stack import notification_of, push_to_function
 from tests.support.waiting import wait_for
-
-
-@pytest.fixture
-def gcs(devstack: StackState) -> storage.Client:
-    return storage.Client(project=devstack.project, credentials=AnonymousCredentials())
-
-
-@pytest.fixture
-def db(devstack: StackState) -> firestore.Client:
-    return firestore.Client(project=devstack.project)
 
 
 def _where(db: firestore.Client, collection: str, field: str, value: str) -> list[dict]:

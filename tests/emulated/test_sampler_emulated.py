@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
 from framesift.documents import IgnoredUpload, VideoRecord
@@ -19,16 +18,6 @@ from tests.support.stack import function_log, notification_of, push_to_function,
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.emulated
-
-
-@pytest.fixture
-def gcs(devstack: StackState) -> storage.Client:
-    return storage.Client(project=devstack.project, credentials=AnonymousCredentials())
-
-
-@pytest.fixture
-def db(devstack: StackState) -> firestore.Client:
-    return firestore.Client(project=devstack.project)
 
 
 @pytest.fixture
