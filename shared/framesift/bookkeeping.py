@@ -26,10 +26,12 @@ from framesift.topology import Collections
 
 
 class ContentHash(Document):
-    """``content_hashes/{sha256}``: the first kept frame with these JPEG bytes."""
+    """``content_hashes/{sha256}``: the first frame decided with these JPEG bytes, kept or
+    dropped, and the kept frame that stands for them (itself, or the one it repeats)."""
 
     frame_id: str
     sha256: str
+    kept_frame_id: str | None = None  # None: written when only kept frames claimed their bytes
 
 
 class PhashBucket(Document):

@@ -21,9 +21,10 @@ from framesift.adapters.embedded.folder import FolderBlobStore
 from framesift.adapters.embedded.inprocess import InProcessPublisher
 from framesift.config import Backend, Settings
 from framesift.documents import VideoRecord
+from framesift.errors import InvalidName
 from framesift.events import PubSubMessage, finalize_message
 from framesift.messages import ROUND_MESSAGE, ExportRequest, LabelingRound
-from framesift.naming import is_photo, iter_inputs, source_id, upload_name
+from framesift.naming import is_photo, iter_inputs, source_id, upload_name, upload_refusal
 from framesift.ports import BlobInfo
 from framesift.stages.dedup import BatchOutcome, BatchResult
 from framesift.stages.exporter import ExportResult
@@ -32,9 +33,18 @@ from framesift.stages.sampler import Outcome, SampleResult
 from framesift.topology import DEDUP, EXPORTER, FUNCTIONS, LABELER, SAMPLER, Topics, Trigger
 
 
+@dataclass(frozen=True)
+class RefusedInput:
+    """An input the run did not upload: the pipeline would ignore its name."""
+
+    path: Path
+    reason: str
+
+
 @dataclass
 class RunSummary:
     results: list[SampleResult] = field(default_factory=list)
+    refused: list[RefusedInput] = field(default_factory=list)
     batches: list[BatchResult] = field(default_factory=list)
     labeling: list[LabelResult] = field(default_factory=list)
     dead_letters: int = 0
@@ -131,13 +141,21 @@ class EmbeddedPipeline:
     def upload(
         self, path: Path, collector: str, metadata: Mapping[str, str] | None = None
     ) -> BlobInfo:
-        """Upload a video, or a photo (to the images prefix), as a capture device would."""
+        """Upload a video, or a photo (to the images prefix), as a capture device would; a name
+        the pipeline would ignore is refused before anything is written."""
         settings = self.settings
+        if reason := self.refusal(path, collector):
+            raise InvalidName(f"{path}: {reason}")
         name = upload_name(path, collector, settings.raw_prefix, settings.images_prefix)
         info = self.blobs.put_file(settings.raw_bucket, name, path, metadata or {})
         data, attributes = finalize_message(info)
         self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
         return info
+
+    def refusal(self, path: Path, collector: str) -> str | None:
+        """Why :meth:`upload` would refuse ``path`` under ``collector`` (None: it would not)."""
+        settings = self.settings
+        return upload_refusal(path, collector, settings.raw_prefix, settings.images_prefix)
 
     def source_doc_id(self, upload: BlobInfo) -> str:
         """The id the sampler files a video's frames under, or dedup a photo's one frame."""
@@ -156,8 +174,11 @@ class EmbeddedPipeline:
         on its topic as Cloud Scheduler does."""
         started = datetime.now(UTC)
         for path in iter_inputs(paths):
-            self.summary.sources.append(self.source_doc_id(self.upload(path, collector)))
-            self.publisher.drain()
+            if reason := self.refusal(path, collector):  # one never blocks the others
+                self.summary.refused.append(RefusedInput(path, reason))
+            else:
+                self.summary.sources.append(self.source_doc_id(self.upload(path, collector)))
+                self.publisher.drain()
             if done is not None:
                 done(path)
         if self.settings.labeling_budget:

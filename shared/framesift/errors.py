@@ -32,6 +32,12 @@ class BadEvent(PermanentError, ValueError):
     """An event or message that can never be processed (not the shape it must have)."""
 
 
+class InvalidName(PermanentError, ValueError):
+    """A name or id that cannot be stored as it is (a collector that is a path, an id Firestore
+    refuses): retrying builds the same name, so it is dead-lettered at once with the reason
+    (:mod:`framesift.naming`)."""
+
+
 class UnreadableVideo(PermanentError):
     """ffmpeg cannot read the input as a video."""
 

@@ -27,7 +27,7 @@ from functools import cache
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from framesift.errors import UnreadableImage
 
@@ -144,6 +144,9 @@ def image_stats(data: bytes) -> ImageInfo:
             luma, cb, cr = np.moveaxis(np.asarray(small), 2, 0)
             stats = frame_stats(SmallCopy(luma, cb, cr))
             return ImageInfo(image.width, image.height, str(image.format), stats)
+    except UnidentifiedImageError as exc:
+        # Pillow names the stream it read in its message: a memory address, not a reason.
+        raise UnreadableImage("not a readable image: no image format recognised") from exc
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise UnreadableImage(f"not a readable image: {exc}") from exc
 

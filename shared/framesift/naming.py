@@ -1,10 +1,21 @@
 """The raw bucket's naming standard, parser and builder together:
 ``{prefix}{collector}/{stem}.{ext}``, videos under the raw prefix and photos under the images
-prefix; and the deterministic id of an uploaded object's version."""
+prefix; the deterministic id of an uploaded object's version; and the one validator of the names
+and ids built from an upload's name, shared by ``upload``, embedded mode, the sampler, dedup and
+its index.
+
+A collector becomes a folder of the frames bucket and a part of dedup's index document ids, so it
+must be a single path segment that Cloud Storage and Firestore both take as it is:
+https://cloud.google.com/storage/docs/objects#naming (object names: at most 1024 bytes of UTF-8,
+no carriage return or line feed) and
+https://firebase.google.com/docs/firestore/quotas#collections_documents_and_fields (document ids:
+at most 1,500 bytes of UTF-8, no ``/``, not ``.`` or ``..``, not ``__.*__``).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -14,6 +25,15 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".3gp"}
 )
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+
+MAX_OBJECT_NAME_BYTES = 1024  # Cloud Storage's limit on an object name (UTF-8)
+MAX_DOCUMENT_ID_BYTES = 1500  # Firestore's limit on a document id (UTF-8)
+# A sampled frame's name is the longest built from a collector: it must stay an object name.
+_FRAME_NAME_OVERHEAD = len(f"/v_{'0' * 32}/{0:010d}.jpg")
+MAX_COLLECTOR_BYTES = MAX_OBJECT_NAME_BYTES - _FRAME_NAME_OVERHEAD
+# Control characters: Cloud Storage refuses CR and LF, and no tool shows the others faithfully.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RESERVED_DOCUMENT_ID = re.compile(r"__.*__")
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,8 @@ def parse_upload_name(
     """``{prefix}{collector}/{stem}.{ext}``, or the reason the name is not one of ``kind``."""
     if not name.startswith(prefix):
         return f"outside the prefix {prefix!r}"
+    if reason := object_name_refusal(name):
+        return reason
     relative_name = name[len(prefix) :]
     relative = PurePosixPath(relative_name)
     if len(relative.parts) != 2 or any(part in ("", ".", "..") for part in relative.parts):
@@ -35,9 +57,54 @@ def parse_upload_name(
     if relative.as_posix() != relative_name:
         # "cam//a.mp4" or "cam/./a.mp4" would parse as "cam/a.mp4", another object's name.
         return f"{relative_name!r} would be read as {relative.as_posix()!r}: refused"
+    if reason := collector_refusal(relative.parts[0]):  # "/a.mp4" parses as ("/", "a.mp4")
+        return reason
     if relative.suffix.lower() not in extensions:
         return f"extension {relative.suffix!r} is not {kind}'s"
     return UploadName(collector=relative.parts[0], stem=relative.stem)
+
+
+def collector_refusal(collector: str) -> str | None:
+    """Why ``collector`` cannot name a collector (None: it can): it must be one path segment
+    that every object name and document id built from it keeps as it is."""
+    if not collector:
+        return "the collector is empty"
+    if "/" in collector or collector in (".", ".."):
+        return f"collector {collector!r} is a path, not one name"
+    if _CONTROL.search(collector):
+        return f"collector {collector!r} contains a control character"
+    return _too_long("collector", collector, MAX_COLLECTOR_BYTES, "a frame's object name")
+
+
+def object_name_refusal(name: str) -> str | None:
+    """Why Cloud Storage would not take ``name`` as it is (None: it would)."""
+    if _CONTROL.search(name):
+        return f"{name!r} contains a control character"
+    return _too_long("the name", name, MAX_OBJECT_NAME_BYTES, "Cloud Storage")
+
+
+def document_id_refusal(doc_id: str) -> str | None:
+    """Why Firestore would not take ``doc_id`` as a document id (None: it would)."""
+    if not doc_id or "/" in doc_id or doc_id in (".", ".."):
+        return f"document id {doc_id!r} is empty, a path, '.' or '..'"
+    if _RESERVED_DOCUMENT_ID.fullmatch(doc_id):
+        return f"document id {doc_id!r} is reserved (__.*__)"
+    return _too_long("document id", doc_id, MAX_DOCUMENT_ID_BYTES, "Firestore")
+
+
+def _too_long(what: str, value: str, limit: int, whose: str) -> str | None:
+    size = len(value.encode())
+    return f"{what} is {size} bytes, over {limit} ({whose}'s limit)" if size > limit else None
+
+
+def upload_refusal(path: Path, collector: str, raw_prefix: str, images_prefix: str) -> str | None:
+    """Why ``path`` uploaded under ``collector`` would be refused, before a byte is sent (None:
+    the pipeline would take it)."""
+    if reason := collector_refusal(collector):
+        return reason
+    return refusal(
+        upload_name(path, collector, raw_prefix, images_prefix), raw_prefix, images_prefix
+    )
 
 
 def upload_name(path: Path, collector: str, raw_prefix: str, images_prefix: str) -> str:

@@ -37,7 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from framesift.errors import InvalidName
 from framesift.imagestats import LAYOUT_UNKNOWN, layout_distance
+from framesift.naming import document_id_refusal
 
 _PACKED = np.dtype(">u8")
 _LAYOUT = len(LAYOUT_UNKNOWN) // 2  # bytes per colour layout
@@ -68,14 +70,22 @@ def bucket_ids(scope: str, phash: str, threshold: int) -> list[str]:
     """The ids of the bucket documents a hash belongs to, one per band."""
     value = int(phash, 16)
     return [
-        f"{scope}~b{index}~{(value >> shift) & ((1 << width) - 1):x}"
+        _document_id(f"{scope}~b{index}~{(value >> shift) & ((1 << width) - 1):x}")
         for index, (shift, width) in enumerate(bands(threshold))
     ]
 
 
 def owner_id(scope: str, phash: str) -> str:
     """The id of the document naming the kept frame that put ``phash`` into ``scope``."""
-    return f"{scope}~{phash}"
+    return _document_id(f"{scope}~{phash}")
+
+
+def _document_id(doc_id: str) -> str:
+    # A scope built from a name no validator saw (a message published by hand) must fail as
+    # permanent here: Firestore's own refusal would look transient and be retried to the limit.
+    if reason := document_id_refusal(doc_id):
+        raise InvalidName(f"dedup index: {reason}")
+    return doc_id
 
 
 def nearest(

@@ -24,6 +24,11 @@ class VideoRow(BaseModel):
     reason: str
 
 
+class RefusedRow(BaseModel):
+    input: str
+    reason: str
+
+
 class PhotoRow(BaseModel):
     source: str
     decision: str  # kept, or the reasons it was dropped
@@ -34,6 +39,7 @@ class RunReport(BaseModel):
 
     videos: list[VideoRow]
     photos: list[PhotoRow]
+    refused: list[RefusedRow]  # inputs not uploaded: the pipeline would ignore their names
     frames_sampled: int
     kept: int
     dropped: dict[str, int]
@@ -83,6 +89,7 @@ def run_report(summary: RunSummary, warehouse: Warehouse, workdir: Path) -> RunR
             PhotoRow(source=p.source, decision="kept" if p.kept else ", ".join(p.dropped_by_reason))
             for p in summary.photos
         ],
+        refused=[RefusedRow(input=str(r.path), reason=r.reason) for r in summary.refused],
         frames_sampled=summary.frames,
         kept=summary.kept,
         dropped=summary.dropped_by_reason(),

@@ -75,7 +75,17 @@ class LocalServer:
     def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         if request.path.startswith(WEBHOOK_ROUTE + "/"):
-            reply = self._receiver.receive_request(request)
+            # Mounted under its route, as a deployed function is under its URL: the receiver
+            # sees the path below it (/scale), which it matches whole.
+            reply = self._receiver.receive_request(
+                Request(
+                    {
+                        **environ,
+                        "SCRIPT_NAME": WEBHOOK_ROUTE,
+                        "PATH_INFO": request.path[len(WEBHOOK_ROUTE) :],
+                    }
+                )
+            )
             response = Response(
                 json.dumps(reply.body), status=reply.status, mimetype="application/json"
             )

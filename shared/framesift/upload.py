@@ -8,8 +8,8 @@ from pathlib import Path
 
 from framesift.bootstrap import build_blob_store
 from framesift.config import Backend, Settings
-from framesift.errors import PermanentError
-from framesift.naming import refusal, upload_name
+from framesift.errors import InvalidName, PermanentError
+from framesift.naming import upload_name, upload_refusal
 
 
 def upload_file(
@@ -21,9 +21,9 @@ def upload_file(
             "framesift upload sends to Cloud Storage: set FRAMESIFT_BACKEND=gcp and "
             "FRAMESIFT_PROJECT, or process local files with framesift run"
         )
-    name = upload_name(path, collector, settings.raw_prefix, settings.images_prefix)
-    reason = refusal(name, settings.raw_prefix, settings.images_prefix)
+    reason = upload_refusal(path, collector, settings.raw_prefix, settings.images_prefix)
     if reason is not None:  # refused before a byte is sent, not ignored after
-        raise PermanentError(f"{path}: the pipeline would ignore {name!r}: {reason}")
+        raise InvalidName(f"{path}: the pipeline would not take it: {reason}")
+    name = upload_name(path, collector, settings.raw_prefix, settings.images_prefix)
     build_blob_store(settings).put_file(settings.raw_bucket, name, path, {}, progress)
     return name

@@ -5,13 +5,20 @@ callbacks are authenticated; docs/configuration.md lists them by vendor."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+# Scale's client appends /task/... to the instance URL it is given: the version is part of it
+# (the client's own default is https://api.scale.com/v1).
+SCALE_API_VERSION_PATH = "/v1"
 
 
 class ScaleSettings(BaseModel):
     scale_api_key: SecretStr | None = Field(default=None, description="Scale's API key (secret).")
     scale_api_url: str | None = Field(
-        default=None, description="Another instance of Scale's API (the tests' local fake)."
+        default=None,
+        description="Another instance of Scale's API (the tests' local fake), up to its "
+        "version: `http://127.0.0.1:9000/v1`; `/v1` is added to a URL that does not end in it "
+        "(without it every request would be a 404).",
     )
     scale_project: str = Field(default="framesift", description="The Scale project of the tasks.")
     scale_instruction: str = Field(
@@ -25,6 +32,14 @@ class ScaleSettings(BaseModel):
         description="Scale's callback auth key, which Scale sends back with every callback "
         "(secret).",
     )
+
+    @field_validator("scale_api_url")
+    @classmethod
+    def _up_to_the_api_version(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        url = url.rstrip("/")
+        return url if url.endswith(SCALE_API_VERSION_PATH) else url + SCALE_API_VERSION_PATH
 
 
 class LabelStudioSettings(BaseModel):

@@ -22,6 +22,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.emulated)
 
 
+@pytest.fixture
+def gcs(devstack) -> storage.Client:
+    return storage.Client(project=devstack.project, credentials=AnonymousCredentials())
+
+
+@pytest.fixture
+def db(devstack) -> firestore.Client:
+    return firestore.Client(project=devstack.project)
+
+
 @pytest.fixture(scope="module")
 def stored_frames(devstack, tmp_path_factory) -> list[dict]:
     """Three JPEG frames in the frames bucket and their Firestore documents."""

@@ -9,26 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
 from framesift.documents import IgnoredUpload, VideoRecord
 from framesift.topology import Topics
 from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, StackState
-from tests.support.stack import function_log, push_to_function, tap
+from tests.support.stack import function_log, notification_of, push_to_function, tap
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.emulated
-
-
-@pytest.fixture
-def gcs(devstack: StackState) -> storage.Client:
-    return storage.Client(project=devstack.project, credentials=AnonymousCredentials())
-
-
-@pytest.fixture
-def db(devstack: StackState) -> firestore.Client:
-    return firestore.Client(project=devstack.project)
 
 
 @pytest.fixture
@@ -51,27 +40,6 @@ def _video_doc(db: firestore.Client, blob: storage.Blob) -> dict | None:
 def _finished(db: firestore.Client, blob: storage.Blob) -> dict | None:
     doc = _video_doc(db, blob)
     return doc if doc and doc["status"] in ("sampled", "failed") else None
-
-
-def _notification(blob: storage.Blob) -> tuple[bytes, dict[str, str]]:
-    """The message GCS (here fake-gcs-server) sent for this upload, rebuilt from the object."""
-    blob.reload()
-    payload = {
-        "kind": "storage#object",
-        "name": blob.name,
-        "bucket": blob.bucket.name,
-        "generation": str(blob.generation),
-        "size": str(blob.size),
-        "contentType": blob.content_type,
-    }
-    attributes = {
-        "eventType": "OBJECT_FINALIZE",
-        "payloadFormat": "JSON_API_V1",
-        "bucketId": blob.bucket.name,
-        "objectId": blob.name,
-        "objectGeneration": str(blob.generation),
-    }
-    return json.dumps(payload).encode(), attributes
 
 
 def test_upload_is_sampled_at_one_frame_per_second_in_segments(
@@ -158,7 +126,7 @@ def test_redelivered_notification_changes_nothing(devstack, gcs, db, batches, me
         b.name: b.generation for b in gcs.list_blobs(FRAMES_BUCKET, prefix=f"cam-{unique}/")
     }
 
-    data, attributes = _notification(blob)
+    data, attributes = notification_of(blob)
     for _ in range(2):  # Pub/Sub delivers at least once: twice more here
         response = push_to_function(devstack, "sampler", Topics.RAW_OBJECTS, data, attributes)
         assert response.status_code == 200, response.text
@@ -197,7 +165,7 @@ def test_bad_video_is_recorded_failed_and_acknowledged(
         assert video["frames_sampled"] == 0
 
     # Delivered again, it is acknowledged (2xx), not retried forever, and stays failed.
-    data, attributes = _notification(blob)
+    data, attributes = notification_of(blob)
     response = push_to_function(devstack, "sampler", Topics.RAW_OBJECTS, data, attributes)
     assert response.status_code == 200
     assert _video_doc(db, blob) == video
@@ -220,7 +188,7 @@ def test_object_metadata_overrides_the_sampling_policy(devstack, gcs, db, media,
 def test_object_not_named_like_a_video_is_ignored(devstack, gcs, db, unique):
     blob = gcs.bucket(RAW_BUCKET).blob(f"cam-{unique}/notes.txt")
     blob.upload_from_string(b"hello", content_type="text/plain")
-    data, attributes = _notification(blob)
+    data, attributes = notification_of(blob)
 
     response = push_to_function(devstack, "sampler", Topics.RAW_OBJECTS, data, attributes)
 

@@ -124,9 +124,14 @@ def test_upload_needs_the_cloud_backend(media, tmp_path):
     ("file_name", "collector", "reason"),
     [
         ("notes.txt", "cam", "extension '.txt' is not a video's"),
-        ("drive.mp4", "cam/left", "not named {collector}/{name}.{ext}"),
-        ("drive.mp4", "..", "not named {collector}/{name}.{ext}"),
-        ("photo.png", "shop/1", "not named {collector}/{name}.{ext}"),
+        ("drive.mp4", "cam/left", "collector 'cam/left' is a path, not one name"),
+        ("drive.mp4", "..", "collector '..' is a path, not one name"),
+        ("photo.png", "shop/1", "collector 'shop/1' is a path, not one name"),
+        # Uploaded as "/drive.mp4", which the sampler would file under "//v_.../".
+        ("drive.mp4", "", "the collector is empty"),
+        ("drive.mp4", "/cam", "collector '/cam' is a path, not one name"),
+        ("drive.mp4", "cam\tleft", "contains a control character"),
+        ("drive.mp4", "c" * 975, "collector is 975 bytes, over 974"),
     ],
 )
 def test_upload_refuses_a_name_the_pipeline_would_ignore(tmp_path, file_name, collector, reason):
@@ -137,6 +142,27 @@ def test_upload_refuses_a_name_the_pipeline_would_ignore(tmp_path, file_name, co
     settings = Settings(backend=Backend.GCP, project="p")
     with pytest.raises(PermanentError, match=re.escape(reason)):
         upload_file(settings, path, collector, lambda sent: pytest.fail("a byte was sent"))
+
+
+@pytest.mark.parametrize(
+    ("file_name", "collector", "reason"),
+    [
+        ("notes.txt", "local", "extension '.txt' is not a video's"),
+        ("drive.mp4", "", "the collector is empty"),
+    ],
+)
+def test_run_on_a_refused_input_exits_non_zero_with_the_reason_on_screen(
+    media, tmp_path, file_name, collector, reason
+):
+    refused = tmp_path / file_name
+    refused.write_bytes(media["parked"].read_bytes() if file_name.endswith(".mp4") else b"notes")
+    args = ["run", str(refused), "--workdir", str(tmp_path / "work"), "--collector", collector]
+
+    result = runner.invoke(cli.app, args)
+
+    assert result.exit_code == 1
+    assert reason in result.stderr and file_name in result.stderr
+    assert not (tmp_path / "work" / "buckets" / "framesift-raw").exists()  # nothing uploaded
 
 
 def test_export_warehouse_and_bench_commands(media, tmp_path):

@@ -92,28 +92,32 @@ def test_a_flat_noisy_hold_keeps_one_frame_and_a_change_of_colour_is_kept(media,
     assert layout_distance(teal["layout"], red["layout"]) > embedded_settings.dedup_layout_threshold
 
 
-@pytest.mark.parametrize(
-    ("scope", "collector", "kept_again"),
-    [
-        (DedupScope.COLLECTOR, "cam", 0),  # same collector: all duplicates
-        (DedupScope.ALL, "other-cam", 0),  # dataset-wide: all duplicates
-        (DedupScope.COLLECTOR, "other-cam", 1),  # other collector: only the exact copy is dropped
-    ],
-)
-def test_the_same_drive_twice_is_not_labeled_twice(
-    media, embedded_settings, scope, collector, kept_again
+@pytest.mark.parametrize("scope", list(DedupScope))
+def test_the_same_drive_under_three_collectors_is_labeled_once(
+    media, embedded_settings, tmp_path, scope
 ):
+    """Each frame of the copies is the exact duplicate of the kept frame standing for its bytes,
+    whatever the scope: before, a frame dropped as a near duplicate in the first video was kept
+    again under each other collector (the collector scope did not hold its original). Every
+    batch is delivered twice."""
     pipeline = EmbeddedPipeline(embedded_settings.model_copy(update={"dedup_scope": scope}))
-    _run(pipeline, media["parked"], "cam")
-    second = pipeline.blobs.root / "again.mp4"
-    second.write_bytes(media["parked"].read_bytes())
-    video = _run(pipeline, second, collector)
+    videos = []
+    for collector in ("cam-a", "cam-b", "cam-c"):
+        copy = tmp_path / f"{collector}.mp4"
+        copy.write_bytes(media["parked"].read_bytes())
+        videos.append(_run(pipeline, copy, collector))
+    for message in list(pipeline.publisher.published[Topics.FRAMES_SAMPLED]):
+        pipeline.publisher.publish(Topics.FRAMES_SAMPLED, message.data, message.attributes)
+    pipeline.publisher.drain()
 
-    frames = _frames(pipeline, video)
-    assert frames[0]["dedup_drop_reason"] == "exact_duplicate"  # identical bytes: dataset-wide
-    assert sum(f["dedup_status"] == "kept" for f in frames) == kept_again
-    if kept_again == 0:
-        assert {f["dedup_scope"] for f in frames[1:]} == {"dataset"}
+    first, *copies = (_frames(pipeline, video) for video in videos)
+    [kept] = [f["id"] for f in first if f["dedup_status"] == "kept"]
+    for frames in copies:
+        assert len(frames) == 6
+        assert {(f["dedup_drop_reason"], f["dedup_duplicate_of"]) for f in frames} == {
+            ("exact_duplicate", kept)
+        }
+    assert [f.frame_id for m in _kept_messages(pipeline) for f in m.frames] == [kept]
 
 
 def test_redelivered_batch_changes_nothing_and_sends_nothing(media, embedded_settings):

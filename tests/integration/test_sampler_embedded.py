@@ -381,6 +381,9 @@ def test_a_name_parsing_would_change_is_refused_not_normalised(media, sampler_se
         ("cam-9/deep/a.mp4", "sampler", "not named {collector}/{name}.{ext}"),
         ("images/cam-9/photo.gif", "dedup", "extension '.gif' is not an image's"),
         ("images/cam-9/../x.jpg", "dedup", "not named {collector}/{name}.{ext}"),
+        # An empty collector: "images//x.jpg" parses as the collector "/" (no index id holds it).
+        ("images//x.jpg", "dedup", "collector '/' is a path, not one name"),
+        ("cam\r9/a.mp4", "sampler", "'cam\\r9/a.mp4' contains a control character"),
     ],
 )
 def test_each_ignored_upload_is_recorded_once_and_exported(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1, storage
 
 from framesift.adapters.gcp.bigquery import BigQueryWarehouse
 from framesift.bootstrap import Adapters
@@ -60,6 +60,27 @@ def function_log(state: StackState, function: str) -> list[dict[str, Any]]:
     """The JSON entries a function of the stack has logged so far."""
     path = Path(next(s.log for s in state.services if s.name == f"function-{function}"))
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def notification_of(blob: storage.Blob) -> tuple[bytes, dict[str, str]]:
+    """The message GCS (here fake-gcs-server) sent for this upload, rebuilt from the object."""
+    blob.reload()
+    payload = {
+        "kind": "storage#object",
+        "name": blob.name,
+        "bucket": blob.bucket.name,
+        "generation": str(blob.generation),
+        "size": str(blob.size),
+        "contentType": blob.content_type,
+    }
+    attributes = {
+        "eventType": "OBJECT_FINALIZE",
+        "payloadFormat": "JSON_API_V1",
+        "bucketId": blob.bucket.name,
+        "objectId": blob.name,
+        "objectGeneration": str(blob.generation),
+    }
+    return json.dumps(payload).encode(), attributes
 
 
 def push_to_function(

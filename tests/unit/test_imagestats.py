@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from framesift.errors import UnreadableImage
 from framesift.imagestats import (
     GRAY_SIZE,
     LAYOUT_UNKNOWN,
     SmallCopy,
     frame_stats,
     hamming,
+    image_stats,
     layout_distance,
     phash,
     sharpness,
@@ -111,3 +113,17 @@ def test_the_colour_layout_tells_colours_of_one_layout_apart():
     assert layout_distance(frame_stats(red).layout, frame_stats(red_again).layout) <= 2
     assert layout_distance(frame_stats(red).layout, frame_stats(teal).layout) >= 40
     assert layout_distance(frame_stats(red).layout, LAYOUT_UNKNOWN) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x00" * 64, "not a readable image: no image format recognised"),
+        (b"plain text", "not a readable image: no image format recognised"),
+    ],
+)
+def test_an_unreadable_images_reason_names_no_memory_address(data, reason):
+    with pytest.raises(UnreadableImage) as raised:
+        image_stats(data)
+    assert str(raised.value) == reason
+    assert "0x" not in str(raised.value)

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from framesift import phashindex
+from framesift.errors import InvalidName
 from framesift.imagestats import hamming
 
 
@@ -81,3 +82,17 @@ def test_a_hash_of_another_colour_is_no_neighbour_and_old_buckets_still_match():
     assert phashindex.nearest(phash, [only_new], 2, red, 12).distance == 1
     assert phashindex.nearest(phash, [only_new], 2, teal, 12) is None
     assert phashindex.nearest(phash, [only_new], 2).distance == 1  # no layout given: any
+
+
+@pytest.mark.parametrize(
+    ("scope", "reason"),
+    [
+        ("collector:/", "a path"),  # the collector of "/a.mp4", had it reached the index
+        ("collector:" + "c" * 1500, r"over 1500 \(Firestore's limit\)"),
+    ],
+)
+def test_an_index_id_firestore_would_refuse_is_a_permanent_failure(scope, reason):
+    with pytest.raises(InvalidName, match=reason):
+        phashindex.bucket_ids(scope, "0123456789abcdef", 10)
+    with pytest.raises(InvalidName, match=reason):
+        phashindex.owner_id(scope, "0123456789abcdef")

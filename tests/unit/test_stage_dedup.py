@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from framesift.config import DedupScope, Settings, section
+from framesift.errors import InvalidName
 from framesift.events import PubSubMessage, finalize_message
 from framesift.imagestats import image_stats
 from framesift.messages import FrameBatch, KeptFrames, SampledFrame
@@ -156,6 +157,42 @@ def test_a_scene_seen_in_an_earlier_batch_is_dropped_in_its_scope(scope, collect
     else:
         assert stack.decision("v2_0000000000") == stack.decision("v2_0000000001") == KEPT
         assert stack.kept()[2:] == [["v2_0000000000", "v2_0000000001"]]
+
+
+@pytest.mark.parametrize("scope", list(DedupScope))
+def test_bytes_already_in_the_dataset_are_never_sent_again_whatever_the_collector(scope):
+    """The same drive under three collectors, each batch delivered twice: its near duplicate,
+    dropped in the first collector's video, is not kept under the others (where, in the
+    collector scope, its near original is not in the index) but dropped as the exact
+    duplicate of the kept frame that stands for its bytes."""
+    stack = Stack(scope)
+    drive = [_jpeg(_scene(1)), _near(1), _jpeg(_scene(2))]
+
+    for collector in ("cam-a", "cam-b", "cam-c"):
+        message = stack.sample(f"v-{collector}", drive, collector)
+        for _ in range(2):
+            stack.dedup.handle_message(message)
+
+    assert stack.kept() == [["v-cam-a_0000000000", "v-cam-a_0000000002"]]
+    for collector in ("cam-b", "cam-c"):
+        assert [stack.decision(f"v-{collector}_000000000{i}")[:3] for i in range(3)] == [
+            ("dropped", "exact_duplicate", "v-cam-a_0000000000"),
+            ("dropped", "exact_duplicate", "v-cam-a_0000000000"),
+            ("dropped", "exact_duplicate", "v-cam-a_0000000002"),
+        ]
+
+
+@pytest.mark.parametrize("collector", ["/", "", "a/b"])
+def test_a_batch_whose_collector_cannot_name_an_index_scope_is_a_permanent_failure(collector):
+    stack = Stack()
+    message = stack.sample("v1", [_jpeg(_scene(1))], collector=collector or "cam")
+    if not collector:  # the sampler's helper files it under a folder; the message names none
+        batch = FrameBatch.from_message(message).model_copy(update={"collector": ""})
+        message = PubSubMessage.of(batch.model_dump_json().encode(), {}, "m-empty")
+
+    with pytest.raises(InvalidName, match="collector"):
+        stack.dedup.handle_message(message)
+    assert stack.documents.get(Collections.FRAMES, "v1_0000000000") is None
 
 
 def test_a_batch_delivered_twice_is_decided_and_sent_once():

@@ -131,3 +131,21 @@ def test_what_pubsub_held_is_republished_without_its_marks_and_taken():
         (batch.encode(), {"batch_id": batch}) for batch in ("b1", "b2", "b3")
     ]
     assert held.pull(hold, 10) == []
+
+
+def test_replaying_what_pubsub_held_says_which_subscription_it_waits_on_once_each():
+    from framesift.deadletters import Announced
+
+    held = InMemoryHeldMessages()
+    publisher = RecordingPublisher()
+    holds = [holding_subscription(LABELER.dead_letter_topic(t)) for t in LABELER.subscribes]
+    held.hold(holds[0], b"b1", {"batch_id": "b1"})
+    said: list[str] = []
+
+    replayed = replay_held(Announced(held, said.append, 10), publisher, LABELER.name, batch=1)
+
+    assert replayed == 1
+    assert said == [
+        f"looking in {hold} for what Pub/Sub dead-lettered (up to 10 s when it holds nothing)"
+        for hold in holds
+    ]

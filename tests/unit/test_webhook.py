@@ -149,6 +149,11 @@ def test_unknown_frames_oversized_bodies_routes_and_methods_are_refused(client):
     assert documents.get("annotations", "scale~t1") is None
     assert http.get("/scale").status_code == 405
     assert http.post("/other", json={}).status_code == 404
+    # The whole path is the route: one ending in /scale is not it, even with a callback's body.
+    nested = http.post(
+        "/x/y/scale", json=scale_callback(), headers={"scale-callback-auth": SCALE_KEY}
+    )
+    assert nested.status_code == 404 and "no such route '/x/y/scale'" in nested.json["error"]
 
 
 def test_label_studio_boxes_are_converted_from_percent_to_pixels(client):

@@ -76,7 +76,7 @@ def replay_dead_letters(
     FRAMESIFT_* settings pick the backend."""
     from framesift.deadletters import replay_dead_letters as replay
 
-    replayed = replay(settings_from(), subscriber)
+    replayed = replay(settings_from(), subscriber, say=console.print)
     if replayed.held is None:
         console.print(f"{replayed.dead_letters} dead letters published again")
     else:

@@ -146,7 +146,7 @@ def run(
         _print_run(report, settings)
     if server is not None:
         _serve_until_interrupted(server, settings)
-    if summary.counts().get("failed") or summary.dead_letters:
+    if summary.counts().get("failed") or summary.dead_letters or summary.refused:
         raise typer.Exit(1)
 
 
@@ -188,6 +188,12 @@ def _print_run(report: RunReport, settings: Settings) -> None:
         for photo in report.photos:
             photos.add_row(*(str(value) for value in photo.model_dump().values()))
         console.print(photos)
+    for row in report.refused:  # one whole line each, on stderr as a command's errors are
+        errors.print(
+            f"[red]refused, not uploaded:[/red] {row.input}: {row.reason}",
+            highlight=False,
+            soft_wrap=True,
+        )
     totals = Table("", "", title="summary", show_header=False)
     totals.add_row("frames sampled", str(report.frames_sampled))
     if report.photos:

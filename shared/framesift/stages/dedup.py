@@ -17,10 +17,13 @@ index and what the transaction guarantees):
 4. near duplicates across the dataset: the same against the frames kept in the configured
    scope (the collector, or everything), so the same road driven twice is not labeled twice.
 
-A kept frame's hash goes into both indexes and its content hash is claimed in the same
-transaction; a frame of a segment that did not decode cleanly (a corrupt copy) goes into its
-video's index only, so it never becomes the original a clean source's frame is dropped against
-(the clean copy then keeps its frames; both are labeled, which costs less than losing them).
+A kept frame's hash goes into both indexes in the same transaction. Every decided frame's content
+hash is claimed, kept or dropped, naming the kept frame that stands for those bytes: a frame
+dropped as a near duplicate in one collector's video must not be kept when the same bytes come
+again under another collector (where its near original is not in the scope). A frame of a segment
+that did not decode cleanly (a corrupt copy) goes into its video's index only and claims no
+content hash, so it never becomes the original a clean source's frame is dropped against (the
+clean copy then keeps its frames; both are labeled, which costs less than losing them).
 
 The kept frames of a batch go on to the labeler as one message; a batch already sent is not
 sent again (``dedup_batches/{batch id}``); after a crash between sending and
@@ -53,12 +56,18 @@ from framesift.documents import (
     UnreadableFrame,
     create_or_get,
 )
-from framesift.errors import ReadMore, UnreadableImage
+from framesift.errors import InvalidName, ReadMore, UnreadableImage
 from framesift.events import OBJECT_FINALIZE, GcsNotification, PubSubMessage
 from framesift.imagestats import image_stats
 from framesift.logs import bind_context, get_logger
 from framesift.messages import FrameBatch, KeptFrames, SampledFrame
-from framesift.naming import IMAGE_EXTENSIONS, is_photo, parse_upload_name, source_id
+from framesift.naming import (
+    IMAGE_EXTENSIONS,
+    collector_refusal,
+    is_photo,
+    parse_upload_name,
+    source_id,
+)
 from framesift.ports import BlobStore, DocKey, DocumentStore, Publisher
 from framesift.stages.uploads import record_ignored
 from framesift.topology import DEDUP, Collections, Topics
@@ -184,6 +193,8 @@ class Dedup:
 
     def handle_batch(self, batch: FrameBatch, within_video: bool = True) -> BatchResult:
         bind_context(video_doc_id=batch.video_doc_id, batch_id=batch.batch_id)
+        if reason := collector_refusal(batch.collector):  # the scope's index ids are built of it
+            raise InvalidName(f"frame batch {batch.batch_id}: {reason}")
         documents = self._documents
         record = DedupBatch(
             id=batch.batch_id,
@@ -258,13 +269,15 @@ class Dedup:
                 return {}, earlier
             decision = self._judge(frame, docs, content_key, scopes, buckets)
             writes: dict[DocKey, dict] = {frame_key: decision.as_fields()}
+            if docs[content_key] is None and not batch.source_damaged:
+                writes[content_key] = ContentHash(
+                    frame_id=frame.frame_id,
+                    sha256=frame.sha256,
+                    kept_frame_id=decision.duplicate_of or frame.frame_id,
+                ).stored()
             if decision.status is DedupStatus.KEPT:
                 # A damaged source's frame is an original within its own video only.
                 indexed = {"video"} if batch.source_damaged else set(scopes)
-                if not batch.source_damaged:
-                    writes[content_key] = ContentHash(
-                        frame_id=frame.frame_id, sha256=frame.sha256
-                    ).stored()
                 for name, scope in scopes.items():
                     if name not in indexed:
                         continue
@@ -291,12 +304,13 @@ class Dedup:
         scopes: dict[str, str],
         buckets: dict[str, list[DocKey]],
     ) -> DedupDecision:
-        owner = (docs[content_key] or {}).get("frame_id")
-        if owner and owner != frame.frame_id:
+        content = docs[content_key] or {}
+        if content.get("frame_id") not in (None, frame.frame_id):
             return DedupDecision(
                 status=DedupStatus.DROPPED,
                 drop_reason=DropReason.EXACT_DUPLICATE,
-                duplicate_of=owner,
+                # Written before dropped frames claimed their bytes, a claim is a kept frame's.
+                duplicate_of=content.get("kept_frame_id") or content["frame_id"],
                 distance=0,
             )
         for name, keys in buckets.items():

@@ -110,7 +110,7 @@ class CallbackReceiver:
     ) -> Reply:
         trace = headers.get("traceparent") or headers.get("X-Cloud-Trace-Context")
         with traced(self._project, trace):
-            route = self._routes.get(path.rstrip("/").rsplit("/", 1)[-1])
+            route = self._routes.get(path.rstrip("/").removeprefix("/"))  # the whole path
             if route is None:
                 known = " or ".join(f"/{name}" for name in self._routes)
                 return _reply(404, f"no such route {path!r}; use {known}")

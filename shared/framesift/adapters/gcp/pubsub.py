@@ -14,6 +14,11 @@ from framesift.ports import (
 )
 
 PUBLISH_TIMEOUT_SECONDS = 60
+# A pull "may wait (for a bounded amount of time) until at least one message is available"
+# (https://cloud.google.com/pubsub/docs/reference/rpc/google.pubsub.v1#pullrequest): on a
+# subscription holding nothing it waits out its deadline, so the deadline is what an empty
+# holding subscription costs `replay-dead-letters`; one that holds messages answers at once.
+HELD_PULL_TIMEOUT_SECONDS = 10
 
 
 class PubSubPublisher:
@@ -44,7 +49,7 @@ class PubSubHeldMessages:
         path = self._client.subscription_path(self._project, subscription)
         try:
             response = self._client.pull(
-                subscription=path, max_messages=limit, timeout=PUBLISH_TIMEOUT_SECONDS
+                subscription=path, max_messages=limit, timeout=HELD_PULL_TIMEOUT_SECONDS
             )
         except gexc.DeadlineExceeded:
             return []  # nothing held: a pull waits for messages until its deadline
