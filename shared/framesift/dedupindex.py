@@ -156,7 +156,7 @@ def children(node: Node, values: list[int], geometry: Geometry) -> Iterator[Node
         yield Node(node.start, (*node.path, value), node.used + distance)
 
 
-def _frontier(values: list[int], geometry: Geometry) -> Iterator[Node]:
+def frontier(values: list[int], geometry: Geometry) -> Iterator[Node]:
     """Each chain's nodes at ``min_depth`` within the budget of the query."""
     for start in range(geometry.chains):
         level = [Node(start, (values[start],))]
@@ -167,7 +167,7 @@ def _frontier(values: list[int], geometry: Geometry) -> Iterator[Node]:
 
 def first_reads(scope: str, phash: str, geometry: Geometry) -> list[str]:
     """The node documents a lookup reads first (then :func:`plan` says what else)."""
-    return [node_id(scope, node) for node in _frontier(band_values(phash, geometry), geometry)]
+    return [node_id(scope, node) for node in frontier(band_values(phash, geometry), geometry)]
 
 
 def plan(
@@ -178,7 +178,7 @@ def plan(
     leaves: list[str] = []
     missing: list[str] = []
     nodes = 0
-    stack = list(_frontier(values, geometry))
+    stack = list(frontier(values, geometry))
     while stack:
         node = stack.pop()
         doc_id = node_id(scope, node)
