@@ -28,7 +28,8 @@ Sizes given to ``--simulate`` are extrapolated (``simulated: true``): the real s
 buckets scaled by ``n / sample`` (a node's count is its sample count times that factor; a chain
 node splits where that exceeds the cap), and the lookups walked over that shape with
 dedupindex.plan; recall there checks that each planted neighbour's leaf is among the leaves read;
-false matches extrapolate the sample's mean number of neighbours within t (Poisson).
+false matches extrapolate the sample's mean number of neighbours within t (Poisson; for uniform
+hashes the exact Hamming-ball volume instead).
 """
 
 from __future__ import annotations
@@ -352,6 +353,12 @@ def false_matches(hashes: np.ndarray, fresh: np.ndarray, n: int) -> tuple[float,
     return float((counts > 0).mean()), 1 - math.exp(-mean)
 
 
+def uniform_false_rate(n: int) -> float:
+    """The share of fresh uniform hashes within t of one of n stored ones (exactly, Poisson)."""
+    ball = sum(math.comb(64, k) for k in range(THRESHOLD + 1))
+    return 1 - math.exp(-n * ball / 2**64)
+
+
 def measure_buckets(
     hashes: np.ndarray,
     n: int,
@@ -486,6 +493,8 @@ def run(
             fresh = generate(queries, rng)
             measured, extrapolated = false_matches(sample, fresh[:500], n)
             false_rate = extrapolated if simulated else measured
+            if simulated and dataset == "uniform":
+                false_rate = uniform_false_rate(n)
             look, hottest, max_doc = measure_buckets(sample, n, plant, fresh, speed["buckets"])
             if not simulated:
                 speed["buckets"] = per_byte(look)
