@@ -435,7 +435,6 @@ def measure_chains(
             leaves = {dedupindex.leaf_of(SCOPE, stored, s, docs, g) for s in range(g.chains)}
             look.found += bool(leaves & set(plan.leaves))
     hottest = 0.0
-    leaf_sizes: list[int] = []
     for value in fresh:
         query = f"{int(value):016x}"
         began = time.perf_counter()
@@ -459,7 +458,6 @@ def measure_chains(
             count = (
                 int(d["count"]) if d and "count" in d else len((d or {}).get("hashes") or b"") // 8
             )
-            leaf_sizes.append(count)
             hottest = max(hottest, (count + 1) / n)
     # Splits, amortised (an upper bound): each kept hash moves down one level per split above
     # its leaf (rounds - 1 levels), once per chain; a split writes its node and its children (at
@@ -469,6 +467,8 @@ def measure_chains(
     split_bytes = g.chains * levels * dedupindex.ENTRY_BYTES
     bound = leaf_bytes(dedupindex.node_id(SCOPE, dedupindex.Node(0, (63,) * g.chains)), g.cap)
     max_doc = bound if scale != 1.0 else max(doc_bytes(i, d) for i, d in docs.items())
+    if scale == 1.0:  # every leaf is there: the hottest is the largest (the sampled one otherwise)
+        hottest = max(hottest, max(dedupindex.entries([d]) for d in docs.values()) / n)
     return look, hottest, split_docs, split_bytes, max_doc
 
 
