@@ -1,0 +1,293 @@
+"""A near-duplicate index of 64-bit pHashes whose documents stay small however large the scope.
+
+Today's index (:mod:`framesift.phashindex`) keeps one bucket document per (scope, band, band
+value): a bucket holds about ``n / 2^6`` hashes, so documents grow with the scope until Firestore's
+1 MiB limit stops it near 1.6 M kept frames, every kept frame rewrites 11 growing documents, and a
+scope has only some 640 documents to spread its writes over (about one sustained write per second
+each). This module keeps the same exact guarantee with documents bounded by a cap.
+
+**Chains.** The hash is cut into the same ``t + 1`` bands (``phashindex.bands``). For each band
+``i`` there is a *chain*: the bands in ring order ``i, i+1, ..., i+t`` (mod ``t + 1``). A chain is
+a trie: a node's path is the values of its chain's first bands, ``(v_i, v_{i+1}, ..., v_{i+d})``
+for a node at depth ``d``. A node document is either a *leaf*, which holds the packed hashes and
+colour layouts of the kept frames on its path (the same fields as phashindex's buckets, so
+``phashindex.nearest`` verifies candidates), or *split* (``{"split": True}``, no hashes): its
+hashes moved to its children, one per value of the chain's next band. A leaf that would hold
+more than ``cap`` hashes splits, in the transaction that adds the hash that overflows it, and a
+split node never becomes a leaf again. Nodes shallower than ``min_depth`` are split from the
+start (no document): at ``min_depth = 1`` a chain's first documents are keyed by two bands,
+which spreads a small scope's writes over thousands of documents instead of tens.
+
+**Why splitting on more bits keeps recall exact: the pigeonring principle.** Splitting a bucket
+on bits of other bands breaks plain pigeonhole: a hash within ``t`` shares one band exactly but
+may differ anywhere else, so it may sit in any child. The stronger *pigeonring* principle (Qin
+and Xiao, "Pigeonring: a principle for faster thresholded similarity search", PVLDB 12(1), 2018)
+bounds where: if the per-band distances ``d_0 .. d_t`` of two hashes on the ring of ``t + 1``
+bands sum to at most ``t``, some band ``i`` starts a chain along which *every* prefix of ``l``
+bands has distance at most ``l * t / (t + 1)``, i.e. at most ``l - 1`` (band ``i`` exact, the
+next two bands together at most 1 bit, the next three at most 2, ...). Proof: with ``c_j = d_j -
+t/(t+1)``, whose sum is at most 0, start just after the prefix sum's maximum; every partial sum
+from there is at most 0. So a lookup reads, in chain ``i``, only the nodes whose path is within
+that budget of the query's own (:func:`plan`): every hash within ``t`` lies on such a path in
+at least one chain, and is found whatever the trie's shape (exact recall; the unit tests plant
+hashes at exactly ``t`` bits across band boundaries).
+
+**Cost.** A kept frame writes ``t + 1`` leaves (one per chain), each at most ``cap`` entries of 20
+bytes; an overflowing leaf is rewritten as a split marker plus the children its entries move to
+(at most 2^6 + 1 documents and ``cap`` entries, far under 500 writes and 10 MiB per commit). A
+lookup reads the budget's nodes: their number grows by a bounded factor per trie level and the
+levels grow with ``log n``, so bytes read grow about as ``n^0.5`` (exact search within ``t``
+cannot be bounded by point reads) while today's grow as ``n``; see docs/dedup-index.md for the
+measured numbers (benchmarks/index.py).
+
+**Concurrency, as before: a common document.** If ``a`` and ``b`` are within ``t``, some chain
+``i`` has ``a``'s path within ``b``'s budget at every depth (and ``b``'s within ``a``'s, the
+distance being symmetric). Whichever is decided second reads, in chain ``i``, the node on the
+other's path: the node the first one's transaction wrote (its leaf), or, if that leaf split,
+a split node on that path, which makes the reader ask for the children within budget
+(``ReadMore``, in the same transaction) down to the leaf that holds the first hash. Splits are
+written in the transaction of the hash that overflows the leaf, so a reader that read the leaf
+before the split conflicts with the split's commit (it read a document the split wrote) and is
+retried; a reader that reads after it sees the split marker and descends. Two concurrent
+deciders therefore read and write a common document and cannot both commit on stale reads: no
+two frames within ``t`` are both kept in one scope.
+
+Writes replace the fields they name (the document store merges top-level fields), so a split
+node is written with empty ``hashes`` and ``layouts`` as well as its ``split`` flag.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+from framesift import phashindex
+from framesift.imagestats import LAYOUT_UNKNOWN
+
+LAYOUT_BYTES = len(LAYOUT_UNKNOWN) // 2
+ENTRY_BYTES = 8 + LAYOUT_BYTES  # a packed hash and its colour layout
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The index's shape: the Hamming threshold, the most entries a leaf holds, and the depth
+    of a chain's first documents."""
+
+    threshold: int = 10
+    cap: int = 2048
+    min_depth: int = 1
+
+    def __post_init__(self) -> None:
+        if self.cap < 1:
+            raise ValueError("a leaf must hold at least one hash")
+        if not 0 <= self.min_depth <= self.threshold:
+            raise ValueError("min_depth must be between 0 and the threshold")
+        phashindex.bands(self.threshold)  # validates the threshold
+
+    @property
+    def bands(self) -> list[tuple[int, int]]:
+        return phashindex.bands(self.threshold)
+
+    @property
+    def chains(self) -> int:
+        return self.threshold + 1
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node of chain ``start``: the band values on its path and the bits they differ from the
+    query's by (the budget it used)."""
+
+    start: int
+    path: tuple[int, ...]
+    used: int = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self.path) - 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A lookup's progress over the documents read so far: the leaves to verify candidates in,
+    and the nodes still to read (non-empty: read them and plan again)."""
+
+    leaves: list[str]
+    missing: list[str]
+    nodes: int  # documents the lookup reads in all (so far), split ones included
+
+
+def band_values(phash: str | int, geometry: Geometry) -> list[int]:
+    value = int(phash, 16) if isinstance(phash, str) else phash
+    return [(value >> shift) & ((1 << width) - 1) for shift, width in geometry.bands]
+
+
+def node_id(scope: str, node: Node) -> str:
+    return f"{scope}~r{node.start}~" + ".".join(f"{v:x}" for v in node.path)
+
+
+def is_split(doc: Mapping[str, Any] | None) -> bool:
+    return bool(doc and doc.get("split"))
+
+
+def _near(value: int, width: int, radius: int) -> Iterator[tuple[int, int]]:
+    """The values of ``width`` bits within ``radius`` bits of ``value``, with their distance."""
+    for distance in range(min(radius, width) + 1):
+        for bits in combinations(range(width), distance):
+            flipped = value
+            for bit in bits:
+                flipped ^= 1 << bit
+            yield flipped, distance
+
+
+def children(node: Node, values: list[int], geometry: Geometry) -> Iterator[Node]:
+    """The children of ``node`` within the pigeonring budget of a query with band ``values``:
+    after ``l`` bands of the chain, at most ``l - 1`` bits differ."""
+    depth = node.depth + 1
+    if depth > geometry.threshold:
+        return
+    band = (node.start + depth) % geometry.chains
+    width = geometry.bands[band][1]
+    budget = depth - node.used
+    for value, distance in _near(values[band], width, budget):
+        yield Node(node.start, (*node.path, value), node.used + distance)
+
+
+def frontier(values: list[int], geometry: Geometry) -> Iterator[Node]:
+    """Each chain's nodes at ``min_depth`` within the budget of the query."""
+    for start in range(geometry.chains):
+        level = [Node(start, (values[start],))]
+        for _ in range(geometry.min_depth):
+            level = [child for node in level for child in children(node, values, geometry)]
+        yield from level
+
+
+def first_reads(scope: str, phash: str, geometry: Geometry) -> list[str]:
+    """The node documents a lookup reads first (then :func:`plan` says what else)."""
+    return [node_id(scope, node) for node in frontier(band_values(phash, geometry), geometry)]
+
+
+def plan(
+    scope: str, phash: str, docs: Mapping[str, Mapping[str, Any] | None], geometry: Geometry
+) -> Plan:
+    """Walk each chain from its first documents down through split nodes, within the budget."""
+    values = band_values(phash, geometry)
+    leaves: list[str] = []
+    missing: list[str] = []
+    nodes = 0
+    stack = list(frontier(values, geometry))
+    while stack:
+        node = stack.pop()
+        doc_id = node_id(scope, node)
+        if doc_id not in docs:
+            missing.append(doc_id)
+            continue
+        nodes += 1
+        if is_split(docs[doc_id]):
+            stack.extend(children(node, values, geometry))
+        else:
+            leaves.append(doc_id)
+    return Plan(leaves=leaves, missing=missing, nodes=nodes + len(missing))
+
+
+def nearest(
+    phash: str,
+    docs: Mapping[str, Mapping[str, Any] | None],
+    found: Plan,
+    geometry: Geometry,
+    layout: str = LAYOUT_UNKNOWN,
+    layout_threshold: float = 255.0,
+) -> phashindex.Neighbour | None:
+    """The closest kept hash within the threshold in the plan's leaves (as phashindex's)."""
+    if found.missing:
+        raise ValueError("read the plan's missing documents first")
+    return phashindex.nearest(
+        phash, (docs[leaf] for leaf in found.leaves), geometry.threshold, layout, layout_threshold
+    )
+
+
+def own_path(phash: str, start: int, depth: int, geometry: Geometry) -> Node:
+    """The node of chain ``start`` at ``depth`` on the hash's own path."""
+    values = band_values(phash, geometry)
+    return Node(start, tuple(values[(start + j) % geometry.chains] for j in range(depth + 1)))
+
+
+def _entries(doc: Mapping[str, Any] | None) -> tuple[bytes, bytes]:
+    hashes = bytes((doc or {}).get("hashes") or b"")
+    layouts = bytes((doc or {}).get("layouts") or b"")
+    count = len(hashes) // 8
+    unknown = bytes.fromhex(LAYOUT_UNKNOWN)
+    return hashes, layouts + unknown * (count - len(layouts) // LAYOUT_BYTES)
+
+
+def added(
+    scope: str,
+    phash: str,
+    docs: Mapping[str, Mapping[str, Any] | None],
+    geometry: Geometry,
+    layout: str = LAYOUT_UNKNOWN,
+) -> dict[str, dict[str, Any]]:
+    """The writes that add a kept hash to its leaf in every chain, splitting a leaf it would
+    take over the cap. ``docs`` must hold what the lookup's :func:`plan` read (the hash's own
+    path is within every budget, so its nodes were read)."""
+    writes: dict[str, dict[str, Any]] = {}
+    packed = int(phash, 16).to_bytes(8, "big")
+    for start in range(geometry.chains):
+        depth = geometry.min_depth
+        node = own_path(phash, start, depth, geometry)
+        while True:
+            doc_id = node_id(scope, node)
+            if doc_id not in docs:
+                raise ValueError(f"{doc_id} was not read: add to what the lookup read")
+            if not is_split(docs[doc_id]):
+                break
+            depth += 1
+            node = own_path(phash, start, depth, geometry)
+        hashes, layouts = _entries(docs[doc_id])
+        writes.update(
+            _leaf(scope, node, hashes + packed, layouts + bytes.fromhex(layout), geometry)
+        )
+    return writes
+
+
+def _leaf(
+    scope: str, node: Node, hashes: bytes, layouts: bytes, geometry: Geometry
+) -> dict[str, dict[str, Any]]:
+    """The documents that hold these entries at ``node``: one leaf, or a split marker and the
+    children (split again while one is over the cap)."""
+    count = len(hashes) // 8
+    if count <= geometry.cap or node.depth >= geometry.threshold:
+        return {node_id(scope, node): {"hashes": hashes, "layouts": layouts, "split": False}}
+    band = (node.start + node.depth + 1) % geometry.chains
+    shift, width = geometry.bands[band]
+    parts: dict[int, tuple[list[bytes], list[bytes]]] = defaultdict(lambda: ([], []))
+    for i in range(count):
+        entry = hashes[i * 8 : (i + 1) * 8]
+        value = (int.from_bytes(entry, "big") >> shift) & ((1 << width) - 1)
+        parts[value][0].append(entry)
+        parts[value][1].append(layouts[i * LAYOUT_BYTES : (i + 1) * LAYOUT_BYTES])
+    writes: dict[str, dict[str, Any]] = {
+        node_id(scope, node): {"hashes": b"", "layouts": b"", "split": True}
+    }
+    for value, (part_hashes, part_layouts) in sorted(parts.items()):
+        child = Node(node.start, (*node.path, value))
+        writes.update(_leaf(scope, child, b"".join(part_hashes), b"".join(part_layouts), geometry))
+    return writes
+
+
+def leaf_of(
+    scope: str, phash: str, start: int, docs: Mapping[str, Mapping[str, Any] | None], g: Geometry
+) -> str:
+    """The id of the leaf of chain ``start`` on the hash's own path, as the documents stand."""
+    depth = g.min_depth
+    while is_split(docs.get(node_id(scope, own_path(phash, start, depth, g)))):
+        depth += 1
+    return node_id(scope, own_path(phash, start, depth, g))
+
+
+def entries(docs: Iterable[Mapping[str, Any] | None]) -> int:
+    """How many hashes these documents hold."""
+    return sum(len(bytes((doc or {}).get("hashes") or b"")) // 8 for doc in docs)
