@@ -50,14 +50,14 @@ def _lookup(phash: str, docs: Docs, g: di.Geometry) -> phashindex.Neighbour | No
 
 @pytest.fixture(scope="module")
 def crowded() -> tuple[Docs, list[str], di.Geometry]:
-    """2000 random hashes and 600 near one another (a hot region), in leaves of at most 4:
+    """800 random hashes and 300 near one another (a hot region), in leaves of at most 4:
     the tries split several levels deep."""
     g = di.Geometry(threshold=10, cap=4, min_depth=1)
     rng = random.Random(7)
     docs: Docs = {}
     centre = rng.getrandbits(64)
-    stored = [f"{rng.getrandbits(64):016x}" for _ in range(2000)]
-    stored += [_flip(centre, rng.sample(range(64), rng.randint(11, 20))) for _ in range(600)]
+    stored = [f"{rng.getrandbits(64):016x}" for _ in range(800)]
+    stored += [_flip(centre, rng.sample(range(64), rng.randint(11, 20))) for _ in range(300)]
     kept = []
     for phash in stored:
         if _lookup(phash, docs, g) is None:
