@@ -30,7 +30,7 @@ from typing import IO, Any, Protocol
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from framesift.annotations import LabelRules, store_all
-from framesift.documents import AnnotationRecord
+from framesift.documents import AnnotationRecord, TaskDeleted
 from framesift.errors import InvalidAnnotation, NotYetSent, UnknownFrame
 from framesift.logs import bind_context, get_logger, traced
 from framesift.ports import DocumentStore
@@ -65,7 +65,7 @@ class Route:
     vendor: str
     header: str
     secret: SecretStr | None
-    parse: Callable[[Any], list[AnnotationRecord]]
+    parse: Callable[[Any], list[AnnotationRecord | TaskDeleted]]
 
 
 @dataclass(frozen=True)
