@@ -41,3 +41,24 @@ def annotate(
         ),
         RULES,
     )
+
+
+def ls_box(label: str, x: float, y: float, w: float, h: float, task, rotation: float = 0.0) -> dict:
+    """A rectangle region of a Label Studio annotation of ``task`` (an SDK task), in percent."""
+    return {
+        "id": f"{label}-{x}-{y}",
+        "type": "rectanglelabels",
+        "from_name": "label",
+        "to_name": "image",
+        "original_width": task.data["width"],
+        "original_height": task.data["height"],
+        "image_rotation": 0,
+        "value": {
+            "x": x,
+            "y": y,
+            "width": w,
+            "height": h,
+            "rotation": rotation,
+            "rectanglelabels": [label],
+        },
+    }
