@@ -19,17 +19,16 @@ import math
 import zipfile
 
 import pytest
-from pydantic import SecretStr
 
 from framesift import bootstrap
 from framesift.bootstrap import build_adapters
-from framesift.config import Vendor, section
+from framesift.config import section
 from framesift.embedded import EmbeddedPipeline
 from framesift.ingest import reconcile
 from framesift.serve import LocalServer
 from framesift.snapshot import Layout, write_snapshot
 from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
-from tests.support.labels import ls_box
+from tests.support.labels import labelstudio_settings, ls_box
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.labelstudio
@@ -60,17 +59,7 @@ def _sha256(data: bytes) -> str:
 
 def _start(media, settings, labelstudio, project: str, **extra):
     """The embedded pipeline run with Label Studio as its vendor, behind a local server."""
-    settings = settings.model_copy(
-        update={
-            "labeling_vendor": Vendor.LABELSTUDIO,
-            "labelstudio_url": labelstudio.url,
-            "labelstudio_api_key": SecretStr(labelstudio.token),
-            "labelstudio_project": project,
-            "labelstudio_webhook_secret": SecretStr(f"secret-{project}"),
-            "labeling_classes": CLASSES,
-            **extra,
-        }
-    )
+    settings = labelstudio_settings(settings, labelstudio, project, **extra)
     server = LocalServer(settings, build_adapters(settings), "127.0.0.1", 0).start()
     served = server.settings_for(settings)
     pipeline = EmbeddedPipeline(served)

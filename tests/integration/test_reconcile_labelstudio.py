@@ -9,21 +9,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from framesift import bootstrap
 from framesift.annotations import store
 from framesift.bootstrap import build_adapters
 from framesift.cli import app
-from framesift.config import Vendor, section
+from framesift.config import section
 from framesift.documents import AnnotationRecord, AnnotationStatus, DeletedBy
 from framesift.embedded import EmbeddedPipeline
 from framesift.ingest import reconcile
 from framesift.serve import LocalServer
 from framesift.snapshot import Layout, write_snapshot
 from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
-from tests.support.labels import RULES, ls_box
+from tests.support.labels import RULES, labelstudio_settings, ls_box
 from tests.support.payloads import kept_frames
 from tests.support.waiting import wait_for
 
@@ -33,15 +32,7 @@ CLASSES = ["car", "person"]
 
 @pytest.fixture
 def base(embedded_settings, labelstudio, unique):
-    return embedded_settings.model_copy(
-        update={
-            "labeling_vendor": Vendor.LABELSTUDIO,
-            "labelstudio_url": labelstudio.url,
-            "labelstudio_api_key": SecretStr(labelstudio.token),
-            "labelstudio_webhook_secret": SecretStr(f"secret-{unique}"),
-            "labeling_classes": CLASSES,
-        }
-    )
+    return labelstudio_settings(embedded_settings, labelstudio, f"unset-{unique}")
 
 
 def _labeled_project(adapters, base, title: str, batch: str, count: int):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pydantic import SecretStr
+
 from framesift.annotations import LabelRules, store
-from framesift.config import Settings
+from framesift.config import Settings, Vendor
 from framesift.documents import AnnotationRecord, AnnotationStatus, Box
 
 # The default classes and tolerance, as a deployment without settings has them.
@@ -62,3 +64,19 @@ def ls_box(label: str, x: float, y: float, w: float, h: float, task, rotation: f
             "rectanglelabels": [label],
         },
     }
+
+
+def labelstudio_settings(settings: Settings, labelstudio, project: str, **extra) -> Settings:
+    """``settings`` labeling in ``project`` of the ``labelstudio`` fixture's server (classes car
+    and person, a webhook secret of the project's own), with ``extra`` settings."""
+    return settings.model_copy(
+        update={
+            "labeling_vendor": Vendor.LABELSTUDIO,
+            "labelstudio_url": labelstudio.url,
+            "labelstudio_api_key": SecretStr(labelstudio.token),
+            "labelstudio_project": project,
+            "labelstudio_webhook_secret": SecretStr(f"secret-{project}"),
+            "labeling_classes": ["car", "person"],
+            **extra,
+        }
+    )
