@@ -25,16 +25,13 @@ timestamp is not older, in one transaction with the frame:
   ``frame_labels`` view); the other annotators' are kept for agreement figures;
 - **agreement**: a live label of a frame the model pre-labeled stores its matches with the
   pre-label (:mod:`framesift.agreement`), for the warehouse's model-quality views;
-- **which version wins** (:func:`supersedes`): a newer vendor ``updated_at`` replaces an older
-  one. A deletion keeps the stored record (annotator, image size, boxes, the vendor's last
-  time, when it was first received) with the status ``deleted`` and its evidence
-  (``deleted_by``, ``deleted_at``), never a framesift clock in ``vendor_updated_at``. The
-  vendor's own deletion (a webhook) is final; a deletion by absence (missing from the project's
-  export read at ``deleted_at``) removes only a version older than that read, and a later read
-  that shows the annotation (``observed_at``) restores it, so a right reconcile undoes a wrong
-  one. An update older than the deletion never brings it back. A deletion of an annotation
-  never stored writes nothing (``framesift reconcile`` brings the store to the vendor's state,
-  should its creation arrive late);
+- **which version wins** (:mod:`framesift.annotation_versions`): the newest vendor time; a
+  deletion keeps the stored record (annotator, image size, boxes, the vendor's last time, when
+  it was first received) with the status ``deleted`` and its evidence (``deleted_by``,
+  ``deleted_at``). The vendor's own deletion is final; one by absence from the project's export
+  is undone by a later export showing the annotation. A deletion of an annotation never stored
+  writes nothing (``framesift reconcile`` brings the store to the vendor's state, should its
+  creation arrive late);
 - **deleted tasks** (:func:`delete_task`): every annotation stored for the task is tombstoned
   and its frame marked ``labeling_task_deleted``; snapshots list it as left out, and a later
   annotation of that task is refused.
@@ -45,10 +42,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from framesift.agreement import match
+from framesift.annotation_versions import TaskDeleted, supersedes
 from framesift.config import Settings, Vendor
 from framesift.documents import (
     LIVE_STATUSES,
@@ -56,10 +54,8 @@ from framesift.documents import (
     AnnotationStatus,
     Box,
     DedupStatus,
-    DeletedBy,
     FrameLabeling,
     LabelingStatus,
-    TaskDeleted,
 )
 from framesift.errors import InvalidAnnotation, NotYetSent, ReadMore, UnknownFrame
 from framesift.geometry import Shape, corners, polygon_area
@@ -68,7 +64,6 @@ from framesift.topology import Collections
 
 ANNOTATIONS = Collections.ANNOTATIONS
 FRAMES = Collections.FRAMES
-_EPOCH = "1970-01-01T00:00:00+00:00"
 # What a deletion changes of the stored record: its status and evidence (the vendor's last
 # time, vendor_updated_at, stays the stored version's).
 _DELETION_FIELDS = ("status", "deleted_by", "deleted_at")
@@ -165,22 +160,6 @@ def store(documents: DocumentStore, record: AnnotationRecord, rules: LabelRules)
         return writes, True
 
     return documents.transact(keys, change)
-
-
-def supersedes(new: dict[str, Any], stored: dict[str, Any]) -> bool:
-    """Whether ``new`` (a record's fields) replaces the stored version of its annotation (the
-    module's "which version wins")."""
-    if new.get("status") == AnnotationStatus.DELETED:
-        if stored.get("status") == AnnotationStatus.DELETED:
-            return False
-        if new.get("deleted_by") == DeletedBy.ABSENT:
-            return _moment(new.get("deleted_at")) > version(stored)
-        return True  # the vendor's own word: it never brings a deleted annotation back
-    if stored.get("status") == AnnotationStatus.DELETED:
-        # Deleted before this change was recorded: at its then vendor_updated_at (our clock).
-        gone = _moment(stored.get("deleted_at") or stored.get("vendor_updated_at"))
-        return max(version(new), _moment(new.get("observed_at"))) > gone
-    return version(new) > version(stored)
 
 
 def delete_task(documents: DocumentStore, deletion: TaskDeleted, rules: LabelRules) -> int:
@@ -409,15 +388,3 @@ def _frame_fields(
     if now is LabelingStatus.LABELED and frame.get("labeling_status") != now:
         labeling.labeled_at = received_at
     return labeling.as_fields()
-
-
-def version(doc: dict[str, Any]) -> datetime:
-    """The vendor's timestamp of a stored or incoming record."""
-    return _moment(doc.get("vendor_updated_at"))
-
-
-def _moment(value: Any) -> datetime:
-    """A stored time (stores give datetimes or text; none is the epoch), aware."""
-    value = value or _EPOCH
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

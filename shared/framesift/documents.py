@@ -359,17 +359,6 @@ class AnnotationRecord(Document):
         return f"{vendor}~{annotation_id}"
 
 
-class TaskDeleted(BaseModel):
-    """A vendor's word that a task is gone (Label Studio's ``TASKS_DELETED``, or a task missing
-    from its project's export): the annotations stored for it are tombstoned and its frame is
-    marked ``labeling_task_deleted`` (framesift.annotations.delete_task)."""
-
-    vendor: str
-    task_id: str
-    deleted_by: DeletedBy
-    deleted_at: datetime = Field(default_factory=utcnow)
-
-
 class IgnoredUpload(Document):
     """An object in the raw bucket that no stage processes (outside the prefixes, not a video
     or photo, a name parsing would change), recorded where an operator looks."""

@@ -30,7 +30,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from framesift.annotations import LabelRules, store, supersedes
+from framesift.annotation_versions import supersedes
+from framesift.annotations import LabelRules, store
 from framesift.bookkeeping import ReconcileMark
 from framesift.config import Settings, Vendor, section
 from framesift.documents import (

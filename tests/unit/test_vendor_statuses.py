@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from framesift.annotations import supersedes
+from framesift.annotation_versions import supersedes
 from framesift.bootstrap import callback_receiver
 from framesift.config import Settings
 from framesift.documents import AnnotationStatus, DeletedBy

@@ -29,8 +29,9 @@ from typing import IO, Any, Protocol
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from framesift.annotation_versions import TaskDeleted
 from framesift.annotations import LabelRules, store_all
-from framesift.documents import AnnotationRecord, TaskDeleted
+from framesift.documents import AnnotationRecord
 from framesift.errors import InvalidAnnotation, NotYetSent, UnknownFrame
 from framesift.logs import bind_context, get_logger, traced
 from framesift.ports import DocumentStore

@@ -33,13 +33,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from framesift.annotation_versions import TaskDeleted
 from framesift.config import Vendor
 from framesift.documents import (
     AnnotationRecord,
     AnnotationStatus,
     Box,
     DeletedBy,
-    TaskDeleted,
     utcnow,
 )
 from framesift.geometry import MAX_IMAGE_SIDE, Shape
