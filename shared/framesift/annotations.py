@@ -25,10 +25,16 @@ timestamp is not older, in one transaction with the frame:
   ``frame_labels`` view); the other annotators' are kept for agreement figures;
 - **agreement**: a live label of a frame the model pre-labeled stores its matches with the
   pre-label (:mod:`framesift.agreement`), for the warehouse's model-quality views;
-- **deletions** keep the stored record (annotator, image size, boxes, creation time, when it was
-  first received) with the status ``deleted``, which hides it from an older update arriving
-  after it. A deletion of an annotation never stored writes nothing (``framesift reconcile``
-  brings the store to the vendor's state, should its creation arrive late).
+- **which version wins** (:mod:`framesift.annotation_versions`): the newest vendor time; a
+  deletion keeps the stored record (annotator, image size, boxes, the vendor's last time, when
+  it was first received) with the status ``deleted`` and its evidence (``deleted_by``,
+  ``deleted_at``). The vendor's own deletion is final; one by absence from the project's export
+  is undone by a later export showing the annotation. A deletion of an annotation never stored
+  writes nothing (``framesift reconcile`` brings the store to the vendor's state, should its
+  creation arrive late);
+- **deleted tasks** (:func:`delete_task`): every annotation stored for the task is tombstoned
+  and its frame marked ``labeling_task_deleted``; snapshots list it as left out, and a later
+  annotation of that task is refused.
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from framesift.agreement import match
+from framesift.annotation_versions import TaskDeleted, supersedes
 from framesift.config import Settings, Vendor
 from framesift.documents import (
     LIVE_STATUSES,
@@ -57,7 +64,9 @@ from framesift.topology import Collections
 
 ANNOTATIONS = Collections.ANNOTATIONS
 FRAMES = Collections.FRAMES
-_EPOCH = "1970-01-01T00:00:00+00:00"
+# What a deletion changes of the stored record: its status and evidence (the vendor's last
+# time, vendor_updated_at, stays the stored version's).
+_DELETION_FIELDS = ("status", "deleted_by", "deleted_at")
 
 # A frame's status from the annotations it has (deleted ones gone), the first that applies: one
 # live annotation (submitted, or empty: a negative) makes it labeled whatever else it has.
@@ -91,16 +100,21 @@ class Stored:
 
 
 def store_all(
-    documents: DocumentStore, records: Sequence[AnnotationRecord], rules: LabelRules
+    documents: DocumentStore,
+    records: Sequence[AnnotationRecord | TaskDeleted],
+    rules: LabelRules,
 ) -> Stored:
     """Store a callback's records; a refused record raises (the caller answers for all of it).
 
     Deletions are looked up in one read first: only the annotations stored are tombstoned, so a
     deletion of thousands of ids the store never saw costs one read, not a write each."""
     result = Stored()
-    deletions = [r for r in records if r.status is AnnotationStatus.DELETED]
+    annotations = [r for r in records if isinstance(r, AnnotationRecord)]
+    deletions = [r for r in annotations if r.status is AnnotationStatus.DELETED]
     known = documents.get_many(ANNOTATIONS, [r.id for r in deletions]) if deletions else {}
-    for record in records:
+    for task in (r for r in records if isinstance(r, TaskDeleted)):
+        result.stored += delete_task(documents, task, rules)
+    for record in annotations:
         if record.status is AnnotationStatus.DELETED and known.get(record.id) is None:
             result.unknown_deletions += 1
         elif store(documents, record, rules):
@@ -130,7 +144,7 @@ def store(documents: DocumentStore, record: AnnotationRecord, rules: LabelRules)
         frame = docs.get(frame_key)
         if record.frame_id:
             _check_sent(record, frame)
-        if stored and version(stored) >= version(record.model_dump()):
+        if stored and not supersedes(record.model_dump(), stored):
             return {}, False  # a repeated callback, or an older one arriving late
         data = _merged(record, stored, frame, rules)
         prediction_id = (frame or {}).get("model_prediction_id")
@@ -148,11 +162,49 @@ def store(documents: DocumentStore, record: AnnotationRecord, rules: LabelRules)
     return documents.transact(keys, change)
 
 
+def delete_task(documents: DocumentStore, deletion: TaskDeleted, rules: LabelRules) -> int:
+    """Tombstone every annotation stored for the deleted task and mark its frames
+    ``labeling_task_deleted``; how many documents were written."""
+    vendor, task_id = deletion.vendor, deletion.task_id
+    stored = [
+        doc
+        for doc in documents.where(ANNOTATIONS, "task_id", task_id)
+        if doc.get("vendor") == vendor and doc.get("status") != AnnotationStatus.DELETED
+    ]
+    written = sum(
+        store(
+            documents,
+            AnnotationRecord(
+                id=doc["id"],
+                frame_id=None,  # kept from the stored record
+                vendor=vendor,
+                task_id=task_id,
+                annotation_id=str(doc.get("annotation_id")),
+                status=AnnotationStatus.DELETED,
+                deleted_by=deletion.deleted_by,
+                deleted_at=deletion.deleted_at,
+            ),
+            rules,
+        )
+        for doc in stored
+    )
+    marked = FrameLabeling(labeling_status=LabelingStatus.TASK_DELETED).as_fields()
+    for frame in documents.where(FRAMES, "labeling_task_id", task_id):
+        if frame.get("labeling_vendor") == vendor and frame.get("labeling_status") != (
+            LabelingStatus.TASK_DELETED
+        ):
+            documents.merge(FRAMES, frame["id"], marked)
+            written += 1
+    return written
+
+
 def _check_sent(record: AnnotationRecord, frame: dict[str, Any] | None) -> None:
     frame_id = record.frame_id
     if frame is None:
         raise UnknownFrame(f"unknown frame {frame_id!r}")
     task_id = frame.get("labeling_task_id")
+    if frame.get("labeling_status") == LabelingStatus.TASK_DELETED:
+        raise UnknownFrame(f"the {record.vendor} task {task_id!r} of frame {frame_id!r} is deleted")
     if frame.get("labeling_vendor") == Vendor.MANIFEST and task_id:
         return  # listed in a manifest for whichever tool the team labels with: any vendor's
     if frame.get("labeling_vendor") != record.vendor or not task_id:
@@ -185,7 +237,7 @@ def _merged(
         # newer version or a deletion keeps it.
         data["received_at"] = stored.get("received_at") or record.received_at
         if record.status is AnnotationStatus.DELETED:
-            return {**stored, **{name: data[name] for name in ("status", "vendor_updated_at")}}
+            return {**stored, **{name: data[name] for name in _DELETION_FIELDS}}
     data["frame_id"] = record.frame_id or (stored or {}).get("frame_id")
     data["task_id"] = record.task_id or (stored or {}).get("task_id")
     width = record.image_width or (frame or {}).get("width")
@@ -325,6 +377,8 @@ def _frame_fields(
         (frame_status for status, frame_status in _FRAME_STATUS if status in statuses),
         LabelingStatus.REQUESTED,
     )
+    if frame.get("labeling_status") == LabelingStatus.TASK_DELETED:
+        now = LabelingStatus.TASK_DELETED  # no task left to be requested or labeled
     if frame.get("labeling_status") == now and before == after:
         return {}
     labeling = FrameLabeling(
@@ -334,10 +388,3 @@ def _frame_fields(
     if now is LabelingStatus.LABELED and frame.get("labeling_status") != now:
         labeling.labeled_at = received_at
     return labeling.as_fields()
-
-
-def version(doc: dict[str, Any]) -> datetime:
-    """The vendor's timestamp of a stored or incoming record (stores give datetimes or text)."""
-    value = doc.get("vendor_updated_at") or _EPOCH
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -326,6 +326,14 @@ class Settings(BaseSettings, ScaleSettings, LabelStudioSettings):
         description="How far past the image's edge (a fraction of its side) a callback's box may "
         "reach and be clipped to the edge; further is refused with 422.",
     )
+    reconcile_max_deletion_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="`framesift reconcile` stops (exit 1, nothing written) when it would mark "
+        "more than this share of the project's live labels deleted, unless given `--yes` "
+        "(docs/operations.md, Reconcile).",
+    )
     webhook_max_bytes: int = Field(
         default=2 * 1024 * 1024,
         ge=1024,

@@ -215,6 +215,8 @@ class LabelingStatus(StrEnum):
     LABELED = "labeled"  # an annotation (with boxes, or none: a negative) came back
     CANCELLED = "labeling_cancelled"  # skipped by the annotator or cancelled at the vendor
     FAILED = "labeling_failed"  # the vendor could not label it, or the request was given up
+    # Its task was deleted at the vendor: its labels are tombstoned, snapshots list it as left out.
+    TASK_DELETED = "labeling_task_deleted"
 
 
 class FrameLabeling(BaseModel):
@@ -270,6 +272,17 @@ class AnnotationStatus(StrEnum):
 LIVE_STATUSES = (AnnotationStatus.SUBMITTED, AnnotationStatus.EMPTY)
 
 
+class DeletedBy(StrEnum):
+    """The evidence of an annotation's deletion."""
+
+    # The vendor's own word (a deletion webhook): final, the vendor never brings it back.
+    VENDOR = "vendor"
+    TASK_DELETED = "task_deleted"  # its task was deleted at the vendor (a webhook)
+    # Missing from the vendor project's whole state (its export) read at ``deleted_at``: it
+    # removes only a version older than that, and a later read showing it restores it.
+    ABSENT = "absent_from_export"
+
+
 class AnnotationSource(StrEnum):
     HUMAN = "human"
     MODEL = "model"
@@ -313,8 +326,17 @@ class AnnotationRecord(Document):
     image_width: int | None = None
     image_height: int | None = None
     annotator: str | None = None
+    # The vendor project its task is in (Label Studio's project id, Scale's project name): a
+    # reconcile compares only the annotations of the project it read.
+    project: str | None = None
     vendor_created_at: datetime | None = None
+    # The vendor's time of this version (a deletion keeps the last version's).
     vendor_updated_at: datetime | None = None
+    # When a read of the vendor's whole state (a reconcile) showed this version: a read after
+    # a deletion by absence (``deleted_at``) that shows it again restores it.
+    observed_at: datetime | None = None
+    deleted_by: DeletedBy | None = None
+    deleted_at: datetime | None = None  # when the deletion's evidence was given or read
     error: str | None = None
     # Regions no export can hold (an ellipse, a line, a text answer), with what they were: a
     # frame whose label has one is left out of snapshots rather than half-labeled.

@@ -20,7 +20,7 @@ regions are stored in fractions of the image, placed here on the frame's pixels:
 
 A frame whose label holds a region no layout can (an ellipse, a line: ``unsupported``), or a
 mask that cannot be decoded, is left out rather than half-labeled, and listed in the manifest
-with the reason.
+with the reason; so is a frame whose labeling task was deleted at the vendor (it has no label).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from framesift.documents import LabelingStatus
 from framesift.geometry import Shape, corners, envelope, polygon_area
 from framesift.ports import BlobStore, Warehouse
 
@@ -49,6 +50,11 @@ LEFT JOIN {dataset}.annotation_boxes AS b
 WHERE NOT COALESCE(f.deleted, FALSE)
 ORDER BY f.id, b.id
 """
+# The frames whose labeling task was deleted (formatted with our constant, no input).
+TASK_DELETED_QUERY = (
+    "SELECT id AS frame_id FROM {dataset}.frames WHERE NOT COALESCE(deleted, FALSE) AND "  # noqa: S608
+    f"labeling_status = '{LabelingStatus.TASK_DELETED.value}'"
+)
 SPLITS = ("train", "val", "test")
 
 
@@ -180,7 +186,10 @@ def write_snapshot(
         frame = frames.setdefault(row["frame_id"], {**row, "boxes": []})
         if row["label"] is not None:  # None: a negative (or an annotation's only row)
             frame["boxes"].append(row)
-    left_out: dict[str, str] = {}
+    left_out = {
+        row["frame_id"]: "its labeling task was deleted at the vendor"
+        for row in warehouse.query(TASK_DELETED_QUERY)
+    }
     placed: dict[str, list[Region]] = {}
     for frame_id, frame in frames.items():
         if frame["unsupported"]:

@@ -19,40 +19,20 @@ import math
 import zipfile
 
 import pytest
-from pydantic import SecretStr
 
 from framesift import bootstrap
 from framesift.bootstrap import build_adapters
-from framesift.config import Vendor, section
+from framesift.config import section
 from framesift.embedded import EmbeddedPipeline
 from framesift.ingest import reconcile
 from framesift.serve import LocalServer
 from framesift.snapshot import Layout, write_snapshot
 from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
+from tests.support.labels import labelstudio_settings, ls_box
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.labelstudio
 CLASSES = ["car", "person"]
-
-
-def _box(label: str, x: float, y: float, w: float, h: float, task, rotation: float = 0.0) -> dict:
-    return {
-        "id": f"{label}-{x}-{y}",
-        "type": "rectanglelabels",
-        "from_name": "label",
-        "to_name": "image",
-        "original_width": task.data["width"],
-        "original_height": task.data["height"],
-        "image_rotation": 0,
-        "value": {
-            "x": x,
-            "y": y,
-            "width": w,
-            "height": h,
-            "rotation": rotation,
-            "rectanglelabels": [label],
-        },
-    }
 
 
 def _pixel_envelope(x, y, w, h, degrees, width, height) -> tuple[float, float, float, float]:
@@ -79,17 +59,7 @@ def _sha256(data: bytes) -> str:
 
 def _start(media, settings, labelstudio, project: str, **extra):
     """The embedded pipeline run with Label Studio as its vendor, behind a local server."""
-    settings = settings.model_copy(
-        update={
-            "labeling_vendor": Vendor.LABELSTUDIO,
-            "labelstudio_url": labelstudio.url,
-            "labelstudio_api_key": SecretStr(labelstudio.token),
-            "labelstudio_project": project,
-            "labelstudio_webhook_secret": SecretStr(f"secret-{project}"),
-            "labeling_classes": CLASSES,
-            **extra,
-        }
-    )
+    settings = labelstudio_settings(settings, labelstudio, project, **extra)
     server = LocalServer(settings, build_adapters(settings), "127.0.0.1", 0).start()
     served = server.settings_for(settings)
     pipeline = EmbeddedPipeline(served)
@@ -129,20 +99,20 @@ def test_label_studio_round_trip_matches_its_own_exports(session, tmp_path):
         return documents.get("annotations", f"labelstudio~{annotation_id}")
 
     # A: two annotators; the second's (newer) is the frame's label.
-    a1 = annotate(a, [_box("car", 10, 20, 30, 25, a), _box("person", 55, 10, 20, 40, a, 20)])
-    a2 = annotate(a, [_box("car", 12.5, 21, 29, 24.5, a)])
+    a1 = annotate(a, [ls_box("car", 10, 20, 30, 25, a), ls_box("person", 55, 10, 20, 40, a, 20)])
+    a2 = annotate(a, [ls_box("car", 12.5, 21, 29, 24.5, a)])
     # B: looked at, nothing there: a negative.
     b1 = annotate(b, [])
     # C: drawn, then corrected while the webhook is down.
-    c1 = annotate(c, [_box("person", 40, 30, 10, 50, c)])
+    c1 = annotate(c, [ls_box("person", 40, 30, 10, 50, c)])
     # D: skipped by one annotator; another's box is deleted while the webhook is down.
     annotate(d, [], cancelled=True)
-    d2 = annotate(d, [_box("car", 5, 5, 10, 10, d)])
+    d2 = annotate(d, [ls_box("car", 5, 5, 10, 10, d)])
     wait_for(lambda: all(stored(x.id) for x in (a1, a2, b1, c1, d2)), "Label Studio's webhooks")
     assert documents.get("frames", d.data["frame_id"])["labeling_status"] == "labeled"
 
     server.stop()  # the webhook is down: Label Studio posts once and never retries
-    vendor.client.annotations.update(id=c1.id, result=[_box("car", 41, 31, 12, 48, c, 15)])
+    vendor.client.annotations.update(id=c1.id, result=[ls_box("car", 41, 31, 12, 48, c, 15)])
     vendor.client.annotations.delete(id=d2.id)
     assert stored(c1.id)["boxes"][0]["label"] == "person"
     assert stored(d2.id)["status"] == "submitted"
@@ -299,7 +269,7 @@ def test_every_shape_round_trips_through_label_studio(
         created = vendor.client.annotations.create(
             id=task.id,
             result=[
-                _box("car", 10, 20, 30, 25, task),
+                ls_box("car", 10, 20, 30, 25, task),
                 region(
                     "polygonlabels",
                     {"points": [[50, 10], [90, 15], [70, 60]], "polygonlabels": ["person"]},

@@ -69,6 +69,13 @@ def test_lost_callbacks_are_recovered_from_the_task_list(media, embedded_setting
     foreign = fake_scale.by_unique_id("not-a-frame")[0]
     fake_scale.complete(foreign["task_id"], [_box("car", 1)])
 
+    dry = reconcile(settings, documents, dry_run=True)
+    assert sorted(change.split(":")[0] for change in dry.changes) == sorted(
+        f"scale~{task['task_id']}" for task in (labeled, cancelled, poisoned, foreign)
+    )
+    assert documents.get("annotations", f"scale~{labeled['task_id']}") is None
+    assert documents.get("labeling_vendors", f"scale~{settings.scale_project}~reconciled") is None
+
     first = reconcile(settings, documents)
     again = reconcile(settings, documents)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pydantic import SecretStr
+
 from framesift.annotations import LabelRules, store
-from framesift.config import Settings
+from framesift.config import Settings, Vendor
 from framesift.documents import AnnotationRecord, AnnotationStatus, Box
 
 # The default classes and tolerance, as a deployment without settings has them.
@@ -40,4 +42,41 @@ def annotate(
             vendor_updated_at=at or datetime.now(UTC),
         ),
         RULES,
+    )
+
+
+def ls_box(label: str, x: float, y: float, w: float, h: float, task, rotation: float = 0.0) -> dict:
+    """A rectangle region of a Label Studio annotation of ``task`` (an SDK task), in percent."""
+    return {
+        "id": f"{label}-{x}-{y}",
+        "type": "rectanglelabels",
+        "from_name": "label",
+        "to_name": "image",
+        "original_width": task.data["width"],
+        "original_height": task.data["height"],
+        "image_rotation": 0,
+        "value": {
+            "x": x,
+            "y": y,
+            "width": w,
+            "height": h,
+            "rotation": rotation,
+            "rectanglelabels": [label],
+        },
+    }
+
+
+def labelstudio_settings(settings: Settings, labelstudio, project: str, **extra) -> Settings:
+    """``settings`` labeling in ``project`` of the ``labelstudio`` fixture's server (classes car
+    and person, a webhook secret of the project's own), with ``extra`` settings."""
+    return settings.model_copy(
+        update={
+            "labeling_vendor": Vendor.LABELSTUDIO,
+            "labelstudio_url": labelstudio.url,
+            "labelstudio_api_key": SecretStr(labelstudio.token),
+            "labelstudio_project": project,
+            "labelstudio_webhook_secret": SecretStr(f"secret-{project}"),
+            "labeling_classes": ["car", "person"],
+            **extra,
+        }
     )

@@ -27,14 +27,38 @@ def ingest(
     _print_ingest(result, "read")
 
 
-def reconcile() -> None:
+def reconcile(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the changes; write nothing.")
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help="Go ahead when more than FRAMESIFT_RECONCILE_MAX_DELETION_SHARE of the "
+            "project's live labels would be marked deleted.",
+        ),
+    ] = False,
+) -> None:
     """Bring the stored annotations to the vendor's state for every frame sent: what lost or
-    refused callbacks missed, updates, skips and deletions (Label Studio or Scale)."""
+    refused callbacks missed, updates, skips and deletions (Label Studio or Scale), comparing
+    only the annotations of the configured project."""
     from framesift.bootstrap import build_adapters
+    from framesift.ingest import TooManyDeletions
     from framesift.ingest import reconcile as reconcile_with_vendor
 
     settings = settings_from()
-    result = reconcile_with_vendor(settings, build_adapters(settings).documents)
+    try:
+        result = reconcile_with_vendor(
+            settings, build_adapters(settings).documents, dry_run=dry_run, confirmed=yes
+        )
+    except TooManyDeletions as exc:
+        errors.print(f"reconcile stopped: {exc}")
+        raise typer.Exit(1) from exc
+    if dry_run:
+        for change in result.changes:
+            console.print(change)
+        console.print(f"{len(result.changes)} changes; dry run, nothing written")
     _print_ingest(result, "at the vendor")
 
 

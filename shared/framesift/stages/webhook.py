@@ -29,6 +29,7 @@ from typing import IO, Any, Protocol
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from framesift.annotation_versions import TaskDeleted
 from framesift.annotations import LabelRules, store_all
 from framesift.documents import AnnotationRecord
 from framesift.errors import InvalidAnnotation, NotYetSent, UnknownFrame
@@ -65,7 +66,7 @@ class Route:
     vendor: str
     header: str
     secret: SecretStr | None
-    parse: Callable[[Any], list[AnnotationRecord]]
+    parse: Callable[[Any], list[AnnotationRecord | TaskDeleted]]
 
 
 @dataclass(frozen=True)

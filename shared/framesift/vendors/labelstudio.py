@@ -5,9 +5,9 @@ Once per deployment (remembered in ``labeling_vendors/labelstudio~{project}``):
 - the project, with a labeling config built from the configured classes and shapes
   (:mod:`framesift.vendors.labelstudio_tasks`), found by title or created; two instances
   creating it at once converge on the first one recorded and delete their own;
-- the webhook to ``{webhook_url}/labelstudio`` for ANNOTATION_CREATED, ANNOTATION_UPDATED and
-  ANNOTATIONS_DELETED, carrying the shared secret in the header the vendor registry names
-  (:data:`framesift.vendors.registry.LABELSTUDIO_CALLBACK`).
+- the webhook to ``{webhook_url}/labelstudio`` for ANNOTATION_CREATED, ANNOTATION_UPDATED,
+  ANNOTATIONS_DELETED and TASKS_DELETED, carrying the shared secret in the header the vendor
+  registry names (:data:`framesift.vendors.registry.LABELSTUDIO_CALLBACK`).
 
 Tasks are imported in one request per chunk, with the frame id in the task data. Before
 importing, the chunk's frame ids are looked up in the project (a Data Manager filter on
@@ -37,7 +37,12 @@ from framesift.vendors.registry import LABELSTUDIO, LABELSTUDIO_CALLBACK
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
 
-WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
+WEBHOOK_ACTIONS = [
+    "ANNOTATION_CREATED",
+    "ANNOTATION_UPDATED",
+    "ANNOTATIONS_DELETED",
+    "TASKS_DELETED",
+]
 R = TypeVar("R")
 
 
@@ -140,10 +145,19 @@ class LabelStudioVendor:
             )
         self._model_version = version
 
-    def export_tasks(self) -> list[dict[str, Any]]:
+    def existing_project_id(self) -> int:
+        """The configured project's id, never creating it (a reconcile reads, a wrong title
+        must not make an empty project). Raises VendorRejected when there is none."""
+        title = self._config.labelstudio_project
+        recorded = self._documents.get(Collections.LABELING_VENDORS, f"labelstudio~{title}")
+        found = int(recorded["project_id"]) if recorded else self._find_project(title)
+        if found is None:
+            raise VendorRejected(f"Label Studio has no project titled {title!r}")
+        return found
+
+    def export_tasks(self, project: int) -> list[dict[str, Any]]:
         """Every task of the project with every annotation, skipped ones included (the
         project's JSON export: ``GET /api/projects/{id}/export?download_all_tasks=true``)."""
-        project = self.project_id()
         chunks = _call(
             "export the project",
             lambda: list(
@@ -187,14 +201,10 @@ class LabelStudioVendor:
         recorded = self._documents.get(Collections.LABELING_VENDORS, setup_id)
         if recorded:
             return int(recorded["project_id"])
-        projects: Iterable[Any] = self._client.projects.list(title=title)
-        matches = sorted(
-            (p for p in projects if p.title == title),
-            key=lambda p: p.id or 0,
-        )
+        found = self._find_project(title)
         created = None
-        if matches and matches[0].id is not None:
-            project_id = int(matches[0].id)
+        if found is not None:
+            project_id = found
         else:
             created = self._client.projects.create(
                 title=title,
@@ -213,6 +223,12 @@ class LabelStudioVendor:
         if created is not None and winner != project_id:
             self._client.projects.delete(id=project_id)  # lost the race: ours is empty
         return winner
+
+    def _find_project(self, title: str) -> int | None:
+        """The oldest project with this title, if any."""
+        projects: Iterable[Any] = self._client.projects.list(title=title)
+        ids = sorted(int(p.id) for p in projects if p.title == title and p.id is not None)
+        return ids[0] if ids else None
 
     def _ensure_webhook(self, project: int) -> None:
         """Keep the project's webhook in step with the settings, each time a labeler starts: a

@@ -6,8 +6,24 @@ The body: ``{"action", "annotation": {"id", "result": [{"id", "type", "value",
 ``rectanglelabels`` (x, y, width, height, rotation), ``polygonlabels`` (points),
 ``keypointlabels`` (x, y) and ``brushlabels`` (Label Studio's RLE); other regions (ellipses)
 are recorded as unsupported, and answers that are not regions (choices, text) are not stored.
-``ANNOTATIONS_DELETED`` carries ``{"annotations": [{"id"}]}``. Label Studio waits 1 s and never
-retries a webhook. ``framesift reconcile`` reads the project's export through the same models.
+``ANNOTATIONS_DELETED`` carries ``{"annotations": [{"id"}]}``, ``TASKS_DELETED`` ``{"tasks":
+[{"id"}]}`` (Label Studio's webhook event reference,
+https://labelstud.io/guide/webhook_reference; its ``WebhookAction.ACTIONS``). Every call names
+its ``project`` (``{"id", "title", ...}``), recorded on each annotation. Label Studio waits 1 s
+and never retries a webhook. ``framesift reconcile`` reads the project's export through the same
+models.
+
+Each event or state, and what is stored (Label Studio has no unfinished annotation: a draft is
+not sent):
+
+=================================  ===============================================
+``was_cancelled`` (skipped)        ``cancelled``
+a result with regions              ``submitted``
+a result without regions           ``empty`` (a negative)
+``ANNOTATIONS_DELETED``            ``deleted`` (``deleted_by: vendor``)
+``TASKS_DELETED``                  its annotations ``deleted`` (``deleted_by: task_deleted``),
+                                   its frame ``labeling_task_deleted``
+=================================  ===============================================
 """
 
 from __future__ import annotations
@@ -17,8 +33,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from framesift.annotation_versions import TaskDeleted
 from framesift.config import Vendor
-from framesift.documents import AnnotationRecord, AnnotationStatus, Box, utcnow
+from framesift.documents import (
+    AnnotationRecord,
+    AnnotationStatus,
+    Box,
+    DeletedBy,
+    utcnow,
+)
 from framesift.geometry import MAX_IMAGE_SIDE, Shape
 from framesift.vendors import PAYLOAD
 from framesift.vendors.labelstudio_tasks import CONTROLS
@@ -80,9 +103,12 @@ class LabelStudioTask(BaseModel):
 
     id: int
     data: dict[str, Any] = Field(default_factory=dict)
+    project: int | None = None  # in the export's tasks
 
 
-class LabelStudioDeleted(BaseModel):
+class LabelStudioId(BaseModel):
+    """An object named by its id alone: a deleted annotation or task, the call's project."""
+
     model_config = PAYLOAD
 
     id: int
@@ -91,12 +117,27 @@ class LabelStudioDeleted(BaseModel):
 class LabelStudioWebhook(BaseModel):
     model_config = PAYLOAD
 
-    action: Literal["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
+    action: Literal[
+        "ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "TASKS_DELETED"
+    ]
     annotation: LabelStudioAnnotation | None = None
-    annotations: list[LabelStudioDeleted] = Field(default_factory=list)
+    annotations: list[LabelStudioId] = Field(default_factory=list)
+    tasks: list[LabelStudioId] = Field(default_factory=list)
     task: LabelStudioTask | None = None
+    project: LabelStudioId | None = None
 
-    def records(self) -> list[AnnotationRecord]:
+    def records(self) -> list[AnnotationRecord | TaskDeleted]:
+        received = utcnow()  # Label Studio posts as it deletes, and never again
+        if self.action == "TASKS_DELETED":
+            return [
+                TaskDeleted(
+                    vendor=NAME,
+                    task_id=str(task.id),
+                    deleted_by=DeletedBy.TASK_DELETED,
+                    deleted_at=received,
+                )
+                for task in self.tasks
+            ]
         if self.action == "ANNOTATIONS_DELETED":
             return [
                 AnnotationRecord(
@@ -106,18 +147,25 @@ class LabelStudioWebhook(BaseModel):
                     task_id=None,
                     annotation_id=str(deleted.id),
                     status=AnnotationStatus.DELETED,
-                    vendor_updated_at=utcnow(),
+                    deleted_by=DeletedBy.VENDOR,
+                    deleted_at=received,
                 )
                 for deleted in self.annotations
             ]
         if self.annotation is None or self.task is None:
             raise ValueError(f"{self.action} needs 'annotation' and 'task'")
-        return [labelstudio_record(self.annotation, self.task)]
+        project = self.project.id if self.project else None
+        return [labelstudio_record(self.annotation, self.task, project)]
 
 
 def labelstudio_record(
-    annotation: LabelStudioAnnotation, task: LabelStudioTask
+    annotation: LabelStudioAnnotation,
+    task: LabelStudioTask,
+    project: int | None = None,
+    observed_at: datetime | None = None,
 ) -> AnnotationRecord:
+    """The stored record of an annotation of ``task`` in ``project`` (else the task's own),
+    shown by a read of the project's whole state at ``observed_at`` (a reconcile's export)."""
     boxes: list[Box] = []
     unsupported: list[str] = []
     width = height = None
@@ -140,12 +188,15 @@ def labelstudio_record(
     if isinstance(annotator, dict):
         annotator = annotator.get("email") or annotator.get("id")
     frame_id = task.data.get("frame_id")
+    in_project = project if project is not None else task.project
     return AnnotationRecord(
         id=AnnotationRecord.make_id(NAME, str(annotation.id)),
         frame_id=str(frame_id) if frame_id else None,
         vendor=NAME,
         task_id=str(task.id),
         annotation_id=str(annotation.id),
+        project=str(in_project) if in_project is not None else None,
+        observed_at=observed_at,
         status=status,
         boxes=boxes,
         image_width=width,

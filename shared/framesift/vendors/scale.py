@@ -16,7 +16,11 @@ In (``POST {webhook_url}/scale``, authenticated by the header the vendor registr
 {"annotations": [{"uuid", "type", "label", "attributes", ...}]}}`` in pixels: a ``box`` has
 ``left``, ``top``, ``width``, ``height``, a ``polygon`` its ``vertices`` ``[{"x", "y"}]``, a
 ``point`` ``x`` and ``y``; lines, ellipses and cuboids are recorded as unsupported. An errored
-task has ``response.error`` instead, a cancelled one ``task.status == "canceled"``. The task's
+task has ``response.error`` instead, a cancelled one ``task.status == "canceled"``. Each task
+status maps to what is stored through :data:`STATUSES` (Scale's task statuses,
+https://scale.com/docs/api-reference/tasks): an unfinished task (``pending``, or a status this
+table does not know) stores nothing, so it is never exported as a negative. The task's
+``project`` is recorded on its annotation. The task's
 ``geometries`` ask for the configured shapes (``FRAMESIFT_LABELING_SHAPES``). A pre-labeled
 frame's boxes go as the task's ``hypothesis`` (``{"annotations": [...]}`` in a response's
 shape), which Scale's annotators start from.
@@ -24,7 +28,7 @@ shape), which Scale's annotators start from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -44,8 +48,17 @@ if TYPE_CHECKING:
 
 NAME = Vendor.SCALE.value
 _RETRYABLE = {408, 429}
-# The task statuses whose callback carries a result (a pending task has none yet).
-FINISHED = frozenset({"completed", "canceled", "error"})
+# Scale's task status: what its annotation is stored as (None: unfinished, nothing is stored).
+# A completed task with no annotation is empty (a negative); a response's error is an error
+# whatever the status. docs/architecture.md ("Vendor statuses") copies this table.
+STATUSES: Mapping[str, AnnotationStatus | None] = {
+    "pending": None,
+    "completed": AnnotationStatus.SUBMITTED,
+    "canceled": AnnotationStatus.CANCELLED,
+    "error": AnnotationStatus.ERROR,
+}
+# The task statuses whose callback carries a result.
+FINISHED = frozenset(status for status, stored in STATUSES.items() if stored is not None)
 
 
 def _retryable(code: int | None) -> bool:
@@ -251,6 +264,7 @@ class ScaleTask(BaseModel):
 
     task_id: str
     status: str
+    project: str | None = None
     unique_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime | None = None
@@ -266,16 +280,14 @@ class ScaleCallback(BaseModel):
     response: ScaleResponse | None = None
 
     def records(self) -> list[AnnotationRecord]:
+        """The task's annotation, or none while it is unfinished (see :data:`STATUSES`)."""
         task = self.task
         frame_id = task.metadata.get("frame_id") or task.unique_id
         response = self.response or ScaleResponse()
-        if response.error or task.status == "error":
-            status = AnnotationStatus.ERROR
-        elif task.status == "canceled":
-            status = AnnotationStatus.CANCELLED
-        elif response.annotations:
-            status = AnnotationStatus.SUBMITTED
-        else:
+        status = AnnotationStatus.ERROR if response.error else STATUSES.get(task.status)
+        if status is None:
+            return []
+        if status is AnnotationStatus.SUBMITTED and not response.annotations:
             status = AnnotationStatus.EMPTY
         regions = [(annotation, annotation.region()) for annotation in response.annotations]
         return [
@@ -285,6 +297,7 @@ class ScaleCallback(BaseModel):
                 vendor=NAME,
                 task_id=self.task_id,
                 annotation_id=self.task_id,
+                project=task.project,
                 status=status,
                 boxes=[region for _, region in regions if region is not None],
                 unsupported=[f"{a.type} {a.uuid}" for a, region in regions if region is None],
