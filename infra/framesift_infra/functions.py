@@ -116,7 +116,7 @@ def deploy_function(
     stack.mounted[spec.name] = tuple(reads)
     stack.waits_for[spec.name] = (*grants, *(secret.version for secret in reads.values()))
 
-    source = function_source(spec.name, config.vendor)
+    source = function_source(spec.name, config.vendor, bool(config.model_uri))
     archive = stack.add(
         gcp.storage.BucketObject(
             f"source-{spec.name}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 import zipfile
 from collections import defaultdict
+from pathlib import Path
 
 import pulumi
 import pulumi_gcp as gcp
@@ -15,9 +16,9 @@ from packaging.utils import canonicalize_name
 
 from framesift import topology
 from framesift.topology import dead_letter_topics, holding_subscription
-from framesift_dev.loaded import DEPLOYED_ENV, loaded
+from framesift_dev.loaded import DEPLOYED_ENV, loaded, probe_model
 from framesift_infra.functions import BUILD_ROLES
-from framesift_infra.packaging import PACKAGE, REPO_ROOT, function_source, lock
+from framesift_infra.packaging import PACKAGE, REPO_ROOT, FunctionSource, function_source, lock
 from framesift_infra.secrets import secrets_of
 from tests.support.infra import (
     GCS_AGENT,
@@ -254,23 +255,50 @@ def test_the_archive_is_a_deployable_zip(tmp_path):
     """What Cloud Build receives: the files named in the archive; unpacked, its main.py loads
     and builds its handler from the archive's own framesift (nothing it needs left out)."""
     for name in ("webhook", "sampler", "labeler"):
-        source = function_source(name, "labelstudio")
-        path = tmp_path / f"{name}.zip"
-        with zipfile.ZipFile(path, "w") as archive:
-            for archived, asset in source.archive.assets.items():
-                if isinstance(asset, pulumi.StringAsset):
-                    archive.writestr(archived, asset.text)
-                else:
-                    archive.write(asset.path, archived)
-        unpacked = tmp_path / name
-        with zipfile.ZipFile(path) as archive:
-            archive.extractall(unpacked)
-            requirements = archive.read("requirements.txt").decode()
+        unpacked = _unpacked(function_source(name, "labelstudio"), tmp_path / name)
+        requirements = (unpacked / "requirements.txt").read_text()
         assert "functions-framework==" in requirements and "pytest" not in requirements
         env = {**DEPLOYED_ENV, "FRAMESIFT_LABELING_VENDOR": "labelstudio"}
         found = loaded(topology.function(name), env, source=unpacked)
         assert found.framesift_files
         assert all(unpacked in file.parents for file in found.framesift_files)
+
+
+def test_the_labeler_deployed_with_a_model_ships_what_loads_it(tmp_path):
+    """With framesift:modelUri the labeler loads the model on its first batch: its archive
+    ships the ONNX adapter and pins onnxruntime, and the adapter loads from the archive alone."""
+    source = function_source("labeler", "labelstudio", model=True)
+    assert "framesift/adapters/onnx.py" in source.files
+    assert f"onnxruntime=={lock()['onnxruntime']}\n" in source.requirements
+    assert "onnxruntime==" not in function_source("labeler", "labelstudio").requirements
+    unpacked = _unpacked(source, tmp_path / "labeler")
+    env = {
+        **DEPLOYED_ENV,
+        "FRAMESIFT_LABELING_VENDOR": "labelstudio",
+        "FRAMESIFT_MODEL_URI": str(probe_model()),
+    }
+    found = loaded(topology.function("labeler"), env, source=unpacked)
+    assert unpacked / "framesift" / "adapters" / "onnx.py" in found.framesift_files
+    assert "onnxruntime" in found.distributions
+    recorder, _ = deploy_under_mocks(
+        model_uri="gs://team-models/det/v3.onnx", vendor="labelstudio", secrets=SECRET_VALUES
+    )
+    archive = of_type(recorder, "gcp:storage/bucketObject:BucketObject")["source-labeler"]
+    assert archive["name"] == f"labeler/{source.digest}.zip"
+
+
+def _unpacked(source: FunctionSource, folder: Path) -> Path:
+    """``source`` as Cloud Build receives it (a zip of the archive's files), unpacked."""
+    path = folder.with_suffix(".zip")
+    with zipfile.ZipFile(path, "w") as archive:
+        for archived, asset in source.archive.assets.items():
+            if isinstance(asset, pulumi.StringAsset):
+                archive.writestr(archived, asset.text)
+            else:
+                archive.write(asset.path, archived)
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(folder)
+    return folder
 
 
 def test_every_dead_letter_topic_keeps_its_messages_in_a_subscription(deployed):
