@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 from framesift_infra.permissions import Grant, Scope
 
@@ -16,9 +17,33 @@ GCS_AGENT = f"service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.c
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
 
+# A registration: its type and name.
+Key = tuple[str, str]
+
+
+def _key(urn: str) -> Key:
+    """``urn:pulumi:<stack>::<project>::<type>::<name>`` -> (type, name)."""
+    typ, name = urn.split("::")[-2:]
+    return typ.rsplit("$", 1)[-1], name
+
+
 class Recorder(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[tuple[str, str, dict[str, Any]]] = []
+        # What each registration depends on, as Pulumi registers it: its depends_on and the
+        # resources whose outputs its inputs take (so the order a real `pulumi up` follows).
+        self.depends: dict[Key, set[Key]] = {}
+
+    def after(self, typ: str, name: str) -> set[Key]:
+        """Every registration ``name`` of ``typ`` is created after: its dependencies, theirs..."""
+        found: set[Key] = set()
+        todo = list(self.depends[(typ, name)])
+        while todo:
+            key = todo.pop()
+            if key not in found:
+                found.add(key)
+                todo.extend(self.depends.get(key, ()))
+        return found
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         outputs = dict(args.inputs)
@@ -52,10 +77,29 @@ SECRET_VALUES = {
 }
 
 
+class _RegistrationMonitor(MockMonitor):
+    """Pulumi's mock monitor, recording each registration's dependencies."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(recorder)
+        self.recorder = recorder
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        self.recorder.depends[_key(response.urn)] = set(map(_key, request.dependencies))
+        return response
+
+
 def deploy_under_mocks(**config: Any) -> tuple[Recorder, Any]:
     """Run the program with ``config`` (StackConfig fields) under the mocks."""
     recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="framesift", stack="test", preview=False)
+    pulumi.runtime.set_mocks(
+        recorder,
+        project="framesift",
+        stack="test",
+        preview=False,
+        monitor=_RegistrationMonitor(recorder),
+    )
     from framesift_infra.config import StackConfig
     from framesift_infra.program import deploy
 
