@@ -23,12 +23,11 @@ from framesift_infra.stack import Stack
 # StackConfig.webhook_access: disable Cloud Run's invoker check instead of binding allUsers.
 NO_INVOKER_CHECK = "noInvokerCheck"
 WEBHOOK_ACCESS = ("allUsers", NO_INVOKER_CHECK)
-# What the functions' builds need (Cloud Build writing the image to Artifact Registry, logs).
-BUILD_ROLES = (
-    "roles/cloudbuild.builds.builder",
-    "roles/logging.logWriter",
-    "roles/artifactregistry.writer",
-)
+# What a custom build account needs for the functions' builds: writing the build's logs and
+# its image to Artifact Registry, and reading the source archive (objectViewer on the sources
+# bucket alone): https://cloud.google.com/functions/docs/securing/build-custom-sa (not
+# roles/cloudbuild.builds.builder, which holds far more).
+BUILD_ROLES = ("roles/logging.logWriter", "roles/artifactregistry.writer")
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,13 @@ def build_account(stack: Stack, config: StackConfig) -> Builder:
         )
     )
     return Builder(account, tuple(grants))
+
+
+def ingress(spec: FunctionSpec) -> str:
+    """Only Pub/Sub pushes to a subscribing function: internal ingress lets in Pub/Sub of the
+    same project or VPC Service Controls perimeter and nothing from the internet
+    (https://cloud.google.com/run/docs/securing/ingress#settings). The webhook is the vendors'."""
+    return "ALLOW_INTERNAL_ONLY" if spec.subscribes else "ALLOW_ALL"
 
 
 def environment(config: StackConfig, stack: Stack) -> dict[str, pulumi.Input[str]]:
@@ -174,7 +180,7 @@ def deploy_function(
                 "max_instance_count": deployment.max_instances,
                 "max_instance_request_concurrency": deployment.concurrency,
                 "service_account_email": account.email,
-                "ingress_settings": "ALLOW_ALL",
+                "ingress_settings": ingress(spec),
                 "environment_variables": own_env,
                 "secret_environment_variables": [
                     {

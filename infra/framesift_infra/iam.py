@@ -49,7 +49,7 @@ def grant_roles(
                 member=member,
             )
         )
-    if deployment.reads_photos and config.images_prefix:
+    if deployment.reads_photos:  # an empty images prefix: photos anywhere in the bucket
         raw = stack.buckets["raw"].name
         grant(
             gcp.storage.BucketIAMMember(

@@ -46,7 +46,7 @@ def _any_in_5_minutes(name: str, metric_filter: pulumi.Input[str]) -> Any:
     }
 
 
-def create_alerts(stack: Stack, config: StackConfig) -> None:
+def create_alerts(stack: Stack, config: StackConfig, project_number: str) -> None:
     """An alert when anything is dead-lettered (by a function, or by Pub/Sub itself), and an
     optional billing budget."""
     metric = stack.add(
@@ -112,7 +112,10 @@ def create_alerts(stack: Stack, config: StackConfig) -> None:
                 "budget",
                 billing_account=config.billing_account,
                 display_name="framesift",
-                budget_filter={"projects": [f"projects/{config.project}"]},
+                # The Budget API names a project by its number: an id is refused on update
+                # (https://github.com/pulumi/pulumi-gcp/issues/514) and shows as a diff on
+                # every preview (GoogleCloudPlatform/cloud-foundation-fabric#2365).
+                budget_filter={"projects": [f"projects/{project_number}"]},
                 amount={
                     "specified_amount": {
                         "currency_code": "USD",

@@ -55,7 +55,7 @@ def deploy(config: StackConfig) -> Stack:
     hold(stack, config, Topics.DEAD_LETTERS)
 
     schedule_ticks(stack, config)
-    create_alerts(stack, config)
+    create_alerts(stack, config, project_number)
     pulumi.export("raw_bucket", stack.buckets["raw"].name)
     pulumi.export("frames_bucket", stack.buckets["frames"].name)
     webhook = stack.functions[WEBHOOK.name].url

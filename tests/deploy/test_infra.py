@@ -16,12 +16,12 @@ from packaging.utils import canonicalize_name
 from framesift import topology
 from framesift.topology import dead_letter_topics, holding_subscription
 from framesift_dev.loaded import DEPLOYED_ENV, loaded, probe_model
-from framesift_infra.functions import BUILD_ROLES
 from framesift_infra.packaging import PACKAGE, REPO_ROOT, FunctionSource, function_source, lock
 from framesift_infra.secrets import secrets_of
 from tests.support.infra import (
     GCS_AGENT,
     PROJECT,
+    PROJECT_NUMBER,
     PUBSUB_AGENT,
     SECRET_VALUES,
     Recorder,
@@ -85,14 +85,13 @@ def test_each_function_account_has_exactly_its_intended_roles(deployed):
     }
     assert roles[account("dedup")] == {
         firestore,
-        f"roles/storage.objectViewer on {raw}",
+        f"roles/storage.objectViewer on {raw}",  # the photos only: see the next test
         "roles/pubsub.publisher on frames-kept",
         dead,
     }
     assert roles[account("labeler")] == {
         firestore,
-        f"roles/storage.objectViewer on {frames}",
-        f"roles/storage.objectUser on {frames}",
+        f"roles/storage.objectUser on {frames}",  # which reads too: no viewer grant beside it
         f"roles/storage.objectViewer on {raw}",  # the photos only: see the next test
         dead,
         "roles/secretmanager.secretAccessor on framesift-labelstudio-api-key",
@@ -111,13 +110,25 @@ def test_each_function_account_has_exactly_its_intended_roles(deployed):
     }
 
 
-def test_the_labeler_reads_only_the_photos_of_the_raw_bucket(deployed):
+def test_dedup_and_the_labeler_read_only_the_photos_of_the_raw_bucket(deployed):
+    """The raw bucket's videos are the sampler's alone: dedup hashes the photos, the labeler
+    signs URLs to them, and neither reads anything else there."""
     recorder, _ = deployed
-    grant = of_type(recorder, "gcp:storage/bucketIAMMember:BucketIAMMember")["labeler-reads-photos"]
-    assert grant["bucket"] == f"framesift-{PROJECT}-raw"
-    assert grant["condition"]["expression"] == (
-        f'resource.name.startsWith("projects/_/buckets/framesift-{PROJECT}-raw/objects/images/")'
-    )
+    bindings = of_type(recorder, "gcp:storage/bucketIAMMember:BucketIAMMember")
+    raw = f"framesift-{PROJECT}-raw"
+    readers = {
+        binding["member"].split("@")[0]: binding.get("condition")
+        for binding in bindings.values()
+        if binding["bucket"] == raw
+    }
+    functions = ("sampler", "dedup", "labeler")
+    assert set(readers) == {f"serviceAccount:framesift-{name}" for name in functions}
+    for name in ("dedup", "labeler"):
+        condition = readers[f"serviceAccount:framesift-{name}"]
+        assert condition is not None, name
+        assert condition["expression"] == (
+            f'resource.name.startsWith("projects/_/buckets/{raw}/objects/images/")'
+        )
 
 
 def test_no_function_can_write_to_the_bucket_that_triggers_it(deployed):
@@ -170,6 +181,15 @@ def test_only_the_webhook_is_public(deployed):
     invokers = of_type(recorder, "gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
     public = {i["name"] for i in invokers.values() if i["member"] == "allUsers"}
     assert public == {"framesift-webhook"}
+    # What Pub/Sub pushes to takes no traffic from the internet: internal ingress admits
+    # Pub/Sub of the same project (https://cloud.google.com/run/docs/securing/ingress#settings).
+    ingress = {
+        name: function["serviceConfig"]["ingressSettings"]
+        for name, function in of_type(recorder, FUNCTION).items()
+    }
+    assert ingress == {
+        name: "ALLOW_ALL" if name == "webhook" else "ALLOW_INTERNAL_ONLY" for name in ingress
+    }
 
 
 def test_each_function_archive_holds_only_what_the_function_loads(deployed):
@@ -319,9 +339,13 @@ def test_every_dead_letter_topic_keeps_its_messages_in_a_subscription(deployed):
 def test_a_first_deploy_needs_no_step_outside_the_program(deployed):
     recorder, stack = deployed
     enabled = {api["service"] for api in of_type(recorder, "gcp:projects/service:Service").values()}
-    assert {"iamcredentials.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com"} <= (
-        enabled
-    )
+    assert {
+        "iamcredentials.googleapis.com",
+        "run.googleapis.com",
+        "cloudbuild.googleapis.com",
+        "cloudresourcemanager.googleapis.com",  # projects.IAMMember reads and sets its policy
+        "billingbudgets.googleapis.com",
+    } <= enabled
     assert all(
         api["disableOnDestroy"] is False
         for api in of_type(recorder, "gcp:projects/service:Service").values()
@@ -347,10 +371,14 @@ def test_a_first_deploy_needs_no_step_outside_the_program(deployed):
         f"projects/{PROJECT}/serviceAccounts/framesift-build@{PROJECT}.iam.gserviceaccount.com"
     )
     assert {f["buildConfig"]["serviceAccount"] for f in functions.values()} == {builder}
+    # https://cloud.google.com/functions/docs/securing/build-custom-sa: logs, the image, the
+    # source archive; not roles/cloudbuild.builds.builder.
     assert _roles_by_member(recorder)[
         f"serviceAccount:framesift-build@{PROJECT}.iam.gserviceaccount.com"
-    ] == {f"{role} on {PROJECT}" for role in BUILD_ROLES} | {
-        f"roles/storage.objectViewer on framesift-{PROJECT}-sources"
+    ] == {
+        f"roles/logging.logWriter on {PROJECT}",
+        f"roles/artifactregistry.writer on {PROJECT}",
+        f"roles/storage.objectViewer on framesift-{PROJECT}-sources",
     }
 
 
@@ -404,6 +432,8 @@ def test_dead_letters_raise_an_alert_and_a_budget_is_optional(deployed):
     budgeted, _ = deploy_under_mocks(billing_account="000000-AAAAAA-BBBBBB", monthly_budget_usd=50)
     [budget] = of_type(budgeted, "gcp:billing/budget:Budget").values()
     assert budget["amount"]["specifiedAmount"]["units"] == "50"
+    # The Budget API names projects by number (pulumi/pulumi-gcp#514).
+    assert budget["budgetFilter"]["projects"] == [f"projects/{PROJECT_NUMBER}"]
 
 
 def test_functions_deploy_the_locked_versions_of_every_dependency():
