@@ -95,6 +95,8 @@ def push_subscription(
     counts as a delivery attempt."""
     name = spec.subscription(topic)
     dead_name = spec.dead_letter_topic(topic)
+    # The function's Cloud Run service (run.app), which internal ingress admits Pub/Sub to.
+    service = function.service_config.apply(lambda served: served.uri if served else "")
     dead = stack.add(
         gcp.pubsub.Topic(f"{name}-dead", name=dead_name, labels=config.labels, opts=stack.opts())
     )
@@ -121,14 +123,16 @@ def push_subscription(
             labels=config.labels,
             push_config={
                 # functions-framework turns a push to this path into the CloudEvent.
-                "push_endpoint": function.url.apply(
+                "push_endpoint": service.apply(
                     lambda url: f"{url}/projects/{config.project}/topics/{topic}"
                 ),
-                # The service's own URL: left out, the audience is the whole endpoint, path and
-                # all, which the function's token check does not expect.
+                # The audience Cloud Run always accepts, its service's run.app URL
+                # (https://cloud.google.com/run/docs/configuring/custom-audiences): not the
+                # function's cloudfunctions.net `url`, nor the endpoint with its path (the
+                # audience when left out).
                 "oidc_token": {
                     "service_account_email": invoker.account.email,
-                    "audience": function.url,
+                    "audience": service,
                 },
             },
             retry_policy={

@@ -25,6 +25,7 @@ from tests.support.infra import (
     PUBSUB_AGENT,
     SECRET_VALUES,
     Recorder,
+    accepted_audiences,
     deploy_under_mocks,
     of_type,
 )
@@ -252,7 +253,7 @@ def test_the_sampler_gets_the_most_memory_and_time(deployed):
     assert sampler["environmentVariables"]["FRAMESIFT_SAMPLER_CPUS"] == sampler["availableCpu"]
     assert (
         functions["labeler"]["serviceConfig"]["environmentVariables"]["FRAMESIFT_WEBHOOK_URL"]
-        == "https://framesift-webhook-abc.a.run.app"
+        == f"https://europe-west1-{PROJECT}.cloudfunctions.net/framesift-webhook"
     )
 
 
@@ -552,6 +553,27 @@ def test_a_first_deploy_creates_each_function_after_its_grants_and_secrets(deplo
             [secret] = [k for k, v in secrets.items() if v["secretId"] == mounted["secret"]]
             [version] = [k for k, v in versions.items() if v["secret"] == f"{secret}-id"]
             assert ("gcp:secretmanager/secretVersion:SecretVersion", version) in after
+
+
+def test_every_push_carries_a_token_its_function_accepts(deployed):
+    """Cloud Run checks an ID token's audience against the service's run.app URL (and custom
+    audiences): a push with the function's cloudfunctions.net url as audience is refused, and
+    each refusal counts as a delivery attempt."""
+    recorder, _ = deployed
+    functions = of_type(recorder, FUNCTION)
+    subscriptions = of_type(recorder, "gcp:pubsub/subscription:Subscription")
+    pushed = 0
+    for spec in topology.FUNCTIONS:
+        function = functions[spec.name]
+        for topic in spec.subscribes:
+            push = subscriptions[spec.subscription(topic)]["pushConfig"]
+            assert push["oidcToken"]["audience"] in accepted_audiences(function), spec.name
+            # Pushed to the run.app address, which internal ingress admits Pub/Sub to.
+            assert push["pushEndpoint"] == (
+                f"{function['serviceConfig']['uri']}/projects/{PROJECT}/topics/{topic}"
+            )
+            pushed += 1
+    assert pushed == 7
 
 
 def test_each_push_subscription_is_created_after_its_push_may_be_accepted(deployed):

@@ -27,6 +27,20 @@ def _key(urn: str) -> Key:
     return typ.rsplit("$", 1)[-1], name
 
 
+def run_url(service: str) -> str:
+    """A Cloud Run service's address (``<name>-<hash>-<region code>.a.run.app``)."""
+    return f"https://{service}-x4kfpbnzeq-ew.a.run.app"
+
+
+def accepted_audiences(function: dict[str, Any]) -> set[str]:
+    """The audiences Cloud Run accepts in an ID token to a 2nd gen function's service: its
+    run.app URL, always, and the custom audiences it is given (the program gives none):
+    https://cloud.google.com/run/docs/configuring/custom-audiences ("must provide a valid ID
+    token that includes an audience claim matching the receiving service's *.run.app URL";
+    "The default Google-generated URL is always an accepted audience value")."""
+    return {function["serviceConfig"]["uri"]}
+
+
 class Recorder(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[tuple[str, str, dict[str, Any]]] = []
@@ -56,7 +70,12 @@ class Recorder(pulumi.runtime.Mocks):
         elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
             outputs["version"] = "1"
         elif args.typ == "gcp:cloudfunctionsv2/function:Function":
-            outputs["url"] = f"https://{args.inputs['name']}-abc.a.run.app"
+            # What the Cloud Functions v2 API answers for a 2nd gen function: its url is the
+            # cloudfunctions.net address, its serviceConfig.uri its Cloud Run service's run.app
+            # address (firebase/firebase-tools#9922 reads both from the same Function).
+            name, region = args.inputs["name"], args.inputs["location"]
+            outputs["url"] = f"https://{region}-{PROJECT}.cloudfunctions.net/{name}"
+            outputs["serviceConfig"] = {**args.inputs["serviceConfig"], "uri": run_url(name)}
         self.resources.append((args.typ, args.name, outputs))
         return resource_id, outputs
 
