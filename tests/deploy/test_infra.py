@@ -14,8 +14,14 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from framesift import topology
-from framesift.topology import dead_letter_topics, holding_subscription
+from framesift.topology import (
+    PUSH,
+    dead_letter_topics,
+    holding_subscription,
+    pubsub_max_delivery_attempts,
+)
 from framesift_dev.loaded import DEPLOYED_ENV, loaded, probe_model
+from framesift_infra.config import StackConfig
 from framesift_infra.packaging import PACKAGE, REPO_ROOT, FunctionSource, function_source, lock
 from framesift_infra.secrets import secrets_of
 from tests.support.infra import (
@@ -41,7 +47,15 @@ def test_the_raw_bucket_notifies_the_sampler_topic_with_its_prefixes(deployed):
         assert notification["eventTypes"] == ["OBJECT_FINALIZE"]
         assert notification["bucket"] == f"framesift-{PROJECT}-raw"
     grants = of_type(recorder, "gcp:pubsub/topicIAMMember:TopicIAMMember")
-    assert grants["gcs-agent-publishes-raw-objects"]["member"] == f"serviceAccount:{GCS_AGENT}"
+    publish = grants["gcs-agent-publishes-raw-objects"]
+    assert publish["member"] == f"serviceAccount:{GCS_AGENT}"
+    assert (publish["role"], publish["topic"]) == ("roles/pubsub.publisher", "raw-objects")
+    # Each notification is made once the agent may publish (else its creation is refused).
+    for name in notifications:
+        after = recorder.after("gcp:storage/notification:Notification", name)
+        assert ("gcp:pubsub/topicIAMMember:TopicIAMMember", "gcs-agent-publishes-raw-objects") in (
+            after
+        )
 
 
 def _roles_by_member(recorder: Recorder) -> dict[str, set[str]]:
@@ -617,3 +631,55 @@ def test_the_alert_policy_waits_until_monitoring_knows_its_metric(deployed):
     for name in of_type(recorder, "gcp:monitoring/alertPolicy:AlertPolicy"):
         after = recorder.after("gcp:monitoring/alertPolicy:AlertPolicy", name)
         assert {metric, (command, "dead-letters-metric-known")} <= after
+
+
+def test_push_subscriptions_retry_and_dead_letter_as_sized(deployed):
+    """Each push waits out its function's timeout before Pub/Sub pushes it again, backs off as
+    topology.PUSH says, and is dead-lettered by Pub/Sub only a few attempts after the function's
+    own count (FRAMESIFT_MAX_DELIVERY_ATTEMPTS) would have."""
+    recorder, _ = deployed
+    functions = of_type(recorder, FUNCTION)
+    subscriptions = of_type(recorder, "gcp:pubsub/subscription:Subscription")
+    own_limit = StackConfig.max_delivery_attempts
+    for spec in topology.FUNCTIONS:
+        timeout = functions[spec.name]["serviceConfig"]["timeoutSeconds"]
+        for topic in spec.subscribes:
+            subscription = subscriptions[spec.subscription(topic)]
+            assert subscription["ackDeadlineSeconds"] == PUSH.ack_deadline_s >= timeout
+            assert subscription["retryPolicy"] == {
+                "minimumBackoff": f"{PUSH.minimum_backoff_s}s",
+                "maximumBackoff": f"{PUSH.maximum_backoff_s}s",
+            }
+            attempts = subscription["deadLetterPolicy"]["maxDeliveryAttempts"]
+            assert attempts == pubsub_max_delivery_attempts(own_limit) > own_limit
+            assert subscription["messageRetentionDuration"] == f"{PUSH.retention_s}s"
+
+
+def test_the_pubsub_agent_may_sign_pushes_and_dead_letter_and_nothing_more(deployed):
+    """Pub/Sub's service agent mints the invoker's OIDC tokens (token creator on that account:
+    https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions), and forwards a
+    message to a dead-letter topic only with publisher on the topic and subscriber on the
+    subscription (https://cloud.google.com/pubsub/docs/handling-failures)."""
+    recorder, _ = deployed
+    invoker = f"projects/{PROJECT}/serviceAccounts/framesift-push@{PROJECT}.iam.gserviceaccount.com"
+    pushing = [
+        (name, subscription)
+        for name, subscription in of_type(recorder, "gcp:pubsub/subscription:Subscription").items()
+        if "pushConfig" in subscription
+    ]
+    expected = {("roles/iam.serviceAccountTokenCreator", invoker)}
+    for name, subscription in pushing:
+        expected.add(("roles/pubsub.subscriber", name))
+        dead_topic = subscription["deadLetterPolicy"]["deadLetterTopic"].rsplit("/", 1)[1]
+        expected.add(("roles/pubsub.publisher", dead_topic))
+    scopes = {
+        "gcp:serviceaccount/iAMMember:IAMMember": "serviceAccountId",
+        "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember": "subscription",
+        "gcp:pubsub/topicIAMMember:TopicIAMMember": "topic",
+    }
+    granted = {
+        (binding["role"], binding[scopes[typ]])
+        for typ, name in _bindings_of(recorder, PUBSUB_AGENT)
+        for binding in [of_type(recorder, typ)[name]]
+    }
+    assert granted == expected
