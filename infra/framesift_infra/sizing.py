@@ -29,12 +29,14 @@ class Deployment:
 
 
 DEPLOYMENTS = {
-    # Decodes video: the most memory and the longest timeout (segments of 300 s each).
+    # Decodes video: the most memory and the longest timeout (segments of 300 s each). 50
+    # instances: a burst of uploads drains in about 10 h per 10,000 videos with no message
+    # pushed more than 4 of its 7 times (benchmarks/push_burst.py, docs/bursts.md).
     SAMPLER.name: Deployment(
         memory="4Gi",
         cpu="2",
         timeout_s=540,
-        max_instances=20,
+        max_instances=50,
         concurrency=1,
         reads=("raw",),
         writes=("frames",),
