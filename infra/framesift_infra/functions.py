@@ -4,6 +4,8 @@ their builds run as."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_command as command
 import pulumi_gcp as gcp
@@ -11,7 +13,7 @@ import pulumi_gcp as gcp
 from framesift.topology import LABELER, SAMPLER, WEBHOOK, FunctionSpec
 from framesift_infra.config import StackConfig
 from framesift_infra.iam import grant_roles
-from framesift_infra.messaging import push_subscription
+from framesift_infra.messaging import PushInvoker, push_subscription
 from framesift_infra.packaging import function_source
 from framesift_infra.secretmanager import Secret
 from framesift_infra.secrets import SECRETS, VENDOR_SECRETS
@@ -21,15 +23,23 @@ from framesift_infra.stack import Stack
 # StackConfig.webhook_access: disable Cloud Run's invoker check instead of binding allUsers.
 NO_INVOKER_CHECK = "noInvokerCheck"
 WEBHOOK_ACCESS = ("allUsers", NO_INVOKER_CHECK)
-# What the functions' builds need (Cloud Build writing the image to Artifact Registry, logs).
-BUILD_ROLES = (
-    "roles/cloudbuild.builds.builder",
-    "roles/logging.logWriter",
-    "roles/artifactregistry.writer",
-)
+# What a custom build account needs for the functions' builds: writing the build's logs and
+# its image to Artifact Registry, and reading the source archive (objectViewer on the sources
+# bucket alone): https://cloud.google.com/functions/docs/securing/build-custom-sa (not
+# roles/cloudbuild.builds.builder, which holds far more).
+BUILD_ROLES = ("roles/logging.logWriter", "roles/artifactregistry.writer")
 
 
-def build_account(stack: Stack, config: StackConfig) -> gcp.serviceaccount.Account:
+@dataclass(frozen=True)
+class Builder:
+    """The account the functions' builds run as, and its grants, which every function's first
+    build needs in place."""
+
+    account: gcp.serviceaccount.Account
+    grants: tuple[pulumi.Resource, ...]
+
+
+def build_account(stack: Stack, config: StackConfig) -> Builder:
     """The account the functions' builds run as: projects created since mid-2024 may build with
     a default account that lacks these roles."""
     account = stack.add(
@@ -41,7 +51,7 @@ def build_account(stack: Stack, config: StackConfig) -> gcp.serviceaccount.Accou
         )
     )
     member = account.email.apply(lambda email: f"serviceAccount:{email}")
-    for role in BUILD_ROLES:
+    grants: list[pulumi.Resource] = [
         stack.add(
             gcp.projects.IAMMember(
                 f"build-{role.rsplit('/', 1)[1]}",
@@ -51,16 +61,27 @@ def build_account(stack: Stack, config: StackConfig) -> gcp.serviceaccount.Accou
                 opts=stack.opts(),
             )
         )
-    stack.add(
-        gcp.storage.BucketIAMMember(
-            "build-reads-sources",
-            bucket=stack.buckets["sources"].name,
-            role="roles/storage.objectViewer",
-            member=member,
-            opts=stack.opts(),
+        for role in BUILD_ROLES
+    ]
+    grants.append(
+        stack.add(
+            gcp.storage.BucketIAMMember(
+                "build-reads-sources",
+                bucket=stack.buckets["sources"].name,
+                role="roles/storage.objectViewer",
+                member=member,
+                opts=stack.opts(),
+            )
         )
     )
-    return account
+    return Builder(account, tuple(grants))
+
+
+def ingress(spec: FunctionSpec) -> str:
+    """Only Pub/Sub pushes to a subscribing function: internal ingress lets in Pub/Sub of the
+    same project or VPC Service Controls perimeter and nothing from the internet
+    (https://cloud.google.com/run/docs/securing/ingress#settings). The webhook is the vendors'."""
+    return "ALLOW_INTERNAL_ONLY" if spec.subscribes else "ALLOW_ALL"
 
 
 def environment(config: StackConfig, stack: Stack) -> dict[str, pulumi.Input[str]]:
@@ -93,9 +114,9 @@ def deploy_function(
     env: dict[str, pulumi.Input[str]],
     secrets: dict[str, Secret],
     dataset: gcp.bigquery.Dataset,
-    invoker: gcp.serviceaccount.Account,
+    invoker: PushInvoker,
     pubsub_agent: str,
-    builder: gcp.serviceaccount.Account,
+    builder: Builder,
 ) -> None:
     deployment = deployment_of(spec, config)
     account = stack.add(
@@ -114,9 +135,8 @@ def deploy_function(
     }
     grants = grant_roles(stack, spec, account, member, reads, dataset, config)
     stack.mounted[spec.name] = tuple(reads)
-    stack.waits_for[spec.name] = (*grants, *(secret.version for secret in reads.values()))
 
-    source = function_source(spec.name, config.vendor)
+    source = function_source(spec.name, config.vendor, bool(config.model_uri))
     archive = stack.add(
         gcp.storage.BucketObject(
             f"source-{spec.name}",
@@ -145,7 +165,7 @@ def deploy_function(
             build_config={
                 "runtime": "python311",
                 "entry_point": spec.entry_point,
-                "service_account": builder.name,
+                "service_account": builder.account.name,
                 "source": {
                     "storage_source": {
                         "bucket": stack.buckets["sources"].name,
@@ -160,7 +180,7 @@ def deploy_function(
                 "max_instance_count": deployment.max_instances,
                 "max_instance_request_concurrency": deployment.concurrency,
                 "service_account_email": account.email,
-                "ingress_settings": "ALLOW_ALL",
+                "ingress_settings": ingress(spec),
                 "environment_variables": own_env,
                 "secret_environment_variables": [
                     {
@@ -173,8 +193,11 @@ def deploy_function(
                     for secret_id, secret in reads.items()
                 ],
             },
-            # A function whose account cannot yet read a secret fails to start.
-            opts=stack.opts(*stack.waits_for[spec.name]),
+            # On a first deploy: a build before its account's grants fails, and so does an
+            # instance started before its own grants or its secrets' versions.
+            opts=stack.opts(
+                *builder.grants, *grants, *(secret.version for secret in reads.values())
+            ),
         )
     )
     stack.functions[spec.name] = function
@@ -194,7 +217,7 @@ def deploy_function(
             )
         )
         return
-    stack.add(
+    invoke = stack.add(
         gcp.cloudrunv2.ServiceIamMember(
             f"invoke-{spec.name}",
             opts=stack.opts(),
@@ -204,8 +227,8 @@ def deploy_function(
             # The webhook is called by the vendors, who authenticate with its shared secrets.
             member="allUsers"
             if not spec.subscribes
-            else invoker.email.apply(lambda email: f"serviceAccount:{email}"),
+            else invoker.account.email.apply(lambda email: f"serviceAccount:{email}"),
         )
     )
     for topic in spec.subscribes:
-        push_subscription(stack, config, spec, topic, function, invoker, pubsub_agent)
+        push_subscription(stack, config, spec, topic, function, invoker, invoke, pubsub_agent)

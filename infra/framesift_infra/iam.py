@@ -21,10 +21,16 @@ def grant_roles(
     dataset: gcp.bigquery.Dataset,
     config: StackConfig,
 ) -> list[pulumi.Resource]:
-    """Bind the function's roles; returns the secret accessor grants, which it must wait for."""
+    """Bind the function's roles; returns every grant, which the function waits for (an
+    instance started before its grants would fail its first events)."""
     deployment = deployment_of(spec, config)
+    grants: list[pulumi.Resource] = []
+
+    def grant(binding: pulumi.Resource) -> None:
+        grants.append(stack.add(binding))
+
     for role in deployment.project_roles:
-        stack.add(
+        grant(
             gcp.projects.IAMMember(
                 f"{spec.name}-{role.rsplit('/', 1)[1]}",
                 opts=stack.opts(),
@@ -34,7 +40,7 @@ def grant_roles(
             )
         )
     for key in deployment.reads:
-        stack.add(
+        grant(
             gcp.storage.BucketIAMMember(
                 f"{spec.name}-reads-{key}",
                 opts=stack.opts(),
@@ -43,9 +49,9 @@ def grant_roles(
                 member=member,
             )
         )
-    if deployment.reads_photos and config.images_prefix:
+    if deployment.reads_photos:  # an empty images prefix: photos anywhere in the bucket
         raw = stack.buckets["raw"].name
-        stack.add(
+        grant(
             gcp.storage.BucketIAMMember(
                 f"{spec.name}-reads-photos",
                 opts=stack.opts(),
@@ -67,7 +73,7 @@ def grant_roles(
     if spec is LABELER and config.model_uri.startswith("gs://"):
         # The model's one object, wherever its bucket is, and nothing else there.
         bucket, _, name = config.model_uri.removeprefix("gs://").partition("/")
-        stack.add(
+        grant(
             gcp.storage.BucketIAMMember(
                 f"{spec.name}-reads-model",
                 opts=stack.opts(),
@@ -82,7 +88,7 @@ def grant_roles(
             )
         )
     for key in deployment.writes:  # objectUser: create, and overwrite on redelivery
-        stack.add(
+        grant(
             gcp.storage.BucketIAMMember(
                 f"{spec.name}-writes-{key}",
                 opts=stack.opts(),
@@ -92,7 +98,7 @@ def grant_roles(
             )
         )
     for topic in spec.publishes:
-        stack.add(
+        grant(
             gcp.pubsub.TopicIAMMember(
                 f"{spec.name}-publishes-{topic}",
                 opts=stack.opts(),
@@ -101,8 +107,8 @@ def grant_roles(
                 member=member,
             )
         )
-    accessors: list[pulumi.Resource] = [
-        stack.add(
+    for secret_id, secret in secrets.items():
+        grant(
             gcp.secretmanager.SecretIamMember(
                 f"{spec.name}-reads-{secret_id}",
                 opts=stack.opts(),
@@ -111,10 +117,8 @@ def grant_roles(
                 member=member,
             )
         )
-        for secret_id, secret in secrets.items()
-    ]
     if deployment.signs_urls:  # signBlob for V4 signed URLs, with no key file
-        stack.add(
+        grant(
             gcp.serviceaccount.IAMMember(
                 f"{spec.name}-signs-as-itself",
                 opts=stack.opts(),
@@ -124,7 +128,7 @@ def grant_roles(
             )
         )
     if deployment.warehouse:
-        stack.add(
+        grant(
             gcp.bigquery.DatasetIamMember(
                 f"{spec.name}-edits-warehouse",
                 opts=stack.opts(),
@@ -133,4 +137,4 @@ def grant_roles(
                 member=member,
             )
         )
-    return accessors
+    return grants

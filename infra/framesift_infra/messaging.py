@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from typing import Any
 
+import pulumi
 import pulumi_gcp as gcp
 
 from framesift.messages import ROUND_MESSAGE
@@ -28,7 +30,16 @@ def create_topics(stack: Stack, config: StackConfig) -> None:
         )
 
 
-def push_invoker(stack: Stack, pubsub_agent: str) -> gcp.serviceaccount.Account:
+@dataclass(frozen=True)
+class PushInvoker:
+    """The account whose OIDC tokens Pub/Sub's agent pushes with, and the grant letting the
+    agent mint them: a push before it fails."""
+
+    account: gcp.serviceaccount.Account
+    token_grant: gcp.serviceaccount.IAMMember
+
+
+def push_invoker(stack: Stack, pubsub_agent: str) -> PushInvoker:
     """The account whose OIDC tokens Pub/Sub's agent (``pubsub_agent``) pushes with."""
     invoker = stack.add(
         gcp.serviceaccount.Account(
@@ -39,7 +50,7 @@ def push_invoker(stack: Stack, pubsub_agent: str) -> gcp.serviceaccount.Account:
         )
     )
     # Pub/Sub mints the invoker's OIDC tokens for the pushes.
-    stack.add(
+    token_grant = stack.add(
         gcp.serviceaccount.IAMMember(
             "push-invoker-token-creator",
             service_account_id=invoker.name,
@@ -48,7 +59,7 @@ def push_invoker(stack: Stack, pubsub_agent: str) -> gcp.serviceaccount.Account:
             opts=stack.opts(),
         )
     )
-    return invoker
+    return PushInvoker(invoker, token_grant)
 
 
 def hold(stack: Stack, config: StackConfig, topic: str) -> gcp.pubsub.Subscription:
@@ -75,11 +86,17 @@ def push_subscription(
     spec: FunctionSpec,
     topic: str,
     function: gcp.cloudfunctionsv2.Function,
-    invoker: gcp.serviceaccount.Account,
+    invoker: PushInvoker,
+    invoke: pulumi.Resource,
     pubsub_agent: str,
 ) -> None:
+    """``spec``'s subscription to ``topic``, pushing to ``function`` once the invoker may call
+    it (``invoke``) and Pub/Sub may sign as the invoker: a push before either is refused and
+    counts as a delivery attempt."""
     name = spec.subscription(topic)
     dead_name = spec.dead_letter_topic(topic)
+    # The function's Cloud Run service (run.app), which internal ingress admits Pub/Sub to.
+    service = function.service_config.apply(lambda served: served.uri if served else "")
     dead = stack.add(
         gcp.pubsub.Topic(f"{name}-dead", name=dead_name, labels=config.labels, opts=stack.opts())
     )
@@ -98,7 +115,7 @@ def push_subscription(
     subscription = stack.add(
         gcp.pubsub.Subscription(
             name,
-            opts=stack.opts(),
+            opts=stack.opts(invoke, invoker.token_grant),
             name=name,
             topic=stack.topics[topic].name,
             ack_deadline_seconds=PUSH.ack_deadline_s,
@@ -106,12 +123,17 @@ def push_subscription(
             labels=config.labels,
             push_config={
                 # functions-framework turns a push to this path into the CloudEvent.
-                "push_endpoint": function.url.apply(
+                "push_endpoint": service.apply(
                     lambda url: f"{url}/projects/{config.project}/topics/{topic}"
                 ),
-                # The service's own URL: left out, the audience is the whole endpoint, path and
-                # all, which the function's token check does not expect.
-                "oidc_token": {"service_account_email": invoker.email, "audience": function.url},
+                # The audience Cloud Run always accepts, its service's run.app URL
+                # (https://cloud.google.com/run/docs/configuring/custom-audiences): not the
+                # function's cloudfunctions.net `url`, nor the endpoint with its path (the
+                # audience when left out).
+                "oidc_token": {
+                    "service_account_email": invoker.account.email,
+                    "audience": service,
+                },
             },
             retry_policy={
                 "minimum_backoff": f"{PUSH.minimum_backoff_s}s",

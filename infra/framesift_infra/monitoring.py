@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_command as command
 import pulumi_gcp as gcp
 
 from framesift_infra.config import StackConfig
@@ -15,6 +16,19 @@ from framesift_infra.stack import Stack
 DEAD_LETTER_LOG_FILTER = (
     'resource.type="cloud_run_revision" AND severity>=ERROR'
     ' AND jsonPayload.message=~"^message dead-lettered"'
+)
+
+# Cloud Monitoring knows a new log-based metric minutes after Logging made it, and refuses an
+# alert policy on it until then ("Cannot find metric(s) ... it could take up to 10 minutes to
+# become available": https://github.com/hashicorp/terraform-provider-google/issues/11102). So a
+# first deploy waits, up to 15 minutes, until Monitoring describes the metric
+# (https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.metricDescriptors/get).
+WAIT_FOR_METRIC = (
+    "for attempt in $(seq 60); do"
+    ' curl -sf -o /dev/null -H "Authorization: Bearer $(gcloud auth print-access-token)"'
+    " https://monitoring.googleapis.com/v3/projects/{project}/metricDescriptors/{metric_type}"
+    " && exit 0; sleep 15; done;"
+    " echo 'Cloud Monitoring does not know {metric_type} after 15 minutes' >&2; exit 1"
 )
 
 
@@ -32,7 +46,7 @@ def _any_in_5_minutes(name: str, metric_filter: pulumi.Input[str]) -> Any:
     }
 
 
-def create_alerts(stack: Stack, config: StackConfig) -> None:
+def create_alerts(stack: Stack, config: StackConfig, project_number: str) -> None:
     """An alert when anything is dead-lettered (by a function, or by Pub/Sub itself), and an
     optional billing budget."""
     metric = stack.add(
@@ -43,6 +57,18 @@ def create_alerts(stack: Stack, config: StackConfig) -> None:
             filter=DEAD_LETTER_LOG_FILTER,
             metric_descriptor={"metric_kind": "DELTA", "value_type": "INT64"},
             opts=stack.opts(),
+        )
+    )
+    known = stack.add(
+        command.local.Command(
+            "dead-letters-metric-known",
+            create=metric.name.apply(
+                lambda name: WAIT_FOR_METRIC.format(
+                    project=config.project, metric_type=f"logging.googleapis.com/user/{name}"
+                )
+            ),
+            triggers=[metric.name],
+            opts=stack.opts(metric),
         )
     )
     channels: list[pulumi.Input[str]] = []
@@ -77,7 +103,7 @@ def create_alerts(stack: Stack, config: StackConfig) -> None:
                 ),
             ],
             notification_channels=channels,
-            opts=stack.opts(metric),
+            opts=stack.opts(known),
         )
     )
     if config.billing_account and config.monthly_budget_usd:
@@ -86,7 +112,10 @@ def create_alerts(stack: Stack, config: StackConfig) -> None:
                 "budget",
                 billing_account=config.billing_account,
                 display_name="framesift",
-                budget_filter={"projects": [f"projects/{config.project}"]},
+                # The Budget API names a project by its number: an id is refused on update
+                # (https://github.com/pulumi/pulumi-gcp/issues/514) and shows as a diff on
+                # every preview (GoogleCloudPlatform/cloud-foundation-fabric#2365).
+                budget_filter={"projects": [f"projects/{project_number}"]},
                 amount={
                     "specified_amount": {
                         "currency_code": "USD",

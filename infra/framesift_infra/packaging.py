@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from framesift.config import Vendor
 from framesift.topology import LABELER, function
-from framesift_dev.loaded import DEPLOYED_ENV, loaded
+from framesift_dev.loaded import DEPLOYED_ENV, loaded, probe_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = REPO_ROOT / "shared" / "framesift"
@@ -90,15 +90,21 @@ def package_data(modules: Iterable[Path]) -> list[Path]:
     )
 
 
-def function_source(name: str, vendor: str) -> FunctionSource:
-    """The archive of function ``name`` deployed with labeling vendor ``vendor`` (which only the
-    labeler's archive depends on)."""
-    return _source(name, vendor if name == LABELER.name else Vendor.MANIFEST.value)
+def function_source(name: str, vendor: str, model: bool = False) -> FunctionSource:
+    """The archive of function ``name`` deployed with labeling vendor ``vendor`` and, if
+    ``model``, a pre-labeling model (only the labeler's archive depends on either: with a model
+    it ships the ONNX adapter and installs onnxruntime)."""
+    if name != LABELER.name:
+        return _source(name, Vendor.MANIFEST.value, False)
+    return _source(name, vendor, model)
 
 
 @cache
-def _source(name: str, vendor: str) -> FunctionSource:
-    found = loaded(function(name), {**DEPLOYED_ENV, "FRAMESIFT_LABELING_VENDOR": vendor})
+def _source(name: str, vendor: str, model: bool) -> FunctionSource:
+    env = {**DEPLOYED_ENV, "FRAMESIFT_LABELING_VENDOR": vendor}
+    if model:  # probed loading a model, as the labeler does on its first batch
+        env["FRAMESIFT_MODEL_URI"] = str(probe_model())
+    found = loaded(function(name), env)
     files: dict[str, Path] = {"main.py": REPO_ROOT / "functions" / name / "main.py"}
     for path in [*sorted(found.framesift_files), *package_data(found.framesift_files)]:
         files[f"framesift/{path.relative_to(PACKAGE).as_posix()}"] = path

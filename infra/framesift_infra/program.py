@@ -8,10 +8,15 @@ an OIDC token of a dedicated invoker account (functions-framework turns the push
 CloudEvent the entry point takes, as it does under ``framesift dev up``). The webhook is the only
 function reachable without that token; vendors authenticate to it with the shared secrets.
 
-A first ``pulumi up`` on a new project works with no step outside it: the APIs are enabled
-first and every resource waits for them; secret values come from the stack's secret config
-and each function waits for its secrets' versions and its accessor grants; the functions build
-with an account of their own; every dead-letter topic keeps its messages in a subscription.
+A first ``pulumi up`` on a new project works with no step outside it (but those of
+docs/operations.md's first deploy): the APIs are enabled first and every resource waits for
+them; secret values come from the stack's secret config; the functions build with an account
+of their own, and each function waits for that account's grants, its own grants and its
+secrets' versions; each push subscription waits for its invoker grant and Pub/Sub's token
+grant; the alert waits until Cloud Monitoring knows its metric; every dead-letter topic keeps
+its messages in a subscription. tests/deploy/test_infra.py reads that order from the
+dependencies Pulumi registers, and scripts/mutate-infra checks those tests fail on wrong
+programs.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ def deploy(config: StackConfig) -> Stack:
     hold(stack, config, Topics.DEAD_LETTERS)
 
     schedule_ticks(stack, config)
-    create_alerts(stack, config)
+    create_alerts(stack, config, project_number)
     pulumi.export("raw_bucket", stack.buckets["raw"].name)
     pulumi.export("frames_bucket", stack.buckets["frames"].name)
     webhook = stack.functions[WEBHOOK.name].url

@@ -7,12 +7,15 @@ import pulumi_gcp as gcp
 from framesift_infra.config import StackConfig
 from framesift_infra.stack import Stack
 
-# The APIs the bundle calls or is deployed with (iamcredentials: signBlob for signed URLs).
+# The APIs the bundle calls or is deployed with (iamcredentials: signBlob for signed URLs;
+# cloudresourcemanager: the project's IAM members; billingbudgets: the optional budget).
 APIS = (
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
+    "billingbudgets.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",

@@ -20,8 +20,8 @@ class Deployment:
     concurrency: int
     reads: tuple[str, ...] = ()  # bucket keys: "raw", "frames"
     writes: tuple[str, ...] = ()
-    # Reads the photos under the raw bucket's images prefix (and nothing else there): the
-    # labeler hands vendors URLs signed with its own account for the photos it labels.
+    # Reads the photos under the raw bucket's images prefix (and nothing else there): dedup
+    # hashes them; the labeler hands vendors URLs signed with its own account for them.
     reads_photos: bool = False
     project_roles: tuple[str, ...] = ("roles/datastore.user",)
     signs_urls: bool = False
@@ -29,12 +29,14 @@ class Deployment:
 
 
 DEPLOYMENTS = {
-    # Decodes video: the most memory and the longest timeout (segments of 300 s each).
+    # Decodes video: the most memory and the longest timeout (segments of 300 s each). 50
+    # instances: a burst of uploads drains in about 10 h per 10,000 videos with no message
+    # pushed more than 4 of its 7 times (benchmarks/push_burst.py, docs/bursts.md).
     SAMPLER.name: Deployment(
         memory="4Gi",
         cpu="2",
         timeout_s=540,
-        max_instances=20,
+        max_instances=50,
         concurrency=1,
         reads=("raw",),
         writes=("frames",),
@@ -46,7 +48,7 @@ DEPLOYMENTS = {
         timeout_s=300,
         max_instances=20,
         concurrency=4,
-        reads=("raw",),
+        reads_photos=True,
     ),
     LABELER.name: Deployment(
         memory="512Mi",
@@ -54,8 +56,8 @@ DEPLOYMENTS = {
         timeout_s=300,
         max_instances=10,
         concurrency=4,
-        reads=("frames",),
-        writes=("frames",),  # the manifest vendor's manifests/ objects
+        # Its frames, and the manifest vendor's manifests/ (objectUser reads as well).
+        writes=("frames",),
         reads_photos=True,
         signs_urls=True,
     ),

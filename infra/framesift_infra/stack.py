@@ -22,9 +22,8 @@ class Stack:
     functions: dict[str, gcp.cloudfunctionsv2.Function] = field(default_factory=dict)
     resources: list[pulumi.Resource] = field(default_factory=list)
     apis: list[gcp.projects.Service] = field(default_factory=list)
-    # Per function: the secrets it mounts, and what it waits for before it is created.
+    # Per function: the secrets it mounts.
     mounted: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    waits_for: dict[str, tuple[pulumi.Resource, ...]] = field(default_factory=dict)
 
     def add(self, resource: R) -> R:
         self.resources.append(resource)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from framesift.config import Settings
 from framesift.topology import FunctionSpec
 
 # Where the probe's emulator variables point: the clients are built, never used.
@@ -42,7 +43,7 @@ spec = importlib.util.spec_from_file_location("entry", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 from framesift import runtime
-runtime.callbacks() if sys.argv[2] == "http" else runtime.subscriber(sys.argv[3])
+built = runtime.callbacks() if sys.argv[2] == "http" else runtime.subscriber(sys.argv[3])
 """
 
 _PROBE = (
@@ -52,6 +53,18 @@ import importlib.metadata, json
 # The clients are built when a stage first uses them: build every one, as some event will.
 wired = runtime.adapters()
 wired.blobs, wired.publisher, wired.documents, wired.warehouse
+# And what the handler builds on its first use of it (the labeler's model, on its first batch).
+from framesift.ports import Lazy
+todo, seen = [built], set()
+while todo:
+    part = todo.pop()
+    part = getattr(part, "__self__", part)  # a handler's bound method: the stage behind it
+    if id(part) in seen or not type(part).__module__.startswith("framesift"):
+        continue
+    seen.add(id(part))
+    if isinstance(part, Lazy):
+        todo.append(part.get())
+    todo.extend(getattr(part, "__dict__", {}).values())
 owners = {}
 for dist in importlib.metadata.distributions():
     for file in dist.files or ():
@@ -81,6 +94,24 @@ _REPO = Path(__file__).resolve().parents[2]
 # Probes of the repository's own code, by a digest of everything their answer depends on: the
 # packaging and the cold-start tests ask the same questions, and a commit is probed once.
 CACHE = _REPO / ".framesift" / "cache" / "loaded"
+
+
+def probe_model() -> Path:
+    """The model a probe configured with one loads (``FRAMESIFT_MODEL_URI``): deployed, the
+    labeler reads the stack's model from its bucket; this small one makes the probe import and
+    run what that does (the ONNX adapter, onnxruntime), with no bucket."""
+    path = CACHE / "probe-model.onnx"
+    if not path.exists():
+        import numpy as np
+
+        from framesift_dev.onnxmodels import fixed_yolo
+
+        # Detecting the default labeling classes, which the probe's labeler is configured with.
+        classes = Settings.model_construct().labeling_classes
+        rows = np.zeros((4 + len(classes), 1))
+        partial = fixed_yolo(path.with_suffix(f".{os.getpid()}.tmp"), rows, classes)
+        partial.replace(path)
+    return path
 
 
 def _digest(main: Path, spec: FunctionSpec, env: Mapping[str, str]) -> str:

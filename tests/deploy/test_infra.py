@@ -6,25 +6,32 @@ from __future__ import annotations
 import tomllib
 import zipfile
 from collections import defaultdict
+from pathlib import Path
 
 import pulumi
-import pulumi_gcp as gcp
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from framesift import topology
-from framesift.topology import dead_letter_topics, holding_subscription
-from framesift_dev.loaded import DEPLOYED_ENV, loaded
-from framesift_infra.functions import BUILD_ROLES
-from framesift_infra.packaging import PACKAGE, REPO_ROOT, function_source, lock
+from framesift.topology import (
+    PUSH,
+    dead_letter_topics,
+    holding_subscription,
+    pubsub_max_delivery_attempts,
+)
+from framesift_dev.loaded import DEPLOYED_ENV, loaded, probe_model
+from framesift_infra.config import StackConfig
+from framesift_infra.packaging import PACKAGE, REPO_ROOT, FunctionSource, function_source, lock
 from framesift_infra.secrets import secrets_of
 from tests.support.infra import (
     GCS_AGENT,
     PROJECT,
+    PROJECT_NUMBER,
     PUBSUB_AGENT,
     SECRET_VALUES,
     Recorder,
+    accepted_audiences,
     deploy_under_mocks,
     of_type,
 )
@@ -40,7 +47,15 @@ def test_the_raw_bucket_notifies_the_sampler_topic_with_its_prefixes(deployed):
         assert notification["eventTypes"] == ["OBJECT_FINALIZE"]
         assert notification["bucket"] == f"framesift-{PROJECT}-raw"
     grants = of_type(recorder, "gcp:pubsub/topicIAMMember:TopicIAMMember")
-    assert grants["gcs-agent-publishes-raw-objects"]["member"] == f"serviceAccount:{GCS_AGENT}"
+    publish = grants["gcs-agent-publishes-raw-objects"]
+    assert publish["member"] == f"serviceAccount:{GCS_AGENT}"
+    assert (publish["role"], publish["topic"]) == ("roles/pubsub.publisher", "raw-objects")
+    # Each notification is made once the agent may publish (else its creation is refused).
+    for name in notifications:
+        after = recorder.after("gcp:storage/notification:Notification", name)
+        assert ("gcp:pubsub/topicIAMMember:TopicIAMMember", "gcs-agent-publishes-raw-objects") in (
+            after
+        )
 
 
 def _roles_by_member(recorder: Recorder) -> dict[str, set[str]]:
@@ -85,14 +100,13 @@ def test_each_function_account_has_exactly_its_intended_roles(deployed):
     }
     assert roles[account("dedup")] == {
         firestore,
-        f"roles/storage.objectViewer on {raw}",
+        f"roles/storage.objectViewer on {raw}",  # the photos only: see the next test
         "roles/pubsub.publisher on frames-kept",
         dead,
     }
     assert roles[account("labeler")] == {
         firestore,
-        f"roles/storage.objectViewer on {frames}",
-        f"roles/storage.objectUser on {frames}",
+        f"roles/storage.objectUser on {frames}",  # which reads too: no viewer grant beside it
         f"roles/storage.objectViewer on {raw}",  # the photos only: see the next test
         dead,
         "roles/secretmanager.secretAccessor on framesift-labelstudio-api-key",
@@ -111,13 +125,25 @@ def test_each_function_account_has_exactly_its_intended_roles(deployed):
     }
 
 
-def test_the_labeler_reads_only_the_photos_of_the_raw_bucket(deployed):
+def test_dedup_and_the_labeler_read_only_the_photos_of_the_raw_bucket(deployed):
+    """The raw bucket's videos are the sampler's alone: dedup hashes the photos, the labeler
+    signs URLs to them, and neither reads anything else there."""
     recorder, _ = deployed
-    grant = of_type(recorder, "gcp:storage/bucketIAMMember:BucketIAMMember")["labeler-reads-photos"]
-    assert grant["bucket"] == f"framesift-{PROJECT}-raw"
-    assert grant["condition"]["expression"] == (
-        f'resource.name.startsWith("projects/_/buckets/framesift-{PROJECT}-raw/objects/images/")'
-    )
+    bindings = of_type(recorder, "gcp:storage/bucketIAMMember:BucketIAMMember")
+    raw = f"framesift-{PROJECT}-raw"
+    readers = {
+        binding["member"].split("@")[0]: binding.get("condition")
+        for binding in bindings.values()
+        if binding["bucket"] == raw
+    }
+    functions = ("sampler", "dedup", "labeler")
+    assert set(readers) == {f"serviceAccount:framesift-{name}" for name in functions}
+    for name in ("dedup", "labeler"):
+        condition = readers[f"serviceAccount:framesift-{name}"]
+        assert condition is not None, name
+        assert condition["expression"] == (
+            f'resource.name.startsWith("projects/_/buckets/{raw}/objects/images/")'
+        )
 
 
 def test_no_function_can_write_to_the_bucket_that_triggers_it(deployed):
@@ -170,6 +196,15 @@ def test_only_the_webhook_is_public(deployed):
     invokers = of_type(recorder, "gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
     public = {i["name"] for i in invokers.values() if i["member"] == "allUsers"}
     assert public == {"framesift-webhook"}
+    # What Pub/Sub pushes to takes no traffic from the internet: internal ingress admits
+    # Pub/Sub of the same project (https://cloud.google.com/run/docs/securing/ingress#settings).
+    ingress = {
+        name: function["serviceConfig"]["ingressSettings"]
+        for name, function in of_type(recorder, FUNCTION).items()
+    }
+    assert ingress == {
+        name: "ALLOW_ALL" if name == "webhook" else "ALLOW_INTERNAL_ONLY" for name in ingress
+    }
 
 
 def test_each_function_archive_holds_only_what_the_function_loads(deployed):
@@ -232,7 +267,7 @@ def test_the_sampler_gets_the_most_memory_and_time(deployed):
     assert sampler["environmentVariables"]["FRAMESIFT_SAMPLER_CPUS"] == sampler["availableCpu"]
     assert (
         functions["labeler"]["serviceConfig"]["environmentVariables"]["FRAMESIFT_WEBHOOK_URL"]
-        == "https://framesift-webhook-abc.a.run.app"
+        == f"https://europe-west1-{PROJECT}.cloudfunctions.net/framesift-webhook"
     )
 
 
@@ -254,23 +289,50 @@ def test_the_archive_is_a_deployable_zip(tmp_path):
     """What Cloud Build receives: the files named in the archive; unpacked, its main.py loads
     and builds its handler from the archive's own framesift (nothing it needs left out)."""
     for name in ("webhook", "sampler", "labeler"):
-        source = function_source(name, "labelstudio")
-        path = tmp_path / f"{name}.zip"
-        with zipfile.ZipFile(path, "w") as archive:
-            for archived, asset in source.archive.assets.items():
-                if isinstance(asset, pulumi.StringAsset):
-                    archive.writestr(archived, asset.text)
-                else:
-                    archive.write(asset.path, archived)
-        unpacked = tmp_path / name
-        with zipfile.ZipFile(path) as archive:
-            archive.extractall(unpacked)
-            requirements = archive.read("requirements.txt").decode()
+        unpacked = _unpacked(function_source(name, "labelstudio"), tmp_path / name)
+        requirements = (unpacked / "requirements.txt").read_text()
         assert "functions-framework==" in requirements and "pytest" not in requirements
         env = {**DEPLOYED_ENV, "FRAMESIFT_LABELING_VENDOR": "labelstudio"}
         found = loaded(topology.function(name), env, source=unpacked)
         assert found.framesift_files
         assert all(unpacked in file.parents for file in found.framesift_files)
+
+
+def test_the_labeler_deployed_with_a_model_ships_what_loads_it(tmp_path):
+    """With framesift:modelUri the labeler loads the model on its first batch: its archive
+    ships the ONNX adapter and pins onnxruntime, and the adapter loads from the archive alone."""
+    source = function_source("labeler", "labelstudio", model=True)
+    assert "framesift/adapters/onnx.py" in source.files
+    assert f"onnxruntime=={lock()['onnxruntime']}\n" in source.requirements
+    assert "onnxruntime==" not in function_source("labeler", "labelstudio").requirements
+    unpacked = _unpacked(source, tmp_path / "labeler")
+    env = {
+        **DEPLOYED_ENV,
+        "FRAMESIFT_LABELING_VENDOR": "labelstudio",
+        "FRAMESIFT_MODEL_URI": str(probe_model()),
+    }
+    found = loaded(topology.function("labeler"), env, source=unpacked)
+    assert unpacked / "framesift" / "adapters" / "onnx.py" in found.framesift_files
+    assert "onnxruntime" in found.distributions
+    recorder, _ = deploy_under_mocks(
+        model_uri="gs://team-models/det/v3.onnx", vendor="labelstudio", secrets=SECRET_VALUES
+    )
+    archive = of_type(recorder, "gcp:storage/bucketObject:BucketObject")["source-labeler"]
+    assert archive["name"] == f"labeler/{source.digest}.zip"
+
+
+def _unpacked(source: FunctionSource, folder: Path) -> Path:
+    """``source`` as Cloud Build receives it (a zip of the archive's files), unpacked."""
+    path = folder.with_suffix(".zip")
+    with zipfile.ZipFile(path, "w") as archive:
+        for archived, asset in source.archive.assets.items():
+            if isinstance(asset, pulumi.StringAsset):
+                archive.writestr(archived, asset.text)
+            else:
+                archive.write(asset.path, archived)
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(folder)
+    return folder
 
 
 def test_every_dead_letter_topic_keeps_its_messages_in_a_subscription(deployed):
@@ -292,9 +354,13 @@ def test_every_dead_letter_topic_keeps_its_messages_in_a_subscription(deployed):
 def test_a_first_deploy_needs_no_step_outside_the_program(deployed):
     recorder, stack = deployed
     enabled = {api["service"] for api in of_type(recorder, "gcp:projects/service:Service").values()}
-    assert {"iamcredentials.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com"} <= (
-        enabled
-    )
+    assert {
+        "iamcredentials.googleapis.com",
+        "run.googleapis.com",
+        "cloudbuild.googleapis.com",
+        "cloudresourcemanager.googleapis.com",  # projects.IAMMember reads and sets its policy
+        "billingbudgets.googleapis.com",
+    } <= enabled
     assert all(
         api["disableOnDestroy"] is False
         for api in of_type(recorder, "gcp:projects/service:Service").values()
@@ -307,10 +373,6 @@ def test_a_first_deploy_needs_no_step_outside_the_program(deployed):
         SECRET_VALUES["labelstudio-api-key"],
         SECRET_VALUES["labelstudio-webhook-secret"],
     }
-    for name, waits in stack.waits_for.items():
-        mounted = stack.mounted[name]
-        assert sum(isinstance(r, gcp.secretmanager.SecretVersion) for r in waits) == len(mounted)
-        assert sum(isinstance(r, gcp.secretmanager.SecretIamMember) for r in waits) == len(mounted)
     assert stack.mounted == {
         "webhook": ("labelstudio-webhook-secret",),
         "sampler": (),
@@ -324,10 +386,14 @@ def test_a_first_deploy_needs_no_step_outside_the_program(deployed):
         f"projects/{PROJECT}/serviceAccounts/framesift-build@{PROJECT}.iam.gserviceaccount.com"
     )
     assert {f["buildConfig"]["serviceAccount"] for f in functions.values()} == {builder}
+    # https://cloud.google.com/functions/docs/securing/build-custom-sa: logs, the image, the
+    # source archive; not roles/cloudbuild.builds.builder.
     assert _roles_by_member(recorder)[
         f"serviceAccount:framesift-build@{PROJECT}.iam.gserviceaccount.com"
-    ] == {f"{role} on {PROJECT}" for role in BUILD_ROLES} | {
-        f"roles/storage.objectViewer on framesift-{PROJECT}-sources"
+    ] == {
+        f"roles/logging.logWriter on {PROJECT}",
+        f"roles/artifactregistry.writer on {PROJECT}",
+        f"roles/storage.objectViewer on framesift-{PROJECT}-sources",
     }
 
 
@@ -381,6 +447,8 @@ def test_dead_letters_raise_an_alert_and_a_budget_is_optional(deployed):
     budgeted, _ = deploy_under_mocks(billing_account="000000-AAAAAA-BBBBBB", monthly_budget_usd=50)
     [budget] = of_type(budgeted, "gcp:billing/budget:Budget").values()
     assert budget["amount"]["specifiedAmount"]["units"] == "50"
+    # The Budget API names projects by number (pulumi/pulumi-gcp#514).
+    assert budget["budgetFilter"]["projects"] == [f"projects/{PROJECT_NUMBER}"]
 
 
 def test_functions_deploy_the_locked_versions_of_every_dependency():
@@ -402,7 +470,7 @@ def test_the_webhook_can_go_without_allusers_where_an_organisation_refuses_it():
     recorder, _ = deploy_under_mocks(webhook_access="noInvokerCheck")
     invokers = of_type(recorder, "gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
     assert "allUsers" not in {i["member"] for i in invokers.values()}
-    [check] = of_type(recorder, "command:local:Command").values()
+    check = of_type(recorder, "command:local:Command")["webhook-no-invoker-check"]
     assert check["create"] == (
         "gcloud run services update framesift-webhook --region=europe-west1"
         f" --project={PROJECT} --no-invoker-iam-check --quiet"
@@ -443,3 +511,175 @@ def test_a_model_sizes_the_labeler_lets_it_read_the_model_alone_and_schedules_ro
     job = of_type(recorder, "gcp:cloudscheduler/job:Job")["labeling-round"]
     assert job["pubsubTarget"]["topicName"].endswith("/topics/labeling-rounds")
     assert job["pubsubTarget"]["attributes"] == {"framesift-round": "scheduled"}
+
+
+FUNCTION = "gcp:cloudfunctionsv2/function:Function"
+API = "gcp:projects/service:Service"
+# Every kind of IAM binding the program declares, and its input naming the member.
+BINDINGS = (
+    "gcp:projects/iAMMember:IAMMember",
+    "gcp:storage/bucketIAMMember:BucketIAMMember",
+    "gcp:pubsub/topicIAMMember:TopicIAMMember",
+    "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember",
+    "gcp:secretmanager/secretIamMember:SecretIamMember",
+    "gcp:serviceaccount/iAMMember:IAMMember",
+    "gcp:bigquery/datasetIamMember:DatasetIamMember",
+    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
+)
+
+
+def _bindings_of(recorder: Recorder, member: str) -> set[tuple[str, str]]:
+    return {
+        (typ, name)
+        for typ in BINDINGS
+        for name, binding in of_type(recorder, typ).items()
+        if binding["member"] == member
+    }
+
+
+def test_every_resource_is_created_after_every_api_it_may_need(deployed):
+    """On a new project a resource of a disabled API fails: what Pulumi registers waits for
+    the APIs, whether through depends_on or an input."""
+    recorder, _ = deployed
+    apis = {(typ, name) for typ, name, _ in recorder.resources if typ == API}
+    assert len(apis) >= 14
+    for typ, name, _ in recorder.resources:
+        if typ != API:
+            assert apis <= recorder.after(typ, name), (typ, name)
+
+
+def test_a_first_deploy_creates_each_function_after_its_grants_and_secrets(deployed):
+    """A build before the build account's grants fails; an instance before its own account's
+    grants or its secrets' versions fails to start or fails its first events."""
+    recorder, _ = deployed
+    builder = f"serviceAccount:framesift-build@{PROJECT}.iam.gserviceaccount.com"
+    build_grants = _bindings_of(recorder, builder)
+    assert len(build_grants) >= 3
+    secrets = of_type(recorder, "gcp:secretmanager/secret:Secret")
+    versions = of_type(recorder, "gcp:secretmanager/secretVersion:SecretVersion")
+    for name, function in of_type(recorder, FUNCTION).items():
+        after = recorder.after(FUNCTION, name)
+        assert build_grants <= after, name
+        account = f"serviceAccount:{function['serviceConfig']['serviceAccountEmail']}"
+        own = _bindings_of(recorder, account)
+        assert own and own <= after, name
+        for mounted in function["serviceConfig"].get("secretEnvironmentVariables") or []:
+            [secret] = [k for k, v in secrets.items() if v["secretId"] == mounted["secret"]]
+            [version] = [k for k, v in versions.items() if v["secret"] == f"{secret}-id"]
+            assert ("gcp:secretmanager/secretVersion:SecretVersion", version) in after
+
+
+def test_every_push_carries_a_token_its_function_accepts(deployed):
+    """Cloud Run checks an ID token's audience against the service's run.app URL (and custom
+    audiences): a push with the function's cloudfunctions.net url as audience is refused, and
+    each refusal counts as a delivery attempt."""
+    recorder, _ = deployed
+    functions = of_type(recorder, FUNCTION)
+    subscriptions = of_type(recorder, "gcp:pubsub/subscription:Subscription")
+    pushed = 0
+    for spec in topology.FUNCTIONS:
+        function = functions[spec.name]
+        for topic in spec.subscribes:
+            push = subscriptions[spec.subscription(topic)]["pushConfig"]
+            assert push["oidcToken"]["audience"] in accepted_audiences(function), spec.name
+            # Pushed to the run.app address, which internal ingress admits Pub/Sub to.
+            assert push["pushEndpoint"] == (
+                f"{function['serviceConfig']['uri']}/projects/{PROJECT}/topics/{topic}"
+            )
+            pushed += 1
+    assert pushed == 7
+
+
+def test_each_push_subscription_is_created_after_its_push_may_be_accepted(deployed):
+    """A push before the invoker may call the function, or before Pub/Sub may sign as the
+    invoker, is refused, and counts as a delivery attempt."""
+    recorder, _ = deployed
+    invokers = of_type(recorder, "gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+    pushing = {
+        name: subscription
+        for name, subscription in of_type(recorder, "gcp:pubsub/subscription:Subscription").items()
+        if "pushConfig" in subscription
+    }
+    assert pushing
+    token = ("gcp:serviceaccount/iAMMember:IAMMember", "push-invoker-token-creator")
+    assert of_type(recorder, token[0])[token[1]]["member"] == PUBSUB_AGENT
+    for name, subscription in pushing.items():
+        after = recorder.after("gcp:pubsub/subscription:Subscription", name)
+        assert token in after, name
+        email = subscription["pushConfig"]["oidcToken"]["serviceAccountEmail"]
+        [grant] = [
+            k
+            for k, v in invokers.items()
+            if v["member"] == f"serviceAccount:{email}"
+            and subscription["pushConfig"]["pushEndpoint"].startswith(f"https://{v['name']}-")
+        ]
+        assert ("gcp:cloudrunv2/serviceIamMember:ServiceIamMember", grant) in after, name
+
+
+def test_the_alert_policy_waits_until_monitoring_knows_its_metric(deployed):
+    """hashicorp/terraform-provider-google#11102: an alert on a log-based metric made moments
+    before is refused with a 404; the policy waits for a check that Monitoring describes it."""
+    recorder, _ = deployed
+    command = "command:local:Command"
+    metric = ("gcp:logging/metric:Metric", "dead-letters-metric")
+    wait = of_type(recorder, command)["dead-letters-metric-known"]
+    assert metric in recorder.after(command, "dead-letters-metric-known")
+    assert (
+        f"monitoring.googleapis.com/v3/projects/{PROJECT}/metricDescriptors/"
+        "logging.googleapis.com/user/framesift/dead-letters"
+    ) in wait["create"]
+    for name in of_type(recorder, "gcp:monitoring/alertPolicy:AlertPolicy"):
+        after = recorder.after("gcp:monitoring/alertPolicy:AlertPolicy", name)
+        assert {metric, (command, "dead-letters-metric-known")} <= after
+
+
+def test_push_subscriptions_retry_and_dead_letter_as_sized(deployed):
+    """Each push waits out its function's timeout before Pub/Sub pushes it again, backs off as
+    topology.PUSH says, and is dead-lettered by Pub/Sub only a few attempts after the function's
+    own count (FRAMESIFT_MAX_DELIVERY_ATTEMPTS) would have."""
+    recorder, _ = deployed
+    functions = of_type(recorder, FUNCTION)
+    subscriptions = of_type(recorder, "gcp:pubsub/subscription:Subscription")
+    own_limit = StackConfig.max_delivery_attempts
+    for spec in topology.FUNCTIONS:
+        timeout = functions[spec.name]["serviceConfig"]["timeoutSeconds"]
+        for topic in spec.subscribes:
+            subscription = subscriptions[spec.subscription(topic)]
+            assert subscription["ackDeadlineSeconds"] == PUSH.ack_deadline_s >= timeout
+            assert subscription["retryPolicy"] == {
+                "minimumBackoff": f"{PUSH.minimum_backoff_s}s",
+                "maximumBackoff": f"{PUSH.maximum_backoff_s}s",
+            }
+            attempts = subscription["deadLetterPolicy"]["maxDeliveryAttempts"]
+            assert attempts == pubsub_max_delivery_attempts(own_limit) > own_limit
+            assert subscription["messageRetentionDuration"] == f"{PUSH.retention_s}s"
+
+
+def test_the_pubsub_agent_may_sign_pushes_and_dead_letter_and_nothing_more(deployed):
+    """Pub/Sub's service agent mints the invoker's OIDC tokens (token creator on that account:
+    https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions), and forwards a
+    message to a dead-letter topic only with publisher on the topic and subscriber on the
+    subscription (https://cloud.google.com/pubsub/docs/handling-failures)."""
+    recorder, _ = deployed
+    invoker = f"projects/{PROJECT}/serviceAccounts/framesift-push@{PROJECT}.iam.gserviceaccount.com"
+    pushing = [
+        (name, subscription)
+        for name, subscription in of_type(recorder, "gcp:pubsub/subscription:Subscription").items()
+        if "pushConfig" in subscription
+    ]
+    expected = {("roles/iam.serviceAccountTokenCreator", invoker)}
+    for name, subscription in pushing:
+        expected.add(("roles/pubsub.subscriber", name))
+        dead_topic = subscription["deadLetterPolicy"]["deadLetterTopic"].rsplit("/", 1)[1]
+        expected.add(("roles/pubsub.publisher", dead_topic))
+    scopes = {
+        "gcp:serviceaccount/iAMMember:IAMMember": "serviceAccountId",
+        "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember": "subscription",
+        "gcp:pubsub/topicIAMMember:TopicIAMMember": "topic",
+    }
+    granted = {
+        (binding["role"], binding[scopes[typ]])
+        for typ, name in _bindings_of(recorder, PUBSUB_AGENT)
+        for binding in [of_type(recorder, typ)[name]]
+    }
+    assert granted == expected

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 from framesift_infra.permissions import Grant, Scope
 
@@ -16,9 +17,47 @@ GCS_AGENT = f"service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.c
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
 
+# A registration: its type and name.
+Key = tuple[str, str]
+
+
+def _key(urn: str) -> Key:
+    """``urn:pulumi:<stack>::<project>::<type>::<name>`` -> (type, name)."""
+    typ, name = urn.split("::")[-2:]
+    return typ.rsplit("$", 1)[-1], name
+
+
+def run_url(service: str) -> str:
+    """A Cloud Run service's address (``<name>-<hash>-<region code>.a.run.app``)."""
+    return f"https://{service}-x4kfpbnzeq-ew.a.run.app"
+
+
+def accepted_audiences(function: dict[str, Any]) -> set[str]:
+    """The audiences Cloud Run accepts in an ID token to a 2nd gen function's service: its
+    run.app URL, always, and the custom audiences it is given (the program gives none):
+    https://cloud.google.com/run/docs/configuring/custom-audiences ("must provide a valid ID
+    token that includes an audience claim matching the receiving service's *.run.app URL";
+    "The default Google-generated URL is always an accepted audience value")."""
+    return {function["serviceConfig"]["uri"]}
+
+
 class Recorder(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[tuple[str, str, dict[str, Any]]] = []
+        # What each registration depends on, as Pulumi registers it: its depends_on and the
+        # resources whose outputs its inputs take (so the order a real `pulumi up` follows).
+        self.depends: dict[Key, set[Key]] = {}
+
+    def after(self, typ: str, name: str) -> set[Key]:
+        """Every registration ``name`` of ``typ`` is created after: its dependencies, theirs..."""
+        found: set[Key] = set()
+        todo = list(self.depends[(typ, name)])
+        while todo:
+            key = todo.pop()
+            if key not in found:
+                found.add(key)
+                todo.extend(self.depends.get(key, ()))
+        return found
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         outputs = dict(args.inputs)
@@ -31,7 +70,12 @@ class Recorder(pulumi.runtime.Mocks):
         elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
             outputs["version"] = "1"
         elif args.typ == "gcp:cloudfunctionsv2/function:Function":
-            outputs["url"] = f"https://{args.inputs['name']}-abc.a.run.app"
+            # What the Cloud Functions v2 API answers for a 2nd gen function: its url is the
+            # cloudfunctions.net address, its serviceConfig.uri its Cloud Run service's run.app
+            # address (firebase/firebase-tools#9922 reads both from the same Function).
+            name, region = args.inputs["name"], args.inputs["location"]
+            outputs["url"] = f"https://{region}-{PROJECT}.cloudfunctions.net/{name}"
+            outputs["serviceConfig"] = {**args.inputs["serviceConfig"], "uri": run_url(name)}
         self.resources.append((args.typ, args.name, outputs))
         return resource_id, outputs
 
@@ -52,10 +96,29 @@ SECRET_VALUES = {
 }
 
 
+class _RegistrationMonitor(MockMonitor):
+    """Pulumi's mock monitor, recording each registration's dependencies."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(recorder)
+        self.recorder = recorder
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        self.recorder.depends[_key(response.urn)] = set(map(_key, request.dependencies))
+        return response
+
+
 def deploy_under_mocks(**config: Any) -> tuple[Recorder, Any]:
     """Run the program with ``config`` (StackConfig fields) under the mocks."""
     recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="framesift", stack="test", preview=False)
+    pulumi.runtime.set_mocks(
+        recorder,
+        project="framesift",
+        stack="test",
+        preview=False,
+        monitor=_RegistrationMonitor(recorder),
+    )
     from framesift_infra.config import StackConfig
     from framesift_infra.program import deploy
 
