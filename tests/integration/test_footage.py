@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import subprocess
 import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -454,41 +455,81 @@ def test_an_exif_oriented_photo_is_recorded_as_displayed(photos, embedded_settin
     assert (doc["width"], doc["height"]) == (120, 160)
 
 
-CAPTURE_FIELDS = ("latitude", "longitude", "altitude", "make", "model", "software")
+# The record's capture fields (framesift.capture.CaptureFields) and the generator's names.
+CAPTURE_FIELDS = {
+    "latitude": "latitude",
+    "longitude": "longitude",
+    "altitude": "altitude",
+    "camera_make": "make",
+    "camera_model": "model",
+    "camera_software": "software",
+    "capture_utc_offset": "utc_offset",
+}
 
 
-@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
+def _captured_at(record: dict[str, Any]) -> datetime | None:
+    value = record.get("captured_at")
+    return datetime.fromisoformat(value) if value else None
+
+
 def test_a_videos_capture_time_place_and_camera_are_on_its_record_and_frames(
     system_videos, embedded_settings
 ):
     capture = fs.IPHONE
     video, frames = _sample(embedded_settings, system_videos["iphone-metadata"])
 
-    assert video["captured_at"] == capture.captured_at.isoformat()  # type: ignore[union-attr]
-    assert [video[k] for k in CAPTURE_FIELDS] == [getattr(capture, k) for k in CAPTURE_FIELDS]
+    assert _captured_at(video) == capture.captured_at
+    assert {k: video[k] for k in CAPTURE_FIELDS} == {
+        k: getattr(capture, name) for k, name in CAPTURE_FIELDS.items()
+    }
+    assert video["metadata_notes"] == []
+    assert capture.captured_at and len(frames) == 2
     for doc, _ in frames:
-        assert doc["latitude"] == capture.latitude
+        # Each frame at its own time: the video's creation time plus the frame's timestamp.
+        at = capture.captured_at + timedelta(milliseconds=doc["timestamp_ms"])
+        assert _captured_at(doc) == at
+        assert {k: doc[k] for k in CAPTURE_FIELDS} == {k: video[k] for k in CAPTURE_FIELDS}
 
 
-@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
+def test_an_android_videos_iso6709_location_is_read(system_videos, embedded_settings):
+    capture = fs.ANDROID
+    video, _ = _sample(embedded_settings, system_videos["android-metadata"])
+
+    assert _captured_at(video) == capture.captured_at
+    assert (video["latitude"], video["longitude"], video["altitude"]) == (48.8584, 2.2945, None)
+    assert video["capture_utc_offset"] is None  # creation_time is UTC, no local offset given
+
+
 def test_a_photos_capture_time_place_and_camera_are_on_its_record(photos, embedded_settings):
     capture = fs.PHOTO_CAPTURE
     doc = _photo_record(embedded_settings, photos["exif-6"])
 
-    assert doc["captured_at"] == capture.captured_at.isoformat()  # type: ignore[union-attr]
+    assert _captured_at(doc) == capture.captured_at
     assert [doc[k] for k in CAPTURE_FIELDS] == pytest.approx(
-        [getattr(capture, k) for k in CAPTURE_FIELDS]
+        [getattr(capture, name) for name in CAPTURE_FIELDS.values()]
     )
 
 
-@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
 def test_bad_capture_metadata_is_dropped_field_by_field(system_videos, embedded_settings):
     video, frames = _sample(embedded_settings, system_videos["bad-metadata"])
 
     assert video["status"] == "sampled" and frames
-    assert video["software"] == "17.4.1"
-    assert all(video.get(k) is None for k in system_videos["bad-metadata"].expected.bad_fields)
-    assert video["metadata_notes"]
+    assert video["camera_software"] == "17.4.1"
+    dropped = {"make": "camera_make", "model": "camera_model"}
+    bad = [dropped.get(k, k) for k in system_videos["bad-metadata"].expected.bad_fields]
+    assert {k: video.get(k) for k in bad} == dict.fromkeys(bad)
+    notes = video["metadata_notes"]
+    assert len(notes) == 5 and all(len(note) < 200 for note in notes)  # no 1 MB note
+    assert any("latitude 200.0 out of range" in note for note in notes)
+    assert all(doc["metadata_notes"] == notes for doc, _ in frames)
+
+
+def test_a_truncated_exif_block_keeps_the_whole_fields_and_says_so(photos, embedded_settings):
+    doc = _photo_record(embedded_settings, photos["exif-truncated"])
+
+    assert (doc["camera_make"], doc["camera_model"]) == ("Canon", "Canon EOS R6")
+    assert all(doc[k] is None for k in ("captured_at", "latitude", "camera_software"))
+    assert doc["metadata_notes"] == ["EXIF incomplete: Truncated File Read"]
 
 
 @pytest.mark.xfail(

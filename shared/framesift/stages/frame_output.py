@@ -66,6 +66,7 @@ class FrameOutput:
             layout=image.stats.layout,
             sharpness=image.stats.sharpness,
             brightness=image.stats.brightness,
+            **task.capture.at(image.timestamp_ms).model_dump(),
         )
         self._documents.merge(Collections.FRAMES, frame.id, frame.stored())
         return SampledFrame.model_validate({**frame.model_dump(), "frame_id": frame.id})

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from framesift import media
+from framesift.capture import video_capture
 from framesift.documents import (
     SegmentRecord,
     SegmentStatus,
@@ -212,6 +213,11 @@ class Sampler:
             return self._fail_video(video.id, reason)
         segments = media.plan_segments(probe, policy, self._config.segment_seconds)
         decode = policy.decode_mode(probe.fps, self._config.reference_decode_min_frames)
+        capture = video_capture(probe.format_tags, probe.stream_tags)
+        if capture.metadata_notes:
+            log.warning(
+                "capture metadata dropped", extra={"fields": {"notes": capture.metadata_notes}}
+            )
         documents.merge(
             Collections.VIDEOS,
             video.id,
@@ -224,9 +230,10 @@ class Sampler:
                 policy=policy.model_dump(),
                 decode_mode=decode.value,
                 segments_total=len(segments),
+                **capture.model_dump(),
             ),
         )
-        tasks = segment_tasks(obj, name, video.id, policy, probe, segments, decode)
+        tasks = segment_tasks(obj, name, video.id, policy, probe, segments, decode, capture)
         if len(tasks) == 1 and early.decode is decode:
             return self.sample_segment(tasks[0], early)
         early.cancel()  # guessed wrong: not one segment, or another decode mode
