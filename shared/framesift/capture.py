@@ -346,7 +346,7 @@ def photo_capture(data: bytes) -> CaptureFields:
         )
     if "captured_at" not in reading.values:
         reading.first("captured_at", [("GPS time", gps)], _gps_time)
-    if "captured_at" not in reading.values and _ORIGINAL in taken:
+    if "captured_at" not in reading.values and _ORIGINAL in taken and _OFFSET_ORIGINAL not in taken:
         reading.first("captured_at", [("DateTimeOriginal", taken[_ORIGINAL])], _exif_time)
         if "captured_at" in reading.values:
             reading.notes.append("DateTimeOriginal has no UTC offset: taken as UTC")
