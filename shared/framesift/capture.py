@@ -87,7 +87,7 @@ def _text(value: object) -> str | None:
     return text or None
 
 
-def _offset(text: str) -> timezone:
+def utc_offset(text: str) -> timezone:
     """``+02:00``, ``+0200`` or ``Z`` as a UTC offset."""
     found = re.fullmatch(r"([+-])(\d\d):?(\d\d)", text.strip())
     if text.strip() == "Z":
@@ -124,7 +124,7 @@ def _iso_time(text: str) -> tuple[datetime, str | None]:
     if not found:
         raise _Dropped(f"{_quoted(text)} is not a time")
     year, month, day, hour, minute, second = (int(part) for part in found.groups()[:6])
-    zone = _offset(found[8]) if found[8] else UTC
+    zone = utc_offset(found[8]) if found[8] else UTC
     try:
         moment = datetime(year, month, day, hour, minute, second, tzinfo=zone)
     except ValueError as exc:
@@ -285,7 +285,7 @@ def _exif_time(local: Any, offset: Any = None, subsec: Any = None) -> dict[str, 
         moment += timedelta(seconds=float(f"0.{_exif_text(subsec).strip()}"))
     if offset is None:
         return _time_fields((_in_range(moment.replace(tzinfo=UTC)), None))
-    local = moment.replace(tzinfo=_offset(_exif_text(offset)))
+    local = moment.replace(tzinfo=utc_offset(_exif_text(offset)))
     return _time_fields((_in_range(local), _offset_text(local)))
 
 

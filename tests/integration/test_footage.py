@@ -9,6 +9,7 @@ turns into a failure (to be unmarked) the day the fix lands.
 
 from __future__ import annotations
 
+import html
 import io
 import subprocess
 import warnings
@@ -22,6 +23,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from framesift.embedded import EmbeddedPipeline
+from framesift.report import sources, write_report
 from tests.support import footage as fs
 from tests.support.footage import Footage
 
@@ -562,3 +564,23 @@ def test_audio_only_fails_with_a_clear_reason(system_videos, sampler_settings):
 
     assert (video["status"], frames) == ("failed", [])
     assert video["error"].startswith("no video stream")
+
+
+def test_the_report_shows_each_sources_capture_time_place_and_camera(
+    system_videos, photos, embedded_settings, tmp_path
+):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    pipeline.run([system_videos["iphone-metadata"].path], collector="phone")
+    pipeline.run([photos["exif-6"].path], collector="shop")
+    documents = pipeline.adapters.documents
+    ids = sources(documents, None)
+
+    sheets = write_report(documents, pipeline.blobs, ids, tmp_path / "report")
+
+    assert [sheet.captured for sheet in sheets] == [
+        "2024-05-04 14:03:22 +02:00; 48.85840, 2.29450, 35 m; Apple iPhone 15 Pro (17.4.1)",
+        "2024-05-04 14:03:22 +02:00; 48.85837, 2.29448, 35 m; Canon Canon EOS R6 "
+        "(Firmware Version 1.8.1)",
+    ]
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert all(f"captured {html.escape(sheet.captured)}" in page for sheet in sheets)
