@@ -23,7 +23,9 @@ import pytest
 from PIL import Image, ImageOps
 
 from framesift.embedded import EmbeddedPipeline
+from framesift.events import finalize_message
 from framesift.report import sources, write_report
+from framesift.topology import Topics
 from tests.support import footage as fs
 from tests.support.footage import Footage
 
@@ -584,3 +586,32 @@ def test_the_report_shows_each_sources_capture_time_place_and_camera(
     ]
     page = (tmp_path / "report" / "index.html").read_text()
     assert all(f"captured {html.escape(sheet.captured)}" in page for sheet in sheets)
+
+
+def test_a_drone_videos_frames_are_placed_on_its_srt_track(
+    system_videos, embedded_settings, tmp_path
+):
+    """A DJI video with its .SRT beside it: each frame at the track's position at its time
+    (interpolated: cues every 0.3 s, frames at whole seconds), the video at its container's."""
+    drone = tmp_path / "DJI_0001.mov"
+    drone.write_bytes(system_videos["iphone-metadata"].path.read_bytes())
+    fs.dji_srt(drone.with_suffix(".SRT"))
+    pipeline = EmbeddedPipeline(embedded_settings)
+    summary = pipeline.run([drone], collector="drone")
+    video = pipeline.adapters.documents.get("videos", summary.sources[0])
+    assert video is not None
+    frames = pipeline.adapters.documents.where("frames", "video_doc_id", video["id"])
+
+    assert (video["latitude"], video["longitude"]) == (fs.IPHONE.latitude, fs.IPHONE.longitude)
+    assert len(frames) == 2
+    for doc in frames:
+        # The first cue has no fix: the frame at 0 takes the first fixed cue's, 0.3 s later.
+        want = fs.drone_position(max(doc["timestamp_ms"], fs.DRONE_CUE_MS))
+        assert (doc["latitude"], doc["longitude"]) == pytest.approx(want, abs=1e-9)
+        assert doc["altitude"] == pytest.approx(fs.DRONE_START[2])
+    # The sidecar's own notification (GCS sends one) is passed over, not recorded as ignored.
+    sidecar = str(Path(video["object_name"]).with_suffix(".SRT"))
+    info = pipeline.blobs.stat(embedded_settings.raw_bucket, sidecar)
+    pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
+    pipeline.publisher.drain()
+    assert pipeline.adapters.documents.where("ignored_uploads", "object_name", sidecar) == []
