@@ -4,6 +4,7 @@ the BigQuery emulator, as tests/integration/test_exporter.py runs the exporter o
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, date, datetime, timedelta
 
@@ -62,6 +63,7 @@ def test_frames_within_a_km_of_a_point_on_a_day_nearest_first(stack, unique):
             latitude=latitude,
             longitude=longitude,
             deleted=name == "deleted",
+            metadata_notes=["creation_time dropped: 'x' is not a time"] if index == 1 else [],
         )
         names[frame_id] = name
     bootstrap.exporter(adapters, settings).run()
@@ -79,6 +81,10 @@ def test_frames_within_a_km_of_a_point_on_a_day_nearest_first(stack, unique):
     assert [row["distance_km"] for row in rows] == pytest.approx([0.0, 0.5, 0.99], abs=1e-6)
     assert rows[1]["captured_at"] == NOON + timedelta(minutes=5)
     assert rows[1]["latitude"] == pytest.approx(_north(0.5)[0])
+    [exported] = adapters.warehouse.query(
+        f"SELECT metadata_notes FROM {{dataset}}.frames WHERE id = '{rows[1]['id']}'"
+    )
+    assert json.loads(exported["metadata_notes"]) == ["creation_time dropped: 'x' is not a time"]
 
 
 @pytest.mark.parametrize(
