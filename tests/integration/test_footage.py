@@ -615,3 +615,23 @@ def test_a_drone_videos_frames_are_placed_on_its_srt_track(
     pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
     pipeline.publisher.drain()
     assert pipeline.adapters.documents.where("ignored_uploads", "object_name", sidecar) == []
+
+
+def test_a_second_delivery_leaves_the_capture_fields_as_they_were(
+    system_videos, photos, embedded_settings
+):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    documents = pipeline.adapters.documents
+
+    def captured(collector: str) -> list[dict[str, Any]]:
+        fields = ("id", "captured_at", "latitude", "camera_model", "metadata_notes")
+        docs = sorted(documents.where("frames", "collector", collector), key=lambda d: d["id"])
+        return [{k: doc[k] for k in fields} for doc in docs]
+
+    for case, collector in ((system_videos["bad-metadata"], "phone"), (photos["exif-6"], "shop")):
+        info = pipeline.upload(case.path, collector)
+        pipeline.publisher.drain()
+        first = captured(collector)
+        pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
+        pipeline.publisher.drain()
+        assert first and captured(collector) == first
