@@ -138,7 +138,8 @@ _ISO6709 = re.compile(r"([+-][\d.]+)([+-][\d.]+)([+-][\d.]+)?(?:CRS[^/]*)?/?")
 
 
 def _sexagesimal(part: str, degree_digits: int) -> float:
-    """An ISO 6709 coordinate: ±D(D)(D).d, ±DDMM.m or ±DDMMSS.s (longitude: one more D)."""
+    """An ISO 6709 coordinate: ±DD.d, ±DDMM.m or ±DDMMSS.s (a longitude: DDD). Any other count
+    of whole digits is read as degrees (a writer's "+200.0" is a bad latitude, not minutes)."""
     sign = -1.0 if part[0] == "-" else 1.0
     whole, _, fraction = part[1:].partition(".")
     value = float(f"{whole}.{fraction or 0}")
@@ -175,13 +176,7 @@ def iso6709(text: str) -> tuple[float, float, float | None]:
     if not found:
         raise _Dropped(f"{_quoted(text)} is not an ISO 6709 point")
     lat_part, lon_part, alt_part = found.groups()
-    # Lenient on the degree digits: 2 for a latitude, 3 for a longitude, one more or fewer read
-    # as degrees too (a writer's "+200.0" is a bad latitude, not minutes).
-    lat_digits = 2 if len(lat_part[1:].partition(".")[0]) in (4, 6) else len(lat_part[1:])
-    latitude = _sexagesimal(lat_part, min(lat_digits, 3))
-    lon_digits = 3 if len(lon_part[1:].partition(".")[0]) in (5, 7) else len(lon_part[1:])
-    longitude = _sexagesimal(lon_part, min(lon_digits, 3))
-    latitude, longitude = _place(latitude, longitude)
+    latitude, longitude = _place(_sexagesimal(lat_part, 2), _sexagesimal(lon_part, 3))
     return latitude, longitude, float(alt_part) if alt_part else None
 
 
@@ -192,7 +187,9 @@ class _Reading:
         self.values: dict[str, Any] = {}
         self.notes: list[str] = []
 
-    def first(self, field: str, candidates: list[tuple[str, Any]], parse: Callable) -> None:
+    def first(
+        self, field: str, candidates: list[tuple[str, Any]], parse: Callable[[Any], Any]
+    ) -> None:
         """Set ``field`` from the first candidate ``(name, raw value)`` that parses; note
         each bad one. ``parse`` returns the field's value, or a dict of fields."""
         for name, raw in candidates:
