@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from framesift.capture import CaptureFields
 from framesift.geometry import Shape
 from framesift.naming import source_id
 from framesift.ports import UPDATED_AT
@@ -80,8 +81,9 @@ class VideoStatus(StrEnum):
     FAILED = "failed"
 
 
-class VideoRecord(Document):
-    """A source video, one document per object generation (a re-upload is a new version)."""
+class VideoRecord(Document, CaptureFields):
+    """A source video, one document per object generation (a re-upload is a new version),
+    with its capture metadata (:class:`~framesift.capture.CaptureFields`)."""
 
     id: str
     collector: str
@@ -152,8 +154,9 @@ class UnreadableFrame(FrameSource):
     error: str
 
 
-class FrameRecord(FrameSource):
-    """A sampled frame stored as a JPEG in the frames bucket, or a photo uploaded as it is."""
+class FrameRecord(FrameSource, CaptureFields):
+    """A sampled frame stored as a JPEG in the frames bucket, or a photo uploaded as it is,
+    with its capture metadata (a video frame's: its video's, at the frame's time)."""
 
     width: int | None = None
     height: int | None = None

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from framesift import bootstrap
@@ -31,6 +31,7 @@ from framesift.stages.exporter import ExportResult
 from framesift.stages.labeler import LabelResult
 from framesift.stages.sampler import Outcome, SampleResult
 from framesift.topology import DEDUP, EXPORTER, FUNCTIONS, LABELER, SAMPLER, Topics, Trigger
+from framesift.track import SIDECAR_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,11 @@ class EmbeddedPipeline:
         if reason := self.refusal(path, collector):
             raise InvalidName(f"{path}: {reason}")
         name = upload_name(path, collector, settings.raw_prefix, settings.images_prefix)
+        # A telemetry sidecar beside the video goes first, for the sampler to find it.
+        for sidecar in (path.with_suffix(suffix) for suffix in SIDECAR_SUFFIXES):
+            if sidecar.is_file() and sidecar != path:
+                as_named = str(PurePosixPath(name).with_suffix(sidecar.suffix))
+                self.blobs.put_file(settings.raw_bucket, as_named, sidecar, {})
         info = self.blobs.put_file(settings.raw_bucket, name, path, metadata or {})
         data, attributes = finalize_message(info)
         self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)

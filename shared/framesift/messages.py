@@ -15,8 +15,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from framesift.capture import CaptureFields
 from framesift.errors import BadEvent
 from framesift.events import PubSubMessage
 from framesift.imagestats import LAYOUT_UNKNOWN
@@ -123,6 +124,8 @@ class SegmentTask(_Message):
     height: int | None = None
     # Decided once per video, so every segment decodes the same frames one pass would.
     decode: DecodeMode = DecodeMode.ALL
+    # The video's, which each frame gets at its own time (none in a message from before them).
+    capture: CaptureFields = Field(default_factory=CaptureFields)
 
     @property
     def segment_id(self) -> str:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import html
 import io
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
+from framesift.capture import utc_offset
 from framesift.ports import BlobStore, DocumentStore, Warehouse
 from framesift.topology import Collections
 from framesift.warehouse.schemas import ALL_TABLES
@@ -39,6 +41,31 @@ class Sheet:
     path: Path
     frames: int
     kept: int
+    captured: str = ""  # when, where and with what it was taken, as far as it says
+
+
+def captured(record: dict[str, Any]) -> str:
+    """A source's capture metadata in a line: its local time (or UTC), place and camera, and
+    how many values were dropped as bad ('' when it has none)."""
+    parts = []
+    if at := record.get("captured_at"):
+        moment = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+        offset = record.get("capture_utc_offset")
+        zone = utc_offset(offset) if offset else UTC
+        parts.append(f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S} {offset or 'UTC'}")
+    if record.get("latitude") is not None and record.get("longitude") is not None:
+        place = f"{record['latitude']:.5f}, {record['longitude']:.5f}"
+        if record.get("altitude") is not None:
+            place += f", {record['altitude']:.0f} m"
+        parts.append(place)
+    camera = " ".join(str(record[k]) for k in ("camera_make", "camera_model") if record.get(k))
+    if record.get("camera_software"):
+        camera += f" ({record['camera_software']})"
+    if camera.strip():
+        parts.append(camera.strip())
+    if notes := record.get("metadata_notes"):
+        parts.append(f"{len(notes)} metadata value(s) dropped as bad")
+    return "; ".join(parts)
 
 
 def _seconds(ms: int) -> str:
@@ -109,15 +136,18 @@ def write_report(
         frames = documents.where(Collections.FRAMES, "video_doc_id", video_doc_id)
         if not frames:
             continue
-        video = documents.get(Collections.VIDEOS, video_doc_id)
-        source = str((video or frames[0])["object_name"])  # a photo is its own source
+        record = documents.get(Collections.VIDEOS, video_doc_id) or frames[0]  # a photo's own
+        source = str(record["object_name"])
         path = out / f"{video_doc_id}.png"
-        count, kept = contact_sheet(frames, blobs, path, f"{source}  ({video_doc_id})")
-        sheets.append(Sheet(video_doc_id, source, path, count, kept))
+        taken = captured(record)
+        title = f"{source}  ({video_doc_id})" + (f"  {taken}" if taken else "")
+        count, kept = contact_sheet(frames, blobs, path, title)
+        sheets.append(Sheet(video_doc_id, source, path, count, kept, taken))
     items = "\n".join(
         f"<h2>{html.escape(s.source)} <small>({html.escape(s.video_doc_id)})</small>:"
         f" {s.kept} kept of {s.frames}</h2>"
-        f'<a href="{html.escape(s.path.name)}"><img src="{html.escape(s.path.name)}"'
+        + (f"<p>captured {html.escape(s.captured)}</p>" if s.captured else "")
+        + f'<a href="{html.escape(s.path.name)}"><img src="{html.escape(s.path.name)}"'
         f' style="max-width:100%"></a>'
         for s in sheets
     )

@@ -19,26 +19,14 @@ from framesift.config import Backend, Settings
 from framesift.documents import AnnotationStatus, Box
 from framesift.topology import Collections
 from framesift.warehouse.schemas import ANNOTATION_BOXES_TABLE
-from tests.support.bulk import write_frame_documents
+from tests.support.bulk import write_frame, write_frame_documents
 from tests.support.labels import annotate
-from tests.support.stack import with_dataset
+from tests.support.stack import warehouse_stack, with_dataset
 
 
 @pytest.fixture(params=["embedded", pytest.param("emulated", marks=pytest.mark.emulated)])
 def stack(request, tmp_path, unique) -> tuple[Adapters, Settings]:
-    if request.param == "embedded":
-        settings = Settings(
-            backend=Backend.EMBEDDED, workdir=tmp_path / "work", bigquery_dataset=f"ds_{unique}"
-        )
-    else:
-        state = request.getfixturevalue("devstack")
-        settings = Settings(
-            backend=Backend.GCP,
-            project=state.project,
-            bigquery_dataset=f"ds_{unique}",
-            bigquery_endpoint=state.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
-        )
-    return with_dataset(build_adapters(settings)), settings
+    return warehouse_stack(request, tmp_path / "work", unique)
 
 
 def _video(documents, unique: str) -> str:
@@ -59,32 +47,6 @@ def _video(documents, unique: str) -> str:
         },
     )
     return video_id
-
-
-def _frame(documents, unique: str, index: int, **fields) -> str:
-    frame_id = f"v_{unique}_{index:010d}"
-    documents.merge(
-        "frames",
-        frame_id,
-        {
-            "id": frame_id,
-            "source": "video",
-            "video_doc_id": f"v_{unique}",
-            "collector": f"cam-{unique}",
-            "video_id": "drive",
-            "source_generation": 1,
-            "timestamp_ms": index * 1000,
-            "bucket": "frames",
-            "object_name": f"cam-{unique}/drive/{index * 1000:010d}.jpg",
-            "width": 100,
-            "height": 50,
-            "phash": f"{index:016x}",
-            "dedup_status": "kept",
-            "created_at": datetime.now(UTC),
-            **fields,
-        },
-    )
-    return frame_id
 
 
 def _annotate(documents, frame_id: str, labels: list[str], version: int, status=None) -> None:
@@ -108,12 +70,12 @@ def test_incremental_runs_export_what_changed_once_at_its_newest(stack, unique):
     adapters, settings = stack
     documents = adapters.documents
     _video(documents, unique)
-    frames = [_frame(documents, unique, i) for i in range(3)]
+    frames = [write_frame(documents, unique, i) for i in range(3)]
     _annotate(documents, frames[0], ["car", "person"], version=1)
 
     first = bootstrap.exporter(adapters, settings).run()
     assert first.documents["frames"] >= 3
-    _frame(documents, unique, 1, dedup_status="dropped", dedup_drop_reason="near_duplicate")
+    write_frame(documents, unique, 1, dedup_status="dropped", dedup_drop_reason="near_duplicate")
     _annotate(documents, frames[0], ["car"], version=2)  # one box fewer
     second = bootstrap.exporter(adapters, settings).run()
     bootstrap.exporter(adapters, settings).run()  # nothing new: the overlap re-merges, no change
@@ -142,8 +104,8 @@ def test_incremental_runs_export_what_changed_once_at_its_newest(stack, unique):
 def test_views_count_labels_and_cost(stack, unique):
     adapters, settings = stack
     documents = adapters.documents
-    kept = _frame(documents, unique, 0, labeling_task_id="t0", labeling_status="labeled")
-    _frame(documents, unique, 1, dedup_status="dropped")
+    kept = write_frame(documents, unique, 0, labeling_task_id="t0", labeling_status="labeled")
+    write_frame(documents, unique, 1, dedup_status="dropped")
     _annotate(documents, kept, ["car", "car", "person"], version=1)
     bootstrap.exporter(adapters, settings).run()
 
@@ -169,7 +131,7 @@ def test_views_count_labels_and_cost(stack, unique):
 def test_a_failed_merge_leaves_the_watermark_and_the_next_run_completes(stack, unique):
     adapters, settings = stack
     documents = adapters.documents
-    frames = [_frame(documents, unique, i) for i in range(4)]
+    frames = [write_frame(documents, unique, i) for i in range(4)]
     _annotate(documents, frames[0], ["truck"], version=1)
     failing = _FailingWarehouse(adapters.warehouse, fail_table="annotations")
     broken = Adapters(adapters.blobs, adapters.publisher, documents, failing)
@@ -190,7 +152,7 @@ def test_a_failed_merge_leaves_the_watermark_and_the_next_run_completes(stack, u
 
 def test_a_held_lease_makes_a_concurrent_run_do_nothing(stack, unique):
     adapters, settings = stack
-    _frame(adapters.documents, unique, 0)
+    write_frame(adapters.documents, unique, 0)
     holder = bootstrap.exporter(adapters, settings)
     assert holder.take_lease()
     try:
@@ -204,7 +166,7 @@ def test_a_held_lease_makes_a_concurrent_run_do_nothing(stack, unique):
 def test_deletions_are_rows_marked_deleted(stack, unique):
     adapters, settings = stack
     documents = adapters.documents
-    frames = [_frame(documents, unique, i) for i in range(3)]
+    frames = [write_frame(documents, unique, i) for i in range(3)]
     _annotate(documents, frames[0], ["car"], version=1)
     bootstrap.exporter(adapters, settings).run()
 
@@ -229,7 +191,7 @@ def test_a_skipped_annotations_boxes_are_no_labels(stack, unique):
     so its box rows are marked deleted and no snapshot or view counts them."""
     adapters, settings = stack
     documents = adapters.documents
-    frame = _frame(documents, unique, 0)
+    frame = write_frame(documents, unique, 0)
     _annotate(documents, frame, ["car", "person"], version=1, status=AnnotationStatus.CANCELLED)
     bootstrap.exporter(adapters, settings).run()
 
@@ -253,7 +215,7 @@ def test_one_poisoned_document_is_rejected_with_its_reason_and_the_run_goes_on(s
     NaN and an infinity: rejected with the reason, every other document exported."""
     adapters, settings = stack
     documents = adapters.documents
-    frames = [_frame(documents, unique, i) for i in range(2)]
+    frames = [write_frame(documents, unique, i) for i in range(2)]
     _annotate(documents, frames[0], ["car"], version=1)
     documents.merge(
         "annotations",
@@ -359,7 +321,7 @@ def test_a_crash_between_the_load_job_and_the_merge_on_bigquery(devstack, unique
         bigquery_endpoint=devstack.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
     )
     adapters = with_dataset(build_adapters(settings))
-    frames = [_frame(adapters.documents, unique, i) for i in range(3)]
+    frames = [write_frame(adapters.documents, unique, i) for i in range(3)]
     client = adapters.warehouse._client  # type: ignore[attr-defined]
     query, loads = client.query, []
 

@@ -9,9 +9,11 @@ turns into a failure (to be unmarked) the day the fix lands.
 
 from __future__ import annotations
 
+import html
 import io
 import subprocess
 import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ import pytest
 from PIL import Image, ImageOps
 
 from framesift.embedded import EmbeddedPipeline
+from framesift.events import finalize_message
+from framesift.report import sources, write_report
+from framesift.topology import Topics
 from tests.support import footage as fs
 from tests.support.footage import Footage
 
@@ -454,41 +459,81 @@ def test_an_exif_oriented_photo_is_recorded_as_displayed(photos, embedded_settin
     assert (doc["width"], doc["height"]) == (120, 160)
 
 
-CAPTURE_FIELDS = ("latitude", "longitude", "altitude", "make", "model", "software")
+# The record's capture fields (framesift.capture.CaptureFields) and the generator's names.
+CAPTURE_FIELDS = {
+    "latitude": "latitude",
+    "longitude": "longitude",
+    "altitude": "altitude",
+    "camera_make": "make",
+    "camera_model": "model",
+    "camera_software": "software",
+    "capture_utc_offset": "utc_offset",
+}
 
 
-@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
+def _captured_at(record: dict[str, Any]) -> datetime | None:
+    value = record.get("captured_at")
+    return datetime.fromisoformat(value) if value else None
+
+
 def test_a_videos_capture_time_place_and_camera_are_on_its_record_and_frames(
     system_videos, embedded_settings
 ):
     capture = fs.IPHONE
     video, frames = _sample(embedded_settings, system_videos["iphone-metadata"])
 
-    assert video["captured_at"] == capture.captured_at.isoformat()  # type: ignore[union-attr]
-    assert [video[k] for k in CAPTURE_FIELDS] == [getattr(capture, k) for k in CAPTURE_FIELDS]
+    assert _captured_at(video) == capture.captured_at
+    assert {k: video[k] for k in CAPTURE_FIELDS} == {
+        k: getattr(capture, name) for k, name in CAPTURE_FIELDS.items()
+    }
+    assert video["metadata_notes"] == []
+    assert capture.captured_at and len(frames) == 2
     for doc, _ in frames:
-        assert doc["latitude"] == capture.latitude
+        # Each frame at its own time: the video's creation time plus the frame's timestamp.
+        at = capture.captured_at + timedelta(milliseconds=doc["timestamp_ms"])
+        assert _captured_at(doc) == at
+        assert {k: doc[k] for k in CAPTURE_FIELDS} == {k: video[k] for k in CAPTURE_FIELDS}
 
 
-@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
+def test_an_android_videos_iso6709_location_is_read(system_videos, embedded_settings):
+    capture = fs.ANDROID
+    video, _ = _sample(embedded_settings, system_videos["android-metadata"])
+
+    assert _captured_at(video) == capture.captured_at
+    assert (video["latitude"], video["longitude"], video["altitude"]) == (48.8584, 2.2945, None)
+    assert video["capture_utc_offset"] is None  # creation_time is UTC, no local offset given
+
+
 def test_a_photos_capture_time_place_and_camera_are_on_its_record(photos, embedded_settings):
     capture = fs.PHOTO_CAPTURE
     doc = _photo_record(embedded_settings, photos["exif-6"])
 
-    assert doc["captured_at"] == capture.captured_at.isoformat()  # type: ignore[union-attr]
+    assert _captured_at(doc) == capture.captured_at
     assert [doc[k] for k in CAPTURE_FIELDS] == pytest.approx(
-        [getattr(capture, k) for k in CAPTURE_FIELDS]
+        [getattr(capture, name) for name in CAPTURE_FIELDS.values()]
     )
 
 
-@pytest.mark.xfail(strict=True, reason="#30: capture metadata never reaches the records")
 def test_bad_capture_metadata_is_dropped_field_by_field(system_videos, embedded_settings):
     video, frames = _sample(embedded_settings, system_videos["bad-metadata"])
 
     assert video["status"] == "sampled" and frames
-    assert video["software"] == "17.4.1"
-    assert all(video.get(k) is None for k in system_videos["bad-metadata"].expected.bad_fields)
-    assert video["metadata_notes"]
+    assert video["camera_software"] == "17.4.1"
+    dropped = {"make": "camera_make", "model": "camera_model"}
+    bad = [dropped.get(k, k) for k in system_videos["bad-metadata"].expected.bad_fields]
+    assert {k: video.get(k) for k in bad} == dict.fromkeys(bad)
+    notes = video["metadata_notes"]
+    assert len(notes) == 5 and all(len(note) < 200 for note in notes)  # no 1 MB note
+    assert any("latitude 200.0 out of range" in note for note in notes)
+    assert all(doc["metadata_notes"] == notes for doc, _ in frames)
+
+
+def test_a_truncated_exif_block_keeps_the_whole_fields_and_says_so(photos, embedded_settings):
+    doc = _photo_record(embedded_settings, photos["exif-truncated"])
+
+    assert (doc["camera_make"], doc["camera_model"]) == ("Canon", "Canon EOS R6")
+    assert all(doc[k] is None for k in ("captured_at", "latitude", "camera_software"))
+    assert doc["metadata_notes"] == ["EXIF incomplete: Truncated File Read"]
 
 
 @pytest.mark.xfail(
@@ -521,3 +566,72 @@ def test_audio_only_fails_with_a_clear_reason(system_videos, sampler_settings):
 
     assert (video["status"], frames) == ("failed", [])
     assert video["error"].startswith("no video stream")
+
+
+def test_the_report_shows_each_sources_capture_time_place_and_camera(
+    system_videos, photos, embedded_settings, tmp_path
+):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    pipeline.run([system_videos["iphone-metadata"].path], collector="phone")
+    pipeline.run([photos["exif-6"].path], collector="shop")
+    documents = pipeline.adapters.documents
+    ids = sources(documents, None)
+
+    sheets = write_report(documents, pipeline.blobs, ids, tmp_path / "report")
+
+    assert [sheet.captured for sheet in sheets] == [
+        "2024-05-04 14:03:22 +02:00; 48.85840, 2.29450, 35 m; Apple iPhone 15 Pro (17.4.1)",
+        "2024-05-04 14:03:22 +02:00; 48.85837, 2.29448, 35 m; Canon Canon EOS R6 "
+        "(Firmware Version 1.8.1)",
+    ]
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert all(f"captured {html.escape(sheet.captured)}" in page for sheet in sheets)
+
+
+def test_a_drone_videos_frames_are_placed_on_its_srt_track(
+    system_videos, embedded_settings, tmp_path
+):
+    """A DJI video with its .SRT beside it: each frame at the track's position at its time
+    (interpolated: cues every 0.3 s, frames at whole seconds), the video at its container's."""
+    drone = tmp_path / "DJI_0001.mov"
+    drone.write_bytes(system_videos["iphone-metadata"].path.read_bytes())
+    fs.dji_srt(drone.with_suffix(".SRT"))
+    pipeline = EmbeddedPipeline(embedded_settings)
+    summary = pipeline.run([drone], collector="drone")
+    video = pipeline.adapters.documents.get("videos", summary.sources[0])
+    assert video is not None
+    frames = pipeline.adapters.documents.where("frames", "video_doc_id", video["id"])
+
+    assert (video["latitude"], video["longitude"]) == (fs.IPHONE.latitude, fs.IPHONE.longitude)
+    assert len(frames) == 2
+    for doc in frames:
+        # The first cue has no fix: the frame at 0 takes the first fixed cue's, 0.3 s later.
+        want = fs.drone_position(max(doc["timestamp_ms"], fs.DRONE_CUE_MS))
+        assert (doc["latitude"], doc["longitude"]) == pytest.approx(want, abs=1e-9)
+        assert doc["altitude"] == pytest.approx(fs.DRONE_START[2])
+    # The sidecar's own notification (GCS sends one) is passed over, not recorded as ignored.
+    sidecar = str(Path(video["object_name"]).with_suffix(".SRT"))
+    info = pipeline.blobs.stat(embedded_settings.raw_bucket, sidecar)
+    pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
+    pipeline.publisher.drain()
+    assert pipeline.adapters.documents.where("ignored_uploads", "object_name", sidecar) == []
+
+
+def test_a_second_delivery_leaves_the_capture_fields_as_they_were(
+    system_videos, photos, embedded_settings
+):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    documents = pipeline.adapters.documents
+
+    def captured(collector: str) -> list[dict[str, Any]]:
+        fields = ("id", "captured_at", "latitude", "camera_model", "metadata_notes")
+        docs = sorted(documents.where("frames", "collector", collector), key=lambda d: d["id"])
+        return [{k: doc[k] for k in fields} for doc in docs]
+
+    for case, collector in ((system_videos["bad-metadata"], "phone"), (photos["exif-6"], "shop")):
+        info = pipeline.upload(case.path, collector)
+        pipeline.publisher.drain()
+        first = captured(collector)
+        pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
+        pipeline.publisher.drain()
+        assert first and captured(collector) == first

@@ -744,3 +744,43 @@ def make_photos(folder: Path) -> dict[str, Footage]:
     photos = {f"exif-{o}": exif_photo(folder, o) for o in ORIENTATION_TRANSPOSE}
     photos["exif-truncated"] = truncated_exif_photo(folder)
     return photos
+
+
+# ------------------------------------------------------------------------ drone telemetry
+
+DRONE_START = (48.8584, 2.2945, 85.3)  # latitude, longitude, metres above sea level
+DRONE_DEGREES_PER_S = (0.0009, -0.0004)  # north-west at about 100 m/s (a fast test flight)
+DRONE_CUE_MS = 300  # a cue every 0.3 s, so frames at whole seconds fall between cues
+
+
+def drone_position(time_ms: float) -> tuple[float, float]:
+    """Where the generated flight is at ``time_ms`` (it flies a straight line)."""
+    seconds = time_ms / 1000
+    return (
+        DRONE_START[0] + DRONE_DEGREES_PER_S[0] * seconds,
+        DRONE_START[1] + DRONE_DEGREES_PER_S[1] * seconds,
+    )
+
+
+def _srt_time(ms: int) -> str:
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+def dji_srt(path: Path, seconds: float = SECONDS, longitude_key: str = "longitude") -> Path:
+    """A DJI drone's telemetry sidecar for a video of ``seconds``: one SubRip cue every
+    ``DRONE_CUE_MS``, each with the frame count, the local time and the bracketed telemetry as
+    a Mavic 3 writes it (``longitude_key``: some models write ``longtitude``). The first cue is
+    before the GPS fix (0, 0), as a drone's first frames often are."""
+    cues = []
+    for index, start in enumerate(range(0, int(seconds * 1000) + 1, DRONE_CUE_MS)):
+        latitude, longitude = drone_position(start) if index else (0.0, 0.0)
+        cues.append(
+            f"{index + 1}\n{_srt_time(start)} --> {_srt_time(start + DRONE_CUE_MS)}\n"
+            f'<font size="28">FrameCnt: {index + 1}, DiffTime: {DRONE_CUE_MS}ms\n'
+            f"2024-05-04 14:03:{22 + start // 1000:02d}.{start % 1000:03d}\n"
+            f"[iso: 100] [shutter: 1/1000.0] [fnum: 1.7] [ev: 0] [focal_len: 24.00] "
+            f"[latitude: {latitude:.6f}] [{longitude_key}: {longitude:.6f}] "
+            f"[rel_alt: 50.300 abs_alt: {DRONE_START[2]:.3f}] [ct: 5500] </font>\n"
+        )
+    path.write_text("\n".join(cues))
+    return path

@@ -14,7 +14,8 @@ import requests
 from google.cloud import pubsub_v1, storage
 
 from framesift.adapters.gcp.bigquery import BigQueryWarehouse
-from framesift.bootstrap import Adapters
+from framesift.bootstrap import Adapters, build_adapters
+from framesift.config import Backend, Settings
 from framesift.events import PubSubMessage, push_body
 from framesift.topology import subscription_name
 from framesift_dev.devstack import StackState, environ
@@ -94,6 +95,25 @@ def push_to_function(
     return requests.post(
         f"http://127.0.0.1:{port}/projects/{state.project}/topics/{topic}", json=body, timeout=120
     )
+
+
+def warehouse_stack(request: Any, workdir: Path, unique: str) -> tuple[Adapters, Settings]:
+    """The adapters and settings of a stack whose dataset is this test's: embedded (SQLite ->
+    DuckDB in ``workdir``), or for ``request.param == "emulated"`` the Firestore emulator ->
+    the BigQuery emulator of the session's dev stack."""
+    if request.param == "embedded":
+        settings = Settings(
+            backend=Backend.EMBEDDED, workdir=workdir, bigquery_dataset=f"ds_{unique}"
+        )
+    else:
+        state = request.getfixturevalue("devstack")
+        settings = Settings(
+            backend=Backend.GCP,
+            project=state.project,
+            bigquery_dataset=f"ds_{unique}",
+            bigquery_endpoint=state.env["FRAMESIFT_BIGQUERY_ENDPOINT"],
+        )
+    return with_dataset(build_adapters(settings)), settings
 
 
 def with_dataset(adapters: Adapters) -> Adapters:

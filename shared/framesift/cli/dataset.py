@@ -38,10 +38,17 @@ def report(
     settings = settings_from(**embedded)
     adapters = build_adapters(settings)
     sheets, agreement = write_report(adapters, settings.labeling_price_per_task, out, collector)
-    table = Table("source", "id", "frames", "kept", "sheet")
+    # The capture column only when a source says when or where it was taken (it is wide).
+    captured = any(sheet.captured for sheet in sheets)
+    table = Table("source", "id", "frames", "kept", *(["captured"] if captured else []), "sheet")
     for sheet in sheets:
         table.add_row(
-            sheet.source, sheet.video_doc_id, str(sheet.frames), str(sheet.kept), str(sheet.path)
+            sheet.source,
+            sheet.video_doc_id,
+            str(sheet.frames),
+            str(sheet.kept),
+            *([sheet.captured] if captured else []),
+            str(sheet.path),
         )
     console.print(table)
     if agreement:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -22,6 +22,9 @@ class VideoProbe:
     height: int
     codec: str
     start_time_s: float
+    # The container's and the video stream's metadata (framesift.capture reads them).
+    format_tags: dict[str, str] = field(default_factory=dict)
+    stream_tags: dict[str, str] = field(default_factory=dict)
 
 
 def _fraction(value: str | None) -> float | None:
@@ -58,4 +61,6 @@ def probe(url: str, tools: Ffmpeg = SYSTEM) -> VideoProbe:
         height=int(stream.get("height", 0)),
         codec=str(stream.get("codec_name", "unknown")),
         start_time_s=float(fmt.get("start_time") or stream.get("start_time") or 0.0),
+        format_tags=dict(fmt.get("tags") or {}),
+        stream_tags=dict(stream.get("tags") or {}),
     )

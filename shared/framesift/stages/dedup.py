@@ -46,6 +46,7 @@ from framesift.bookkeeping import (
     PhashBucket,
     PhashOwner,
 )
+from framesift.capture import photo_capture
 from framesift.config import DedupScope
 from framesift.documents import (
     DedupDecision,
@@ -177,6 +178,7 @@ class Dedup:
                 "layout": stats.layout,
                 "sharpness": stats.sharpness,
                 "brightness": stats.brightness,
+                **photo_capture(data).model_dump(),
             }
         )
         self._documents.create(Collections.FRAMES, image_id, frame.stored())

@@ -15,6 +15,7 @@ from framesift.messages import FrameBatch, SampledFrame, SegmentTask
 from framesift.naming import frame_object_name
 from framesift.ports import BlobStore, DocumentStore, Publisher
 from framesift.topology import Collections, Topics
+from framesift.track import Track
 
 
 class FrameOutput:
@@ -32,8 +33,14 @@ class FrameOutput:
         self._frames_bucket = frames_bucket
         self._frames_per_message = frames_per_message
 
-    def store(self, task: SegmentTask, image: SampledImage) -> SampledFrame:
-        """The image's JPEG and frame record, written; the frame as dedup receives it."""
+    def store(
+        self, task: SegmentTask, image: SampledImage, track: Track | None = None
+    ) -> SampledFrame:
+        """The image's JPEG and frame record, written; the frame as dedup receives it (placed
+        on the video's ``track`` where it has one)."""
+        capture = task.capture.at(image.timestamp_ms)
+        if track is not None:
+            capture = track.placed(capture, image.timestamp_ms)
         object_name = frame_object_name(task.collector, task.video_doc_id, image.timestamp_ms)
         sha256 = hashlib.sha256(image.jpeg).hexdigest()
         self._blobs.put(
@@ -66,6 +73,7 @@ class FrameOutput:
             layout=image.stats.layout,
             sharpness=image.stats.sharpness,
             brightness=image.stats.brightness,
+            **capture.model_dump(),
         )
         self._documents.merge(Collections.FRAMES, frame.id, frame.stored())
         return SampledFrame.model_validate({**frame.model_dump(), "frame_id": frame.id})

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import PurePosixPath
 
 from framesift import media
+from framesift.capture import video_capture
 from framesift.documents import (
     SegmentRecord,
     SegmentStatus,
@@ -26,7 +28,7 @@ from framesift.documents import (
     VideoStatus,
     create_or_get,
 )
-from framesift.errors import BadEvent, ObjectGone, SamplingFailed, UnreadableVideo
+from framesift.errors import BadEvent, NotFound, ObjectGone, SamplingFailed, UnreadableVideo
 from framesift.events import OBJECT_FINALIZE, GcsNotification, GcsObject, PubSubMessage
 from framesift.logs import bind_context, get_logger
 from framesift.messages import SEGMENT_MESSAGE, SampledFrame, SegmentTask
@@ -37,6 +39,7 @@ from framesift.stages.frame_output import FrameOutput
 from framesift.stages.segment_plan import segment_record, segment_tasks, too_large
 from framesift.stages.uploads import record_ignored
 from framesift.topology import SAMPLER, Collections, Topics
+from framesift.track import MAX_SIDECAR_BYTES, Track, is_sidecar, parse_dji_srt, sidecar_names
 
 log = get_logger(__name__)
 
@@ -125,6 +128,8 @@ class Sampler:
             return self._ignore(obj, f"bucket {obj.bucket!r} is not the raw bucket")
         if is_photo(obj.name, self._config.images_prefix):
             return self._ignore(obj, "under the images prefix: dedup takes it")
+        if is_sidecar(obj.name):
+            return self._ignore(obj, "a telemetry sidecar: read with its video")
         parsed = parse_upload_name(obj.name, self._config.raw_prefix, VIDEO_EXTENSIONS, "a video")
         if isinstance(parsed, str):
             record_ignored(self._documents, obj, parsed, SAMPLER.name)
@@ -212,6 +217,11 @@ class Sampler:
             return self._fail_video(video.id, reason)
         segments = media.plan_segments(probe, policy, self._config.segment_seconds)
         decode = policy.decode_mode(probe.fps, self._config.reference_decode_min_frames)
+        capture = video_capture(probe.format_tags, probe.stream_tags)
+        if capture.metadata_notes:
+            log.warning(
+                "capture metadata dropped", extra={"fields": {"notes": capture.metadata_notes}}
+            )
         documents.merge(
             Collections.VIDEOS,
             video.id,
@@ -224,9 +234,10 @@ class Sampler:
                 policy=policy.model_dump(),
                 decode_mode=decode.value,
                 segments_total=len(segments),
+                **capture.model_dump(),
             ),
         )
-        tasks = segment_tasks(obj, name, video.id, policy, probe, segments, decode)
+        tasks = segment_tasks(obj, name, video.id, policy, probe, segments, decode, capture)
         if len(tasks) == 1 and early.decode is decode:
             return self.sample_segment(tasks[0], early)
         early.cancel()  # guessed wrong: not one segment, or another decode mode
@@ -260,6 +271,7 @@ class Sampler:
 
         frames: list[SampledFrame] = []
         error: str | None = None
+        track = self._track(task)
         try:
             if started is None:
                 started = media.Sampling(
@@ -273,7 +285,7 @@ class Sampler:
                     task.decode,
                 )
             for image in started.images(task.start_time_s):
-                frames.append(self._frames.store(task, image))
+                frames.append(self._frames.store(task, image, track))
         except SamplingFailed as exc:
             error = str(exc)  # frames decoded before a mid-file corruption are kept
         except ObjectGone as exc:
@@ -293,6 +305,18 @@ class Sampler:
         else:
             log.info("segment sampled", extra={"fields": {"frames": len(frames)}})
         return self._finish_video_if_complete(task)
+
+    def _track(self, task: SegmentTask) -> Track | None:
+        """The video's telemetry sidecar beside it, if it has one (framesift.track)."""
+        for name in sidecar_names(task.object_name):
+            try:
+                if self._blobs.stat(task.bucket, name).size > MAX_SIDECAR_BYTES:
+                    log.warning("sidecar over %d bytes ignored: %s", MAX_SIDECAR_BYTES, name)
+                    return None
+                return parse_dji_srt(PurePosixPath(name).name, self._blobs.get(task.bucket, name))
+            except NotFound:
+                continue
+        return None
 
     def give_up(self, message: PubSubMessage, reason: str) -> None:
         """Mark the video or segment of a dead-lettered message ``failed`` with the reason, so

@@ -3,6 +3,7 @@ segments it is sampled in, each a task (the message one invocation samples) and 
 
 from __future__ import annotations
 
+from framesift.capture import CaptureFields
 from framesift.documents import SegmentRecord, SegmentStatus
 from framesift.events import GcsObject
 from framesift.media import VideoProbe
@@ -29,6 +30,7 @@ def segment_tasks(
     probe: VideoProbe,
     segments: list[Segment],
     decode: DecodeMode,
+    capture: CaptureFields,
 ) -> list[SegmentTask]:
     """One task per segment of the video ``obj`` is."""
     return [
@@ -47,6 +49,7 @@ def segment_tasks(
             width=probe.width,
             height=probe.height,
             decode=decode,
+            capture=capture,
         )
         for index, segment in enumerate(segments)
     ]

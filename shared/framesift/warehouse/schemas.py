@@ -14,6 +14,28 @@ _TIMESTAMPS = (
     Column("deleted", "BOOL", description="gone from the document store, or a deletion"),
 )
 
+# framesift.capture.CaptureFields, on a video's row and each frame's (added after the first
+# release's columns: BigQuery adds columns at the end of a table in place).
+_CAPTURE = (
+    Column(
+        "captured_at",
+        "TIMESTAMP",
+        description="when it was taken (UTC); a video frame: the video's time plus timestamp_ms",
+    ),
+    Column("capture_utc_offset", "STRING", description="the camera's UTC offset, e.g. +02:00"),
+    Column("latitude", "FLOAT64", description="where it was taken, WGS 84 degrees"),
+    Column("longitude", "FLOAT64", description="WGS 84 degrees"),
+    Column("altitude", "FLOAT64", description="metres above sea level"),
+    Column("camera_make", "STRING"),
+    Column("camera_model", "STRING"),
+    Column("camera_software", "STRING", description="the camera's firmware or OS version"),
+    Column(
+        "metadata_notes",
+        "STRING",
+        description="capture metadata dropped as bad, and why: a JSON array",
+    ),
+)
+
 VIDEOS_TABLE = TableSchema(
     name="videos",
     columns=(
@@ -35,6 +57,7 @@ VIDEOS_TABLE = TableSchema(
         Column("frames_sampled", "INT64"),
         Column("error", "STRING"),
         *_TIMESTAMPS,
+        *_CAPTURE,
     ),
     partition_by="created_at",
     cluster_by=("collector",),
@@ -83,6 +106,7 @@ FRAMES_TABLE = TableSchema(
         Column("model_uncertainty", "FLOAT64", description="how unsure the model is, 0..1"),
         Column("model_boxes", "INT64", description="the pre-label's boxes"),
         *_TIMESTAMPS,
+        *_CAPTURE,
     ),
     partition_by="created_at",
     cluster_by=("collector", "video_doc_id"),

@@ -5,7 +5,9 @@ filled here (:class:`string.Template`, so SQL's braces need no escaping). Lines 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from datetime import date
 from importlib.resources import files
 from string import Template
 
@@ -58,3 +60,23 @@ def views(price_per_task: float) -> dict[str, str]:
     made |= {name: _quality(group) for name, group in QUALITY_GROUPS.items()}
     made |= {name: _template(name).substitute(values) for name in _AFTER_QUALITY}
     return made
+
+
+def _float(value: float) -> str:
+    """A float literal in both dialects, at full precision (a plain 48.8584 is a DuckDB
+    DECIMAL)."""
+    return f"{value:.17e}"
+
+
+def frames_near(latitude: float, longitude: float, day: date, radius_km: float = 1.0) -> str:
+    """SQL for the frames captured within ``radius_km`` of a point on a UTC ``day``, nearest
+    first (``sql/frames_near.sql``; ``{dataset}`` stays for the warehouse adapter)."""
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180 and radius_km > 0):
+        raise ValueError(f"no such place or radius: {latitude}, {longitude}, {radius_km} km")
+    return _template("frames_near").substitute(
+        latitude=_float(latitude),
+        longitude=_float(longitude),
+        radians=_float(math.pi / 180),
+        radius_km=_float(radius_km),
+        day=day.strftime("%Y-%m-%d"),  # a date (or datetime) object: no quote can get in
+    )
