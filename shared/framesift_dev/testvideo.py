@@ -17,9 +17,15 @@ def generate_test_video(
     size: str = "320x240",
     gop: int = 50,
     faststart: bool = True,
+    hue: float = 0.0,
 ) -> None:
-    """Write an H.264 test video from ffmpeg's lavfi sources (a moving pattern with a timer)."""
+    """Write an H.264 test video from ffmpeg's lavfi sources (a moving pattern with a timer).
+    With ``hue`` (degrees), the same pattern in other colours: other bytes, the same pHashes
+    (luma), for tests that upload one scene more than once and must not meet dedup's
+    dataset-wide exact duplicates."""
     stream = ffmpeg.input(f"testsrc2=size={size}:rate={fps}:duration={seconds}", f="lavfi")
+    if hue:
+        stream = stream.filter("hue", h=hue)
     output_args: dict[str, Any] = {
         "vcodec": "libx264",
         "pix_fmt": "yuv420p",

@@ -22,7 +22,8 @@ from tests.support.media import lavfi_video
 from tests.support.payloads import scale_completes
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.emulated
+# The permission check reads the API calls the first test made: one worker runs both, in order.
+pytestmark = [pytest.mark.emulated, pytest.mark.xdist_group("pipeline")]
 
 
 def test_upload_to_bigquery(devstack, scale, unique, tmp_path):

@@ -17,6 +17,7 @@ import base64
 import functools
 import random
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,14 +63,12 @@ class FaultStack:
     pubsub_link: CuttableLink
     gcs: storage.Client
     db: firestore.Client
-    video: Path
+    folder: Path
 
 
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     folder = tmp_path_factory.mktemp("faults")
-    video = folder / "drive.mp4"
-    generate_test_video(str(video), seconds=60, fps="25")
     with FakeScale() as scale:
         manager = DevStack(
             state_dir=folder / "devstack",
@@ -98,7 +97,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
                     pubsub_link,
                     storage.Client(project=state.project, credentials=AnonymousCredentials()),
                     firestore.Client(project=state.project),
-                    video,
+                    folder,
                 )
         finally:
             firestore_link.close()
@@ -107,9 +106,13 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
 
 
 def _upload(stack: FaultStack, collector: str) -> tuple[storage.Blob, str]:
+    """A 60 s drive of its own colours under ``collector``: dedup drops frames whose bytes are
+    anywhere in the dataset already, and each test needs frames of its own kept."""
+    video = stack.folder / f"{collector}.mp4"
+    generate_test_video(str(video), seconds=60, fps="25", hue=zlib.crc32(collector.encode()) % 360)
     blob = stack.gcs.bucket(RAW_BUCKET).blob(f"{collector}/drive.mp4")
     blob.metadata = {"framesift-every-seconds": str(EVERY_SECONDS)}
-    blob.upload_from_filename(str(stack.video), content_type="video/mp4")
+    blob.upload_from_filename(str(video), content_type="video/mp4")
     return blob, VideoRecord.make_id(RAW_BUCKET, blob.name, int(blob.generation))
 
 

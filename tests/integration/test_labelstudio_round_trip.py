@@ -21,14 +21,12 @@ import zipfile
 import pytest
 
 from framesift import bootstrap
-from framesift.bootstrap import build_adapters
 from framesift.config import section
-from framesift.embedded import EmbeddedPipeline
 from framesift.ingest import reconcile
 from framesift.serve import LocalServer
 from framesift.snapshot import Layout, write_snapshot
 from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
-from tests.support.labels import labelstudio_settings, ls_box
+from tests.support.labels import ls_box, start_served_pipeline
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.labelstudio
@@ -57,19 +55,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _start(media, settings, labelstudio, project: str, **extra):
-    """The embedded pipeline run with Label Studio as its vendor, behind a local server."""
-    settings = labelstudio_settings(settings, labelstudio, project, **extra)
-    server = LocalServer(settings, build_adapters(settings), "127.0.0.1", 0).start()
-    served = server.settings_for(settings)
-    pipeline = EmbeddedPipeline(served)
-    pipeline.run([media["three_shots"], media["clip_5s_25fps"]], "cam")
-    return served, pipeline, server
-
-
 @pytest.fixture
 def session(media, embedded_settings, labelstudio, unique):
-    served, pipeline, server = _start(media, embedded_settings, labelstudio, f"round-trip-{unique}")
+    served, pipeline, server = start_served_pipeline(
+        media, embedded_settings, labelstudio, f"round-trip-{unique}"
+    )
     servers = [server]
     yield served, pipeline, servers
     servers[-1].stop()
@@ -236,7 +226,7 @@ def test_every_shape_round_trips_through_label_studio(
     import numpy as np
     from label_studio_sdk.converter.brush import mask2rle
 
-    settings, pipeline, server = _start(
+    settings, pipeline, server = start_served_pipeline(
         media,
         embedded_settings,
         labelstudio,

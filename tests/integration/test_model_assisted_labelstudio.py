@@ -14,8 +14,8 @@ import pytest
 from framesift.config import section
 from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
 from framesift_dev.onnxmodels import fixed_yolo
-from tests.integration.test_labelstudio_round_trip import _box, _start
 from tests.integration.test_model_assisted import CAR, HEAD, exported_quality, report
+from tests.support.labels import ls_box, start_served_pipeline
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.labelstudio
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.labelstudio
 @pytest.fixture
 def session(media, embedded_settings, labelstudio, unique, tmp_path: Path):
     model = fixed_yolo(tmp_path / "detector.onnx", HEAD, ["car", "person"])
-    served, pipeline, server = _start(
+    served, pipeline, server = start_served_pipeline(
         media, embedded_settings, labelstudio, f"model-{unique}", model_uri=str(model)
     )
     yield served, pipeline
@@ -65,7 +65,7 @@ def test_predictions_in_label_studio_and_the_models_agreement_with_its_annotator
         vendor.client.annotations.create(id=a.id, result=accepted, ground_truth=False),
         # The car is elsewhere, and there is no person.
         vendor.client.annotations.create(
-            id=b.id, result=[_box("car", 80, 80, 10, 10, b)], ground_truth=False
+            id=b.id, result=[ls_box("car", 80, 80, 10, 10, b)], ground_truth=False
         ),
         vendor.client.annotations.create(id=c.id, result=[], ground_truth=False),  # nothing
     ]

@@ -80,3 +80,19 @@ def labelstudio_settings(settings: Settings, labelstudio, project: str, **extra)
             **extra,
         }
     )
+
+
+def start_served_pipeline(media, settings, labelstudio, project: str, **extra):
+    """The embedded pipeline run on two of the suite's videos with Label Studio as its vendor,
+    behind a local server (frames and webhook), as ``framesift run --vendor labelstudio`` does.
+    Returns the served settings, the pipeline and the server (the caller stops it)."""
+    from framesift.bootstrap import build_adapters
+    from framesift.embedded import EmbeddedPipeline
+    from framesift.serve import LocalServer
+
+    settings = labelstudio_settings(settings, labelstudio, project, **extra)
+    server = LocalServer(settings, build_adapters(settings), "127.0.0.1", 0).start()
+    served = server.settings_for(settings)
+    pipeline = EmbeddedPipeline(served)
+    pipeline.run([media["three_shots"], media["clip_5s_25fps"]], "cam")
+    return served, pipeline, server
