@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from framesift import parts
 from framesift.agreement import match
 from framesift.config import Settings, Vendor
 from framesift.documents import (
@@ -52,6 +53,7 @@ from framesift.documents import (
 )
 from framesift.errors import InvalidAnnotation, NotYetSent, ReadMore, UnknownFrame
 from framesift.geometry import Shape, corners, polygon_area
+from framesift.parts import split
 from framesift.ports import DocKey, DocumentStore
 from framesift.topology import Collections
 
@@ -139,13 +141,14 @@ def store(documents: DocumentStore, record: AnnotationRecord, rules: LabelRules)
             if prediction_key not in docs:
                 raise ReadMore([prediction_key])
             _add_matches(data, docs[prediction_key], stored)
-        writes: dict[DocKey, dict] = {key: data}
+        # Too large for one document: in parts, written first (framesift.parts).
+        writes = split(key, data, AnnotationRecord.LISTS, stored)
         frame_fields = _frame_fields(frame, data, record.received_at) if frame is not None else {}
         if frame_fields:
             writes[frame_key] = frame_fields
         return writes, True
 
-    return documents.transact(keys, change)
+    return parts.transact(documents, keys, change)
 
 
 def _check_sent(record: AnnotationRecord, frame: dict[str, Any] | None) -> None:

@@ -8,6 +8,7 @@ created through Label Studio's API, as an annotator's would be -> Label Studio's
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
 import random
 from collections import Counter
@@ -18,22 +19,28 @@ from google.cloud import firestore
 from pydantic import SecretStr
 
 from framesift import bootstrap
+from framesift.adapters.gcp.firestore import FirestoreDocumentStore
 from framesift.bootstrap import build_adapters
 from framesift.config import Backend, ImageUrlMode, Settings, Vendor, section
+from framesift.documents import AnnotationRecord
 from framesift.ingest import reconcile
+from framesift.parts import joined
 from framesift.topology import WEBHOOK
 from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
-from tests.support.payloads import kept_frames, scale_callback, sent_frame
+from tests.support.payloads import kept_frames, scale_callback, scale_callback_at, sent_frame
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.emulated
 
 
-def _post_scale(devstack, function: str, body: dict) -> requests.Response:
+def _post_scale(devstack, function: str, body: dict | bytes) -> requests.Response:
     return requests.post(
         f"http://127.0.0.1:{devstack.port(f'function-{function}')}/scale",
-        json=body,
-        headers={"scale-callback-auth": devstack.env["FRAMESIFT_SCALE_CALLBACK_AUTH_KEY"]},
+        data=body if isinstance(body, bytes) else json.dumps(body).encode(),
+        headers={
+            "scale-callback-auth": devstack.env["FRAMESIFT_SCALE_CALLBACK_AUTH_KEY"],
+            "Content-Type": "application/json",
+        },
         timeout=180,
     )
 
@@ -83,6 +90,52 @@ def test_firestore_down_is_a_503_and_the_retry_loses_nothing(
     assert retried.status_code == 200
     db = firestore.Client(project=devstack.project)
     assert db.collection("annotations").document(f"scale~t-down-{unique}").get().exists
+
+
+def test_a_callback_at_the_body_limit_is_stored_in_parts_on_the_emulator(devstack, unique):
+    """~17,000 boxes, 2 MiB of JSON, ~3.3 MB stored: the emulator refuses a document over
+    1 MiB ("maximum entity size is 1048576 bytes") as Firestore does; stored in parts, read
+    back whole."""
+    task_id = f"t-large-{unique}"
+    task = _frame_body(devstack, task_id)["task"]
+    body, count = scale_callback_at(
+        Settings().webhook_max_bytes,
+        320,
+        240,
+        task_id=task_id,
+        metadata=task["metadata"],
+        unique_id=task["unique_id"],
+    )
+
+    first = _post_scale(devstack, "webhook", body)
+    again = _post_scale(devstack, "webhook", body)
+
+    assert (first.status_code, first.json()) == (200, {"stored": 1, "unchanged": 0}), first.text
+    assert (again.status_code, again.json()) == (200, {"stored": 0, "unchanged": 1})
+    documents = FirestoreDocumentStore(devstack.project)
+    head = documents.get("annotations", f"scale~{task_id}")
+    assert head is not None and len(head["parts"]) >= 3
+    whole = joined(documents, "annotations", head, AnnotationRecord.LISTS)
+    assert len(whole["boxes"]) == count
+    assert whole["boxes"][-1]["left"] == json.loads(body)["response"]["annotations"][-1]["left"]
+
+
+def test_a_field_name_firestore_reserves_is_422_and_kept_to_replay(devstack, unique):
+    task_id = f"t-reserved-{unique}"
+    body = _frame_body(devstack, task_id)
+    body["response"]["annotations"][0]["attributes"] = {"__name__": "x"}
+
+    refused = _post_scale(devstack, "webhook", body)
+
+    assert refused.status_code == 422, refused.text
+    assert "reserved" in refused.json()["error"]
+    db = firestore.Client(project=devstack.project)
+    assert not db.collection("annotations").document(f"scale~{task_id}").get().exists
+    raw = json.dumps(body).encode()  # as _post_scale sends it
+    kept = db.collection("rejected_callbacks").document(f"scale~{hashlib.sha256(raw).hexdigest()}")
+    record = kept.get().to_dict()
+    assert record["http_status"] == 422 and record["vendor"] == "scale"
+    assert b"".join(record["body"]) == raw
 
 
 def _labelstudio_settings(devstack, labelstudio, project: str, webhook: bool) -> Settings:

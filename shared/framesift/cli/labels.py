@@ -38,6 +38,25 @@ def reconcile() -> None:
     _print_ingest(result, "at the vendor")
 
 
+def replay_callbacks() -> None:
+    """Store the callbacks the webhook kept as rejected (rejected_callbacks: refused by the
+    store, 413 or 422), after fixing what their reason says; each stored one is marked replayed,
+    each still refused keeps its record with the new reason (exit status 1)."""
+    from framesift.annotations import LabelRules
+    from framesift.bootstrap import build_adapters
+    from framesift.rejected_callbacks import replay
+
+    settings = settings_from()
+    result = replay(build_adapters(settings).documents, LabelRules.of(settings))
+    console.print(
+        f"{len(result.stored)} rejected callbacks stored, {len(result.refused)} still refused"
+    )
+    for record_id, reason in result.refused.items():
+        errors.print(f"refused: {record_id}: {reason}")
+    if result.refused:
+        raise typer.Exit(1)
+
+
 def _print_ingest(result: IngestResult, where: str) -> None:
     console.print(
         f"{result.annotations} annotations {where}, {result.stored} stored or updated, "

@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from framesift.documents import LIVE_STATUSES, AnnotationStatus
+from framesift.documents import LIVE_STATUSES, AnnotationRecord, AnnotationStatus
 from framesift.events import PubSubMessage
 from framesift.logs import get_logger
 from framesift.messages import ExportRequest
+from framesift.parts import joined
 from framesift.ports import DocKey, DocumentStore, TableSchema, Warehouse
 from framesift.topology import Collections
 from framesift.warehouse.schemas import (
@@ -69,6 +70,8 @@ class Source:
 
     collection: str
     rows: Callable[[dict[str, Any]], Iterable[tuple[TableSchema, Row]]]
+    # The whole document from what the collection holds (an annotation stored in parts).
+    whole: Callable[[DocumentStore, dict[str, Any]], dict[str, Any]] = lambda _, doc: doc
 
 
 @dataclass
@@ -116,6 +119,10 @@ def row_of(schema: TableSchema, doc: Mapping[str, Any], **extra: Any) -> Row:
 
 def _plain(schema: TableSchema) -> Callable[[dict[str, Any]], Iterable[tuple[TableSchema, Row]]]:
     return lambda doc: [(schema, row_of(schema, doc))]
+
+
+def _whole_annotation(documents: DocumentStore, doc: dict[str, Any]) -> dict[str, Any]:
+    return joined(documents, Collections.ANNOTATIONS, doc, AnnotationRecord.LISTS)
 
 
 def _annotation_rows(doc: dict[str, Any]) -> Iterator[tuple[TableSchema, Row]]:
@@ -232,7 +239,7 @@ def _rows(source: Source, doc: dict[str, Any]) -> tuple[list[tuple[TableSchema, 
 SOURCES = (
     Source(Collections.VIDEOS, _plain(VIDEOS_TABLE)),
     Source(Collections.FRAMES, _plain(FRAMES_TABLE)),
-    Source(Collections.ANNOTATIONS, _annotation_rows),
+    Source(Collections.ANNOTATIONS, _annotation_rows, whole=_whole_annotation),
     Source(Collections.DEAD_LETTERS, _plain(DEAD_LETTERS_TABLE)),
     Source(Collections.IGNORED_UPLOADS, _plain(IGNORED_UPLOADS_TABLE)),
 )
@@ -320,7 +327,7 @@ class Exporter:
                     source.collection not in watermarks or stamp > watermarks[source.collection]
                 ):
                     watermarks[source.collection] = stamp
-                produced, problem = _rows(source, doc)
+                produced, problem = _rows(source, source.whole(documents, doc))
                 if problem:
                     # One document that cannot be a row never stops the others' export.
                     result.rejected += 1

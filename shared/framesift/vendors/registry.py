@@ -15,13 +15,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, SecretStr
 
 from framesift.config import Settings, Vendor
 from framesift.topology import LABELER, WEBHOOK
 from framesift.vendor_settings import LabelStudioSettings, ScaleSettings
+
+if TYPE_CHECKING:
+    from framesift.documents import AnnotationRecord
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,12 @@ class Callback:
     header: str  # the header carrying the secret (its name, not the secret)
     secret: Secret  # the setting holding it
     payload: str  # "module:Class", a pydantic model of the body whose records() are stored
+
+    def records(self, body: Any) -> list[AnnotationRecord]:
+        """The records of a callback's parsed JSON body. Raises ValidationError (not the
+        vendor's shape) or ValueError."""
+        records: list[AnnotationRecord] = load(self.payload).model_validate(body).records()
+        return records
 
 
 @dataclass(frozen=True)
