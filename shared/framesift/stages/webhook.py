@@ -74,7 +74,7 @@ class Reply(BaseModel):
 class Route:
     vendor: str
     callback: Callback
-    secret: SecretStr | None
+    secrets: tuple[SecretStr, ...]  # the current one, and the previous one while rotating
 
     @property
     def header(self) -> str:
@@ -87,8 +87,9 @@ class WebhookConfig:
 
     project: str
     webhook_max_bytes: int
-    # Each calling-back vendor's secret, by vendor name (registry.callback_secrets).
-    callback_secrets: Mapping[str, SecretStr | None]
+    # The secrets each calling-back vendor's callbacks may carry, by vendor name: the current
+    # one and, while a rotation has it, the previous one (registry.callback_secrets).
+    callback_secrets: Mapping[str, tuple[SecretStr, ...]]
     rules: LabelRules  # what a stored label may be
 
 
@@ -99,7 +100,7 @@ class CallbackReceiver:
         self._max_bytes = config.webhook_max_bytes
         self._rules = config.rules
         self._routes: dict[str, Route] = {
-            spec.name: Route(spec.name, spec.callback, config.callback_secrets.get(spec.name))
+            spec.name: Route(spec.name, spec.callback, config.callback_secrets.get(spec.name, ()))
             for spec in VENDORS.values()
             if spec.callback is not None
         }
@@ -130,11 +131,15 @@ class CallbackReceiver:
             if method != "POST":
                 return _reply(405, "callbacks are POSTed")
             bind_context(vendor=route.vendor)
-            if route.secret is None:
+            if not route.secrets:
                 log.error("callback refused: no secret is configured for %s", route.vendor)
                 return _reply(503, f"{route.vendor} callbacks are not configured")
-            given = headers.get(route.header, "")
-            if not hmac.compare_digest(given.encode(), route.secret.get_secret_value().encode()):
+            given = headers.get(route.header, "").encode()
+            # Each accepted secret compared in constant time, all of them every time.
+            matches = [
+                hmac.compare_digest(given, s.get_secret_value().encode()) for s in route.secrets
+            ]
+            if not any(matches):
                 log.warning(
                     "callback refused: %s header missing or wrong",
                     route.header,
