@@ -27,6 +27,7 @@ from framesift.ingest import reconcile
 from framesift.parts import joined
 from framesift.topology import WEBHOOK
 from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
+from tests.support.labels import submit_box
 from tests.support.payloads import kept_frames, scale_callback, scale_callback_at, sent_frame
 from tests.support.waiting import wait_for
 
@@ -154,34 +155,6 @@ def _labelstudio_settings(devstack, labelstudio, project: str, webhook: bool) ->
     )
 
 
-def _annotate(vendor: LabelStudioVendor, task_id: int) -> None:
-    """What an annotator's submit does: one person box at 10 %, 20 %, 50 % x 25 %."""
-    vendor.client.annotations.create(
-        id=task_id,
-        result=[
-            {
-                "id": "r1",
-                "type": "rectanglelabels",
-                "from_name": "label",
-                "to_name": "image",
-                "original_width": 320,
-                "original_height": 240,
-                "image_rotation": 0,
-                "value": {
-                    "x": 10,
-                    "y": 20,
-                    "width": 50,
-                    "height": 25,
-                    "rotation": 0,
-                    "rectanglelabels": ["person"],
-                },
-            }
-        ],
-        was_cancelled=False,
-        ground_truth=False,
-    )
-
-
 def _label(devstack, labelstudio, project: str, webhook: bool) -> tuple[LabelStudioVendor, str]:
     settings = _labelstudio_settings(devstack, labelstudio, project, webhook)
     adapters = build_adapters(settings)
@@ -190,7 +163,7 @@ def _label(devstack, labelstudio, project: str, webhook: bool) -> tuple[LabelStu
     adapters.documents.merge("frames", kept.frames[0].frame_id, {"id": kept.frames[0].frame_id})
     bootstrap.labeler(adapters, settings, vendor).handle(kept)
     frame = adapters.documents.get("frames", kept.frames[0].frame_id) or {}
-    _annotate(vendor, int(frame["labeling_task_id"]))
+    submit_box(vendor, int(frame["labeling_task_id"]))
     return vendor, kept.frames[0].frame_id
 
 

@@ -7,10 +7,11 @@ from pydantic import SecretStr
 
 from framesift import bootstrap
 from framesift.bootstrap import build_adapters
-from framesift.config import Vendor, section
+from framesift.config import section
 from framesift.errors import VendorRejected
 from framesift.vendors.labelstudio import WEBHOOK_ACTIONS, LabelStudioConfig, LabelStudioVendor
 from framesift.vendors.registry import LABELSTUDIO_CALLBACK
+from tests.support.labels import labelstudio_settings
 from tests.support.payloads import kept_frames
 
 pytestmark = pytest.mark.labelstudio
@@ -18,16 +19,12 @@ pytestmark = pytest.mark.labelstudio
 
 @pytest.fixture
 def settings(embedded_settings, labelstudio, unique):
-    return embedded_settings.model_copy(
-        update={
-            "labeling_vendor": Vendor.LABELSTUDIO,
-            "labelstudio_url": labelstudio.url,
-            "labelstudio_api_key": SecretStr(labelstudio.token),
-            "labelstudio_project": f"framesift-{unique}",
-            "labelstudio_webhook_secret": SecretStr(f"secret-{unique}"),
-            "webhook_url": "http://127.0.0.1:9/hooks",
-            "labeling_classes": ["car", "person"],
-        }
+    return labelstudio_settings(
+        embedded_settings,
+        labelstudio,
+        f"framesift-{unique}",
+        labelstudio_webhook_secret=SecretStr(f"secret-{unique}"),
+        webhook_url="http://127.0.0.1:9/hooks",
     )
 
 

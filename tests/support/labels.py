@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pydantic import SecretStr
+
 from framesift.annotations import LabelRules, store
-from framesift.config import Settings
+from framesift.config import Settings, Vendor
 from framesift.documents import AnnotationRecord, AnnotationStatus, Box
 
 # The default classes and tolerance, as a deployment without settings has them.
@@ -40,4 +42,48 @@ def annotate(
             vendor_updated_at=at or datetime.now(UTC),
         ),
         RULES,
+    )
+
+
+def submit_box(vendor, task_id: int, label: str = "person") -> None:
+    """What a Label Studio annotator's submit does (through its API, so Label Studio posts its
+    webhook): one ``label`` box at 10 %, 20 %, 50 % x 25 % of a 320 x 240 image."""
+    vendor.client.annotations.create(
+        id=task_id,
+        result=[
+            {
+                "id": "r1",
+                "type": "rectanglelabels",
+                "from_name": "label",
+                "to_name": "image",
+                "original_width": 320,
+                "original_height": 240,
+                "image_rotation": 0,
+                "value": {
+                    "x": 10,
+                    "y": 20,
+                    "width": 50,
+                    "height": 25,
+                    "rotation": 0,
+                    "rectanglelabels": [label],
+                },
+            }
+        ],
+        was_cancelled=False,
+        ground_truth=False,
+    )
+
+
+def labelstudio_settings(base: Settings, server, project: str, **more) -> Settings:
+    """``base`` labeling the classes car and person in ``project`` of the Label Studio
+    ``server`` (the ``labelstudio`` fixture), with ``more``."""
+    return base.model_copy(
+        update={
+            "labeling_vendor": Vendor.LABELSTUDIO,
+            "labelstudio_url": server.url,
+            "labelstudio_api_key": SecretStr(server.token),
+            "labelstudio_project": project,
+            "labeling_classes": ["car", "person"],
+            **more,
+        }
     )
