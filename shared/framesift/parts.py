@@ -14,8 +14,10 @@ its content's digest (``{collection}~{id}~{sha256}~{n}``), so the parts are writ
 the transaction that writes the document (:func:`transact`): a reader never finds a document
 without its parts, a repeated write rewrites the same parts, and the commit stays small (one
 commit takes 10 MiB at most in production and 4 MiB on the emulator, less than 2 MiB of boxes
-become). A version that replaces it blanks the parts it no longer lists. An item larger than a
-document cannot be stored: :class:`~framesift.errors.DocumentTooLarge`.
+become). A version that replaces it blanks the parts it no longer lists; parts written for a
+transaction that then failed are listed by no document and never read (a retry writes the same
+ids again). An item larger than a document cannot be stored:
+:class:`~framesift.errors.DocumentTooLarge`.
 """
 
 from __future__ import annotations

@@ -228,3 +228,21 @@ def test_parts_fill_a_document_to_the_byte_and_never_pass_it():
     # Full to the byte but the room kept for a part index of up to seven digits.
     assert sizes[0] == MAX_DOCUMENT_BYTES - 6
     assert sum(len(doc["lists"]["boxes"]) for doc in writes.values()) == 1_500_000
+
+
+def test_replay_callbacks_lists_what_is_still_refused_and_exits_1(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from framesift.bootstrap import build_adapters
+    from framesift.cli import app
+    from framesift.rejected_callbacks import record
+
+    monkeypatch.setenv("FRAMESIFT_WORKDIR", str(tmp_path))
+    documents = build_adapters(Settings(workdir=tmp_path)).documents
+    kept = record(documents, "scale", json.dumps(scale_callback()).encode(), "refused", 422)
+
+    result = CliRunner().invoke(app, ["replay-callbacks"], env={"COLUMNS": "400"})
+
+    assert result.exit_code == 1
+    assert "0 rejected callbacks stored, 1 still refused" in result.output
+    assert f"refused: {kept}: unknown frame" in result.output  # no frame in this store

@@ -97,6 +97,10 @@ class FirestoreDocumentStore:
             try:
                 return run(client.transaction(max_attempts=_COMMIT_ATTEMPTS))
             except gexc.InvalidArgument as exc:
+                if "transaction" in str(exc.message).lower():
+                    # "Transaction is invalid or closed": it expired or a commit failed under
+                    # it, which a new transaction does not.
+                    raise BackendUnavailable(f"Firestore transaction failed: {exc}") from exc
                 raise DocumentRefused(f"Firestore refused the write: {exc.message}") from exc
             except (gexc.Aborted, ValueError) as exc:
                 if not _contended(exc):
