@@ -88,9 +88,18 @@ class StackConfig:
             "labeling_round_schedule": own.get("labelingRoundSchedule"),
         }
         vendor = given["vendor"] or cls.vendor
+        # An optional secret (the previous one, while rotating) is left out when unset.
         secrets = {
-            secret_id: own.require_secret(SECRETS[secret_id].config_key)
+            secret_id: value
             for secret_id in secrets_of(vendor)
+            if (
+                value := (
+                    own.get_secret(SECRETS[secret_id].config_key)
+                    if SECRETS[secret_id].optional
+                    else own.require_secret(SECRETS[secret_id].config_key)
+                )
+            )
+            is not None
         }
         return cls(
             project=gcp.require("project"),

@@ -132,6 +132,7 @@ def deploy_function(
     reads = {
         secret_id: secrets[secret_id]
         for secret_id in VENDOR_SECRETS[config.vendor].get(spec.name, ())
+        if secret_id in secrets  # an optional one only when set
     }
     grants = grant_roles(stack, spec, account, member, reads, dataset, config)
     stack.mounted[spec.name] = tuple(reads)

@@ -19,11 +19,20 @@ class Secret:
 
 def create_secrets(stack: Stack, config: StackConfig) -> dict[str, Secret]:
     """The configured vendor's secrets, each with a version holding its value from the stack's
-    secret config, so a function never starts against a secret with no version."""
+    secret config, so a function never starts against a secret with no version. An optional
+    one (a callback secret's previous value, set only while rotating) is made when set.
+
+    Functions mount the version made here, by number: Cloud Functions reads a secret's value
+    when an instance starts, so "latest" would leave running instances on the old value
+    (https://cloud.google.com/functions/docs/reference/rest/v2/projects.locations.functions
+    #SecretEnvVar: "any updates to the secret value is not reflected until new instances
+    start"); a new value is a new version, so `pulumi up` deploys a new revision with it."""
     made = {}
     for secret_id in secrets_of(config.vendor):
         spec = SECRETS[secret_id]
         value = config.secrets.get(secret_id)
+        if value is None and spec.optional:
+            continue
         if value is None:
             raise ValueError(
                 f"vendor {config.vendor} needs the secret {secret_id}: "

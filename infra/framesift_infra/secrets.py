@@ -14,11 +14,12 @@ from framesift.vendors.registry import VENDORS
 class SecretSpec:
     setting: str  # the environment variable it becomes in a function
     config_key: str  # `pulumi config set --secret framesift:<config_key> ...`
+    optional: bool  # made and mounted only when set (the previous secret, while rotating)
 
 
 # Secret id -> how it is set and read.
 SECRETS = {
-    secret.secret_id: SecretSpec(secret.env, secret.config_key)
+    secret.secret_id: SecretSpec(secret.env, secret.config_key, secret.optional)
     for spec in VENDORS.values()
     for secret in spec.secrets
 }

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from framesift import parts
 from framesift.agreement import match
 from framesift.annotation_versions import TaskDeleted, supersedes
 from framesift.config import Settings, Vendor
@@ -59,6 +60,7 @@ from framesift.documents import (
 )
 from framesift.errors import InvalidAnnotation, NotYetSent, ReadMore, UnknownFrame
 from framesift.geometry import Shape, corners, polygon_area
+from framesift.parts import split
 from framesift.ports import DocKey, DocumentStore
 from framesift.topology import Collections
 
@@ -153,13 +155,14 @@ def store(documents: DocumentStore, record: AnnotationRecord, rules: LabelRules)
             if prediction_key not in docs:
                 raise ReadMore([prediction_key])
             _add_matches(data, docs[prediction_key], stored)
-        writes: dict[DocKey, dict] = {key: data}
+        # Too large for one document: in parts, written first (framesift.parts).
+        writes = split(key, data, AnnotationRecord.LISTS, stored)
         frame_fields = _frame_fields(frame, data, record.received_at) if frame is not None else {}
         if frame_fields:
             writes[frame_key] = frame_fields
         return writes, True
 
-    return documents.transact(keys, change)
+    return parts.transact(documents, keys, change)
 
 
 def delete_task(documents: DocumentStore, deletion: TaskDeleted, rules: LabelRules) -> int:

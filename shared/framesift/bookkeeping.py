@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field
 
 from framesift.documents import (
     AnnotationRecord,
@@ -20,7 +22,9 @@ from framesift.documents import (
     SegmentRecord,
     UnreadableFrame,
     VideoRecord,
+    utcnow,
 )
+from framesift.parts import DocumentPart
 from framesift.ports import UPDATED_AT
 from framesift.topology import Collections
 
@@ -117,6 +121,26 @@ class ExportReject(Document):
     reason: str
 
 
+class RejectedCallback(Document):
+    """``rejected_callbacks/{vendor}~{sha256 of the body}``: an authenticated callback the store
+    refused, which no retry would store (:mod:`framesift.rejected_callbacks`)."""
+
+    LISTS: ClassVar[tuple[str, ...]] = ("body",)
+
+    id: str
+    vendor: str
+    reason: str  # why it was not stored (the answer's error)
+    http_status: int  # what the vendor was answered
+    body_sha256: str
+    body_bytes: int
+    body: list[bytes] = Field(default_factory=list)  # the body as received, in chunks
+    parts: list[str] = Field(default_factory=list)  # document_parts holding ``body``
+    attempts: int = 1
+    received_at: datetime = Field(default_factory=utcnow)
+    last_received_at: datetime = Field(default_factory=utcnow)
+    replayed_at: datetime | None = None
+
+
 # Each collection's documents, by model (a frames document gains the fields of
 # documents.DedupDecision, FramePrediction and FrameLabeling as the stages decide).
 MODELS: Mapping[str, tuple[type[Document], ...]] = {
@@ -124,6 +148,8 @@ MODELS: Mapping[str, tuple[type[Document], ...]] = {
     Collections.VIDEO_SEGMENTS: (SegmentRecord,),
     Collections.FRAMES: (FrameRecord, UnreadableFrame),
     Collections.ANNOTATIONS: (AnnotationRecord,),
+    Collections.DOCUMENT_PARTS: (DocumentPart,),
+    Collections.REJECTED_CALLBACKS: (RejectedCallback,),
     Collections.CONTENT_HASHES: (ContentHash,),
     Collections.PHASH_BUCKETS: (PhashBucket,),
     Collections.PHASH_OWNERS: (PhashOwner,),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -319,6 +319,9 @@ class Box(BaseModel):
 
 
 class AnnotationRecord(Document):
+    # Its lists that may outgrow a document, stored in parts then (framesift.parts).
+    LISTS: ClassVar[tuple[str, ...]] = ("boxes", "model_matches")
+
     id: str
     frame_id: str | None
     vendor: str
@@ -355,6 +358,9 @@ class AnnotationRecord(Document):
     # most matches it ever had (the exporter tombstones the rest).
     model_matches: list[dict[str, Any]] = Field(default_factory=list)
     match_slots: int = 0
+    # The document_parts holding its LISTS, in order, when too large for one document
+    # (framesift.parts); none: they are here.
+    parts: list[str] = Field(default_factory=list)
     received_at: datetime = Field(default_factory=utcnow)
 
     @staticmethod

@@ -72,6 +72,16 @@ class InvalidAnnotation(PermanentError, ValueError):
     the tolerance, a class outside the configured set, an impossible image size."""
 
 
+class DocumentTooLarge(PermanentError, ValueError):
+    """A document the store cannot hold even in parts: one item of its lists larger than a
+    document, or more than one commit writes (:mod:`framesift.parts`)."""
+
+
+class DocumentRefused(PermanentError, ValueError):
+    """The document store refuses a write that no retry can change (Firestore's
+    INVALID_ARGUMENT: a reserved field name such as ``__name__``, a value it cannot hold)."""
+
+
 class InvalidModel(PermanentError, ValueError):
     """A detector that cannot be used: not ONNX, outputs no decoder reads, no class names, or
     none of the labeling classes (``FRAMESIFT_MODEL_*``)."""

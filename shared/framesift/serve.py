@@ -29,6 +29,9 @@ from framesift import bootstrap
 from framesift.config import Settings
 from framesift.errors import NotFound
 from framesift.logs import get_logger
+from framesift.stages.webhook import CallbackReceiver
+from framesift.vendors.registry import callback_secrets
+from framesift.webhook_secrets import with_local_secrets
 
 log = get_logger(__name__)
 FRAMES_ROUTE = "/frames"
@@ -44,9 +47,8 @@ class LocalServer:
         self._server = make_server(host, port, self._app, threaded=True)
         self.url = f"http://{host}:{self._server.server_port}"
         # The receiver reads the settings the vendor is given: this server as its webhook.
-        self._receiver = bootstrap.callback_receiver(
-            self.settings_for(settings), adapters.documents
-        )
+        self._settings = self.settings_for(settings)
+        self._receivers: dict[tuple[Any, ...], CallbackReceiver] = {}
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def settings_for(self, settings: Settings) -> Settings:
@@ -77,7 +79,7 @@ class LocalServer:
         if request.path.startswith(WEBHOOK_ROUTE + "/"):
             # Mounted under its route, as a deployed function is under its URL: the receiver
             # sees the path below it (/scale), which it matches whole.
-            reply = self._receiver.receive_request(
+            reply = self._receiver().receive_request(
                 Request(
                     {
                         **environ,
@@ -94,6 +96,17 @@ class LocalServer:
         else:
             response = Response("not found\n", status=404)
         return response(environ, start_response)
+
+    def _receiver(self) -> CallbackReceiver:
+        """The receiver of the secrets kept in the workdir now: ``framesift
+        rotate-webhook-secret`` changes them while this server runs (framesift.webhook_secrets)."""
+        settings = with_local_secrets(self._settings)
+        secrets = tuple(callback_secrets(settings).values())
+        if secrets not in self._receivers:
+            self._receivers = {
+                secrets: bootstrap.callback_receiver(settings, self._adapters.documents)
+            }
+        return self._receivers[secrets]
 
     def _frame(self, path: str) -> Response:
         bucket, _, name = path.partition("/")

@@ -47,6 +47,10 @@ class Collections:
     VIDEO_SEGMENTS = "video_segments"
     FRAMES = "frames"
     ANNOTATIONS = "annotations"
+    # The long lists of documents too large for one (an annotation's boxes; framesift.parts).
+    DOCUMENT_PARTS = "document_parts"
+    # Authenticated callbacks the webhook could not store and no retry would, kept to replay.
+    REJECTED_CALLBACKS = "rejected_callbacks"
     # Dedup's indexes: the first kept frame per JPEG digest, pHash bands, and batches sent on.
     CONTENT_HASHES = "content_hashes"
     PHASH_BUCKETS = "phash_buckets"

@@ -32,6 +32,12 @@ class ScaleSettings(BaseModel):
         description="Scale's callback auth key, which Scale sends back with every callback "
         "(secret).",
     )
+    scale_callback_auth_key_previous: SecretStr | None = Field(
+        default=None,
+        description="The callback auth key before the last rotation, still accepted until it "
+        "is removed, so callbacks sent with it while Scale changes over are stored (secret; "
+        "docs/operations.md, Rotating the webhook secret).",
+    )
 
     @field_validator("scale_api_url")
     @classmethod
@@ -55,5 +61,12 @@ class LabelStudioSettings(BaseModel):
     labelstudio_webhook_secret: SecretStr | None = Field(
         default=None,
         description="Sent by Label Studio with each webhook call, in the header framesift "
-        "configures on its webhook (secret).",
+        "configures on its webhook (secret). Unset, `framesift run` and `serve` generate one "
+        "in the workdir; a labeler registering a webhook refuses to start without it.",
+    )
+    labelstudio_webhook_secret_previous: SecretStr | None = Field(
+        default=None,
+        description="The webhook secret before the last rotation, still accepted until it is "
+        "removed, so no call Label Studio makes while its header changes is refused (secret; "
+        "docs/operations.md, Rotating the webhook secret).",
     )

@@ -80,6 +80,7 @@ def _vendor(spec: VendorSpec) -> str:
     lines += [
         f"- secret `{secret.env}`: `framesift-{secret.secret_id}` in Secret Manager, Pulumi "
         f"config key `{secret.config_key}`, read by {_readers(secret)}"
+        + (" (optional: set only while rotating)" if secret.optional else "")
         for secret in spec.secrets
     ]
     if spec.settings is not None:

@@ -8,6 +8,7 @@ created through Label Studio's API, as an annotator's would be -> Label Studio's
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
 import random
 from collections import Counter
@@ -18,22 +19,29 @@ from google.cloud import firestore
 from pydantic import SecretStr
 
 from framesift import bootstrap
+from framesift.adapters.gcp.firestore import FirestoreDocumentStore
 from framesift.bootstrap import build_adapters
 from framesift.config import Backend, ImageUrlMode, Settings, Vendor, section
+from framesift.documents import AnnotationRecord
 from framesift.ingest import reconcile
+from framesift.parts import joined
 from framesift.topology import WEBHOOK
 from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
-from tests.support.payloads import kept_frames, scale_callback, sent_frame
+from tests.support.labels import submit_box
+from tests.support.payloads import kept_frames, scale_callback, scale_callback_at, sent_frame
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.emulated
 
 
-def _post_scale(devstack, function: str, body: dict) -> requests.Response:
+def _post_scale(devstack, function: str, body: dict | bytes) -> requests.Response:
     return requests.post(
         f"http://127.0.0.1:{devstack.port(f'function-{function}')}/scale",
-        json=body,
-        headers={"scale-callback-auth": devstack.env["FRAMESIFT_SCALE_CALLBACK_AUTH_KEY"]},
+        data=body if isinstance(body, bytes) else json.dumps(body).encode(),
+        headers={
+            "scale-callback-auth": devstack.env["FRAMESIFT_SCALE_CALLBACK_AUTH_KEY"],
+            "Content-Type": "application/json",
+        },
         timeout=180,
     )
 
@@ -85,6 +93,52 @@ def test_firestore_down_is_a_503_and_the_retry_loses_nothing(
     assert db.collection("annotations").document(f"scale~t-down-{unique}").get().exists
 
 
+def test_a_callback_at_the_body_limit_is_stored_in_parts_on_the_emulator(devstack, unique):
+    """~17,000 boxes, 2 MiB of JSON, ~3.3 MB stored: the emulator refuses a document over
+    1 MiB ("maximum entity size is 1048576 bytes") as Firestore does; stored in parts, read
+    back whole."""
+    task_id = f"t-large-{unique}"
+    task = _frame_body(devstack, task_id)["task"]
+    body, count = scale_callback_at(
+        Settings().webhook_max_bytes,
+        320,
+        240,
+        task_id=task_id,
+        metadata=task["metadata"],
+        unique_id=task["unique_id"],
+    )
+
+    first = _post_scale(devstack, "webhook", body)
+    again = _post_scale(devstack, "webhook", body)
+
+    assert (first.status_code, first.json()) == (200, {"stored": 1, "unchanged": 0}), first.text
+    assert (again.status_code, again.json()) == (200, {"stored": 0, "unchanged": 1})
+    documents = FirestoreDocumentStore(devstack.project)
+    head = documents.get("annotations", f"scale~{task_id}")
+    assert head is not None and len(head["parts"]) >= 3
+    whole = joined(documents, "annotations", head, AnnotationRecord.LISTS)
+    assert len(whole["boxes"]) == count
+    assert whole["boxes"][-1]["left"] == json.loads(body)["response"]["annotations"][-1]["left"]
+
+
+def test_a_field_name_firestore_reserves_is_422_and_kept_to_replay(devstack, unique):
+    task_id = f"t-reserved-{unique}"
+    body = _frame_body(devstack, task_id)
+    body["response"]["annotations"][0]["attributes"] = {"__name__": "x"}
+
+    refused = _post_scale(devstack, "webhook", body)
+
+    assert refused.status_code == 422, refused.text
+    assert "reserved" in refused.json()["error"]
+    db = firestore.Client(project=devstack.project)
+    assert not db.collection("annotations").document(f"scale~{task_id}").get().exists
+    raw = json.dumps(body).encode()  # as _post_scale sends it
+    kept = db.collection("rejected_callbacks").document(f"scale~{hashlib.sha256(raw).hexdigest()}")
+    record = kept.get().to_dict()
+    assert record["http_status"] == 422 and record["vendor"] == "scale"
+    assert b"".join(record["body"]) == raw
+
+
 def _labelstudio_settings(devstack, labelstudio, project: str, webhook: bool) -> Settings:
     return Settings(
         backend=Backend.GCP,
@@ -101,34 +155,6 @@ def _labelstudio_settings(devstack, labelstudio, project: str, webhook: bool) ->
     )
 
 
-def _annotate(vendor: LabelStudioVendor, task_id: int) -> None:
-    """What an annotator's submit does: one person box at 10 %, 20 %, 50 % x 25 %."""
-    vendor.client.annotations.create(
-        id=task_id,
-        result=[
-            {
-                "id": "r1",
-                "type": "rectanglelabels",
-                "from_name": "label",
-                "to_name": "image",
-                "original_width": 320,
-                "original_height": 240,
-                "image_rotation": 0,
-                "value": {
-                    "x": 10,
-                    "y": 20,
-                    "width": 50,
-                    "height": 25,
-                    "rotation": 0,
-                    "rectanglelabels": ["person"],
-                },
-            }
-        ],
-        was_cancelled=False,
-        ground_truth=False,
-    )
-
-
 def _label(devstack, labelstudio, project: str, webhook: bool) -> tuple[LabelStudioVendor, str]:
     settings = _labelstudio_settings(devstack, labelstudio, project, webhook)
     adapters = build_adapters(settings)
@@ -137,7 +163,7 @@ def _label(devstack, labelstudio, project: str, webhook: bool) -> tuple[LabelStu
     adapters.documents.merge("frames", kept.frames[0].frame_id, {"id": kept.frames[0].frame_id})
     bootstrap.labeler(adapters, settings, vendor).handle(kept)
     frame = adapters.documents.get("frames", kept.frames[0].frame_id) or {}
-    _annotate(vendor, int(frame["labeling_task_id"]))
+    submit_box(vendor, int(frame["labeling_task_id"]))
     return vendor, kept.frames[0].frame_id
 
 

@@ -23,6 +23,7 @@ def settings(embedded_settings, labelstudio, unique):
         embedded_settings,
         labelstudio,
         f"framesift-{unique}",
+        labelstudio_webhook_secret=SecretStr(f"secret-{unique}"),
         webhook_url="http://127.0.0.1:9/hooks",
     )
 

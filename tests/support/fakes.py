@@ -6,11 +6,9 @@ contract over them as over SQLite, DuckDB, the folder and the emulators): the do
 stamps every write with ``updated_at``, creates only if absent, merges top-level fields and runs
 a transaction under one lock (serializable); the warehouse keeps the newest row per key; the
 blob store's generations grow with every write. Values come back as a real store returns them:
-copies (a caller mutating what it read changes nothing stored), enums as their values, tuples
-as lists, and a value no store can hold is refused as SQLite refuses it.
-
-What they record for tests to read: :attr:`RecordingPublisher.published` per topic,
-:attr:`RecordingVendor.requests`, :attr:`InMemoryWarehouse.tables`.
+copies, enums as their values, tuples as lists; a value no store holds is refused as SQLite
+refuses it, a document Firestore refuses (over 1 MiB, a reserved name) as it does. Tests read
+:attr:`RecordingPublisher.published`, :attr:`RecordingVendor.requests`, the warehouse's tables.
 """
 
 from __future__ import annotations
@@ -46,6 +44,7 @@ from framesift.ports import (
     run_change,
     stamped,
 )
+from tests.support.firestore_rules import refuse_what_firestore_would
 
 # The scheme of the fake blob store's URLs: nothing outside the test process can read them.
 MEMORY_URL = "memory://"
@@ -212,17 +211,23 @@ class InMemoryDocumentStore:
         with self._lock:
             if doc_id in self._collections[collection]:
                 return False
-            self._collections[collection][doc_id] = _storable(stamped(data))
+            self._apply({(collection, doc_id): data})
             return True
 
     def merge(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> None:
         with self._lock:
-            self._write((collection, doc_id), data)
+            self._apply({(collection, doc_id): data})
 
-    def _write(self, key: DocKey, data: Mapping[str, Any]) -> None:
-        collection, doc_id = key
-        current = self._collections[collection].get(doc_id, {})
-        self._collections[collection][doc_id] = {**current, **_storable(stamped(data))}
+    def _apply(self, writes: Mapping[DocKey, Mapping[str, Any]]) -> None:
+        """Merge all the writes, or none if Firestore would refuse one."""
+        merged = {
+            (c, i): {**self._collections[c].get(i, {}), **_storable(stamped(data))}
+            for (c, i), data in writes.items()
+        }
+        for key, doc in merged.items():
+            refuse_what_firestore_would(key, doc)
+        for (collection, doc_id), doc in merged.items():
+            self._collections[collection][doc_id] = doc
 
     def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
         """By id; ``None`` also finds documents without the field (as SQLite's ``IS NULL``)."""
@@ -251,8 +256,7 @@ class InMemoryDocumentStore:
             writes, result = run_change(
                 change, docs, lambda more: {key: self.get(*key) for key in more}
             )
-            for key, data in writes.items():
-                self._write(key, data)
+            self._apply(writes)
             return result
 
 

@@ -73,6 +73,31 @@ def scale_box(label, left, top, width, height):
     }
 
 
+def scale_boxes(count: int, width: int, height: int) -> list[dict]:
+    """``count`` small car boxes, row after row, inside a ``width`` x ``height`` image."""
+    across, down = width - 20, height - 20
+    return [
+        scale_box("car", 1 + i % across, 1 + (i // across) % down, 10 + i % 7, 10)
+        for i in range(count)
+    ]
+
+
+def scale_callback_at(limit: int, width: int, height: int, **callback) -> tuple[bytes, int]:
+    """The largest Scale callback (of :func:`scale_callback`'s ``callback`` arguments) of
+    :func:`scale_boxes` whose body is at most ``limit`` bytes (the webhook's body limit), and
+    its box count."""
+    size = len(json.dumps(scale_callback(boxes=[], **callback)))
+    count = 0
+    for box in scale_boxes(limit // 50, width, height):
+        size += len(json.dumps(box)) + (2 if count else 0)  # the ", " between two boxes
+        if size > limit:
+            break
+        count += 1
+    body = json.dumps(scale_callback(boxes=scale_boxes(count, width, height), **callback))
+    assert limit - 200 < len(body.encode()) <= limit
+    return body.encode(), count
+
+
 def ls_event(action="ANNOTATION_CREATED", annotation_id=7, updated_at="2026-11-20T10:00:00Z"):
     """Label Studio's webhook for one annotation (one box)."""
     body = sample("labelstudio_annotation_created")

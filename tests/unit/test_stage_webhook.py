@@ -86,3 +86,22 @@ def test_a_store_outage_is_a_503_and_the_vendors_retry_stores_the_callback():
     )
     assert (retried.status, retried.body) == (200, {"stored": 1, "unchanged": 0})
     assert documents.get(Collections.ANNOTATIONS, "scale~t1") is not None
+
+
+def test_the_previous_secret_is_accepted_while_set_and_refused_once_retired():
+    documents = InMemoryDocumentStore()
+    documents.create(Collections.FRAMES, FRAME, sent_frame(FRAME, "scale", "t1"))
+    rotating = Settings(
+        scale_callback_auth_key=SecretStr("new-key"),
+        scale_callback_auth_key_previous=SecretStr(SCALE_KEY),
+    )
+    receiver = callback_receiver(rotating, documents)
+    retired = callback_receiver(
+        rotating.model_copy(update={SCALE_CALLBACK.previous.setting: None}), documents
+    )
+
+    assert _post(receiver, CALLBACK, SCALE_KEY).status == 200  # sent before the vendor changed
+    assert _post(receiver, CALLBACK, "new-key").status == 200
+    assert _post(receiver, CALLBACK, "another-key").status == 401
+    assert _post(retired, CALLBACK, SCALE_KEY).status == 401
+    assert _post(retired, CALLBACK, "new-key").status == 200

@@ -26,7 +26,8 @@ def test_a_vendors_secrets_are_secret_settings_and_its_callback_secret_is_one(sp
     for secret in spec.secrets:
         assert Settings.model_fields[secret.setting].annotation == SecretStr | None
     if spec.callback is not None:
-        assert spec.callback.secret in spec.secrets
+        assert spec.callback.secret in spec.secrets and spec.callback.previous in spec.secrets
+        assert spec.callback.previous.optional and not spec.callback.secret.optional
         assert hasattr(load(spec.callback.payload), "records")
 
 
@@ -42,11 +43,13 @@ def test_a_vendors_adapter_takes_its_ports_and_a_config_of_settings(spec: Vendor
 
 
 def test_each_calling_back_vendor_has_its_route_and_secret():
-    settings = Settings.model_construct(scale_callback_auth_key=SecretStr("k"))
+    settings = Settings.model_construct(
+        scale_callback_auth_key=SecretStr("k"), scale_callback_auth_key_previous=SecretStr("old")
+    )
     secrets = callback_secrets(settings)
     assert set(secrets) == {Vendor.SCALE, Vendor.LABELSTUDIO}
-    assert secrets[Vendor.SCALE] == SecretStr("k")
-    assert secrets[Vendor.LABELSTUDIO] is None
+    assert secrets[Vendor.SCALE] == (SecretStr("k"), SecretStr("old"))
+    assert secrets[Vendor.LABELSTUDIO] == ()
     assert VENDORS[Vendor.SCALE].callback_url("https://hooks.example/") == (
         "https://hooks.example/scale"
     )

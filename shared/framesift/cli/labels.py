@@ -62,6 +62,57 @@ def reconcile(
     _print_ingest(result, "at the vendor")
 
 
+def replay_callbacks() -> None:
+    """Store the callbacks the webhook kept as rejected (rejected_callbacks: refused by the
+    store, 413 or 422), after fixing what their reason says; each stored one is marked replayed,
+    each still refused keeps its record with the new reason (exit status 1)."""
+    from framesift.annotations import LabelRules
+    from framesift.bootstrap import build_adapters
+    from framesift.rejected_callbacks import replay
+
+    settings = settings_from()
+    result = replay(build_adapters(settings).documents, LabelRules.of(settings))
+    console.print(
+        f"{len(result.stored)} rejected callbacks stored, {len(result.refused)} still refused"
+    )
+    for record_id, reason in result.refused.items():
+        errors.print(f"refused: {record_id}: {reason}")
+    if result.refused:
+        raise typer.Exit(1)
+
+
+def rotate_webhook_secret(
+    retire: Annotated[
+        bool,
+        typer.Option(
+            "--retire", help="Stop accepting the previous secret (after the rotation's window)."
+        ),
+    ] = False,
+) -> None:
+    """Rotate Label Studio's webhook secret without refusing a call: the webhook accepts the new
+    one first (checked by calling it), then Label Studio's webhook header is set to it; the
+    previous one stays accepted until `--retire`. Locally (`framesift serve` running) the new
+    secret is generated and kept in the workdir; deployed, deploy the webhook first with
+    FRAMESIFT_LABELSTUDIO_WEBHOOK_SECRET set to the new secret and ..._PREVIOUS to the old one
+    (docs/operations.md, Rotating the webhook secret)."""
+    from framesift.bootstrap import build_adapters
+    from framesift.webhook_secrets import retire as retire_previous
+    from framesift.webhook_secrets import rotate
+
+    settings = settings_from()
+    if retire:
+        kept_in = retire_previous(settings)
+        console.print(f"the previous webhook secret is no longer accepted ({kept_in})")
+        return
+    rotation = rotate(settings, build_adapters(settings).documents)
+    where = f"kept in {rotation.kept_in}" if rotation.kept_in else "from the deployment"
+    console.print(
+        f"{rotation.webhook} accepts the new secret ({where}) and Label Studio sends it; retire "
+        "the previous one once no call can carry it: `framesift rotate-webhook-secret --retire` "
+        "(deployed: pulumi config rm framesift:labelstudioWebhookSecretPrevious; pulumi up)"
+    )
+
+
 def _print_ingest(result: IngestResult, where: str) -> None:
     console.print(
         f"{result.annotations} annotations {where}, {result.stored} stored or updated, "

@@ -120,10 +120,13 @@ def run(
         model_uri=model,
         labeling_budget=budget,
     )
+    # The server reads the secrets kept in the workdir at each call (so they can rotate),
+    # the labeler the one it registers.
+    given, settings = settings, _with_webhook_secret(settings)
     server = None
     if serve or (serve is None and settings.labeling_vendor is not Vendor.MANIFEST):
         server = LocalServer(
-            settings, build_adapters(settings), settings.serve_host, settings.serve_port
+            given, build_adapters(settings), settings.serve_host, settings.serve_port
         ).start()
         settings = server.settings_for(settings)
     pipeline = EmbeddedPipeline(settings)
@@ -159,10 +162,27 @@ def serve() -> None:
     from framesift.serve import LocalServer
 
     settings = settings_from(backend=Backend.EMBEDDED)
+    _with_webhook_secret(settings)  # generated if need be, then read at each call
     server = LocalServer(
         settings, build_adapters(settings), settings.serve_host, settings.serve_port
     )
     _serve_until_interrupted(server.start(), server.settings_for(settings))
+
+
+def _with_webhook_secret(settings: Settings) -> Settings:
+    """With Label Studio, ``settings`` with a webhook secret: a webhook registered without
+    one would have every call refused (one is generated and kept in the workdir if unset)."""
+    from framesift.webhook_secrets import ensure_local_secret
+
+    if settings.labeling_vendor is not Vendor.LABELSTUDIO:
+        return settings
+    settings, kept_in = ensure_local_secret(settings)
+    if kept_in is not None:
+        errors.print(
+            f"Label Studio's webhook secret is kept in {kept_in} (readable by you only; "
+            "set FRAMESIFT_LABELSTUDIO_WEBHOOK_SECRET to use your own)"
+        )
+    return settings
 
 
 def _serve_until_interrupted(server: LocalServer, settings: Settings) -> None:

@@ -38,10 +38,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from framesift.bookkeeping import ExportLease, ExportReject, ExportWatermark
-from framesift.documents import LIVE_STATUSES, AnnotationStatus
+from framesift.documents import LIVE_STATUSES, AnnotationRecord, AnnotationStatus
 from framesift.events import PubSubMessage
 from framesift.logs import get_logger
 from framesift.messages import ExportRequest
+from framesift.parts import joined
 from framesift.ports import DocKey, DocumentStore, TableSchema, Warehouse
 from framesift.topology import Collections
 from framesift.warehouse.schemas import (
@@ -70,6 +71,8 @@ class Source:
 
     collection: str
     rows: Callable[[dict[str, Any]], Iterable[tuple[TableSchema, Row]]]
+    # The whole document from what the collection holds (an annotation stored in parts).
+    whole: Callable[[DocumentStore, dict[str, Any]], dict[str, Any]] = lambda _, doc: doc
 
 
 @dataclass
@@ -117,6 +120,10 @@ def row_of(schema: TableSchema, doc: Mapping[str, Any], **extra: Any) -> Row:
 
 def _plain(schema: TableSchema) -> Callable[[dict[str, Any]], Iterable[tuple[TableSchema, Row]]]:
     return lambda doc: [(schema, row_of(schema, doc))]
+
+
+def _whole_annotation(documents: DocumentStore, doc: dict[str, Any]) -> dict[str, Any]:
+    return joined(documents, Collections.ANNOTATIONS, doc, AnnotationRecord.LISTS)
 
 
 def _annotation_rows(doc: dict[str, Any]) -> Iterator[tuple[TableSchema, Row]]:
@@ -233,7 +240,7 @@ def _rows(source: Source, doc: dict[str, Any]) -> tuple[list[tuple[TableSchema, 
 SOURCES = (
     Source(Collections.VIDEOS, _plain(VIDEOS_TABLE)),
     Source(Collections.FRAMES, _plain(FRAMES_TABLE)),
-    Source(Collections.ANNOTATIONS, _annotation_rows),
+    Source(Collections.ANNOTATIONS, _annotation_rows, whole=_whole_annotation),
     Source(Collections.DEAD_LETTERS, _plain(DEAD_LETTERS_TABLE)),
     Source(Collections.IGNORED_UPLOADS, _plain(IGNORED_UPLOADS_TABLE)),
 )
@@ -321,7 +328,7 @@ class Exporter:
                     source.collection not in watermarks or stamp > watermarks[source.collection]
                 ):
                     watermarks[source.collection] = stamp
-                produced, problem = _rows(source, doc)
+                produced, problem = _rows(source, source.whole(documents, doc))
                 if problem:
                     # One document that cannot be a row never stops the others' export.
                     result.rejected += 1

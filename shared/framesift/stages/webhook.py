@@ -12,8 +12,12 @@ back (``/scale``, ``/labelstudio``), authenticated by the header the vendor regi
   a frame this deployment never sent to the vendor or another task than the one it created, or
   holds values that cannot be labels (:mod:`framesift.annotations`): nothing is stored for any
   of them, and the reason is in the answer and the log;
+- 413 or 422 for a callback the document store refuses however often it is sent (an annotation
+  too large even in parts, :mod:`framesift.parts`; a value Firestore cannot hold): it is kept
+  in ``rejected_callbacks`` with its body and reason (:mod:`framesift.rejected_callbacks`) for
+  an operator to replay with ``framesift replay-callbacks``;
 - 409 for a frame whose task the labeler has not recorded yet, and 503 when the document store
-  fails: the vendor retries both.
+  fails in a way a retry can fix (unavailable, deadline, contention): the vendor retries both.
 
 Label Studio waits 1 s and never retries: the handler does one transaction, and
 ``framesift reconcile`` recovers what a lost call missed.
@@ -29,13 +33,18 @@ from typing import IO, Any, Protocol
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from framesift.annotation_versions import TaskDeleted
+from framesift import rejected_callbacks
 from framesift.annotations import LabelRules, store_all
-from framesift.documents import AnnotationRecord
-from framesift.errors import InvalidAnnotation, NotYetSent, UnknownFrame
+from framesift.errors import (
+    DocumentTooLarge,
+    InvalidAnnotation,
+    NotYetSent,
+    PermanentError,
+    UnknownFrame,
+)
 from framesift.logs import bind_context, get_logger, traced
 from framesift.ports import DocumentStore
-from framesift.vendors.registry import VENDORS, Callback, load
+from framesift.vendors.registry import VENDORS, Callback
 
 log = get_logger(__name__)
 
@@ -64,9 +73,12 @@ class Reply(BaseModel):
 @dataclass(frozen=True)
 class Route:
     vendor: str
-    header: str
-    secret: SecretStr | None
-    parse: Callable[[Any], list[AnnotationRecord | TaskDeleted]]
+    callback: Callback
+    secrets: tuple[SecretStr, ...]  # the current one, and the previous one while rotating
+
+    @property
+    def header(self) -> str:
+        return self.callback.header
 
 
 @dataclass(frozen=True)
@@ -75,8 +87,9 @@ class WebhookConfig:
 
     project: str
     webhook_max_bytes: int
-    # Each calling-back vendor's secret, by vendor name (registry.callback_secrets).
-    callback_secrets: Mapping[str, SecretStr | None]
+    # The secrets each calling-back vendor's callbacks may carry, by vendor name: the current
+    # one and, while a rotation has it, the previous one (registry.callback_secrets).
+    callback_secrets: Mapping[str, tuple[SecretStr, ...]]
     rules: LabelRules  # what a stored label may be
 
 
@@ -87,7 +100,7 @@ class CallbackReceiver:
         self._max_bytes = config.webhook_max_bytes
         self._rules = config.rules
         self._routes: dict[str, Route] = {
-            spec.name: _route(spec.name, spec.callback, config.callback_secrets.get(spec.name))
+            spec.name: Route(spec.name, spec.callback, config.callback_secrets.get(spec.name, ()))
             for spec in VENDORS.values()
             if spec.callback is not None
         }
@@ -118,11 +131,15 @@ class CallbackReceiver:
             if method != "POST":
                 return _reply(405, "callbacks are POSTed")
             bind_context(vendor=route.vendor)
-            if route.secret is None:
+            if not route.secrets:
                 log.error("callback refused: no secret is configured for %s", route.vendor)
                 return _reply(503, f"{route.vendor} callbacks are not configured")
-            given = headers.get(route.header, "")
-            if not hmac.compare_digest(given.encode(), route.secret.get_secret_value().encode()):
+            given = headers.get(route.header, "").encode()
+            # Each accepted secret compared in constant time, all of them every time.
+            matches = [
+                hmac.compare_digest(given, s.get_secret_value().encode()) for s in route.secrets
+            ]
+            if not any(matches):
                 log.warning(
                     "callback refused: %s header missing or wrong",
                     route.header,
@@ -139,7 +156,7 @@ class CallbackReceiver:
             except (ValueError, UnicodeDecodeError) as exc:
                 return _reply(400, f"body is not JSON: {exc}")
             try:
-                records = route.parse(body)
+                records = route.callback.records(body)
             except (ValidationError, ValueError) as exc:
                 return _reply(422, f"not a {route.vendor} callback: {_summary(exc)}")
             try:
@@ -150,6 +167,10 @@ class CallbackReceiver:
             except NotYetSent as exc:
                 log.info("callback too early: %s", exc)
                 return _reply(409, f"{exc}; retry later")
+            except PermanentError as exc:
+                # The store refuses it (too large even in parts, a value it cannot hold): a
+                # retry would be refused too, so it is kept for an operator to replay.
+                return self._rejected(route.vendor, raw, exc)
             except Exception as exc:
                 log.exception("callback not stored; the vendor should retry")
                 return _reply(503, f"storage unavailable: {type(exc).__name__}")
@@ -162,15 +183,16 @@ class CallbackReceiver:
                 body["unknown_deletions"] = result.unknown_deletions
             return Reply(status=200, body=body)
 
-
-def _route(vendor: str, callback: Callback, secret: SecretStr | None) -> Route:
-    payload = load(callback.payload)  # the vendor's callback model, loaded once per instance
-    return Route(
-        vendor=vendor,
-        header=callback.header,
-        secret=secret,
-        parse=lambda body: payload.model_validate(body).records(),
-    )
+    def _rejected(self, vendor: str, raw: bytes, exc: PermanentError) -> Reply:
+        status = 413 if isinstance(exc, DocumentTooLarge) else 422
+        try:
+            kept = rejected_callbacks.record(self._documents, vendor, raw, str(exc), status)
+        except Exception:
+            log.exception("callback refused by the store and not kept; the vendor should retry")
+            return _reply(503, f"storage unavailable: {type(exc).__name__}")
+        return _reply(
+            status, f"not stored: {exc}; kept as rejected callback {kept} to replay once fixed"
+        )
 
 
 def _reply(status: int, message: str) -> Reply:

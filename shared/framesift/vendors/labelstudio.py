@@ -68,6 +68,15 @@ class LabelStudioVendor:
 
         if config.labelstudio_api_key is None:
             raise VendorRejected("FRAMESIFT_LABELSTUDIO_API_KEY is not set")
+        if config.webhook_url and config.labelstudio_webhook_secret is None:
+            # Every call of a webhook without the header would be refused, and Label Studio
+            # never retries one: refuse to start instead.
+            from framesift.webhook_secrets import HOW_TO_SET
+
+            raise VendorRejected(
+                "Label Studio's webhook would be registered without a secret, and every call "
+                f"refused: {HOW_TO_SET}"
+            )
         self._config = config
         self._documents = documents
         self._client = LabelStudio(

@@ -15,13 +15,17 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, SecretStr
 
 from framesift.config import Settings, Vendor
 from framesift.topology import LABELER, WEBHOOK
 from framesift.vendor_settings import LabelStudioSettings, ScaleSettings
+
+if TYPE_CHECKING:
+    from framesift.annotation_versions import TaskDeleted
+    from framesift.documents import AnnotationRecord
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class Secret:
 
     setting: str  # its field of Settings
     readers: tuple[str, ...]  # function names
+    # A deployment without it is complete (the previous secret, set only while rotating).
+    optional: bool = False
 
     @property
     def env(self) -> str:
@@ -54,7 +60,17 @@ class Callback:
 
     header: str  # the header carrying the secret (its name, not the secret)
     secret: Secret  # the setting holding it
+    # The secret before the last rotation, accepted too while the vendor changes over.
+    previous: Secret
     payload: str  # "module:Class", a pydantic model of the body whose records() are stored
+
+    def records(self, body: Any) -> list[AnnotationRecord | TaskDeleted]:
+        """The records of a callback's parsed JSON body (a deleted task's, for Label Studio's
+        TASKS_DELETED). Raises ValidationError (not the vendor's shape) or ValueError."""
+        records: list[AnnotationRecord | TaskDeleted] = (
+            load(self.payload).model_validate(body).records()
+        )
+        return records
 
 
 @dataclass(frozen=True)
@@ -79,12 +95,14 @@ class VendorSpec:
 SCALE_CALLBACK = Callback(
     header="scale-callback-auth",
     secret=Secret("scale_callback_auth_key", readers=(WEBHOOK.name,)),
+    previous=Secret("scale_callback_auth_key_previous", readers=(WEBHOOK.name,), optional=True),
     payload="framesift.vendors.scale:ScaleCallback",
 )
 LABELSTUDIO_CALLBACK = Callback(
     header="X-Framesift-Secret",
     # The labeler reads it too, to set it on the Label Studio webhook it keeps in step.
     secret=Secret("labelstudio_webhook_secret", readers=(LABELER.name, WEBHOOK.name)),
+    previous=Secret("labelstudio_webhook_secret_previous", readers=(WEBHOOK.name,), optional=True),
     payload="framesift.vendors.labelstudio_callbacks:LabelStudioWebhook",
 )
 
@@ -99,7 +117,11 @@ SCALE = VendorSpec(
     adapter="framesift.vendors.scale:ScaleVendor",
     config="framesift.vendors.scale:ScaleConfig",
     settings=ScaleSettings,
-    secrets=(Secret("scale_api_key", readers=(LABELER.name,)), SCALE_CALLBACK.secret),
+    secrets=(
+        Secret("scale_api_key", readers=(LABELER.name,)),
+        SCALE_CALLBACK.secret,
+        SCALE_CALLBACK.previous,
+    ),
     callback=SCALE_CALLBACK,
 )
 LABELSTUDIO = VendorSpec(
@@ -108,7 +130,11 @@ LABELSTUDIO = VendorSpec(
     config="framesift.vendors.labelstudio:LabelStudioConfig",
     ports=("documents",),
     settings=LabelStudioSettings,
-    secrets=(Secret("labelstudio_api_key", readers=(LABELER.name,)), LABELSTUDIO_CALLBACK.secret),
+    secrets=(
+        Secret("labelstudio_api_key", readers=(LABELER.name,)),
+        LABELSTUDIO_CALLBACK.secret,
+        LABELSTUDIO_CALLBACK.previous,
+    ),
     callback=LABELSTUDIO_CALLBACK,
 )
 
@@ -121,10 +147,15 @@ def load(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def callback_secrets(settings: Settings) -> dict[str, SecretStr | None]:
-    """Each calling-back vendor's callback secret, by vendor name (None: not configured)."""
+def callback_secrets(settings: Settings) -> dict[str, tuple[SecretStr, ...]]:
+    """The callback secrets each calling-back vendor's callbacks may carry, by vendor name: the
+    current one, then the previous one while a rotation has it (none: not configured)."""
     return {
-        spec.name: getattr(settings, spec.callback.secret.setting)
+        spec.name: tuple(
+            secret
+            for setting in (spec.callback.secret, spec.callback.previous)
+            if (secret := getattr(settings, setting.setting)) is not None
+        )
         for spec in VENDORS.values()
         if spec.callback is not None
     }

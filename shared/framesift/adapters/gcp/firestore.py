@@ -12,7 +12,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from framesift.errors import BackendUnavailable
+from framesift.errors import BackendUnavailable, DocumentRefused
 from framesift.ports import (
     UPDATED_AT,
     Change,
@@ -96,6 +96,12 @@ class FirestoreDocumentStore:
         while True:
             try:
                 return run(client.transaction(max_attempts=_COMMIT_ATTEMPTS))
+            except gexc.InvalidArgument as exc:
+                if "transaction" in str(exc.message).lower():
+                    # "Transaction is invalid or closed": it expired or a commit failed under
+                    # it, which a new transaction does not.
+                    raise BackendUnavailable(f"Firestore transaction failed: {exc}") from exc
+                raise DocumentRefused(f"Firestore refused the write: {exc.message}") from exc
             except (gexc.Aborted, ValueError) as exc:
                 if not _contended(exc):
                     # A transaction that cannot begin (Firestore unreachable) is rolled back by
