@@ -1,9 +1,13 @@
-"""Plane geometry of labels, in one place for the store (checks) and the snapshots (export)."""
+"""Plane geometry of labels, in one place for the store (checks) and the snapshots (export):
+what annotators draw (:class:`Shape`), one labeled region (:class:`Box`) and the arithmetic."""
 
 from __future__ import annotations
 
 import math
 from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
 
 # The largest side an image can have: a JPEG's dimensions are 16-bit.
 MAX_IMAGE_SIDE = 65535
@@ -16,6 +20,33 @@ class Shape(StrEnum):
     POLYGON = "polygon"
     KEYPOINT = "keypoint"
     MASK = "mask"  # a brush mask (Label Studio only)
+
+
+class Box(BaseModel):
+    """One labeled region: a box, or a polygon, keypoint or mask with the box around it.
+
+    ``left``..``height`` are pixels of the vendor's image and ``x``..``h`` fractions of it (the
+    stored truth, once checked); for a polygon and a keypoint they are the axis-aligned box
+    around ``points``, for a mask they are set on export (decoding it needs the SDK)."""
+
+    label: str
+    left: float | None = None  # pixels
+    top: float | None = None
+    width: float | None = None
+    height: float | None = None
+    x: float | None = None  # the same, as fractions 0..1 of the image size (when known)
+    y: float | None = None
+    w: float | None = None
+    h: float | None = None
+    rotation: float = 0.0
+    shape: Shape = Shape.BOX
+    # A polygon's vertices or a keypoint, flat (x0, y0, x1, y1, ...) as COCO has them: in pixels
+    # from a vendor, in fractions once stored (Firestore holds no arrays of arrays).
+    points: list[float] | None = None
+    rle: list[int] | None = None  # a mask, in Label Studio's brush RLE, the image's size
+    region_id: str | None = None
+    score: float | None = None  # a model's confidence in it
+    attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 def corners(
