@@ -103,6 +103,31 @@ class Segment(BaseModel):
     first_frame: int = 0
 
 
+class ToneMap(BaseModel):
+    """An HDR source's colour, as its probe tags it, for tone-mapping it to BT.709 SDR."""
+
+    model_config = ConfigDict(frozen=True)
+
+    transfer: str  # ffprobe's color_transfer: smpte2084 (PQ) or arib-std-b67 (HLG)
+    primaries: str  # ffprobe's color_primaries (bt2020)
+    matrix: str  # ffprobe's color_space (bt2020nc)
+
+
+class Picture(BaseModel):
+    """What the sampler's filters do to a video so each frame is what a person sees, decided
+    once from its probe so every segment samples alike. Rotation is not here: ffmpeg's own
+    autorotation applies the display matrix (docs/footage.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stream: int = 0  # the video stream sampled, counted among the video streams (ffmpeg's 0:v:N)
+    deinterlace: bool = False
+    tone_map: ToneMap | None = None
+
+
+PLAIN_PICTURE = Picture()  # the first video stream, no filter: SDR progressive video
+
+
 class SegmentTask(_Message):
     """One part of a video for one sampler invocation (a message on the video-segments topic)."""
 
@@ -115,12 +140,13 @@ class SegmentTask(_Message):
     collector: str
     video_id: str
     policy: SamplingPolicy
-    start_time_s: float  # the stream's start time, subtracted from frame timestamps
+    # The video stream's first presentation time: frame timestamps count from it.
+    start_time_s: float
     index: int
     count: int
     segment: Segment
-    width: int | None = None
-    height: int | None = None
+    picture: Picture = PLAIN_PICTURE
+    rotation: int = 0  # degrees clockwise the source is turned for display, recorded per frame
     # Decided once per video, so every segment decodes the same frames one pass would.
     decode: DecodeMode = DecodeMode.ALL
 

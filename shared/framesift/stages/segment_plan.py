@@ -6,7 +6,7 @@ from __future__ import annotations
 from framesift.documents import SegmentRecord, SegmentStatus
 from framesift.events import GcsObject
 from framesift.media import VideoProbe
-from framesift.messages import Segment, SegmentTask
+from framesift.messages import Picture, Segment, SegmentTask
 from framesift.naming import UploadName
 from framesift.sampling import DecodeMode, SamplingPolicy
 
@@ -29,6 +29,7 @@ def segment_tasks(
     probe: VideoProbe,
     segments: list[Segment],
     decode: DecodeMode,
+    picture: Picture,
 ) -> list[SegmentTask]:
     """One task per segment of the video ``obj`` is."""
     return [
@@ -44,9 +45,9 @@ def segment_tasks(
             index=index,
             count=len(segments),
             segment=segment,
-            width=probe.width,
-            height=probe.height,
             decode=decode,
+            picture=picture,
+            rotation=probe.rotation,
         )
         for index, segment in enumerate(segments)
     ]
