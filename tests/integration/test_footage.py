@@ -21,10 +21,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from framesift import bootstrap
+from framesift import bootstrap, media
 from framesift.documents import Box
 from framesift.embedded import EmbeddedPipeline
 from framesift.imagestats import image_stats, layout_distance
+from framesift.messages import Segment
+from framesift.sampling import SamplingPolicy
 from framesift.snapshot import Layout, write_snapshot
 from tests.support import footage as fs
 from tests.support.footage import Footage
@@ -453,6 +455,40 @@ def test_a_stream_that_starts_late_is_timed_from_its_first_frame(system_videos, 
     assert all("-" not in doc["object_name"] for doc, _ in frames)
 
 
+def test_a_late_stream_sampled_in_segments_is_timed_as_when_sampled_whole(
+    system_videos, ffmpeg_tools, tmp_path
+):
+    """An MP4 whose video starts at 1.47 s, on both builds: windows and segment bounds count
+    from its first frame, so segments keep the frames one run keeps, at the same times."""
+    late = tmp_path / "late.mp4"
+    subprocess.run(
+        [
+            *(ffmpeg_tools.ffmpeg, "-v", "error", "-i", str(system_videos["moov-at-end"].path)),
+            *("-c", "copy", "-output_ts_offset", str(fs.LATE_START_S), str(late)),
+        ],
+        check=True,
+        timeout=60,
+    )
+    probe = media.probe(str(late))
+    policy = SamplingPolicy(every_seconds=0.5)
+
+    def stamps(segments: list[Segment]) -> list[int]:
+        runs = (
+            media.Sampling(
+                str(late), policy, 75, segment, ffmpeg_tools, origin_s=probe.start_time_s
+            )
+            for segment in segments
+        )
+        return [image.timestamp_ms for run in runs for image in run.images()]
+
+    [stream] = fs.video_streams(fs.ffprobe(late))
+    assert float(stream["start_time"]) == pytest.approx(fs.LATE_START_S, abs=0.002)
+    segments = media.plan_segments(probe, policy, 0.5)
+    assert len(segments) >= 3
+    # 25 fps: the first frame of each half second from the first frame.
+    assert stamps([media.WHOLE]) == stamps(segments) == [0, 520, 1000]
+
+
 def test_interlaced_frames_are_deinterlaced(system_videos, embedded_settings):
     video, frames = _sample(embedded_settings, system_videos["interlaced-late"])
 
@@ -477,6 +513,31 @@ def test_hdr_frames_come_close_to_the_sdr_rendering(system_videos, sampler_setti
         assert difference.mean() < HDR_BOUND
     assert (video["transfer"], video["primaries"]) == (fs.HDR_TRANSFER[kind], "bt2020")
     assert video["tone_mapped"] is True
+
+
+def _without_zscale(folder: Path) -> str:
+    """An ffmpeg like the machine's but built without libzimg: its filter list lacks zscale."""
+    wrapper = folder / "ffmpeg-without-zscale"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" -filters "*) ffmpeg "$@" | grep -v " zscale "; exit 0;; esac\n'
+        'exec ffmpeg "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def test_without_zscale_hdr_is_sampled_untouched_and_the_record_says_why(
+    system_videos, embedded_settings, tmp_path, caplog
+):
+    settings = embedded_settings.model_copy(update={"ffmpeg_binary": _without_zscale(tmp_path)})
+    with caplog.at_level("WARNING", logger="framesift.stages.sampler"):
+        video, frames = _sample(settings, system_videos["hdr-pq"])
+
+    assert video["status"] == "sampled" and frames
+    assert (video["tone_mapped"], video["transfer"]) == (False, "smpte2084")
+    assert "no zscale filter" in video["tone_map_note"]
+    assert any("no zscale filter" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

@@ -57,8 +57,8 @@ def _filters(command: list[str]) -> list[str]:
 def test_the_frames_go_raw_to_stdout_and_small_to_the_second_pipe():
     command = _sample()
     assert command[0] == "ffmpeg"
-    # The stream's own timestamps in every segment, the first too (docs/footage.md).
-    assert command[1:5] == ["-copyts", "-nostdin", "-threads", "2"]
+    # One timeline in every segment, the first too: the file's, from its start (docs/footage.md).
+    assert command[1:6] == ["-copyts", "-nostdin", "-start_at_zero", "-threads", "2"]
     assert _value(command, "-i") == "/videos/a.mp4"
     raw = command.index("pipe:1")
     assert command[raw - 4 : raw] == ["-f", "rawvideo", "-pix_fmt", "yuv420p"]
@@ -123,6 +123,7 @@ def test_a_segment_seeks_its_input_keeps_timestamps_and_bounds_the_selection():
         "-nostdin",
         "-ss",
         "10.0",
+        "-start_at_zero",
         "-t",
         "11.0",  # a second past the end: the select bounds cut
         "-threads",

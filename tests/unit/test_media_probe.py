@@ -67,10 +67,13 @@ def test_the_default_stream_is_chosen_and_named_by_index_and_position():
     assert _probe(_video(index=0, default=0), _video(index=1, default=0)).stream_index == 0
 
 
-def test_timestamps_count_from_the_video_streams_own_start():
+def test_timestamps_count_from_the_video_streams_first_frame_on_the_files_timeline():
     late = _video(start_time="1.470000")
-    assert _probe(late, fmt={**MOV, "start_time": "1.400000"}).start_time_s == 1.47
-    assert _probe(_video(start_time=None), fmt={**MOV, "start_time": "0.5"}).start_time_s == 0.5
+    # An MPEG-TS starting at 1.47 s: its video's first frame is the file's start.
+    assert _probe(late, fmt={**MOV, "start_time": "1.470000"}).start_time_s == 0.0
+    # Audio from 1.4 s, video from 1.47 s: frames count from the video's first.
+    assert _probe(late, fmt={**MOV, "start_time": "1.400000"}).start_time_s == pytest.approx(0.07)
+    assert _probe(_video(start_time=None), fmt={**MOV, "start_time": "0.5"}).start_time_s == 0.0
 
 
 def test_no_video_stream_is_a_clear_error():

@@ -121,11 +121,13 @@ def sampling_command(
     if skip := _SKIP_FRAME.get(decode):
         input_args["skip_frame"] = skip
     input_args |= source_options(url, version, tools.reconnect_delay_max_s)
-    # The stream's own timestamps: without -copyts ffmpeg shifts them by the format's start
-    # time, and by the seek too, so segments would disagree; with it every segment's windows,
-    # bounds and frame times are the stream's, and the origin is taken off once (both builds,
-    # docs/footage.md).
+    # One timeline for every segment: the file's own timestamps less its start time. Without
+    # -copyts ffmpeg also takes the seek off them, so segments would disagree; -start_at_zero
+    # takes off the file's start (an MPEG-TS starts anywhere), which -ss counts from too. The
+    # video stream's first frame is on this timeline at the probe's start_time_s (audio can
+    # start before it), the origin frames are timed from (both builds, docs/footage.md).
     input_args["copyts"] = None
+    input_args["start_at_zero"] = None
     if segment.start_s > 0:
         # Input seek: ffmpeg jumps to the keyframe before and drops the frames before start_s.
         input_args["ss"] = segment.start_s

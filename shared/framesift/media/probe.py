@@ -27,7 +27,9 @@ class VideoProbe:
     width: int  # as displayed: the coded size turned by ``rotation``
     height: int
     codec: str
-    start_time_s: float  # the sampled stream's first presentation time
+    # The sampled stream's first presentation time from the file's start (which ffmpeg's
+    # -copyts -start_at_zero timeline counts from): where its frames' timestamps count from.
+    start_time_s: float
     rotation: int = 0  # degrees clockwise a viewer turns the coded picture: 0, 90, 180 or 270
     transfer: str | None = None  # ffprobe's color_transfer, e.g. bt709, smpte2084
     primaries: str | None = None  # ffprobe's color_primaries, e.g. bt709, bt2020
@@ -75,6 +77,13 @@ def _chosen(streams: list[dict[str, Any]]) -> dict[str, Any]:
     return (defaults or streams)[0]
 
 
+def _seconds(entry: dict[str, Any], key: str) -> float:
+    try:
+        return float(entry.get(key) or 0.0)
+    except ValueError:
+        return 0.0
+
+
 def _tag(stream: dict[str, Any], key: str) -> str | None:
     value = stream.get(key)
     return None if value in (None, "unknown") else str(value)
@@ -104,7 +113,7 @@ def read_probe(info: dict[str, Any]) -> VideoProbe:
         height=height,
         codec=str(stream.get("codec_name", "unknown")),
         # The stream's own start: other streams (audio) may start before it.
-        start_time_s=float(stream.get("start_time") or fmt.get("start_time") or 0.0),
+        start_time_s=max(_seconds(stream, "start_time") - _seconds(fmt, "start_time"), 0.0),
         rotation=turned,
         transfer=_tag(stream, "color_transfer"),
         primaries=_tag(stream, "color_primaries"),
