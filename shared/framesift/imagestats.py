@@ -157,6 +157,19 @@ def image_stats(data: bytes) -> ImageInfo:
         raise UnreadableImage(f"not a readable image: {exc}") from exc
 
 
+def upright(data: bytes, orientation: int | None) -> bytes:
+    """A photo's bytes with its EXIF ``orientation`` applied to the pixels (re-encoded as a JPEG
+    at quality 95, the orientation tag reset), for readers that ignore EXIF (PIL's, OpenCV's
+    and most training loaders'); unchanged when upright already."""
+    if orientation in (None, 1):
+        return data
+    with Image.open(io.BytesIO(data)) as image:
+        turned = ImageOps.exif_transpose(image)
+        out = io.BytesIO()
+        turned.convert("RGB").save(out, "JPEG", quality=95, exif=turned.getexif())
+        return out.getvalue()
+
+
 def frame_stats(small: SmallCopy) -> FrameStats:
     """The stats of a frame's small YCbCr copy."""
     luma, cb, cr = small.luma, small.cb, small.cr

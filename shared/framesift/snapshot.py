@@ -36,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from framesift.geometry import Shape, corners, envelope, polygon_area
+from framesift.imagestats import upright
 from framesift.ports import BlobStore, Warehouse
 
 QUERY = """
 SELECT f.id AS frame_id, f.video_doc_id, f.bucket, f.object_name, f.width, f.height,
+       f.orientation,
        l.image_width AS label_width, l.image_height AS label_height, l.unsupported,
        b.label, b.shape, b.x, b.y, b.w, b.h, b.rotation, b.points, b.mask_rle
 FROM {dataset}.frames AS f
@@ -204,7 +206,9 @@ def write_snapshot(
         for frame in by_split[split]:
             image = out / "images" / split / f"{frame['frame_id']}.jpg"
             image.parent.mkdir(parents=True, exist_ok=True)
-            image.write_bytes(blobs.get(frame["bucket"], frame["object_name"]))
+            # A photo's pixels turned as it is shown: its regions are in that geometry (#30).
+            stored = blobs.get(frame["bucket"], frame["object_name"])
+            image.write_bytes(upright(stored, frame["orientation"]))
             written.append(image)
         if layout is Layout.COCO:
             written.append(_coco(out, split, by_split[split], placed, names))

@@ -410,6 +410,22 @@ def test_portrait_frames_are_recorded_as_displayed(system_videos, sampler_settin
     assert (video["width"], video["height"], video["rotation"]) == (240, 320, rotation)
 
 
+def _exported_to_coco(
+    pipeline: EmbeddedPipeline, settings: Any, folder: Path
+) -> tuple[dict[str, Any], dict[str, Any], Image.Image]:
+    """The one labeled image of an embedded run exported to the warehouse and on to a COCO
+    snapshot: its COCO image entry, its one annotation, and the JPEG written."""
+    bootstrap.exporter(pipeline.adapters, settings).run()
+    out = folder / "coco"
+    write_snapshot(pipeline.adapters.warehouse, pipeline.blobs, out, Layout.COCO, ["car"])
+    [(image, annotation)] = [
+        (coco["images"][0], coco["annotations"][0])
+        for coco in map(json.loads, map(Path.read_text, out.glob("annotations/*.json")))
+        if coco["images"]
+    ]
+    return image, annotation, Image.open(out / image["file_name"])
+
+
 def test_a_box_on_a_portrait_frame_is_exported_in_the_displayed_pixels(
     system_videos, embedded_settings, tmp_path
 ):
@@ -428,16 +444,7 @@ def test_a_box_on_a_portrait_frame_is_exported_in_the_displayed_pixels(
     assert annotate(documents, frame["id"], [mark])
     [stored] = documents.where("annotations", "frame_id", frame["id"])
     assert [stored["boxes"][0][k] for k in "xywh"] == [0.75, 0.0, 0.25, 0.25]
-    bootstrap.exporter(pipeline.adapters, embedded_settings).run()
-
-    out = tmp_path / "coco"
-    write_snapshot(pipeline.adapters.warehouse, pipeline.blobs, out, Layout.COCO, ["car"])
-    [(image, annotation)] = [
-        (coco["images"][0], coco["annotations"][0])
-        for coco in map(json.loads, map(Path.read_text, out.glob("annotations/*.json")))
-        if coco["images"]
-    ]
-    jpeg = Image.open(out / image["file_name"])
+    image, annotation, jpeg = _exported_to_coco(pipeline, embedded_settings, tmp_path)
     assert (image["width"], image["height"]) == jpeg.size == (240, 320)
     assert annotation["bbox"] == [180, 0, 60, 80]
     left, top, width, height = annotation["bbox"]
@@ -547,6 +554,27 @@ def test_an_exif_oriented_photo_is_recorded_as_displayed(photos, embedded_settin
 
     assert (doc["width"], doc["height"]) == (case.expected.width, case.expected.height)
     assert doc["orientation"] == orientation
+
+
+def test_a_box_on_an_oriented_photo_is_exported_on_upright_pixels(
+    photos, embedded_settings, tmp_path
+):
+    """A box on the red mark of an Orientation 6 photo as shown (top-left of 120x160) is
+    exported on a JPEG whose pixels are upright, for readers that ignore EXIF."""
+    pipeline = EmbeddedPipeline(embedded_settings)
+    pipeline.run([photos["exif-6"].path], collector="shop")
+    [photo] = pipeline.adapters.documents.where("frames", "source", "image")
+    assert annotate(
+        pipeline.adapters.documents,
+        photo["id"],
+        [Box(label="car", left=0, top=0, width=30, height=40)],
+    )
+    image, annotation, jpeg = _exported_to_coco(pipeline, embedded_settings, tmp_path)
+    # As a loader reads it: EXIF not applied.
+    assert (image["width"], image["height"]) == jpeg.size == (120, 160)
+    assert jpeg.getexif().get(0x0112, 1) == 1
+    assert fs.mark_corners(jpeg) == UPRIGHT_MARKS
+    assert annotation["bbox"] == [0, 0, 30, 40]
 
 
 def test_the_eight_orientations_of_one_picture_hash_alike_once_turned(photos):
