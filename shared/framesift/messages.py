@@ -91,7 +91,8 @@ class KeptFrames(_Message):
 
 
 class Segment(BaseModel):
-    """The part ``[start_s, end_s)`` of a stream (absolute stream times) one invocation samples.
+    """The part ``[start_s, end_s)`` of a stream one invocation samples, in the file's times from
+    its start (ffmpeg's ``-copyts -start_at_zero``).
 
     ``first_frame`` is the index of its first frame, for the every-N-frames policy.
     """

@@ -18,6 +18,9 @@ regions are stored in fractions of the image, placed here on the frame's pixels:
 - **YOLO-OBB**: one ``class x1 y1 ... x4 y4`` line per region, a rotated box by its own
   corners, a polygon or mask by its envelope's; keypoints counted, as above.
 
+Images are written as stored, but a photo with an EXIF orientation is written upright (its
+regions are in the displayed geometry, and most loaders ignore EXIF).
+
 A frame whose label holds a region no layout can (an ellipse, a line: ``unsupported``), or a
 mask that cannot be decoded, is left out rather than half-labeled, and listed in the manifest
 with the reason.
