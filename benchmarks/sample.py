@@ -3,6 +3,7 @@ the decode limit, measured in the same run on the same generated files.
 
     .venv/bin/python benchmarks/sample.py                # 720p and 1080p, 60 s, GOP 60 and 250
     .venv/bin/python benchmarks/sample.py --seconds 300  # the same at 300 s (RSS vs length)
+    .venv/bin/python benchmarks/sample.py --picture      # rotation, HDR, interlacing (#30)
 
 Every method runs in its own process. The ffmpeg commands are timed by the wall clock of the
 process; the Python methods from their first call, after their imports (a function instance is
@@ -25,6 +26,12 @@ the ffmpeg it ran. All sample one frame per second and write JPEGs:
 - embedded run:  ``framesift run``'s pipeline on the video: sample, hash, dedup, record,
                  manifest tasks, export to the warehouse (after its imports; CPU includes them)
 
+``--picture`` measures instead what making each frame what a person sees costs: a plain H.264
+file and, made from it, the same stream with a phone's display matrix (ffmpeg turns every decoded
+frame), 10-bit HEVC HLG (kept frames tone-mapped) and interlaced MPEG-2 (every frame through
+bwdif), each against a plain decode of the same file (``-noautorotate``), with framesift as the
+sampler plans it and with no filter of the picture's.
+
 The OpenCV loop needs ``opencv-python-headless`` (``pip install -e .[bench]``).
 """
 
@@ -44,6 +51,7 @@ from pathlib import Path
 
 from framesift import media
 from framesift.config import Settings
+from framesift.messages import PLAIN_PICTURE
 from framesift.sampling import DecodeMode, SamplingPolicy
 from framesift.stages.sampler import LIKELY_FPS
 from framesift_dev.testvideo import generate_test_video
@@ -98,6 +106,21 @@ def _run(command: Command, video: Path) -> Run:
     return Run(wall, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, frames)
 
 
+def _rounds(methods: dict[str, Command], video: Path, repeat: int) -> dict[str, list[Run]]:
+    """Each method's runs on ``video``. Rounds interleave the methods, so a slow spell of a
+    shared machine hits them all."""
+    runs: dict[str, list[Run]] = {method: [] for method in methods}
+    for _ in range(repeat):
+        for method, command in methods.items():
+            runs[method].append(_run(command, video))
+    return runs
+
+
+def _medians(runs: list[Run]) -> tuple[float, float]:
+    """The median time and CPU time of a method's runs."""
+    return statistics.median(r.seconds for r in runs), statistics.median(r.cpu_s for r in runs)
+
+
 def worker(method: str, video: str, out_dir: str) -> None:
     """Run one method in this process; print the frames it kept and the seconds it took after
     its imports, as in a warm function instance."""
@@ -136,10 +159,20 @@ def worker(method: str, video: str, out_dir: str) -> None:
         )
         probe = media.probe(video)
         decode = policy.decode_mode(probe.fps, min_frames)
-        if run.decode is not decode:
+        picture = media.plan_picture(probe, media.SYSTEM).picture
+        if method == "framesift-unfiltered":
+            picture = PLAIN_PICTURE
+        if (run.decode, run.picture, run.origin_s) != (decode, picture, probe.start_time_s):
             run.cancel()
-            run = media.Sampling(video, policy, JPEG_QUALITY, decode=decode)
-        for image in run.images(probe.start_time_s):
+            run = media.Sampling(
+                video,
+                policy,
+                JPEG_QUALITY,
+                decode=decode,
+                picture=picture,
+                origin_s=probe.start_time_s,
+            )
+        for image in run.images():
             Path(out_dir, f"{image.timestamp_ms:010d}.jpg").write_bytes(image.jpeg)
             count += 1
     print(json.dumps({"frames": count, "seconds": time.perf_counter() - start}))
@@ -205,6 +238,77 @@ METHODS: dict[str, Command] = {
 }
 
 
+# How each picture case is made from the plain file (ffmpeg's arguments after -i).
+_TO_HLG = (
+    "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv,"
+    "zscale=t=linear:npl=100,format=gbrpf32le,"
+    "zscale=p=bt2020:t=arib-std-b67:m=bt2020nc:r=tv,format=yuv420p10le"
+)
+PICTURE_CASES: dict[str, tuple[str, list[str]]] = {
+    "plain H.264": (".mp4", ["-c", "copy"]),
+    # The CLI writes "rotate" counter-clockwise on a stream copy: a phone's 90° clockwise.
+    "rotated 90 (display matrix)": (".mp4", ["-c", "copy", "-metadata:s:v:0", "rotate=270"]),
+    "HDR HLG 10-bit HEVC": (
+        ".mp4",
+        [
+            *("-vf", _TO_HLG, "-c:v", "libx265", "-preset", "ultrafast"),
+            *("-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error"),
+            *(
+                "-color_primaries",
+                "bt2020",
+                "-color_trc",
+                "arib-std-b67",
+                "-colorspace",
+                "bt2020nc",
+            ),
+        ],
+    ),
+    "interlaced MPEG-2 TS": (
+        ".ts",
+        [
+            *("-vf", "tinterlace=mode=interleave_top,setfield=tff", "-c:v", "mpeg2video"),
+            *("-q:v", "3", "-flags", "+ilme+ildct", "-top", "1", "-f", "mpegts"),
+        ],
+    ),
+}
+PICTURE_METHODS: dict[str, Command] = {
+    "plain decode": lambda video, out: [
+        *_FFMPEG[:-1],
+        "-noautorotate",
+        "-i",
+        video,
+        "-f",
+        "null",
+        "-",
+    ],
+    "framesift": _python("framesift"),
+    "framesift, no filter of the picture's": _python("framesift-unfiltered"),
+}
+
+
+def picture(folder: Path, seconds: int, repeat: int) -> None:
+    """The table of what rotation, tone-mapping and deinterlacing cost (--picture)."""
+    plain = folder / f"720p_{seconds}s_picture.mp4"
+    if not plain.exists():
+        generate_test_video(str(plain), seconds=seconds, fps="30", size="1280x720", gop=60)
+    print(f"{os.cpu_count()} cores; median of {repeat} interleaved rounds; 1 frame per second")
+    print("| video | method | frames | time s | vs plain decode | CPU s | CPU vs decode |")
+    print("|" + "---|" * 7)
+    for case, (suffix, arguments) in PICTURE_CASES.items():
+        path = folder / f"{plain.stem}_{case.split()[0].lower()}{suffix}"
+        if not path.exists():
+            subprocess.run([*_FFMPEG, str(plain), *arguments, str(path)], check=True)
+        runs = _rounds(PICTURE_METHODS, path, repeat)
+        limit, limit_cpu = _medians(runs["plain decode"])
+        for method, method_runs in runs.items():
+            seconds_taken, cpu = _medians(method_runs)
+            print(
+                f"| {case} | {method} | {method_runs[0].frames or 'all'} | {seconds_taken:.2f} "
+                f"| {seconds_taken / limit:.2f}x | {cpu:.2f} | {cpu / limit_cpu:.2f}x |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -217,6 +321,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the median counts")
     parser.add_argument("--media", type=Path, default=Path(".framesift/bench-media"))
     parser.add_argument(
+        "--picture", action="store_true", help="rotation, HDR and interlacing (--seconds: one)"
+    )
+    parser.add_argument(
         "--worker", nargs=3, metavar=("METHOD", "VIDEO", "OUT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -225,6 +332,9 @@ def main() -> None:
         return
 
     args.media.mkdir(parents=True, exist_ok=True)
+    if args.picture:
+        picture(args.media, args.seconds[0], args.repeat)
+        return
     videos = [Video(h, n, g) for n in args.seconds for h in (720, 1080) for g in (60, 250)]
     print(f"{os.cpu_count()} cores; median of {args.repeat} interleaved rounds; 1 frame per second")
     columns = ["video", "method", "frames", "time s", "x realtime", "vs decode limit"]
@@ -238,16 +348,10 @@ def main() -> None:
             generate_test_video(
                 str(path), seconds=video.seconds, fps="30", size=video.size, gop=video.gop
             )
-        # Rounds interleave the methods, so a slow spell of a shared machine hits them all.
-        runs: dict[str, list[Run]] = {method: [] for method in METHODS}
-        for _ in range(args.repeat):
-            for method, command in METHODS.items():
-                runs[method].append(_run(command, path))
-        limit = statistics.median(r.seconds for r in runs["decode limit"])
-        limit_cpu = statistics.median(r.cpu_s for r in runs["decode limit"])
+        runs = _rounds(METHODS, path, args.repeat)
+        limit, limit_cpu = _medians(runs["decode limit"])
         for method, method_runs in runs.items():
-            seconds = statistics.median(r.seconds for r in method_runs)
-            cpu = statistics.median(r.cpu_s for r in method_runs)
+            seconds, cpu = _medians(method_runs)
             frames = method_runs[0].frames or "all"
             print(
                 f"| {video.name} | {method} | {frames} | {seconds:.2f} "

@@ -108,6 +108,14 @@ class VideoRecord(Document, CaptureFields):
     # Failed because its message was dead-lettered: a replay of that message samples it again.
     dead_lettered: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    # The picture (#30): width and height above are as displayed, after ``rotation``.
+    rotation: int | None = None  # degrees clockwise the coded picture is turned for display
+    transfer: str | None = None  # the source's colour transfer (ffprobe's), e.g. smpte2084
+    primaries: str | None = None  # the source's colour primaries, e.g. bt2020
+    interlaced: bool | None = None  # sampled through a deinterlacer
+    stream_index: int | None = None  # the video stream sampled (ffprobe's index)
+    tone_mapped: bool | None = None  # an HDR source's frames made SDR (None: not HDR)
+    tone_map_note: str | None = None  # why an HDR source was not tone-mapped
 
     @staticmethod
     def make_id(bucket: str, object_name: str, generation: int) -> str:
@@ -165,6 +173,9 @@ class FrameRecord(FrameSource, CaptureFields):
     brightness: float
     layout: str | None = None  # the colour layout (framesift.imagestats)
     created_at: datetime = Field(default_factory=utcnow)
+    # The picture (#30): width and height above are as displayed, as the JPEG or photo shows.
+    rotation: int | None = None  # a video frame: degrees clockwise its source was turned
+    orientation: int | None = None  # a photo: its EXIF Orientation (1-8), applied
 
     @staticmethod
     def make_id(video_doc_id: str, timestamp_ms: int) -> str:

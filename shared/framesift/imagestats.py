@@ -27,7 +27,7 @@ from functools import cache
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from framesift.errors import UnreadableImage
 
@@ -127,28 +127,50 @@ def sharpness(gray: npt.NDArray[np.uint8]) -> float:
     return float(laplacian.var())
 
 
+_ORIENTATION = 0x0112  # EXIF's Orientation tag: 1 upright, 2-8 flipped and/or turned
+
+
 @dataclass(frozen=True)
 class ImageInfo:
-    width: int
+    width: int  # as displayed: after its EXIF orientation
     height: int
     format: str
-    stats: FrameStats
+    stats: FrameStats  # of the picture as displayed
+    orientation: int | None = None  # the EXIF Orientation applied (None: none, or not 1-8)
 
 
 def image_stats(data: bytes) -> ImageInfo:
-    """Decode a whole JPEG/PNG (a truncated one is an error) and compute its frame stats."""
+    """Decode a whole JPEG/PNG (a truncated one is an error), turn it as its EXIF orientation
+    says, as browsers and Label Studio show it (CSS ``image-orientation: from-image`` is their
+    default), and compute the frame stats of what is shown."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # decodes everything: truncation and corruption surface here
+            orientation = image.getexif().get(_ORIENTATION)
+            ImageOps.exif_transpose(image, in_place=True)
             small = image.convert("YCbCr").resize((GRAY_SIZE, GRAY_SIZE), Image.Resampling.BOX)
             luma, cb, cr = np.moveaxis(np.asarray(small), 2, 0)
             stats = frame_stats(SmallCopy(luma, cb, cr))
-            return ImageInfo(image.width, image.height, str(image.format), stats)
+            applied = orientation if orientation in range(1, 9) else None
+            return ImageInfo(image.width, image.height, str(image.format), stats, applied)
     except UnidentifiedImageError as exc:
         # Pillow names the stream it read in its message: a memory address, not a reason.
         raise UnreadableImage("not a readable image: no image format recognised") from exc
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise UnreadableImage(f"not a readable image: {exc}") from exc
+
+
+def upright(data: bytes, orientation: int | None) -> bytes:
+    """A photo's bytes with its EXIF ``orientation`` applied to the pixels (re-encoded as a JPEG
+    at quality 95, the orientation tag reset), for readers that ignore EXIF (PIL's, OpenCV's
+    and most training loaders'); unchanged when upright already."""
+    if orientation in (None, 1):
+        return data
+    with Image.open(io.BytesIO(data)) as image:
+        turned = ImageOps.exif_transpose(image)
+        out = io.BytesIO()
+        turned.convert("RGB").save(out, "JPEG", quality=95, exif=turned.getexif())
+        return out.getvalue()
 
 
 def frame_stats(small: SmallCopy) -> FrameStats:

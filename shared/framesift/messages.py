@@ -92,7 +92,8 @@ class KeptFrames(_Message):
 
 
 class Segment(BaseModel):
-    """The part ``[start_s, end_s)`` of a stream (absolute stream times) one invocation samples.
+    """The part ``[start_s, end_s)`` of a stream one invocation samples, in the file's times from
+    its start (ffmpeg's ``-copyts -start_at_zero``).
 
     ``first_frame`` is the index of its first frame, for the every-N-frames policy.
     """
@@ -102,6 +103,31 @@ class Segment(BaseModel):
     start_s: float = 0.0
     end_s: float | None = None
     first_frame: int = 0
+
+
+class ToneMap(BaseModel):
+    """An HDR source's colour, as its probe tags it, for tone-mapping it to BT.709 SDR."""
+
+    model_config = ConfigDict(frozen=True)
+
+    transfer: str  # ffprobe's color_transfer: smpte2084 (PQ) or arib-std-b67 (HLG)
+    primaries: str  # ffprobe's color_primaries (bt2020)
+    matrix: str  # ffprobe's color_space (bt2020nc)
+
+
+class Picture(BaseModel):
+    """What the sampler's filters do to a video so each frame is what a person sees, decided
+    once from its probe so every segment samples alike. Rotation is not here: ffmpeg's own
+    autorotation applies the display matrix (docs/footage.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stream: int = 0  # the video stream sampled, counted among the video streams (ffmpeg's 0:v:N)
+    deinterlace: bool = False
+    tone_map: ToneMap | None = None
+
+
+PLAIN_PICTURE = Picture()  # the first video stream, no filter: SDR progressive video
 
 
 class SegmentTask(_Message):
@@ -116,12 +142,13 @@ class SegmentTask(_Message):
     collector: str
     video_id: str
     policy: SamplingPolicy
-    start_time_s: float  # the stream's start time, subtracted from frame timestamps
+    # The video stream's first presentation time: frame timestamps count from it.
+    start_time_s: float
     index: int
     count: int
     segment: Segment
-    width: int | None = None
-    height: int | None = None
+    picture: Picture = PLAIN_PICTURE
+    rotation: int = 0  # degrees clockwise the source is turned for display, recorded per frame
     # Decided once per video, so every segment decodes the same frames one pass would.
     decode: DecodeMode = DecodeMode.ALL
     # The video's, which each frame gets at its own time (none in a message from before them).

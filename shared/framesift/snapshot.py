@@ -18,6 +18,9 @@ regions are stored in fractions of the image, placed here on the frame's pixels:
 - **YOLO-OBB**: one ``class x1 y1 ... x4 y4`` line per region, a rotated box by its own
   corners, a polygon or mask by its envelope's; keypoints counted, as above.
 
+Images are written as stored, but a photo with an EXIF orientation is written upright (its
+regions are in the displayed geometry, and most loaders ignore EXIF).
+
 A frame whose label holds a region no layout can (an ellipse, a line: ``unsupported``), or a
 mask that cannot be decoded, is left out rather than half-labeled, and listed in the manifest
 with the reason; so is a frame whose labeling task was deleted at the vendor (it has no label).
@@ -37,10 +40,12 @@ from typing import Any
 
 from framesift.documents import LabelingStatus
 from framesift.geometry import Shape, corners, envelope, polygon_area
+from framesift.imagestats import upright
 from framesift.ports import BlobStore, Warehouse
 
 QUERY = """
 SELECT f.id AS frame_id, f.video_doc_id, f.bucket, f.object_name, f.width, f.height,
+       f.orientation,
        l.image_width AS label_width, l.image_height AS label_height, l.unsupported,
        b.label, b.shape, b.x, b.y, b.w, b.h, b.rotation, b.points, b.mask_rle
 FROM {dataset}.frames AS f
@@ -213,7 +218,9 @@ def write_snapshot(
         for frame in by_split[split]:
             image = out / "images" / split / f"{frame['frame_id']}.jpg"
             image.parent.mkdir(parents=True, exist_ok=True)
-            image.write_bytes(blobs.get(frame["bucket"], frame["object_name"]))
+            # A photo's pixels turned as it is shown: its regions are in that geometry (#30).
+            stored = blobs.get(frame["bucket"], frame["object_name"])
+            image.write_bytes(upright(stored, frame["orientation"]))
             written.append(image)
         if layout is Layout.COCO:
             written.append(_coco(out, split, by_split[split], placed, names))

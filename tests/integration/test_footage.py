@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import subprocess
 import warnings
 from datetime import datetime, timedelta
@@ -22,12 +23,19 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from framesift import bootstrap, media
+from framesift.documents import Box
 from framesift.embedded import EmbeddedPipeline
 from framesift.events import finalize_message
+from framesift.imagestats import image_stats, layout_distance
+from framesift.messages import Segment
 from framesift.report import sources, write_report
+from framesift.sampling import SamplingPolicy
+from framesift.snapshot import Layout, write_snapshot
 from framesift.topology import Topics
 from tests.support import footage as fs
 from tests.support.footage import Footage
+from tests.support.labels import annotate
 
 OLD_FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 BUILDS = {"ffmpeg-system": "ffmpeg", "ffmpeg-4.2": OLD_FFMPEG}
@@ -395,11 +403,6 @@ def _photo_record(settings: Any, case: Footage) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#30: the frame documents keep the coded size while ffmpeg's autorotation writes "
-    "the JPEG turned",
-)
 @pytest.mark.parametrize("rotation", [90, 270])
 def test_portrait_frames_are_recorded_as_displayed(system_videos, sampler_settings, rotation):
     case = system_videos[f"portrait-{rotation}"]
@@ -412,25 +415,98 @@ def test_portrait_frames_are_recorded_as_displayed(system_videos, sampler_settin
     assert (video["width"], video["height"], video["rotation"]) == (240, 320, rotation)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#30: the stream's start time is taken off pts_time twice: -1470 ms (and the "
-    "static ffmpeg 4.2.2 crashes on MPEG-TS)",
-)
-def test_a_stream_that_starts_late_is_timed_from_its_first_frame(system_videos, sampler_settings):
-    _, frames = _sample(sampler_settings, system_videos["interlaced-late"])
+def _exported_to_coco(
+    pipeline: EmbeddedPipeline, settings: Any, folder: Path
+) -> tuple[dict[str, Any], dict[str, Any], Image.Image]:
+    """The one labeled image of an embedded run exported to the warehouse and on to a COCO
+    snapshot: its COCO image entry, its one annotation, and the JPEG written."""
+    bootstrap.exporter(pipeline.adapters, settings).run()
+    out = folder / "coco"
+    write_snapshot(pipeline.adapters.warehouse, pipeline.blobs, out, Layout.COCO, ["car"])
+    [(image, annotation)] = [
+        (coco["images"][0], coco["annotations"][0])
+        for coco in map(json.loads, map(Path.read_text, out.glob("annotations/*.json")))
+        if coco["images"]
+    ]
+    return image, annotation, Image.open(out / image["file_name"])
+
+
+def test_a_box_on_a_portrait_frame_is_exported_in_the_displayed_pixels(
+    system_videos, embedded_settings, tmp_path
+):
+    """A vendor boxes the red mark on the frame it is shown (240x320, the mark top-right); the
+    webhook's normalisation checks it against the stored size and COCO gives it back in the
+    pixels of the exported JPEG, on the mark."""
+    pipeline = EmbeddedPipeline(embedded_settings)
+    result = pipeline.run([system_videos["portrait-90"].path], collector="cam").results[-1]
+    documents = pipeline.adapters.documents
+    frame = next(
+        doc
+        for doc in documents.where("frames", "video_doc_id", result.video_doc_id or "")
+        if doc.get("dedup_status") == "kept"
+    )
+    mark = Box(label="car", left=180, top=0, width=60, height=80)  # the red block, displayed
+    assert annotate(documents, frame["id"], [mark])
+    [stored] = documents.where("annotations", "frame_id", frame["id"])
+    assert [stored["boxes"][0][k] for k in "xywh"] == [0.75, 0.0, 0.25, 0.25]
+    image, annotation, jpeg = _exported_to_coco(pipeline, embedded_settings, tmp_path)
+    assert (image["width"], image["height"]) == jpeg.size == (240, 320)
+    assert annotation["bbox"] == [180, 0, 60, 80]
+    left, top, width, height = annotation["bbox"]
+    inside = jpeg.crop((left + 4, top + 4, left + width - 4, top + height - 4))
+    assert set(fs.mark_corners(inside).values()) == {"red"}
+
+
+# MPEG-TS on the machine's ffmpeg only: the static 4.2.2 crashes opening it (see above).
+def test_a_stream_that_starts_late_is_timed_from_its_first_frame(system_videos, embedded_settings):
+    _, frames = _sample(embedded_settings, system_videos["interlaced-late"])
     stamps = [doc["timestamp_ms"] for doc, _ in frames]
 
-    assert stamps and stamps[0] == 0 and min(stamps) >= 0
+    # One frame a second from the first (1.47 s in the stream), as for a stream starting at 0.
+    assert stamps == [0, 1000]
     assert all("-" not in doc["object_name"] for doc, _ in frames)
 
 
-@pytest.mark.xfail(strict=True, reason="#30: interlaced frames are sampled combed")
-def test_interlaced_frames_are_deinterlaced(system_videos, sampler_settings):
-    _, frames = _sample(sampler_settings, system_videos["interlaced-late"])
+def test_a_late_stream_sampled_in_segments_is_timed_as_when_sampled_whole(
+    system_videos, ffmpeg_tools, tmp_path
+):
+    """An MP4 whose video starts at 1.47 s, on both builds: windows and segment bounds count
+    from its first frame, so segments keep the frames one run keeps, at the same times."""
+    late = tmp_path / "late.mp4"
+    subprocess.run(
+        [
+            *(ffmpeg_tools.ffmpeg, "-v", "error", "-i", str(system_videos["moov-at-end"].path)),
+            *("-c", "copy", "-output_ts_offset", str(fs.LATE_START_S), str(late)),
+        ],
+        check=True,
+        timeout=60,
+    )
+    probe = media.probe(str(late))
+    policy = SamplingPolicy(every_seconds=0.5)
+
+    def stamps(segments: list[Segment]) -> list[int]:
+        runs = (
+            media.Sampling(
+                str(late), policy, 75, segment, ffmpeg_tools, origin_s=probe.start_time_s
+            )
+            for segment in segments
+        )
+        return [image.timestamp_ms for run in runs for image in run.images()]
+
+    [stream] = fs.video_streams(fs.ffprobe(late))
+    assert float(stream["start_time"]) == pytest.approx(fs.LATE_START_S, abs=0.002)
+    segments = media.plan_segments(probe, policy, 0.5)
+    assert len(segments) >= 3
+    # 25 fps: the first frame of each half second from the first frame.
+    assert stamps([media.WHOLE]) == stamps(segments) == [0, 520, 1000]
+
+
+def test_interlaced_frames_are_deinterlaced(system_videos, embedded_settings):
+    video, frames = _sample(embedded_settings, system_videos["interlaced-late"])
 
     assert frames
     assert all(_combing(jpeg) < 1.5 for _, jpeg in frames)
+    assert video["interlaced"] is True
 
 
 # docs/footage.md: no tone mapping is 69 (HLG) to 87 (PQ) away from the SDR rendering, a
@@ -438,7 +514,6 @@ def test_interlaced_frames_are_deinterlaced(system_videos, sampler_settings):
 HDR_BOUND = 30
 
 
-@pytest.mark.xfail(strict=True, reason="#30: HDR is sampled without tone mapping, washed out")
 @pytest.mark.parametrize("kind", ["hlg", "pq"])
 def test_hdr_frames_come_close_to_the_sdr_rendering(system_videos, sampler_settings, kind):
     _, reference = _sample(sampler_settings, system_videos["sdr-reference"])
@@ -449,14 +524,70 @@ def test_hdr_frames_come_close_to_the_sdr_rendering(system_videos, sampler_setti
         difference = np.abs(np.asarray(got, int) - np.asarray(want.convert(got.mode), int))
         assert difference.mean() < HDR_BOUND
     assert (video["transfer"], video["primaries"]) == (fs.HDR_TRANSFER[kind], "bt2020")
+    assert video["tone_mapped"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="#30: a photo is recorded in its stored orientation")
-@pytest.mark.parametrize("orientation", [6, 8])
+def _without_zscale(folder: Path) -> str:
+    """An ffmpeg like the machine's but built without libzimg: its filter list lacks zscale."""
+    wrapper = folder / "ffmpeg-without-zscale"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" -filters "*) ffmpeg "$@" | grep -v " zscale "; exit 0;; esac\n'
+        'exec ffmpeg "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def test_without_zscale_hdr_is_sampled_untouched_and_the_record_says_why(
+    system_videos, embedded_settings, tmp_path, caplog
+):
+    settings = embedded_settings.model_copy(update={"ffmpeg_binary": _without_zscale(tmp_path)})
+    with caplog.at_level("WARNING", logger="framesift.stages.sampler"):
+        video, frames = _sample(settings, system_videos["hdr-pq"])
+
+    assert video["status"] == "sampled" and frames
+    assert (video["tone_mapped"], video["transfer"]) == (False, "smpte2084")
+    assert "no zscale filter" in video["tone_map_note"]
+    assert any("no zscale filter" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
 def test_an_exif_oriented_photo_is_recorded_as_displayed(photos, embedded_settings, orientation):
-    doc = _photo_record(embedded_settings, photos[f"exif-{orientation}"])
+    case = photos[f"exif-{orientation}"]
+    doc = _photo_record(embedded_settings, case)
 
-    assert (doc["width"], doc["height"]) == (120, 160)
+    assert (doc["width"], doc["height"]) == (case.expected.width, case.expected.height)
+    assert doc["orientation"] == orientation
+
+
+def test_a_box_on_an_oriented_photo_is_exported_on_upright_pixels(
+    photos, embedded_settings, tmp_path
+):
+    """A box on the red mark of an Orientation 6 photo as shown (top-left of 120x160) is
+    exported on a JPEG whose pixels are upright, for readers that ignore EXIF."""
+    pipeline = EmbeddedPipeline(embedded_settings)
+    pipeline.run([photos["exif-6"].path], collector="shop")
+    [photo] = pipeline.adapters.documents.where("frames", "source", "image")
+    assert annotate(
+        pipeline.adapters.documents,
+        photo["id"],
+        [Box(label="car", left=0, top=0, width=30, height=40)],
+    )
+    image, annotation, jpeg = _exported_to_coco(pipeline, embedded_settings, tmp_path)
+    # As a loader reads it: EXIF not applied.
+    assert (image["width"], image["height"]) == jpeg.size == (120, 160)
+    assert jpeg.getexif().get(0x0112, 1) == 1
+    assert fs.mark_corners(jpeg) == UPRIGHT_MARKS
+    assert annotation["bbox"] == [0, 0, 30, 40]
+
+
+def test_the_eight_orientations_of_one_picture_hash_alike_once_turned(photos):
+    """Dedup hashes what a person sees: eight files storing one picture eight ways (8
+    different stored pictures, above) have one pHash and one colour layout."""
+    stats = [image_stats(photos[f"exif-{o}"].path.read_bytes()).stats for o in range(1, 9)]
+    assert len({s.phash for s in stats}) == 1
+    assert max(layout_distance(s.layout, stats[0].layout) or 0 for s in stats) < 2
 
 
 # The record's capture fields (framesift.capture.CaptureFields) and the generator's names.
@@ -536,9 +667,6 @@ def test_a_truncated_exif_block_keeps_the_whole_fields_and_says_so(photos, embed
     assert doc["metadata_notes"] == ["EXIF incomplete: Truncated File Read"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="#30: the first video stream is probed, ffmpeg samples the largest"
-)
 def test_the_default_video_stream_is_sampled_and_named(system_videos, sampler_settings):
     video, frames = _sample(sampler_settings, system_videos["two-streams"])
 

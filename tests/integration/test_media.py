@@ -28,7 +28,8 @@ def sample(
     decode: DecodeMode | None = None,
 ) -> Iterator[ff.SampledImage]:
     """The images of one sampling run, as the sampler reads them."""
-    return ff.Sampling(url, policy, quality, segment, tools, decode).images(start_time_s)
+    sampling = ff.Sampling(url, policy, quality, segment, tools, decode, origin_s=start_time_s)
+    return sampling.images()
 
 
 def test_ntsc_timestamps_are_exact_not_floor_fps(ffmpeg_tools, media):

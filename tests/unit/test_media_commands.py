@@ -13,7 +13,7 @@ from framesift.media.commands import (
 )
 from framesift.media.segments import WHOLE
 from framesift.media.tools import Ffmpeg
-from framesift.messages import Segment
+from framesift.messages import PLAIN_PICTURE, Picture, Segment, ToneMap
 from framesift.sampling import DecodeMode, SamplingPolicy
 
 TOOLS = Ffmpeg("ffmpeg", "ffprobe", cpus=2, reconnect_delay_max_s=30)
@@ -31,8 +31,12 @@ def _sample(
     version: tuple[int, int] = DEPLOYED,
     max_pixels: int | None = None,
     tools: Ffmpeg = TOOLS,
+    picture: Picture = PLAIN_PICTURE,
+    origin_s: float = 0.0,
 ) -> list[str]:
-    return sampling_command(url, policy, segment, decode, tools, version, max_pixels, SMALL_PIPE)
+    return sampling_command(
+        url, policy, segment, decode, tools, version, max_pixels, SMALL_PIPE, picture, origin_s
+    )
 
 
 def _input_options(command: list[str]) -> list[str]:
@@ -53,12 +57,14 @@ def _filters(command: list[str]) -> list[str]:
 def test_the_frames_go_raw_to_stdout_and_small_to_the_second_pipe():
     command = _sample()
     assert command[0] == "ffmpeg"
-    assert command[1:4] == ["-nostdin", "-threads", "2"]
+    # One timeline in every segment, the first too: the file's, from its start (docs/footage.md).
+    assert command[1:6] == ["-copyts", "-nostdin", "-start_at_zero", "-threads", "2"]
     assert _value(command, "-i") == "/videos/a.mp4"
     raw = command.index("pipe:1")
     assert command[raw - 4 : raw] == ["-f", "rawvideo", "-pix_fmt", "yuv420p"]
     small = command.index(f"pipe:{SMALL_PIPE}")
     assert command[small - 4 : small] == ["-f", "rawvideo", "-pix_fmt", "yuv420p"]
+    assert _value(command, "-filter_complex").startswith("[0:v:0]select=")
     assert _filters(command)[1:] == [
         "crop=trunc(iw/2)*2:trunc(ih/2)*2",
         "showinfo=checksum=0",  # checksums would read every pixel twice on the main thread
@@ -74,6 +80,16 @@ def test_every_n_seconds_keeps_the_first_frame_of_each_window():
         r"select=isnan(prev_selected_t)+gt(floor(t/2.5)\,floor(prev_selected_t/2.5))"
     )
     assert "-skip_frame" not in command
+
+
+def test_every_n_seconds_counts_its_windows_from_a_late_streams_first_frame():
+    """A stream starting at 1.47 s (MPEG-TS) keeps its first frame and one per second after it:
+    windows from a microsecond before the first frame, so one on a window's start is in it."""
+    command = _sample(SamplingPolicy(every_seconds=1.0), origin_s=1.47)
+    assert _filters(command)[0] == (
+        r"select=isnan(prev_selected_t)+gt(floor((t-1.469999)/1.0)\,"
+        r"floor((prev_selected_t-1.469999)/1.0))"
+    )
 
 
 def test_every_n_seconds_can_decode_reference_frames_only():
@@ -107,6 +123,7 @@ def test_a_segment_seeks_its_input_keeps_timestamps_and_bounds_the_selection():
         "-nostdin",
         "-ss",
         "10.0",
+        "-start_at_zero",
         "-t",
         "11.0",  # a second past the end: the select bounds cut
         "-threads",
@@ -115,6 +132,44 @@ def test_a_segment_seeks_its_input_keeps_timestamps_and_bounds_the_selection():
         "/videos/a.mp4",
     ]
     assert _filters(command)[0].startswith(r"select=gte(t\,10.0)*lt(t\,20.0)*(")
+
+
+def test_sdr_progressive_video_gets_no_filter_but_the_selection_and_its_plumbing():
+    assert [f.split("=")[0] for f in _filters(_sample())] == [
+        "select",
+        "crop",
+        "showinfo",
+        "split",
+        "scale",
+    ]
+
+
+def test_the_default_stream_is_read_when_it_is_not_the_first():
+    command = _sample(picture=Picture(stream=1))
+    assert _value(command, "-filter_complex").startswith("[0:v:1]select=")
+
+
+def test_interlaced_video_is_deinterlaced_frame_for_frame_before_the_selection():
+    filters = _filters(_sample(picture=Picture(deinterlace=True)))
+    # bwdif reads the frames around each, so it sees them all; one frame out per frame in.
+    assert filters[0] == "bwdif=deint=interlaced:mode=send_frame:parity=auto"
+    assert filters[1].startswith("select=")
+
+
+@pytest.mark.parametrize("transfer", ["smpte2084", "arib-std-b67"])
+def test_hdr_is_tone_mapped_to_bt709_after_the_selection(transfer):
+    source = ToneMap(transfer=transfer, primaries="bt2020", matrix="bt2020nc")
+    filters = _filters(_sample(picture=Picture(tone_map=source)))
+    assert filters[0].startswith("select=")  # only the kept frames are tone-mapped
+    assert filters[1:7] == [
+        f"zscale=min=bt2020nc:npl=100:pin=bt2020:t=linear:tin={transfer}",
+        "format=gbrpf32le",
+        "zscale=p=bt709",
+        "tonemap=desat=0:tonemap=mobius",
+        "zscale=m=bt709:r=tv:t=bt709",
+        "format=yuv420p",
+    ]
+    assert filters[7].startswith("crop=")
 
 
 def test_the_first_segment_does_not_seek_and_the_last_has_no_end():

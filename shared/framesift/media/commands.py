@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import ffmpeg
 
 from framesift.imagestats import GRAY_SIZE
-from framesift.messages import Segment
+from framesift.messages import PLAIN_PICTURE, Picture, Segment, ToneMap
 from framesift.sampling import DecodeMode, SamplingMode, SamplingPolicy
 
 if TYPE_CHECKING:
@@ -28,6 +28,21 @@ _READ_TIMEOUT_US = 30_000_000
 # The decoder's -skip_frame for each decode mode (an option since before ffmpeg 4).
 _SKIP_FRAME = {DecodeMode.REFERENCE: "noref", DecodeMode.KEYFRAMES: "nokey"}
 _INT_MAX = 2**31 - 1
+# Deinterlacing: one frame out per frame in (every-N-frames keeps its meaning), and only the
+# frames the decoder marks interlaced are touched (docs/footage.md, (c)).
+_DEINTERLACE = {"mode": "send_frame", "parity": "auto", "deint": "interlaced"}
+# HDR to SDR: mobius keeps highlights above SDR white apart, at some cost on content below it
+# (docs/footage.md, (b): 22 of 255 from an SDR rendering, where hable is 49 and none 70-87).
+TONE_MAP_CURVE = "mobius"
+# Windows of every-N-seconds start this much before their nominal time, so a frame on a window's
+# start is in it whatever the rounding of (t - origin) (a microsecond: far below any frame gap).
+_EDGE_S = 1e-6
+
+
+def window_origin(origin_s: float) -> float:
+    """Where every-N-seconds windows (and the segments cut on them) count from, given the
+    stream's first presentation time."""
+    return origin_s - _EDGE_S if origin_s else 0.0
 
 
 def takes_fps_mode(version: Version) -> bool:
@@ -57,12 +72,17 @@ def probe_command(url: str, tools: Ffmpeg, version: Version) -> list[str]:
     return [tools.ffprobe, *said, *flags, url]
 
 
-def select_expression(policy: SamplingPolicy, segment: Segment) -> str:
-    """The ``select`` filter expression for a policy, restricted to one segment."""
+def select_expression(policy: SamplingPolicy, segment: Segment, origin_s: float = 0.0) -> str:
+    """The ``select`` filter expression for a policy, restricted to one segment; ``t`` is the
+    stream's own time (-copyts) and ``origin_s`` its first frame's."""
     if policy.mode is SamplingMode.EVERY_SECONDS:
-        # First frame of every fixed window floor(t/N): never drifts at 29.97 fps or with VFR.
+        # First frame of every fixed window floor((t - origin)/N), counted from the first
+        # frame: never drifts at 29.97 fps or with VFR.
         n = repr(policy.every_seconds)
-        rule = f"isnan(prev_selected_t)+gt(floor(t/{n}),floor(prev_selected_t/{n}))"
+        now, prev = "t", "prev_selected_t"
+        if origin := window_origin(origin_s):
+            now, prev = f"({now}-{origin!r})", f"({prev}-{origin!r})"
+        rule = f"isnan(prev_selected_t)+gt(floor({now}/{n}),floor({prev}/{n}))"
     elif policy.mode is SamplingMode.EVERY_FRAMES:
         rule = f"not(mod(n+{segment.first_frame},{policy.every_frames}))"
     else:
@@ -83,29 +103,44 @@ def sampling_command(
     version: Version,
     max_pixels: int | None,
     small_pipe: int,
+    picture: Picture = PLAIN_PICTURE,
+    origin_s: float = 0.0,
 ) -> list[str]:
     """ffmpeg selecting a policy's frames of one segment once, then splitting them: raw
     (YUV 4:2:0, cropped to even sides) on stdout, and scaled to a tiny YCbCr image on the file
-    descriptor ``small_pipe``; ``showinfo`` on stderr gives each frame's presentation time and
-    size, in the same order. ``decode`` says which frames are decoded at all; ``max_pixels``,
-    when given, makes the decoder refuse larger frames before it allocates any."""
+    descriptor ``small_pipe``; ``showinfo`` on stderr gives each frame's presentation time (the
+    stream's own: -copyts) and size as displayed, in the same order. ``decode`` says which
+    frames are decoded at all; ``max_pixels``, when given, makes the decoder refuse larger
+    frames before it allocates any. ``picture`` says which video stream is read and what is done
+    to it: deinterlaced before the selection (bwdif reads the frames around each), tone-mapped
+    after it (only kept frames pay). ffmpeg's autorotation turns each frame as displayed before
+    the graph; the frames' size in showinfo is the turned one."""
     input_args: dict[str, Any] = {"nostdin": None, "threads": tools.decoder_threads(decode)}
     if max_pixels is not None:
         input_args["max_pixels"] = min(max_pixels, _INT_MAX)  # the option's own range
     if skip := _SKIP_FRAME.get(decode):
         input_args["skip_frame"] = skip
     input_args |= source_options(url, version, tools.reconnect_delay_max_s)
+    # One timeline for every segment: the file's own timestamps less its start time. Without
+    # -copyts ffmpeg also takes the seek off them, so segments would disagree; -start_at_zero
+    # takes off the file's start (an MPEG-TS starts anywhere), which -ss counts from too. The
+    # video stream's first frame is on this timeline at the probe's start_time_s (audio can
+    # start before it), the origin frames are timed from (both builds, docs/footage.md).
+    input_args["copyts"] = None
+    input_args["start_at_zero"] = None
     if segment.start_s > 0:
-        # Input seek: ffmpeg jumps to the keyframe before and drops the frames before start_s;
-        # -copyts keeps absolute timestamps so windows and bounds line up across segments.
+        # Input seek: ffmpeg jumps to the keyframe before and drops the frames before start_s.
         input_args["ss"] = segment.start_s
-        input_args["copyts"] = None
     if segment.end_s is not None:
         input_args["t"] = segment.end_s - segment.start_s + 1.0  # the select bounds cut
+    decoded = ffmpeg.input(url, **input_args)[f"v:{picture.stream}"]
+    if picture.deinterlace:
+        decoded = decoded.filter("bwdif", **_DEINTERLACE)
+    kept = decoded.filter("select", select_expression(policy, segment, origin_s))
+    if picture.tone_map is not None:
+        kept = _to_sdr(kept, picture.tone_map)
     selected = (
-        ffmpeg.input(url, **input_args)
-        .video.filter("select", select_expression(policy, segment))
-        .filter("crop", "trunc(iw/2)*2", "trunc(ih/2)*2")  # 4:2:0 planes need even sides
+        kept.filter("crop", "trunc(iw/2)*2", "trunc(ih/2)*2")  # 4:2:0 planes need even sides
         # showinfo without its checksums: they read every pixel of the frame twice on
         # ffmpeg's main thread (an option since ffmpeg 4.2).
         .filter("showinfo", checksum=0)
@@ -128,3 +163,18 @@ def sampling_command(
         .compile(cmd=tools.ffmpeg)
     )
     return command
+
+
+def _to_sdr(stream: Any, source: ToneMap) -> Any:
+    """PQ or HLG BT.2020 to BT.709 8-bit: zscale to linear light (SDR white at 100 cd/m²) in
+    float, the BT.709 primaries, the tone curve, then BT.709's transfer and matrix, limited
+    range (docs/footage.md, (b); tonemap needs linear float input, which only zscale makes)."""
+    linear = {"tin": source.transfer, "pin": source.primaries, "min": source.matrix}
+    return (
+        stream.filter("zscale", t="linear", npl=100, **linear)
+        .filter("format", "gbrpf32le")
+        .filter("zscale", p="bt709")
+        .filter("tonemap", tonemap=TONE_MAP_CURVE, desat=0)
+        .filter("zscale", t="bt709", m="bt709", r="tv")
+        .filter("format", "yuv420p")
+    )

@@ -2,7 +2,8 @@
 
 The kept frames come back raw on stdout, one at a time, and are encoded to JPEG here; the
 presentation time and size of each comes from the ``showinfo`` filter on stderr, in the same
-order, so timestamps are the stream's real ones.
+order, so timestamps are the stream's real ones (counted from its first frame) and sizes the
+frames' own, as displayed.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from framesift.media.commands import sampling_command
 from framesift.media.failures import Diagnostics
 from framesift.media.segments import WHOLE
 from framesift.media.tools import SYSTEM, Ffmpeg
-from framesift.messages import Segment
+from framesift.messages import PLAIN_PICTURE, Picture, Segment
 from framesift.sampling import DecodeMode, SamplingPolicy
 
 
 @dataclass(frozen=True)
 class SampledImage:
-    timestamp_ms: int
+    timestamp_ms: int  # from the stream's first frame
     jpeg: bytes
     stats: FrameStats
+    width: int  # the JPEG's, as displayed (turned by the source's rotation)
+    height: int
 
 
 # showinfo's line is written by several log calls, and a decoder thread's message can land
@@ -103,7 +106,9 @@ class Sampling:
     tiny YCbCr image on a second pipe for pHash, sharpness, brightness and the colour layout.
     ``decode`` says which frames are decoded at all (every one, reference frames, keyframes: the
     policy's own choice when not given); ``max_pixels``, when given, makes the decoder refuse
-    larger frames before it allocates any.
+    larger frames before it allocates any. ``picture`` names the stream and the filters that make
+    its frames what a person sees; ``origin_s`` is the stream's first presentation time, which
+    timestamps count from.
     """
 
     def __init__(
@@ -115,13 +120,26 @@ class Sampling:
         tools: Ffmpeg = SYSTEM,
         decode: DecodeMode | None = None,
         max_pixels: int | None = None,
+        picture: Picture = PLAIN_PICTURE,
+        origin_s: float = 0.0,
     ) -> None:
         self.decode = decode or policy.decode_mode(None, 0)
+        self.picture = picture
+        self.origin_s = origin_s
         self._quality = quality
         small_read, small_write = os.pipe()
         try:
             command = sampling_command(
-                url, policy, segment, self.decode, tools, tools.version, max_pixels, small_write
+                url,
+                policy,
+                segment,
+                self.decode,
+                tools,
+                tools.version,
+                max_pixels,
+                small_write,
+                picture,
+                origin_s,
             )
             self._process = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(small_write,)
@@ -156,9 +174,9 @@ class Sampling:
         for reader in self._readers:
             reader.start()
 
-    def images(self, start_time_s: float) -> Iterator[SampledImage]:
-        """The frames, as JPEGs with their timestamps (less the stream's ``start_time_s``) and
-        stats; raises SamplingFailed after the last if ffmpeg failed or reported decode errors."""
+    def images(self) -> Iterator[SampledImage]:
+        """The frames, as JPEGs with their timestamps (from the stream's first frame), stats and
+        size; raises SamplingFailed after the last if ffmpeg failed or reported decode errors."""
         finished = False
         try:
             while (item := self._frames.get(timeout=600)) is not None:
@@ -167,9 +185,13 @@ class Sampling:
                 if len(raw) != info.width * info.height * 3 // 2 or small is None:
                     raise SamplingFailed("ffmpeg's outputs disagree on the frames")
                 yield SampledImage(
-                    round((info.pts_time - start_time_s) * 1000),
+                    # Never before the first frame: a probe's start time within a millisecond of
+                    # it must not make a name with a minus sign.
+                    max(0, round((info.pts_time - self.origin_s) * 1000)),
                     _encode_jpeg(raw, info.width, info.height, self._quality),
                     frame_stats(small),
+                    info.width,
+                    info.height,
                 )
             finished = True
         finally:

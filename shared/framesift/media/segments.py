@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from framesift.media.commands import window_origin
 from framesift.media.probe import VideoProbe
 from framesift.messages import Segment
 from framesift.sampling import SamplingMode, SamplingPolicy
@@ -23,7 +24,7 @@ def plan_segments(
     duration = probe.duration_s
     if duration is None or duration <= segment_seconds:
         return [WHOLE]
-    start, end = probe.start_time_s, probe.start_time_s + duration
+    start = probe.start_time_s
     if policy.mode is SamplingMode.EVERY_FRAMES and probe.fps:
         frames = (
             max(1, round(segment_seconds * probe.fps / policy.every_frames)) * policy.every_frames
@@ -41,7 +42,8 @@ def plan_segments(
         step = max(1, round(segment_seconds / policy.every_seconds)) * policy.every_seconds
     else:
         step = segment_seconds
-    first = math.floor(start / step) + 1  # boundaries at absolute multiples of step
-    cuts = [k * step for k in range(first, math.ceil(end / step))]
+    # Boundaries at multiples of step from the first frame, where the windows start too.
+    origin = window_origin(start)
+    cuts = [origin + k * step for k in range(1, math.ceil(duration / step))]
     bounds = [0.0, *cuts]
     return [Segment(start_s=lo, end_s=hi) for lo, hi in zip(bounds, [*cuts, None], strict=True)]

@@ -57,9 +57,32 @@ class Ffmpeg:
         found = _VERSION.search(said)
         return (int(found[1]), int(found[2])) if found else (999, 0)
 
+    @cached_property
+    def filters(self) -> frozenset[str]:
+        """The filters this ffmpeg has (``ffmpeg -filters``): ``zscale`` only when it was built
+        with libzimg, which a custom image may not be."""
+        try:
+            said = subprocess.run(
+                [self.ffmpeg, "-hide_banner", "-filters"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
+            ).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ToolUnavailable(f"cannot run {self.ffmpeg}: {exc}") from exc
+        return listed_filters(said)
+
     @property
     def takes_fps_mode(self) -> bool:
         return takes_fps_mode(self.version)
+
+
+def listed_filters(said: str) -> frozenset[str]:
+    """The filter names in ``ffmpeg -filters``' table: a line of flags, the name, then the
+    pads, e.g. `` TSC zscale            V->V       Apply resizing...``."""
+    rows = (line.split() for line in said.splitlines())
+    return frozenset(row[1] for row in rows if len(row) > 2 and "->" in row[2])
 
 
 SYSTEM = Ffmpeg()

@@ -174,6 +174,7 @@ class Dedup:
                 **source,
                 "width": info.width,
                 "height": info.height,
+                "orientation": info.orientation,
                 "phash": stats.phash,
                 "layout": stats.layout,
                 "sharpness": stats.sharpness,

@@ -65,8 +65,8 @@ class FrameOutput:
             timestamp_ms=image.timestamp_ms,
             bucket=self._frames_bucket,
             object_name=object_name,
-            width=task.width,
-            height=task.height,
+            width=image.width,
+            height=image.height,
             size_bytes=len(image.jpeg),
             sha256=sha256,
             phash=image.stats.phash,
@@ -74,6 +74,7 @@ class FrameOutput:
             sharpness=image.stats.sharpness,
             brightness=image.stats.brightness,
             **capture.model_dump(),
+            rotation=task.rotation,
         )
         self._documents.merge(Collections.FRAMES, frame.id, frame.stored())
         return SampledFrame.model_validate({**frame.model_dump(), "frame_id": frame.id})

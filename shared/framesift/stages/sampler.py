@@ -182,7 +182,8 @@ class Sampler:
         except ObjectGone as exc:
             return self._fail_video(video.id, _gone(exc))
         # Decoding starts while the probe runs, on the likely guesses (one segment, the decode
-        # mode of a 30 fps video); the decoder refuses frames over the pixel limit before the
+        # mode of a 30 fps video, the first video stream, SDR, progressive, starting at 0); the
+        # decoder refuses frames over the pixel limit before the
         # probe's check can. Kept only if the probe agrees, else stopped.
         early = media.Sampling(
             url,
@@ -222,6 +223,9 @@ class Sampler:
             log.warning(
                 "capture metadata dropped", extra={"fields": {"notes": capture.metadata_notes}}
             )
+        plan = media.plan_picture(probe, self._ffmpeg)
+        if plan.tone_map_note:
+            log.warning("%s", plan.tone_map_note)
         documents.merge(
             Collections.VIDEOS,
             video.id,
@@ -235,12 +239,24 @@ class Sampler:
                 decode_mode=decode.value,
                 segments_total=len(segments),
                 **capture.model_dump(),
+                rotation=probe.rotation,
+                transfer=probe.transfer,
+                primaries=probe.primaries,
+                interlaced=plan.picture.deinterlace,
+                stream_index=probe.stream_index,
+                tone_mapped=plan.tone_mapped,
+                tone_map_note=plan.tone_map_note,
             ),
         )
-        tasks = segment_tasks(obj, name, video.id, policy, probe, segments, decode, capture)
-        if len(tasks) == 1 and early.decode is decode:
+        tasks = segment_tasks(
+            obj, name, video.id, policy, probe, segments, decode, plan.picture, capture
+        )
+        guessed = (early.decode, early.picture, early.origin_s)
+        if len(tasks) == 1 and guessed == (decode, plan.picture, probe.start_time_s):
             return self.sample_segment(tasks[0], early)
-        early.cancel()  # guessed wrong: not one segment, or another decode mode
+        # Guessed wrong: not one segment, another decode mode, stream or filters, or a stream
+        # that starts late (the windows count from its first frame).
+        early.cancel()
         if len(tasks) == 1:
             return self.sample_segment(tasks[0])
         for task in tasks:
@@ -283,8 +299,10 @@ class Sampler:
                     task.segment,
                     self._ffmpeg,
                     task.decode,
+                    picture=task.picture,
+                    origin_s=task.start_time_s,
                 )
-            for image in started.images(task.start_time_s):
+            for image in started.images():
                 frames.append(self._frames.store(task, image, track))
         except SamplingFailed as exc:
             error = str(exc)  # frames decoded before a mid-file corruption are kept

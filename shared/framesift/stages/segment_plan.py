@@ -7,7 +7,7 @@ from framesift.capture import CaptureFields
 from framesift.documents import SegmentRecord, SegmentStatus
 from framesift.events import GcsObject
 from framesift.media import VideoProbe
-from framesift.messages import Segment, SegmentTask
+from framesift.messages import Picture, Segment, SegmentTask
 from framesift.naming import UploadName
 from framesift.sampling import DecodeMode, SamplingPolicy
 
@@ -30,6 +30,7 @@ def segment_tasks(
     probe: VideoProbe,
     segments: list[Segment],
     decode: DecodeMode,
+    picture: Picture,
     capture: CaptureFields,
 ) -> list[SegmentTask]:
     """One task per segment of the video ``obj`` is."""
@@ -46,9 +47,9 @@ def segment_tasks(
             index=index,
             count=len(segments),
             segment=segment,
-            width=probe.width,
-            height=probe.height,
             decode=decode,
+            picture=picture,
+            rotation=probe.rotation,
             capture=capture,
         )
         for index, segment in enumerate(segments)
