@@ -36,7 +36,7 @@ from framesift.naming import VIDEO_EXTENSIONS, UploadName, is_photo, parse_uploa
 from framesift.ports import BlobStore, DocumentStore, Publisher
 from framesift.sampling import SamplingPolicy
 from framesift.stages.frame_output import FrameOutput
-from framesift.stages.segment_plan import segment_record, segment_tasks, too_large
+from framesift.stages.segment_plan import probed_fields, segment_record, segment_tasks, too_large
 from framesift.stages.uploads import record_ignored
 from framesift.topology import SAMPLER, Collections, Topics
 from framesift.track import MAX_SIDECAR_BYTES, Track, is_sidecar, parse_dji_srt, sidecar_names
@@ -229,24 +229,7 @@ class Sampler:
         documents.merge(
             Collections.VIDEOS,
             video.id,
-            VideoRecord.fields(
-                duration_s=probe.duration_s,
-                fps=probe.fps,
-                width=probe.width,
-                height=probe.height,
-                codec=probe.codec,
-                policy=policy.model_dump(),
-                decode_mode=decode.value,
-                segments_total=len(segments),
-                **capture.model_dump(),
-                rotation=probe.rotation,
-                transfer=probe.transfer,
-                primaries=probe.primaries,
-                interlaced=plan.picture.deinterlace,
-                stream_index=probe.stream_index,
-                tone_mapped=plan.tone_mapped,
-                tone_map_note=plan.tone_map_note,
-            ),
+            probed_fields(probe, policy, decode, len(segments), capture, plan),
         )
         tasks = segment_tasks(
             obj, name, video.id, policy, probe, segments, decode, plan.picture, capture

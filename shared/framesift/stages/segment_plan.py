@@ -1,12 +1,15 @@
-"""The sampler's plan of a video once probed: whether it is too large to decode, and the
-segments it is sampled in, each a task (the message one invocation samples) and a record."""
+"""The sampler's plan of a video once probed: whether it is too large to decode, what its record
+says of it, and the segments it is sampled in, each a task (the message one invocation samples)
+and a record."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from framesift.capture import CaptureFields
-from framesift.documents import SegmentRecord, SegmentStatus
+from framesift.documents import SegmentRecord, SegmentStatus, VideoRecord
 from framesift.events import GcsObject
-from framesift.media import VideoProbe
+from framesift.media import PicturePlan, VideoProbe
 from framesift.messages import Picture, Segment, SegmentTask
 from framesift.naming import UploadName
 from framesift.sampling import DecodeMode, SamplingPolicy
@@ -19,6 +22,35 @@ def too_large(probe: VideoProbe, max_pixels: int) -> str | None:
     return (
         f"video too large: {probe.width}x{probe.height} is {pixels} pixels per frame,"
         f" over FRAMESIFT_MAX_VIDEO_PIXELS ({max_pixels})"
+    )
+
+
+def probed_fields(
+    probe: VideoProbe,
+    policy: SamplingPolicy,
+    decode: DecodeMode,
+    segments: int,
+    capture: CaptureFields,
+    plan: PicturePlan,
+) -> dict[str, Any]:
+    """What the video's record says once it is probed and planned."""
+    return VideoRecord.fields(
+        duration_s=probe.duration_s,
+        fps=probe.fps,
+        width=probe.width,
+        height=probe.height,
+        codec=probe.codec,
+        policy=policy.model_dump(),
+        decode_mode=decode.value,
+        segments_total=segments,
+        **capture.model_dump(),
+        rotation=probe.rotation,
+        transfer=probe.transfer,
+        primaries=probe.primaries,
+        interlaced=plan.picture.deinterlace,
+        stream_index=probe.stream_index,
+        tone_mapped=plan.tone_mapped,
+        tone_map_note=plan.tone_map_note,
     )
 
 
