@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from framesift.topology import FUNCTIONS, LABELER
+from framesift.topology import FUNCTIONS, LABELER, WEBHOOK
+from framesift.vendors.registry import VENDORS
 from framesift_dev.loaded import DEPLOYED_ENV, loaded
 
 FORBIDDEN_EVERYWHERE = {"framesift_dev", "framesift.cli", "framesift.embedded", "typer", "rich"}
@@ -36,3 +37,16 @@ def test_the_labeler_loads_only_its_vendors_sdk(vendor, sdk):
     found = _top(loaded(LABELER, {**DEPLOYED_ENV, "FRAMESIFT_LABELING_VENDOR": vendor}).modules)
     assert sdk in found
     assert found & (VENDOR_SDKS - {sdk}) == set()
+
+
+def test_the_webhook_loads_every_vendors_callback_model_before_its_first_request():
+    """A function's archive ships what an instance loads before its first request: the webhook
+    must load the models it parses callbacks with then, or the deployed webhook would fail
+    every callback on a module its archive does not hold."""
+    found = loaded(WEBHOOK, {**DEPLOYED_ENV, "FRAMESIFT_LABELING_VENDOR": "manifest"}).modules
+    payloads = {
+        spec.callback.payload.partition(":")[0]
+        for spec in VENDORS.values()
+        if spec.callback is not None
+    }
+    assert payloads and payloads <= found

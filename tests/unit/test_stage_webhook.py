@@ -56,6 +56,9 @@ def test_a_callback_delivered_twice_is_stored_once():
     [
         (SCALE_KEY, "not-the-key", CALLBACK, 401),  # the vendor's retry cannot fix it
         (None, SCALE_KEY, CALLBACK, 503),  # this deployment's fault: the vendor retries
+        # An empty secret (a variable set to "") is none: a request without the header does
+        # not match it.
+        ("", "", CALLBACK, 503),
         (SCALE_KEY, SCALE_KEY, json.dumps(scale_callback(task_id="t9")).encode(), 422),
     ],
 )

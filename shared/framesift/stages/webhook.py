@@ -75,6 +75,7 @@ class Route:
     vendor: str
     callback: Callback
     secrets: tuple[SecretStr, ...]  # the current one, and the previous one while rotating
+    payload: Any  # the callback's model (Callback.payload_model), imported with the route
 
     @property
     def header(self) -> str:
@@ -100,7 +101,12 @@ class CallbackReceiver:
         self._max_bytes = config.webhook_max_bytes
         self._rules = config.rules
         self._routes: dict[str, Route] = {
-            spec.name: Route(spec.name, spec.callback, config.callback_secrets.get(spec.name, ()))
+            spec.name: Route(
+                spec.name,
+                spec.callback,
+                config.callback_secrets.get(spec.name, ()),
+                spec.callback.payload_model(),
+            )
             for spec in VENDORS.values()
             if spec.callback is not None
         }
@@ -156,7 +162,7 @@ class CallbackReceiver:
             except (ValueError, UnicodeDecodeError) as exc:
                 return _reply(400, f"body is not JSON: {exc}")
             try:
-                records = route.callback.records(body)
+                records = route.payload.model_validate(body).records()
             except (ValidationError, ValueError) as exc:
                 return _reply(422, f"not a {route.vendor} callback: {_summary(exc)}")
             try:

@@ -64,11 +64,17 @@ class Callback:
     previous: Secret
     payload: str  # "module:Class", a pydantic model of the body whose records() are stored
 
+    def payload_model(self) -> Any:
+        """The payload's model, imported: the webhook imports it when it is built, so a deployed
+        webhook's archive (which ships what an instance loads before its first request) holds
+        it."""
+        return load(self.payload)
+
     def records(self, body: Any) -> list[AnnotationRecord | TaskDeleted]:
         """The records of a callback's parsed JSON body (a deleted task's, for Label Studio's
         TASKS_DELETED). Raises ValidationError (not the vendor's shape) or ValueError."""
         records: list[AnnotationRecord | TaskDeleted] = (
-            load(self.payload).model_validate(body).records()
+            self.payload_model().model_validate(body).records()
         )
         return records
 
@@ -154,7 +160,9 @@ def callback_secrets(settings: Settings) -> dict[str, tuple[SecretStr, ...]]:
         spec.name: tuple(
             secret
             for setting in (spec.callback.secret, spec.callback.previous)
+            # An empty secret is none: compare_digest would take a missing header for it.
             if (secret := getattr(settings, setting.setting)) is not None
+            and secret.get_secret_value()
         )
         for spec in VENDORS.values()
         if spec.callback is not None
