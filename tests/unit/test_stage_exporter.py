@@ -13,10 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from framesift.config import Settings, section
+from framesift.geometry import Box
 from framesift.stages.exporter import LEASE, Exporter, ExporterConfig
 from framesift.topology import Collections
 from framesift.warehouse.schemas import ALL_TABLES, FRAMES_TABLE
 from tests.support.fakes import InMemoryDocumentStore, InMemoryWarehouse
+from tests.support.labels import annotate
 
 
 class Stack:
@@ -122,3 +124,22 @@ def test_a_full_run_marks_deleted_the_rows_whose_document_is_gone():
     assert result.tombstoned == 1
     rows = {row["id"]: row for row in stack.warehouse.rows("frames")}
     assert (rows[kept]["deleted"], rows["v1_gone"]["deleted"]) == (False, True)
+
+
+def test_an_annotation_whose_parts_are_gone_is_rejected_and_the_others_are_exported():
+    """A split annotation whose parts cannot be read (deleted since) is one reject with why:
+    retrying cannot bring them back, and it must not hold up every later export."""
+    stack = Stack()
+    lost, kept = stack.frame(1, width=320, height=240), stack.frame(2, width=320, height=240)
+    annotate(stack.documents, lost, [Box(label="car", x=0.1, y=0.1, w=0.2, h=0.2)])
+    annotate(stack.documents, kept, [Box(label="car", x=0.3, y=0.3, w=0.2, h=0.2)])
+    stack.documents.merge(Collections.ANNOTATIONS, f"scale~task-{lost}", {"parts": ["gone"]})
+
+    result = stack.exporter().run()
+
+    assert result.rejected == 1
+    [reject] = stack.documents.where(Collections.EXPORT_REJECTS, "collection", "annotations")
+    assert "lost its parts" in reject["reason"]
+    rows = stack.warehouse.rows("annotations")
+    assert [row["frame_id"] for row in rows] == [kept]
+    assert stack.documents.get(Collections.EXPORT_STATE, stack.exporter().state_id("annotations"))

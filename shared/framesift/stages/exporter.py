@@ -39,6 +39,7 @@ from typing import Any
 
 from framesift.bookkeeping import ExportLease, ExportReject, ExportWatermark
 from framesift.documents import LIVE_STATUSES, AnnotationRecord, AnnotationStatus
+from framesift.errors import NotFound
 from framesift.events import PubSubMessage
 from framesift.logs import get_logger
 from framesift.messages import ExportRequest
@@ -328,7 +329,10 @@ class Exporter:
                     source.collection not in watermarks or stamp > watermarks[source.collection]
                 ):
                     watermarks[source.collection] = stamp
-                produced, problem = _rows(source, source.whole(documents, doc))
+                try:
+                    produced, problem = _rows(source, source.whole(documents, doc))
+                except NotFound as exc:  # its parts are gone: no retry brings them back
+                    produced, problem = [], str(exc)
                 if problem:
                     # One document that cannot be a row never stops the others' export.
                     result.rejected += 1
