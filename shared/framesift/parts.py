@@ -98,7 +98,7 @@ def split(
         # A document read back split (an annotation's deletion keeps it) keeps its parts.
         writes = {key: data}
     else:
-        parts = _packed(key, items)
+        parts = _packed(key, head, items)
         head[LISTED] = list(parts)
         writes = {key: head} | {(PARTS, part): doc.stored() for part, doc in parts.items()}
     listed = set(writes[key].get(LISTED) or [])
@@ -107,12 +107,16 @@ def split(
     return writes | {(PARTS, part): blank for part in blanks}
 
 
-def _packed(key: DocKey, items: Sequence[tuple[str, Any, int]]) -> dict[str, DocumentPart]:
+def _packed(
+    key: DocKey, head: dict[str, Any], items: Sequence[tuple[str, Any, int]]
+) -> dict[str, DocumentPart]:
     """The items (field name, item, its size) in order, in as few parts as fit a document
-    each, by id."""
+    each, by id: a digest of the items and of the document they belong to, so a later version
+    with the same items (parts are written outside its transaction) never reuses the ids of
+    parts an earlier version blanked."""
     collection, doc_id = key
     digest = hashlib.sha256(
-        json.dumps([item for _, item, _ in items], sort_keys=True, default=str).encode()
+        json.dumps([head, [item for _, item, _ in items]], sort_keys=True, default=str).encode()
     ).hexdigest()
     # A part's own fields, with room for an index far larger than any part count.
     blank = DocumentPart(collection=collection, doc_id=doc_id).stored()
@@ -174,7 +178,8 @@ def joined(
     if not ids:
         return doc
     found = documents.get_many(PARTS, ids)
-    missing = [i for i in ids if i not in found]
+    # A blanked part (a newer version stopped listing it) is as lost as a deleted one.
+    missing = [i for i in ids if not (found.get(i) or {}).get("lists")]
     if missing:
         # Written before the document was: they can only have been deleted since.
         raise NotFound(f"{collection} {doc.get('id') or doc.get('_id')} lost its parts {missing}")
