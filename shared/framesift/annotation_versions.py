@@ -41,7 +41,10 @@ def supersedes(new: dict[str, Any], stored: dict[str, Any]) -> bool:
             return _moment(new.get("deleted_at")) > version(stored)
         return True  # the vendor's own word: it never brings a deleted annotation back
     if stored.get("status") == AnnotationStatus.DELETED:
-        # Deleted before this change was recorded: at its then vendor_updated_at (our clock).
+        if stored.get("deleted_by") in (DeletedBy.VENDOR, DeletedBy.TASK_DELETED):
+            return False  # final: a late or replayed version must not bring it back
+        # Deleted by absence, or before deletions kept their evidence (then at its
+        # vendor_updated_at, our clock): a version seen since restores it.
         gone = _moment(stored.get("deleted_at") or stored.get("vendor_updated_at"))
         return max(version(new), _moment(new.get("observed_at"))) > gone
     return version(new) > version(stored)

@@ -133,3 +133,7 @@ def test_the_vendors_own_deletion_is_final():
     assert supersedes(deleted, {**LIVE, "vendor_updated_at": T0 + timedelta(hours=1)})
     assert not supersedes(LIVE, deleted)
     assert not supersedes(deleted, deleted)
+    # Not even a version the vendor stamped later (its clock ahead of ours, or a replay).
+    newer = {**LIVE, "vendor_updated_at": T0 + timedelta(days=1), "observed_at": T0}
+    for final in (DeletedBy.VENDOR, DeletedBy.TASK_DELETED):
+        assert not supersedes(newer, {**deleted, "deleted_by": final})
