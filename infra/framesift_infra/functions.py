@@ -18,7 +18,7 @@ from framesift_infra.packaging import function_source
 from framesift_infra.secretmanager import Secret
 from framesift_infra.secrets import SECRETS, VENDOR_SECRETS
 from framesift_infra.sizing import deployment_of
-from framesift_infra.stack import Stack
+from framesift_infra.stack import Stack, service_uri
 
 # StackConfig.webhook_access: disable Cloud Run's invoker check instead of binding allUsers.
 NO_INVOKER_CHECK = "noInvokerCheck"
@@ -149,7 +149,7 @@ def deploy_function(
     )
     own_env = dict(env)
     if spec is LABELER:  # the vendors call back the webhook, deployed first
-        own_env["FRAMESIFT_WEBHOOK_URL"] = stack.functions[WEBHOOK.name].url
+        own_env["FRAMESIFT_WEBHOOK_URL"] = service_uri(stack.functions[WEBHOOK.name])
         if config.model_uri:
             own_env["FRAMESIFT_MODEL_URI"] = config.model_uri
             own_env["FRAMESIFT_MODEL_THREADS"] = deployment.cpu

@@ -20,7 +20,7 @@ from framesift.topology import (
     pubsub_max_delivery_attempts,
 )
 from framesift_infra.config import StackConfig
-from framesift_infra.stack import Stack
+from framesift_infra.stack import Stack, service_uri
 
 
 def create_topics(stack: Stack, config: StackConfig) -> None:
@@ -96,7 +96,7 @@ def push_subscription(
     name = spec.subscription(topic)
     dead_name = spec.dead_letter_topic(topic)
     # The function's Cloud Run service (run.app), which internal ingress admits Pub/Sub to.
-    service = function.service_config.apply(lambda served: served.uri if served else "")
+    service = service_uri(function)
     dead = stack.add(
         gcp.pubsub.Topic(f"{name}-dead", name=dead_name, labels=config.labels, opts=stack.opts())
     )

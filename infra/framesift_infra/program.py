@@ -24,7 +24,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
+from framesift.config import Vendor
 from framesift.topology import FUNCTIONS, WEBHOOK, Topics
+from framesift.vendors.registry import VENDORS
 from framesift_infra.config import StackConfig
 from framesift_infra.datastores import create_firestore, create_warehouse
 from framesift_infra.functions import WEBHOOK_ACCESS, build_account, deploy_function, environment
@@ -32,7 +34,7 @@ from framesift_infra.messaging import create_topics, hold, push_invoker, schedul
 from framesift_infra.monitoring import create_alerts
 from framesift_infra.secretmanager import create_secrets
 from framesift_infra.services import enable_apis
-from framesift_infra.stack import Stack
+from framesift_infra.stack import Stack, service_uri
 from framesift_infra.storage import create_buckets, notify_uploads
 
 
@@ -63,7 +65,11 @@ def deploy(config: StackConfig) -> Stack:
     create_alerts(stack, config, project_number)
     pulumi.export("raw_bucket", stack.buckets["raw"].name)
     pulumi.export("frames_bucket", stack.buckets["frames"].name)
-    webhook = stack.functions[WEBHOOK.name].url
-    pulumi.export("scale_callback_url", webhook.apply(lambda url: f"{url}/scale"))
-    pulumi.export("labelstudio_webhook_url", webhook.apply(lambda url: f"{url}/labelstudio"))
+    webhook = service_uri(stack.functions[WEBHOOK.name])
+    # The addresses to give the vendors (the names the docs and earlier stacks use).
+    for output, vendor in (
+        ("scale_callback_url", Vendor.SCALE),
+        ("labelstudio_webhook_url", Vendor.LABELSTUDIO),
+    ):
+        pulumi.export(output, webhook.apply(VENDORS[vendor].callback_url))
     return stack

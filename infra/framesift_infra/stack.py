@@ -33,3 +33,11 @@ class Stack:
         """Options of every resource: created once the APIs are enabled (on a new project a
         resource of a disabled API fails), after ``depends_on``."""
         return pulumi.ResourceOptions(depends_on=[*self.apis, *depends_on])
+
+
+def service_uri(function: gcp.cloudfunctionsv2.Function) -> pulumi.Output[str]:
+    """The function's Cloud Run address (run.app): the one address whose path the function sees
+    as it is sent, and an audience Cloud Run always accepts
+    (https://cloud.google.com/run/docs/configuring/custom-audiences). Pushes and the vendors'
+    callbacks use it; ``url`` is the cloudfunctions.net alias."""
+    return function.service_config.apply(lambda served: (served.uri or "") if served else "")
