@@ -18,7 +18,7 @@ from typing import Any
 from framesift.annotations import LabelRules, store_all
 from framesift.bookkeeping import RejectedCallback
 from framesift.documents import utcnow
-from framesift.errors import PermanentError
+from framesift.errors import NotYetSent, PermanentError
 from framesift.logs import get_logger
 from framesift.parts import joined, split, transact
 from framesift.ports import DocKey, DocumentStore
@@ -40,8 +40,15 @@ def record(documents: DocumentStore, vendor: str, raw: bytes, reason: str, http_
     def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], None]:
         stored = docs[key]
         if stored is not None:
-            again = {"attempts": int(stored.get("attempts") or 1) + 1, "last_received_at": now}
-            return {key: {**again, "reason": reason, "http_status": http_status}}, None
+            # Refused again (a replay's fix did not hold): to be replayed again.
+            again = RejectedCallback.fields(
+                attempts=int(stored.get("attempts") or 1) + 1,
+                last_received_at=now,
+                reason=reason,
+                http_status=http_status,
+                replayed_at=None,
+            )
+            return {key: again}, None
         rejected = RejectedCallback(
             id=key[1],
             vendor=vendor,
@@ -87,7 +94,9 @@ def replay(documents: DocumentStore, rules: LabelRules) -> Replayed:
         try:
             records = callback.records(json.loads(body_of(documents, doc)))
             store_all(documents, records, rules)
-        except (PermanentError, ValueError) as exc:
+        except (PermanentError, NotYetSent, ValueError) as exc:
+            # One that cannot be stored yet (its frame's task not recorded) or at all waits with
+            # why, and the others are replayed.
             result.refused[doc["id"]] = str(exc)
             documents.merge(REJECTED, doc["id"], RejectedCallback.fields(reason=str(exc)))
             continue

@@ -22,7 +22,7 @@ from framesift.documents import AnnotationRecord, AnnotationStatus
 from framesift.errors import DocumentRefused
 from framesift.parts import MAX_DOCUMENT_BYTES, PARTS, document_size, split
 from framesift.ports import Change, DocKey, T
-from framesift.rejected_callbacks import body_of, replay
+from framesift.rejected_callbacks import body_of, record, replay
 from framesift.stages.exporter import Exporter, ExporterConfig
 from framesift.stages.webhook import CallbackReceiver, Reply
 from framesift.topology import Collections
@@ -246,3 +246,44 @@ def test_replay_callbacks_lists_what_is_still_refused_and_exits_1(tmp_path, monk
     assert result.exit_code == 1
     assert "0 rejected callbacks stored, 1 still refused" in result.output
     assert f"refused: {kept}: unknown frame" in result.output  # no frame in this store
+
+
+def test_replay_goes_on_past_a_callback_whose_frame_has_no_task_yet_and_keeps_it():
+    documents = InMemoryDocumentStore()
+    _receiver(documents)  # FRAME, sent as task t1
+    early_frame = "v_webhook_0000002000"
+    documents.create(
+        Collections.FRAMES,
+        early_frame,
+        {"id": early_frame, "width": WIDTH, "height": HEIGHT, "dedup_status": "kept"},
+    )
+    early = scale_callback(task_id="t2", boxes=_boxes(1), unique_id=early_frame)
+    early["task"]["metadata"] = {"frame_id": early_frame}
+    early_id = record(documents, "scale", json.dumps(early).encode(), "kept for the test", 422)
+    ready = json.dumps(scale_callback(boxes=_boxes(2))).encode()
+    ready_id = record(documents, "scale", ready, "kept for the test", 422)
+
+    replayed = replay(documents, LabelRules.of(SETTINGS))
+
+    assert replayed.stored == [ready_id]
+    assert list(replayed.refused) == [early_id]
+    assert "no task recorded yet" in replayed.refused[early_id]
+    kept = documents.get(Collections.REJECTED_CALLBACKS, early_id)
+    assert kept is not None and kept["replayed_at"] is None  # replayed again next time
+
+
+def test_a_replayed_callback_refused_again_is_replayed_again():
+    documents = InMemoryDocumentStore()
+    body = b'{"not": "replayable"}'
+    first = record(documents, "scale", body, "kept for the test", 422)
+    documents.merge(Collections.REJECTED_CALLBACKS, first, {"replayed_at": "2026-12-01T00:00:00Z"})
+
+    again = record(documents, "scale", body, "refused again", 422)
+
+    stored = documents.get(Collections.REJECTED_CALLBACKS, again)
+    assert again == first and stored is not None
+    assert (stored["attempts"], stored["replayed_at"], stored["reason"]) == (
+        2,
+        None,
+        "refused again",
+    )
