@@ -33,14 +33,15 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+# Firestore's document size rules are the product's own (framesift.parts stores by them).
+from framesift.parts import MAX_DOCUMENT_BYTES as DOCUMENT_LIMIT
+from framesift.parts import document_size
 from framesift.ports import DocKey, run_change
 
-DOCUMENT_LIMIT = 1_048_576
 COMMIT_WRITES_LIMIT = 500
 COMMIT_BYTES_LIMIT = 10 * 1_048_576
 DOCUMENT_WRITES_PER_S = 1.0
@@ -50,42 +51,10 @@ RAMP_STEP_MINUTES = 5
 RETRY_PAUSE_S = 0.05
 RETRY_MAX_PAUSE_S = 1.0
 RETRY_ATTEMPTS = 10
-UPDATED_AT = "updated_at"  # every adapter stamps every write with it (framesift.ports.stamped)
 
 
 class LimitExceeded(Exception):
     """A write Firestore would refuse."""
-
-
-def string_size(text: str) -> int:
-    return len(text.encode()) + 1
-
-
-def value_size(value: Any) -> int:
-    if value is None or isinstance(value, bool):
-        return 1
-    if isinstance(value, int | float | datetime):
-        return 8
-    if isinstance(value, str):
-        return string_size(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return len(value)
-    if isinstance(value, Mapping):
-        return fields_size(value)
-    if isinstance(value, list | tuple):
-        return sum(value_size(v) for v in value)
-    raise TypeError(f"no Firestore size for {type(value).__name__}")
-
-
-def fields_size(fields: Mapping[str, Any]) -> int:
-    return sum(string_size(name) + value_size(value) for name, value in fields.items())
-
-
-def document_size(collection: str, doc_id: str, fields: Mapping[str, Any]) -> int:
-    """The document's size as Firestore computes it, with the ``updated_at`` stamp."""
-    name = string_size(collection) + string_size(doc_id) + 16
-    stamp = {} if UPDATED_AT in fields else {UPDATED_AT: 0}
-    return name + fields_size({**fields, **stamp}) + 32
 
 
 def ramp_minutes(ops_per_s: float) -> float:

@@ -7,6 +7,8 @@ import pytest
 
 from framesift import dedupindex as di
 from framesift.errors import ReadMore
+from framesift.parts import value_size
+from framesift.ports import UPDATED_AT
 from framesift_dev import firestore_limits as fl
 
 
@@ -18,8 +20,8 @@ def test_the_storage_size_page_example_is_147_bytes():
         "priority": 1,
         "description": "Learn Cloud Firestore",
     }
-    size = fl.document_size("tasks", "my_task_id", {**fields, fl.UPDATED_AT: 0})
-    assert size == 147 - 6 - 5 + fl.string_size(fl.UPDATED_AT) + 8
+    size = fl.document_size("tasks", "my_task_id", {**fields, UPDATED_AT: 0})
+    assert size == 147 - 6 - 5 + value_size(UPDATED_AT) + 8
 
 
 def test_bytes_fields_count_their_length():
