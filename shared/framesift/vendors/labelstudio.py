@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import SecretStr
 
+from framesift.bookkeeping import VendorSetup
 from framesift.config import Vendor
+from framesift.documents import create_or_get
 from framesift.errors import VendorRejected, VendorUnavailable
 from framesift.geometry import Shape
 from framesift.ports import DocumentStore, LabelingRequest, LabelingTask
@@ -222,13 +224,15 @@ class LabelStudioVendor:
                 ),
             )
             project_id = int(created.id or 0)
-        if self._documents.create(
-            Collections.LABELING_VENDORS, setup_id, {"project_id": project_id, "title": title}
-        ):
-            return project_id
-        winner = int(
-            (self._documents.get(Collections.LABELING_VENDORS, setup_id) or {})["project_id"]
+        made, setup = create_or_get(
+            self._documents,
+            Collections.LABELING_VENDORS,
+            setup_id,
+            VendorSetup(project_id=project_id, title=title),
         )
+        if made:
+            return project_id
+        winner = int(setup["project_id"])
         if created is not None and winner != project_id:
             self._client.projects.delete(id=project_id)  # lost the race: ours is empty
         return winner
