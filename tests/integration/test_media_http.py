@@ -24,7 +24,7 @@ def tools(ffmpeg_tools: ff.Ffmpeg) -> ff.Ffmpeg:
 
 
 def _frames(url: str, tools: ff.Ffmpeg) -> list[tuple[int, bytes]]:
-    return [(i.timestamp_ms, i.jpeg) for i in ff.Sampling(url, POLICY, 90, tools=tools).images(0.0)]
+    return [(i.timestamp_ms, i.jpeg) for i in ff.Sampling(url, POLICY, 90, tools=tools).images()]
 
 
 def test_a_connection_cut_mid_video_is_resumed_where_it_stopped(tools, media):
@@ -44,7 +44,7 @@ def test_a_server_that_stays_down_is_transient_not_an_unreadable_video(tools, me
             ff.probe(server.url, tools)
         sampling = ff.Sampling(server.url, POLICY, 90, tools=tools)
         with pytest.raises(SourceUnavailable, match="503") as sampled:
-            list(sampling.images(0.0))
+            list(sampling.images())
     for failure in (probed.value, sampled.value):
         assert "127.0.0.1" not in str(failure)  # a signed URL's query is a credential
 
@@ -73,4 +73,4 @@ def test_an_object_that_is_gone_is_permanent(tools, media, status):
         with pytest.raises(UnreadableVideo, match=str(status)):
             ff.probe(server.url, tools)
         with pytest.raises(SamplingFailed, match=str(status)):
-            list(ff.Sampling(server.url, POLICY, 90, tools=tools).images(0.0))
+            list(ff.Sampling(server.url, POLICY, 90, tools=tools).images())

@@ -28,7 +28,9 @@ TASKS = 12
 @pytest.fixture
 def settings(embedded_settings, labelstudio, unique):
     """No webhook secret set: the one kept in the workdir (`framesift run` and `serve`)."""
-    return labelstudio_settings(embedded_settings, labelstudio, f"rotation-{unique}")
+    return labelstudio_settings(
+        embedded_settings, labelstudio, f"rotation-{unique}", labelstudio_webhook_secret=None
+    )
 
 
 def _hook_secret(vendor: LabelStudioVendor) -> str:

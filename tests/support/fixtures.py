@@ -30,6 +30,8 @@ from tests.support.stack import emulator_environment
 from tests.support.waiting import wait_for
 
 
+# Before pytest-xdist's own hook, which names each test by its group.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``scripts/test`` runs the suite on several workers: it mostly waits on
     emulators, servers and Pub/Sub's backoff), every test of the real Label Studio runs on one

@@ -241,7 +241,7 @@ def test_replay_callbacks_lists_what_is_still_refused_and_exits_1(tmp_path, monk
     documents = build_adapters(Settings(workdir=tmp_path)).documents
     kept = record(documents, "scale", json.dumps(scale_callback()).encode(), "refused", 422)
 
-    result = CliRunner().invoke(app, ["replay-callbacks"], env={"COLUMNS": "400"})
+    result = CliRunner().invoke(app, ["replay-callbacks"])
 
     assert result.exit_code == 1
     assert "0 rejected callbacks stored, 1 still refused" in result.output

@@ -76,7 +76,7 @@ def replay_callbacks() -> None:
         f"{len(result.stored)} rejected callbacks stored, {len(result.refused)} still refused"
     )
     for record_id, reason in result.refused.items():
-        errors.print(f"refused: {record_id}: {reason}")
+        errors.print(f"refused: {record_id}: {reason}", soft_wrap=True)  # one line each
     if result.refused:
         raise typer.Exit(1)
 
@@ -119,6 +119,6 @@ def _print_ingest(result: IngestResult, where: str) -> None:
         f"{result.deleted} marked deleted, {len(result.refused)} refused"
     )
     for refusal in result.refused:
-        errors.print(f"refused: {refusal}")
+        errors.print(f"refused: {refusal}", soft_wrap=True)
     if result.refused:
         raise typer.Exit(1)
