@@ -21,14 +21,11 @@ import pytest
 from PIL import Image
 
 from framesift import bootstrap
-from framesift.bootstrap import build_adapters
 from framesift.config import section
-from framesift.embedded import EmbeddedPipeline
-from framesift.serve import LocalServer
 from framesift.snapshot import Layout, write_snapshot
 from framesift.vendors.labelstudio import LabelStudioConfig, LabelStudioVendor
 from tests.support import footage as fs
-from tests.support.labels import labelstudio_settings, ls_box
+from tests.support.labels import ls_box, serve_and_run
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.labelstudio
@@ -43,12 +40,10 @@ BOX_PIXELS = (186.0, 8.0, 48.0, 64.0)  # the same box in pixels of the displayed
 def portrait_session(embedded_settings, labelstudio, unique, tmp_path_factory):
     """The portrait video sampled embedded into a Label Studio project of its own, served."""
     video = fs.portrait(tmp_path_factory.mktemp("portrait"), 90)
-    settings = labelstudio_settings(embedded_settings, labelstudio, f"portrait-{unique}")
-    server = LocalServer(settings, build_adapters(settings), "127.0.0.1", 0).start()
+    served, pipeline, server = serve_and_run(
+        [video.path], "phone", embedded_settings, labelstudio, f"portrait-{unique}"
+    )
     try:
-        served = server.settings_for(settings)
-        pipeline = EmbeddedPipeline(served)
-        pipeline.run([video.path], "phone")
         yield served, pipeline
     finally:
         server.stop()

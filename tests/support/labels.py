@@ -86,6 +86,12 @@ def start_served_pipeline(media, settings, labelstudio, project: str, **extra):
     """The embedded pipeline run on two of the suite's videos with Label Studio as its vendor,
     behind a local server (frames and webhook), as ``framesift run --vendor labelstudio`` does.
     Returns the served settings, the pipeline and the server (the caller stops it)."""
+    videos = [media["three_shots"], media["clip_5s_25fps"]]
+    return serve_and_run(videos, "cam", settings, labelstudio, project, **extra)
+
+
+def serve_and_run(videos, collector: str, settings, labelstudio, project: str, **extra):
+    """``videos`` run under ``collector`` as :func:`start_served_pipeline` runs its two."""
     from framesift.bootstrap import build_adapters
     from framesift.embedded import EmbeddedPipeline
     from framesift.serve import LocalServer
@@ -94,7 +100,7 @@ def start_served_pipeline(media, settings, labelstudio, project: str, **extra):
     server = LocalServer(settings, build_adapters(settings), "127.0.0.1", 0).start()
     served = server.settings_for(settings)
     pipeline = EmbeddedPipeline(served)
-    pipeline.run([media["three_shots"], media["clip_5s_25fps"]], "cam")
+    pipeline.run(videos, collector)
     return served, pipeline, server
 
 
