@@ -24,7 +24,7 @@ from framesift.documents import VideoRecord
 from framesift.errors import InvalidName
 from framesift.events import PubSubMessage, finalize_message
 from framesift.messages import ROUND_MESSAGE, ExportRequest, LabelingRound
-from framesift.naming import is_photo, iter_inputs, source_id, upload_name, upload_refusal
+from framesift.naming import is_photo, iter_inputs, photo_id, upload_name, upload_refusal
 from framesift.ports import BlobInfo
 from framesift.stages.dedup import BatchOutcome, BatchResult
 from framesift.stages.exporter import ExportResult
@@ -166,7 +166,7 @@ class EmbeddedPipeline:
     def source_doc_id(self, upload: BlobInfo) -> str:
         """The id the sampler files a video's frames under, or dedup a photo's one frame."""
         if is_photo(upload.name, self.settings.images_prefix):
-            return source_id("i", upload.bucket, upload.name, upload.generation)
+            return photo_id(upload.bucket, upload.name, upload.generation)
         return VideoRecord.make_id(upload.bucket, upload.name, upload.generation)
 
     def run(

@@ -144,6 +144,12 @@ def source_id(kind: str, bucket: str, object_name: str, generation: int) -> str:
     return f"{kind}_{digest[:32]}"
 
 
+def photo_id(bucket: str, object_name: str, generation: int) -> str:
+    """A photo's id: its one frame's (dedup files it under it), as a video's is
+    :meth:`framesift.documents.VideoRecord.make_id`."""
+    return source_id("i", bucket, object_name, generation)
+
+
 def iter_inputs(paths: Iterable[Path]) -> Iterator[Path]:
     """The videos and photos named, folders searched recursively."""
     wanted = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS

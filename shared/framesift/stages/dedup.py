@@ -67,7 +67,7 @@ from framesift.naming import (
     collector_refusal,
     is_photo,
     parse_upload_name,
-    source_id,
+    photo_id,
 )
 from framesift.ports import BlobStore, DocKey, DocumentStore, Publisher
 from framesift.stages.uploads import record_ignored
@@ -138,7 +138,7 @@ class Dedup:
         if isinstance(name, str):
             record_ignored(self._documents, obj, name, DEDUP.name)
             return BatchResult(BatchOutcome.IGNORED)
-        image_id = source_id("i", obj.bucket, obj.name, obj.generation)
+        image_id = photo_id(obj.bucket, obj.name, obj.generation)
         bind_context(image_id=image_id, object=obj.name)
         data = self._blobs.get(obj.bucket, obj.name)
         sha256 = hashlib.sha256(data).hexdigest()
