@@ -86,8 +86,15 @@ class VendorSpec:
     config: str  # "module:Class", its frozen config (each field named as in Settings)
     ports: tuple[str, ...] = ()  # the ports it takes, by their name on bootstrap.Adapters
     settings: type[BaseModel] | None = None  # its own settings' group
-    secrets: tuple[Secret, ...] = ()
+    api_secrets: tuple[Secret, ...] = ()  # what its client authenticates with
     callback: Callback | None = None
+
+    @property
+    def secrets(self) -> tuple[Secret, ...]:
+        """Every secret of the vendor: its client's, then its callbacks' (current, previous)."""
+        if self.callback is None:
+            return self.api_secrets
+        return (*self.api_secrets, self.callback.secret, self.callback.previous)
 
     @property
     def route(self) -> str:
@@ -123,11 +130,7 @@ SCALE = VendorSpec(
     adapter="framesift.vendors.scale:ScaleVendor",
     config="framesift.vendors.scale:ScaleConfig",
     settings=ScaleSettings,
-    secrets=(
-        Secret("scale_api_key", readers=(LABELER.name,)),
-        SCALE_CALLBACK.secret,
-        SCALE_CALLBACK.previous,
-    ),
+    api_secrets=(Secret("scale_api_key", readers=(LABELER.name,)),),
     callback=SCALE_CALLBACK,
 )
 LABELSTUDIO = VendorSpec(
@@ -136,11 +139,7 @@ LABELSTUDIO = VendorSpec(
     config="framesift.vendors.labelstudio:LabelStudioConfig",
     ports=("documents",),
     settings=LabelStudioSettings,
-    secrets=(
-        Secret("labelstudio_api_key", readers=(LABELER.name,)),
-        LABELSTUDIO_CALLBACK.secret,
-        LABELSTUDIO_CALLBACK.previous,
-    ),
+    api_secrets=(Secret("labelstudio_api_key", readers=(LABELER.name,)),),
     callback=LABELSTUDIO_CALLBACK,
 )
 
