@@ -1,7 +1,8 @@
 """Which IAM permission each Google API call needs, and which permissions each role the program
-grants holds: two tables from Google's documentation (each entry names its source), so that the
-calls the functions really make (recorded on the emulated stack by ``framesift_dev.apicalls``)
-can be checked against the roles the program gives their accounts, which no emulator enforces.
+grants holds: a table of rules from Google's documentation (each names its source) and the
+roles' definitions (``framesift_infra.roles``), so that the calls the functions really make
+(recorded on the emulated stack by ``framesift_dev.apicalls``) can be checked against the roles
+the program gives their accounts, which no emulator enforces.
 
 Only what the functions call is listed; a Google API call no rule matches is an error of the
 check itself (:class:`Unmapped`), so a new call cannot slip through unchecked.
@@ -16,6 +17,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote
 
+from framesift_infra.roles import role_permissions
+
 STORAGE_IAM = "https://cloud.google.com/storage/docs/access-control/iam-json"
 STORAGE_CLIENT_METADATA = (
     "https://github.com/googleapis/python-storage: google/cloud/storage/_bucket_metadata_cache.py"
@@ -27,7 +30,6 @@ BIGQUERY_IAM = "https://cloud.google.com/bigquery/docs/access-control"
 BIGQUERY_JOBS_GET = "https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/get"
 FIRESTORE_IAM = "https://cloud.google.com/firestore/docs/security/iam"
 PUBSUB_IAM = "https://cloud.google.com/pubsub/docs/access-control"
-ROLES = "https://cloud.google.com/iam/docs/roles-permissions"
 
 
 class Scope(StrEnum):
@@ -123,60 +125,8 @@ RULES: tuple[Rule, ...] = (
          ("datastore.databases.get",), Scope.PROJECT, FIRESTORE_IAM),
 )  # fmt: skip
 
-# The permissions of the predefined roles the program grants, as far as the rules above ask
-# (from the roles' pages under ROLES: storage, bigquery, pubsub, firestore, iam, secretmanager).
-ROLE_PERMISSIONS: Mapping[str, frozenset[str]] = {
-    "roles/storage.objectViewer": frozenset({"storage.objects.get", "storage.objects.list"}),
-    "roles/storage.objectUser": frozenset(
-        {
-            "storage.objects.create",
-            "storage.objects.delete",
-            "storage.objects.get",
-            "storage.objects.list",
-            "storage.objects.update",
-        }
-    ),
-    "roles/storage.objectCreator": frozenset({"storage.objects.create"}),
-    "roles/pubsub.publisher": frozenset({"pubsub.topics.publish"}),
-    "roles/pubsub.subscriber": frozenset(
-        {"pubsub.subscriptions.consume", "pubsub.topics.attachSubscription"}
-    ),
-    "roles/datastore.user": frozenset(
-        {
-            "datastore.databases.get",
-            "datastore.databases.getMetadata",
-            "datastore.entities.allocateIds",
-            "datastore.entities.create",
-            "datastore.entities.delete",
-            "datastore.entities.get",
-            "datastore.entities.list",
-            "datastore.entities.update",
-        }
-    ),
-    # Granted on a dataset; at the project it would also hold bigquery.datasets.create.
-    "roles/bigquery.dataEditor": frozenset(
-        {
-            "bigquery.datasets.get",
-            "bigquery.tables.create",
-            "bigquery.tables.delete",
-            "bigquery.tables.get",
-            "bigquery.tables.getData",
-            "bigquery.tables.list",
-            "bigquery.tables.update",
-            "bigquery.tables.updateData",
-        }
-    ),
-    "roles/bigquery.jobUser": frozenset({"bigquery.jobs.create"}),
-    "roles/iam.serviceAccountTokenCreator": frozenset(
-        {
-            "iam.serviceAccounts.getAccessToken",
-            "iam.serviceAccounts.getOpenIdToken",
-            "iam.serviceAccounts.signBlob",
-            "iam.serviceAccounts.signJwt",
-        }
-    ),
-    "roles/secretmanager.secretAccessor": frozenset({"secretmanager.versions.access"}),
-}
+# Every permission of each predefined role the program grants, as Google defines the role.
+ROLE_PERMISSIONS: Mapping[str, frozenset[str]] = role_permissions()
 
 # Paths of Google's REST APIs among the HTTP calls a function makes (the rest go to vendors).
 _GOOGLE_HTTP = re.compile(r"^/(?:upload/|download/)?(?:storage|bigquery)/")

@@ -3,6 +3,7 @@ program declares is recorded with its inputs, and the deployment's rules are che
 
 from __future__ import annotations
 
+import re
 import tomllib
 import zipfile
 from collections import defaultdict
@@ -23,6 +24,7 @@ from framesift.topology import (
 from framesift_dev.loaded import DEPLOYED_ENV, loaded, probe_model
 from framesift_infra.config import StackConfig
 from framesift_infra.packaging import PACKAGE, REPO_ROOT, FunctionSource, function_source, lock
+from framesift_infra.roles import role_permissions
 from framesift_infra.secrets import secrets_of
 from tests.support.infra import (
     GCS_AGENT,
@@ -686,3 +688,43 @@ def test_the_pubsub_agent_may_sign_pushes_and_dead_letter_and_nothing_more(deplo
         for binding in [of_type(recorder, typ)[name]]
     }
     assert granted == expected
+
+
+# Permissions no account the program binds may get from a predefined role: changing who may do
+# what, acting as another account, or destroying a store the dataset lives in.
+_NEVER_GRANTED = re.compile(
+    r"\.setIamPolicy$|^iam\.serviceAccounts\.actAs$|^iam\.serviceAccountKeys\.create$"
+    r"|^storage\.buckets\.delete$|^datastore\.databases\.delete$|^bigquery\.datasets\.delete$"
+    r"|^secretmanager\.(secrets\.delete|versions\.add)$|^pubsub\.topics\.delete$"
+)
+
+
+def test_every_bound_role_is_defined_as_google_defines_it_and_grants_nothing_dangerous():
+    """Each role the program binds, with every option on, is one whose definition is vendored
+    (framesift_infra.roles, refreshed by scripts/iam-roles): a role without one could not be
+    checked, and the vendored definitions name only roles still bound."""
+    everything_on, _ = deploy_under_mocks(
+        raw_prefix="videos/",
+        vendor="labelstudio",
+        labelstudio_url="https://labelstudio.example",
+        secrets=SECRET_VALUES,
+        model_uri="gs://team-models/det/v3.onnx",
+        labeling_budget=200,
+        billing_account="000000-AAAAAA-BBBBBB",
+        monthly_budget_usd=50,
+    )
+    bound = {
+        inputs["role"]
+        for _, _, inputs in everything_on.resources
+        if str(inputs.get("role", "")).startswith("roles/")
+    }
+    defined = role_permissions()
+    assert bound - defined.keys() == set(), "vendor them with scripts/iam-roles ROLE"
+    assert defined.keys() - bound == set(), "no longer bound: remove their files"
+    dangerous = {
+        (role, permission)
+        for role in bound
+        for permission in defined[role]
+        if _NEVER_GRANTED.search(permission)
+    }
+    assert dangerous == set()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from framesift_infra.permissions import RULES, Grant, Need, Scope, Unmapped, needs
+from framesift_infra.roles import describe, role_permissions
 
 
 def test_creating_a_dataset_needs_a_project_permission_a_dataset_role_lacks():
@@ -58,3 +61,23 @@ def test_a_google_call_without_a_rule_fails_and_a_vendor_call_needs_nothing():
 
 def test_every_rule_names_its_source():
     assert all(rule.source.startswith("https://") for rule in RULES)
+
+
+def test_a_role_definition_is_taken_only_for_the_role_it_names(tmp_path):
+    (tmp_path / "run.invoker.json").write_text(
+        json.dumps({"name": "roles/run.admin", "includedPermissions": ["run.services.delete"]})
+    )
+    with pytest.raises(SystemExit, match=r"not the definition of roles/run\.invoker"):
+        describe("roles/run.invoker", tmp_path)
+    (tmp_path / "run.invoker.json").write_text(
+        json.dumps({"name": "roles/run.invoker", "includedPermissions": ["b", "a"]})
+    )
+    assert json.loads(describe("roles/run.invoker", tmp_path))["includedPermissions"] == ["a", "b"]
+
+
+def test_every_vendored_role_holds_what_the_checks_rely_on():
+    assert "storage.objects.delete" in role_permissions()["roles/storage.objectUser"]
+    assert "storage.objects.delete" not in role_permissions()["roles/storage.objectViewer"]
+    assert (
+        "iam.serviceAccounts.signBlob" in role_permissions()["roles/iam.serviceAccountTokenCreator"]
+    )
