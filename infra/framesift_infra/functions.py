@@ -39,7 +39,7 @@ class Builder:
     grants: tuple[pulumi.Resource, ...]
 
 
-def build_account(stack: Stack, config: StackConfig) -> Builder:
+def build_account(stack: Stack, config: StackConfig, project_number: str) -> Builder:
     """The account the functions' builds run as: projects created since mid-2024 may build with
     a default account that lacks these roles."""
     account = stack.add(
@@ -74,7 +74,36 @@ def build_account(stack: Stack, config: StackConfig) -> Builder:
             )
         )
     )
+    # The build fetches the archive from Cloud Functions' own copy of it, in a bucket Google
+    # creates at the first deploy (so no bucket binding can exist before it): a build without
+    # this fails "Access to bucket gcf-v2-sources-<number>-<region> denied. You must grant
+    # Storage Object Viewer permission to <build account>" (hashicorp/terraform-provider-google
+    # #20571; https://cloud.google.com/functions/docs/building). Granted on the project, limited
+    # by a condition to that bucket's objects: not every bucket of the project.
+    copies = f"projects/_/buckets/{google_sources_bucket(project_number, config.region)}/objects/"
+    grants.append(
+        stack.add(
+            gcp.projects.IAMMember(
+                "build-reads-googles-copy",
+                project=config.project,
+                role="roles/storage.objectViewer",
+                member=member,
+                condition={
+                    "title": "function sources only",
+                    "description": "Cloud Functions' copy of each source archive",
+                    "expression": f'resource.name.startsWith("{copies}")',
+                },
+                opts=stack.opts(),
+            )
+        )
+    )
     return Builder(account, tuple(grants))
+
+
+def google_sources_bucket(project_number: str, region: str) -> str:
+    """The bucket a 2nd gen function's build fetches its source from, Google's copy of the
+    archive (default encryption): https://cloud.google.com/functions/docs/building."""
+    return f"gcf-v2-sources-{project_number}-{region}"
 
 
 def ingress(spec: FunctionSpec) -> str:

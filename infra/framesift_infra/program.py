@@ -55,7 +55,7 @@ def deploy(config: StackConfig) -> Stack:
 
     pubsub_agent = f"serviceAccount:service-{project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
     invoker = push_invoker(stack, pubsub_agent)
-    builder = build_account(stack, config)
+    builder = build_account(stack, config, project_number)
     env = environment(config, stack)
     for spec in FUNCTIONS:  # in the table's order: the webhook first, whose URL the labeler needs
         deploy_function(stack, config, spec, env, secrets, dataset, invoker, pubsub_agent, builder)

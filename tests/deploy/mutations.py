@@ -183,6 +183,18 @@ MUTATIONS = (
         "the builds cannot read the source archives",
     ),
     Mutation(
+        "build-reads-first-gen-copy",
+        "functions",
+        (('f"gcf-v2-sources-{project_number}', 'f"gcf-sources-{project_number}'),),
+        "the builds cannot fetch their source: Google's copy is in the 2nd gen bucket",
+    ),
+    Mutation(
+        "build-reads-every-bucket",
+        "functions",
+        (('"expression": f\'resource.name.startsWith("{copies}")\'', '"expression": "true"'),),
+        "the build account reads every object of the project, raw videos included",
+    ),
+    Mutation(
         "dedup-reads-all-raw",
         "sizing",
         (("=4,\n        reads_photos=True,", '=4,\n        reads=("raw",),'),),

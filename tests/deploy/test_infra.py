@@ -399,7 +399,21 @@ def test_a_first_deploy_needs_no_step_outside_the_program(deployed):
         f"roles/logging.logWriter on {PROJECT}",
         f"roles/artifactregistry.writer on {PROJECT}",
         f"roles/storage.objectViewer on framesift-{PROJECT}-sources",
+        f"roles/storage.objectViewer on {PROJECT}",
     }
+    # The build fetches Cloud Functions' copy of the archive, in the bucket Google names by the
+    # project's number and the functions' region; only that bucket's objects.
+    [googles_copy] = [
+        binding
+        for binding in of_type(recorder, "gcp:projects/iAMMember:IAMMember").values()
+        if binding["member"].startswith("serviceAccount:framesift-build@")
+        and binding["role"] == "roles/storage.objectViewer"
+    ]
+    [region] = {f["location"] for f in functions.values()}
+    assert googles_copy["condition"]["expression"] == (
+        'resource.name.startsWith("projects/_/buckets/'
+        f'gcf-v2-sources-{PROJECT_NUMBER}-{region}/objects/")'
+    )
 
 
 @pytest.mark.parametrize(
