@@ -50,24 +50,14 @@ def grant_roles(
             )
         )
     if deployment.reads_photos:  # an empty images prefix: photos anywhere in the bucket
-        raw = stack.buckets["raw"].name
         grant(
             gcp.storage.BucketIAMMember(
                 f"{spec.name}-reads-photos",
                 opts=stack.opts(),
-                bucket=raw,
+                bucket=stack.buckets["raw"].name,
                 role="roles/storage.objectViewer",
                 member=member,
-                condition={
-                    "title": "photos only",
-                    "description": "objects under the images prefix",
-                    "expression": raw.apply(
-                        lambda name: (
-                            'resource.name.startsWith("projects/_/buckets/'
-                            f'{name}/objects/{config.images_prefix}")'
-                        )
-                    ),
-                },
+                condition=_objects_under(stack, "raw", config.images_prefix, "photos only"),
             )
         )
     if spec is LABELER and config.model_uri.startswith("gs://"):
@@ -95,6 +85,17 @@ def grant_roles(
                 bucket=stack.buckets[key].name,
                 role="roles/storage.objectUser",
                 member=member,
+            )
+        )
+    for key, prefix in deployment.writes_under:
+        grant(
+            gcp.storage.BucketIAMMember(
+                f"{spec.name}-writes-{key}-{prefix.strip('/')}",
+                opts=stack.opts(),
+                bucket=stack.buckets[key].name,
+                role="roles/storage.objectUser",
+                member=member,
+                condition=_objects_under(stack, key, prefix, f"{prefix} only"),
             )
         )
     for topic in spec.publishes:
@@ -138,3 +139,16 @@ def grant_roles(
             )
         )
     return grants
+
+
+def _objects_under(
+    stack: Stack, key: str, prefix: str, title: str
+) -> gcp.storage.BucketIAMMemberConditionArgsDict:
+    """An IAM condition: only the objects of bucket ``key`` under ``prefix``."""
+    return {
+        "title": title,
+        "description": f"objects under {prefix!r}",
+        "expression": stack.buckets[key].name.apply(
+            lambda name: f'resource.name.startsWith("projects/_/buckets/{name}/objects/{prefix}")'
+        ),
+    }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from framesift.config import Vendor
 from framesift.topology import DEDUP, EXPORTER, LABELER, SAMPLER, WEBHOOK, FunctionSpec
+from framesift.vendors.registry import VENDORS
 from framesift_infra.config import StackConfig
 
 
@@ -20,6 +22,8 @@ class Deployment:
     concurrency: int
     reads: tuple[str, ...] = ()  # bucket keys: "raw", "frames"
     writes: tuple[str, ...] = ()
+    # (bucket key, prefix): writes only the objects under the prefix (a conditional binding).
+    writes_under: tuple[tuple[str, str], ...] = ()
     # Reads the photos under the raw bucket's images prefix (and nothing else there): dedup
     # hashes them; the labeler hands vendors URLs signed with its own account for them.
     reads_photos: bool = False
@@ -56,8 +60,9 @@ DEPLOYMENTS = {
         timeout_s=300,
         max_instances=10,
         concurrency=4,
-        # Its frames, and the manifest vendor's manifests/ (objectUser reads as well).
-        writes=("frames",),
+        # Its frames, to sign their URLs and pre-label them; what its vendor writes there is
+        # added by deployment_of.
+        reads=("frames",),
         reads_photos=True,
         signs_urls=True,
     ),
@@ -88,7 +93,10 @@ MODEL_LABELER = replace(DEPLOYMENTS[LABELER.name], memory="1Gi", cpu="2", concur
 
 
 def deployment_of(spec: FunctionSpec, config: StackConfig) -> Deployment:
-    """A function's size and access: the labeler's grows with a model."""
-    if spec is LABELER and config.model_uri:
-        return MODEL_LABELER
-    return DEPLOYMENTS[spec.name]
+    """A function's size and access: the labeler's grows with a model, and it writes where its
+    vendor writes in the frames bucket (the manifests)."""
+    if spec is not LABELER:
+        return DEPLOYMENTS[spec.name]
+    deployment = MODEL_LABELER if config.model_uri else DEPLOYMENTS[spec.name]
+    prefix = VENDORS[Vendor(config.vendor)].writes_frames_under
+    return replace(deployment, writes_under=(("frames", prefix),)) if prefix else deployment

@@ -201,10 +201,21 @@ MUTATIONS = (
         "dedup reads every video, where it hashes photos only",
     ),
     Mutation(
-        "labeler-viewer-beside-user",
+        "labeler-writes-all-frames",
         "sizing",
-        (("reads as well).\n", 'reads as well).\n        reads=("frames",),\n'),),
-        "a redundant grant",
+        (('writes_under=(("frames", prefix),)', 'writes=("frames",)'),),
+        "the labeler may overwrite or delete any frame, where it writes manifests only",
+    ),
+    Mutation(
+        "labeler-writes-outside-manifests",
+        "iam",
+        (
+            (
+                "condition=_objects_under(stack, key, prefix,",
+                'condition=_objects_under(stack, key, "",',
+            ),
+        ),
+        "the labeler's write grant covers the whole frames bucket",
     ),
     Mutation(
         "photo-reads-unconditioned",

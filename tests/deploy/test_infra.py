@@ -21,6 +21,7 @@ from framesift.topology import (
     holding_subscription,
     pubsub_max_delivery_attempts,
 )
+from framesift.vendors.manifest import PREFIX as MANIFESTS
 from framesift_dev.loaded import DEPLOYED_ENV, loaded, probe_model
 from framesift_infra.config import StackConfig
 from framesift_infra.packaging import PACKAGE, REPO_ROOT, FunctionSource, function_source, lock
@@ -109,7 +110,7 @@ def test_each_function_account_has_exactly_its_intended_roles(deployed):
     }
     assert roles[account("labeler")] == {
         firestore,
-        f"roles/storage.objectUser on {frames}",  # which reads too: no viewer grant beside it
+        f"roles/storage.objectViewer on {frames}",  # Label Studio's labeler writes nothing
         f"roles/storage.objectViewer on {raw}",  # the photos only: see the next test
         dead,
         "roles/secretmanager.secretAccessor on framesift-labelstudio-api-key",
@@ -742,3 +743,21 @@ def test_every_bound_role_is_defined_as_google_defines_it_and_grants_nothing_dan
         if _NEVER_GRANTED.search(permission)
     }
     assert dangerous == set()
+
+
+def test_the_labeler_writes_only_where_its_vendor_writes():
+    """The manifest vendor writes its manifests under their prefix of the frames bucket, and the
+    labeler's account may write there alone; the other vendors' labeler writes nothing."""
+    recorder, _ = deploy_under_mocks(vendor="manifest")
+    labeler = f"serviceAccount:framesift-labeler@{PROJECT}.iam.gserviceaccount.com"
+    writes = [
+        binding
+        for binding in of_type(recorder, "gcp:storage/bucketIAMMember:BucketIAMMember").values()
+        if binding["member"] == labeler and binding["role"] == "roles/storage.objectUser"
+    ]
+    [manifests] = writes
+    frames = f"framesift-{PROJECT}-frames"
+    assert manifests["bucket"] == frames
+    assert manifests["condition"]["expression"] == (
+        f'resource.name.startsWith("projects/_/buckets/{frames}/objects/{MANIFESTS}")'
+    )

@@ -12,12 +12,14 @@ import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, firestore, pubsub_v1, storage
 
+from framesift.config import Vendor
 from framesift.documents import VideoRecord
 from framesift.topology import FUNCTIONS, Topics
 from framesift_dev import apicalls
 from framesift_dev.devstack import BIGQUERY_DATASET, FRAMES_BUCKET, RAW_BUCKET
 from framesift_infra.permissions import needs
-from tests.support.infra import PROJECT, grants
+from framesift_infra.secrets import secrets_of
+from tests.support.infra import PROJECT, SECRET_VALUES, deploy_under_mocks, grants
 from tests.support.media import lavfi_video
 from tests.support.payloads import scale_completes
 from tests.support.waiting import wait_for
@@ -97,7 +99,15 @@ def test_every_google_api_call_of_the_run_is_granted_by_the_infra(devstack_manag
     needs (framesift_infra.permissions, each rule with its source), must be granted by a role
     the Pulumi program binds to that function's account, on that bucket, topic or dataset.
     The emulators enforce no IAM; this is where a missing role shows."""
-    recorder, _ = deployed
+    # The session ran the labeler with every vendor; each vendor's deployment grants it what
+    # that vendor needs (the manifest vendor's labeler alone writes, under manifests/).
+    recorders = [deployed[0]] + [
+        deploy_under_mocks(
+            vendor=vendor.value,
+            secrets={s: SECRET_VALUES[s] for s in secrets_of(vendor.value) if s in SECRET_VALUES},
+        )[0]
+        for vendor in (Vendor.MANIFEST, Vendor.SCALE)
+    ]
     # The emulated stack's names, as the program names the same things.
     deployed_names = {
         RAW_BUCKET: f"framesift-{PROJECT}-raw",
@@ -114,7 +124,7 @@ def test_every_google_api_call_of_the_run_is_granted_by_the_infra(devstack_manag
         if calls:
             seen_functions.add(spec.name)
         account = f"serviceAccount:framesift-{spec.name}@{PROJECT}.iam.gserviceaccount.com"
-        granted = grants(recorder, account)
+        granted = [grant for recorder in recorders for grant in grants(recorder, account)]
         for call in calls:
             for need in needs(call, dataset=BIGQUERY_DATASET):
                 need = replace(need, resource=deployed_names.get(need.resource, need.resource))

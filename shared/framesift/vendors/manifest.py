@@ -27,8 +27,9 @@ from framesift.config import Vendor
 from framesift.errors import NotFound, PreconditionFailed
 from framesift.ports import BlobStore, LabelingRequest, LabelingTask
 from framesift.vendors.labelstudio_tasks import prediction
+from framesift.vendors.registry import MANIFEST
 
-PREFIX = "manifests/"
+PREFIX = MANIFEST.writes_frames_under
 _MAX_SWAPS = 20
 
 

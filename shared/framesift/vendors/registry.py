@@ -88,6 +88,9 @@ class VendorSpec:
     settings: type[BaseModel] | None = None  # its own settings' group
     api_secrets: tuple[Secret, ...] = ()  # what its client authenticates with
     callback: Callback | None = None
+    # Where in the frames bucket it writes (the manifests), if anywhere: the labeler's account
+    # may write there and nowhere else.
+    writes_frames_under: str = ""
 
     @property
     def secrets(self) -> tuple[Secret, ...]:
@@ -124,6 +127,7 @@ MANIFEST = VendorSpec(
     adapter="framesift.vendors.manifest:ManifestVendor",
     config="framesift.vendors.manifest:ManifestConfig",
     ports=("blobs",),
+    writes_frames_under="manifests/",
 )
 SCALE = VendorSpec(
     Vendor.SCALE,
