@@ -201,7 +201,10 @@ def _resource(
     if rule.scope is Scope.BUCKET:
         if call["api"] == "sign":
             return call["bucket"], call["object"]
-        return unquote(groups.get("bucket") or ""), unquote(groups.get("object") or "")
+        # An upload names its object in its body: the recorder reads it from there.
+        named = groups.get("object")
+        obj = unquote(named) if named else str(call.get("object", ""))
+        return unquote(groups.get("bucket") or ""), obj
     if rule.scope is Scope.DATASET:
         return groups.get("dataset") or dataset, ""
     if rule.scope is Scope.TOPIC:

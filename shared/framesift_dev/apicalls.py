@@ -9,7 +9,8 @@ It installs hooks, then runs functions-framework with the arguments after ``--``
 one JSON line in ``CALLS.jsonl``:
 
 - ``{"api": "http", "method", "path", "query"}``: every request through ``requests`` (the
-  Cloud Storage and BigQuery clients, and the vendors' SDKs, whose calls the check ignores);
+  Cloud Storage and BigQuery clients, and the vendors' SDKs, whose calls the check ignores),
+  with the ``object`` an upload to Cloud Storage writes (named in its body, not its path);
 - ``{"api": "grpc", "method", "resource"}``: every gRPC call (Pub/Sub, Firestore) with the
   topic or database the request names;
 - ``{"api": "sign", "bucket", "object"}``: every URL the blob store hands out for reading
@@ -28,7 +29,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 _lock = threading.Lock()
 
@@ -58,17 +59,36 @@ def _hook_requests(log: CallLog) -> None:
     def request(self: requests.Session, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         parts = urlsplit(url)
         query = kwargs.get("params") or {}
-        log.write(
-            {
-                "api": "http",
-                "method": method.upper(),
-                "path": parts.path,
-                "query": parts.query + "".join(f"&{k}={v}" for k, v in dict(query).items()),
-            }
-        )
+        call = {
+            "api": "http",
+            "method": method.upper(),
+            "path": parts.path,
+            "query": parts.query + "".join(f"&{k}={v}" for k, v in dict(query).items()),
+        }
+        if parts.path.startswith("/upload/storage/"):
+            call["object"] = uploaded_object(call["query"], kwargs.get("data"))
+        log.write(call)
         return original(self, method, url, *args, **kwargs)
 
     requests.Session.request = request  # type: ignore[method-assign,assignment]
+
+
+def uploaded_object(query: str, body: Any) -> str:
+    """The object an upload to Cloud Storage writes: named in its query (``uploadType=media``)
+    or in the JSON metadata its body starts with (multipart, and a resumable upload's first
+    request), as the storage client sends them; "" if neither names it."""
+    named = parse_qs(query).get("name")
+    if named:
+        return named[0]
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    start = text.find("{")
+    if start < 0:
+        return ""
+    try:
+        metadata, _ = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError:
+        return ""
+    return str(metadata.get("name", "")) if isinstance(metadata, dict) else ""
 
 
 def _grpc_resource(request: Any) -> str:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from framesift_dev.apicalls import uploaded_object
 from framesift_infra.permissions import RULES, Grant, Need, Scope, Unmapped, needs
 from framesift_infra.roles import describe, role_permissions
 
@@ -81,3 +82,22 @@ def test_every_vendored_role_holds_what_the_checks_rely_on():
     assert (
         "iam.serviceAccounts.signBlob" in role_permissions()["roles/iam.serviceAccountTokenCreator"]
     )
+
+
+def test_an_upload_is_checked_against_the_object_its_body_names():
+    """The storage client names an uploaded object in the multipart body's metadata (or the
+    query, for a media upload): a grant on a prefix covers it only if the name is under it."""
+    body = (
+        b"--==0==\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n"
+        b'{"name": "manifests/b1.jsonl", "contentType": "application/jsonl"}\r\n--==0==\r\n'
+        b"content-type: application/jsonl\r\n\r\n{}\r\n--==0==--"
+    )
+    path = "/upload/storage/v1/b/frames/o"
+    call = {"api": "http", "method": "POST", "path": path, "query": "uploadType=multipart"}
+    call["object"] = uploaded_object(call["query"], body)
+    assert call["object"] == "manifests/b1.jsonl"
+    assert uploaded_object("uploadType=media&name=v%2Fa.jpg", None) == "v/a.jpg"
+    manifests = Grant("roles/storage.objectUser", Scope.BUCKET, "frames", "manifests/")
+    assert all(manifests.allows(need) for need in needs(call, "framesift"))
+    elsewhere = {**call, "object": uploaded_object("uploadType=media&name=v%2Fa.jpg", None)}
+    assert not any(manifests.allows(need) for need in needs(elsewhere, "framesift"))
