@@ -13,6 +13,7 @@ BENCHMARKS = {
     "sample": ["benchmarks/sample.py"],
     "dedup": ["benchmarks/dedup_quality.py", "benchmarks/dedup_lookup.py"],
     "index": ["framesift_dev.indexbench"],
+    "false-matches": ["framesift_dev.falsematches"],
     "export": ["benchmarks/export.py"],
     "cold-start": ["benchmarks/cold_start.py"],
     "inference": ["benchmarks/inference.py"],
