@@ -9,15 +9,15 @@ candidate must also agree on the colour layout within :data:`DATASET_LAYOUT_THRE
 within-video bound.
 
 Why this and not a second hash, measured on real pictures (``framesift bench false-matches``,
-docs/dedup-index.md): the derived near duplicates of 136 distinct real pictures (JPEG at quality
+docs/dedup-index.md): the derived near duplicates of 134 distinct real pictures (JPEG at quality
 60-90, a 3 % shift, a 5 % crop, brightness +-10 %, downscaled to a half and a quarter) stay
 within 5.2 levels of their original's colour layout, while the distinct pictures that pass
 pHash <= 10 and layout <= 12 include tints of one design at 9.2 and 10.3 levels. A finer hash
-from the same 128x128 luma (a 256-bit pHash, a block-mean or gradient hash) separates those
-too, but it also rejects most shifted and cropped near duplicates (a 3 % shift moves a 256-bit
-pHash by 31 bits at the median), costs 8-32 more bytes per index entry, and no hash of the luma
-separates the pictures that reach the same flat frame (a blank wall, an overexposed sky). The
-colour layout is stored already: the check costs nothing to store or read.
+of the same 128x128 luma (a 256-bit pHash, a gradient hash) puts those tints 18-31 bits apart,
+but a 3 % shift moves it as far (31 bits at the median for the 256-bit pHash), it would add 30-32
+bytes to each 20-byte index entry, and no hash of the luma separates the pictures that reach the
+same flat frame (a blank wall, an overexposed sky). The colour layout is stored already: the
+check costs nothing to store or read.
 
 Colour layouts unknown (entries indexed before layouts were stored) cannot be checked: the pHash
 decides alone, as :func:`framesift.phashindex.nearest` does.
