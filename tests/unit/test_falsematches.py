@@ -70,3 +70,51 @@ def test_real_pictures_are_hashed_and_their_derived_near_duplicates_found():
     assert set(near) == set(fm.VARIANTS)
     assert near["JPEG q90"]["recall_today"] == near["JPEG q90"]["recall_checked"] == 1.0
     assert all(len(r["histogram"]) == 65 and sum(r["histogram"]) == r["pairs"] for r in distinct)
+
+
+def test_a_picture_shipped_in_several_sizes_or_a_dark_variant_counts_once(tmp_path, monkeypatch):
+    backgrounds, plasma = tmp_path / "backgrounds", tmp_path / "wallpapers"
+    for name, size in [
+        ("mate/nature/Elephants.jpg", 10),
+        ("mate/nature/Elephants_3840x2160.jpg", 30),  # the largest file of a picture is kept
+        ("mate/nature/Elephants_5640x3172.jpg", 20),
+        ("gnome/adwaita-l.webp", 5),
+        ("gnome/adwaita-d.webp", 5),  # the dark variant of the same design
+        ("Bridge_by_Sander_Klootwijk.jpg", 5),
+        ("notes.txt", 5),
+    ]:
+        (backgrounds / name).parent.mkdir(parents=True, exist_ok=True)
+        (backgrounds / name).write_bytes(b"x" * size)
+    images = plasma / "Path" / "contents" / "images"
+    images.mkdir(parents=True)
+    for name in ("1080x1920.jpg", "2560x1600.jpg"):
+        (images / name).write_bytes(b"x")
+    monkeypatch.setattr(realimages, "BACKGROUNDS", backgrounds)
+    monkeypatch.setattr(realimages, "PLASMA", plasma)
+    monkeypatch.setattr(realimages, "OPENCV", tmp_path / "absent")
+    monkeypatch.setattr(realimages, "skimage_data", lambda: None)
+
+    found = {image.name: image for image in realimages.available()}
+    assert sorted(found) == [
+        "Bridge_by_Sander_Klootwijk",
+        "Path",
+        "gnome/adwaita-l",
+        "mate/nature/Elephants",
+    ]
+    assert found["mate/nature/Elephants"].path.name == "Elephants_3840x2160.jpg"
+    assert found["Path"].path.name == "2560x1600.jpg"  # the largest area
+    assert sorted(n for n, image in found.items() if image.photograph) == [
+        "Bridge_by_Sander_Klootwijk",
+        "Path",
+        "mate/nature/Elephants",
+    ]
+    assert realimages.missing() is None
+
+
+def test_with_no_source_installed_it_says_what_to_install(tmp_path, monkeypatch):
+    for name in ("BACKGROUNDS", "PLASMA", "OPENCV"):
+        monkeypatch.setattr(realimages, name, tmp_path / "absent")
+    monkeypatch.setattr(realimages, "skimage_data", lambda: None)
+    assert realimages.available() == []
+    reason = realimages.missing()
+    assert reason is not None and "apt-get install mate-backgrounds" in reason
