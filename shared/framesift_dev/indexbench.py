@@ -4,7 +4,12 @@
     framesift bench index --json                                # one JSON object per row
     framesift bench index --sizes 1e5,1e6 --simulate 1e7,1e8 --cap 2048
 
-(or ``python -m framesift_dev.indexbench``, or ``benchmarks/index.py`` in a clone.)
+    framesift bench index --firestore                           # + the emulator (dev up)
+
+(or ``python -m framesift_dev.indexbench``, or ``benchmarks/index.py`` in a clone.) With
+``--firestore`` the chains also decide 400 hashes and 200 lookups through the Firestore
+adapter's transactions on the emulator, each against a numpy scan (:func:`through_store`; the
+emulator checks correctness, not Firestore's limits or latency).
 
 For each data set (``uniform`` 64-bit hashes, and ``clustered``: a model of real pHashes, see
 :func:`clustered`) and each real size (in memory), both designs are built over the same hashes
@@ -42,7 +47,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +58,8 @@ import numpy as np
 
 from framesift import dedupindex, phashindex
 from framesift.config import Settings
+from framesift.errors import ReadMore
+from framesift.ports import DocKey, DocumentStore
 from framesift.topology import Collections
 from framesift_dev import firestore_limits as fl
 
@@ -480,6 +489,78 @@ def measure_chains(
     return look, hottest, split_docs, split_bytes, max_doc
 
 
+# --- correctness through a document store (the Firestore emulator) -------------------------
+
+
+def decide(
+    store: DocumentStore, scope: str, phash: str, g: dedupindex.Geometry, keep: bool
+) -> phashindex.Neighbour | None:
+    """One decision on the chains in one of the store's transactions, reading what
+    dedupindex.plan asks for (``ReadMore``): the nearest kept hash within t, or, with ``keep``
+    and none, the hash added."""
+
+    def change(
+        docs: dict[DocKey, dict[str, Any] | None],
+    ) -> tuple[dict[DocKey, dict[str, Any]], phashindex.Neighbour | None]:
+        read = {doc_id: doc for (_, doc_id), doc in docs.items()}
+        found = dedupindex.plan(scope, phash, read, g)
+        if found.missing:
+            raise ReadMore([(COLLECTION, doc_id) for doc_id in found.missing])
+        match = dedupindex.nearest(phash, read, found, g)
+        if match is not None or not keep:
+            return {}, match
+        writes = dedupindex.added(scope, phash, read, g)
+        return {(COLLECTION, doc_id): doc for doc_id, doc in writes.items()}, None
+
+    first = [(COLLECTION, doc_id) for doc_id in dedupindex.first_reads(scope, phash, g)]
+    return store.transact(first, change)
+
+
+def scanned(kept: list[int], phash: str) -> int | None:
+    """The distance to the nearest of ``kept`` within t, by a numpy scan (None: none)."""
+    if not kept:
+        return None
+    best = int(within(np.array(kept, dtype=np.uint64), phash).min())
+    return best if best <= THRESHOLD else None
+
+
+def through_store(
+    store: DocumentStore, backend: str, n: int, g: dedupindex.Geometry, seed: int, scope: str
+) -> dict[str, Any]:
+    """``n`` hashes, half of them around one centre (so leaves split deep), decided one by one
+    through the store's transactions, each against a numpy scan of those kept before; then
+    ``n / 2`` lookups, planted at 1..t bits of kept hashes and fresh. Exact: no errors."""
+    rng = np.random.default_rng(seed)
+    centre = int(rng.integers(0, 2**63))
+    values = [int(v) for v in rng.integers(0, 2**63, n - n // 2)]
+    for _ in range(n // 2):
+        flips = rng.choice(40, size=int(rng.integers(6, 14)), replace=False)
+        values.append(centre ^ sum(1 << int(bit) for bit in flips))
+    kept: list[int] = []
+    errors = 0
+    for value in values:
+        phash = f"{value:016x}"
+        match = decide(store, scope, phash, g, keep=True)
+        errors += (match.distance if match else None) != scanned(kept, phash)
+        if match is None:
+            kept.append(value)
+    lookups = [kept[i % len(kept)] if i % 2 else int(rng.integers(0, 2**63)) for i in range(n // 2)]
+    for value in lookups:
+        flips = rng.choice(64, size=int(rng.integers(1, g.threshold + 1)), replace=False)
+        phash = f"{value ^ sum(1 << int(bit) for bit in flips):016x}"
+        match = decide(store, scope, phash, g, keep=False)
+        errors += (match.distance if match else None) != scanned(kept, phash)
+    return {
+        "design": "chains",
+        "backend": backend,
+        "n": n,
+        "cap": g.cap,
+        "kept": len(kept),
+        "decisions": n + len(lookups),
+        "exact_errors": errors,
+    }
+
+
 def run(
     sizes: list[int], simulate: list[int], cap: int, queries: int, seed: int
 ) -> Iterator[dict[str, Any]]:
@@ -545,6 +626,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=32)
+    parser.add_argument(
+        "--firestore",
+        action="store_true",
+        help="also check the chains' decisions through the Firestore emulator's transactions"
+        " (FIRESTORE_EMULATOR_HOST set, as `framesift dev up` prints)",
+    )
     args = parser.parse_args(argv)
 
     def parse(text: str) -> list[int]:
@@ -554,11 +641,32 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         for result in rows:
             print(json.dumps(result), flush=True)
-        return
-    print("| " + " | ".join(title for _, title in COLUMNS) + " |")
-    print("|" + "---|" * len(COLUMNS))
-    for result in rows:
-        print("| " + " | ".join(f"{result[key]}" for key, _ in COLUMNS) + " |", flush=True)
+    else:
+        print("| " + " | ".join(title for _, title in COLUMNS) + " |")
+        print("|" + "---|" * len(COLUMNS))
+        for result in rows:
+            print("| " + " | ".join(f"{result[key]}" for key, _ in COLUMNS) + " |", flush=True)
+    if args.firestore:
+        checked = emulator_check(args.seed)
+        print(json.dumps(checked) if args.json else f"\nFirestore emulator: {checked}")
+        if checked["exact_errors"]:
+            raise SystemExit("the chains' decisions on the emulator differ from a numpy scan")
+
+
+def emulator_check(seed: int) -> dict[str, Any]:
+    """through_store on the Firestore emulator: 400 hashes at cap 8, in a fresh scope."""
+    from framesift.adapters.gcp.firestore import FirestoreDocumentStore
+
+    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        raise SystemExit(
+            '--firestore needs the emulator: eval "$(framesift dev up | grep ^export)"'
+        )
+    # Any project id serves on the emulator: the stack's, as `framesift dev up` exports it.
+    project = os.environ.get("FRAMESIFT_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    store = FirestoreDocumentStore(project or "framesift-local")
+    g = dedupindex.Geometry(threshold=THRESHOLD, cap=8)
+    scope = f"collector:bench-{uuid.uuid4().hex[:8]}"
+    return through_store(store, "firestore-emulator", 400, g, seed, scope)
 
 
 if __name__ == "__main__":

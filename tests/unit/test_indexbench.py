@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from framesift import cli, dedupindex
+from framesift_dev import firestore_limits as fl
 from framesift_dev import indexbench
 
 REQUIRED = {
@@ -90,3 +91,21 @@ def test_without_json_it_prints_the_markdown_table(capfd):
     indexbench.main(SMALL)
     lines = capfd.readouterr().out.splitlines()
     assert lines[0].startswith("| design | data | n |") and len(lines) == 2 + 8
+
+
+def test_the_chains_through_a_store_with_firestores_limits_decide_as_a_numpy_scan():
+    # The check `--firestore` runs on the emulator, here through the limits' simulator.
+    store = fl.LimitedStore()
+    g = dedupindex.Geometry(cap=4)
+    checked = indexbench.through_store(store, "limited", 150, g, seed=7, scope="collector:x")
+    assert checked["exact_errors"] == 0 and checked["decisions"] == 225
+    assert any(dedupindex.is_split(doc) for doc in store.docs.values())
+    stored = sum(dedupindex.entries([doc]) for doc in store.docs.values())
+    assert stored == checked["kept"] * g.chains
+
+
+def test_the_store_check_counts_a_decision_that_differs_from_the_scan(monkeypatch):
+    monkeypatch.setattr(dedupindex, "nearest", lambda *args, **kwargs: None)  # finds nothing
+    g = dedupindex.Geometry(cap=4)
+    checked = indexbench.through_store(fl.LimitedStore(), "limited", 60, g, seed=7, scope="s")
+    assert checked["exact_errors"] > 0
