@@ -1,4 +1,5 @@
-"""The benchmarks of ``benchmarks/`` by name, run from a clone of the repository."""
+"""The benchmarks by name: scripts of ``benchmarks/`` run from a clone of the repository, and
+modules of the installed package (``framesift_dev``) run anywhere framesift is installed."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+# A name ending in .py is a script of the clone; any other, a module run with ``python -m``.
 BENCHMARKS = {
     "sample": ["benchmarks/sample.py"],
     "dedup": ["benchmarks/dedup_quality.py", "benchmarks/dedup_lookup.py"],
+    "index": ["framesift_dev.indexbench"],
+    "false-matches": ["framesift_dev.falsematches"],
     "export": ["benchmarks/export.py"],
     "cold-start": ["benchmarks/cold_start.py"],
     "inference": ["benchmarks/inference.py"],
@@ -18,12 +22,22 @@ BENCHMARKS = {
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
+def command(entry: str) -> list[str]:
+    """The command line of one benchmark entry (before its arguments)."""
+    if entry.endswith(".py"):
+        return [sys.executable, str(REPOSITORY / entry)]
+    return [sys.executable, "-m", entry]
+
+
 def run_benchmarks(names: Sequence[str], args: Sequence[str]) -> None:
-    """Run each named benchmark's scripts in turn, with ``args``, from the repository."""
+    """Run each named benchmark's entries in turn, with ``args`` (from the repository when
+    there is one)."""
     if unknown := [name for name in names if name not in BENCHMARKS]:
         raise ValueError(f"no benchmark {unknown[0]!r}: choose {', '.join(BENCHMARKS)}")
-    scripts = [REPOSITORY / script for name in names for script in BENCHMARKS[name]]
+    entries = [entry for name in names for entry in BENCHMARKS[name]]
+    scripts = [REPOSITORY / entry for entry in entries if entry.endswith(".py")]
     if missing := [script for script in scripts if not script.exists()]:
         raise FileNotFoundError(missing[0])
-    for script in scripts:
-        subprocess.run([sys.executable, str(script), *args], check=True, cwd=REPOSITORY)
+    where = REPOSITORY if REPOSITORY.joinpath("pyproject.toml").exists() else None
+    for entry in entries:
+        subprocess.run([*command(entry), *args], check=True, cwd=where)

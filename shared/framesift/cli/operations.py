@@ -56,10 +56,11 @@ def bench(
         typer.Argument(help=f"{', '.join(BENCHMARKS)}; several joined by commas (sample,dedup)."),
     ],
     args: Annotated[
-        list[str] | None, typer.Argument(help="Passed on to each benchmark (after --).")
+        list[str] | None, typer.Argument(help="Passed on to each benchmark (--json, --sizes...).")
     ] = None,
 ) -> None:
-    """Run benchmarks from benchmarks/ (needs a clone of the repository and the bench extra)."""
+    """Run benchmarks: index and false-matches from the installed package, the others from
+    benchmarks/ (a clone of the repository and the bench extra)."""
     from framesift.bench import run_benchmarks
 
     run_benchmarks(which.split(","), args or [])
