@@ -153,6 +153,8 @@ class SegmentTask(_Message):
     decode: DecodeMode = DecodeMode.ALL
     # The video's, which each frame gets at its own time (none in a message from before them).
     capture: CaptureFields = Field(default_factory=CaptureFields)
+    # The index of the video's GoPro GPMF track, which places each frame (None: it has none).
+    telemetry_stream: int | None = None
 
     @property
     def segment_id(self) -> str:

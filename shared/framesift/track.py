@@ -22,7 +22,8 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 
 from framesift.capture import CaptureFields
@@ -55,6 +56,7 @@ class TrackPoint:
     latitude: float
     longitude: float
     altitude: float | None
+    utc: datetime | None = None  # the receiver's time of the position, where the track has one
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,9 @@ class Track:
         at = bisect.bisect_left([p.time_ms for p in points], time_ms)
         if at == 0 or at == len(points):
             nearest = points[0] if at == 0 else points[-1]
-            return nearest if abs(nearest.time_ms - time_ms) <= EDGE_MS else None
+            if abs(nearest.time_ms - time_ms) > EDGE_MS:
+                return None
+            return replace(nearest, time_ms=time_ms, utc=_later(nearest, time_ms))
         before, after = points[at - 1], points[at]
         share = (time_ms - before.time_ms) / (after.time_ms - before.time_ms)
 
@@ -87,11 +91,12 @@ class Track:
             between(before.latitude, after.latitude),
             between(before.longitude, after.longitude),
             altitude,
+            _later(before, time_ms),
         )
 
     def placed(self, capture: CaptureFields, time_ms: int) -> CaptureFields:
-        """A frame's capture fields with the track's position at its time (the container's
-        stays where the track has none)."""
+        """A frame's capture fields with the track's position at its time, and its time where
+        the track has the receiver's (the container's stay where the track has none)."""
         point = self.position(time_ms)
         notes = capture.metadata_notes + self.notes
         if point is None:
@@ -103,7 +108,15 @@ class Track:
                 "altitude": point.altitude,
                 "metadata_notes": notes,
             }
+            | ({} if point.utc is None else {"captured_at": point.utc})
         )
+
+
+def _later(point: TrackPoint, time_ms: int) -> datetime | None:
+    """The receiver's time at ``time_ms``, from ``point``'s (None: it has none)."""
+    if point.utc is None:
+        return None
+    return point.utc + timedelta(milliseconds=time_ms - point.time_ms)
 
 
 def _cue_point(time_ms: int, text: str) -> TrackPoint | str | None:

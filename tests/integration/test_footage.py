@@ -280,6 +280,7 @@ def test_the_index_is_where_each_writer_puts_it(videos):
         "moov-at-end": False,
         "iphone-metadata": False,
         "android-metadata": True,
+        "gopro": False,  # GoPro writes the index last, as it records
     }
     assert {n: fs.moov_before_mdat(videos[n].path) for n in placed} == placed
 
@@ -305,6 +306,25 @@ def test_iphone_and_android_capture_metadata_as_their_writers_put_it(videos):
     assert android["location"] == "+48.8584+002.2945/"
     assert b"loci" in videos["android-metadata"].path.read_bytes()
     assert not any("make" in key or "model" in key for key in android)
+
+
+def test_a_gopro_mp4_carries_a_gpmd_track_of_gpmf_payloads_as_gopro_writes_it(videos):
+    case = videos["gopro"]
+    info = fs.ffprobe(case.path)
+    [data] = [s for s in info["streams"] if s["codec_type"] == "data"]
+    # As ffprobe shows a GoPro's own files (a tab before the handler name included).
+    assert (data["codec_tag_string"], data["tags"]["handler_name"]) == ("gpmd", "\tGoPro MET")
+    assert info["format"]["tags"]["creation_time"] == fs.GOPRO_CREATION_TIME
+    packets = fs.ffprobe(
+        case.path, "-select_streams", "d", "-show_entries", "packet=pts_time,duration_time"
+    )["packets"]
+    assert [(p["pts_time"], p["duration_time"]) for p in packets] == [
+        ("0.000000", "1.001000"),
+        ("1.001000", "0.499000"),
+    ]
+    first = fs.gopro_payloads()[0][1]
+    assert first.startswith(b"DEVC") and fs.GPS_STREAM_NAME in first
+    assert first in case.path.read_bytes()  # copied as it was, not re-packed
 
 
 def test_bad_metadata_is_really_in_the_file(videos):
@@ -743,6 +763,46 @@ def test_a_drone_videos_frames_are_placed_on_its_srt_track(
     pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
     pipeline.publisher.drain()
     assert pipeline.adapters.documents.where("ignored_uploads", "object_name", sidecar) == []
+
+
+def test_a_gopros_frames_are_placed_and_timed_on_its_gpmf_track(videos, embedded_settings):
+    """A GoPro MP4: each frame at the GPS5 track's position at its time (interpolated between
+    samples 55.6 ms apart) and captured at the GPS time (GPSU), not at the camera's clock the
+    container has; the video record keeps the container's."""
+    video, frames = _sample(embedded_settings, videos["gopro"])
+
+    assert video["status"] == "sampled"
+    assert video["latitude"] is None
+    assert _captured_at(video) == datetime.fromisoformat(fs.GOPRO_CREATION_TIME)
+    # The second frame is the first reference frame from 1 s on (decoding skips the others).
+    assert len(frames) == 2 and frames[0][0]["timestamp_ms"] == 0
+    for doc, _ in frames:
+        want = fs.gopro_position(doc["timestamp_ms"])
+        # GPS5 stores 1e-7 degrees, sample times are whole ms: within 5e-7 (6 cm).
+        assert (doc["latitude"], doc["longitude"]) == pytest.approx(want, abs=5e-7)
+        assert doc["altitude"] == pytest.approx(fs.GOPRO_START[2])
+        at = fs.GOPRO_UTC + timedelta(milliseconds=doc["timestamp_ms"])
+        assert abs((_captured_at(doc) or datetime.min) - at) <= timedelta(milliseconds=1)
+        assert doc["metadata_notes"] == []
+
+
+def test_a_corrupt_gpmf_track_is_a_note_on_the_frames_not_a_failed_video(
+    system_videos, embedded_settings, tmp_path
+):
+    good = fs.gopro_payloads()
+    # The first payload cut short (a KLV running past its end), the second not GPMF at all.
+    payloads = [(good[0][0], good[0][1][:300]), (good[1][0], b"\xff" * 64)]
+    case = fs.gopro(tmp_path, payloads=payloads, name="GX010002.MP4")
+    video, frames = _sample(embedded_settings, case)
+
+    assert video["status"] == "sampled" and len(frames) == 2
+    for doc, _ in frames:
+        assert doc["latitude"] is None  # the container's: it has none
+        [note] = doc["metadata_notes"]
+        assert note == (
+            "GX010002.MP4 GPMF: 2 payload(s) dropped, first 0 ms: b'DEVC' runs 464 bytes past "
+            "its payload"
+        )
 
 
 def test_a_second_delivery_leaves_the_capture_fields_as_they_were(

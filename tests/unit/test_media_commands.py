@@ -10,6 +10,7 @@ from framesift.media.commands import (
     sampling_command,
     select_expression,
     source_options,
+    telemetry_command,
 )
 from framesift.media.segments import WHOLE
 from framesift.media.tools import Ffmpeg
@@ -254,3 +255,16 @@ def test_the_probe_reconnects_over_http_as_the_sampling_does():
         "30000000",
         SIGNED,
     ]
+
+
+def test_the_telemetry_track_is_read_with_its_times_in_one_probe_that_reconnects_too():
+    command = telemetry_command(SIGNED, 3, TOOLS, (4, 2))
+
+    def after(option: str) -> str:
+        return command[command.index(option) + 1]
+
+    assert command[0] == "ffprobe" and command[-1] == SIGNED
+    assert (after("-select_streams"), after("-of"), after("-reconnect")) == ("3", "json", "1")
+    # The payloads' bytes and times, and the file's start their times count from.
+    assert "-show_data" in command
+    assert after("-show_entries") == "packet=pts_time,duration_time,data:format=start_time"

@@ -64,12 +64,35 @@ def source_options(url: str, version: Version, reconnect_delay_max_s: int) -> di
     return options | {"rw_timeout": _READ_TIMEOUT_US}
 
 
+def _probe_flags(url: str, tools: Ffmpeg, version: Version) -> list[str]:
+    """ffprobe's options for reading ``url`` (as the sampling's)."""
+    options = source_options(url, version, tools.reconnect_delay_max_s)
+    return [str(part) for name, value in options.items() for part in (f"-{name}", value)]
+
+
 def probe_command(url: str, tools: Ffmpeg, version: Version) -> list[str]:
     """ffprobe describing ``url``'s format and streams as JSON on stdout."""
-    options = source_options(url, version, tools.reconnect_delay_max_s)
-    flags = [str(part) for name, value in options.items() for part in (f"-{name}", value)]
     said = ["-show_format", "-show_streams", "-of", "json", "-hide_banner"]
-    return [tools.ffprobe, *said, *flags, url]
+    return [tools.ffprobe, *said, *_probe_flags(url, tools, version), url]
+
+
+def telemetry_command(url: str, stream_index: int, tools: Ffmpeg, version: Version) -> list[str]:
+    """ffprobe giving each packet of stream ``stream_index`` (a GoPro's ``gpmd`` track) with
+    its time, duration and bytes (a hex dump), and the file's start time, as JSON on stdout.
+    One run, so bytes and times cannot disagree; the demuxer reads only that stream's bytes."""
+    said = [
+        "-select_streams",
+        str(stream_index),
+        "-show_data",
+        "-show_entries",
+        "packet=pts_time,duration_time,data:format=start_time",
+        "-of",
+        "json",
+        "-v",
+        "error",
+        "-hide_banner",
+    ]
+    return [tools.ffprobe, *said, *_probe_flags(url, tools, version), url]
 
 
 def select_expression(policy: SamplingPolicy, segment: Segment, origin_s: float = 0.0) -> str:

@@ -30,6 +30,7 @@ from framesift.documents import (
 )
 from framesift.errors import BadEvent, NotFound, ObjectGone, SamplingFailed, UnreadableVideo
 from framesift.events import OBJECT_FINALIZE, GcsNotification, GcsObject, PubSubMessage
+from framesift.gpmf import parse_gpmf
 from framesift.logs import bind_context, get_logger
 from framesift.messages import SEGMENT_MESSAGE, SampledFrame, SegmentTask
 from framesift.naming import VIDEO_EXTENSIONS, UploadName, is_photo, parse_upload_name
@@ -308,7 +309,8 @@ class Sampler:
         return self._finish_video_if_complete(task)
 
     def _track(self, task: SegmentTask) -> Track | None:
-        """The video's telemetry sidecar beside it, if it has one (framesift.track)."""
+        """The video's telemetry: its sidecar beside it (framesift.track), else its GoPro GPMF
+        track (framesift.gpmf), if it has either."""
         for name in sidecar_names(task.object_name):
             try:
                 if self._blobs.stat(task.bucket, name).size > MAX_SIDECAR_BYTES:
@@ -317,7 +319,19 @@ class Sampler:
                 return parse_dji_srt(PurePosixPath(name).name, self._blobs.get(task.bucket, name))
             except NotFound:
                 continue
-        return None
+        if task.telemetry_stream is None:
+            return None
+        video = PurePosixPath(task.object_name).name
+        try:
+            url = self._blobs.stream_url(task.bucket, task.object_name, generation=task.generation)
+            payloads = media.telemetry_payloads(
+                url, task.telemetry_stream, self._ffmpeg, task.start_time_s
+            )
+        except (UnreadableVideo, ObjectGone) as exc:
+            # The frames keep the container's place, and say why.
+            log.warning("GPMF track unreadable: %s", exc)
+            return Track(video, [], [f"{video} GPMF: unreadable: {exc}"])
+        return parse_gpmf(video, payloads)
 
     def give_up(self, message: PubSubMessage, reason: str) -> None:
         """Mark the video or segment of a dead-lettered message ``failed`` with the reason, so

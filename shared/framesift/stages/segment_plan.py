@@ -83,6 +83,7 @@ def segment_tasks(
             picture=picture,
             rotation=probe.rotation,
             capture=capture,
+            telemetry_stream=probe.telemetry_stream,
         )
         for index, segment in enumerate(segments)
     ]
