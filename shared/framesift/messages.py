@@ -155,6 +155,8 @@ class SegmentTask(_Message):
     capture: CaptureFields = Field(default_factory=CaptureFields)
     # The index of the video's GoPro GPMF track, which places each frame (None: it has none).
     telemetry_stream: int | None = None
+    # The object name of the video's telemetry sidecar beside it, found when it was planned.
+    sidecar: str | None = None
 
     @property
     def segment_id(self) -> str:

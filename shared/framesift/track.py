@@ -24,7 +24,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from framesift.capture import CaptureFields
 
@@ -48,6 +48,13 @@ def sidecar_names(object_name: str) -> list[str]:
 
 def is_sidecar(object_name: str) -> bool:
     return PurePosixPath(object_name).suffix in SIDECAR_SUFFIXES
+
+
+def sidecars_beside(video: Path) -> list[Path]:
+    """The telemetry sidecar files beside a local video, uploaded before it so the sampler
+    finds them when it plans the video (``framesift run`` and ``framesift upload``)."""
+    found = (video.with_suffix(suffix) for suffix in SIDECAR_SUFFIXES)
+    return [sidecar for sidecar in found if sidecar != video and sidecar.is_file()]
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,13 @@ class Track:
             }
             | ({} if point.utc is None else {"captured_at": point.utc})
         )
+
+
+def frame_capture(video: CaptureFields, track: Track | None, time_ms: int) -> CaptureFields:
+    """A video frame's capture fields: the video's at the frame's time, placed on the video's
+    track where it has one."""
+    capture = video.at(time_ms)
+    return capture if track is None else track.placed(capture, time_ms)
 
 
 def _later(point: TrackPoint, time_ms: int) -> datetime | None:

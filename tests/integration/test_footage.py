@@ -24,9 +24,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from framesift import bootstrap, media
-from framesift.documents import Box
+from framesift.documents import Box, VideoRecord, VideoStatus
 from framesift.embedded import EmbeddedPipeline
-from framesift.events import finalize_message
+from framesift.errors import StillSampling
+from framesift.events import PubSubMessage, finalize_message
 from framesift.imagestats import image_stats, layout_distance
 from framesift.messages import Segment
 from framesift.report import sources, write_report
@@ -763,6 +764,89 @@ def test_a_drone_videos_frames_are_placed_on_its_srt_track(
     pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
     pipeline.publisher.drain()
     assert pipeline.adapters.documents.where("ignored_uploads", "object_name", sidecar) == []
+
+
+def test_a_sidecar_uploaded_after_its_video_places_its_frames_once(
+    system_videos, embedded_settings, tmp_path
+):
+    """The .SRT comes after its video was sampled (a second upload from the field): its
+    notification, delivered twice, re-places the frames already there; no frame is made or sent
+    on again, and the second delivery writes nothing."""
+    drone = tmp_path / "DJI_0002.mov"
+    drone.write_bytes(system_videos["iphone-metadata"].path.read_bytes())
+    pipeline = EmbeddedPipeline(embedded_settings)
+    documents = pipeline.adapters.documents
+    summary = pipeline.run([drone], collector="drone")
+    video = documents.get("videos", summary.sources[0])
+    assert video is not None
+    # Another drone's video of the same name: the sidecar is not beside it.
+    other = pipeline.run([drone], collector="other-drone").sources[-1]  # the run summary adds up
+
+    def frames(video_doc_id: str = video["id"]) -> list[dict[str, Any]]:
+        docs = documents.where("frames", "video_doc_id", video_doc_id)
+        return sorted(docs, key=lambda doc: doc["timestamp_ms"])
+
+    before, others = frames(), frames(other)
+    assert [doc["latitude"] for doc in before] == [fs.IPHONE.latitude] * 2  # the container's
+    sent_on: list[bytes] = []
+    pipeline.publisher.subscribe(Topics.FRAMES_SAMPLED, lambda data, *_: sent_on.append(data))
+    srt = fs.dji_srt(tmp_path / "DJI_0002.SRT")
+    info = pipeline.blobs.put_file(
+        embedded_settings.raw_bucket, str(Path(video["object_name"]).with_suffix(".SRT")), srt, {}
+    )
+    sampler = bootstrap.sampler(pipeline.adapters, embedded_settings)
+    results = []
+    for delivery in range(2):
+        results.append(sampler.handle_message(PubSubMessage.of(*finalize_message(info), "m")))
+        if delivery == 0:
+            placed = frames()
+    after = frames()
+
+    assert [(r.outcome.value, r.frames) for r in results] == [("placed", 2), ("placed", 0)]
+    assert [doc["id"] for doc in after] == [doc["id"] for doc in before]
+    for doc in after:
+        want = fs.drone_position(max(doc["timestamp_ms"], fs.DRONE_CUE_MS))
+        assert (doc["latitude"], doc["longitude"]) == pytest.approx(want, abs=1e-9)
+        assert doc["altitude"] == pytest.approx(fs.DRONE_START[2])
+        assert _captured_at(doc) == fs.IPHONE.captured_at + timedelta(  # type: ignore[operator]
+            milliseconds=doc["timestamp_ms"]
+        )
+    assert after == placed  # the second delivery wrote nothing (updated_at included)
+    assert frames(other) == others
+    assert sent_on == []  # nothing sent to dedup again
+    assert documents.get("videos", video["id"]) == video
+
+
+def test_a_sidecar_while_its_video_is_sampled_is_retried_until_it_is(embedded_settings):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    documents = pipeline.adapters.documents
+    raw = embedded_settings.raw_bucket
+    video_name = f"{embedded_settings.raw_prefix}drone/DJI_0003.MP4"
+    record = VideoRecord(
+        id=VideoRecord.make_id(raw, video_name, 1),
+        collector="drone",
+        video_id="DJI_0003",
+        bucket=raw,
+        object_name=video_name,
+        generation=1,
+        size_bytes=1,
+        status=VideoStatus.PROCESSING,
+    )
+    documents.create("videos", record.id, record.stored())
+    info = pipeline.blobs.put(raw, video_name[:-4] + ".SRT", b"", "text/plain")
+    sampler = bootstrap.sampler(pipeline.adapters, embedded_settings)
+
+    with pytest.raises(StillSampling, match=r"applied once .*DJI_0003\.MP4 is sampled"):
+        sampler.handle_message(PubSubMessage.of(*finalize_message(info), "m"))
+    # Another drone's sidecar of the same name is not held up by this video.
+    elsewhere = pipeline.blobs.put(
+        raw, info.name.replace("drone/", "drone-2/", 1), b"", "text/plain"
+    )
+    result = sampler.handle_message(PubSubMessage.of(*finalize_message(elsewhere), "m"))
+    assert (result.outcome.value, result.reason) == (
+        "placed",
+        "0 frame(s) of 0 video(s) placed on it",
+    )
 
 
 def test_a_gopros_frames_are_placed_and_timed_on_its_gpmf_track(videos, embedded_settings):
