@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -55,6 +56,12 @@ def sidecars_beside(video: Path) -> list[Path]:
     finds them when it plans the video (``framesift run`` and ``framesift upload``)."""
     found = (video.with_suffix(suffix) for suffix in SIDECAR_SUFFIXES)
     return [sidecar for sidecar in found if sidecar != video and sidecar.is_file()]
+
+
+def with_sidecars(inputs: Iterable[Path]) -> list[Path]:
+    """``inputs`` with each one's sidecar beside it just before it, each file once (a sidecar
+    named as well is not sent twice)."""
+    return list(dict.fromkeys(p for path in inputs for p in (*sidecars_beside(path), path)))
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,12 @@ def upload(
     (FRAMESIFT_BACKEND=gcp; the bucket's notification starts the pipeline). A drone's .SRT
     beside a video goes first, or alone when named."""
     from framesift.naming import iter_inputs
-    from framesift.track import sidecars_beside
+    from framesift.track import with_sidecars
     from framesift.upload import upload_file
 
     settings = settings_from()
-    named = list(iter_inputs(paths))
     # Each video's sidecar before it, so the sampler finds it when it plans the video.
-    inputs = list(dict.fromkeys(p for path in named for p in (*sidecars_beside(path), path)))
+    inputs = with_sidecars(iter_inputs(paths))
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
