@@ -214,6 +214,17 @@ def test_interlaced_ts_starts_late_top_field_first_and_combs(system_videos):
     assert _combing(deinterlaced) < _combing(woven) / 3
 
 
+def test_an_interlaced_portrait_video_combs_along_its_coded_rows(videos):
+    case = videos["interlaced-portrait"]
+    stream = _stream(case.path)
+
+    assert (stream["codec_name"], stream["field_order"]) == ("h264", "tt")
+    assert fs.display_matrix(case.path) == fs.PHONE_MATRIX[90]
+    coded = _decoded(case.path, "-noautorotate", "-ss", "0.5")
+    assert coded.size == (320, 240) and fs.mark_corners(coded)["tl"] == "red"
+    assert _combing(coded) > 5
+
+
 def test_ffmpeg_4_2_static_cannot_read_mpeg_ts(system_videos):
     """The static 4.2.2 build the tests run as the old ffmpeg crashes (SIGSEGV) opening any
     MPEG-TS input, so the late-start case runs on the machine's ffmpeg only."""
@@ -282,6 +293,7 @@ def test_the_index_is_where_each_writer_puts_it(videos):
         "iphone-metadata": False,
         "android-metadata": True,
         "gopro": False,  # GoPro writes the index last, as it records
+        "interlaced-portrait": True,
     }
     assert {n: fs.moov_before_mdat(videos[n].path) for n in placed} == placed
 
@@ -520,6 +532,21 @@ def test_a_late_stream_sampled_in_segments_is_timed_as_when_sampled_whole(
     assert len(segments) >= 3
     # 25 fps: the first frame of each half second from the first frame.
     assert stamps([media.WHOLE]) == stamps(segments) == [0, 520, 1000]
+
+
+def test_an_interlaced_portrait_video_is_deinterlaced_then_turned_upright(videos, sampler_settings):
+    """Deinterlacing works on the coded rows (the fields), so it must come before the turn:
+    turned first, the fields become columns, which bwdif does not see."""
+    video, frames = _sample(sampler_settings, videos["interlaced-portrait"])
+
+    assert (video["width"], video["height"], video["rotation"]) == (240, 320, 90)
+    assert video["interlaced"] is True
+    assert len(frames) == 2
+    for doc, jpeg in frames:
+        assert (doc["width"], doc["height"]) == jpeg.size == (240, 320)
+        assert fs.mark_corners(jpeg)[RED_CORNER[90]] == "red"
+        # Turned back to the coded picture, where the fields are rows.
+        assert _combing(jpeg.transpose(Image.Transpose.ROTATE_90)) < 1.5
 
 
 def test_interlaced_frames_are_deinterlaced(system_videos, embedded_settings):

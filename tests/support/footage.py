@@ -127,6 +127,23 @@ def upright(size: tuple[int, int] = SIZE, **fields: Any) -> Expected:
     )
 
 
+def turned(rotation: int, size: tuple[int, int] = SIZE, **fields: Any) -> Expected:
+    """What a reading finds of a picture coded ``size`` and shown turned 90° or 270°."""
+    w, h = size
+    return Expected(width=h, height=w, coded_width=w, coded_height=h, rotation=rotation, **fields)
+
+
+def _held_upright(ffmpeg: str, coded: Path, path: Path, rotation: int, *mux: str) -> None:
+    """``coded`` copied to ``path`` with the phone's display matrix for ``rotation`` (the
+    stream copy ffmpeg's CLI needs to write one), and removed."""
+    _run(
+        ffmpeg,
+        *("-i", coded, "-map_metadata", "-1", "-c", "copy"),
+        *("-metadata:s:v:0", f"rotate={_CLI_ROTATE[rotation]}", *mux, path),
+    )
+    coded.unlink()
+
+
 def _run(ffmpeg: str, *args: str | Path) -> None:
     command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", *map(str, args)]
     done = subprocess.run(command, capture_output=True, timeout=120)
@@ -231,24 +248,12 @@ def portrait(folder: Path, rotation: int = 90, ffmpeg: str = "ffmpeg") -> Footag
     path = folder / f"portrait-{rotation}{suffix}"
     faststart = () if rotation == 90 else ("-movflags", "+faststart")
     _run(ffmpeg, "-filter_complex", _marked(), *_H264, coded)
-    _run(
-        ffmpeg,
-        *("-i", coded, "-map_metadata", "-1", "-c", "copy"),
-        *("-metadata:s:v:0", f"rotate={_CLI_ROTATE[rotation]}", *faststart, path),
-    )
-    coded.unlink()
-    w, h = SIZE
+    _held_upright(ffmpeg, coded, path, rotation, *faststart)
     return Footage(
         f"portrait-{rotation}",
         path,
-        Expected(
-            width=h,
-            height=w,
-            coded_width=w,
-            coded_height=h,
-            rotation=rotation,
-            moov_first=rotation != 90,  # an iPhone writes the index last, an Android first
-        ),
+        # An iPhone writes the index last, an Android first.
+        turned(rotation, moov_first=rotation != 90),
     )
 
 
@@ -333,6 +338,31 @@ def interlaced_late_ts(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
             start_time_s=LATE_START_S,
         ),
     )
+
+
+def interlaced_portrait(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
+    """A camcorder's interlaced H.264 (MBAFF, top field first, fields 20 ms apart as in
+    :func:`interlaced_late_ts`: a white bar sweeping a grey picture) held upright: the phone's
+    display matrix for 90° clockwise over the coded 320x240, a red block in the coded top-left
+    corner."""
+    coded = folder / "interlaced-portrait-coded.mp4"
+    path = folder / "interlaced-portrait.mp4"
+    w, h = SIZE
+    woven = (
+        f"[0:v]drawbox=x=0:y=0:w={w // 4}:h={h // 4}:color=red:t=fill[bg];"
+        f"[bg][1:v]overlay=x='mod(t*800,{w})':y={h // 4},tinterlace=mode=interleave_top,"
+        "setfield=tff"
+    )
+    _run(
+        ffmpeg,
+        *_lavfi(f"color=gray:size={w}x{h}:rate=50:duration={SECONDS}"),
+        # The bar in the middle half, clear of the corners' marks.
+        *_lavfi(f"color=white:size=24x{h // 2}:rate=50:duration={SECONDS}"),
+        *("-filter_complex", woven, *_H264, "-flags", "+ildct+ilme", "-x264-params", "tff=1"),
+        *("-r", "25", coded),
+    )
+    _held_upright(ffmpeg, coded, path, 90, "-movflags", "+faststart")
+    return Footage("interlaced-portrait", path, turned(90, field_order="tt", moov_first=True))
 
 
 def vfr(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
@@ -720,6 +750,7 @@ VIDEO_MAKERS = {
     "hdr-hlg": lambda folder, ffmpeg: hdr(folder, "hlg", ffmpeg),
     "hdr-pq": lambda folder, ffmpeg: hdr(folder, "pq", ffmpeg),
     "interlaced-late": interlaced_late_ts,
+    "interlaced-portrait": interlaced_portrait,
     "vfr": vfr,
     "vp9": vp9_webm,
     "av1": av1,

@@ -157,6 +157,25 @@ def test_interlaced_video_is_deinterlaced_frame_for_frame_before_the_selection()
     assert filters[1].startswith("select=")
 
 
+@pytest.mark.parametrize(
+    ("turn", "turned"),
+    [(90, ["transpose=dir=clock"]), (180, ["hflip", "vflip"]), (270, ["transpose=dir=cclock"])],
+)
+def test_an_interlaced_rotated_video_is_turned_after_deinterlacing_not_before(turn, turned):
+    command = _sample(picture=Picture(deinterlace=True, turn=turn))
+    filters = _filters(command)
+    # Autorotation would turn the frames before bwdif, which finds the fields in rows.
+    assert command.index("-noautorotate") < command.index("-i")
+    assert filters[0].startswith("bwdif=") and filters[1].startswith("select=")
+    assert filters[2 : 2 + len(turned)] == turned
+    assert filters[2 + len(turned)].startswith("crop=")  # even sides of the turned picture
+
+
+def test_other_videos_keep_ffmpegs_autorotation():
+    assert "-noautorotate" not in _sample(picture=Picture(deinterlace=True))
+    assert "-noautorotate" not in _sample()
+
+
 @pytest.mark.parametrize("transfer", ["smpte2084", "arib-std-b67"])
 def test_hdr_is_tone_mapped_to_bt709_after_the_selection(transfer):
     source = ToneMap(transfer=transfer, primaries="bt2020", matrix="bt2020nc")

@@ -31,6 +31,14 @@ _INT_MAX = 2**31 - 1
 # Deinterlacing: one frame out per frame in (every-N-frames keeps its meaning), and only the
 # frames the decoder marks interlaced are touched (docs/footage.md, (c)).
 _DEINTERLACE = {"mode": "send_frame", "parity": "auto", "deint": "interlaced"}
+# The filters turning a frame clockwise by each rotation (a display matrix's), as ffmpeg's
+# autorotation inserts them: transpose's clock is 90° clockwise, cclock 90° counter-clockwise.
+_TURNS: dict[int, list[tuple[str, dict[str, str]]]] = {
+    0: [],
+    90: [("transpose", {"dir": "clock"})],
+    180: [("hflip", {}), ("vflip", {})],
+    270: [("transpose", {"dir": "cclock"})],
+}
 # HDR to SDR: mobius keeps highlights above SDR white apart, at some cost on content below it
 # (docs/footage.md, (b): 22 of 255 from an SDR rendering, where hable is 49 and none 70-87).
 TONE_MAP_CURVE = "mobius"
@@ -137,7 +145,8 @@ def sampling_command(
     frames before it allocates any. ``picture`` says which video stream is read and what is done
     to it: deinterlaced before the selection (bwdif reads the frames around each), tone-mapped
     after it (only kept frames pay). ffmpeg's autorotation turns each frame as displayed before
-    the graph; the frames' size in showinfo is the turned one."""
+    the graph, except for an interlaced video, which the graph turns after deinterlacing
+    (``picture.turn``); the frames' size in showinfo is the turned one."""
     input_args: dict[str, Any] = {"nostdin": None, "threads": tools.decoder_threads(decode)}
     if max_pixels is not None:
         input_args["max_pixels"] = min(max_pixels, _INT_MAX)  # the option's own range
@@ -151,6 +160,8 @@ def sampling_command(
     # start before it), the origin frames are timed from (both builds, docs/footage.md).
     input_args["copyts"] = None
     input_args["start_at_zero"] = None
+    if picture.turn:
+        input_args["noautorotate"] = None  # turned below, after deinterlacing
     if segment.start_s > 0:
         # Input seek: ffmpeg jumps to the keyframe before and drops the frames before start_s.
         input_args["ss"] = segment.start_s
@@ -162,6 +173,8 @@ def sampling_command(
     kept = decoded.filter("select", select_expression(policy, segment, origin_s))
     if picture.tone_map is not None:
         kept = _to_sdr(kept, picture.tone_map)
+    for name, options in _TURNS[picture.turn]:
+        kept = kept.filter(name, **options)
     selected = (
         kept.filter("crop", "trunc(iw/2)*2", "trunc(ih/2)*2")  # 4:2:0 planes need even sides
         # showinfo without its checksums: they read every pixel of the frame twice on
