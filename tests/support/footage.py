@@ -881,6 +881,37 @@ def gps_stream(
     )
 
 
+GPS9_SCALE = (10_000_000, 10_000_000, 1000, 1000, 100, 1, 1000, 100, 1)
+GPS9_STREAM_NAME = b"GPS (Lat., Long., Alt., 2D, 3D, days, secs, DOP, fix)"
+
+
+def gps9_stream(
+    start_ms: float, duration_ms: float, samples: int, fixes: tuple[int, ...] = (), dop: float = 1.5
+) -> bytes:
+    """A HERO11/HERO13 GPS9 STRM: ``samples`` complex samples (TYPE ``lllllllSS``), each with
+    its own UTC time (days since 2000, seconds since midnight), DOP and fix (``fixes``, 3 for
+    each sample it leaves out)."""
+    step = duration_ms / samples
+    rows = []
+    for index in range(samples):
+        latitude, longitude = gopro_position(start_ms + index * step)
+        utc = GOPRO_UTC + timedelta(milliseconds=start_ms + index * step)
+        days = (utc - datetime(2000, 1, 1, tzinfo=UTC)).days
+        midnight = utc.replace(hour=0, minute=0, second=0, microsecond=0)
+        seconds = (utc - midnight).total_seconds()
+        fix = fixes[index] if index < len(fixes) else 3
+        values = (latitude, longitude, GOPRO_START[2], 8.3, 8.3, days, seconds, dop, fix)
+        scaled = (round(v * s) for v, s in zip(values, GPS9_SCALE, strict=True))
+        rows.append(struct.pack(">7i2H", *scaled))
+    return nest(
+        b"STRM",
+        klv(b"STNM", b"c", 1, len(GPS9_STREAM_NAME), GPS9_STREAM_NAME),
+        klv(b"TYPE", b"c", 1, 9, b"lllllllSS"),
+        klv(b"SCAL", b"l", 4, 9, struct.pack(">9i", *GPS9_SCALE)),
+        klv(b"GPS9", b"?", 32, samples, b"".join(rows)),
+    )
+
+
 def gpmf_payload(*streams: bytes) -> bytes:
     """One second of a HERO8's GPMF: the camera device, its accelerometer stream (skipped by
     a GPS reader), then ``streams``."""

@@ -43,6 +43,33 @@ def test_a_payload_without_a_fix_or_with_a_poor_one_gives_no_position(fix, dop):
     assert payload_points(payload, 0, 1001) == []
 
 
+def test_gps9_samples_carry_their_own_time_and_those_without_a_fix_are_skipped():
+    payload = fs.gpmf_payload(fs.gps9_stream(1000, 1000, 10, fixes=(0, 3, 2)))
+    points = payload_points(payload, 1000, 1000)
+
+    assert [p.time_ms for p in points] == [1000 + 100 * i for i in range(1, 10)]  # not the first
+    for point in points:
+        at = point.time_ms  # the generated flight's clock is the video's here
+        assert (point.latitude, point.longitude) == pytest.approx(fs.gopro_position(at), abs=1e-7)
+        assert point.utc is not None
+        assert abs(point.utc - (fs.GOPRO_UTC + timedelta(milliseconds=at))) < timedelta(
+            milliseconds=1
+        )
+
+
+def test_a_hero11_payload_is_read_from_gps9_not_its_gps5_too():
+    payload = fs.gpmf_payload(fs.gps_stream(0, 1000, 18), fs.gps9_stream(0, 1000, 10))
+    assert len(payload_points(payload, 0, 1000)) == 10  # GPS9's 10 a second, not GPS5's 18
+
+
+def test_gps9_with_a_poor_dop_or_a_type_that_does_not_fit_gives_no_position():
+    assert payload_points(fs.gpmf_payload(fs.gps9_stream(0, 1000, 10, dop=5.0)), 0, 1000) == []
+    stream = fs.gps9_stream(0, 1000, 2).replace(b"lllllllSS", b"llllllllS")
+    track = parse_gpmf("GX01.MP4", [Payload(0, 1000, fs.gpmf_payload(stream))])
+    assert track.points == []
+    assert track.notes[0].endswith("TYPE 'llllllllS' does not lay out 32 bytes")
+
+
 def test_a_bad_payload_is_dropped_with_a_note_and_the_good_ones_kept():
     good = fs.gpmf_payload(fs.gps_stream(1001, 1001, 18))
     payloads = [Payload(0, 1001, good[:100]), Payload(1001, 1001, good)]
