@@ -81,6 +81,9 @@ class VideoStatus(StrEnum):
     FAILED = "failed"
 
 
+VIDEO_FINISHED = (VideoStatus.SAMPLED, VideoStatus.FAILED)  # its sampling is over
+
+
 class VideoRecord(Document, CaptureFields):
     """A source video, one document per object generation (a re-upload is a new version),
     with its capture metadata (:class:`~framesift.capture.CaptureFields`)."""

@@ -31,7 +31,7 @@ from framesift.stages.exporter import ExportResult
 from framesift.stages.labeler import LabelResult
 from framesift.stages.sampler import Outcome, SampleResult
 from framesift.topology import DEDUP, EXPORTER, FUNCTIONS, LABELER, SAMPLER, Topics, Trigger
-from framesift.track import SIDECAR_SUFFIXES
+from framesift.track import sidecars_beside
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,8 @@ class RunSummary:
 
     def record(self, function: str, result: Any) -> None:
         """Keep what a function's handler returned; what a function ignores (the sampler
-        ignores images, dedup ignores videos) stays out of the summary."""
-        if function == SAMPLER.name and result.outcome is not Outcome.IGNORED:
+        ignores images, dedup ignores videos) and a sidecar's placing stay out of the summary."""
+        if function == SAMPLER.name and result.outcome not in (Outcome.IGNORED, Outcome.PLACED):
             self.results.append(result)
         elif function == DEDUP.name and result.outcome is not BatchOutcome.IGNORED:
             self.batches.append(result)
@@ -149,10 +149,9 @@ class EmbeddedPipeline:
             raise InvalidName(f"{path}: {reason}")
         name = upload_name(path, collector, settings.raw_prefix, settings.images_prefix)
         # A telemetry sidecar beside the video goes first, for the sampler to find it.
-        for sidecar in (path.with_suffix(suffix) for suffix in SIDECAR_SUFFIXES):
-            if sidecar.is_file() and sidecar != path:
-                as_named = str(PurePosixPath(name).with_suffix(sidecar.suffix))
-                self.blobs.put_file(settings.raw_bucket, as_named, sidecar, {})
+        for sidecar in sidecars_beside(path):
+            as_named = str(PurePosixPath(name).with_suffix(sidecar.suffix))
+            self.blobs.put_file(settings.raw_bucket, as_named, sidecar, {})
         info = self.blobs.put_file(settings.raw_bucket, name, path, metadata or {})
         data, attributes = finalize_message(info)
         self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)

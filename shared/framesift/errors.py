@@ -117,6 +117,11 @@ class NotYetSent(TransientError, LookupError):
     in flight): a later delivery finds it."""
 
 
+class StillSampling(TransientError):
+    """A telemetry sidecar uploaded while its video is being sampled: applied to the video's
+    frames once it is sampled, on a later delivery."""
+
+
 class NotFound(TransientError, LookupError):
     """The blob or document does not exist (yet: a redelivery may run before a writer's commit
     is visible to this reader, so it is retried up to the delivery limit)."""

@@ -117,14 +117,18 @@ class ToneMap(BaseModel):
 
 class Picture(BaseModel):
     """What the sampler's filters do to a video so each frame is what a person sees, decided
-    once from its probe so every segment samples alike. Rotation is not here: ffmpeg's own
-    autorotation applies the display matrix (docs/footage.md)."""
+    once from its probe so every segment samples alike. Rotation is mostly not here: ffmpeg's
+    own autorotation applies the display matrix before the filters (docs/footage.md, (d));
+    only an interlaced video is turned in the filters, after deinterlacing (``turn``)."""
 
     model_config = ConfigDict(frozen=True)
 
     stream: int = 0  # the video stream sampled, counted among the video streams (ffmpeg's 0:v:N)
     deinterlace: bool = False
     tone_map: ToneMap | None = None
+    # Degrees clockwise the filters turn each kept frame, ffmpeg's autorotation off (0: none, or
+    # autorotation's job).
+    turn: int = 0
 
 
 PLAIN_PICTURE = Picture()  # the first video stream, no filter: SDR progressive video
@@ -153,6 +157,10 @@ class SegmentTask(_Message):
     decode: DecodeMode = DecodeMode.ALL
     # The video's, which each frame gets at its own time (none in a message from before them).
     capture: CaptureFields = Field(default_factory=CaptureFields)
+    # The index of the video's GoPro GPMF track, which places each frame (None: it has none).
+    telemetry_stream: int | None = None
+    # The object name of the video's telemetry sidecar beside it, found when it was planned.
+    sidecar: str | None = None
 
     @property
     def segment_id(self) -> str:

@@ -25,6 +25,9 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".3gp"}
 )
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+# A DJI drone's telemetry (.SRT) beside its video, uploaded under the raw prefix with it
+# (framesift.track).
+SIDECAR_EXTENSIONS = frozenset({".srt"})
 
 MAX_OBJECT_NAME_BYTES = 1024  # Cloud Storage's limit on an object name (UTF-8)
 MAX_DOCUMENT_ID_BYTES = 1500  # Firestore's limit on a document id (UTF-8)
@@ -99,12 +102,14 @@ def _too_long(what: str, value: str, limit: int, whose: str) -> str | None:
 
 def upload_refusal(path: Path, collector: str, raw_prefix: str, images_prefix: str) -> str | None:
     """Why ``path`` uploaded under ``collector`` would be refused, before a byte is sent (None:
-    the pipeline would take it)."""
+    the pipeline would take it: a video, a photo, or a video's telemetry sidecar)."""
     if reason := collector_refusal(collector):
         return reason
-    return refusal(
-        upload_name(path, collector, raw_prefix, images_prefix), raw_prefix, images_prefix
-    )
+    name = upload_name(path, collector, raw_prefix, images_prefix)
+    if path.suffix.lower() in SIDECAR_EXTENSIONS:
+        parsed = parse_upload_name(name, raw_prefix, SIDECAR_EXTENSIONS, "a sidecar")
+        return parsed if isinstance(parsed, str) else None
+    return refusal(name, raw_prefix, images_prefix)
 
 
 def upload_name(path: Path, collector: str, raw_prefix: str, images_prefix: str) -> str:

@@ -22,8 +22,10 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
 
 from framesift.capture import CaptureFields
 
@@ -49,12 +51,26 @@ def is_sidecar(object_name: str) -> bool:
     return PurePosixPath(object_name).suffix in SIDECAR_SUFFIXES
 
 
+def sidecars_beside(video: Path) -> list[Path]:
+    """The telemetry sidecar files beside a local video, uploaded before it so the sampler
+    finds them when it plans the video (``framesift run`` and ``framesift upload``)."""
+    found = (video.with_suffix(suffix) for suffix in SIDECAR_SUFFIXES)
+    return [sidecar for sidecar in found if sidecar != video and sidecar.is_file()]
+
+
+def with_sidecars(inputs: Iterable[Path]) -> list[Path]:
+    """``inputs`` with each one's sidecar beside it just before it, each file once (a sidecar
+    named as well is not sent twice)."""
+    return list(dict.fromkeys(p for path in inputs for p in (*sidecars_beside(path), path)))
+
+
 @dataclass(frozen=True)
 class TrackPoint:
     time_ms: int  # in the video, as the frames' timestamp_ms
     latitude: float
     longitude: float
     altitude: float | None
+    utc: datetime | None = None  # the receiver's time of the position, where the track has one
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,9 @@ class Track:
         at = bisect.bisect_left([p.time_ms for p in points], time_ms)
         if at == 0 or at == len(points):
             nearest = points[0] if at == 0 else points[-1]
-            return nearest if abs(nearest.time_ms - time_ms) <= EDGE_MS else None
+            if abs(nearest.time_ms - time_ms) > EDGE_MS:
+                return None
+            return replace(nearest, time_ms=time_ms, utc=_later(nearest, time_ms))
         before, after = points[at - 1], points[at]
         share = (time_ms - before.time_ms) / (after.time_ms - before.time_ms)
 
@@ -87,11 +105,12 @@ class Track:
             between(before.latitude, after.latitude),
             between(before.longitude, after.longitude),
             altitude,
+            _later(before, time_ms),
         )
 
     def placed(self, capture: CaptureFields, time_ms: int) -> CaptureFields:
-        """A frame's capture fields with the track's position at its time (the container's
-        stays where the track has none)."""
+        """A frame's capture fields with the track's position at its time, and its time where
+        the track has the receiver's (the container's stay where the track has none)."""
         point = self.position(time_ms)
         notes = capture.metadata_notes + self.notes
         if point is None:
@@ -103,7 +122,22 @@ class Track:
                 "altitude": point.altitude,
                 "metadata_notes": notes,
             }
+            | ({} if point.utc is None else {"captured_at": point.utc})
         )
+
+
+def frame_capture(video: CaptureFields, track: Track | None, time_ms: int) -> CaptureFields:
+    """A video frame's capture fields: the video's at the frame's time, placed on the video's
+    track where it has one."""
+    capture = video.at(time_ms)
+    return capture if track is None else track.placed(capture, time_ms)
+
+
+def _later(point: TrackPoint, time_ms: int) -> datetime | None:
+    """The receiver's time at ``time_ms``, from ``point``'s (None: it has none)."""
+    if point.utc is None:
+        return None
+    return point.utc + timedelta(milliseconds=time_ms - point.time_ms)
 
 
 def _cue_point(time_ms: int, text: str) -> TrackPoint | str | None:

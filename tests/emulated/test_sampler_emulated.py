@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore, storage
 
+from framesift.config import Backend, Settings
 from framesift.documents import IgnoredUpload, VideoRecord
 from framesift.topology import Topics
+from framesift.upload import upload_file
 from framesift_dev.devstack import FRAMES_BUCKET, RAW_BUCKET, StackState
+from tests.support import footage as fs
 from tests.support.stack import function_log, notification_of, push_to_function, tap
 from tests.support.waiting import wait_for
 
@@ -260,3 +263,44 @@ def test_an_upload_no_stage_takes_is_recorded_with_its_reason(gcs, db, unique):
         "extension '.txt' is not a video's",
         "sampler",
     )
+
+
+def test_a_sidecar_uploaded_after_its_video_places_its_frames_once(
+    devstack, gcs, db, batches, media, unique, tmp_path
+):
+    """A drone's .SRT uploaded with framesift upload after its video was sampled: its
+    notification re-places the video's frames; two more deliveries write nothing and send
+    nothing on."""
+    collector = f"drone-{unique}"
+    blob = gcs.bucket(RAW_BUCKET).blob(f"{collector}/DJI_0001.MP4")
+    blob.upload_from_filename(str(media["clip_5s_25fps"]), content_type="video/mp4")
+    video = wait_for(lambda: _finished(db, blob), "the sampler to finish the video")
+    assert video["status"] == "sampled" and len(batches()) == 2
+
+    def frames() -> list[dict]:
+        query = db.collection("frames").where(
+            filter=firestore.FieldFilter("video_doc_id", "==", video["id"])
+        )
+        return sorted((d.to_dict() for d in query.stream()), key=lambda d: d["timestamp_ms"])
+
+    assert [f["latitude"] for f in frames()] == [None] * 5
+    settings = Settings(backend=Backend.GCP, project=devstack.project, raw_bucket=RAW_BUCKET)
+    srt = fs.dji_srt(tmp_path / "DJI_0001.SRT", seconds=5)
+    name = upload_file(settings, srt, collector, lambda sent: None)
+    assert name == f"{collector}/DJI_0001.SRT"  # beside its video, where the sampler looks
+
+    placed = wait_for(
+        lambda: (docs := frames()) and all(d["latitude"] is not None for d in docs) and docs,
+        "the sidecar to place the frames",
+    )
+    for doc in placed:
+        want = fs.drone_position(max(doc["timestamp_ms"], fs.DRONE_CUE_MS))
+        assert (doc["latitude"], doc["longitude"]) == pytest.approx(want, abs=1e-9)
+    data, attributes = notification_of(gcs.bucket(RAW_BUCKET).get_blob(name))
+    for _ in range(2):  # Pub/Sub delivers at least once: twice more here
+        response = push_to_function(devstack, "sampler", Topics.RAW_OBJECTS, data, attributes)
+        assert response.status_code == 200, response.text
+
+    assert frames() == placed, "a redelivery wrote the frames again"
+    assert batches(expect_some=False) == [], "a sidecar sent frames to dedup"
+    assert _video_doc(db, blob) == video

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from framesift import cli
 from framesift.config import Backend, Settings
+from framesift.naming import upload_name, upload_refusal
 from framesift.report import COLUMNS, THUMB_WIDTH, TITLE
 from framesift.upload import upload_file
 
@@ -132,6 +134,7 @@ def test_upload_needs_the_cloud_backend(media, tmp_path):
         ("drive.mp4", "/cam", "collector '/cam' is a path, not one name"),
         ("drive.mp4", "cam\tleft", "contains a control character"),
         ("drive.mp4", "c" * 975, "collector is 975 bytes, over 974"),
+        ("DJI_0001.SRT", "drone/1", "collector 'drone/1' is a path, not one name"),
     ],
 )
 def test_upload_refuses_a_name_the_pipeline_would_ignore(tmp_path, file_name, collector, reason):
@@ -142,6 +145,15 @@ def test_upload_refuses_a_name_the_pipeline_would_ignore(tmp_path, file_name, co
     settings = Settings(backend=Backend.GCP, project="p")
     with pytest.raises(PermanentError, match=re.escape(reason)):
         upload_file(settings, path, collector, lambda sent: pytest.fail("a byte was sent"))
+
+
+@pytest.mark.parametrize("file_name", ["DJI_0001.SRT", "DJI_0001.srt", "DJI_0001.MP4"])
+def test_upload_takes_a_drone_sidecar_beside_where_its_video_goes(file_name):
+    settings = Settings(backend=Backend.GCP, project="p")
+    path = Path(file_name)
+    assert upload_refusal(path, "drone", settings.raw_prefix, settings.images_prefix) is None
+    name = upload_name(path, "drone", settings.raw_prefix, settings.images_prefix)
+    assert name == f"{settings.raw_prefix}drone/{file_name}"
 
 
 @pytest.mark.parametrize(

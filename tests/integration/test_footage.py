@@ -24,9 +24,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from framesift import bootstrap, media
-from framesift.documents import Box
+from framesift.documents import Box, VideoRecord, VideoStatus
 from framesift.embedded import EmbeddedPipeline
-from framesift.events import finalize_message
+from framesift.errors import StillSampling
+from framesift.events import PubSubMessage, finalize_message
 from framesift.imagestats import image_stats, layout_distance
 from framesift.messages import Segment
 from framesift.report import sources, write_report
@@ -213,6 +214,17 @@ def test_interlaced_ts_starts_late_top_field_first_and_combs(system_videos):
     assert _combing(deinterlaced) < _combing(woven) / 3
 
 
+def test_an_interlaced_portrait_video_combs_along_its_coded_rows(videos):
+    case = videos["interlaced-portrait"]
+    stream = _stream(case.path)
+
+    assert (stream["codec_name"], stream["field_order"]) == ("h264", "tt")
+    assert fs.display_matrix(case.path) == fs.PHONE_MATRIX[90]
+    coded = _decoded(case.path, "-noautorotate", "-ss", "0.5")
+    assert coded.size == (320, 240) and fs.mark_corners(coded)["tl"] == "red"
+    assert _combing(coded) > 5
+
+
 def test_ffmpeg_4_2_static_cannot_read_mpeg_ts(system_videos):
     """The static 4.2.2 build the tests run as the old ffmpeg crashes (SIGSEGV) opening any
     MPEG-TS input, so the late-start case runs on the machine's ffmpeg only."""
@@ -280,6 +292,8 @@ def test_the_index_is_where_each_writer_puts_it(videos):
         "moov-at-end": False,
         "iphone-metadata": False,
         "android-metadata": True,
+        "gopro": False,  # GoPro writes the index last, as it records
+        "interlaced-portrait": True,
     }
     assert {n: fs.moov_before_mdat(videos[n].path) for n in placed} == placed
 
@@ -305,6 +319,25 @@ def test_iphone_and_android_capture_metadata_as_their_writers_put_it(videos):
     assert android["location"] == "+48.8584+002.2945/"
     assert b"loci" in videos["android-metadata"].path.read_bytes()
     assert not any("make" in key or "model" in key for key in android)
+
+
+def test_a_gopro_mp4_carries_a_gpmd_track_of_gpmf_payloads_as_gopro_writes_it(videos):
+    case = videos["gopro"]
+    info = fs.ffprobe(case.path)
+    [data] = [s for s in info["streams"] if s["codec_type"] == "data"]
+    # As ffprobe shows a GoPro's own files (a tab before the handler name included).
+    assert (data["codec_tag_string"], data["tags"]["handler_name"]) == ("gpmd", "\tGoPro MET")
+    assert info["format"]["tags"]["creation_time"] == fs.GOPRO_CREATION_TIME
+    packets = fs.ffprobe(
+        case.path, "-select_streams", "d", "-show_entries", "packet=pts_time,duration_time"
+    )["packets"]
+    assert [(p["pts_time"], p["duration_time"]) for p in packets] == [
+        ("0.000000", "1.001000"),
+        ("1.001000", "0.499000"),
+    ]
+    first = fs.gopro_payloads()[0][1]
+    assert first.startswith(b"DEVC") and fs.GPS_STREAM_NAME in first
+    assert first in case.path.read_bytes()  # copied as it was, not re-packed
 
 
 def test_bad_metadata_is_really_in_the_file(videos):
@@ -499,6 +532,21 @@ def test_a_late_stream_sampled_in_segments_is_timed_as_when_sampled_whole(
     assert len(segments) >= 3
     # 25 fps: the first frame of each half second from the first frame.
     assert stamps([media.WHOLE]) == stamps(segments) == [0, 520, 1000]
+
+
+def test_an_interlaced_portrait_video_is_deinterlaced_then_turned_upright(videos, sampler_settings):
+    """Deinterlacing works on the coded rows (the fields), so it must come before the turn:
+    turned first, the fields become columns, which bwdif does not see."""
+    video, frames = _sample(sampler_settings, videos["interlaced-portrait"])
+
+    assert (video["width"], video["height"], video["rotation"]) == (240, 320, 90)
+    assert video["interlaced"] is True
+    assert len(frames) == 2
+    for doc, jpeg in frames:
+        assert (doc["width"], doc["height"]) == jpeg.size == (240, 320)
+        assert fs.mark_corners(jpeg)[RED_CORNER[90]] == "red"
+        # Turned back to the coded picture, where the fields are rows.
+        assert _combing(jpeg.transpose(Image.Transpose.ROTATE_90)) < 1.5
 
 
 def test_interlaced_frames_are_deinterlaced(system_videos, embedded_settings):
@@ -743,6 +791,129 @@ def test_a_drone_videos_frames_are_placed_on_its_srt_track(
     pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
     pipeline.publisher.drain()
     assert pipeline.adapters.documents.where("ignored_uploads", "object_name", sidecar) == []
+
+
+def test_a_sidecar_uploaded_after_its_video_places_its_frames_once(
+    system_videos, embedded_settings, tmp_path
+):
+    """The .SRT comes after its video was sampled (a second upload from the field): its
+    notification, delivered twice, re-places the frames already there; no frame is made or sent
+    on again, and the second delivery writes nothing."""
+    drone = tmp_path / "DJI_0002.mov"
+    drone.write_bytes(system_videos["iphone-metadata"].path.read_bytes())
+    pipeline = EmbeddedPipeline(embedded_settings)
+    documents = pipeline.adapters.documents
+    summary = pipeline.run([drone], collector="drone")
+    video = documents.get("videos", summary.sources[0])
+    assert video is not None
+    # Another drone's video of the same name: the sidecar is not beside it.
+    other = pipeline.run([drone], collector="other-drone").sources[-1]  # the run summary adds up
+
+    def frames(video_doc_id: str = video["id"]) -> list[dict[str, Any]]:
+        docs = documents.where("frames", "video_doc_id", video_doc_id)
+        return sorted(docs, key=lambda doc: doc["timestamp_ms"])
+
+    before, others = frames(), frames(other)
+    assert [doc["latitude"] for doc in before] == [fs.IPHONE.latitude] * 2  # the container's
+    sent_on: list[bytes] = []
+    pipeline.publisher.subscribe(Topics.FRAMES_SAMPLED, lambda data, *_: sent_on.append(data))
+    srt = fs.dji_srt(tmp_path / "DJI_0002.SRT")
+    info = pipeline.blobs.put_file(
+        embedded_settings.raw_bucket, str(Path(video["object_name"]).with_suffix(".SRT")), srt, {}
+    )
+    sampler = bootstrap.sampler(pipeline.adapters, embedded_settings)
+    results = []
+    for delivery in range(2):
+        results.append(sampler.handle_message(PubSubMessage.of(*finalize_message(info), "m")))
+        if delivery == 0:
+            placed = frames()
+    after = frames()
+
+    assert [(r.outcome.value, r.frames) for r in results] == [("placed", 2), ("placed", 0)]
+    assert [doc["id"] for doc in after] == [doc["id"] for doc in before]
+    for doc in after:
+        want = fs.drone_position(max(doc["timestamp_ms"], fs.DRONE_CUE_MS))
+        assert (doc["latitude"], doc["longitude"]) == pytest.approx(want, abs=1e-9)
+        assert doc["altitude"] == pytest.approx(fs.DRONE_START[2])
+        assert _captured_at(doc) == fs.IPHONE.captured_at + timedelta(  # type: ignore[operator]
+            milliseconds=doc["timestamp_ms"]
+        )
+    assert after == placed  # the second delivery wrote nothing (updated_at included)
+    assert frames(other) == others
+    assert sent_on == []  # nothing sent to dedup again
+    assert documents.get("videos", video["id"]) == video
+
+
+def test_a_sidecar_while_its_video_is_sampled_is_retried_until_it_is(embedded_settings):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    documents = pipeline.adapters.documents
+    raw = embedded_settings.raw_bucket
+    video_name = f"{embedded_settings.raw_prefix}drone/DJI_0003.MP4"
+    record = VideoRecord(
+        id=VideoRecord.make_id(raw, video_name, 1),
+        collector="drone",
+        video_id="DJI_0003",
+        bucket=raw,
+        object_name=video_name,
+        generation=1,
+        size_bytes=1,
+        status=VideoStatus.PROCESSING,
+    )
+    documents.create("videos", record.id, record.stored())
+    info = pipeline.blobs.put(raw, video_name[:-4] + ".SRT", b"", "text/plain")
+    sampler = bootstrap.sampler(pipeline.adapters, embedded_settings)
+
+    with pytest.raises(StillSampling, match=r"applied once .*DJI_0003\.MP4 is sampled"):
+        sampler.handle_message(PubSubMessage.of(*finalize_message(info), "m"))
+    # Another drone's sidecar of the same name is not held up by this video.
+    elsewhere = pipeline.blobs.put(
+        raw, info.name.replace("drone/", "drone-2/", 1), b"", "text/plain"
+    )
+    result = sampler.handle_message(PubSubMessage.of(*finalize_message(elsewhere), "m"))
+    assert (result.outcome.value, result.reason) == (
+        "placed",
+        "0 frame(s) of 0 video(s) placed on it",
+    )
+
+
+def test_a_gopros_frames_are_placed_and_timed_on_its_gpmf_track(videos, embedded_settings):
+    """A GoPro MP4: each frame at the GPS5 track's position at its time (interpolated between
+    samples 55.6 ms apart) and captured at the GPS time (GPSU), not at the camera's clock the
+    container has; the video record keeps the container's."""
+    video, frames = _sample(embedded_settings, videos["gopro"])
+
+    assert video["status"] == "sampled"
+    assert video["latitude"] is None
+    assert _captured_at(video) == datetime.fromisoformat(fs.GOPRO_CREATION_TIME)
+    # The second frame is the first reference frame from 1 s on (decoding skips the others).
+    assert len(frames) == 2 and frames[0][0]["timestamp_ms"] == 0
+    for doc, _ in frames:
+        want = fs.gopro_position(doc["timestamp_ms"])
+        # GPS5 stores 1e-7 degrees, sample times are whole ms: within 5e-7 (6 cm).
+        assert (doc["latitude"], doc["longitude"]) == pytest.approx(want, abs=5e-7)
+        assert doc["altitude"] == pytest.approx(fs.GOPRO_START[2])
+        at = fs.GOPRO_UTC + timedelta(milliseconds=doc["timestamp_ms"])
+        assert abs((_captured_at(doc) or datetime.min) - at) <= timedelta(milliseconds=1)
+        assert doc["metadata_notes"] == []
+
+
+def test_a_corrupt_gpmf_track_is_a_note_on_the_frames_not_a_failed_video(
+    system_videos, embedded_settings, tmp_path
+):
+    good = fs.gopro_payloads()
+    # The first payload cut short (a KLV running past its end), the second not GPMF at all.
+    payloads = [(good[0][0], good[0][1][:300]), (good[1][0], b"\xff" * 64)]
+    case = fs.gopro(tmp_path, payloads=payloads, name="GX010002.MP4")
+    video, frames = _sample(embedded_settings, case)
+
+    assert video["status"] == "sampled" and len(frames) == 2
+    for doc, _ in frames:
+        assert doc["latitude"] is None  # the container's: it has none
+        [note] = doc["metadata_notes"]
+        assert note == (
+            "GX010002.MP4 GPMF: 2 payload(s) dropped, first 0 ms: b'DEVC' runs 464 bytes past "
+            "its payload"
+        )
 
 
 def test_a_second_delivery_leaves_the_capture_fields_as_they_were(

@@ -41,7 +41,7 @@ import re
 import struct
 import subprocess
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,23 @@ def upright(size: tuple[int, int] = SIZE, **fields: Any) -> Expected:
     return Expected(
         width=size[0], height=size[1], coded_width=size[0], coded_height=size[1], **fields
     )
+
+
+def turned(rotation: int, size: tuple[int, int] = SIZE, **fields: Any) -> Expected:
+    """What a reading finds of a picture coded ``size`` and shown turned 90° or 270°."""
+    w, h = size
+    return Expected(width=h, height=w, coded_width=w, coded_height=h, rotation=rotation, **fields)
+
+
+def _held_upright(ffmpeg: str, coded: Path, path: Path, rotation: int, *mux: str) -> None:
+    """``coded`` copied to ``path`` with the phone's display matrix for ``rotation`` (the
+    stream copy ffmpeg's CLI needs to write one), and removed."""
+    _run(
+        ffmpeg,
+        *("-i", coded, "-map_metadata", "-1", "-c", "copy"),
+        *("-metadata:s:v:0", f"rotate={_CLI_ROTATE[rotation]}", *mux, path),
+    )
+    coded.unlink()
 
 
 def _run(ffmpeg: str, *args: str | Path) -> None:
@@ -231,24 +248,12 @@ def portrait(folder: Path, rotation: int = 90, ffmpeg: str = "ffmpeg") -> Footag
     path = folder / f"portrait-{rotation}{suffix}"
     faststart = () if rotation == 90 else ("-movflags", "+faststart")
     _run(ffmpeg, "-filter_complex", _marked(), *_H264, coded)
-    _run(
-        ffmpeg,
-        *("-i", coded, "-map_metadata", "-1", "-c", "copy"),
-        *("-metadata:s:v:0", f"rotate={_CLI_ROTATE[rotation]}", *faststart, path),
-    )
-    coded.unlink()
-    w, h = SIZE
+    _held_upright(ffmpeg, coded, path, rotation, *faststart)
     return Footage(
         f"portrait-{rotation}",
         path,
-        Expected(
-            width=h,
-            height=w,
-            coded_width=w,
-            coded_height=h,
-            rotation=rotation,
-            moov_first=rotation != 90,  # an iPhone writes the index last, an Android first
-        ),
+        # An iPhone writes the index last, an Android first.
+        turned(rotation, moov_first=rotation != 90),
     )
 
 
@@ -333,6 +338,31 @@ def interlaced_late_ts(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
             start_time_s=LATE_START_S,
         ),
     )
+
+
+def interlaced_portrait(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
+    """A camcorder's interlaced H.264 (MBAFF, top field first, fields 20 ms apart as in
+    :func:`interlaced_late_ts`: a white bar sweeping a grey picture) held upright: the phone's
+    display matrix for 90° clockwise over the coded 320x240, a red block in the coded top-left
+    corner."""
+    coded = folder / "interlaced-portrait-coded.mp4"
+    path = folder / "interlaced-portrait.mp4"
+    w, h = SIZE
+    woven = (
+        f"[0:v]drawbox=x=0:y=0:w={w // 4}:h={h // 4}:color=red:t=fill[bg];"
+        f"[bg][1:v]overlay=x='mod(t*800,{w})':y={h // 4},tinterlace=mode=interleave_top,"
+        "setfield=tff"
+    )
+    _run(
+        ffmpeg,
+        *_lavfi(f"color=gray:size={w}x{h}:rate=50:duration={SECONDS}"),
+        # The bar in the middle half, clear of the corners' marks.
+        *_lavfi(f"color=white:size=24x{h // 2}:rate=50:duration={SECONDS}"),
+        *("-filter_complex", woven, *_H264, "-flags", "+ildct+ilme", "-x264-params", "tff=1"),
+        *("-r", "25", coded),
+    )
+    _held_upright(ffmpeg, coded, path, 90, "-movflags", "+faststart")
+    return Footage("interlaced-portrait", path, turned(90, field_order="tt", moov_first=True))
 
 
 def vfr(folder: Path, ffmpeg: str = "ffmpeg") -> Footage:
@@ -720,6 +750,7 @@ VIDEO_MAKERS = {
     "hdr-hlg": lambda folder, ffmpeg: hdr(folder, "hlg", ffmpeg),
     "hdr-pq": lambda folder, ffmpeg: hdr(folder, "pq", ffmpeg),
     "interlaced-late": interlaced_late_ts,
+    "interlaced-portrait": interlaced_portrait,
     "vfr": vfr,
     "vp9": vp9_webm,
     "av1": av1,
@@ -730,6 +761,7 @@ VIDEO_MAKERS = {
     "iphone-metadata": iphone_metadata,
     "android-metadata": android_metadata,
     "bad-metadata": bad_metadata,
+    "gopro": lambda folder, ffmpeg: gopro(folder, ffmpeg),
 }
 
 
@@ -784,3 +816,225 @@ def dji_srt(path: Path, seconds: float = SECONDS, longitude_key: str = "longitud
         )
     path.write_text("\n".join(cues))
     return path
+
+
+# ------------------------------------------------------------------------- GoPro telemetry
+
+GOPRO_START = (47.3769, 8.5417, 412.5)  # latitude, longitude, metres (WGS 84)
+GOPRO_DEGREES_PER_S = (-0.0002, 0.0003)  # south-east at about 30 m/s (a car)
+GOPRO_GPS_HZ = 18  # GPS5 samples a second, as HERO5-HERO10 write them
+GOPRO_PAYLOAD_MS = 1001  # one GPMF payload a 1001 ms sample of the gpmd track (29.97 fps)
+GOPRO_UTC = datetime(2024, 5, 4, 12, 3, 22, tzinfo=UTC)  # the GPS time of the first sample
+# GoPro cameras write their local clock into creation_time as if it were UTC: 2 h off here.
+GOPRO_CREATION_TIME = "2024-05-04T14:03:20.000000Z"
+GPS5_SCALE = (10_000_000, 10_000_000, 1000, 1000, 100)
+GPS_STREAM_NAME = b"GPS (Lat., Long., Alt., 2D speed, 3D speed)"
+
+
+def gopro_position(time_ms: float) -> tuple[float, float]:
+    """Where the generated GoPro is ``time_ms`` after its first GPS sample (a straight line)."""
+    seconds = time_ms / 1000
+    return (
+        GOPRO_START[0] + GOPRO_DEGREES_PER_S[0] * seconds,
+        GOPRO_START[1] + GOPRO_DEGREES_PER_S[1] * seconds,
+    )
+
+
+def klv(key: bytes, type_char: bytes, size: int, repeat: int, data: bytes) -> bytes:
+    """One GPMF KLV: FourCC, type, structure size, repeat, big-endian data padded to 32 bits."""
+    assert len(data) == size * repeat, (key, len(data), size, repeat)
+    return key + struct.pack(">cBH", type_char, size, repeat) + data + b"\0" * (-len(data) % 4)
+
+
+def nest(key: bytes, *items: bytes) -> bytes:
+    """A KLV of type 0 holding ``items`` (sizes counted in 32-bit words, as GoPro writes)."""
+    data = b"".join(items)
+    return key + struct.pack(">cBH", b"\0", 4, len(data) // 4) + data
+
+
+def gps_stream(
+    start_ms: float, duration_ms: float, samples: int, fix: int = 3, dop: int = 250
+) -> bytes:
+    """A GPS STRM of ``samples`` GPS5 positions spread over ``duration_ms`` from ``start_ms``
+    (the time since the first sample), in the order and with the sticky properties a HERO8
+    writes: TSMP, STNM, GPSF, GPSU, GPSP, UNIT, SCAL, then GPS5."""
+    step = duration_ms / samples
+    rows = []
+    for index in range(samples):
+        latitude, longitude = gopro_position(start_ms + index * step)
+        values = (latitude, longitude, GOPRO_START[2], 8.3, 8.3)
+        rows.append(
+            struct.pack(">5i", *(round(v * s) for v, s in zip(values, GPS5_SCALE, strict=True)))
+        )
+    utc = GOPRO_UTC + timedelta(milliseconds=start_ms)
+    gpsu = utc.strftime("%y%m%d%H%M%S.") + f"{utc.microsecond // 1000:03d}"
+    return nest(
+        b"STRM",
+        klv(b"TSMP", b"L", 4, 1, struct.pack(">I", samples)),
+        klv(b"STNM", b"c", 1, len(GPS_STREAM_NAME), GPS_STREAM_NAME),
+        klv(b"GPSF", b"L", 4, 1, struct.pack(">I", fix)),
+        klv(b"GPSU", b"U", 16, 1, gpsu.encode()),
+        klv(b"GPSP", b"S", 2, 1, struct.pack(">H", dop)),
+        klv(b"UNIT", b"c", 3, 5, b"degdegm\0\0m/sm/s"),
+        klv(b"SCAL", b"l", 4, 5, struct.pack(">5i", *GPS5_SCALE)),
+        klv(b"GPS5", b"l", 20, samples, b"".join(rows)),
+    )
+
+
+GPS9_SCALE = (10_000_000, 10_000_000, 1000, 1000, 100, 1, 1000, 100, 1)
+GPS9_STREAM_NAME = b"GPS (Lat., Long., Alt., 2D, 3D, days, secs, DOP, fix)"
+
+
+def gps9_stream(
+    start_ms: float, duration_ms: float, samples: int, fixes: tuple[int, ...] = (), dop: float = 1.5
+) -> bytes:
+    """A HERO11/HERO13 GPS9 STRM: ``samples`` complex samples (TYPE ``lllllllSS``), each with
+    its own UTC time (days since 2000, seconds since midnight), DOP and fix (``fixes``, 3 for
+    each sample it leaves out)."""
+    step = duration_ms / samples
+    rows = []
+    for index in range(samples):
+        latitude, longitude = gopro_position(start_ms + index * step)
+        utc = GOPRO_UTC + timedelta(milliseconds=start_ms + index * step)
+        days = (utc - datetime(2000, 1, 1, tzinfo=UTC)).days
+        midnight = utc.replace(hour=0, minute=0, second=0, microsecond=0)
+        seconds = (utc - midnight).total_seconds()
+        fix = fixes[index] if index < len(fixes) else 3
+        values = (latitude, longitude, GOPRO_START[2], 8.3, 8.3, days, seconds, dop, fix)
+        scaled = (round(v * s) for v, s in zip(values, GPS9_SCALE, strict=True))
+        rows.append(struct.pack(">7i2H", *scaled))
+    return nest(
+        b"STRM",
+        klv(b"STNM", b"c", 1, len(GPS9_STREAM_NAME), GPS9_STREAM_NAME),
+        klv(b"TYPE", b"c", 1, 9, b"lllllllSS"),
+        klv(b"SCAL", b"l", 4, 9, struct.pack(">9i", *GPS9_SCALE)),
+        klv(b"GPS9", b"?", 32, samples, b"".join(rows)),
+    )
+
+
+def gpmf_payload(*streams: bytes) -> bytes:
+    """One second of a HERO8's GPMF: the camera device, its accelerometer stream (skipped by
+    a GPS reader), then ``streams``."""
+    name = b"Accelerometer"
+    accelerometer = nest(
+        b"STRM",
+        klv(b"STNM", b"c", 1, len(name), name),
+        klv(b"SIUN", b"c", 4, 1, b"m/s\xb2"),
+        klv(b"SCAL", b"s", 2, 1, struct.pack(">h", 418)),
+        klv(b"ACCL", b"s", 6, 20, struct.pack(">3h", 4100, -12, 30) * 20),
+    )
+    return nest(
+        b"DEVC",
+        klv(b"DVID", b"L", 4, 1, struct.pack(">I", 1)),
+        klv(b"DVNM", b"c", 1, 11, b"HERO8 Black"),
+        accelerometer,
+        *streams,
+    )
+
+
+def _box(kind: bytes, *parts: bytes) -> bytes:
+    body = b"".join(parts)
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+def _full_box(kind: bytes, flags: int, *parts: bytes) -> bytes:
+    return _box(kind, struct.pack(">I", flags), *parts)  # version 0
+
+
+def gpmd_track_file(path: Path, payloads: list[tuple[int, bytes]]) -> Path:
+    """A QuickTime file holding only a GoPro's telemetry track: ``payloads`` (duration in ms,
+    GPMF bytes) as the samples of a ``meta`` track named "GoPro MET" whose sample description
+    is ``gpmd`` (gpmf-parser's README, "MP4 Implementation"). ffmpeg's mov demuxer reads it
+    as a data stream and its muxer copies it into an MP4 as GoPro writes it; neither can make
+    a data track from nothing."""
+    timescale, total = 1000, sum(duration for duration, _ in payloads)
+    identity = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    ftyp = _box(b"ftyp", b"qt  ", struct.pack(">I", 0), b"qt  ")
+    media = b"".join(data for _, data in payloads)
+    offsets, at = [], len(ftyp) + 8
+    for _, data in payloads:
+        offsets.append(at)
+        at += len(data)
+    table = _box(
+        b"stbl",
+        _full_box(b"stsd", 0, struct.pack(">I", 1), _box(b"gpmd", bytes(6), b"\0\x01", bytes(4))),
+        _full_box(
+            b"stts",
+            0,
+            struct.pack(">I", len(payloads)),
+            *(struct.pack(">II", 1, duration) for duration, _ in payloads),
+        ),
+        _full_box(b"stsc", 0, struct.pack(">IIII", 1, 1, 1, 1)),
+        _full_box(
+            b"stsz",
+            0,
+            struct.pack(">II", 0, len(payloads)),
+            *(struct.pack(">I", len(data)) for _, data in payloads),
+        ),
+        _full_box(
+            b"stco", 0, struct.pack(">I", len(offsets)), *(struct.pack(">I", o) for o in offsets)
+        ),
+    )
+    handler = b"\tGoPro MET"
+    track = _box(
+        b"trak",
+        _full_box(b"tkhd", 7, struct.pack(">5I", 0, 0, 1, 0, total), bytes(16), identity, bytes(8)),
+        _box(
+            b"mdia",
+            _full_box(b"mdhd", 0, struct.pack(">4IHH", 0, 0, timescale, total, 0x55C4, 0)),
+            _full_box(b"hdlr", 0, b"mhlr", b"meta", bytes(12), bytes([len(handler)]) + handler),
+            _box(
+                b"minf",
+                _box(b"gmhd", _full_box(b"gmin", 0, struct.pack(">6H", 0x40, *[0x8000] * 3, 0, 0))),
+                _box(b"dinf", _full_box(b"dref", 0, struct.pack(">I", 1), _full_box(b"alis", 1))),
+                table,
+            ),
+        ),
+    )
+    movie_header = _full_box(
+        b"mvhd",
+        0,
+        struct.pack(">4I", 0, 0, timescale, total),
+        struct.pack(">IH", 0x10000, 0x100),
+        bytes(10),
+        identity,
+        bytes(24),
+        struct.pack(">I", 2),
+    )
+    path.write_bytes(ftyp + _box(b"mdat", media) + _box(b"moov", movie_header, track))
+    return path
+
+
+def gopro_payloads(seconds: float = SECONDS) -> list[tuple[int, bytes]]:
+    """A GoPro's gpmd samples for a video of ``seconds``: one payload every 1001 ms, each with
+    18 GPS5 positions a second (fewer in the last, shorter one)."""
+    total_ms = round(seconds * 1000)
+    payloads = []
+    for start in range(0, total_ms, GOPRO_PAYLOAD_MS):
+        duration = min(GOPRO_PAYLOAD_MS, total_ms - start)
+        samples = max(1, round(GOPRO_GPS_HZ * duration / 1000))
+        payloads.append((duration, gpmf_payload(gps_stream(start, duration, samples))))
+    return payloads
+
+
+def gopro(
+    folder: Path,
+    ffmpeg: str = "ffmpeg",
+    payloads: list[tuple[int, bytes]] | None = None,
+    name: str = "GX010001.MP4",
+) -> Footage:
+    """A GoPro's MP4: H.264 video and a ``gpmd`` data track (handler "GoPro MET") of GPMF
+    payloads (``payloads``, else :func:`gopro_payloads`), muxed by ffmpeg's mp4 muxer as a
+    stream copy, with the camera's local clock in ``creation_time``."""
+    coded = folder / f"{name}-coded.mp4"
+    telemetry = gpmd_track_file(folder / f"{name}-gpmd.mov", payloads or gopro_payloads())
+    _h264(ffmpeg, coded, _pattern())
+    path = folder / name
+    _run(
+        ffmpeg,
+        *("-i", coded, "-i", telemetry, "-map", "0:v", "-map", "1:d", "-c", "copy"),
+        *("-tag:d", "gpmd", "-metadata", f"creation_time={GOPRO_CREATION_TIME}", path),
+    )
+    coded.unlink()
+    telemetry.unlink()
+    return Footage("gopro", path, upright(moov_first=False))

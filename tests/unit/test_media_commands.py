@@ -10,6 +10,7 @@ from framesift.media.commands import (
     sampling_command,
     select_expression,
     source_options,
+    telemetry_command,
 )
 from framesift.media.segments import WHOLE
 from framesift.media.tools import Ffmpeg
@@ -156,6 +157,25 @@ def test_interlaced_video_is_deinterlaced_frame_for_frame_before_the_selection()
     assert filters[1].startswith("select=")
 
 
+@pytest.mark.parametrize(
+    ("turn", "turned"),
+    [(90, ["transpose=dir=clock"]), (180, ["hflip", "vflip"]), (270, ["transpose=dir=cclock"])],
+)
+def test_an_interlaced_rotated_video_is_turned_after_deinterlacing_not_before(turn, turned):
+    command = _sample(picture=Picture(deinterlace=True, turn=turn))
+    filters = _filters(command)
+    # Autorotation would turn the frames before bwdif, which finds the fields in rows.
+    assert command.index("-noautorotate") < command.index("-i")
+    assert filters[0].startswith("bwdif=") and filters[1].startswith("select=")
+    assert filters[2 : 2 + len(turned)] == turned
+    assert filters[2 + len(turned)].startswith("crop=")  # even sides of the turned picture
+
+
+def test_other_videos_keep_ffmpegs_autorotation():
+    assert "-noautorotate" not in _sample(picture=Picture(deinterlace=True))
+    assert "-noautorotate" not in _sample()
+
+
 @pytest.mark.parametrize("transfer", ["smpte2084", "arib-std-b67"])
 def test_hdr_is_tone_mapped_to_bt709_after_the_selection(transfer):
     source = ToneMap(transfer=transfer, primaries="bt2020", matrix="bt2020nc")
@@ -254,3 +274,16 @@ def test_the_probe_reconnects_over_http_as_the_sampling_does():
         "30000000",
         SIGNED,
     ]
+
+
+def test_the_telemetry_track_is_read_with_its_times_in_one_probe_that_reconnects_too():
+    command = telemetry_command(SIGNED, 3, TOOLS, (4, 2))
+
+    def after(option: str) -> str:
+        return command[command.index(option) + 1]
+
+    assert command[0] == "ffprobe" and command[-1] == SIGNED
+    assert (after("-select_streams"), after("-of"), after("-reconnect")) == ("3", "json", "1")
+    # The payloads' bytes and times, and the file's start their times count from.
+    assert "-show_data" in command
+    assert after("-show_entries") == "packet=pts_time,duration_time,data:format=start_time"

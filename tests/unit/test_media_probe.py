@@ -105,6 +105,13 @@ def test_interlaced_video_is_deinterlaced(order):
     assert not plan_picture(_probe(_video(field_order="unknown")), WITH_ZSCALE).picture.deinterlace
 
 
+def test_only_an_interlaced_video_is_turned_by_the_filters():
+    portrait = {"side_data_list": _display_matrix(-90)}
+    interlaced = plan_picture(_probe(_video(field_order="tt", **portrait)), WITH_ZSCALE)
+    progressive = plan_picture(_probe(_video(field_order="progressive", **portrait)), WITH_ZSCALE)
+    assert (interlaced.picture.turn, progressive.picture.turn) == (90, 0)
+
+
 @pytest.mark.parametrize("transfer", ["smpte2084", "arib-std-b67"])
 def test_pq_and_hlg_are_tone_mapped_from_their_probed_colour(transfer):
     plan = plan_picture(_probe(_video(**{**HDR, "color_transfer": transfer})), WITH_ZSCALE)

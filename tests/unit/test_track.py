@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from framesift.capture import CaptureFields
-from framesift.track import EDGE_MS, is_sidecar, parse_dji_srt, sidecar_names
+from framesift.track import EDGE_MS, is_sidecar, parse_dji_srt, sidecar_names, with_sidecars
 from tests.support import footage as fs
 
 
@@ -57,3 +57,12 @@ def test_a_sidecar_is_named_after_its_video():
         "raw/drone/DJI_0001.srt",
     ]
     assert is_sidecar("raw/drone/DJI_0001.SRT") and not is_sidecar("raw/drone/DJI_0001.MP4")
+
+
+def test_a_videos_sidecar_is_uploaded_just_before_it_and_once(tmp_path):
+    drone, sidecar, other = (tmp_path / n for n in ("DJI_0001.MP4", "DJI_0001.SRT", "b.mp4"))
+    for path in (drone, sidecar, other):
+        path.write_bytes(b"x")
+
+    assert with_sidecars([other, drone, sidecar]) == [other, sidecar, drone]
+    assert with_sidecars([sidecar]) == [sidecar]  # alone, when named

@@ -22,17 +22,21 @@ from framesift.cli.options import console, settings_from
 
 def upload(
     paths: Annotated[
-        list[Path], typer.Argument(help="Videos, photos, or folders of them.", exists=True)
+        list[Path],
+        typer.Argument(help="Videos, photos, drone .SRT files, or folders of them.", exists=True),
     ],
     collector: Annotated[str, typer.Option(help="The capture device or collector id.")],
 ) -> None:
     """Upload to the raw bucket as {collector}/{video_id}.ext, resumably, with progress
-    (FRAMESIFT_BACKEND=gcp; the bucket's notification starts the pipeline)."""
+    (FRAMESIFT_BACKEND=gcp; the bucket's notification starts the pipeline). A drone's .SRT
+    beside a video goes first, or alone when named."""
     from framesift.naming import iter_inputs
+    from framesift.track import with_sidecars
     from framesift.upload import upload_file
 
     settings = settings_from()
-    inputs = list(iter_inputs(paths))
+    # Each video's sidecar before it, so the sampler finds it when it plans the video.
+    inputs = with_sidecars(iter_inputs(paths))
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -31,6 +31,14 @@ _INT_MAX = 2**31 - 1
 # Deinterlacing: one frame out per frame in (every-N-frames keeps its meaning), and only the
 # frames the decoder marks interlaced are touched (docs/footage.md, (c)).
 _DEINTERLACE = {"mode": "send_frame", "parity": "auto", "deint": "interlaced"}
+# The filters turning a frame clockwise by each rotation (a display matrix's), as ffmpeg's
+# autorotation inserts them: transpose's clock is 90° clockwise, cclock 90° counter-clockwise.
+_TURNS: dict[int, list[tuple[str, dict[str, str]]]] = {
+    0: [],
+    90: [("transpose", {"dir": "clock"})],
+    180: [("hflip", {}), ("vflip", {})],
+    270: [("transpose", {"dir": "cclock"})],
+}
 # HDR to SDR: mobius keeps highlights above SDR white apart, at some cost on content below it
 # (docs/footage.md, (b): 22 of 255 from an SDR rendering, where hable is 49 and none 70-87).
 TONE_MAP_CURVE = "mobius"
@@ -64,12 +72,35 @@ def source_options(url: str, version: Version, reconnect_delay_max_s: int) -> di
     return options | {"rw_timeout": _READ_TIMEOUT_US}
 
 
+def _probe_flags(url: str, tools: Ffmpeg, version: Version) -> list[str]:
+    """ffprobe's options for reading ``url`` (as the sampling's)."""
+    options = source_options(url, version, tools.reconnect_delay_max_s)
+    return [str(part) for name, value in options.items() for part in (f"-{name}", value)]
+
+
 def probe_command(url: str, tools: Ffmpeg, version: Version) -> list[str]:
     """ffprobe describing ``url``'s format and streams as JSON on stdout."""
-    options = source_options(url, version, tools.reconnect_delay_max_s)
-    flags = [str(part) for name, value in options.items() for part in (f"-{name}", value)]
     said = ["-show_format", "-show_streams", "-of", "json", "-hide_banner"]
-    return [tools.ffprobe, *said, *flags, url]
+    return [tools.ffprobe, *said, *_probe_flags(url, tools, version), url]
+
+
+def telemetry_command(url: str, stream_index: int, tools: Ffmpeg, version: Version) -> list[str]:
+    """ffprobe giving each packet of stream ``stream_index`` (a GoPro's ``gpmd`` track) with
+    its time, duration and bytes (a hex dump), and the file's start time, as JSON on stdout.
+    One run, so bytes and times cannot disagree; the demuxer reads only that stream's bytes."""
+    said = [
+        "-select_streams",
+        str(stream_index),
+        "-show_data",
+        "-show_entries",
+        "packet=pts_time,duration_time,data:format=start_time",
+        "-of",
+        "json",
+        "-v",
+        "error",
+        "-hide_banner",
+    ]
+    return [tools.ffprobe, *said, *_probe_flags(url, tools, version), url]
 
 
 def select_expression(policy: SamplingPolicy, segment: Segment, origin_s: float = 0.0) -> str:
@@ -114,7 +145,8 @@ def sampling_command(
     frames before it allocates any. ``picture`` says which video stream is read and what is done
     to it: deinterlaced before the selection (bwdif reads the frames around each), tone-mapped
     after it (only kept frames pay). ffmpeg's autorotation turns each frame as displayed before
-    the graph; the frames' size in showinfo is the turned one."""
+    the graph, except for an interlaced video, which the graph turns after deinterlacing
+    (``picture.turn``); the frames' size in showinfo is the turned one."""
     input_args: dict[str, Any] = {"nostdin": None, "threads": tools.decoder_threads(decode)}
     if max_pixels is not None:
         input_args["max_pixels"] = min(max_pixels, _INT_MAX)  # the option's own range
@@ -128,6 +160,8 @@ def sampling_command(
     # start before it), the origin frames are timed from (both builds, docs/footage.md).
     input_args["copyts"] = None
     input_args["start_at_zero"] = None
+    if picture.turn:
+        input_args["noautorotate"] = None  # turned below, after deinterlacing
     if segment.start_s > 0:
         # Input seek: ffmpeg jumps to the keyframe before and drops the frames before start_s.
         input_args["ss"] = segment.start_s
@@ -139,6 +173,8 @@ def sampling_command(
     kept = decoded.filter("select", select_expression(policy, segment, origin_s))
     if picture.tone_map is not None:
         kept = _to_sdr(kept, picture.tone_map)
+    for name, options in _TURNS[picture.turn]:
+        kept = kept.filter(name, **options)
     selected = (
         kept.filter("crop", "trunc(iw/2)*2", "trunc(ih/2)*2")  # 4:2:0 planes need even sides
         # showinfo without its checksums: they read every pixel of the frame twice on

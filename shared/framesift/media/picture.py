@@ -22,9 +22,10 @@ class PicturePlan:
 
 
 def plan_picture(probe: VideoProbe, tools: Ffmpeg) -> PicturePlan:
-    """The filters for ``probe``'s video: deinterlaced when its field order says interlaced,
-    tone-mapped to BT.709 when it is PQ or HLG and this ffmpeg has zscale (else sampled as it
-    is, and the plan says why), always from the stream a player shows."""
+    """The filters for ``probe``'s video: deinterlaced when its field order says interlaced (and
+    then turned upright after it), tone-mapped to BT.709 when it is PQ or HLG and this ffmpeg
+    has zscale (else sampled as it is, and the plan says why), always from the stream a player
+    shows."""
     tone_map = None
     tone_mapped = None
     note = None
@@ -43,5 +44,14 @@ def plan_picture(probe: VideoProbe, tools: Ffmpeg) -> PicturePlan:
                 f"{probe.transfer} video sampled without tone mapping: {tools.ffmpeg} has no "
                 f"{TONE_MAP_FILTER} filter (ffmpeg built without libzimg)"
             )
-    picture = Picture(stream=probe.stream_position, deinterlace=probe.interlaced, tone_map=tone_map)
+    picture = Picture(
+        stream=probe.stream_position,
+        deinterlace=probe.interlaced,
+        tone_map=tone_map,
+        # ffmpeg's autorotation turns frames before the filters, where bwdif would then find
+        # the fields in columns: an interlaced video is turned after deinterlacing instead. The
+        # others keep autorotation, which the sampler's early start (begun before the probe, so
+        # with no filter) already has right for a portrait video.
+        turn=probe.rotation if probe.interlaced else 0,
+    )
     return PicturePlan(picture, tone_mapped, note)

@@ -1,5 +1,6 @@
 """Probing a video with ffprobe: which video stream is sampled, and its duration, frame rate,
-size as displayed, rotation, colour, field order, codec and first presentation time."""
+size as displayed, rotation, colour, field order, codec and first presentation time, and
+whether it carries a GoPro's telemetry track."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from framesift.errors import UnreadableVideo
 from framesift.media.commands import probe_command
 from framesift.media.failures import last_lines, source_failure
+from framesift.media.telemetry import telemetry_stream
 from framesift.media.tools import SYSTEM, Ffmpeg
 
 # ffprobe's color_transfer of the HDR transfers: PQ (HDR10, Dolby Vision's base) and HLG.
@@ -37,6 +39,7 @@ class VideoProbe:
     field_order: str | None = None  # ffprobe's field_order: progressive, tt, bb, ...
     stream_index: int = 0  # the sampled stream's index in the file (ffprobe's "index")
     stream_position: int = 0  # ... and its position among the video streams (ffmpeg's 0:v:N)
+    telemetry_stream: int | None = None  # the index of a GoPro's GPMF track (media.telemetry)
 
     @property
     def interlaced(self) -> bool:
@@ -125,6 +128,7 @@ def read_probe(info: dict[str, Any]) -> VideoProbe:
         field_order=_tag(stream, "field_order"),
         stream_index=int(stream.get("index", 0)),
         stream_position=videos.index(stream),
+        telemetry_stream=telemetry_stream(info.get("streams", [])),
         format_tags=dict(fmt.get("tags") or {}),
         stream_tags=dict(stream.get("tags") or {}),
     )

@@ -15,7 +15,7 @@ from framesift.messages import FrameBatch, SampledFrame, SegmentTask
 from framesift.naming import frame_object_name
 from framesift.ports import BlobStore, DocumentStore, Publisher
 from framesift.topology import Collections, Topics
-from framesift.track import Track
+from framesift.track import Track, frame_capture
 
 
 class FrameOutput:
@@ -38,9 +38,7 @@ class FrameOutput:
     ) -> SampledFrame:
         """The image's JPEG and frame record, written; the frame as dedup receives it (placed
         on the video's ``track`` where it has one)."""
-        capture = task.capture.at(image.timestamp_ms)
-        if track is not None:
-            capture = track.placed(capture, image.timestamp_ms)
+        capture = frame_capture(task.capture, track, image.timestamp_ms)
         object_name = frame_object_name(task.collector, task.video_doc_id, image.timestamp_ms)
         sha256 = hashlib.sha256(image.jpeg).hexdigest()
         self._blobs.put(

@@ -22,14 +22,16 @@ from pathlib import PurePosixPath
 from framesift import media
 from framesift.capture import video_capture
 from framesift.documents import (
+    VIDEO_FINISHED,
     SegmentRecord,
     SegmentStatus,
     VideoRecord,
     VideoStatus,
     create_or_get,
 )
-from framesift.errors import BadEvent, NotFound, ObjectGone, SamplingFailed, UnreadableVideo
+from framesift.errors import BadEvent, ObjectGone, SamplingFailed, UnreadableVideo
 from framesift.events import OBJECT_FINALIZE, GcsNotification, GcsObject, PubSubMessage
+from framesift.gpmf import parse_gpmf
 from framesift.logs import bind_context, get_logger
 from framesift.messages import SEGMENT_MESSAGE, SampledFrame, SegmentTask
 from framesift.naming import VIDEO_EXTENSIONS, UploadName, is_photo, parse_upload_name
@@ -37,13 +39,13 @@ from framesift.ports import BlobStore, DocumentStore, Publisher
 from framesift.sampling import SamplingPolicy
 from framesift.stages.frame_output import FrameOutput
 from framesift.stages.segment_plan import probed_fields, segment_record, segment_tasks, too_large
+from framesift.stages.sidecars import SidecarPlacer, find_sidecar, read_sidecar
 from framesift.stages.uploads import record_ignored
 from framesift.topology import SAMPLER, Collections, Topics
-from framesift.track import MAX_SIDECAR_BYTES, Track, is_sidecar, parse_dji_srt, sidecar_names
+from framesift.track import Track, is_sidecar
 
 log = get_logger(__name__)
 
-_FINISHED = (VideoStatus.SAMPLED, VideoStatus.FAILED)
 # A video or segment whose dead letter is replayed: processing again (both statuses' value).
 _RESTARTED = SegmentRecord.fields(
     **VideoRecord.fields(status=VideoStatus.PROCESSING.value, error=None, dead_lettered=False)
@@ -59,6 +61,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     IGNORED = "ignored"
     DUPLICATE = "duplicate"
+    PLACED = "placed"  # a telemetry sidecar: the frames of the videos beside it placed on it
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class Sampler:
         self._frames = FrameOutput(
             blobs, documents, publisher, config.frames_bucket, config.frames_per_message
         )
+        self._sidecars = SidecarPlacer(blobs, documents, config.raw_prefix)
 
     def handle_message(self, message: PubSubMessage) -> SampleResult:
         """Either kind of message the sampler function receives."""
@@ -129,7 +133,10 @@ class Sampler:
         if is_photo(obj.name, self._config.images_prefix):
             return self._ignore(obj, "under the images prefix: dedup takes it")
         if is_sidecar(obj.name):
-            return self._ignore(obj, "a telemetry sidecar: read with its video")
+            placed = self._sidecars.apply(obj)
+            reason = f"{placed.frames} frame(s) of {placed.videos} video(s) placed on it"
+            log.info("telemetry sidecar: %s", reason, extra={"fields": {"object": obj.name}})
+            return SampleResult(Outcome.PLACED, reason, frames=placed.frames)
         parsed = parse_upload_name(obj.name, self._config.raw_prefix, VIDEO_EXTENSIONS, "a video")
         if isinstance(parsed, str):
             record_ignored(self._documents, obj, parsed, SAMPLER.name)
@@ -162,7 +169,7 @@ class Sampler:
             if existing.get("dead_lettered"):
                 log.info("a dead letter replayed: sampling the video again")
                 documents.merge(Collections.VIDEOS, video.id, _RESTARTED)
-            elif existing.get("status") in _FINISHED:
+            elif existing.get("status") in VIDEO_FINISHED:
                 log.info("duplicate delivery: video already %s", existing["status"])
                 return SampleResult(Outcome.DUPLICATE, str(existing["status"]), video.id)
             if existing.get("segments_sent"):
@@ -231,8 +238,9 @@ class Sampler:
             video.id,
             probed_fields(probe, policy, decode, len(segments), capture, plan),
         )
+        sidecar = find_sidecar(self._blobs, obj.bucket, obj.name)
         tasks = segment_tasks(
-            obj, name, video.id, policy, probe, segments, decode, plan.picture, capture
+            obj, name, video.id, policy, probe, segments, decode, plan.picture, capture, sidecar
         )
         guessed = (early.decode, early.picture, early.origin_s)
         if len(tasks) == 1 and guessed == (decode, plan.picture, probe.start_time_s):
@@ -308,16 +316,23 @@ class Sampler:
         return self._finish_video_if_complete(task)
 
     def _track(self, task: SegmentTask) -> Track | None:
-        """The video's telemetry sidecar beside it, if it has one (framesift.track)."""
-        for name in sidecar_names(task.object_name):
-            try:
-                if self._blobs.stat(task.bucket, name).size > MAX_SIDECAR_BYTES:
-                    log.warning("sidecar over %d bytes ignored: %s", MAX_SIDECAR_BYTES, name)
-                    return None
-                return parse_dji_srt(PurePosixPath(name).name, self._blobs.get(task.bucket, name))
-            except NotFound:
-                continue
-        return None
+        """The video's telemetry: the sidecar beside it when it was planned (framesift.track),
+        else its GoPro GPMF track (framesift.gpmf), if it has either."""
+        if task.sidecar and (track := read_sidecar(self._blobs, task.bucket, task.sidecar)):
+            return track
+        if task.telemetry_stream is None:
+            return None
+        video = PurePosixPath(task.object_name).name
+        try:
+            url = self._blobs.stream_url(task.bucket, task.object_name, generation=task.generation)
+            payloads = media.telemetry_payloads(
+                url, task.telemetry_stream, self._ffmpeg, task.start_time_s
+            )
+        except (UnreadableVideo, ObjectGone) as exc:
+            # The frames keep the container's place, and say why.
+            log.warning("GPMF track unreadable: %s", exc)
+            return Track(video, [], [f"{video} GPMF: unreadable: {exc}"])
+        return parse_gpmf(video, payloads)
 
     def give_up(self, message: PubSubMessage, reason: str) -> None:
         """Mark the video or segment of a dead-lettered message ``failed`` with the reason, so

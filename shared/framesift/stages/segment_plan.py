@@ -64,6 +64,7 @@ def segment_tasks(
     decode: DecodeMode,
     picture: Picture,
     capture: CaptureFields,
+    sidecar: str | None = None,
 ) -> list[SegmentTask]:
     """One task per segment of the video ``obj`` is."""
     return [
@@ -83,6 +84,8 @@ def segment_tasks(
             picture=picture,
             rotation=probe.rotation,
             capture=capture,
+            telemetry_stream=probe.telemetry_stream,
+            sidecar=sidecar,
         )
         for index, segment in enumerate(segments)
     ]

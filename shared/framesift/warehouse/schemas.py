@@ -20,10 +20,20 @@ _CAPTURE = (
     Column(
         "captured_at",
         "TIMESTAMP",
-        description="when it was taken (UTC); a video frame: the video's time plus timestamp_ms",
+        description=(
+            "when it was taken (UTC); a video frame: the video's time plus timestamp_ms, or the"
+            " GPS time where the video has a GoPro GPMF track"
+        ),
     ),
     Column("capture_utc_offset", "STRING", description="the camera's UTC offset, e.g. +02:00"),
-    Column("latitude", "FLOAT64", description="where it was taken, WGS 84 degrees"),
+    Column(
+        "latitude",
+        "FLOAT64",
+        description=(
+            "where it was taken, WGS 84 degrees; a video frame: on its video's track where it"
+            " has one (DJI .SRT, GoPro GPMF)"
+        ),
+    ),
     Column("longitude", "FLOAT64", description="WGS 84 degrees"),
     Column("altitude", "FLOAT64", description="metres above sea level"),
     Column("camera_make", "STRING"),
