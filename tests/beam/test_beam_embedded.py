@@ -148,7 +148,7 @@ def test_beam_gives_the_functions_paths_frames_decisions_tasks_and_failures(vide
     again = run(settings, listing, LOCAL)
 
     assert _state(beam) == expected
-    assert again["videos_duplicate"] == 5
+    assert again["sampler_duplicate"] == 5
     assert again["frames_kept"] == again["labeling_requested"] == 0
 
 

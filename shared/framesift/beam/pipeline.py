@@ -146,8 +146,8 @@ def build(
 SUMMARY = (
     "videos_sampled",
     "videos_failed",
-    "videos_duplicate",
-    "videos_ignored",
+    "sampler_duplicate",  # a video or segment done already (a rerun, the functions)
+    "sampler_ignored",
     "frames_sampled",
     "frames_kept",
     "frames_dropped",

@@ -106,9 +106,11 @@ def count(result: Any) -> None:
     """A handler's result as the run's counters (the embedded run's summary, per worker)."""
     counter = beam.metrics.Metrics.counter
     if isinstance(result, SampleResult):
-        if result.outcome is not Outcome.SEGMENTED:  # a segment's result is on the way
+        if result.outcome in (Outcome.SAMPLED, Outcome.FAILED):  # the video's last word
             counter(METRICS, f"videos_{result.outcome.value}").inc()
             counter(METRICS, "frames_sampled").inc(result.frames)
+        elif result.outcome is not Outcome.SEGMENTED:  # a video's or a segment's
+            counter(METRICS, f"sampler_{result.outcome.value}").inc()
     elif isinstance(result, BatchResult):
         counter(METRICS, "frames_kept").inc(result.kept)
         counter(METRICS, "frames_dropped").inc(result.dropped)
