@@ -15,7 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
-from framesift.beam.pipeline import list_prefix, run
+from framesift.beam.pipeline import Labeling, list_prefix, run
 from framesift.config import Settings
 from framesift.documents import VideoRecord
 from framesift.imagestats import hamming, layout_distance
@@ -26,18 +26,24 @@ from tests.support.waiting import wait_for
 pytestmark = [pytest.mark.emulated, pytest.mark.xdist_group("beam")]
 
 
+@pytest.mark.parametrize("labeling", list(Labeling))
 def test_beam_beside_the_functions_on_the_same_videos_keeps_the_dataset_guarantee(
-    devstack, scale, unique, tmp_path
+    devstack, scale, unique, tmp_path, labeling
 ):
+    """Labeled by the pipeline's own step, or by the deployed labeler the kept frames are sent
+    to."""
     size = "size=320x240:rate=25"
     shots = tmp_path / "shots.mp4"
     # A still scene, then a moving one: near duplicates within the video, 6 s (2 segments on
     # the stack, whose segments are 4.5 s).
+    # Its own hue: other bytes than every other upload of the session (dedup's content hashes
+    # are dataset-wide).
+    hue = f"hue=h={int(unique, 16) % 360}"
     lavfi_video(
         shots,
         [
-            f"smptebars={size}:duration=3,noise=alls=12:allf=t+u",
-            f"mandelbrot={size},trim=end_frame=75",
+            f"smptebars={size}:duration=3,noise=alls=12:allf=t+u,{hue}",
+            f"mandelbrot={size},trim=end_frame=75,{hue}",
         ],
     )
     # The same bytes under a second name: exact duplicates across videos.
@@ -54,7 +60,7 @@ def test_beam_beside_the_functions_on_the_same_videos_keeps_the_dataset_guarante
     with environ(devstack.env):
         settings = Settings()
         listing = list_prefix(settings, f"{collector}/")
-        run(settings, listing, PipelineOptions(["--runner=DirectRunner"]))
+        run(settings, listing, PipelineOptions(["--runner=DirectRunner"]), labeling)
     assert len(listing.notifications) == 2
 
     db = firestore.Client(project=devstack.project)
