@@ -16,15 +16,18 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
+import apache_beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from framesift.adapters.embedded.folder import FolderBlobStore
-from framesift.beam.pipeline import list_prefix, run
+from framesift.beam.__main__ import main
+from framesift.beam.pipeline import Labeling, Steps, decide_and_label, list_prefix, run
+from framesift.beam.steps import Message
 from framesift.config import Backend, Settings
 from framesift.embedded import EmbeddedPipeline
 from framesift.errors import VendorUnavailable
 from framesift.stages.labeler import Labeler
-from framesift.topology import Collections
+from framesift.topology import Collections, Topics
 from tests.support.flakyhttp import Faults, serve
 from tests.support.media import lavfi_video
 
@@ -207,3 +210,44 @@ def test_a_video_whose_source_stays_down_is_dead_lettered_as_by_the_functions(
     assert video["status"] == "failed" and "503" in video["error"]
     assert _state(beam) == expected
     assert totals["given_up"] == 1
+
+
+def test_the_command_line_runs_local_files_and_prints_the_counters(
+    videos, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("FRAMESIFT_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.setenv("FRAMESIFT_SEGMENT_SECONDS", "3")
+
+    assert main([str(videos / "parked.mp4"), "--collector", "cam", "--json"]) == 0
+
+    totals = json.loads(capsys.readouterr().out)
+    assert (totals["videos_sampled"], totals["frames_sampled"]) == (1, 4)
+    assert totals["frames_kept"] + totals["frames_dropped"] == 4
+    assert totals["labeling_requested"] == totals["frames_kept"] > 0
+    with pytest.raises(SystemExit):  # local files without a collector
+        main([str(videos)])
+
+
+def test_dedup_and_label_bundles_executed_again_change_nothing(videos, tmp_path):
+    """As when a runner executes the Dedup and Label bundles again after their effects (a
+    worker lost before its outputs were committed), and dedup had not even recorded its batches
+    as sent: every frame batch is decided and its kept frames sent to the labeler again."""
+    functions = tmp_path / "functions"
+    pipeline = EmbeddedPipeline(_settings(functions))
+    pipeline.run([videos], collector="cam")
+    batches = [
+        Message(Topics.FRAMES_SAMPLED, message.data, message.attributes)
+        for message in pipeline.publisher.published[Topics.FRAMES_SAMPLED]
+    ]
+    beam = tmp_path / "beam"
+    _same_uploads(functions, beam)
+    settings = _settings(beam)
+    run(settings, list_prefix(settings, ""), LOCAL)
+    expected = _state(beam)
+    with sqlite3.connect(beam / "documents.sqlite3") as db:
+        db.execute("DELETE FROM documents WHERE collection = ?", (Collections.DEDUP_BATCHES,))
+
+    with apache_beam.Pipeline(options=LOCAL) as again:
+        decide_and_label(again | apache_beam.Create(batches), Steps.of(settings, Labeling.PIPELINE))
+
+    assert _state(beam) == expected == _state(functions)

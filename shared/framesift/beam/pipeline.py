@@ -97,6 +97,27 @@ def upload_paths(settings: Settings, paths: Iterable[Path], collector: str) -> L
     return Listing(notifications, refused)
 
 
+@dataclass(frozen=True)
+class Steps:
+    """What every step is built with: the settings it carries to its workers and the topics
+    the pipeline carries between steps (the rest go to the deployment)."""
+
+    worker: WorkerSettings
+    labeling: Labeling
+
+    @classmethod
+    def of(cls, settings: Settings, labeling: Labeling) -> Steps:
+        return cls(WorkerSettings.of(settings), labeling)
+
+    @property
+    def carried(self) -> frozenset[str]:
+        kept = {Topics.FRAMES_KEPT} if self.labeling is Labeling.PIPELINE else set()
+        return frozenset({Topics.VIDEO_SEGMENTS, Topics.FRAMES_SAMPLED, *kept})
+
+    def function(self, name: str) -> FunctionStep:
+        return FunctionStep(name, self.worker, self.carried)
+
+
 def build(
     pipeline: beam.Pipeline,
     settings: Settings,
@@ -104,42 +125,42 @@ def build(
     labeling: Labeling = Labeling.PIPELINE,
 ) -> None:
     """Add the steps to ``pipeline``, for the videos of ``listing``."""
-    worker = WorkerSettings.of(settings)
-    carried = frozenset(
-        {Topics.VIDEO_SEGMENTS, Topics.FRAMES_SAMPLED}
-        | ({Topics.FRAMES_KEPT} if labeling is Labeling.PIPELINE else set())
-    )
+    steps = Steps.of(settings, labeling)
     raw = (
         pipeline
         | "Listing" >> beam.Create(listing.notifications)
         | "SpreadVideos" >> beam.Reshuffle()
     )
-    videos = raw | "Sample" >> beam.ParDo(FunctionStep(SAMPLER.name, worker, carried)).with_outputs(
+    videos = raw | "Sample" >> beam.ParDo(steps.function(SAMPLER.name)).with_outputs(
         Topics.VIDEO_SEGMENTS, Topics.FRAMES_SAMPLED
     )
     segments = (
         videos[Topics.VIDEO_SEGMENTS]
         | "SpreadSegments" >> beam.Reshuffle()
         | "SampleSegments"
-        >> beam.ParDo(FunctionStep(SAMPLER.name, worker, carried)).with_outputs(
-            Topics.FRAMES_SAMPLED
-        )
+        >> beam.ParDo(steps.function(SAMPLER.name)).with_outputs(Topics.FRAMES_SAMPLED)
     )
     # Photos come to dedup as their notification, as to the function (it ignores videos').
+    sampled = (videos[Topics.FRAMES_SAMPLED], segments[Topics.FRAMES_SAMPLED], raw) | (
+        "FramesSampled" >> beam.Flatten()
+    )
+    decide_and_label(sampled, steps)
+
+
+def decide_and_label(sampled: beam.PCollection, steps: Steps) -> None:
+    """Dedup on the frame batches (and photos' notifications) of ``sampled``, each video's in
+    the functions path's order, then the labeler on the kept frames (or the deployment's)."""
     kept = (
-        (videos[Topics.FRAMES_SAMPLED], segments[Topics.FRAMES_SAMPLED], raw)
-        | "FramesSampled" >> beam.Flatten()
+        sampled
         | "BySource" >> beam.Map(lambda message: (source_of(message), message))
         | "GroupBySource" >> beam.GroupByKey()
         | "Dedup"
-        >> beam.ParDo(OrderedFunctionStep(DEDUP.name, worker, carried)).with_outputs(
+        >> beam.ParDo(OrderedFunctionStep(DEDUP.name, steps.worker, steps.carried)).with_outputs(
             Topics.FRAMES_KEPT
         )
     )
-    if labeling is Labeling.PIPELINE:
-        _ = kept[Topics.FRAMES_KEPT] | "Label" >> beam.ParDo(
-            FunctionStep(LABELER.name, worker, carried)
-        )
+    if steps.labeling is Labeling.PIPELINE:
+        _ = kept[Topics.FRAMES_KEPT] | "Label" >> beam.ParDo(steps.function(LABELER.name))
 
 
 # The counters a run reports, in the order the summary lists them.
