@@ -218,14 +218,15 @@ def test_the_command_line_runs_local_files_and_prints_the_counters(
     monkeypatch.setenv("FRAMESIFT_WORKDIR", str(tmp_path / "work"))
     monkeypatch.setenv("FRAMESIFT_SEGMENT_SECONDS", "3")
 
-    assert main([str(videos / "parked.mp4"), "--collector", "cam", "--json"]) == 0
+    command = ["--input", str(videos / "parked.mp4"), "--collector", "cam", "--json"]
+    assert main([*command, "--runner", "DirectRunner"]) == 0
 
     totals = json.loads(capsys.readouterr().out)
     assert (totals["videos_sampled"], totals["frames_sampled"]) == (1, 4)
     assert totals["frames_kept"] + totals["frames_dropped"] == 4
     assert totals["labeling_requested"] == totals["frames_kept"] > 0
     with pytest.raises(SystemExit):  # local files without a collector
-        main([str(videos)])
+        main(["--input", str(videos)])
 
 
 def test_dedup_and_label_bundles_executed_again_change_nothing(videos, tmp_path):
