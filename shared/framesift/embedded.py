@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from framesift import bootstrap
@@ -21,17 +21,16 @@ from framesift.adapters.embedded.folder import FolderBlobStore
 from framesift.adapters.embedded.inprocess import InProcessPublisher
 from framesift.config import Backend, Settings
 from framesift.documents import VideoRecord
-from framesift.errors import InvalidName
 from framesift.events import PubSubMessage, finalize_message
 from framesift.messages import ROUND_MESSAGE, ExportRequest, LabelingRound
-from framesift.naming import is_photo, iter_inputs, photo_id, upload_name, upload_refusal
+from framesift.naming import is_photo, iter_inputs, photo_id, upload_refusal
 from framesift.ports import BlobInfo
 from framesift.stages.dedup import BatchOutcome, BatchResult
 from framesift.stages.exporter import ExportResult
 from framesift.stages.labeler import LabelResult
 from framesift.stages.sampler import Outcome, SampleResult
 from framesift.topology import DEDUP, EXPORTER, FUNCTIONS, LABELER, SAMPLER, Topics, Trigger
-from framesift.track import sidecars_beside
+from framesift.upload import put_upload
 
 
 @dataclass(frozen=True)
@@ -144,15 +143,7 @@ class EmbeddedPipeline:
     ) -> BlobInfo:
         """Upload a video, or a photo (to the images prefix), as a capture device would; a name
         the pipeline would ignore is refused before anything is written."""
-        settings = self.settings
-        if reason := self.refusal(path, collector):
-            raise InvalidName(f"{path}: {reason}")
-        name = upload_name(path, collector, settings.raw_prefix, settings.images_prefix)
-        # A telemetry sidecar beside the video goes first, for the sampler to find it.
-        for sidecar in sidecars_beside(path):
-            as_named = str(PurePosixPath(name).with_suffix(sidecar.suffix))
-            self.blobs.put_file(settings.raw_bucket, as_named, sidecar, {})
-        info = self.blobs.put_file(settings.raw_bucket, name, path, metadata or {})
+        info = put_upload(self.blobs, self.settings, path, collector, metadata)
         data, attributes = finalize_message(info)
         self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
         return info

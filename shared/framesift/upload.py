@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
 
 from framesift.bootstrap import build_blob_store
 from framesift.config import Backend, Settings
 from framesift.errors import InvalidName, PermanentError
 from framesift.naming import upload_name, upload_refusal
+from framesift.ports import BlobInfo, BlobStore
+from framesift.track import sidecars_beside
 
 
 def upload_file(
@@ -27,3 +29,22 @@ def upload_file(
     name = upload_name(path, collector, settings.raw_prefix, settings.images_prefix)
     build_blob_store(settings).put_file(settings.raw_bucket, name, path, {}, progress)
     return name
+
+
+def put_upload(
+    blobs: BlobStore,
+    settings: Settings,
+    path: Path,
+    collector: str,
+    metadata: Mapping[str, str] | None = None,
+) -> BlobInfo:
+    """Put a video, or a photo (to the images prefix), in the raw bucket as a capture device
+    would, its telemetry sidecar first (for the sampler to find it); a name the pipeline would
+    ignore is refused before anything is written."""
+    if reason := upload_refusal(path, collector, settings.raw_prefix, settings.images_prefix):
+        raise InvalidName(f"{path}: {reason}")
+    name = upload_name(path, collector, settings.raw_prefix, settings.images_prefix)
+    for sidecar in sidecars_beside(path):
+        as_named = str(PurePosixPath(name).with_suffix(sidecar.suffix))
+        blobs.put_file(settings.raw_bucket, as_named, sidecar, {})
+    return blobs.put_file(settings.raw_bucket, name, path, metadata or {})
