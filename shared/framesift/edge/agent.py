@@ -146,10 +146,9 @@ class EdgeAgent:
         except PermanentError as exc:
             self._fail(path, str(exc))
         except OSError as exc:
-            self._os_error(path, state, exc)
+            self._os_error(path, exc)
         except Exception as exc:  # the deployment unreachable past the retries, and the like
-            log.warning("video put off: %s", exc, extra={"fields": {"state": state.value}})
-            self.journal.retry(path, state, f"{type(exc).__name__}: {exc}")
+            self._put_off(path, f"{type(exc).__name__}: {exc}")
         finally:
             clear_context()
         return self._entry(path)
@@ -164,18 +163,22 @@ class EdgeAgent:
         log.error("video failed at the edge: %s", reason)
         self.journal.failed(path, reason)
 
-    def _os_error(self, path: str, state: VideoState, exc: OSError) -> None:
+    def _put_off(self, path: str, reason: str) -> None:
+        """A transient failure: the next pass goes on from the last step the journal has."""
+        at = self._entry(path).next_state
+        log.warning("video put off: %s", reason, extra={"fields": {"state": at.value}})
+        self.journal.retry(path, at, reason)
+
+    def _os_error(self, path: str, exc: OSError) -> None:
+        at = self._entry(path).next_state
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            reason = f"disk full in {self.config.state_dir}: {exc}"
-            log.error("video put off: %s", reason)
-            self.journal.retry(path, state, reason)
-        elif isinstance(exc, FileNotFoundError) and state is VideoState.WAITING:
+            self._put_off(path, f"disk full in {self.config.state_dir}: {exc}")
+        elif isinstance(exc, FileNotFoundError) and at is VideoState.WAITING:
             self._fail(path, f"gone before it was read: {exc}")
-        elif state in (VideoState.WAITING, VideoState.HASHED):
+        elif at in (VideoState.WAITING, VideoState.HASHED):
             self._fail(path, f"unreadable: {exc}")
         else:
-            log.error("video put off: %s", exc)
-            self.journal.retry(path, state, f"{type(exc).__name__}: {exc}")
+            self._put_off(path, f"{type(exc).__name__}: {exc}")
 
     def _hash(self, entry: VideoEntry) -> VideoState:
         path = Path(entry.path)
