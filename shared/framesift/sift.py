@@ -84,10 +84,9 @@ class Sifter:
         pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
         pipeline.publisher.drain()
         if (done := self.read(video_doc_id)) is None:
-            letters = "; ".join(
-                error for _, error in pipeline.publisher.dead_letters[earlier_letters:]
-            )
-            raise SiftIncomplete(f"{path}: the local stages gave up on it: {letters}")
+            letters = [error for _, error in pipeline.publisher.dead_letters[earlier_letters:]]
+            why = f"gave up on it: {'; '.join(letters)}" if letters else "left it unfinished"
+            raise SiftIncomplete(f"{path}: the local sampler and dedup {why}")
         return done
 
     def read(self, video_doc_id: str) -> SiftedVideo | None:

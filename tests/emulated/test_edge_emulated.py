@@ -11,6 +11,7 @@ import hashlib
 import random
 import signal
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -45,30 +46,44 @@ def _video(folder: Path, name: str, seed: str) -> Path:
     return path
 
 
-def _expected_kept(tmp_path: Path, video: Path, collector: str) -> list[int]:
-    """The timestamps a local sift keeps: what every run, killed or not, must upload."""
+@dataclass(frozen=True)
+class Clip:
+    """A clip of its own under a collector of its own, the frames a local sift keeps of it
+    (what every run, killed or not, must leave in the cloud) and an agent's state folder."""
+
+    collector: str
+    video: Path
+    expected: list[int]
+    state: Path
+
+    def check_cloud(self, devstack, scale) -> None:
+        db = firestore.Client(project=devstack.project)
+        gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
+        collector, expected = self.collector, self.expected
+        frames = wait_for(lambda: labeled(db, collector, len(expected)), "the frames labeled")
+        assert sorted(f["timestamp_ms"] for f in frames) == expected  # none lost or doubled
+        assert all(f["dedup_status"] == "kept" for f in frames)
+        assert all(f["sampled_by"] == "edge" and f["edge_id"] == "edge-a" for f in frames)
+        for frame in frames:  # exactly one task per kept frame, the one the frame names
+            [task] = scale.by_unique_id(frame["id"])
+            assert frame["labeling_task_id"] == task["task_id"]
+        [video] = cloud_videos(db, collector)
+        assert video["status"] == "sampled"
+        assert video["frames_sampled"] == SECONDS
+        assert video["sampled_by"] == "edge" and len(video["source_sha256"]) == 64
+        names = [blob.name for blob in gcs.list_blobs(FRAMES_BUCKET, prefix=f"{collector}/")]
+        assert sorted(names) == sorted(f["object_name"] for f in frames)
+
+
+@pytest.fixture
+def clip(unique, tmp_path) -> Clip:
+    collector = f"edge-{unique}"
+    video = _video(tmp_path, "clip.mp4", unique)
     sha = hashlib.sha256(video.read_bytes()).hexdigest()
     settings = Settings(backend=Backend.EMBEDDED, workdir=tmp_path / "reference")
     sifted = Sifter(settings).sift(video, collector, generation_of(sha))
-    return [int(frame["timestamp_ms"]) for frame in sifted.kept]
-
-
-def _check_cloud(
-    db: firestore.Client, gcs: storage.Client, scale, collector: str, expected: list[int]
-) -> None:
-    frames = wait_for(lambda: labeled(db, collector, len(expected)), "the edge's frames labeled")
-    assert sorted(f["timestamp_ms"] for f in frames) == expected  # none lost, none doubled
-    assert all(f["dedup_status"] == "kept" for f in frames)
-    assert all(f["sampled_by"] == "edge" and f["edge_id"] == "edge-a" for f in frames)
-    for frame in frames:  # exactly one task per kept frame, the one the frame names
-        [task] = scale.by_unique_id(frame["id"])
-        assert frame["labeling_task_id"] == task["task_id"]
-    [video] = cloud_videos(db, collector)
-    assert video["status"] == "sampled"
-    assert video["frames_sampled"] == SECONDS
-    assert video["sampled_by"] == "edge" and len(video["source_sha256"]) == 64
-    names = [blob.name for blob in gcs.list_blobs(FRAMES_BUCKET, prefix=f"{collector}/")]
-    assert sorted(names) == sorted(f["object_name"] for f in frames)
+    expected = [int(frame["timestamp_ms"]) for frame in sifted.kept]
+    return Clip(collector, video, expected, tmp_path / "state")
 
 
 KILLS = [*FAILPOINTS, "frame-put:2", "frame-recorded:3"]
@@ -76,34 +91,22 @@ KILLS = [*FAILPOINTS, "frame-put:2", "frame-recorded:3"]
 
 @pytest.mark.parametrize("failpoint", KILLS)
 def test_killed_at_a_failpoint_the_edge_resumes_without_loss_or_duplicate(
-    devstack, scale, unique, tmp_path, failpoint
+    devstack, scale, clip, failpoint
 ):
-    db = firestore.Client(project=devstack.project)
-    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
-    collector = f"edge-kill-{unique}"
-    video = _video(tmp_path, "clip.mp4", unique)
-    expected = _expected_kept(tmp_path, video, collector)
-    state = tmp_path / "state"
-
-    killed = run_edge(devstack, state, [video], collector, failpoint, EDGE_ENV)
+    killed = run_edge(devstack, clip.state, [clip.video], clip.collector, failpoint, EDGE_ENV)
     assert killed.returncode == -signal.SIGKILL, killed.stderr  # it reached the failpoint
-    resumed = run_edge(devstack, state, [video], collector, extra=EDGE_ENV)
+    resumed = run_edge(devstack, clip.state, [clip.video], clip.collector, extra=EDGE_ENV)
     assert resumed.returncode == 0, resumed.stderr
 
-    _check_cloud(db, gcs, scale, collector, expected)
-    journal = Journal(state / "journal.sqlite3")
+    clip.check_cloud(devstack, scale)
+    journal = Journal(clip.state / "journal.sqlite3")
     [entry] = journal.videos()
     assert entry.state is VideoState.DONE
-    assert [state for _, state in journal.frames(entry.path)] == ["uploaded"] * len(expected)
+    assert [step for _, step in journal.frames(entry.path)] == ["uploaded"] * len(clip.expected)
 
 
-def test_through_a_storage_outage_the_edge_waits_and_resumes(devstack, scale, unique, tmp_path):
-    db = firestore.Client(project=devstack.project)
-    gcs = storage.Client(project=devstack.project, credentials=AnonymousCredentials())
-    collector = f"edge-outage-{unique}"
-    video = _video(tmp_path, "clip.mp4", unique)
-    expected = _expected_kept(tmp_path, video, collector)
-    state = tmp_path / "state"
+def test_through_a_storage_outage_the_edge_waits_and_resumes(devstack, scale, clip):
+    state = clip.state
     link = CuttableLink(int(devstack.env["STORAGE_EMULATOR_HOST"].rsplit(":", 1)[1]))
     link.cut()
     try:
@@ -116,7 +119,10 @@ def test_through_a_storage_outage_the_edge_waits_and_resumes(devstack, scale, un
             },
         )
         agent = subprocess.Popen(
-            edge_command(state, [video], collector), env=env, stderr=subprocess.PIPE, text=True
+            edge_command(state, [clip.video], clip.collector),
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
         def put_off() -> bool:
@@ -134,7 +140,7 @@ def test_through_a_storage_outage_the_edge_waits_and_resumes(devstack, scale, un
         assert agent.returncode == 0, errors
     finally:
         link.close()
-    _check_cloud(db, gcs, scale, collector, expected)
+    clip.check_cloud(devstack, scale)
 
 
 def test_two_edges_with_the_same_footage_never_both_send_a_frame(devstack, scale, unique, tmp_path):
