@@ -27,10 +27,6 @@ class Provenance(BaseModel):
     sampling_settings: dict[str, Any] | None = None
     framesift_version: str | None = None
 
-    def provenance(self) -> Provenance:
-        """These fields alone (of a document that has them among others)."""
-        return Provenance.model_validate(self.model_dump(include=set(Provenance.model_fields)))
-
 
 def provenance_line(record: dict[str, Any]) -> str:
     """A document's provenance in a line ('' when the functions sampled it)."""

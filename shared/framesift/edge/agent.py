@@ -95,6 +95,10 @@ class EdgeAgent:
             stat = path.stat()
         except FileNotFoundError:
             return None
+        except OSError as exc:  # a symlink loop, an I/O error: recorded, never taken
+            self.journal.seen(str(path), 0, 0)
+            self._fail(str(path), f"unreadable: {exc}")
+            return self.journal.video(str(path))
         return self.journal.seen(str(path), stat.st_size, stat.st_mtime_ns)
 
     def pending(self) -> list[VideoEntry]:
