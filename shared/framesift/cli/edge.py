@@ -91,7 +91,7 @@ def _agent(config: EdgeConfig) -> EdgeAgent:
 
 @edge.command("run")
 def edge_run(
-    paths: Annotated[list[Path], typer.Argument(help="Videos, or folders of them.")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Videos, or folders of them.")] = None,
     watch: Annotated[
         bool,
         typer.Option(
@@ -99,6 +99,22 @@ def edge_run(
             help="Keep taking the videos that appear in the folders, until Ctrl-C.",
         ),
     ] = False,
+    rabbitmq_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FRAMESIFT_EDGE_RABBITMQ_URL",
+            help='Take the files announced on RabbitMQ ({"path": ...} messages), until Ctrl-C: '
+            "amqp://user:password@host:5672/vhost (best from the variable: it holds a secret).",
+            show_default=False,
+        ),
+    ] = None,
+    rabbitmq_queue: Annotated[
+        str,
+        typer.Option(
+            envvar="FRAMESIFT_EDGE_RABBITMQ_QUEUE",
+            help="The queue announcing files; poison messages go to {queue}.dead-letter.",
+        ),
+    ] = "framesift-videos",
     state_dir: StateDir = _STATE_DIR,
     collector: Collector = "edge",
     edge_id: EdgeId = None,
@@ -110,7 +126,7 @@ def edge_run(
 ) -> None:
     """Take these videos to the deployment (each once it stops growing); returns once each is
     done or failed (a video put off by an outage is taken up again meanwhile), or with
-    --watch never. Exit 1 if one failed."""
+    --watch or --rabbitmq-url never. Exit 1 if one failed."""
     from framesift.edge.agent import EdgeConfig
 
     config = EdgeConfig(
@@ -124,11 +140,17 @@ def edge_run(
         poll_seconds=poll_seconds,
     )
     agent = _agent(config)
-    if watch:
+    if rabbitmq_url or watch:
+        from framesift.edge.announcements import Announcements
+
         try:
-            agent.watch(paths)
+            if rabbitmq_url:
+                agent.consume(Announcements(rabbitmq_url, rabbitmq_queue))
+            agent.watch(paths or [])
         except KeyboardInterrupt:
             return
+    if not paths:
+        raise typer.BadParameter("give the videos, or --rabbitmq-url to take announced ones")
     entries = agent.run(paths)
     _print_entries(entries)
     if any(entry.state == "failed" for entry in entries):
@@ -142,6 +164,7 @@ def edge_status(
 ) -> None:
     """Each video the agent has seen: its step, frames kept, bytes uploaded and any error."""
     from dataclasses import asdict
+    from datetime import UTC, datetime
 
     from framesift.edge.journal import Journal
 
@@ -149,12 +172,18 @@ def edge_status(
     if not journal_path.exists():
         console.print(f"no journal in {state_dir}")
         raise typer.Exit(1)
-    entries = Journal(journal_path).videos()
+    journal = Journal(journal_path)
+    entries = journal.videos()
     if as_json:
         for entry in entries:
             print(json.dumps(asdict(entry)))
         return
     _print_entries(entries)
+    if rejections := journal.rejections():
+        table = Table("at (UTC)", "announcement", "why", title="announcements rejected")
+        for at, body, reason in rejections:
+            table.add_row(f"{datetime.fromtimestamp(at, UTC):%Y-%m-%d %H:%M:%S}", body, reason)
+        console.print(table)
 
 
 def _print_entries(entries: list) -> None:  # type: ignore[type-arg]

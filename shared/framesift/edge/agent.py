@@ -32,6 +32,7 @@ from framesift import __version__
 from framesift.bootstrap import Adapters
 from framesift.config import Backend, Settings
 from framesift.documents import FrameRecord, VideoRecord, VideoStatus
+from framesift.edge.announcements import Announcements
 from framesift.edge.failpoints import failpoint
 from framesift.edge.journal import FINAL, Journal, VideoEntry, VideoState
 from framesift.edge.throttle import TokenBucket
@@ -120,10 +121,24 @@ class EdgeAgent:
     def watch(self, paths: Iterable[Path], passes: int | None = None) -> None:
         """Take every video that appears in ``paths`` (folders, recursively) once it stops
         growing; ``passes`` bounds the loop (None: until interrupted)."""
-        done = 0
-        while passes is None or done < passes:
+
+        def look() -> None:
             for path in _videos(paths):
                 self.offer(path)
+
+        self._passes(look, passes)
+
+    def consume(self, announcements: Announcements, passes: int | None = None) -> None:
+        """Take the files announced on a RabbitMQ queue (:mod:`framesift.edge.announcements`),
+        each acknowledged once the journal has it; ``passes`` bounds the loop."""
+        self._passes(lambda: announcements.take(self.offer, self.journal.rejected), passes)
+
+    def _passes(self, look: Callable[[], object], passes: int | None) -> None:
+        """``look`` for new files, then take every video pending, ``passes`` times (None: until
+        interrupted), ``poll_seconds`` apart."""
+        done = 0
+        while passes is None or done < passes:
+            look()
             self.process_pending()
             done += 1
             if passes is None or done < passes:

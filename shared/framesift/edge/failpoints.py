@@ -15,6 +15,7 @@ from collections import Counter
 FAILPOINT_ENV = "FRAMESIFT_EDGE_FAILPOINT"
 
 FAILPOINTS = {
+    "announced": "a file announced on RabbitMQ in the journal, before the queue is acked",
     "hashed": "the video's size and SHA-256 read, before the journal records them",
     "mid-sift": "the local sampler done, dedup part way through its frames",
     "sifted": "sampled and deduplicated locally, before the journal records it",

@@ -10,6 +10,7 @@ deduplicated locally; its kept frames listed), ``recorded`` (its document in the
 ``published`` (every kept frame uploaded and handed to the cloud's dedup), ``done``; or
 ``failed`` (a permanent reason: it will not be tried again) or ``retry`` (a transient one: a
 network outage, a full disk; tried again later). A kept frame is ``kept`` then ``uploaded``.
+Announcements from a queue that named no file are kept with why (``rejected_announcements``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ CREATE TABLE IF NOT EXISTS frames (
     bytes INTEGER
 );
 CREATE INDEX IF NOT EXISTS frames_by_path ON frames (path, timestamp_ms);
+CREATE TABLE IF NOT EXISTS rejected_announcements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    body TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
 """
 
 
@@ -231,6 +238,20 @@ class Journal:
         with self._transaction() as db:
             db.execute("UPDATE videos SET attempts = attempts + 1 WHERE path = ?", (path,))
             self._set(db, path, state=VideoState.RETRY, resume_state=at, error=error)
+
+    def rejected(self, body: str, reason: str) -> None:
+        """An announcement that named no file (dead-lettered on its queue), and why."""
+        self._db.execute(
+            "INSERT INTO rejected_announcements (at, body, reason) VALUES (?, ?, ?)",
+            (time.time(), body, reason),
+        )
+
+    def rejections(self) -> list[tuple[float, str, str]]:
+        """The announcements rejected, oldest first: (when, body, why)."""
+        rows = self._db.execute(
+            "SELECT at, body, reason FROM rejected_announcements ORDER BY id"
+        ).fetchall()
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def _update(self, path: str, **values: object) -> None:
         with self._transaction() as db:
