@@ -110,21 +110,19 @@ def test_through_a_storage_outage_the_edge_waits_and_resumes(devstack, scale, cl
     state = clip.state
     link = CuttableLink(int(devstack.env["STORAGE_EMULATOR_HOST"].rsplit(":", 1)[1]))
     link.cut()
+    env = edge_env(
+        devstack,
+        extra={
+            **EDGE_ENV,
+            "STORAGE_EMULATOR_HOST": f"http://{link.address}",
+            "FRAMESIFT_EDGE_RETRY_SECONDS": "1",
+        },
+    )
+    log = state.parent / "agent.log"  # a file: a pipe left unread would block its retries' logs
+    agent = subprocess.Popen(
+        edge_command(state, [clip.video], clip.collector), env=env, stderr=log.open("w")
+    )
     try:
-        env = edge_env(
-            devstack,
-            extra={
-                **EDGE_ENV,
-                "STORAGE_EMULATOR_HOST": f"http://{link.address}",
-                "FRAMESIFT_EDGE_RETRY_SECONDS": "1",
-            },
-        )
-        agent = subprocess.Popen(
-            edge_command(state, [clip.video], clip.collector),
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
 
         def put_off() -> bool:
             if not (state / "journal.sqlite3").exists():
@@ -137,9 +135,11 @@ def test_through_a_storage_outage_the_edge_waits_and_resumes(devstack, scale, cl
         assert entry.resume_state is VideoState.RECORDED  # its document went; its JPEGs did not
         assert "Connection" in (entry.error or "")
         link.restore()
-        _, errors = agent.communicate(timeout=300)
-        assert agent.returncode == 0, errors
+        assert agent.wait(timeout=300) == 0, log.read_text()
     finally:
+        if agent.poll() is None:  # a failed check: the agent would retry forever
+            agent.kill()
+            agent.wait()
         link.close()
     clip.check_cloud(devstack, scale)
 

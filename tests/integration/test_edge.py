@@ -176,3 +176,17 @@ def test_the_provenance_reaches_the_warehouse_the_report_and_the_status(
     status = runner.invoke(cli.app, ["edge", "status", "--state-dir", str(state), "--json"])
     [entry] = [json.loads(line) for line in status.output.splitlines()]
     assert (entry["state"], entry["sha256"], entry["frames_kept"]) == ("done", sha, 4)
+
+
+def test_what_the_edge_keeps_on_disk_is_the_journal_and_the_recent_index(videos, tmp_path):
+    """Once a video is done its local JPEGs and copy go (the local index keeps its hashes),
+    and the local stores of windows older than the last two go with no unfinished video."""
+    agent, _ = _agent(tmp_path)
+    old_window = tmp_path / "state" / "windows" / "7"
+    (old_window / "buckets").mkdir(parents=True)
+    [entry] = agent.run([videos / "drive.mp4"])
+    window = tmp_path / "state" / "windows" / str(entry.window)
+    assert not [p for p in (window / "buckets").rglob("*") if p.is_file()]
+    local = SqliteDocumentStore(window / "documents.sqlite3")
+    assert len(local.where(Collections.FRAMES, "video_doc_id", entry.video_doc_id)) == 4
+    assert not old_window.exists()

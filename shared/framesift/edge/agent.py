@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -147,6 +148,21 @@ class EdgeAgent:
     def process_pending(self) -> None:
         for entry in self.pending():
             self.process(entry)
+        self._forget_old_windows()
+
+    def _window(self) -> str:
+        return str(int(time.time() // (self.config.local_window_hours * 3600)))
+
+    def _forget_old_windows(self) -> None:
+        """Delete the local stores of windows before the last two that no unfinished video
+        needs: the local dedup index remembers recent videos only (``local_window_hours``)."""
+        current = int(self._window())
+        needed = {entry.window for entry in self.pending()}
+        for folder in (self.config.state_dir / "windows").glob("*"):
+            old = folder.name.isdigit() and int(folder.name) < current - 1
+            if old and folder.name not in needed:
+                self._sifters.pop(folder.name, None)
+                shutil.rmtree(folder)
 
     # One video's steps.
 
@@ -227,7 +243,7 @@ class EdgeAgent:
             return VideoState.WAITING
         sha256 = digest.hexdigest()
         generation = generation_of(sha256)
-        window = str(int(time.time() // (self.config.local_window_hours * 3600)))
+        window = self._window()
         doc_id = self._sifter(window).video_doc_id(path, self.config.collector, generation)
         failpoint("hashed")
         self.journal.hashed(entry.path, sha256, generation, window, doc_id)
@@ -315,6 +331,10 @@ class EdgeAgent:
         sent = uploader.finish(video)
         failpoint("finished")
         self.journal.advance(path, VideoState.DONE, sent)
+        # Its local JPEGs and copy are not needed again (the local index keeps its hashes).
+        pipeline = self._sifter(str(entry.window)).pipeline
+        pipeline.blobs.remove(pipeline.settings.frames_bucket, f"{video.collector}/{video.id}/")
+        pipeline.blobs.remove(pipeline.settings.raw_bucket, video.object_name)
         log.info(
             "video done at the edge",
             extra={"fields": {"video_doc_id": video.id, "kept": len(kept)}},

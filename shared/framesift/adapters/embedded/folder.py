@@ -148,6 +148,16 @@ class FolderBlobStore:
             bucket, name, side["generation"], size, side["content_type"], side["metadata"]
         )
 
+    def remove(self, bucket: str, prefix: str) -> int:
+        """Delete the objects whose names start with ``prefix`` (an edge agent's local copies
+        once uploaded); returns how many."""
+        removed = 0
+        for info in list(self.list(bucket, prefix)):
+            self._path(bucket, info.name).unlink(missing_ok=True)
+            self._sidecar(bucket, info.name).unlink(missing_ok=True)
+            removed += 1
+        return removed
+
     def list(self, bucket: str, prefix: str = "") -> Iterator[BlobInfo]:
         bucket_dir = self.root / bucket
         if not bucket_dir.is_dir():
