@@ -14,6 +14,7 @@ from framesift.cli.options import console, settings_from
 
 if TYPE_CHECKING:
     from framesift.edge.agent import EdgeAgent, EdgeConfig
+    from framesift.edge.journal import VideoEntry
 
 edge = typer.Typer(
     help="Sample and dedup videos where they are recorded; upload only the kept frames "
@@ -153,7 +154,9 @@ def edge_run(
         raise typer.BadParameter("give the videos, or --rabbitmq-url to take announced ones")
     entries = agent.run(paths)
     _print_entries(entries)
-    if any(entry.state == "failed" for entry in entries):
+    from framesift.edge.journal import VideoState
+
+    if any(entry.state is VideoState.FAILED for entry in entries):
         raise typer.Exit(1)
 
 
@@ -186,7 +189,7 @@ def edge_status(
         console.print(table)
 
 
-def _print_entries(entries: list) -> None:  # type: ignore[type-arg]
+def _print_entries(entries: list[VideoEntry]) -> None:
     table = Table("path", "state", "sampled", "kept", "uploaded bytes", "error", title="edge")
     for e in entries:
         table.add_row(
