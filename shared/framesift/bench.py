@@ -17,6 +17,7 @@ BENCHMARKS = {
     "export": ["benchmarks/export.py"],
     "cold-start": ["benchmarks/cold_start.py"],
     "inference": ["benchmarks/inference.py"],
+    "edge": ["benchmarks/edge.py"],
 }
 # shared/framesift/bench.py in a clone: the repository is two folders up.
 REPOSITORY = Path(__file__).resolve().parents[2]

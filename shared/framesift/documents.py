@@ -32,6 +32,7 @@ from framesift.capture import CaptureFields
 from framesift.geometry import Box
 from framesift.naming import source_id
 from framesift.ports import UPDATED_AT
+from framesift.provenance import Provenance
 from framesift.sampling import DecodeMode, SamplingPolicy
 
 if TYPE_CHECKING:
@@ -84,9 +85,10 @@ class VideoStatus(StrEnum):
 VIDEO_FINISHED = (VideoStatus.SAMPLED, VideoStatus.FAILED)  # its sampling is over
 
 
-class VideoRecord(Document, CaptureFields):
+class VideoRecord(Document, CaptureFields, Provenance):
     """A source video, one document per object generation (a re-upload is a new version),
-    with its capture metadata (:class:`~framesift.capture.CaptureFields`)."""
+    with its capture metadata (:class:`~framesift.capture.CaptureFields`) and, sampled at the
+    edge, its provenance (:class:`~framesift.provenance.Provenance`)."""
 
     id: str
     collector: str
@@ -165,9 +167,10 @@ class UnreadableFrame(FrameSource):
     error: str
 
 
-class FrameRecord(FrameSource, CaptureFields):
+class FrameRecord(FrameSource, CaptureFields, Provenance):
     """A sampled frame stored as a JPEG in the frames bucket, or a photo uploaded as it is,
-    with its capture metadata (a video frame's: its video's, at the frame's time)."""
+    with its capture metadata (a video frame's: its video's, at the frame's time) and its
+    video's provenance."""
 
     width: int | None = None
     height: int | None = None

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,16 @@ from framesift.stages.dedup import BatchOutcome, BatchResult
 from framesift.stages.exporter import ExportResult
 from framesift.stages.labeler import LabelResult
 from framesift.stages.sampler import Outcome, SampleResult
-from framesift.topology import DEDUP, EXPORTER, FUNCTIONS, LABELER, SAMPLER, Topics, Trigger
+from framesift.topology import (
+    DEDUP,
+    EXPORTER,
+    FUNCTIONS,
+    LABELER,
+    SAMPLER,
+    FunctionSpec,
+    Topics,
+    Trigger,
+)
 from framesift.upload import put_upload
 
 
@@ -106,7 +116,10 @@ class RunSummary:
 
 
 class EmbeddedPipeline:
-    def __init__(self, settings: Settings) -> None:
+    """The bundle's Pub/Sub functions on one machine; ``functions`` subscribes only these (an
+    edge agent runs the sampler and dedup alone: :mod:`framesift.sift`)."""
+
+    def __init__(self, settings: Settings, functions: Iterable[FunctionSpec] = FUNCTIONS) -> None:
         if settings.backend is not Backend.EMBEDDED:
             raise ValueError("the embedded pipeline needs FRAMESIFT_BACKEND=embedded")
         self.settings = settings
@@ -118,7 +131,7 @@ class EmbeddedPipeline:
         self.blobs: FolderBlobStore = self.adapters.blobs
         self.publisher: InProcessPublisher = self.adapters.publisher
         self.summary = RunSummary()
-        for spec in FUNCTIONS:
+        for spec in functions:
             if spec.trigger is Trigger.PUBSUB:
                 self._subscribe(spec.name, spec.subscribes)
 
@@ -139,11 +152,22 @@ class EmbeddedPipeline:
             self.publisher.subscribe(topic, on_message)
 
     def upload(
-        self, path: Path, collector: str, metadata: Mapping[str, str] | None = None
+        self,
+        path: Path,
+        collector: str,
+        metadata: Mapping[str, str] | None = None,
+        generation: int | None = None,
     ) -> BlobInfo:
         """Upload a video, or a photo (to the images prefix), as a capture device would; a name
-        the pipeline would ignore is refused before anything is written."""
-        info = put_upload(self.blobs, self.settings, path, collector, metadata)
+        the pipeline would ignore is refused before anything is written. With ``generation``,
+        as that version of the object, linked rather than copied where it can be (an edge
+        agent's video: the same file is the same version after a restart)."""
+        put_video = (
+            None
+            if generation is None
+            else partial(self.blobs.put_file, generation=generation, link=True)
+        )
+        info = put_upload(self.blobs, self.settings, path, collector, metadata, put_video)
         data, attributes = finalize_message(info)
         self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
         return info

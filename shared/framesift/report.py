@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from framesift.capture import utc_offset
 from framesift.ports import BlobStore, DocumentStore, Warehouse
+from framesift.provenance import provenance_line
 from framesift.topology import Collections
 from framesift.warehouse.schemas import ALL_TABLES
 from framesift.warehouse.views import views
@@ -42,6 +43,7 @@ class Sheet:
     frames: int
     kept: int
     captured: str = ""  # when, where and with what it was taken, as far as it says
+    provenance: str = ""  # where it was sampled, when at an edge (framesift.provenance)
 
 
 def captured(record: dict[str, Any]) -> str:
@@ -142,11 +144,14 @@ def write_report(
         taken = captured(record)
         title = f"{source}  ({video_doc_id})" + (f"  {taken}" if taken else "")
         count, kept = contact_sheet(frames, blobs, path, title)
-        sheets.append(Sheet(video_doc_id, source, path, count, kept, taken))
+        sheets.append(
+            Sheet(video_doc_id, source, path, count, kept, taken, provenance_line(record))
+        )
     items = "\n".join(
         f"<h2>{html.escape(s.source)} <small>({html.escape(s.video_doc_id)})</small>:"
         f" {s.kept} kept of {s.frames}</h2>"
         + (f"<p>captured {html.escape(s.captured)}</p>" if s.captured else "")
+        + (f"<p>{html.escape(s.provenance)}</p>" if s.provenance else "")
         + f'<a href="{html.escape(s.path.name)}"><img src="{html.escape(s.path.name)}"'
         f' style="max-width:100%"></a>'
         for s in sheets

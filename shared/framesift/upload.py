@@ -31,12 +31,18 @@ def upload_file(
     return name
 
 
+# How the video itself is put (the blob store's put_file, or a variant of it: an edge agent's
+# as a given generation, linked rather than copied).
+PutFile = Callable[[str, str, Path, Mapping[str, str]], BlobInfo]
+
+
 def put_upload(
     blobs: BlobStore,
     settings: Settings,
     path: Path,
     collector: str,
     metadata: Mapping[str, str] | None = None,
+    put_video: PutFile | None = None,
 ) -> BlobInfo:
     """Put a video, or a photo (to the images prefix), in the raw bucket as a capture device
     would, its telemetry sidecar first (for the sampler to find it); a name the pipeline would
@@ -47,4 +53,4 @@ def put_upload(
     for sidecar in sidecars_beside(path):
         as_named = str(PurePosixPath(name).with_suffix(sidecar.suffix))
         blobs.put_file(settings.raw_bucket, as_named, sidecar, {})
-    return blobs.put_file(settings.raw_bucket, name, path, metadata or {})
+    return (put_video or blobs.put_file)(settings.raw_bucket, name, path, metadata or {})

@@ -9,6 +9,7 @@ import typer
 
 from framesift.cli import dataset, labels, operations, pipeline
 from framesift.cli.dev import dev
+from framesift.cli.edge import edge
 from framesift.cli.options import debug, errors
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dev, name="dev")
+app.add_typer(edge, name="edge")
 # In the order `framesift --help` lists them.
 app.command()(pipeline.run)
 app.command("serve")(pipeline.serve)

@@ -38,16 +38,20 @@ def report(
     settings = settings_from(**embedded)
     adapters = build_adapters(settings)
     sheets, agreement = write_report(adapters, settings.labeling_price_per_task, out, collector)
-    # The capture column only when a source says when or where it was taken (it is wide).
-    captured = any(sheet.captured for sheet in sheets)
-    table = Table("source", "id", "frames", "kept", *(["captured"] if captured else []), "sheet")
+    # The capture and provenance columns only when a source has them (they are wide).
+    optional = [
+        (name, field)
+        for name, field in (("captured", "captured"), ("sampled at", "provenance"))
+        if any(getattr(sheet, field) for sheet in sheets)
+    ]
+    table = Table("source", "id", "frames", "kept", *(name for name, _ in optional), "sheet")
     for sheet in sheets:
         table.add_row(
             sheet.source,
             sheet.video_doc_id,
             str(sheet.frames),
             str(sheet.kept),
-            *([sheet.captured] if captured else []),
+            *(getattr(sheet, field) for _, field in optional),
             str(sheet.path),
         )
     console.print(table)

@@ -79,20 +79,39 @@ class FrameOutput:
 
     def publish(self, task: SegmentTask, frames: list[SampledFrame], damaged: bool) -> None:
         """The segment's frames to dedup, in batches (``damaged``: the segment failed)."""
-        size = self._frames_per_message
-        count = math.ceil(len(frames) / size)
-        for index in range(count):
-            batch = FrameBatch(
+        publish_frames(
+            self._publisher,
+            FrameBatch(
                 video_doc_id=task.video_doc_id,
                 collector=task.collector,
                 video_id=task.video_id,
                 segment_index=task.index,
-                batch_index=index,
-                batch_count=count,
-                frames=frames[index * size : (index + 1) * size],
+                batch_index=0,
+                batch_count=1,
+                frames=frames,
                 source_damaged=damaged,
-            )
-            attributes = {"video_doc_id": task.video_doc_id, "batch_id": batch.batch_id}
-            self._publisher.publish(
-                Topics.FRAMES_SAMPLED, batch.model_dump_json().encode(), attributes
-            )
+            ),
+            self._frames_per_message,
+        )
+
+
+def publish_frames(publisher: Publisher, frames: FrameBatch, frames_per_message: int) -> int:
+    """``frames`` (one segment's, all of them) to dedup on the frames-sampled topic, in
+    batches of ``frames_per_message``, as the sampler sends them; returns the bytes sent. An
+    edge agent sends its kept frames this way too (:mod:`framesift.edge`)."""
+    size = frames_per_message
+    count = math.ceil(len(frames.frames) / size)
+    sent = 0
+    for index in range(count):
+        batch = frames.model_copy(
+            update={
+                "batch_index": index,
+                "batch_count": count,
+                "frames": frames.frames[index * size : (index + 1) * size],
+            }
+        )
+        attributes = {"video_doc_id": batch.video_doc_id, "batch_id": batch.batch_id}
+        data = batch.model_dump_json().encode()
+        publisher.publish(Topics.FRAMES_SAMPLED, data, attributes)
+        sent += len(data)
+    return sent

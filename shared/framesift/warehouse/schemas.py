@@ -46,6 +46,24 @@ _CAPTURE = (
     ),
 )
 
+# framesift.provenance.Provenance: where a video and its frames were sampled (all null: by the
+# functions, from the raw bucket), on a video's row and each frame's (#33, added at the end).
+_PROVENANCE = (
+    Column(
+        "sampled_by", "STRING", description="edge: sampled by an edge agent; null: in the cloud"
+    ),
+    Column("edge_id", "STRING", description="the edge agent that sampled it"),
+    Column("source_path", "STRING", description="the video's path on the edge"),
+    Column("source_size_bytes", "INT64", description="the video's size on the edge"),
+    Column("source_sha256", "STRING", description="the SHA-256 of the video on the edge"),
+    Column(
+        "sampling_settings",
+        "STRING",
+        description="what the edge sampled and deduplicated with, as JSON",
+    ),
+    Column("framesift_version", "STRING", description="the edge's framesift"),
+)
+
 VIDEOS_TABLE = TableSchema(
     name="videos",
     columns=(
@@ -76,6 +94,7 @@ VIDEOS_TABLE = TableSchema(
         Column("stream_index", "INT64", description="the video stream sampled (ffprobe's index)"),
         Column("tone_mapped", "BOOL", description="HDR frames made SDR (BT.709); null: not HDR"),
         Column("tone_map_note", "STRING", description="why an HDR video was not tone-mapped"),
+        *_PROVENANCE,
     ),
     partition_by="created_at",
     cluster_by=("collector",),
@@ -128,6 +147,7 @@ FRAMES_TABLE = TableSchema(
         # The picture (#30): width and height are as displayed (the JPEG's, the photo's shown).
         Column("rotation", "INT64", description="a video frame: degrees clockwise turned"),
         Column("orientation", "INT64", description="a photo: its EXIF Orientation, applied"),
+        *_PROVENANCE,
     ),
     partition_by="created_at",
     cluster_by=("collector", "video_doc_id"),

@@ -88,21 +88,33 @@ class FolderBlobStore:
         source: Path,
         metadata: Mapping[str, str],
         progress: Callable[[int], None] | None = None,
+        generation: int | None = None,
+        link: bool = False,
     ) -> BlobInfo:
-        """Upload a local file by streaming copy (videos can be larger than memory)."""
+        """Upload a local file by streaming copy (videos can be larger than memory), as version
+        ``generation`` (default: a new one). With ``link``, a hard link to the file where the
+        filesystem allows one (an edge agent's video is not copied: it is not changed after)."""
         path = self._path(bucket, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-        sent = 0
-        with source.open("rb") as src, tmp.open("wb") as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
-                sent += len(chunk)
-                if progress is not None:
-                    progress(sent)
+        if not (link and _hard_link(source, tmp)):
+            sent = 0
+            with source.open("rb") as src, tmp.open("wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+                    sent += len(chunk)
+                    if progress is not None:
+                        progress(sent)
         tmp.replace(path)
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        info = BlobInfo(bucket, name, time.time_ns(), path.stat().st_size, content_type, metadata)
+        info = BlobInfo(
+            bucket,
+            name,
+            time.time_ns() if generation is None else generation,
+            path.stat().st_size,
+            content_type,
+            metadata,
+        )
         self._write_sidecar(info)
         return info
 
@@ -136,6 +148,16 @@ class FolderBlobStore:
             bucket, name, side["generation"], size, side["content_type"], side["metadata"]
         )
 
+    def remove(self, bucket: str, prefix: str) -> int:
+        """Delete the objects whose names start with ``prefix`` (an edge agent's local copies
+        once uploaded); returns how many."""
+        removed = 0
+        for info in list(self.list(bucket, prefix)):
+            self._path(bucket, info.name).unlink(missing_ok=True)
+            self._sidecar(bucket, info.name).unlink(missing_ok=True)
+            removed += 1
+        return removed
+
     def list(self, bucket: str, prefix: str = "") -> Iterator[BlobInfo]:
         bucket_dir = self.root / bucket
         if not bucket_dir.is_dir():
@@ -144,3 +166,12 @@ class FolderBlobStore:
             name = path.relative_to(bucket_dir).as_posix()
             if path.is_file() and not path.name.startswith(".") and name.startswith(prefix):
                 yield self.stat(bucket, name)
+
+
+def _hard_link(source: Path, target: Path) -> bool:
+    """Link ``target`` to ``source``; False where the filesystem cannot (another device)."""
+    try:
+        target.hardlink_to(source)
+    except OSError:
+        return False
+    return True

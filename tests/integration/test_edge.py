@@ -1,0 +1,192 @@
+"""The edge agent with an embedded deployment (folders, SQLite, in-process Pub/Sub, drained
+after each video): what it uploads, what a second run does, and the clear record of each input
+it cannot take, while it goes on with the others."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from framesift import __version__, cli
+from framesift.adapters.embedded.duckdb import DuckDbWarehouse
+from framesift.adapters.embedded.sqlite import SqliteDocumentStore
+from framesift.config import Backend, Settings
+from framesift.edge.agent import EdgeAgent, EdgeConfig
+from framesift.edge.journal import VideoState
+from framesift.embedded import EmbeddedPipeline
+from framesift.sift import Sifter
+from framesift.topology import Collections
+from framesift_dev.testvideo import generate_test_video
+from tests.support.media import lavfi_video
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("edge-videos")
+    generate_test_video(str(folder / "drive.mp4"), seconds=4)
+    shots = ["color=c=red:", "color=c=blue:", "testsrc2="]
+    lavfi_video(folder / "shots.mp4", [f"{shot}size=320x256:rate=25:duration=2" for shot in shots])
+    return folder
+
+
+def _agent(tmp_path: Path, **config: object) -> tuple[EdgeAgent, EmbeddedPipeline]:
+    cloud = EmbeddedPipeline(Settings(backend=Backend.EMBEDDED, workdir=tmp_path / "cloud"))
+    settings = {"edge_id": "edge-a", "collector": "cam", "stable_seconds": 0.0, **config}
+    agent = EdgeAgent(
+        EdgeConfig(state_dir=tmp_path / "state", **settings),  # type: ignore[arg-type]
+        cloud.settings,
+        cloud.adapters,
+        cloud.publisher.drain,
+    )
+    return agent, cloud
+
+
+def _kept(documents: SqliteDocumentStore, collector: str) -> dict[str, list[int]]:
+    """Each video's kept frames (by file name): their timestamps."""
+    names = {
+        v["id"]: v["object_name"].rsplit("/", 1)[1]
+        for v in documents.where(Collections.VIDEOS, "collector", collector)
+    }
+    kept: dict[str, list[int]] = {name: [] for name in names.values()}
+    for frame in documents.where(Collections.FRAMES, "collector", collector):
+        if frame.get("dedup_status") == "kept":
+            kept[names[frame["video_doc_id"]]].append(frame["timestamp_ms"])
+    return {name: sorted(times) for name, times in kept.items()}
+
+
+def test_the_edge_keeps_what_the_pipeline_keeps_and_uploads_nothing_else(videos, tmp_path):
+    agent, cloud = _agent(tmp_path)
+    entries = agent.run([videos])
+    assert [e.state for e in entries] == [VideoState.DONE, VideoState.DONE]
+
+    reference = EmbeddedPipeline(Settings(backend=Backend.EMBEDDED, workdir=tmp_path / "ref"))
+    summary = reference.run(sorted(videos.iterdir()), "cam")
+    assert summary.dropped  # the shots' repeated frames
+    edge_kept = _kept(cloud.adapters.documents, "cam")
+    assert edge_kept == _kept(reference.adapters.documents, "cam")
+
+    frames = cloud.adapters.documents.where(Collections.FRAMES, "collector", "cam")
+    assert len(frames) == sum(map(len, edge_kept.values()))  # the dropped ones stayed home
+    assert all(f["labeling_status"] == "requested" for f in frames)
+    assert {e.frames_sampled for e in entries} == {r.frames for r in summary.videos}
+    for frame in frames:  # each frame's provenance, and its JPEG in the frames bucket
+        assert frame["sampled_by"] == "edge" and frame["edge_id"] == "edge-a"
+        assert frame["source_path"] in {str(p) for p in videos.iterdir()}
+        assert frame["sampling_settings"]["policy"]["every_seconds"] == 1.0
+        cloud.blobs.get(frame["bucket"], frame["object_name"])
+
+
+def test_a_second_run_sends_nothing(videos, tmp_path):
+    agent, cloud = _agent(tmp_path)
+    first = agent.run([videos])
+    frames = cloud.adapters.documents.where(Collections.FRAMES, "collector", "cam")
+    published = sum(len(messages) for messages in cloud.publisher.published.values())
+    again, _ = _agent(tmp_path)  # a restart, with the same state folder and deployment
+    assert again.run([videos]) == first
+    assert cloud.adapters.documents.where(Collections.FRAMES, "collector", "cam") == frames
+    assert sum(len(messages) for messages in cloud.publisher.published.values()) == published
+
+
+def test_bad_inputs_are_recorded_and_the_others_go_on(videos, tmp_path):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "loop.mp4").symlink_to(inputs / "loop.mp4")  # unreadable (ELOOP), even to root
+    (inputs / "notes.mp4").write_text("not a video")
+    (inputs / "bad name\n.mp4").write_bytes(b"\0")
+    for path in inputs.iterdir():
+        if not path.is_symlink():
+            os.utime(path, (1, 1))  # written long ago
+    growing = inputs / "growing.mp4"
+    growing.write_bytes(b"\0" * 1000)  # written just now
+    agent, cloud = _agent(tmp_path, stable_seconds=3600.0)
+    paths = [*sorted(inputs.iterdir()), videos / "drive.mp4"]
+    os.utime(videos / "drive.mp4", (1, 1))
+    entries = {Path(e.path).name: e for e in agent.run(paths, until_done=False)}
+
+    assert entries["loop.mp4"].state is VideoState.FAILED
+    assert "unreadable" in (entries["loop.mp4"].error or "")
+    assert entries["bad name\n.mp4"].state is VideoState.FAILED
+    assert "control character" in (entries["bad name\n.mp4"].error or "")
+    assert entries["growing.mp4"].state is VideoState.WAITING
+    assert "still being written" in (entries["growing.mp4"].error or "")
+    # Not a video: recorded in the cloud as the sampler function records it.
+    assert entries["notes.mp4"].state is VideoState.DONE
+    [notes] = [
+        v
+        for v in cloud.adapters.documents.where(Collections.VIDEOS, "collector", "cam")
+        if v["object_name"] == "cam/notes.mp4"
+    ]
+    assert notes["status"] == "failed" and "ffprobe failed" in notes["error"]
+    assert entries["drive.mp4"].state is VideoState.DONE  # the others went on
+
+
+def test_a_full_disk_puts_the_video_off_and_it_resumes(videos, tmp_path, monkeypatch):
+    agent, _ = _agent(tmp_path)
+    sift = Sifter.sift
+
+    def disk_full(*args: object) -> object:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Sifter, "sift", disk_full)
+    [entry] = agent.run([videos / "drive.mp4"], until_done=False)
+    assert entry.state is VideoState.RETRY and entry.resume_state is VideoState.HASHED
+    assert "disk full" in (entry.error or "")
+    monkeypatch.setattr(Sifter, "sift", sift)
+    [entry] = agent.run([videos / "drive.mp4"])
+    assert entry.state is VideoState.DONE and entry.frames_kept == 4
+
+
+def test_the_provenance_reaches_the_warehouse_the_report_and_the_status(
+    videos, tmp_path, monkeypatch
+):
+    """``framesift edge run`` with an embedded deployment, then its export, ``framesift
+    report`` and ``framesift edge status``: each says where the frames were sampled."""
+    runner = CliRunner()
+    work, state = tmp_path / "work", tmp_path / "state"
+    monkeypatch.setenv("FRAMESIFT_WORKDIR", str(work))
+    edge = ["--state-dir", str(state), "--collector", "cam", "--edge-id", "edge-7"]
+    result = runner.invoke(cli.app, ["edge", "run", str(videos / "drive.mp4"), *edge])
+    assert result.exit_code == 0, result.output
+
+    exported = runner.invoke(cli.app, ["export-warehouse"])
+    assert exported.exit_code == 0, exported.output
+    warehouse = DuckDbWarehouse(work / "warehouse.duckdb", Settings().bigquery_dataset)
+    sha = hashlib.sha256((videos / "drive.mp4").read_bytes()).hexdigest()
+    for table in ("videos", "frames"):
+        rows = warehouse.query(
+            f"SELECT sampled_by, edge_id, source_sha256, sampling_settings, framesift_version"
+            f" FROM {{dataset}}.{table}"
+        )
+        assert rows and all(
+            (r["sampled_by"], r["edge_id"], r["source_sha256"]) == ("edge", "edge-7", sha)
+            for r in rows
+        )
+        assert json.loads(rows[0]["sampling_settings"])["jpeg_quality"] == 90
+        assert rows[0]["framesift_version"] == __version__
+
+    report = runner.invoke(cli.app, ["report", "--workdir", str(work), "--out", str(tmp_path)])
+    assert report.exit_code == 0, report.output
+    assert "sampled at edge edge-7" in (tmp_path / "index.html").read_text()
+    status = runner.invoke(cli.app, ["edge", "status", "--state-dir", str(state), "--json"])
+    [entry] = [json.loads(line) for line in status.output.splitlines()]
+    assert (entry["state"], entry["sha256"], entry["frames_kept"]) == ("done", sha, 4)
+
+
+def test_what_the_edge_keeps_on_disk_is_the_journal_and_the_recent_index(videos, tmp_path):
+    """Once a video is done its local JPEGs and copy go (the local index keeps its hashes),
+    and the local stores of windows older than the last two go with no unfinished video."""
+    agent, _ = _agent(tmp_path)
+    old_window = tmp_path / "state" / "windows" / "7"
+    (old_window / "buckets").mkdir(parents=True)
+    [entry] = agent.run([videos / "drive.mp4"])
+    window = tmp_path / "state" / "windows" / str(entry.window)
+    assert not [p for p in (window / "buckets").rglob("*") if p.is_file()]
+    local = SqliteDocumentStore(window / "documents.sqlite3")
+    assert len(local.where(Collections.FRAMES, "video_doc_id", entry.video_doc_id)) == 4
+    assert not old_window.exists()
