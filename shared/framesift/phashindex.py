@@ -107,7 +107,7 @@ def nearest(
     if not close.size:
         return None
     if layout != LAYOUT_UNKNOWN:
-        layouts = b"".join(_layouts(b) for b in read)
+        layouts = b"".join(bucket_layouts(b) for b in read)
         close = np.array(
             [
                 i
@@ -124,7 +124,7 @@ def nearest(
     return Neighbour(phash=f"{best[1]:016x}", distance=best[0])
 
 
-def _layouts(bucket: Mapping[str, Any]) -> bytes:
+def bucket_layouts(bucket: Mapping[str, Any]) -> bytes:
     """The bucket's colour layouts, one per hash (unknown for hashes stored before them)."""
     count = len(bucket["hashes"]) // 8
     known = bytes(bucket.get("layouts") or b"")
@@ -139,7 +139,7 @@ def added(
     return {
         bucket_id: {
             "hashes": bytes((bucket or {}).get("hashes") or b"") + packed,
-            "layouts": (_layouts(bucket) if bucket and bucket.get("hashes") else b"")
+            "layouts": (bucket_layouts(bucket) if bucket and bucket.get("hashes") else b"")
             + bytes.fromhex(layout),
         }
         for bucket_id, bucket in buckets.items()

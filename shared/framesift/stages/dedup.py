@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from framesift import phashindex
+from framesift import datasetindex, phashindex
 from framesift.bookkeeping import (
     ContentHash,
     DedupBatch,
@@ -69,6 +69,7 @@ from framesift.naming import (
     parse_upload_name,
     photo_id,
 )
+from framesift.parts import MAX_COMMIT_WRITES
 from framesift.ports import BlobStore, DocKey, DocumentStore, Publisher
 from framesift.stages.uploads import record_ignored
 from framesift.topology import DEDUP, Collections, Topics
@@ -104,6 +105,7 @@ class DedupConfig:
     dedup_threshold: int
     dedup_layout_threshold: float
     dedup_scope: DedupScope
+    dedup_leaf_cap: int
 
 
 class Dedup:
@@ -249,20 +251,24 @@ class Dedup:
         self, frame: SampledFrame, batch: FrameBatch, within_video: bool = True
     ) -> DedupDecision:
         """Decide one frame exactly once, atomically with the indexes it reads and extends."""
-        scopes = {"video": f"video:{batch.video_doc_id}"} if within_video else {}
-        scopes["dataset"] = self._dataset_scope(batch.collector)
-        buckets = {
-            name: [
-                (Collections.PHASH_BUCKETS, bucket_id)
-                for bucket_id in phashindex.bucket_ids(
-                    scope, frame.phash, self._config.dedup_threshold
-                )
-            ]
-            for name, scope in scopes.items()
-        }
+        threshold = self._config.dedup_threshold
+        video = f"video:{batch.video_doc_id}" if within_video else None
+        video_buckets = [
+            (Collections.PHASH_BUCKETS, bucket_id)
+            for bucket_id in (phashindex.bucket_ids(video, frame.phash, threshold) if video else [])
+        ]
+        dataset = self._dataset_scope(batch.collector)
+        lookup = datasetindex.Lookup(
+            dataset, frame.phash, datasetindex.geometry(threshold, self._config.dedup_leaf_cap)
+        )
+        # Named first: it refuses a scope that cannot be part of a document id (InvalidName).
+        dataset_owner: DocKey = (
+            Collections.PHASH_OWNERS,
+            phashindex.owner_id(dataset, frame.phash),
+        )
         frame_key: DocKey = (Collections.FRAMES, frame.frame_id)
         content_key: DocKey = (Collections.CONTENT_HASHES, frame.sha256)
-        keys = [frame_key, content_key, *(key for keys in buckets.values() for key in keys)]
+        keys = [frame_key, content_key, *video_buckets, *lookup.first_keys()]
 
         def change(
             docs: dict[DocKey, dict | None],
@@ -270,7 +276,19 @@ class Dedup:
             earlier = DedupDecision.from_fields(docs[frame_key] or {})
             if earlier is not None:
                 return {}, earlier
-            decision = self._judge(frame, docs, content_key, scopes, buckets)
+            found = lookup.read(docs)
+            nearest = {
+                "video": lambda: phashindex.nearest(
+                    frame.phash,
+                    (docs[key] for key in video_buckets),
+                    threshold,
+                    frame.layout,
+                    self._config.dedup_layout_threshold,
+                ),
+                "dataset": lambda: found.nearest(frame.layout, self._config.dedup_layout_threshold),
+            }
+            scopes = {"video": video, "dataset": dataset} if video else {"dataset": dataset}
+            decision = self._judge(frame, docs, content_key, scopes, nearest)
             writes: dict[DocKey, dict] = {frame_key: decision.as_fields()}
             if docs[content_key] is None and not batch.source_damaged:
                 writes[content_key] = ContentHash(
@@ -279,22 +297,22 @@ class Dedup:
                     kept_frame_id=decision.duplicate_of or frame.frame_id,
                 ).stored()
             if decision.status is DedupStatus.KEPT:
-                # A damaged source's frame is an original within its own video only.
-                indexed = {"video"} if batch.source_damaged else set(scopes)
-                for name, scope in scopes.items():
-                    if name not in indexed:
-                        continue
-                    read = {key[1]: docs[key] for key in buckets[name]}
+                owner = PhashOwner(frame_id=frame.frame_id).stored()
+                if video:
+                    read = {key[1]: docs[key] for key in video_buckets}
                     for bucket_id, data in phashindex.added(
                         read, frame.phash, frame.layout
                     ).items():
                         writes[(Collections.PHASH_BUCKETS, bucket_id)] = PhashBucket(
                             **data
                         ).stored()
-                    owner = phashindex.owner_id(scope, frame.phash)
-                    writes[(Collections.PHASH_OWNERS, owner)] = PhashOwner(
-                        frame_id=frame.frame_id
-                    ).stored()
+                    writes[(Collections.PHASH_OWNERS, phashindex.owner_id(video, frame.phash))] = (
+                        owner
+                    )
+                # A damaged source's frame is an original within its own video only.
+                if not batch.source_damaged:
+                    writes[dataset_owner] = owner
+                    writes.update(found.added(frame.layout, MAX_COMMIT_WRITES - len(writes)))
             return writes, decision
 
         return self._documents.transact(keys, change)
@@ -305,7 +323,7 @@ class Dedup:
         docs: dict[DocKey, dict | None],
         content_key: DocKey,
         scopes: dict[str, str],
-        buckets: dict[str, list[DocKey]],
+        nearest: Mapping[str, Callable[[], phashindex.Neighbour | None]],
     ) -> DedupDecision:
         content = docs[content_key] or {}
         if content.get("frame_id") not in (None, frame.frame_id):
@@ -316,17 +334,11 @@ class Dedup:
                 duplicate_of=content.get("kept_frame_id") or content["frame_id"],
                 distance=0,
             )
-        for name, keys in buckets.items():
-            match = phashindex.nearest(
-                frame.phash,
-                (docs[key] for key in keys),
-                self._config.dedup_threshold,
-                frame.layout,
-                self._config.dedup_layout_threshold,
-            )
+        for name, scope in scopes.items():
+            match = nearest[name]()
             if match is None:
                 continue
-            owner_key = (Collections.PHASH_OWNERS, phashindex.owner_id(scopes[name], match.phash))
+            owner_key = (Collections.PHASH_OWNERS, phashindex.owner_id(scope, match.phash))
             if owner_key not in docs:
                 raise ReadMore([owner_key])
             return DedupDecision(
