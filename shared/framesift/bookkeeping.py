@@ -80,6 +80,9 @@ class PhashOwner(Document):
 class DedupBatchStatus(StrEnum):
     PROCESSING = "processing"
     SENT = "sent"  # its kept frames are on their way to the labeler
+    # Its decided frames' kept ones were sent on; ``failed`` frames were not decided (their
+    # frames say why): the batch was dead-lettered, and is decided again when replayed.
+    FAILED = "failed"
 
 
 class DedupBatch(Document):
@@ -91,6 +94,7 @@ class DedupBatch(Document):
     # Written when it is sent.
     kept: int | None = None
     frames: int | None = None
+    failed: int | None = None
 
     def stored(self) -> dict[str, Any]:
         return self.model_dump(exclude={UPDATED_AT}, exclude_none=True)

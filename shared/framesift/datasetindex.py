@@ -100,6 +100,8 @@ class Lookup:
             for (collection, doc_id), doc in docs.items()
             if collection == Collections.PHASH_BUCKETS and doc_id.startswith(f"{self.scope}~r")
         }
+        for doc_id, doc in nodes.items():
+            phashindex.check(doc_id, doc)
         plan = dedupindex.plan(self.scope, self.phash, nodes, self.geometry)
         buckets: list[DocKey] = []
         if not buckets_retired(docs):
@@ -109,6 +111,8 @@ class Lookup:
         wanted = [*node_keys(plan.missing), *(key for key in buckets if key not in docs)]
         if wanted:
             raise ReadMore(wanted)
+        for key in buckets:
+            phashindex.check(key[1], docs[key])
         return Found(
             self.scope,
             self.phash,

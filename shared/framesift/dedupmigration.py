@@ -71,6 +71,7 @@ def migrate(
     for bucket_id in buckets:
         done.buckets += 1
         bucket = documents.get(Collections.PHASH_BUCKETS, bucket_id) or {}
+        phashindex.check(bucket_id, bucket)
         entries = _entries(bucket_id, bucket)
         record = documents.get(Collections.DEDUP_INDEX_STATE, _record_id(bucket_id)) or {}
         if record.get("entries") == len(entries):
@@ -137,6 +138,8 @@ def _add(
 
     def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], tuple[int, int]]:
         nodes: dict[str, Mapping[str, Any] | None] = {key[1]: doc for key, doc in docs.items()}
+        for doc_id, doc in nodes.items():
+            phashindex.check(doc_id, doc)
         writes: dict[DocKey, dict[str, Any]] = {}
         taken = fresh = 0
         for phash, layout in offered:

@@ -185,6 +185,9 @@ class FrameRecord(FrameSource, CaptureFields):
 class DedupStatus(StrEnum):
     KEPT = "kept"
     DROPPED = "dropped"
+    # Not decided: an index document it reads is corrupt (``dedup_error`` says which); decided
+    # when its batch's dead letter is replayed after the repair.
+    FAILED = "failed"
 
 
 class DropReason(StrEnum):
@@ -201,6 +204,7 @@ class DedupDecision(BaseModel):
     duplicate_of: str | None = None
     distance: int | None = None
     scope: str | None = None  # "video" or "dataset" for a near duplicate
+    error: str | None = None  # why it failed
     decided_at: datetime = Field(default_factory=utcnow)
 
     def as_fields(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from framesift.errors import InvalidName
+from framesift.errors import CorruptIndex, InvalidName
 from framesift.imagestats import LAYOUT_UNKNOWN, layout_distance
 from framesift.naming import document_id_refusal
 
@@ -86,6 +86,25 @@ def _document_id(doc_id: str) -> str:
     if reason := document_id_refusal(doc_id):
         raise InvalidName(f"dedup index: {reason}")
     return doc_id
+
+
+def check(doc_id: str, doc: Mapping[str, Any] | None) -> None:
+    """Raise CorruptIndex unless ``doc`` is absent or a bucket (or a chain node: the same
+    fields and ``split``) as this module and :mod:`framesift.dedupindex` write them."""
+    if doc is None:
+        return
+    hashes, layouts = doc.get("hashes", b""), doc.get("layouts", b"")
+    if not isinstance(hashes, bytes) or not isinstance(layouts, bytes):
+        raise CorruptIndex(f"dedup index document {doc_id}: hashes and layouts must be bytes")
+    if len(hashes) % 8 or len(layouts) % _LAYOUT or len(layouts) // _LAYOUT > len(hashes) // 8:
+        raise CorruptIndex(
+            f"dedup index document {doc_id}: {len(hashes)} bytes of hashes (8 each) and"
+            f" {len(layouts)} of colour layouts ({_LAYOUT} each, at most one per hash)"
+        )
+    if not isinstance(doc.get("split", False), bool):
+        raise CorruptIndex(f"dedup index document {doc_id}: split must be true or false")
+    if doc.get("split") and hashes:
+        raise CorruptIndex(f"dedup index document {doc_id}: a split node holds no hashes")
 
 
 def nearest(

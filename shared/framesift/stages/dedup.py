@@ -57,7 +57,7 @@ from framesift.documents import (
     UnreadableFrame,
     create_or_get,
 )
-from framesift.errors import InvalidName, ReadMore, UnreadableImage
+from framesift.errors import CorruptIndex, InvalidName, ReadMore, UnreadableImage
 from framesift.events import OBJECT_FINALIZE, GcsNotification, PubSubMessage
 from framesift.imagestats import image_stats
 from framesift.logs import bind_context, get_logger
@@ -211,8 +211,11 @@ class Dedup:
             log.info("duplicate delivery: batch already decided and sent")
             return BatchResult(BatchOutcome.DUPLICATE)
 
-        decisions = [(frame, self.decide(frame, batch, within_video)) for frame in batch.frames]
+        decisions = [
+            (frame, self._decide_or_fail(frame, batch, within_video)) for frame in batch.frames
+        ]
         kept = [frame for frame, decision in decisions if decision.status is DedupStatus.KEPT]
+        failed = [decision for _, decision in decisions if decision.status is DedupStatus.FAILED]
         if kept:
             message = KeptFrames(
                 batch_id=batch.batch_id,
@@ -226,13 +229,20 @@ class Dedup:
                 message.model_dump_json().encode(),
                 {"batch_id": batch.batch_id, "video_doc_id": batch.video_doc_id},
             )
+        status = DedupBatchStatus.FAILED if failed else DedupBatchStatus.SENT
         documents.merge(
             Collections.DEDUP_BATCHES,
             batch.batch_id,
             DedupBatch.fields(
-                status=DedupBatchStatus.SENT.value, kept=len(kept), frames=len(decisions)
+                status=status.value, kept=len(kept), frames=len(decisions), failed=len(failed)
             ),
         )
+        if failed:
+            # The others are decided and sent on; the batch is dead-lettered for these, and its
+            # replay decides them (the decided ones keep their decisions).
+            raise CorruptIndex(
+                f"{len(failed)} of {len(decisions)} frames not decided: {failed[0].error}"
+            )
         log.info(
             "batch decided",
             extra={"fields": {"kept": len(kept), "dropped": len(decisions) - len(kept)}},
@@ -246,6 +256,25 @@ class Dedup:
 
     def _dataset_scope(self, collector: str) -> str:
         return "all" if self._config.dedup_scope is DedupScope.ALL else f"collector:{collector}"
+
+    def _decide_or_fail(
+        self, frame: SampledFrame, batch: FrameBatch, within_video: bool
+    ) -> DedupDecision:
+        """The frame's decision, or its failure recorded on it (unless it was decided)."""
+        try:
+            return self.decide(frame, batch, within_video)
+        except CorruptIndex as exc:
+            log.error("frame not decided: %s", exc, extra={"fields": {"frame_id": frame.frame_id}})
+            failure = DedupDecision(status=DedupStatus.FAILED, error=str(exc))
+            key: DocKey = (Collections.FRAMES, frame.frame_id)
+
+            def record(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], DedupDecision]:
+                earlier = DedupDecision.from_fields(docs[key] or {})
+                if earlier is not None and earlier.status is not DedupStatus.FAILED:
+                    return {}, earlier  # another instance decided it meanwhile
+                return {key: failure.as_fields()}, failure
+
+            return self._documents.transact([key], record)
 
     def decide(
         self, frame: SampledFrame, batch: FrameBatch, within_video: bool = True
@@ -274,8 +303,10 @@ class Dedup:
             docs: dict[DocKey, dict | None],
         ) -> tuple[dict[DocKey, dict], DedupDecision]:
             earlier = DedupDecision.from_fields(docs[frame_key] or {})
-            if earlier is not None:
+            if earlier is not None and earlier.status is not DedupStatus.FAILED:
                 return {}, earlier
+            for key in video_buckets:
+                phashindex.check(key[1], docs[key])
             found = lookup.read(docs)
             nearest = {
                 "video": lambda: phashindex.nearest(
@@ -341,10 +372,16 @@ class Dedup:
             owner_key = (Collections.PHASH_OWNERS, phashindex.owner_id(scope, match.phash))
             if owner_key not in docs:
                 raise ReadMore([owner_key])
+            owner = (docs[owner_key] or {}).get("frame_id")
+            if not isinstance(owner, str) or not owner:
+                raise CorruptIndex(
+                    f"dedup index: hash {match.phash} is kept in {scope} but {owner_key[1]}"
+                    " names no frame"
+                )
             return DedupDecision(
                 status=DedupStatus.DROPPED,
                 drop_reason=DropReason.NEAR_DUPLICATE,
-                duplicate_of=(docs[owner_key] or {}).get("frame_id"),
+                duplicate_of=owner,
                 distance=match.distance,
                 scope=name,
             )
