@@ -205,6 +205,10 @@ class DedupDecision(BaseModel):
     distance: int | None = None
     scope: str | None = None  # "video" or "dataset" for a near duplicate
     error: str | None = None  # why it failed
+    # The index documents (all but the frame's own) its transaction read and wrote, as it
+    # committed: what the decision cost in Firestore operations.
+    index_reads: int | None = None
+    index_writes: int | None = None
     decided_at: datetime = Field(default_factory=utcnow)
 
     def as_fields(self) -> dict[str, Any]:

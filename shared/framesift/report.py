@@ -42,6 +42,9 @@ class Sheet:
     frames: int
     kept: int
     captured: str = ""  # when, where and with what it was taken, as far as it says
+    # Documents of dedup's indexes its frames' decisions read and wrote (Firestore operations).
+    index_reads: int = 0
+    index_writes: int = 0
 
 
 def captured(record: dict[str, Any]) -> str:
@@ -142,10 +145,14 @@ def write_report(
         taken = captured(record)
         title = f"{source}  ({video_doc_id})" + (f"  {taken}" if taken else "")
         count, kept = contact_sheet(frames, blobs, path, title)
-        sheets.append(Sheet(video_doc_id, source, path, count, kept, taken))
+        reads, writes = (
+            sum(f.get(f"dedup_index_{n}") or 0 for f in frames) for n in ("reads", "writes")
+        )
+        sheets.append(Sheet(video_doc_id, source, path, count, kept, taken, reads, writes))
     items = "\n".join(
         f"<h2>{html.escape(s.source)} <small>({html.escape(s.video_doc_id)})</small>:"
         f" {s.kept} kept of {s.frames}</h2>"
+        f"<p>dedup index: {s.index_reads} documents read, {s.index_writes} written</p>"
         + (f"<p>captured {html.escape(s.captured)}</p>" if s.captured else "")
         + f'<a href="{html.escape(s.path.name)}"><img src="{html.escape(s.path.name)}"'
         f' style="max-width:100%"></a>'

@@ -344,7 +344,11 @@ class Dedup:
                 if not batch.source_damaged:
                     writes[dataset_owner] = owner
                     writes.update(found.added(frame.layout, MAX_COMMIT_WRITES - len(writes)))
-            return writes, decision
+            counted = decision.model_copy(
+                update={"index_reads": len(docs) - 1, "index_writes": len(writes) - 1}
+            )
+            writes[frame_key] = counted.as_fields()
+            return writes, counted
 
         return self._documents.transact(keys, change)
 

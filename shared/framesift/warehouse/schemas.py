@@ -120,6 +120,16 @@ FRAMES_TABLE = TableSchema(
         Column("orientation", "INT64", description="a photo: its EXIF Orientation, applied"),
         # Dedup at fleet scale (#32).
         Column("dedup_error", "STRING", description="why it failed: a corrupt index document"),
+        Column(
+            "dedup_index_reads",
+            "INT64",
+            description="documents of dedup's indexes its decision read (Firestore reads)",
+        ),
+        Column(
+            "dedup_index_writes",
+            "INT64",
+            description="documents of dedup's indexes its decision wrote (Firestore writes)",
+        ),
     ),
     partition_by="created_at",
     cluster_by=("collector", "video_doc_id"),
