@@ -9,10 +9,10 @@ buckets: until ``framesift migrate-dedup-index`` has copied them all into chains
 buckets too, so no frame is kept beside a duplicate that only the buckets hold. A kept frame goes
 into the chains only: the buckets stop growing once this release runs.
 
-One transaction: :meth:`Lookup.first_keys` are read with the decision's other documents;
-:meth:`Lookup.read` plans the walk down the chains over what was read and asks for the nodes still
-missing (and, before the migration, the buckets) with :class:`~framesift.errors.ReadMore`, one
-round per trie level; then :meth:`Found.nearest` and, for a kept frame, :meth:`Found.added`.
+One transaction: :meth:`Lookup.read` asks for the first documents (:meth:`Lookup.first_keys`),
+then plans the walk down the chains over what was read and asks for the nodes still missing (and,
+before the migration, the buckets) with :class:`~framesift.errors.ReadMore`, one round per trie
+level; then :meth:`Found.nearest` and, for a kept frame, :meth:`Found.added`.
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ class Lookup:
 
     def read(self, docs: Docs) -> Found:
         """What the lookup found in ``docs``; raises ReadMore for what it still has to read."""
+        first = [key for key in self.first_keys() if key not in docs]
+        if first:
+            raise ReadMore(first)
         nodes = {
             doc_id: doc
             for (collection, doc_id), doc in docs.items()

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from framesift import dedupmigration, phashindex
+from framesift import bootstrap, dedupmigration, phashindex
 from framesift.bookkeeping import BucketsRetired, PhashBucket, PhashOwner
 from framesift.config import Settings
 from framesift.datasetindex import RETIRED_KEY
 from framesift.documents import DedupDecision
+from framesift.embedded import EmbeddedPipeline
 from framesift.ports import DocKey, DocumentStore
 from framesift.topology import Collections
 from tests.support.dedupframes import flipped, one_frame_batch, stage
@@ -138,3 +139,21 @@ def _outcome(decision: DedupDecision, owners: dict[str, str]) -> tuple[str, int]
     assert decision.distance is not None
     [phash] = [h for h, frame_id in owners.items() if frame_id == decision.duplicate_of]
     return phash, decision.distance
+
+
+def test_an_embedded_run_migrates_an_earlier_releases_workdir_first(embedded_settings):
+    pipeline = EmbeddedPipeline(embedded_settings)
+    documents = pipeline.adapters.documents
+    old = OldIndex(documents, "collector:cam")
+    old.keep("old_0000000000", KEPT_EARLIER, layout(random.Random(1)))
+
+    pipeline.run([], collector="cam")
+
+    assert (documents.get(*RETIRED_KEY) or {}).get("retired") is True
+    near = one_frame_batch("vnew", "cam", f"{int(KEPT_EARLIER, 16) ^ 0b1011:016x}")
+    decision = bootstrap.dedup(pipeline.adapters, embedded_settings).decide(near.frames[0], near)
+    assert (decision.status, decision.duplicate_of) == ("dropped", "old_0000000000")
+    assert decision.index_reads == 1 + 11 + 1 + 75 + 1  # no bucket of the scope read
+
+
+KEPT_EARLIER = "5a5a0f0f3c3cc3c3"

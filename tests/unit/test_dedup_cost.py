@@ -52,6 +52,14 @@ def test_a_decision_records_the_index_documents_its_transaction_read_and_wrote()
     assert (dropped.index_reads, dropped.index_writes) == (1 + 11 + 1 + 75 + 1, 1)
     stored = documents.get(Collections.FRAMES, near.frames[0].frame_id) or {}
     assert (stored["dedup_index_reads"], stored["dedup_index_writes"]) == (89, 1)
+    again = first.model_copy(
+        update={
+            "frames": [near.frames[0].model_copy(update={"frame_id": "va_1", "sha256": "c" * 64})]
+        }
+    )
+    repeat = dedup.decide(again.frames[0], again)
+    # Found within its video: the dataset scope's documents are not read (its owner is).
+    assert (repeat.scope, repeat.index_reads, repeat.index_writes) == ("video", 1 + 11 + 1, 1)
 
 
 def test_a_redelivered_batch_counts_nothing_twice():

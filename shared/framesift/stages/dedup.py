@@ -297,7 +297,10 @@ class Dedup:
         )
         frame_key: DocKey = (Collections.FRAMES, frame.frame_id)
         content_key: DocKey = (Collections.CONTENT_HASHES, frame.sha256)
-        keys = [frame_key, content_key, *video_buckets, *lookup.first_keys()]
+        # The dataset scope's documents are read only if the frame gets that far: an exact
+        # duplicate or a repeat within its video (most of a still scene's frames) reads and
+        # writes none of them (one more read round for the others).
+        keys = [frame_key, content_key, *video_buckets]
 
         def change(
             docs: dict[DocKey, dict | None],
@@ -307,7 +310,6 @@ class Dedup:
                 return {}, earlier
             for key in video_buckets:
                 phashindex.check(key[1], docs[key])
-            found = lookup.read(docs)
             nearest = {
                 "video": lambda: phashindex.nearest(
                     frame.phash,
@@ -316,7 +318,9 @@ class Dedup:
                     frame.layout,
                     self._config.dedup_layout_threshold,
                 ),
-                "dataset": lambda: found.nearest(frame.layout, self._config.dedup_layout_threshold),
+                "dataset": lambda: lookup.read(docs).nearest(
+                    frame.layout, self._config.dedup_layout_threshold
+                ),
             }
             scopes = {"video": video, "dataset": dataset} if video else {"dataset": dataset}
             decision = self._judge(frame, docs, content_key, scopes, nearest)
@@ -343,6 +347,7 @@ class Dedup:
                 # A damaged source's frame is an original within its own video only.
                 if not batch.source_damaged:
                     writes[dataset_owner] = owner
+                    found = lookup.read(docs)  # read: a kept frame was looked up in every scope
                     writes.update(found.added(frame.layout, MAX_COMMIT_WRITES - len(writes)))
             counted = decision.model_copy(
                 update={"index_reads": len(docs) - 1, "index_writes": len(writes) - 1}
