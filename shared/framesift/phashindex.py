@@ -19,8 +19,9 @@ A lookup therefore reads exactly ``t + 1`` bucket documents, plus one owner docu
 whatever the index size. A bucket holds about ``n / 2^width`` hashes for ``n`` uniformly spread
 ones (at ``t = 10`` the bands are 5 and 6 bits wide: at most about 3 % of the scope), so
 Firestore's 1 MiB document limit caps one scope (a collector, or everything) at about 1.6 million
-kept frames (20 bytes each). Beyond that the split must change: fewer, wider bands searched
-within a radius, at the price of more reads per lookup.
+kept frames (20 bytes each). Dedup therefore keeps a video's index here (a video keeps few
+frames) and a dataset scope's in :mod:`framesift.dedupindex`'s size-bounded chains, which store
+their leaves in this format.
 
 Concurrency: a decision reads the bucket documents and writes the kept hash into them in one
 transaction. Two near-identical hashes share a band value, so their transactions read and write

@@ -4,8 +4,9 @@ Photos uploaded to the raw bucket's images prefix come in too (as the bucket's n
 each is read, rejected as ``unreadable`` if Pillow cannot decode all of it, and otherwise hashed
 here and decided like a one-frame video.
 
-For each frame, in one document-store transaction (see :mod:`framesift.phashindex` for the
-index and what the transaction guarantees):
+For each frame, in one document-store transaction (see :mod:`framesift.phashindex` for a video's
+index, :mod:`framesift.datasetindex` and :mod:`framesift.dedupindex` for a dataset scope's, and
+what the transaction guarantees):
 
 1. the frame document: a frame already decided keeps its decision (redelivery changes nothing);
 2. exact duplicates: the SHA-256 of the JPEG bytes, across the whole dataset
@@ -24,6 +25,10 @@ again under another collector (where its near original is not in the scope). A f
 that did not decode cleanly (a corrupt copy) goes into its video's index only and claims no
 content hash, so it never becomes the original a clean source's frame is dropped against (the
 clean copy then keeps its frames; both are labeled, which costs less than losing them).
+
+A frame whose lookup reads a corrupt index document (or a match without its owner) is not
+decided: it is recorded ``failed`` with the reason, the batch's other frames go on, and the batch
+is dead-lettered (:class:`~framesift.errors.CorruptIndex`) to be replayed after the repair.
 
 The kept frames of a batch go on to the labeler as one message; a batch already sent is not
 sent again (``dedup_batches/{batch id}``); after a crash between sending and
