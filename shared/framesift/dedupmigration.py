@@ -8,23 +8,26 @@ migration. Every kept hash of a scope is in exactly one of its band-0 buckets
 (``{scope}~b0~{value}``), so those hold the whole scope. For each, its entries (hash and colour
 layout) are added to the scope's chains, in transactions of at most :data:`MAX_COMMIT_WRITES`
 writes and :data:`_COMMIT_BYTES` bytes, each entry only where its leaf does not hold it yet; then
-``dedup_index_state/migrated~{bucket id}`` records how many entries the bucket held. When every
-bucket is recorded with the entries it holds now, ``dedup_index_state/buckets`` retires them all:
-decisions stop reading buckets for the dataset scopes (a decision reading the state then is
-retried by its transaction, and finds the chains complete).
+``dedup_index_state/migrated~{bucket id}`` records how many entries the bucket held. Then the
+buckets written since the pass began (by ``updated_at``, with a minute's margin for the writers'
+clocks) are looked at again, and those whose count is not their record's migrated again, until a
+pass finds none (at most five: else it stops and says why); then ``dedup_index_state/buckets``
+retires them all: decisions stop reading buckets for the dataset scopes (a decision reading the
+state then is retried by its transaction, and finds the chains complete).
 
 Online-safe: it runs beside the deployed functions (which of this release write chains only, so
 the buckets no longer change); stopped at any point, it runs again from where the records say,
-and re-running it changes nothing. Run it once every function runs this release: a bucket a
-function of the earlier release wrote after its record is found again (its count changed) and
-migrated again before the buckets retire. The videos' own buckets stay as they are (a video's
+and re-running it changes nothing. Run it once every function runs this release: a bucket an
+instance of the earlier release writes after the last pass is not seen before the buckets retire
+(a later run finds it). The videos' own buckets stay as they are (a video's
 index is small, and is searched in buckets).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from framesift import datasetindex, dedupindex, phashindex
@@ -39,6 +42,9 @@ from framesift.topology import Collections
 _COMMIT_BYTES = 2 * 1_048_576
 # Entries offered to one transaction (it takes fewer when its writes reach a limit).
 _CHUNK = 256
+# Passes over the buckets written during the previous one before giving up.
+_PASSES = 5
+_CLOCK_MARGIN = timedelta(minutes=1)
 
 Entry = tuple[str, str]  # a hash and its colour layout, in hex
 
@@ -62,33 +68,63 @@ def migrate(
 ) -> Migrated:
     """Migrate every dataset scope's buckets into chains, then retire the buckets."""
     geometry = datasetindex.geometry(threshold, cap)
-    buckets = sorted(
-        doc["_id"]
-        for doc in documents.changed_since(Collections.PHASH_BUCKETS, None)
-        if _is_dataset_band0(doc["_id"])
-    )
+    began = _now()
+    buckets = _band0_buckets(documents.changed_since(Collections.PHASH_BUCKETS, None))
     done = Migrated(scopes=sorted({_scope(bucket_id) for bucket_id in buckets}))
+    done.buckets = len(buckets)
     for bucket_id in buckets:
-        done.buckets += 1
-        bucket = documents.get(Collections.PHASH_BUCKETS, bucket_id) or {}
-        phashindex.check(bucket_id, bucket)
-        entries = _entries(bucket_id, bucket)
-        record = documents.get(Collections.DEDUP_INDEX_STATE, _record_id(bucket_id)) or {}
-        if record.get("entries") == len(entries):
-            continue
-        added = 0
-        while added < len(entries):
-            added += _add(documents, _scope(bucket_id), entries[added:], geometry, done)
-        documents.merge(
-            Collections.DEDUP_INDEX_STATE,
-            _record_id(bucket_id),
-            BucketMigrated(bucket=bucket_id, entries=len(entries)).stored(),
-        )
-        done.migrated += 1
-        say(f"{bucket_id}: {len(entries)} entries")
-    documents.merge(*datasetindex.RETIRED_KEY, BucketsRetired(retired=True).stored())
-    done.retired = True
-    return done
+        _migrate_bucket(documents, bucket_id, geometry, done, say)
+    for _ in range(_PASSES):
+        # A function of the earlier release may have written a bucket after it was migrated
+        # (its count then differs from its record): those written since the last pass began
+        # are looked at again, until a pass finds none to migrate.
+        changed = _band0_buckets(documents.changed_since(Collections.PHASH_BUCKETS, began))
+        began = _now()
+        if not [b for b in changed if _migrate_bucket(documents, b, geometry, done, say)]:
+            documents.merge(*datasetindex.RETIRED_KEY, BucketsRetired(retired=True).stored())
+            done.retired = True
+            return done
+    raise RuntimeError(
+        "the buckets still change: functions of an earlier release still write them; run"
+        " this again once every function runs this release"
+    )
+
+
+def _now() -> datetime:
+    # Writers stamp updated_at by their own clocks: a margin for theirs being behind.
+    return datetime.now(UTC) - _CLOCK_MARGIN
+
+
+def _band0_buckets(docs: Iterable[Mapping[str, Any]]) -> list[str]:
+    return sorted(doc["_id"] for doc in docs if _is_dataset_band0(doc["_id"]))
+
+
+def _migrate_bucket(
+    documents: DocumentStore,
+    bucket_id: str,
+    geometry: dedupindex.Geometry,
+    done: Migrated,
+    say: Callable[[str], None],
+) -> bool:
+    """Add the bucket's entries to its scope's chains unless its record says they are; whether
+    it did."""
+    bucket = documents.get(Collections.PHASH_BUCKETS, bucket_id) or {}
+    phashindex.check(bucket_id, bucket)
+    entries = _entries(bucket)
+    record = documents.get(Collections.DEDUP_INDEX_STATE, _record_id(bucket_id)) or {}
+    if record.get("entries") == len(entries):
+        return False
+    added = 0
+    while added < len(entries):
+        added += _add(documents, _scope(bucket_id), entries[added:], geometry, done)
+    documents.merge(
+        Collections.DEDUP_INDEX_STATE,
+        _record_id(bucket_id),
+        BucketMigrated(bucket=bucket_id, entries=len(entries)).stored(),
+    )
+    done.migrated += 1
+    say(f"{bucket_id}: {len(entries)} entries")
+    return True
 
 
 def _is_dataset_band0(bucket_id: str) -> bool:
@@ -104,7 +140,7 @@ def _record_id(bucket_id: str) -> str:
     return f"migrated~{bucket_id}"
 
 
-def _entries(bucket_id: str, bucket: Mapping[str, Any]) -> list[Entry]:
+def _entries(bucket: Mapping[str, Any]) -> list[Entry]:
     hashes = bytes(bucket.get("hashes") or b"")
     layouts = phashindex.bucket_layouts(bucket) if hashes else b""
     size = dedupindex.LAYOUT_BYTES

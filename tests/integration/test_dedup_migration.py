@@ -157,3 +157,37 @@ def test_an_embedded_run_migrates_an_earlier_releases_workdir_first(embedded_set
 
 
 KEPT_EARLIER = "5a5a0f0f3c3cc3c3"
+
+
+def test_a_bucket_an_older_instance_writes_during_the_migration_is_migrated_again(
+    index_documents, unique
+):
+    """An instance of the earlier release still running keeps a frame into a bucket the
+    migration has just done: the migration finds it changed and migrates it again before it
+    retires the buckets, so the frame's near duplicate is dropped afterwards."""
+    documents = index_documents
+    documents.merge(*RETIRED_KEY, BucketsRetired(retired=False).stored())
+    collector = f"cam-{unique}"
+    old = OldIndex(documents, f"collector:{collector}")
+    rng = random.Random(3)
+    for index in range(20):
+        old.keep(f"{unique}old{index}_0000000000", f"{rng.getrandbits(64):016x}", layout(rng))
+    straggler: list[str] = []
+    migrated: list[str] = []
+
+    def meanwhile(said: str) -> None:
+        migrated.append(said.split(":")[-2])
+        if not straggler:
+            value = int(said.split(":")[-2].rpartition("~b0~")[2], 16)  # the bucket just done
+            straggler.append(f"{value << 58 | rng.getrandbits(58):016x}")
+            old.keep(f"{unique}late_0000000000", straggler[0], layout(rng))
+
+    done = dedupmigration.migrate(documents, THRESHOLD, SETTINGS.dedup_leaf_cap, meanwhile)
+
+    assert done.retired
+    assert migrated.count(migrated[0]) == 2  # the straggler's bucket: again, after it changed
+    near = one_frame_batch(
+        f"{unique}near", collector, f"{int(straggler[0], 16) ^ 0b100000001:016x}"
+    )
+    decision = stage(documents, RecordingPublisher()).decide(near.frames[0], near)
+    assert (decision.status, decision.duplicate_of) == ("dropped", f"{unique}late_0000000000")
