@@ -46,6 +46,31 @@ class PhashBucket(Document):
     layouts: bytes
 
 
+class DedupNode(Document):
+    """``phash_buckets/{scope}~r{chain}~{path}``: a node of a dataset scope's chain
+    (:mod:`framesift.dedupindex`), a leaf's packed hashes and colour layouts as a bucket's, or a
+    split node (no entries: they moved to its children)."""
+
+    hashes: bytes
+    layouts: bytes
+    split: bool
+
+
+class BucketsRetired(Document):
+    """``dedup_index_state/buckets``: every dataset scope's buckets were migrated into chains
+    (:mod:`framesift.dedupmigration`); decisions stop reading them."""
+
+    retired: bool
+
+
+class BucketMigrated(Document):
+    """``dedup_index_state/migrated~{bucket id}``: a bucket whose entries were added to its
+    scope's chains, and how many it held then."""
+
+    bucket: str
+    entries: int
+
+
 class PhashOwner(Document):
     """``phash_owners/{scope}~{phash}``: the kept frame that put the hash into the scope."""
 
@@ -55,6 +80,9 @@ class PhashOwner(Document):
 class DedupBatchStatus(StrEnum):
     PROCESSING = "processing"
     SENT = "sent"  # its kept frames are on their way to the labeler
+    # Its decided frames' kept ones were sent on; ``failed`` frames were not decided (their
+    # frames say why): the batch was dead-lettered, and is decided again when replayed.
+    FAILED = "failed"
 
 
 class DedupBatch(Document):
@@ -66,6 +94,7 @@ class DedupBatch(Document):
     # Written when it is sent.
     kept: int | None = None
     frames: int | None = None
+    failed: int | None = None
 
     def stored(self) -> dict[str, Any]:
         return self.model_dump(exclude={UPDATED_AT}, exclude_none=True)
@@ -151,8 +180,9 @@ MODELS: Mapping[str, tuple[type[Document], ...]] = {
     Collections.DOCUMENT_PARTS: (DocumentPart,),
     Collections.REJECTED_CALLBACKS: (RejectedCallback,),
     Collections.CONTENT_HASHES: (ContentHash,),
-    Collections.PHASH_BUCKETS: (PhashBucket,),
+    Collections.PHASH_BUCKETS: (PhashBucket, DedupNode),
     Collections.PHASH_OWNERS: (PhashOwner,),
+    Collections.DEDUP_INDEX_STATE: (BucketsRetired, BucketMigrated),
     Collections.DEDUP_BATCHES: (DedupBatch,),
     Collections.LABELING_VENDORS: (VendorSetup, ReconcileMark),
     Collections.LABELING_ROUNDS: (RoundBudget,),

@@ -182,6 +182,14 @@ class Settings(BaseSettings, ScaleSettings, LabelStudioSettings):
         description="Where near duplicates are looked for beyond the video: one collector's "
         "frames (`collector`) or all (`all`).",
     )
+    dedup_leaf_cap: int = Field(
+        default=2048,
+        ge=1,
+        le=16384,
+        description="The most hashes one document of a dataset scope's index holds before it "
+        "splits (docs/dedup-index.md: larger reads fewer, bigger documents per lookup). Changing "
+        "it keeps every decision: a lookup follows the splits as stored.",
+    )
 
     labeling_vendor: Vendor = Field(
         default=Vendor.MANIFEST,

@@ -200,13 +200,14 @@ def nearest(
     geometry: Geometry,
     layout: str = LAYOUT_UNKNOWN,
     layout_threshold: float = 255.0,
+    also: Iterable[Mapping[str, Any] | None] = (),
 ) -> phashindex.Neighbour | None:
-    """The closest kept hash within the threshold in the plan's leaves (as phashindex's)."""
+    """The closest kept hash within the threshold in the plan's leaves (as phashindex's), and
+    in the documents ``also`` of the same format (a scope's buckets not yet migrated)."""
     if found.missing:
         raise ValueError("read the plan's missing documents first")
-    return phashindex.nearest(
-        phash, (docs[leaf] for leaf in found.leaves), geometry.threshold, layout, layout_threshold
-    )
+    leaves = [docs[leaf] for leaf in found.leaves]
+    return phashindex.nearest(phash, [*leaves, *also], geometry.threshold, layout, layout_threshold)
 
 
 def own_path(phash: str, start: int, depth: int, geometry: Geometry) -> Node:
@@ -229,10 +230,17 @@ def added(
     docs: Mapping[str, Mapping[str, Any] | None],
     geometry: Geometry,
     layout: str = LAYOUT_UNKNOWN,
+    max_writes: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The writes that add a kept hash to its leaf in every chain, splitting a leaf it would
     take over the cap. ``docs`` must hold what the lookup's :func:`plan` read (the hash's own
-    path is within every budget, so its nodes were read)."""
+    path is within every budget, so its nodes were read).
+
+    With ``max_writes``, a split that would take the writes past it is put off: that leaf takes
+    the hash over the cap (a few entries over: still far under 1 MiB) and splits with a later
+    hash. Each chain's leaf needs one write, so ``max_writes`` must be at least the chains."""
+    if max_writes is not None and max_writes < geometry.chains:
+        raise ValueError(f"adding a hash writes at least {geometry.chains} documents")
     writes: dict[str, dict[str, Any]] = {}
     packed = int(phash, 16).to_bytes(8, "big")
     for start in range(geometry.chains):
@@ -247,9 +255,13 @@ def added(
             depth += 1
             node = own_path(phash, start, depth, geometry)
         hashes, layouts = _entries(docs[doc_id])
-        writes.update(
-            _leaf(scope, node, hashes + packed, layouts + bytes.fromhex(layout), geometry)
-        )
+        grown = (hashes + packed, layouts + bytes.fromhex(layout))
+        leaf = _leaf(scope, node, *grown, geometry)
+        # Room for this chain's writes and one leaf for each chain still to come.
+        later = geometry.chains - start - 1
+        if max_writes is not None and len(writes) + len(leaf) + later > max_writes:
+            leaf = {doc_id: {"hashes": grown[0], "layouts": grown[1], "split": False}}
+        writes.update(leaf)
     return writes
 
 

@@ -191,6 +191,9 @@ class FrameRecord(FrameSource, CaptureFields, Provenance):
 class DedupStatus(StrEnum):
     KEPT = "kept"
     DROPPED = "dropped"
+    # Not decided: an index document it reads is corrupt (``dedup_error`` says which); decided
+    # when its batch's dead letter is replayed after the repair.
+    FAILED = "failed"
 
 
 class DropReason(StrEnum):
@@ -207,6 +210,11 @@ class DedupDecision(BaseModel):
     duplicate_of: str | None = None
     distance: int | None = None
     scope: str | None = None  # "video" or "dataset" for a near duplicate
+    error: str | None = None  # why it failed
+    # The index documents (all but the frame's own) its transaction read and wrote, as it
+    # committed: what the decision cost in Firestore operations.
+    index_reads: int | None = None
+    index_writes: int | None = None
     decided_at: datetime = Field(default_factory=utcnow)
 
     def as_fields(self) -> dict[str, Any]:

@@ -82,6 +82,12 @@ class DocumentRefused(PermanentError, ValueError):
     INVALID_ARGUMENT: a reserved field name such as ``__name__``, a value it cannot hold)."""
 
 
+class CorruptIndex(PermanentError, ValueError):
+    """A dedup index document no writer could have written (packed bytes of a wrong length, a
+    field of another type), or a kept hash whose owner is not recorded: the frames whose lookup
+    reads it cannot be decided until it is repaired (docs/operations.md)."""
+
+
 class InvalidModel(PermanentError, ValueError):
     """A detector that cannot be used: not ONNX, outputs no decoder reads, no class names, or
     none of the labeling classes (``FRAMESIFT_MODEL_*``)."""

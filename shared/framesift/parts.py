@@ -38,6 +38,9 @@ from framesift.topology import Collections
 # https://firebase.google.com/docs/firestore/quotas: "Maximum size for a document: 1 MiB
 # (1,048,576 bytes)".
 MAX_DOCUMENT_BYTES = 1_048_576
+# The same page: "Maximum number of writes that can be passed to a Commit operation or performed
+# in a transaction: 500".
+MAX_COMMIT_WRITES = 500
 PARTS = Collections.DOCUMENT_PARTS
 LISTED = "parts"  # the field of a split document listing its parts' ids
 # Attempts at writing a document whose parts changed under it (a concurrent writer's).

@@ -19,8 +19,9 @@ A lookup therefore reads exactly ``t + 1`` bucket documents, plus one owner docu
 whatever the index size. A bucket holds about ``n / 2^width`` hashes for ``n`` uniformly spread
 ones (at ``t = 10`` the bands are 5 and 6 bits wide: at most about 3 % of the scope), so
 Firestore's 1 MiB document limit caps one scope (a collector, or everything) at about 1.6 million
-kept frames (20 bytes each). Beyond that the split must change: fewer, wider bands searched
-within a radius, at the price of more reads per lookup.
+kept frames (20 bytes each). Dedup therefore keeps a video's index here (a video keeps few
+frames) and a dataset scope's in :mod:`framesift.dedupindex`'s size-bounded chains, which store
+their leaves in this format.
 
 Concurrency: a decision reads the bucket documents and writes the kept hash into them in one
 transaction. Two near-identical hashes share a band value, so their transactions read and write
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from framesift.errors import InvalidName
+from framesift.errors import CorruptIndex, InvalidName
 from framesift.imagestats import LAYOUT_UNKNOWN, layout_distance
 from framesift.naming import document_id_refusal
 
@@ -88,6 +89,25 @@ def _document_id(doc_id: str) -> str:
     return doc_id
 
 
+def check(doc_id: str, doc: Mapping[str, Any] | None) -> None:
+    """Raise CorruptIndex unless ``doc`` is absent or a bucket (or a chain node: the same
+    fields and ``split``) as this module and :mod:`framesift.dedupindex` write them."""
+    if doc is None:
+        return
+    hashes, layouts = doc.get("hashes", b""), doc.get("layouts", b"")
+    if not isinstance(hashes, bytes) or not isinstance(layouts, bytes):
+        raise CorruptIndex(f"dedup index document {doc_id}: hashes and layouts must be bytes")
+    if len(hashes) % 8 or len(layouts) % _LAYOUT or len(layouts) // _LAYOUT > len(hashes) // 8:
+        raise CorruptIndex(
+            f"dedup index document {doc_id}: {len(hashes)} bytes of hashes (8 each) and"
+            f" {len(layouts)} of colour layouts ({_LAYOUT} each, at most one per hash)"
+        )
+    if not isinstance(doc.get("split", False), bool):
+        raise CorruptIndex(f"dedup index document {doc_id}: split must be true or false")
+    if doc.get("split") and hashes:
+        raise CorruptIndex(f"dedup index document {doc_id}: a split node holds no hashes")
+
+
 def nearest(
     phash: str,
     buckets: Iterable[Mapping[str, Any] | None],
@@ -107,7 +127,7 @@ def nearest(
     if not close.size:
         return None
     if layout != LAYOUT_UNKNOWN:
-        layouts = b"".join(_layouts(b) for b in read)
+        layouts = b"".join(bucket_layouts(b) for b in read)
         close = np.array(
             [
                 i
@@ -124,7 +144,7 @@ def nearest(
     return Neighbour(phash=f"{best[1]:016x}", distance=best[0])
 
 
-def _layouts(bucket: Mapping[str, Any]) -> bytes:
+def bucket_layouts(bucket: Mapping[str, Any]) -> bytes:
     """The bucket's colour layouts, one per hash (unknown for hashes stored before them)."""
     count = len(bucket["hashes"]) // 8
     known = bytes(bucket.get("layouts") or b"")
@@ -139,7 +159,7 @@ def added(
     return {
         bucket_id: {
             "hashes": bytes((bucket or {}).get("hashes") or b"") + packed,
-            "layouts": (_layouts(bucket) if bucket and bucket.get("hashes") else b"")
+            "layouts": (bucket_layouts(bucket) if bucket and bucket.get("hashes") else b"")
             + bytes.fromhex(layout),
         }
         for bucket_id, bucket in buckets.items()

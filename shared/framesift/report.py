@@ -44,6 +44,9 @@ class Sheet:
     kept: int
     captured: str = ""  # when, where and with what it was taken, as far as it says
     provenance: str = ""  # where it was sampled, when at an edge (framesift.provenance)
+    # Documents of dedup's indexes its frames' decisions read and wrote (Firestore operations).
+    index_reads: int = 0
+    index_writes: int = 0
 
 
 def captured(record: dict[str, Any]) -> str:
@@ -144,12 +147,26 @@ def write_report(
         taken = captured(record)
         title = f"{source}  ({video_doc_id})" + (f"  {taken}" if taken else "")
         count, kept = contact_sheet(frames, blobs, path, title)
+        reads, writes = (
+            sum(f.get(f"dedup_index_{n}") or 0 for f in frames) for n in ("reads", "writes")
+        )
         sheets.append(
-            Sheet(video_doc_id, source, path, count, kept, taken, provenance_line(record))
+            Sheet(
+                video_doc_id,
+                source,
+                path,
+                count,
+                kept,
+                taken,
+                provenance_line(record),
+                reads,
+                writes,
+            )
         )
     items = "\n".join(
         f"<h2>{html.escape(s.source)} <small>({html.escape(s.video_doc_id)})</small>:"
         f" {s.kept} kept of {s.frames}</h2>"
+        f"<p>dedup index: {s.index_reads} documents read, {s.index_writes} written</p>"
         + (f"<p>captured {html.escape(s.captured)}</p>" if s.captured else "")
         + (f"<p>{html.escape(s.provenance)}</p>" if s.provenance else "")
         + f'<a href="{html.escape(s.path.name)}"><img src="{html.escape(s.path.name)}"'

@@ -22,6 +22,8 @@ class VideoRow(BaseModel):
     outcome: str
     frames: int
     reason: str
+    index_reads: int  # documents of dedup's indexes its frames' decisions read
+    index_writes: int  # and wrote
 
 
 class RefusedRow(BaseModel):
@@ -47,33 +49,58 @@ class RunReport(BaseModel):
     skipped_by_policy: int
     estimated_cost_usd: float
     saved_usd: float
+    # Dedup's index documents read and written for the run's sources, and the hours of video
+    # they came from (photos have none).
+    dedup_index_reads: int
+    dedup_index_writes: int
+    video_hours: float
     dead_letters: int
     workdir: str
 
+    def per_video_hour(self, count: int) -> float | None:
+        return count / self.video_hours if self.video_hours else None
+
 
 @dataclass(frozen=True)
-class LabelingCost:
+class SourceCost:
+    """What one uploaded video or photo cost: its labeling, what dedup and selection saved, the
+    index documents its dedup decisions read and wrote, and its length (None for a photo)."""
+
     cost_usd: float
-    saved_usd: float  # by dedup and the selection policy
+    saved_usd: float
+    index_reads: int
+    index_writes: int
+    duration_s: float | None
 
 
-def labeling_cost(warehouse: Warehouse, sources: Sequence[str]) -> LabelingCost:
-    """The labeling cost of the frames of ``sources`` (ids from
-    :meth:`~framesift.embedded.EmbeddedPipeline.source_doc_id`, safe to quote) and what dedup
-    and selection saved, rounded to four places."""
+def source_costs(warehouse: Warehouse, sources: Sequence[str]) -> dict[str, SourceCost]:
+    """The costs of ``sources`` (ids from :meth:`~framesift.embedded.EmbeddedPipeline.
+    source_doc_id`, safe to quote), from the warehouse's ``labeling_cost_by_source`` view."""
     if not sources:
-        return LabelingCost(0.0, 0.0)
+        return {}
     quoted = ", ".join(f"'{source}'" for source in sources)
-    [row] = warehouse.query(
-        "SELECT COALESCE(SUM(cost_usd), 0) AS cost_usd,"  # noqa: S608
-        " COALESCE(SUM(saved_by_dedup_and_selection_usd), 0) AS saved_usd"
-        f" FROM {{dataset}}.labeling_cost_by_source WHERE video_doc_id IN ({quoted})"
+    rows = warehouse.query(
+        "SELECT c.video_doc_id, c.cost_usd, c.saved_by_dedup_and_selection_usd AS saved_usd,"  # noqa: S608
+        " c.dedup_index_reads, c.dedup_index_writes, v.duration_s"
+        " FROM {dataset}.labeling_cost_by_source AS c"
+        " LEFT JOIN {dataset}.videos AS v ON v.id = c.video_doc_id"
+        f" WHERE c.video_doc_id IN ({quoted})"
     )
-    return LabelingCost(round(row["cost_usd"], 4), round(row["saved_usd"], 4))
+    return {
+        row["video_doc_id"]: SourceCost(
+            row["cost_usd"],
+            row["saved_usd"],
+            row["dedup_index_reads"],
+            row["dedup_index_writes"],
+            row["duration_s"],
+        )
+        for row in rows
+    }
 
 
 def run_report(summary: RunSummary, warehouse: Warehouse, workdir: Path) -> RunReport:
-    cost = labeling_cost(warehouse, summary.sources)
+    costs = source_costs(warehouse, summary.sources)
+    none = SourceCost(0.0, 0.0, 0, 0, None)
     return RunReport(
         videos=[
             VideoRow(
@@ -82,6 +109,8 @@ def run_report(summary: RunSummary, warehouse: Warehouse, workdir: Path) -> RunR
                 outcome=r.outcome.value,
                 frames=r.frames,
                 reason=r.reason,
+                index_reads=costs.get(r.video_doc_id or "", none).index_reads,
+                index_writes=costs.get(r.video_doc_id or "", none).index_writes,
             )
             for r in summary.videos
         ],
@@ -95,8 +124,11 @@ def run_report(summary: RunSummary, warehouse: Warehouse, workdir: Path) -> RunR
         dropped=summary.dropped_by_reason(),
         labeling_tasks=summary.tasks,
         skipped_by_policy=summary.skipped,
-        estimated_cost_usd=cost.cost_usd,
-        saved_usd=cost.saved_usd,
+        estimated_cost_usd=round(sum(c.cost_usd for c in costs.values()), 4),
+        saved_usd=round(sum(c.saved_usd for c in costs.values()), 4),
+        dedup_index_reads=sum(c.index_reads for c in costs.values()),
+        dedup_index_writes=sum(c.index_writes for c in costs.values()),
+        video_hours=sum(c.duration_s or 0.0 for c in costs.values()) / 3600,
         dead_letters=summary.dead_letters,
         workdir=str(workdir),
     )

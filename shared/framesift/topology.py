@@ -51,10 +51,13 @@ class Collections:
     DOCUMENT_PARTS = "document_parts"
     # Authenticated callbacks the webhook could not store and no retry would, kept to replay.
     REJECTED_CALLBACKS = "rejected_callbacks"
-    # Dedup's indexes: the first kept frame per JPEG digest, pHash bands, and batches sent on.
+    # Dedup's indexes: the first kept frame per JPEG digest, pHash bands (a video's buckets,
+    # a dataset scope's chain nodes), and batches sent on.
     CONTENT_HASHES = "content_hashes"
     PHASH_BUCKETS = "phash_buckets"
     PHASH_OWNERS = "phash_owners"
+    # How far the dataset scopes' buckets migrated into chains (framesift.dedupmigration).
+    DEDUP_INDEX_STATE = "dedup_index_state"
     DEDUP_BATCHES = "dedup_batches"
     # A vendor's one-time setup (e.g. the Label Studio project id).
     LABELING_VENDORS = "labeling_vendors"

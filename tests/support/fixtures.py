@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 import requests
 
+from framesift.adapters.embedded.sqlite import SqliteDocumentStore
 from framesift.config import Backend, Settings
 from framesift.media import SYSTEM, Ffmpeg
+from framesift.ports import DocumentStore
 from framesift_dev.devstack import DevStack, StackState, free_port
 from framesift_dev.testvideo import generate_test_video
 from tests.support.infra import SECRET_VALUES, Recorder, deploy_under_mocks
@@ -310,3 +312,13 @@ def deployed() -> tuple[Recorder, Any]:
         labelstudio_url="https://labelstudio.example",
         secrets=SECRET_VALUES,
     )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.emulated)])
+def index_documents(request: pytest.FixtureRequest, tmp_path: Path) -> DocumentStore:
+    """A document store for dedup's index tests: SQLite, and the Firestore emulator's."""
+    if request.param == "sqlite":
+        return SqliteDocumentStore(tmp_path / "documents.sqlite3")
+    from framesift.adapters.gcp.firestore import FirestoreDocumentStore
+
+    return FirestoreDocumentStore(request.getfixturevalue("devstack").project)

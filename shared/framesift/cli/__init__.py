@@ -33,6 +33,7 @@ app.command("rotate-webhook-secret")(labels.rotate_webhook_secret)
 app.command("export-warehouse")(dataset.export_warehouse)
 app.command("export")(dataset.export_dataset)
 app.command("replay-dead-letters")(operations.replay_dead_letters)
+app.command("migrate-dedup-index")(operations.migrate_dedup_index)
 app.command("make-sample")(operations.make_sample)
 
 

@@ -55,6 +55,11 @@ def report(
             str(sheet.path),
         )
     console.print(table)
+    reads, writes = sum(s.index_reads for s in sheets), sum(s.index_writes for s in sheets)
+    console.print(
+        f"dedup index: {reads} documents read and {writes} written for these sources"
+        " (per video in index.html)"
+    )
     if agreement:
         for title, rows in (
             ("model against humans (IoU 0.5, from the warehouse)", agreement.overall),

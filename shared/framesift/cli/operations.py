@@ -91,6 +91,30 @@ def replay_dead_letters(
         )
 
 
+def migrate_dedup_index(
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="An embedded run's folder (given: its documents, embedded)."),
+    ] = None,
+) -> None:
+    """Move the dataset scopes' near-duplicate index from an earlier release's buckets into
+    chains (docs/dedup-index.md), then stop reading the buckets. Decisions do not change; safe
+    to run while the functions run, to stop, and to run again (it resumes; a second run does
+    nothing). FRAMESIFT_* settings pick the backend."""
+    from framesift.bootstrap import build_adapters
+    from framesift.config import Backend
+    from framesift.dedupmigration import migrate
+
+    embedded = {"backend": Backend.EMBEDDED, "workdir": workdir} if workdir else {}
+    settings = settings_from(**embedded)
+    documents = build_adapters(settings).documents
+    done = migrate(documents, settings.dedup_threshold, settings.dedup_leaf_cap, console.print)
+    console.print(
+        f"{len(done.scopes)} dataset scopes, {done.buckets} buckets: {done.migrated} migrated"
+        f" now ({done.entries} entries added), the others before; buckets retired"
+    )
+
+
 def make_sample(
     path: Annotated[Path, typer.Argument(help="Where to write the video.")] = Path("sample.mp4"),
     seconds: Annotated[float, typer.Option(min=0.1)] = 10.0,

@@ -199,7 +199,16 @@ def _serve_until_interrupted(server: LocalServer, settings: Settings) -> None:
 
 
 def _print_run(report: RunReport, settings: Settings) -> None:
-    videos = Table("source", "video", "outcome", "frames", "reason", title="videos")
+    videos = Table(
+        "source",
+        "video",
+        "outcome",
+        "frames",
+        "reason",
+        "index reads",
+        "index writes",
+        title="videos",
+    )
     for video in report.videos:
         videos.add_row(*(str(value) for value in video.model_dump().values()))
     console.print(videos)
@@ -226,6 +235,12 @@ def _print_run(report: RunReport, settings: Settings) -> None:
         totals.add_row("skipped by the selection policy", str(report.skipped_by_policy))
     totals.add_row("estimated labeling cost", f"${report.estimated_cost_usd:.2f}")
     totals.add_row("saved by dedup and selection", f"${report.saved_usd:.2f}")
+    for name, count in (
+        ("dedup index reads", report.dedup_index_reads),
+        ("dedup index writes", report.dedup_index_writes),
+    ):
+        hourly = report.per_video_hour(count)
+        totals.add_row(name, f"{count}" + (f" ({hourly:,.0f} per video-hour)" if hourly else ""))
     console.print(totals)
     workdir = Path(report.workdir)
     console.print(

@@ -4,8 +4,9 @@ Photos uploaded to the raw bucket's images prefix come in too (as the bucket's n
 each is read, rejected as ``unreadable`` if Pillow cannot decode all of it, and otherwise hashed
 here and decided like a one-frame video.
 
-For each frame, in one document-store transaction (see :mod:`framesift.phashindex` for the
-index and what the transaction guarantees):
+For each frame, in one document-store transaction (see :mod:`framesift.phashindex` for a video's
+index, :mod:`framesift.datasetindex` and :mod:`framesift.dedupindex` for a dataset scope's, and
+what the transaction guarantees):
 
 1. the frame document: a frame already decided keeps its decision (redelivery changes nothing);
 2. exact duplicates: the SHA-256 of the JPEG bytes, across the whole dataset
@@ -25,6 +26,10 @@ that did not decode cleanly (a corrupt copy) goes into its video's index only an
 content hash, so it never becomes the original a clean source's frame is dropped against (the
 clean copy then keeps its frames; both are labeled, which costs less than losing them).
 
+A frame whose lookup reads a corrupt index document (or a match without its owner) is not
+decided: it is recorded ``failed`` with the reason, the batch's other frames go on, and the batch
+is dead-lettered (:class:`~framesift.errors.CorruptIndex`) to be replayed after the repair.
+
 The kept frames of a batch go on to the labeler as one message; a batch already sent is not
 sent again (``dedup_batches/{batch id}``); after a crash between sending and
 recording that, the batch may be sent twice and the labeler's per-frame idempotency absorbs it.
@@ -34,11 +39,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from framesift import phashindex
+from framesift import datasetindex, phashindex
 from framesift.bookkeeping import (
     ContentHash,
     DedupBatch,
@@ -57,7 +62,7 @@ from framesift.documents import (
     UnreadableFrame,
     create_or_get,
 )
-from framesift.errors import InvalidName, ReadMore, UnreadableImage
+from framesift.errors import CorruptIndex, InvalidName, ReadMore, UnreadableImage
 from framesift.events import OBJECT_FINALIZE, GcsNotification, PubSubMessage
 from framesift.imagestats import image_stats
 from framesift.logs import bind_context, get_logger
@@ -69,6 +74,7 @@ from framesift.naming import (
     parse_upload_name,
     photo_id,
 )
+from framesift.parts import MAX_COMMIT_WRITES
 from framesift.ports import BlobStore, DocKey, DocumentStore, Publisher
 from framesift.stages.uploads import record_ignored
 from framesift.topology import DEDUP, Collections, Topics
@@ -104,6 +110,7 @@ class DedupConfig:
     dedup_threshold: int
     dedup_layout_threshold: float
     dedup_scope: DedupScope
+    dedup_leaf_cap: int
 
 
 class Dedup:
@@ -209,8 +216,11 @@ class Dedup:
             log.info("duplicate delivery: batch already decided and sent")
             return BatchResult(BatchOutcome.DUPLICATE)
 
-        decisions = [(frame, self.decide(frame, batch, within_video)) for frame in batch.frames]
+        decisions = [
+            (frame, self._decide_or_fail(frame, batch, within_video)) for frame in batch.frames
+        ]
         kept = [frame for frame, decision in decisions if decision.status is DedupStatus.KEPT]
+        failed = [decision for _, decision in decisions if decision.status is DedupStatus.FAILED]
         if kept:
             message = KeptFrames(
                 batch_id=batch.batch_id,
@@ -224,13 +234,20 @@ class Dedup:
                 message.model_dump_json().encode(),
                 {"batch_id": batch.batch_id, "video_doc_id": batch.video_doc_id},
             )
+        status = DedupBatchStatus.FAILED if failed else DedupBatchStatus.SENT
         documents.merge(
             Collections.DEDUP_BATCHES,
             batch.batch_id,
             DedupBatch.fields(
-                status=DedupBatchStatus.SENT.value, kept=len(kept), frames=len(decisions)
+                status=status.value, kept=len(kept), frames=len(decisions), failed=len(failed)
             ),
         )
+        if failed:
+            # The others are decided and sent on; the batch is dead-lettered for these, and its
+            # replay decides them (the decided ones keep their decisions).
+            raise CorruptIndex(
+                f"{len(failed)} of {len(decisions)} frames not decided: {failed[0].error}"
+            )
         log.info(
             "batch decided",
             extra={"fields": {"kept": len(kept), "dropped": len(decisions) - len(kept)}},
@@ -245,32 +262,73 @@ class Dedup:
     def _dataset_scope(self, collector: str) -> str:
         return "all" if self._config.dedup_scope is DedupScope.ALL else f"collector:{collector}"
 
+    def _decide_or_fail(
+        self, frame: SampledFrame, batch: FrameBatch, within_video: bool
+    ) -> DedupDecision:
+        """The frame's decision, or its failure recorded on it (unless it was decided)."""
+        try:
+            return self.decide(frame, batch, within_video)
+        except CorruptIndex as exc:
+            log.error("frame not decided: %s", exc, extra={"fields": {"frame_id": frame.frame_id}})
+            failure = DedupDecision(status=DedupStatus.FAILED, error=str(exc))
+            key: DocKey = (Collections.FRAMES, frame.frame_id)
+
+            def record(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], DedupDecision]:
+                earlier = DedupDecision.from_fields(docs[key] or {})
+                if earlier is not None and earlier.status is not DedupStatus.FAILED:
+                    return {}, earlier  # another instance decided it meanwhile
+                return {key: failure.as_fields()}, failure
+
+            return self._documents.transact([key], record)
+
     def decide(
         self, frame: SampledFrame, batch: FrameBatch, within_video: bool = True
     ) -> DedupDecision:
         """Decide one frame exactly once, atomically with the indexes it reads and extends."""
-        scopes = {"video": f"video:{batch.video_doc_id}"} if within_video else {}
-        scopes["dataset"] = self._dataset_scope(batch.collector)
-        buckets = {
-            name: [
-                (Collections.PHASH_BUCKETS, bucket_id)
-                for bucket_id in phashindex.bucket_ids(
-                    scope, frame.phash, self._config.dedup_threshold
-                )
-            ]
-            for name, scope in scopes.items()
-        }
+        threshold = self._config.dedup_threshold
+        video = f"video:{batch.video_doc_id}" if within_video else None
+        video_buckets = [
+            (Collections.PHASH_BUCKETS, bucket_id)
+            for bucket_id in (phashindex.bucket_ids(video, frame.phash, threshold) if video else [])
+        ]
+        dataset = self._dataset_scope(batch.collector)
+        lookup = datasetindex.Lookup(
+            dataset, frame.phash, datasetindex.geometry(threshold, self._config.dedup_leaf_cap)
+        )
+        # Named first: it refuses a scope that cannot be part of a document id (InvalidName).
+        dataset_owner: DocKey = (
+            Collections.PHASH_OWNERS,
+            phashindex.owner_id(dataset, frame.phash),
+        )
         frame_key: DocKey = (Collections.FRAMES, frame.frame_id)
         content_key: DocKey = (Collections.CONTENT_HASHES, frame.sha256)
-        keys = [frame_key, content_key, *(key for keys in buckets.values() for key in keys)]
+        # The dataset scope's documents are read only if the frame gets that far: an exact
+        # duplicate or a repeat within its video (most of a still scene's frames) reads and
+        # writes none of them (one more read round for the others).
+        keys = [frame_key, content_key, *video_buckets]
 
         def change(
             docs: dict[DocKey, dict | None],
         ) -> tuple[dict[DocKey, dict], DedupDecision]:
             earlier = DedupDecision.from_fields(docs[frame_key] or {})
-            if earlier is not None:
+            if earlier is not None and earlier.status is not DedupStatus.FAILED:
                 return {}, earlier
-            decision = self._judge(frame, docs, content_key, scopes, buckets)
+            for key in video_buckets:
+                phashindex.check(key[1], docs[key])
+            nearest = {
+                "video": lambda: phashindex.nearest(
+                    frame.phash,
+                    (docs[key] for key in video_buckets),
+                    threshold,
+                    frame.layout,
+                    self._config.dedup_layout_threshold,
+                ),
+                "dataset": lambda: lookup.read(docs).nearest(
+                    frame.layout, self._config.dedup_layout_threshold
+                ),
+            }
+            scopes = {"video": video, "dataset": dataset} if video else {"dataset": dataset}
+            decision = self._judge(frame, docs, content_key, scopes, nearest)
             writes: dict[DocKey, dict] = {frame_key: decision.as_fields()}
             if docs[content_key] is None and not batch.source_damaged:
                 writes[content_key] = ContentHash(
@@ -279,23 +337,28 @@ class Dedup:
                     kept_frame_id=decision.duplicate_of or frame.frame_id,
                 ).stored()
             if decision.status is DedupStatus.KEPT:
-                # A damaged source's frame is an original within its own video only.
-                indexed = {"video"} if batch.source_damaged else set(scopes)
-                for name, scope in scopes.items():
-                    if name not in indexed:
-                        continue
-                    read = {key[1]: docs[key] for key in buckets[name]}
+                owner = PhashOwner(frame_id=frame.frame_id).stored()
+                if video:
+                    read = {key[1]: docs[key] for key in video_buckets}
                     for bucket_id, data in phashindex.added(
                         read, frame.phash, frame.layout
                     ).items():
                         writes[(Collections.PHASH_BUCKETS, bucket_id)] = PhashBucket(
                             **data
                         ).stored()
-                    owner = phashindex.owner_id(scope, frame.phash)
-                    writes[(Collections.PHASH_OWNERS, owner)] = PhashOwner(
-                        frame_id=frame.frame_id
-                    ).stored()
-            return writes, decision
+                    writes[(Collections.PHASH_OWNERS, phashindex.owner_id(video, frame.phash))] = (
+                        owner
+                    )
+                # A damaged source's frame is an original within its own video only.
+                if not batch.source_damaged:
+                    writes[dataset_owner] = owner
+                    found = lookup.read(docs)  # read: a kept frame was looked up in every scope
+                    writes.update(found.added(frame.layout, MAX_COMMIT_WRITES - len(writes)))
+            counted = decision.model_copy(
+                update={"index_reads": len(docs) - 1, "index_writes": len(writes) - 1}
+            )
+            writes[frame_key] = counted.as_fields()
+            return writes, counted
 
         return self._documents.transact(keys, change)
 
@@ -305,7 +368,7 @@ class Dedup:
         docs: dict[DocKey, dict | None],
         content_key: DocKey,
         scopes: dict[str, str],
-        buckets: dict[str, list[DocKey]],
+        nearest: Mapping[str, Callable[[], phashindex.Neighbour | None]],
     ) -> DedupDecision:
         content = docs[content_key] or {}
         if content.get("frame_id") not in (None, frame.frame_id):
@@ -316,23 +379,23 @@ class Dedup:
                 duplicate_of=content.get("kept_frame_id") or content["frame_id"],
                 distance=0,
             )
-        for name, keys in buckets.items():
-            match = phashindex.nearest(
-                frame.phash,
-                (docs[key] for key in keys),
-                self._config.dedup_threshold,
-                frame.layout,
-                self._config.dedup_layout_threshold,
-            )
+        for name, scope in scopes.items():
+            match = nearest[name]()
             if match is None:
                 continue
-            owner_key = (Collections.PHASH_OWNERS, phashindex.owner_id(scopes[name], match.phash))
+            owner_key = (Collections.PHASH_OWNERS, phashindex.owner_id(scope, match.phash))
             if owner_key not in docs:
                 raise ReadMore([owner_key])
+            owner = (docs[owner_key] or {}).get("frame_id")
+            if not isinstance(owner, str) or not owner:
+                raise CorruptIndex(
+                    f"dedup index: hash {match.phash} is kept in {scope} but {owner_key[1]}"
+                    " names no frame"
+                )
             return DedupDecision(
                 status=DedupStatus.DROPPED,
                 drop_reason=DropReason.NEAR_DUPLICATE,
-                duplicate_of=(docs[owner_key] or {}).get("frame_id"),
+                duplicate_of=owner,
                 distance=match.distance,
                 scope=name,
             )

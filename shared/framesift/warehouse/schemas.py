@@ -119,7 +119,7 @@ FRAMES_TABLE = TableSchema(
         Column("phash", "STRING", description="64-bit perceptual hash, 16 hex digits"),
         Column("sharpness", "FLOAT64", description="variance of the Laplacian, 128x128 gray"),
         Column("brightness", "FLOAT64", description="mean gray level, 0..255"),
-        Column("dedup_status", "STRING", description="kept or dropped"),
+        Column("dedup_status", "STRING", description="kept, dropped, or failed (dedup_error)"),
         Column("dedup_drop_reason", "STRING", description="exact_duplicate, near_duplicate, ..."),
         Column("dedup_duplicate_of", "STRING", description="the kept frame this one repeats"),
         Column("dedup_distance", "INT64", description="pHash bits from duplicate_of"),
@@ -148,6 +148,18 @@ FRAMES_TABLE = TableSchema(
         Column("rotation", "INT64", description="a video frame: degrees clockwise turned"),
         Column("orientation", "INT64", description="a photo: its EXIF Orientation, applied"),
         *_PROVENANCE,
+        # Dedup at fleet scale (#32).
+        Column("dedup_error", "STRING", description="why it failed: a corrupt index document"),
+        Column(
+            "dedup_index_reads",
+            "INT64",
+            description="documents of dedup's indexes its decision read (Firestore reads)",
+        ),
+        Column(
+            "dedup_index_writes",
+            "INT64",
+            description="documents of dedup's indexes its decision wrote (Firestore writes)",
+        ),
     ),
     partition_by="created_at",
     cluster_by=("collector", "video_doc_id"),

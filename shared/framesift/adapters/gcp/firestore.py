@@ -22,7 +22,7 @@ from framesift.ports import (
     stamped,
 )
 
-# Documents per batched read.
+# Documents per batched read (a transaction's too: a dedup lookup reads hundreds at scale).
 _BATCH = 300
 # Lock contention (many callbacks about one frame at once) aborts transactions. The client
 # retries an aborted commit at once, _COMMIT_ATTEMPTS times, and an abort while reading not at
@@ -74,7 +74,8 @@ class FirestoreDocumentStore:
             refs = [client.collection(c).document(d) for c, d in wanted]
             snapshots = {
                 (s.reference.parent.id, s.reference.id): s
-                for s in client.get_all(refs, transaction=transaction)
+                for start in range(0, len(refs), _BATCH)
+                for s in client.get_all(refs[start : start + _BATCH], transaction=transaction)
             }
             return {
                 key: (snap.to_dict() if (snap := snapshots.get(key)) and snap.exists else None)

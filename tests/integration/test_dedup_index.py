@@ -1,0 +1,125 @@
+"""The dataset scope's chains (framesift.dedupindex) under the dedup stage, on SQLite and on the
+Firestore emulator: decisions through split leaves are the exhaustive search's, and two
+instances racing on near twins, each message delivered twice, keep exactly one."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+
+from framesift.config import Settings
+from framesift.imagestats import hamming
+from framesift.messages import KeptFrames
+from framesift.topology import Collections, Topics
+from tests.support.dedupframes import hashes_near_one_another, one_frame_batch, stage
+from tests.support.fakes import RecordingPublisher
+
+THRESHOLD = Settings().dedup_threshold
+
+
+def exhaustive(hashes: list[str]) -> list[str | None]:
+    """Each hash's decision by comparing it with every kept one: None (kept) or the kept hash it
+    repeats (the closest; ties: the smallest, as phashindex.nearest)."""
+    kept: list[str] = []
+    decided: list[str | None] = []
+    for phash in hashes:
+        close = [(hamming(phash, k), int(k, 16), k) for k in kept]
+        within = [c for c in close if c[0] <= THRESHOLD]
+        if within:
+            decided.append(min(within)[2])
+        else:
+            kept.append(phash)
+            decided.append(None)
+    return decided
+
+
+def test_decisions_through_split_leaves_are_the_exhaustive_searchs(index_documents, unique):
+    """Leaves of 1 hash: the chains split several levels deep, and each decision (kept, or a
+    near duplicate of the closest kept frame) is the one comparing with every kept frame."""
+    documents = index_documents
+    dedup = stage(documents, RecordingPublisher(), dedup_leaf_cap=1)
+    collector = f"cam-{unique}"
+    hashes = hashes_near_one_another(seed=5, count=120)
+    videos = {phash: f"{unique}v{index:03d}" for index, phash in enumerate(hashes)}
+
+    decisions = [
+        dedup.decide(batch.frames[0], batch)
+        for batch in (one_frame_batch(videos[h], collector, h) for h in hashes)
+    ]
+
+    expected = exhaustive(hashes)
+    for phash, decision, repeats in zip(hashes, decisions, expected, strict=True):
+        if repeats is None:
+            assert decision.status == "kept", phash
+        else:
+            assert (decision.status, decision.scope) == ("dropped", "dataset"), phash
+            assert decision.duplicate_of == f"{videos[repeats]}_0000000000"
+            assert decision.distance == hamming(phash, repeats)
+    assert 20 < expected.count(None) < 100
+    split = [
+        doc
+        for doc in documents.where(Collections.PHASH_BUCKETS, "split", True)
+        if doc.get("hashes") == b""
+    ]
+    assert len(split) > 30, len(split)  # below the first documents, in every chain
+
+
+def decide_at_once(calls: list[Callable[[], object]]) -> None:
+    start = threading.Barrier(len(calls))
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        start.wait()
+        try:
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_two_instances_racing_on_near_twins_delivered_twice_keep_one(index_documents, unique):
+    """Two videos' frames 3 bits apart, each batch delivered to both instances at the same
+    moment: one frame is kept and sent on, the other dropped as its near duplicate."""
+    documents = index_documents
+    publisher = RecordingPublisher()
+    instances = [stage(documents, publisher), stage(documents, publisher)]
+    collector = f"cam-{unique}"
+    rng = random.Random(unique)
+    for round_ in range(6):
+        base = rng.getrandbits(64)
+        twins = [
+            one_frame_batch(f"{unique}a{round_}", collector, f"{base:016x}"),
+            one_frame_batch(f"{unique}b{round_}", collector, f"{base ^ 0b10101:016x}"),
+        ]
+        decide_at_once(
+            [
+                lambda instance=instance, batch=batch: instance.handle_batch(batch)
+                for instance in instances
+                for batch in twins
+            ]
+        )
+        frames = [
+            documents.get(Collections.FRAMES, batch.frames[0].frame_id) or {} for batch in twins
+        ]
+        statuses = [frame["dedup_status"] for frame in frames]
+        assert sorted(statuses) == ["dropped", "kept"], round_
+        kept, dropped = (0, 1) if statuses[0] == "kept" else (1, 0)
+        assert frames[dropped]["dedup_scope"] == "dataset"
+        assert frames[dropped]["dedup_duplicate_of"] == twins[kept].frames[0].frame_id
+        # A batch both instances decided at once may be sent twice (the labeler is idempotent
+        # per frame); never its twin.
+        sent = {
+            frame.frame_id
+            for message in publisher.published[Topics.FRAMES_KEPT]
+            for frame in KeptFrames.model_validate_json(message.data).frames
+            if frame.frame_id.startswith(f"{unique}")
+            and frame.frame_id[len(unique) + 1 :] == f"{round_}_0000000000"
+        }
+        assert sent == {twins[kept].frames[0].frame_id}

@@ -1,0 +1,57 @@
+"""Dedup over real document stores for the index's tests: one-frame batches of given hashes,
+and the stage built over a store."""
+
+from __future__ import annotations
+
+import random
+
+from framesift.config import Settings, section
+from framesift.messages import FrameBatch, SampledFrame
+from framesift.ports import DocumentStore
+from framesift.stages.dedup import Dedup, DedupConfig
+from tests.support.fakes import InMemoryBlobStore, RecordingPublisher
+
+
+def stage(documents: DocumentStore, publisher: RecordingPublisher, **settings) -> Dedup:
+    config = section(DedupConfig, Settings().model_copy(update=settings))
+    return Dedup(InMemoryBlobStore(), documents, publisher, config)
+
+
+def one_frame_batch(video: str, collector: str, phash: str) -> FrameBatch:
+    frame = SampledFrame(
+        frame_id=f"{video}_0000000000",
+        timestamp_ms=0,
+        bucket="b",
+        object_name=f"{video}.jpg",
+        sha256=f"{video:0>64}"[-64:],
+        phash=phash,
+        sharpness=10.0,
+        brightness=100.0,
+    )
+    return FrameBatch(
+        video_doc_id=video,
+        collector=collector,
+        video_id=video,
+        segment_index=0,
+        batch_index=0,
+        batch_count=1,
+        frames=[frame],
+    )
+
+
+def flipped(value: int, rng: random.Random, bits: int) -> str:
+    for bit in rng.sample(range(64), bits):
+        value ^= 1 << bit
+    return f"{value:016x}"
+
+
+def hashes_near_one_another(seed: int, count: int) -> list[str]:
+    """Random hashes and hashes 1..14 bits from an earlier one (within t and just past it)."""
+    rng = random.Random(seed)
+    made = [f"{rng.getrandbits(64):016x}"]
+    while len(made) < count:
+        if rng.random() < 0.4:
+            made.append(f"{rng.getrandbits(64):016x}")
+        else:
+            made.append(flipped(int(rng.choice(made), 16), rng, rng.randint(1, 14)))
+    return made

@@ -1,0 +1,75 @@
+"""What a dedup decision records it read and wrote in the indexes: the documents its committed
+transaction read and wrote (the frame's own apart), the same however often it is delivered."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from framesift.bookkeeping import BucketsRetired
+from framesift.datasetindex import RETIRED_KEY
+from framesift.ports import Change, DocKey, T
+from framesift.topology import Collections
+from tests.support.dedupframes import one_frame_batch, stage
+from tests.support.fakes import InMemoryDocumentStore, RecordingPublisher
+
+KEPT = "0f3c5a9966e1b27d"
+NEAR = "0f3c5a9966e1b27a"  # 2 bits away
+
+
+class CountingStore(InMemoryDocumentStore):
+    """Remembers what the last transaction read (ReadMore rounds included) and wrote."""
+
+    read: int = 0
+    written: int = 0
+
+    def transact(self, keys: Sequence[DocKey], change: Change[T]) -> T:
+        def counted(docs: dict[DocKey, dict[str, Any] | None]) -> tuple[dict, T]:
+            writes, result = change(docs)
+            self.read, self.written = len(docs), len(writes)
+            return writes, result
+
+        return super().transact(keys, counted)
+
+
+def test_a_decision_records_the_index_documents_its_transaction_read_and_wrote():
+    documents = CountingStore()
+    dedup = stage(documents, RecordingPublisher())
+    first = one_frame_batch("va", "cam", KEPT)
+
+    kept = dedup.decide(first.frames[0], first)
+
+    # The content hash, the video's 11 buckets, the migration state, the chains' 75 first
+    # documents and, not migrated yet, the scope's 11 buckets; a keep writes the content hash,
+    # the 11 buckets and the owner of the video, and the scope's owner and 11 leaves.
+    assert (kept.index_reads, kept.index_writes) == (1 + 11 + 1 + 75 + 11, 1 + 11 + 1 + 1 + 11)
+    assert (kept.index_reads, kept.index_writes) == (documents.read - 1, documents.written - 1)
+    documents.merge(*RETIRED_KEY, BucketsRetired(retired=True).stored())
+    near = one_frame_batch("vb", "cam", NEAR)
+    dropped = dedup.decide(near.frames[0], near)
+    # Buckets retired: no scope buckets; a match reads its owner; a drop writes the content hash.
+    assert dropped.status == "dropped"
+    assert (dropped.index_reads, dropped.index_writes) == (1 + 11 + 1 + 75 + 1, 1)
+    stored = documents.get(Collections.FRAMES, near.frames[0].frame_id) or {}
+    assert (stored["dedup_index_reads"], stored["dedup_index_writes"]) == (89, 1)
+    again = first.model_copy(
+        update={
+            "frames": [near.frames[0].model_copy(update={"frame_id": "va_1", "sha256": "c" * 64})]
+        }
+    )
+    repeat = dedup.decide(again.frames[0], again)
+    # Found within its video: the dataset scope's documents are not read (its owner is).
+    assert (repeat.scope, repeat.index_reads, repeat.index_writes) == ("video", 1 + 11 + 1, 1)
+
+
+def test_a_redelivered_batch_counts_nothing_twice():
+    documents = InMemoryDocumentStore()
+    dedup = stage(documents, RecordingPublisher())
+    batch = one_frame_batch("va", "cam", KEPT)
+    dedup.handle_batch(batch)
+    before = documents.get(Collections.FRAMES, batch.frames[0].frame_id)
+
+    documents.merge(Collections.DEDUP_BATCHES, batch.batch_id, {"status": "processing"})
+    dedup.handle_batch(batch)  # as if it crashed before recording the batch sent
+
+    assert documents.get(Collections.FRAMES, batch.frames[0].frame_id) == before
