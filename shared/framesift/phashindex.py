@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 
 from framesift.errors import CorruptIndex, InvalidName
-from framesift.imagestats import LAYOUT_UNKNOWN, layout_distance
+from framesift.imagestats import LAYOUT_UNKNOWN
 from framesift.naming import document_id_refusal
+from framesift.samescene import layouts_agree
 
 _PACKED = np.dtype(">u8")
 _LAYOUT = len(LAYOUT_UNKNOWN) // 2  # bytes per colour layout
@@ -132,9 +133,9 @@ def nearest(
             [
                 i
                 for i in close.tolist()
-                if (d := layout_distance(layout, layouts[i * _LAYOUT : (i + 1) * _LAYOUT].hex()))
-                is None
-                or d <= layout_threshold
+                if layouts_agree(
+                    layout, layouts[i * _LAYOUT : (i + 1) * _LAYOUT].hex(), layout_threshold
+                )
             ],
             dtype=np.int64,
         )

@@ -51,7 +51,11 @@ def same_scene(
     pHash threshold, and colour layouts within ``layout_threshold`` (or one of them unknown)."""
     if not 0 <= distance <= 64:
         raise ValueError(f"a pHash distance is 0..64 bits, not {distance}")
-    if distance > threshold:
-        return False
+    return distance <= threshold and layouts_agree(layout, other_layout, layout_threshold)
+
+
+def layouts_agree(layout: str, other_layout: str, layout_threshold: float) -> bool:
+    """Whether two colour layouts are within ``layout_threshold`` (an unknown one agrees with
+    any): the test every index's ``nearest`` applies to a candidate within the pHash bound."""
     apart = layout_distance(layout, other_layout)
     return apart is None or apart <= layout_threshold

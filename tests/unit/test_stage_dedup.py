@@ -250,3 +250,32 @@ def test_photos_are_read_from_the_blob_store_and_decided_like_frames():
     assert frames["images/shop/photo.jpg"]["id"] == original
     assert frames["images/shop/photo-small.jpg"]["dedup_duplicate_of"] == original
     assert frames["images/shop/cut.jpg"]["dedup_status"] == "dropped"
+
+
+def _tinted(seed: int, quality: int = 90) -> bytes:
+    """The scene under a warmer light: the same pHash within 2 bits, its colour layout 9.5
+    levels away (within a video's bound, 12; past the dataset-wide second check's, 6)."""
+    red, green, blue = _scene(seed).split()
+    warmer = Image.merge(
+        "RGB", (red.point(lambda v: min(255, v + 25)), green, blue.point(lambda v: max(0, v - 25)))
+    )
+    return _jpeg(warmer, quality)
+
+
+def test_another_videos_frame_must_also_agree_in_colour_to_be_dropped():
+    """Within a video the light drifts and a tinted repeat is a near duplicate; across videos a
+    false match drops a scene nobody labels, so a candidate must pass the second check
+    (framesift.samescene: colour layouts within 6 levels) as well as the pHash bound."""
+    stack = Stack(DedupScope.ALL)
+    stack.dedup.handle_message(stack.sample("v1", [_jpeg(_scene(1)), _tinted(1)]))
+    assert stack.decision("v1_0000000001") == (
+        "dropped",
+        "near_duplicate",
+        "v1_0000000000",
+        "video",
+    )
+
+    stack.dedup.handle_message(stack.sample("v2", [_tinted(1, quality=85), _near(1)]))
+
+    assert stack.decision("v2_0000000000") == KEPT
+    assert stack.decision("v2_0000000001")[:2] == ("dropped", "near_duplicate")

@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from framesift import datasetindex, phashindex
+from framesift import datasetindex, phashindex, samescene
 from framesift.bookkeeping import (
     ContentHash,
     DedupBatch,
@@ -323,8 +323,11 @@ class Dedup:
                     frame.layout,
                     self._config.dedup_layout_threshold,
                 ),
+                # Across videos a false match drops a scene nobody labels: the tighter
+                # colour bound of the second check (framesift.samescene).
                 "dataset": lambda: lookup.read(docs).nearest(
-                    frame.layout, self._config.dedup_layout_threshold
+                    frame.layout,
+                    samescene.dataset_layout_threshold(self._config.dedup_layout_threshold),
                 ),
             }
             scopes = {"video": video, "dataset": dataset} if video else {"dataset": dataset}
