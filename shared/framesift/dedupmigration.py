@@ -90,6 +90,16 @@ def migrate(
     )
 
 
+def ensure_migrated(documents: DocumentStore, threshold: int, cap: int) -> None:
+    """:func:`migrate`, unless the buckets were retired: what an embedded run does before it
+    decides (a new store is marked as having nothing to migrate), so its decisions stop reading
+    the dataset scopes' old buckets. A deployment runs ``framesift migrate-dedup-index``."""
+    if not datasetindex.buckets_retired(
+        {datasetindex.RETIRED_KEY: documents.get(*datasetindex.RETIRED_KEY)}
+    ):
+        migrate(documents, threshold, cap)
+
+
 def _now() -> datetime:
     # Writers stamp updated_at by their own clocks: a margin for theirs being behind.
     return datetime.now(UTC) - _CLOCK_MARGIN

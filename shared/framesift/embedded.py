@@ -17,12 +17,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from framesift import bootstrap, datasetindex
+from framesift import bootstrap
 from framesift.adapters.embedded.folder import FolderBlobStore
 from framesift.adapters.embedded.inprocess import InProcessPublisher
 from framesift.config import Backend, Settings
-from framesift.datasetindex import RETIRED_KEY
-from framesift.dedupmigration import migrate
+from framesift.dedupmigration import ensure_migrated
 from framesift.documents import VideoRecord
 from framesift.events import PubSubMessage, finalize_message
 from framesift.messages import ROUND_MESSAGE, ExportRequest, LabelingRound
@@ -133,6 +132,9 @@ class EmbeddedPipeline:
         self.blobs: FolderBlobStore = self.adapters.blobs
         self.publisher: InProcessPublisher = self.adapters.publisher
         self.summary = RunSummary()
+        # A workdir an earlier release wrote has its dedup index migrated before any decision
+        # (docs/dedup-index.md); the edge's sifter and deployment are embedded pipelines too.
+        ensure_migrated(self.adapters.documents, settings.dedup_threshold, settings.dedup_leaf_cap)
         for spec in functions:
             if spec.trigger is Trigger.PUBSUB:
                 self._subscribe(spec.name, spec.subscribes)
@@ -174,14 +176,6 @@ class EmbeddedPipeline:
         self.publisher.publish(Topics.RAW_OBJECTS, data, attributes)
         return info
 
-    def migrate_dedup_index(self) -> None:
-        """What ``framesift migrate-dedup-index`` does, unless it was done: decisions then stop
-        reading the dataset scopes' old buckets (docs/dedup-index.md)."""
-        documents = self.adapters.documents
-        if not datasetindex.buckets_retired({RETIRED_KEY: documents.get(*RETIRED_KEY)}):
-            settings = self.settings
-            migrate(documents, settings.dedup_threshold, settings.dedup_leaf_cap)
-
     def refusal(self, path: Path, collector: str) -> str | None:
         """Why :meth:`upload` would refuse ``path`` under ``collector`` (None: it would not)."""
         settings = self.settings
@@ -201,10 +195,8 @@ class EmbeddedPipeline:
     ) -> RunSummary:
         """Every stage on each input in turn (``done`` after each), then, with a labeling
         budget, the run's labeling round, and the export to the DuckDB warehouse, each requested
-        on its topic as Cloud Scheduler does. A workdir an earlier release wrote has its dedup
-        index migrated first (a new one is marked as having nothing to migrate)."""
+        on its topic as Cloud Scheduler does."""
         started = datetime.now(UTC)
-        self.migrate_dedup_index()
         for path in iter_inputs(paths):
             if reason := self.refusal(path, collector):  # one never blocks the others
                 self.summary.refused.append(RefusedInput(path, reason))

@@ -28,8 +28,10 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from framesift.capture import CaptureFields
+from framesift.naming import SIDECAR_EXTENSIONS
 
-SIDECAR_SUFFIXES = (".SRT", ".srt")
+# The spellings a sidecar's name may end with (DJI writes .SRT; a copy may have made it .srt).
+SIDECAR_SUFFIXES = tuple(s for ext in sorted(SIDECAR_EXTENSIONS) for s in (ext.upper(), ext))
 MAX_SIDECAR_BYTES = 64 << 20  # a 30-minute flight at 60 cues a second is about 50 MB
 # How far before the first cue or after the last a frame still takes the nearest position.
 EDGE_MS = 1000
@@ -48,7 +50,7 @@ def sidecar_names(object_name: str) -> list[str]:
 
 
 def is_sidecar(object_name: str) -> bool:
-    return PurePosixPath(object_name).suffix in SIDECAR_SUFFIXES
+    return PurePosixPath(object_name).suffix.lower() in SIDECAR_EXTENSIONS
 
 
 def sidecars_beside(video: Path) -> list[Path]:

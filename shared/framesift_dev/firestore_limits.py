@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Firestore's document size rules are the product's own (framesift.parts stores by them).
+from framesift.parts import MAX_COMMIT_WRITES as COMMIT_WRITES_LIMIT
 from framesift.parts import MAX_DOCUMENT_BYTES as DOCUMENT_LIMIT
 from framesift.parts import document_size
 from framesift.ports import DocKey, run_change
 
-COMMIT_WRITES_LIMIT = 500
 COMMIT_BYTES_LIMIT = 10 * 1_048_576
 DOCUMENT_WRITES_PER_S = 1.0
 RAMP_START_OPS = 500

@@ -222,8 +222,8 @@ MUTATIONS = (
         "iam",
         (
             (
-                'condition={\n                    "title": "photos',
-                'condition=None and {"title": "photos',
+                'condition=_objects_under(stack, "raw", config.images_prefix, "photos only")',
+                "condition=None",
             ),
         ),
         "dedup and the labeler read the whole raw bucket",

@@ -141,13 +141,16 @@ def _outcome(decision: DedupDecision, owners: dict[str, str]) -> tuple[str, int]
     return phash, decision.distance
 
 
-def test_an_embedded_run_migrates_an_earlier_releases_workdir_first(embedded_settings):
-    pipeline = EmbeddedPipeline(embedded_settings)
-    documents = pipeline.adapters.documents
-    old = OldIndex(documents, "collector:cam")
+def test_an_embedded_pipeline_migrates_an_earlier_releases_workdir_before_any_decision(
+    embedded_settings,
+):
+    """A run, the edge's sifter and Beam into a workdir all build an embedded pipeline."""
+    old = OldIndex(bootstrap.build_adapters(embedded_settings).documents, "collector:cam")
     old.keep("old_0000000000", KEPT_EARLIER, layout(random.Random(1)))
 
-    pipeline.run([], collector="cam")
+    pipeline = EmbeddedPipeline(embedded_settings)
+
+    documents = pipeline.adapters.documents
 
     assert (documents.get(*RETIRED_KEY) or {}).get("retired") is True
     near = one_frame_batch("vnew", "cam", f"{int(KEPT_EARLIER, 16) ^ 0b1011:016x}")

@@ -44,8 +44,9 @@ from framesift.beam.steps import (
     WorkerSettings,
     source_of,
 )
-from framesift.bootstrap import build_blob_store
-from framesift.config import Settings
+from framesift.bootstrap import build_adapters, build_blob_store
+from framesift.config import Backend, Settings
+from framesift.dedupmigration import ensure_migrated
 from framesift.errors import InvalidName
 from framesift.events import finalize_message
 from framesift.logs import get_logger
@@ -183,7 +184,13 @@ def run(
     options: PipelineOptions,
     labeling: Labeling = Labeling.PIPELINE,
 ) -> dict[str, int]:
-    """Run the pipeline on ``listing`` until it is done; returns its counters."""
+    """Run the pipeline on ``listing`` until it is done; returns its counters. Into an
+    embedded workdir, its dedup index is migrated first, as an embedded run does (a deployment
+    runs ``framesift migrate-dedup-index``)."""
+    if settings.backend is Backend.EMBEDDED:
+        ensure_migrated(
+            build_adapters(settings).documents, settings.dedup_threshold, settings.dedup_leaf_cap
+        )
     pipeline = beam.Pipeline(options=options)
     build(pipeline, settings, listing, labeling)
     result = pipeline.run()
