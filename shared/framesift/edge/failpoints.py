@@ -1,5 +1,5 @@
 """Failpoints: named places in the edge agent's steps where it kills itself, for the tests that
-check it resumes without losing or duplicating anything (tests/emulated/test_edge_kill.py).
+check it resumes without losing or duplicating anything (tests/emulated/test_edge_emulated.py).
 
 ``FRAMESIFT_EDGE_FAILPOINT=name`` kills the process (SIGKILL: no cleanup, as a power cut) the
 first time it reaches ``name``; ``name:N`` the N-th time. The names, in the order of a video's
