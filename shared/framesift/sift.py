@@ -19,14 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from framesift.config import Settings
-from framesift.documents import DedupStatus, SegmentRecord, VideoRecord, VideoStatus
+from framesift.documents import (
+    VIDEO_FINISHED,
+    DedupStatus,
+    SegmentRecord,
+    VideoRecord,
+    VideoStatus,
+)
 from framesift.embedded import EmbeddedPipeline
 from framesift.errors import PermanentError
 from framesift.events import finalize_message
 from framesift.naming import upload_name
 from framesift.topology import DEDUP, SAMPLER, Collections, Topics
-
-_FINISHED = (VideoStatus.SAMPLED, VideoStatus.FAILED)
 
 
 class SiftIncomplete(PermanentError):
@@ -93,7 +97,7 @@ class Sifter:
         """The video as sifted, or None while it is not finished and each frame decided."""
         documents = self.pipeline.adapters.documents
         video = documents.get(Collections.VIDEOS, video_doc_id)
-        if video is None or video.get("status") not in _FINISHED:
+        if video is None or video.get("status") not in VIDEO_FINISHED:
             return None
         frames = documents.where(Collections.FRAMES, "video_doc_id", video_doc_id)
         if any(not frame.get("dedup_status") for frame in frames):
