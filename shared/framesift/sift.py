@@ -28,7 +28,6 @@ from framesift.documents import (
 )
 from framesift.embedded import EmbeddedPipeline
 from framesift.errors import PermanentError
-from framesift.events import finalize_message
 from framesift.naming import upload_name
 from framesift.topology import DEDUP, SAMPLER, Collections, Topics
 
@@ -84,8 +83,7 @@ class Sifter:
         self._replay(video_doc_id)
         pipeline = self.pipeline
         earlier_letters = len(pipeline.publisher.dead_letters)
-        info = pipeline.upload(path, collector, generation=generation)
-        pipeline.publisher.publish(Topics.RAW_OBJECTS, *finalize_message(info))
+        pipeline.upload(path, collector, generation=generation)  # published to the sampler
         pipeline.publisher.drain()
         if (done := self.read(video_doc_id)) is None:
             letters = [error for _, error in pipeline.publisher.dead_letters[earlier_letters:]]

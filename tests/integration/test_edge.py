@@ -17,11 +17,11 @@ from framesift import __version__, cli
 from framesift.adapters.embedded.duckdb import DuckDbWarehouse
 from framesift.adapters.embedded.sqlite import SqliteDocumentStore
 from framesift.config import Backend, Settings
-from framesift.edge.agent import EdgeAgent, EdgeConfig
+from framesift.edge.agent import EdgeAgent, EdgeConfig, generation_of
 from framesift.edge.journal import VideoState
 from framesift.embedded import EmbeddedPipeline
 from framesift.sift import Sifter
-from framesift.topology import Collections
+from framesift.topology import Collections, Topics
 from framesift_dev.testvideo import generate_test_video
 from tests.support.media import lavfi_video
 
@@ -190,3 +190,14 @@ def test_what_the_edge_keeps_on_disk_is_the_journal_and_the_recent_index(videos,
     local = SqliteDocumentStore(window / "documents.sqlite3")
     assert len(local.where(Collections.FRAMES, "video_doc_id", entry.video_doc_id)) == 4
     assert not old_window.exists()
+
+
+def test_a_sift_hands_the_video_to_the_sampler_once(videos, tmp_path):
+    sifter = Sifter(Settings(backend=Backend.EMBEDDED, workdir=tmp_path / "local"))
+    deliveries: list[bytes] = []
+    sifter.pipeline.publisher.subscribe(
+        Topics.RAW_OBJECTS, lambda data, *_: deliveries.append(data)
+    )
+    sifted = sifter.sift(videos / "drive.mp4", "cam", generation_of("ab" * 32))
+    assert len(sifted.kept) == 4
+    assert len(deliveries) == 1
