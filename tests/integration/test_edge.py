@@ -201,3 +201,16 @@ def test_a_sift_hands_the_video_to_the_sampler_once(videos, tmp_path):
     sifted = sifter.sift(videos / "drive.mp4", "cam", generation_of("ab" * 32))
     assert len(sifted.kept) == 4
     assert len(deliveries) == 1
+
+
+@pytest.mark.parametrize("folders", [["--watch"], ["videos"], ["--watch", "videos"]])
+def test_announced_files_and_folders_in_one_run_are_refused(tmp_path, monkeypatch, folders):
+    """The queue is read until Ctrl-C, so folders given with it would never be looked at."""
+    monkeypatch.setenv("FRAMESIFT_WORKDIR", str(tmp_path / "work"))
+    url = "amqp://guest:guest@127.0.0.1:1/"  # nothing listens: the run must not get that far
+    result = CliRunner().invoke(
+        cli.app,
+        ["edge", "run", *folders, "--rabbitmq-url", url, "--state-dir", str(tmp_path / "state")],
+    )
+    assert result.exit_code == 2, result.output
+    assert "--rabbitmq-url takes the announced files only" in result.output

@@ -130,6 +130,12 @@ def edge_run(
     --watch or --rabbitmq-url never. Exit 1 if one failed."""
     from framesift.edge.agent import EdgeConfig
 
+    if rabbitmq_url and (watch or paths):
+        # The queue is read until Ctrl-C: the folders would never be looked at.
+        raise typer.BadParameter(
+            "--rabbitmq-url takes the announced files only: give no paths and no --watch "
+            "(run a second agent, with its own --state-dir, for the folders)"
+        )
     config = EdgeConfig(
         edge_id=edge_id or socket.gethostname(),
         collector=collector,
@@ -147,7 +153,8 @@ def edge_run(
         try:
             if rabbitmq_url:
                 agent.consume(Announcements(rabbitmq_url, rabbitmq_queue))
-            agent.watch(paths or [])
+            else:
+                agent.watch(paths or [])
         except KeyboardInterrupt:
             return
     if not paths:
