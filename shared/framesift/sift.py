@@ -26,7 +26,7 @@ from framesift.documents import (
     VideoRecord,
     VideoStatus,
 )
-from framesift.embedded import EmbeddedPipeline
+from framesift.embedded import EmbeddedPipeline, RunSummary
 from framesift.errors import PermanentError
 from framesift.naming import upload_name
 from framesift.topology import DEDUP, SAMPLER, Collections, Topics
@@ -82,14 +82,19 @@ class Sifter:
             return done
         self._replay(video_doc_id)
         pipeline = self.pipeline
-        earlier_letters = len(pipeline.publisher.dead_letters)
-        pipeline.upload(path, collector, generation=generation)  # published to the sampler
-        pipeline.publisher.drain()
-        if (done := self.read(video_doc_id)) is None:
-            letters = [error for _, error in pipeline.publisher.dead_letters[earlier_letters:]]
-            why = f"gave up on it: {'; '.join(letters)}" if letters else "left it unfinished"
-            raise SiftIncomplete(f"{path}: the local sampler and dedup {why}")
-        return done
+        try:
+            pipeline.upload(path, collector, generation=generation)  # published to the sampler
+            pipeline.publisher.drain()
+            if (done := self.read(video_doc_id)) is None:
+                letters = [error for _, error in pipeline.publisher.dead_letters]
+                why = f"gave up on it: {'; '.join(letters)}" if letters else "left it unfinished"
+                raise SiftIncomplete(f"{path}: the local sampler and dedup {why}")
+            return done
+        finally:
+            # What the video's messages and results were is in its documents: kept for the
+            # window's life (an agent's --watch), they would hold every message of every video.
+            pipeline.publisher.forget()
+            pipeline.summary = RunSummary()
 
     def read(self, video_doc_id: str) -> SiftedVideo | None:
         """The video as sifted, or None while it is not finished and each frame decided."""

@@ -214,3 +214,20 @@ def test_announced_files_and_folders_in_one_run_are_refused(tmp_path, monkeypatc
     )
     assert result.exit_code == 2, result.output
     assert "--rabbitmq-url takes the announced files only" in result.output
+
+
+def test_a_sifter_holds_no_message_or_result_once_a_video_is_sifted(videos, tmp_path):
+    """An agent's sifter lives as long as its window (a day, with --watch): what it holds
+    after each video must not grow with the videos."""
+    sifter = Sifter(Settings(backend=Backend.EMBEDDED, workdir=tmp_path / "local"))
+    publisher, pipeline = sifter.pipeline.publisher, sifter.pipeline
+    for name, seed in (("drive.mp4", "01"), ("shots.mp4", "02")):
+        assert sifter.sift(videos / name, "cam", generation_of(seed * 32)).kept
+        held = [
+            *publisher.published.values(),
+            *publisher.retained.values(),
+            publisher.dead_letters,
+            pipeline.summary.results,
+            pipeline.summary.batches,
+        ]
+        assert sum(map(len, held)) == 0, name

@@ -63,6 +63,15 @@ class InProcessPublisher:
                     self._queue.append((replace(message), handler))
         return message.message_id
 
+    def forget(self) -> None:
+        """Drop the record of the messages published (``published``, ``retained`` and
+        ``dead_letters``; the queue stays): a long-lived pipeline that reads none of them (an
+        edge agent's sifter) would otherwise keep every message of its life."""
+        with self._lock:
+            self.published.clear()
+            self.retained.clear()
+            self.dead_letters.clear()
+
     def drain(self) -> int:
         """Deliver until the queue is empty; returns the number of successful deliveries."""
         delivered = 0
