@@ -8,6 +8,7 @@ import errno
 import hashlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,69 @@ def test_a_sifter_holds_no_message_or_result_once_a_video_is_sifted(videos, tmp_
             pipeline.summary.batches,
         ]
         assert sum(map(len, held)) == 0, name
+
+
+def _storage_down(monkeypatch, cloud: EmbeddedPipeline) -> None:
+    """The deployment's storage unreachable: a frame's JPEG cannot be put."""
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("storage unreachable")
+
+    monkeypatch.setattr(cloud.blobs, "put", unreachable)
+
+
+def test_one_video_at_two_paths_publishes_no_frame_before_it_is_uploaded(
+    videos, tmp_path, monkeypatch
+):
+    """The same bytes under the same name in two folders are one video (the same ids): the
+    second path must not take the frames the first has not uploaded yet for sent, or dedup
+    would decide on frames whose documents do not exist (and never get their JPEG's name)."""
+    copies = [tmp_path / "inputs" / folder / "drive.mp4" for folder in ("a", "b")]
+    for copy in copies:
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes((videos / "drive.mp4").read_bytes())
+    agent, cloud = _agent(tmp_path, retry_seconds=0.0)
+    with monkeypatch.context() as outage:
+        _storage_down(outage, cloud)
+        entries = agent.run(copies, until_done=False)
+    assert [e.state for e in entries] == [VideoState.RETRY, VideoState.RETRY]
+    assert not cloud.adapters.documents.where(Collections.FRAMES, "collector", "cam")
+
+    entries = agent.run(copies, until_done=False)  # one pass, storage back
+    assert [e.state for e in entries] == [VideoState.DONE, VideoState.DONE]
+    frames = cloud.adapters.documents.where(Collections.FRAMES, "collector", "cam")
+    assert len(frames) == 4
+    for frame in frames:
+        assert frame["dedup_status"] == "kept"
+        cloud.blobs.get(frame["bucket"], frame["object_name"])
+    for copy in copies:  # each path's journal lists the frames as sent
+        assert [step for _, step in agent.journal.frames(str(copy))] == ["uploaded"] * 4
+
+
+def test_frames_a_sift_again_keeps_besides_the_journals_are_uploaded_before_published(
+    videos, tmp_path, monkeypatch
+):
+    """A window's store lost, a video is sifted again and may keep frames its journal never
+    listed (the videos it was deduplicated against are forgotten): here, a journal that
+    lists two of its four. Each is uploaded before it is handed to dedup."""
+    agent, cloud = _agent(tmp_path, retry_seconds=0.0)
+    video = str(videos / "drive.mp4")
+    with monkeypatch.context() as outage:
+        _storage_down(outage, cloud)
+        [entry] = agent.run([videos / "drive.mp4"], until_done=False)
+    assert entry.state is VideoState.RETRY and entry.resume_state is VideoState.RECORDED
+    db = sqlite3.connect(tmp_path / "state" / "journal.sqlite3", isolation_level=None)
+    db.execute(
+        "DELETE FROM frames WHERE frame_id IN (?, ?)",
+        [f for f, _ in agent.journal.frames(video)][:2],
+    )
+    db.close()
+
+    [entry] = agent.run([videos / "drive.mp4"], until_done=False)
+    assert entry.state is VideoState.DONE
+    frames = cloud.adapters.documents.where(Collections.FRAMES, "collector", "cam")
+    assert len(frames) == 4
+    for frame in frames:
+        assert frame["dedup_status"] == "kept"
+        cloud.blobs.get(frame["bucket"], frame["object_name"])
+    assert [step for _, step in agent.journal.frames(video)] == ["uploaded"] * 4

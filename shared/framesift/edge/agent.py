@@ -318,10 +318,16 @@ class EdgeAgent:
         }
         if state is VideoState.RECORDED:
             local = self._sifter(str(entry.window)).pipeline.blobs
-            for frame_id in self.journal.frames_to_upload(path):
-                sent = uploader.upload_frame(local, kept[frame_id])
+            # Every frame published is uploaded first (dedup merges its decision into the
+            # frame's document, which must exist): each the sift keeps, whether or not the
+            # journal listed it, unless this path or another with the same video sent it.
+            for frame in kept.values():
+                uploaded_from = self.journal.uploaded_from(frame.id)
+                if path in uploaded_from:
+                    continue
+                sent = 0 if uploaded_from else uploader.upload_frame(local, frame)
                 failpoint("frame-recorded")
-                self.journal.uploaded(path, frame_id, sent)
+                self.journal.uploaded(path, frame.id, frame.timestamp_ms, sent)
             sent = uploader.publish(video, list(kept.values()), damaged=sifted.failed)
             if self._published is not None:
                 self._published()

@@ -57,13 +57,17 @@ CREATE TABLE IF NOT EXISTS videos (
     attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS frames (
-    frame_id TEXT PRIMARY KEY,
     path TEXT NOT NULL,
+    frame_id TEXT NOT NULL,
     timestamp_ms INTEGER NOT NULL,
     state TEXT NOT NULL,
-    bytes INTEGER
+    bytes INTEGER,
+    -- One video's bytes at two paths are one video, its frames the same frames: each path
+    -- keeps its own rows, so neither takes the other's for its own.
+    PRIMARY KEY (path, frame_id)
 );
 CREATE INDEX IF NOT EXISTS frames_by_path ON frames (path, timestamp_ms);
+CREATE INDEX IF NOT EXISTS frames_by_id ON frames (frame_id);
 CREATE TABLE IF NOT EXISTS rejected_announcements (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -195,12 +199,13 @@ class Journal:
                 error=None,
             )
 
-    def frames_to_upload(self, path: str) -> list[str]:
+    def uploaded_from(self, frame_id: str) -> set[str]:
+        """The paths whose video uploaded frame ``frame_id`` (the same bytes under the same
+        name at two paths are one video, with the same frames)."""
         rows = self._db.execute(
-            "SELECT frame_id FROM frames WHERE path = ? AND state = 'kept' ORDER BY timestamp_ms",
-            (path,),
+            "SELECT path FROM frames WHERE frame_id = ? AND state = 'uploaded'", (frame_id,)
         ).fetchall()
-        return [row[0] for row in rows]
+        return {row[0] for row in rows}
 
     def frames(self, path: str) -> list[tuple[str, str]]:
         """Each kept frame of the video and its state, in time order."""
@@ -209,11 +214,15 @@ class Journal:
         ).fetchall()
         return [(row[0], row[1]) for row in rows]
 
-    def uploaded(self, path: str, frame_id: str, size: int) -> None:
+    def uploaded(self, path: str, frame_id: str, timestamp_ms: int, size: int) -> None:
+        """The video at ``path`` uploaded a kept frame (``size`` bytes sent): one its sift
+        listed, or one a sift again kept besides (its window's store was lost)."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE frames SET state = 'uploaded', bytes = ? WHERE frame_id = ?",
-                (size, frame_id),
+                "INSERT INTO frames (path, frame_id, timestamp_ms, state, bytes)"
+                " VALUES (?, ?, ?, 'uploaded', ?) ON CONFLICT (path, frame_id)"
+                " DO UPDATE SET state = 'uploaded', bytes = excluded.bytes",
+                (path, frame_id, timestamp_ms, size),
             )
             db.execute(
                 "UPDATE videos SET bytes_uploaded = bytes_uploaded + ?, updated_at = ?"
