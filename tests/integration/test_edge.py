@@ -19,7 +19,8 @@ from framesift.adapters.embedded.duckdb import DuckDbWarehouse
 from framesift.adapters.embedded.sqlite import SqliteDocumentStore
 from framesift.config import Backend, Settings
 from framesift.edge.agent import EdgeAgent, EdgeConfig, generation_of
-from framesift.edge.journal import VideoState
+from framesift.edge.journal import VideoEntry, VideoState
+from framesift.edge.uploader import CloudUploader
 from framesift.embedded import EmbeddedPipeline
 from framesift.sift import Sifter
 from framesift.topology import Collections, Topics
@@ -234,13 +235,13 @@ def test_a_sifter_holds_no_message_or_result_once_a_video_is_sifted(videos, tmp_
         assert sum(map(len, held)) == 0, name
 
 
+def _unreachable(*args: object, **kwargs: object) -> None:
+    raise ConnectionError("the deployment is unreachable")
+
+
 def _storage_down(monkeypatch, cloud: EmbeddedPipeline) -> None:
     """The deployment's storage unreachable: a frame's JPEG cannot be put."""
-
-    def unreachable(*args: object, **kwargs: object) -> None:
-        raise ConnectionError("storage unreachable")
-
-    monkeypatch.setattr(cloud.blobs, "put", unreachable)
+    monkeypatch.setattr(cloud.blobs, "put", _unreachable)
 
 
 def test_one_video_at_two_paths_publishes_no_frame_before_it_is_uploaded(
@@ -298,3 +299,86 @@ def test_frames_a_sift_again_keeps_besides_the_journals_are_uploaded_before_publ
         assert frame["dedup_status"] == "kept"
         cloud.blobs.get(frame["bucket"], frame["object_name"])
     assert [step for _, step in agent.journal.frames(video)] == ["uploaded"] * 4
+
+
+def _put_off_once_recorded(
+    videos: Path, tmp_path: Path, monkeypatch
+) -> tuple[EdgeAgent, EmbeddedPipeline, Path, VideoEntry]:
+    """A copy of drive.mp4 whose document is in the cloud, ``processing``, its frames not
+    uploaded (storage was down)."""
+    video = tmp_path / "inputs" / "drive.mp4"
+    video.parent.mkdir()
+    video.write_bytes((videos / "drive.mp4").read_bytes())
+    agent, cloud = _agent(tmp_path, retry_seconds=0.0)
+    with monkeypatch.context() as outage:
+        _storage_down(outage, cloud)
+        [entry] = agent.run([video], until_done=False)
+    assert entry.resume_state is VideoState.RECORDED
+    return agent, cloud, video, entry
+
+
+def test_a_file_changed_mid_upload_fails_its_old_version_in_the_cloud(
+    videos, tmp_path, monkeypatch
+):
+    """Its document was created (``processing``) when the file changed: the old version is
+    recorded ``failed`` with why, in the cloud and the journal, and the file taken again as
+    a new video, not left ``processing`` forever."""
+    agent, cloud, video, old = _put_off_once_recorded(videos, tmp_path, monkeypatch)
+    video.write_bytes((videos / "shots.mp4").read_bytes())  # rewritten, under the same name
+    os.utime(video, (1, 1))  # and long enough ago to be taken
+    documents = cloud.adapters.documents
+    with monkeypatch.context() as outage:  # the old version cannot be failed yet: both wait
+        outage.setattr(documents, "merge", _unreachable)
+        [waiting] = agent.run([video], until_done=False)
+    assert waiting.state is VideoState.WAITING
+    [new] = agent.run([video], until_done=False)
+    assert new.state is VideoState.DONE and new.video_doc_id != old.video_doc_id
+    stranded = documents.get(Collections.VIDEOS, str(old.video_doc_id))
+    assert stranded is not None and stranded["status"] == "failed"
+    assert "source changed" in stranded["error"]
+    assert documents.get(Collections.VIDEOS, str(new.video_doc_id))["status"] == "sampled"
+    [(_, path, doc_id, why)] = agent.journal.superseded_versions()
+    assert (path, doc_id) == (str(video), old.video_doc_id) and "source changed" in why
+    agent.run([video], until_done=False)  # a pass more: nothing more is failed
+    assert documents.get(Collections.VIDEOS, str(new.video_doc_id))["status"] == "sampled"
+    assert len(agent.journal.superseded_versions()) == 1
+    status = CliRunner().invoke(cli.app, ["edge", "status", "--state-dir", str(tmp_path / "state")])
+    assert "versions failed for a newer one" in status.output
+
+
+def test_a_file_only_touched_mid_upload_ends_sampled(videos, tmp_path, monkeypatch):
+    """The same bytes, a new modification time: the new version is the same video, failed
+    for a moment, then ended as its run ends it."""
+    agent, cloud, video, old = _put_off_once_recorded(videos, tmp_path, monkeypatch)
+    os.utime(video, (1, 1))
+    agent.run([video], until_done=False)
+    [new] = agent.run([video], until_done=False)  # a pass more: its record is failed once
+    assert new.state is VideoState.DONE and new.video_doc_id == old.video_doc_id
+    document = cloud.adapters.documents.get(Collections.VIDEOS, str(new.video_doc_id))
+    assert document is not None and (document["status"], document["error"]) == ("sampled", None)
+    assert len(agent.journal.superseded_versions()) == 1
+
+
+def test_a_changed_file_leaves_the_same_video_at_another_path_sampled(
+    videos, tmp_path, monkeypatch
+):
+    """Its old version is the video another path holds too, done already: that path's run
+    ended the document, which the change must not fail."""
+    copies = [tmp_path / "inputs" / folder / "drive.mp4" for folder in ("a", "b")]
+    for copy in copies:
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes((videos / "drive.mp4").read_bytes())
+    agent, cloud = _agent(tmp_path, retry_seconds=0.0)
+    [done] = agent.run(copies[:1], until_done=False)
+    assert done.state is VideoState.DONE
+    with monkeypatch.context() as outage:
+        outage.setattr(CloudUploader, "publish", _unreachable)
+        [old] = agent.run(copies[1:], until_done=False)
+    assert old.resume_state is VideoState.RECORDED and old.video_doc_id == done.video_doc_id
+
+    copies[1].write_bytes((videos / "shots.mp4").read_bytes())
+    os.utime(copies[1], (1, 1))
+    [new] = agent.run(copies[1:], until_done=False)
+    assert new.state is VideoState.DONE
+    document = cloud.adapters.documents.get(Collections.VIDEOS, str(done.video_doc_id))
+    assert document is not None and document["status"] == "sampled"

@@ -174,7 +174,6 @@ def edge_status(
 ) -> None:
     """Each video the agent has seen: its step, frames kept, bytes uploaded and any error."""
     from dataclasses import asdict
-    from datetime import UTC, datetime
 
     from framesift.edge.journal import Journal
 
@@ -189,11 +188,22 @@ def edge_status(
             print(json.dumps(asdict(entry)))
         return
     _print_entries(entries)
+    if superseded := journal.superseded_versions():
+        table = Table("at (UTC)", "path", "video", "why", title="versions failed for a newer one")
+        for at, path, video_doc_id, reason in superseded:
+            table.add_row(_utc(at), path, video_doc_id, reason)
+        console.print(table)
     if rejections := journal.rejections():
         table = Table("at (UTC)", "announcement", "why", title="announcements rejected")
         for at, body, reason in rejections:
-            table.add_row(f"{datetime.fromtimestamp(at, UTC):%Y-%m-%d %H:%M:%S}", body, reason)
+            table.add_row(_utc(at), body, reason)
         console.print(table)
+
+
+def _utc(at: float) -> str:
+    from datetime import UTC, datetime
+
+    return f"{datetime.fromtimestamp(at, UTC):%Y-%m-%d %H:%M:%S}"
 
 
 def _print_entries(entries: list[VideoEntry]) -> None:

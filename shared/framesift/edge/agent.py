@@ -146,9 +146,43 @@ class EdgeAgent:
                 time.sleep(self.config.poll_seconds)
 
     def process_pending(self) -> None:
+        unfailed = self._fail_superseded()
         for entry in self.pending():
-            self.process(entry)
+            if entry.path not in unfailed:  # its new version waits for the old one's record
+                self.process(entry)
         self._forget_old_windows()
+
+    def _fail_superseded(self) -> set[str]:
+        """Fail in the cloud the documents of the versions the journal dropped for a newer
+        one (their files changed once they were recorded), else they would stay
+        ``processing``; returns the paths whose old version could not be failed yet."""
+        unfailed: set[str] = set()
+        for path, video_doc_id, reason in self.journal.versions_to_fail():
+            copies = [
+                entry
+                for entry in self.journal.videos()
+                if entry.video_doc_id == video_doc_id and entry.state is not VideoState.FAILED
+            ]
+            if copies:  # the same video at another path: its run ends (or ended) the document
+                self.journal.version_settled(path, video_doc_id)
+                continue
+            try:
+                self._uploader.fail(video_doc_id, reason)
+            except Exception as exc:  # the deployment unreachable: the next pass tries again
+                log.warning(
+                    "a changed video's old version not failed yet: %s",
+                    exc,
+                    extra={"fields": {"edge_path": path, "video_doc_id": video_doc_id}},
+                )
+                unfailed.add(path)
+                continue
+            log.error(
+                "video failed in the cloud: %s",
+                reason,
+                extra={"fields": {"edge_path": path, "video_doc_id": video_doc_id}},
+            )
+            self.journal.version_settled(path, video_doc_id)
+        return unfailed
 
     def _window(self) -> str:
         return str(int(time.time() // (self.config.local_window_hours * 3600)))

@@ -10,7 +10,10 @@ deduplicated locally; its kept frames listed), ``recorded`` (its document in the
 ``published`` (every kept frame uploaded and handed to the cloud's dedup), ``done``; or
 ``failed`` (a permanent reason: it will not be tried again) or ``retry`` (a transient one: a
 network outage, a full disk; tried again later). A kept frame is ``kept`` then ``uploaded``.
-Announcements from a queue that named no file are kept with why (``rejected_announcements``).
+A file changed after its video's document was created (``recorded``, ``published``) is a new
+version: the old one is kept with why (``superseded_versions``) until the agent has failed its
+document in the cloud (else it would stay ``processing``). Announcements from a queue that named
+no file are kept with why (``rejected_announcements``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class VideoState(StrEnum):
 
 
 FINAL = (VideoState.DONE, VideoState.FAILED)
+# Its document created in the cloud, not final yet.
+IN_THE_CLOUD = (VideoState.RECORDED, VideoState.PUBLISHED)
+SOURCE_CHANGED = "source changed while it was uploaded: taken again as a new version"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS videos (
@@ -68,6 +74,14 @@ CREATE TABLE IF NOT EXISTS frames (
 );
 CREATE INDEX IF NOT EXISTS frames_by_path ON frames (path, timestamp_ms);
 CREATE INDEX IF NOT EXISTS frames_by_id ON frames (frame_id);
+CREATE TABLE IF NOT EXISTS superseded_versions (
+    path TEXT NOT NULL,
+    video_doc_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    settled INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (path, video_doc_id)
+);
 CREATE TABLE IF NOT EXISTS rejected_announcements (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -142,17 +156,29 @@ class Journal:
 
     def seen(self, path: str, size: int, mtime_ns: int) -> VideoEntry:
         """Record a file seen at ``size`` and ``mtime_ns``: new, or changed since (a file
-        rewritten after it was done is a new version, taken again)."""
+        rewritten after it was done is a new version, taken again; one rewritten once its
+        document was created leaves that version in ``superseded_versions``)."""
         now = time.time()
         with self._transaction() as db:
-            row = db.execute("SELECT size, mtime_ns FROM videos WHERE path = ?", (path,)).fetchone()
+            row = db.execute(
+                "SELECT size, mtime_ns, state, resume_state, video_doc_id FROM videos"
+                " WHERE path = ?",
+                (path,),
+            ).fetchone()
             if row is None:
                 db.execute(
                     "INSERT INTO videos (path, state, size, mtime_ns, seen_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (path, VideoState.WAITING, size, mtime_ns, now, now),
                 )
-            elif tuple(row) != (size, mtime_ns):
+            elif (row[0], row[1]) != (size, mtime_ns):
+                at = row[3] if row[2] == VideoState.RETRY else row[2]
+                if at in IN_THE_CLOUD:
+                    db.execute(
+                        "INSERT OR REPLACE INTO superseded_versions"
+                        " (path, video_doc_id, at, reason) VALUES (?, ?, ?, ?)",
+                        (path, row[4], now, SOURCE_CHANGED),
+                    )
                 db.execute("DELETE FROM frames WHERE path = ?", (path,))
                 db.execute(
                     "UPDATE videos SET state = ?, size = ?, mtime_ns = ?, seen_at = ?,"
@@ -247,6 +273,30 @@ class Journal:
         with self._transaction() as db:
             db.execute("UPDATE videos SET attempts = attempts + 1 WHERE path = ?", (path,))
             self._set(db, path, state=VideoState.RETRY, resume_state=at, error=error)
+
+    def versions_to_fail(self) -> list[tuple[str, str, str]]:
+        """The versions superseded whose documents are still to fail in the cloud: (path,
+        video doc id, why)."""
+        rows = self._db.execute(
+            "SELECT path, video_doc_id, reason FROM superseded_versions"
+            " WHERE settled = 0 ORDER BY at"
+        ).fetchall()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def version_settled(self, path: str, video_doc_id: str) -> None:
+        """The superseded version's document needs nothing more: ``failed`` in the cloud, or
+        ended by another path's copy of the same video."""
+        self._db.execute(
+            "UPDATE superseded_versions SET settled = 1 WHERE path = ? AND video_doc_id = ?",
+            (path, video_doc_id),
+        )
+
+    def superseded_versions(self) -> list[tuple[float, str, str, str]]:
+        """The versions failed for a newer one, oldest first: (when, path, video doc id, why)."""
+        rows = self._db.execute(
+            "SELECT at, path, video_doc_id, reason FROM superseded_versions ORDER BY at"
+        ).fetchall()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     def rejected(self, body: str, reason: str) -> None:
         """An announcement that named no file (dead-lettered on its queue), and why."""

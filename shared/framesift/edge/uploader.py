@@ -137,9 +137,17 @@ class CloudUploader:
             frames_sampled=video.frames_sampled,
             error=video.error,
         )
+        return self._merge_video(video.id, fields)
+
+    def fail(self, video_doc_id: str, error: str) -> int:
+        """A video recorded but never to be finished (its file changed): ``failed``, why."""
+        fields = VideoRecord.fields(status=VideoStatus.FAILED.value, error=error)
+        return self._merge_video(video_doc_id, fields)
+
+    def _merge_video(self, video_doc_id: str, fields: dict[str, Any]) -> int:
         self._throttle.take(_size(fields))
         self._retried(
             "the video's status",
-            lambda: self._cloud.documents.merge(Collections.VIDEOS, video.id, fields),
+            lambda: self._cloud.documents.merge(Collections.VIDEOS, video_doc_id, fields),
         )
         return _size(fields)
