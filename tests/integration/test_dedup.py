@@ -16,9 +16,10 @@ from framesift.bootstrap import Adapters, build_adapters
 from framesift.config import Backend, DedupScope, Settings
 from framesift.embedded import EmbeddedPipeline
 from framesift.imagestats import hamming, layout_distance
-from framesift.messages import FrameBatch, KeptFrames, SampledFrame
+from framesift.messages import FrameBatch, KeptFrames
 from framesift.stages.dedup import BatchOutcome
 from framesift.topology import Topics
+from tests.support.dedupframes import one_frame_batch
 
 
 def _frames(pipeline: EmbeddedPipeline, video_doc_id: str) -> list[dict]:
@@ -162,31 +163,9 @@ def test_frames_decided_before_a_crash_keep_their_decision(media, embedded_setti
 def _twin_frames(index: int, prefix: str = "") -> tuple[FrameBatch, FrameBatch]:
     """Two frames of two videos, 3 bits apart: near-identical; far from other rounds' twins."""
     base = random.Random(index).getrandbits(64)
-
-    def batch(video: str, phash: str, sha: str) -> FrameBatch:
-        frame = SampledFrame(
-            frame_id=f"{video}_0000000000",
-            timestamp_ms=0,
-            bucket="b",
-            object_name=f"{video}.jpg",
-            sha256=sha * 16,
-            phash=phash,
-            sharpness=10.0,
-            brightness=100.0,
-        )
-        return FrameBatch(
-            video_doc_id=video,
-            collector="cam",
-            video_id=video,
-            segment_index=0,
-            batch_index=0,
-            batch_count=1,
-            frames=[frame],
-        )
-
     return (
-        batch(f"{prefix}va{index}", f"{base:016x}", f"a{index:03d}"),
-        batch(f"{prefix}vb{index}", f"{base ^ 0b111:016x}", f"b{index:03d}"),
+        one_frame_batch(f"{prefix}va{index}", "cam", f"{base:016x}"),
+        one_frame_batch(f"{prefix}vb{index}", "cam", f"{base ^ 0b111:016x}"),
     )
 
 
