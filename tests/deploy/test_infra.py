@@ -26,7 +26,6 @@ from framesift_dev.loaded import DEPLOYED_ENV, loaded, probe_model
 from framesift_infra.config import StackConfig
 from framesift_infra.packaging import PACKAGE, REPO_ROOT, FunctionSource, function_source, lock
 from framesift_infra.roles import role_permissions
-from framesift_infra.secrets import secrets_of
 from tests.support.infra import (
     GCS_AGENT,
     PROJECT,
@@ -38,6 +37,7 @@ from tests.support.infra import (
     deploy_under_mocks,
     of_type,
     run_url,
+    vendor_secret_values,
 )
 
 
@@ -431,7 +431,7 @@ def test_a_first_deploy_needs_no_step_outside_the_program(deployed):
     ],
 )
 def test_a_function_mounts_only_its_vendors_secrets(vendor, mounted):
-    secrets = {s: SECRET_VALUES[s] for s in secrets_of(vendor) if s in SECRET_VALUES}
+    secrets = vendor_secret_values(vendor)
     recorder, _ = deploy_under_mocks(vendor=vendor, secrets=secrets)
     functions = of_type(recorder, "gcp:cloudfunctionsv2/function:Function")
     found = {

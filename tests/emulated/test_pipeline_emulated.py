@@ -18,8 +18,7 @@ from framesift.topology import FUNCTIONS, Topics
 from framesift_dev import apicalls
 from framesift_dev.devstack import BIGQUERY_DATASET, FRAMES_BUCKET, RAW_BUCKET
 from framesift_infra.permissions import needs
-from framesift_infra.secrets import secrets_of
-from tests.support.infra import PROJECT, SECRET_VALUES, deploy_under_mocks, grants
+from tests.support.infra import PROJECT, deploy_under_mocks, grants, vendor_secret_values
 from tests.support.media import lavfi_video
 from tests.support.payloads import scale_completes
 from tests.support.waiting import wait_for
@@ -104,7 +103,7 @@ def test_every_google_api_call_of_the_run_is_granted_by_the_infra(devstack_manag
     recorders = [deployed[0]] + [
         deploy_under_mocks(
             vendor=vendor.value,
-            secrets={s: SECRET_VALUES[s] for s in secrets_of(vendor.value) if s in SECRET_VALUES},
+            secrets=vendor_secret_values(vendor.value),
         )[0]
         for vendor in (Vendor.MANIFEST, Vendor.SCALE)
     ]

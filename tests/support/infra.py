@@ -10,6 +10,7 @@ import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
 from framesift_infra.permissions import Grant, Scope
+from framesift_infra.secrets import secrets_of
 
 PROJECT = "demo-project"
 PROJECT_NUMBER = "123456"
@@ -94,6 +95,11 @@ SECRET_VALUES = {
     "scale-api-key": "scale-api-key-for-tests",
     "scale-callback-auth-key": "scale-callback-key-for-tests",
 }
+
+
+def vendor_secret_values(vendor: str) -> dict[str, str]:
+    """The test values of the secrets ``vendor``'s deployment is configured with."""
+    return {s: SECRET_VALUES[s] for s in secrets_of(vendor) if s in SECRET_VALUES}
 
 
 class _RegistrationMonitor(MockMonitor):
