@@ -59,7 +59,7 @@ node is written with empty ``hashes`` and ``layouts`` as well as its ``split`` f
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -216,12 +216,52 @@ def own_path(phash: str, start: int, depth: int, geometry: Geometry) -> Node:
     return Node(start, tuple(values[(start + j) % geometry.chains] for j in range(depth + 1)))
 
 
-def _entries(doc: Mapping[str, Any] | None) -> tuple[bytes, bytes]:
+def grown(doc: Mapping[str, Any] | None, phash: str, layout: str) -> tuple[bytes, bytes]:
+    """A leaf's packed hashes and colour layouts with ``phash`` and ``layout`` appended (an
+    entry stored without a layout gets the unknown one). Shared with :mod:`framesift.tailindex`."""
     hashes = bytes((doc or {}).get("hashes") or b"")
     layouts = bytes((doc or {}).get("layouts") or b"")
     count = len(hashes) // 8
     unknown = bytes.fromhex(LAYOUT_UNKNOWN)
-    return hashes, layouts + unknown * (count - len(layouts) // LAYOUT_BYTES)
+    layouts += unknown * (count - len(layouts) // LAYOUT_BYTES)
+    return hashes + int(phash, 16).to_bytes(8, "big"), layouts + bytes.fromhex(layout)
+
+
+def leaf_doc(hashes: bytes, layouts: bytes) -> dict[str, Any]:
+    return {"hashes": hashes, "layouts": layouts, "split": False}
+
+
+SPLIT_DOC: Mapping[str, Any] = {"hashes": b"", "layouts": b"", "split": True}
+
+
+def grouped(
+    hashes: bytes, layouts: bytes, value_of: Callable[[int], int]
+) -> list[tuple[int, bytes, bytes]]:
+    """A splitting leaf's entries grouped by their child (``value_of`` a hash's child value),
+    in the children's order: (value, packed hashes, layouts)."""
+    parts: dict[int, tuple[list[bytes], list[bytes]]] = defaultdict(lambda: ([], []))
+    for i in range(len(hashes) // 8):
+        entry = hashes[i * 8 : (i + 1) * 8]
+        part = parts[value_of(int.from_bytes(entry, "big"))]
+        part[0].append(entry)
+        part[1].append(layouts[i * LAYOUT_BYTES : (i + 1) * LAYOUT_BYTES])
+    return [(value, b"".join(h), b"".join(la)) for value, (h, la) in sorted(parts.items())]
+
+
+def within_writes(
+    writes: dict[str, dict[str, Any]],
+    doc_id: str,
+    leaf: dict[str, dict[str, Any]],
+    entries: tuple[bytes, bytes],
+    later: int,
+    max_writes: int | None,
+) -> dict[str, dict[str, Any]]:
+    """``leaf`` (one leaf's writes, a split's included), or, when with ``later`` leaves still
+    to come they would take ``writes`` past ``max_writes``, the unsplit leaf holding
+    ``entries``: the split is put off to a later hash. Shared with :mod:`framesift.tailindex`."""
+    if max_writes is not None and len(writes) + len(leaf) + later > max_writes:
+        return {doc_id: leaf_doc(*entries)}
+    return leaf
 
 
 def added(
@@ -242,7 +282,6 @@ def added(
     if max_writes is not None and max_writes < geometry.chains:
         raise ValueError(f"adding a hash writes at least {geometry.chains} documents")
     writes: dict[str, dict[str, Any]] = {}
-    packed = int(phash, 16).to_bytes(8, "big")
     for start in range(geometry.chains):
         depth = geometry.min_depth
         node = own_path(phash, start, depth, geometry)
@@ -254,14 +293,11 @@ def added(
                 break
             depth += 1
             node = own_path(phash, start, depth, geometry)
-        hashes, layouts = _entries(docs[doc_id])
-        grown = (hashes + packed, layouts + bytes.fromhex(layout))
-        leaf = _leaf(scope, node, *grown, geometry)
+        entries = grown(docs[doc_id], phash, layout)
+        leaf = _leaf(scope, node, *entries, geometry)
         # Room for this chain's writes and one leaf for each chain still to come.
         later = geometry.chains - start - 1
-        if max_writes is not None and len(writes) + len(leaf) + later > max_writes:
-            leaf = {doc_id: {"hashes": grown[0], "layouts": grown[1], "split": False}}
-        writes.update(leaf)
+        writes.update(within_writes(writes, doc_id, leaf, entries, later, max_writes))
     return writes
 
 
@@ -272,21 +308,15 @@ def _leaf(
     children (split again while one is over the cap)."""
     count = len(hashes) // 8
     if count <= geometry.cap or node.depth >= geometry.threshold:
-        return {node_id(scope, node): {"hashes": hashes, "layouts": layouts, "split": False}}
+        return {node_id(scope, node): leaf_doc(hashes, layouts)}
     band = (node.start + node.depth + 1) % geometry.chains
     shift, width = geometry.bands[band]
-    parts: dict[int, tuple[list[bytes], list[bytes]]] = defaultdict(lambda: ([], []))
-    for i in range(count):
-        entry = hashes[i * 8 : (i + 1) * 8]
-        value = (int.from_bytes(entry, "big") >> shift) & ((1 << width) - 1)
-        parts[value][0].append(entry)
-        parts[value][1].append(layouts[i * LAYOUT_BYTES : (i + 1) * LAYOUT_BYTES])
-    writes: dict[str, dict[str, Any]] = {
-        node_id(scope, node): {"hashes": b"", "layouts": b"", "split": True}
-    }
-    for value, (part_hashes, part_layouts) in sorted(parts.items()):
+    writes: dict[str, dict[str, Any]] = {node_id(scope, node): dict(SPLIT_DOC)}
+    for value, part_hashes, part_layouts in grouped(
+        hashes, layouts, lambda entry: (entry >> shift) & ((1 << width) - 1)
+    ):
         child = Node(node.start, (*node.path, value))
-        writes.update(_leaf(scope, child, b"".join(part_hashes), b"".join(part_layouts), geometry))
+        writes.update(_leaf(scope, child, part_hashes, part_layouts, geometry))
     return writes
 
 

@@ -1,0 +1,236 @@
+"""An approximate near-duplicate index of 64-bit pHashes whose cost per lookup is bounded at any n.
+
+The dataset scope's exact index (:mod:`framesift.dedupindex`, the "chains") reads more as the
+scope grows (about ``n^0.5`` bytes, ~850 documents at 10^8: docs/dedup-index.md). This module is
+the *tail* beside it: every kept hash of a scope, searched with a bounded number of documents per
+lookup and per kept frame, at a recall that is measured, not guaranteed.
+
+**Bit-sampling LSH.** There are ``tables`` tables. Table ``j`` reads the hash's 64 bits in a fixed
+order of its own (:func:`order`: the positions sorted by ``sha256("framesift-tail-{j}-{pos}")``,
+so ids are the same on every machine and Python version). A table is a trie over that order: a
+node at depth ``d`` is keyed by the first ``first_bits + d * split_bits`` bits (at most 64), and
+its document is a *leaf* (packed hashes and colour layouts, phashindex's format, at most ``cap``
+entries) or *split* (no entries; they moved to its children, keyed by the next ``split_bits``).
+A lookup descends each table on the query's own path only, so it reads one leaf per table (and
+the split nodes above it): ``tables`` documents per trie level. Two hashes ``d`` bits apart meet
+in table ``j`` iff none of the ``d`` bits is among the ``k`` bits the leaf is keyed by; with ``k``
+of 64 positions in a random order that happens with probability ``C(64 - d, k) / C(64, k)``, so
+recall at ``d`` is about ``1 - (1 - C(64 - d, k) / C(64, k))^tables``. ``k`` grows only with the
+trie's depth (``first_bits`` up to ``cap * 2^first_bits`` hashes, ``first_bits + split_bits``
+up to ``2^split_bits`` times that...), which is why the default ``tables`` was chosen at 10^8
+(docs/dedup-index.md, "The tail").
+
+**Cost.** A kept frame writes one leaf per table (at most ``cap`` entries of 20 bytes each); a
+leaf that would pass the cap splits in the transaction of the hash that overflows it, into a
+split marker and its children (at most ``1 + 2^split_bits`` documents), exactly as the chains do
+(the helpers are dedupindex's).
+
+**Defaults, measured** (docs/dedup-index.md, "The tail"; ``framesift bench index
+--tail-tradeoffs``): 136 tables are the fewest whose recall of planted near duplicates at 1..10
+bits reaches 0.999 with leaves keyed by 17 bits, what a leaf of at most 2048 entries needs at
+10^8 hashes. ``first_bits = 17`` keys the first documents by those 17 bits already: a lookup
+reads 136 documents in one round at any n up to ``2048 * 2^17`` (2.7 x 10^8) uniform hashes,
+small scopes read little (their leaves hold a few entries) and two kept frames rarely write a
+common leaf (1 in 2^17 per table). Fewer first bits save storage in a small scope (fewer, fuller
+documents) but cost a round per split level and, below 4 x 10^6 hashes, contention. A smaller
+cap or fewer split bits trade tables, rounds and documents (the measured table).
+
+**No guarantee.** Unlike the chains, two near hashes need not share a document: a near duplicate
+the tail misses is kept (labeled twice, never lost), and two concurrent deciders of near hashes
+meet in a common leaf only when some table's leaf-path bits agree. The exact guarantee is the
+window's (the chains over recent generations); the tail catches older frames at its recall.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from framesift import dedupindex, phashindex
+from framesift.imagestats import LAYOUT_UNKNOWN
+
+Docs = Mapping[str, Mapping[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class TailGeometry:
+    """The tail's shape: the Hamming threshold, the number of tables, the most entries a leaf
+    holds, the bits a table's first documents are keyed by and the bits each split adds."""
+
+    threshold: int = 10
+    tables: int = 136
+    cap: int = 2048
+    first_bits: int = 17
+    split_bits: int = 6
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.threshold <= 63:
+            raise ValueError("the threshold must be between 0 and 63 bits")
+        if self.tables < 1:
+            raise ValueError("the tail needs at least one table")
+        if self.cap < 1:
+            raise ValueError("a leaf must hold at least one hash")
+        if not 1 <= self.first_bits <= 64:
+            raise ValueError("first_bits must be between 1 and 64")
+        if not 1 <= self.split_bits <= 16:
+            raise ValueError("split_bits must be between 1 and 16 (a split writes 2^split_bits)")
+
+    def bits(self, depth: int) -> int:
+        """How many of a table's ordered bits key a node at ``depth``."""
+        return min(64, self.first_bits + depth * self.split_bits)
+
+    @property
+    def max_depth(self) -> int:
+        """The depth at which a node is keyed by all 64 bits: it never splits."""
+        return -(-(64 - self.first_bits) // self.split_bits)
+
+
+@cache
+def order(table: int) -> tuple[int, ...]:
+    """Table ``table``'s order of the 64 bit positions (0: the least significant bit)."""
+
+    def rank(pos: int) -> bytes:
+        return hashlib.sha256(f"framesift-tail-{table}-{pos}".encode()).digest()
+
+    return tuple(sorted(range(64), key=rank))
+
+
+@cache
+def byte_tables(table: int) -> tuple[tuple[int, ...], ...]:
+    """For each byte ``b`` of a hash (bits ``8b .. 8b + 7``) and each of its 256 values, its
+    bits moved to their places in table ``table``'s order (its first position the top bit), so
+    that :func:`permuted` is eight look-ups (the benchmark vectorises the same tables)."""
+    place = {pos: 63 - i for i, pos in enumerate(order(table))}
+    return tuple(
+        tuple(
+            sum(1 << place[8 * byte + bit] for bit in range(8) if value >> bit & 1)
+            for value in range(256)
+        )
+        for byte in range(8)
+    )
+
+
+def permuted(value: int, table: int) -> int:
+    """The hash's bits in table ``table``'s order, its first position on top."""
+    tables = byte_tables(table)
+    return sum(tables[byte][(value >> (8 * byte)) & 0xFF] for byte in range(8))
+
+
+def key(value: int, table: int, depth: int, g: TailGeometry) -> int:
+    """The key of the node of table ``table`` at ``depth`` on the hash's own path."""
+    return permuted(value, table) >> (64 - g.bits(depth))
+
+
+def node_id(scope: str, table: int, depth: int, node_key: int) -> str:
+    """A node document's id (``~t``: never a chain's ``~r``/``~g`` node nor a bucket's ``~b``)."""
+    return f"{scope}~t{table}~{depth}~{node_key:x}"
+
+
+def path_id(scope: str, value: int, table: int, depth: int, g: TailGeometry) -> str:
+    return node_id(scope, table, depth, key(value, table, depth, g))
+
+
+def first_reads(scope: str, phash: str, g: TailGeometry) -> list[str]:
+    """Each table's depth-0 node on the hash's path: what a lookup reads first."""
+    value = int(phash, 16)
+    return [path_id(scope, value, table, 0, g) for table in range(g.tables)]
+
+
+def _own_leaf(
+    scope: str, value: int, table: int, docs: Docs, g: TailGeometry
+) -> tuple[str, int, bool]:
+    """The deepest node of the table read on the hash's path: (id, depth, read). It is the
+    path's leaf when read; otherwise the next document to read."""
+    depth = 0
+    while True:
+        doc_id = path_id(scope, value, table, depth, g)
+        if doc_id not in docs:
+            return doc_id, depth, False
+        if depth >= g.max_depth or not dedupindex.is_split(docs[doc_id]):
+            return doc_id, depth, True
+        depth += 1
+
+
+def plan(scope: str, phash: str, docs: Docs, g: TailGeometry) -> dedupindex.Plan:
+    """Walk each table down the hash's own path through split nodes over the documents read:
+    one leaf per table (a document read as None is an empty leaf), or the next node to read."""
+    value = int(phash, 16)
+    leaves: list[str] = []
+    missing: list[str] = []
+    nodes = 0
+    for table in range(g.tables):
+        doc_id, depth, read = _own_leaf(scope, value, table, docs, g)
+        nodes += depth + 1
+        (leaves if read else missing).append(doc_id)
+    return dedupindex.Plan(leaves=leaves, missing=missing, nodes=nodes)
+
+
+def nearest(
+    phash: str,
+    docs: Docs,
+    found: dedupindex.Plan,
+    g: TailGeometry,
+    layout: str = LAYOUT_UNKNOWN,
+    layout_threshold: float = 255.0,
+) -> phashindex.Neighbour | None:
+    """The closest kept hash within the threshold in the plan's leaves (phashindex's rule:
+    the colour layouts must agree; ties, the smallest hash)."""
+    if found.missing:
+        raise ValueError("read the plan's missing documents first")
+    leaves = [docs[leaf] for leaf in found.leaves]
+    return phashindex.nearest(phash, leaves, g.threshold, layout, layout_threshold)
+
+
+def added(
+    scope: str,
+    phash: str,
+    docs: Docs,
+    g: TailGeometry,
+    layout: str = LAYOUT_UNKNOWN,
+    max_writes: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The writes that add a kept hash to its leaf in every table, splitting a leaf it would
+    take over the cap. ``docs`` must hold what the lookup's :func:`plan` read.
+
+    With ``max_writes``, a split that would take the writes past it is put off (that leaf goes
+    over the cap by one and splits with a later hash), as :func:`dedupindex.added` does; each
+    table's leaf needs one write, so ``max_writes`` must be at least the tables."""
+    if max_writes is not None and max_writes < g.tables:
+        raise ValueError(f"adding a hash writes at least {g.tables} documents")
+    value = int(phash, 16)
+    writes: dict[str, dict[str, Any]] = {}
+    for table in range(g.tables):
+        doc_id, depth, read = _own_leaf(scope, value, table, docs, g)
+        if not read:
+            raise ValueError(f"{doc_id} was not read: add to what the lookup read")
+        entries = dedupindex.grown(docs[doc_id], phash, layout)
+        leaf = _leaf(scope, table, depth, key(value, table, depth, g), *entries, g)
+        later = g.tables - table - 1
+        writes.update(dedupindex.within_writes(writes, doc_id, leaf, entries, later, max_writes))
+    return writes
+
+
+def _leaf(
+    scope: str,
+    table: int,
+    depth: int,
+    node_key: int,
+    hashes: bytes,
+    layouts: bytes,
+    g: TailGeometry,
+) -> dict[str, dict[str, Any]]:
+    """The documents that hold these entries at a node: one leaf, or a split marker and the
+    children (split again while one is over the cap)."""
+    doc_id = node_id(scope, table, depth, node_key)
+    if len(hashes) // 8 <= g.cap or depth >= g.max_depth:
+        return {doc_id: dedupindex.leaf_doc(hashes, layouts)}
+    shift = 64 - g.bits(depth + 1)
+    writes: dict[str, dict[str, Any]] = {doc_id: dict(dedupindex.SPLIT_DOC)}
+    for child, part_hashes, part_layouts in dedupindex.grouped(
+        hashes, layouts, lambda entry: permuted(entry, table) >> shift
+    ):
+        writes.update(_leaf(scope, table, depth + 1, child, part_hashes, part_layouts, g))
+    return writes
