@@ -6,6 +6,8 @@ import json
 
 import pulumi_gcp as gcp
 
+from framesift.bookkeeping import EXPIRES
+from framesift.topology import Collections
 from framesift.warehouse.schemas import ALL_TABLES
 from framesift_infra.config import StackConfig
 from framesift_infra.stack import Stack
@@ -79,3 +81,17 @@ def create_firestore(stack: Stack, config: StackConfig) -> None:
                 index_config={},
             )
         )
+    # A tiered dedup index's generations are read for one period only; Firestore's TTL policy
+    # deletes their documents after the time they carry (framesift.bookkeeping.GenerationNode).
+    # Unindexed, as Google advises for a TTL timestamp no query uses (it would hotspot).
+    stack.add(
+        gcp.firestore.Field(
+            f"ttl-{Collections.PHASH_BUCKETS}-{EXPIRES}",
+            opts=stack.opts(),
+            database=database.name,
+            collection=Collections.PHASH_BUCKETS,
+            field=EXPIRES,
+            index_config={},
+            ttl_config={},
+        )
+    )

@@ -295,6 +295,17 @@ MUTATIONS = (
         ),
         "uploads notify nothing",
     ),
+    Mutation(
+        "no-ttl-on-generations",
+        "datastores",
+        (
+            (
+                "            index_config={},\n            ttl_config={},",
+                "            index_config={},",
+            ),
+        ),
+        "a tiered dedup index keeps every past generation's documents forever",
+    ),
 )
 
 

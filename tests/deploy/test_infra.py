@@ -15,8 +15,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from framesift import topology
+from framesift.bookkeeping import EXPIRES, GenerationNode
 from framesift.topology import (
     PUSH,
+    Collections,
     dead_letter_topics,
     holding_subscription,
     pubsub_max_delivery_attempts,
@@ -761,3 +763,15 @@ def test_the_labeler_writes_only_where_its_vendor_writes():
     assert manifests["condition"]["expression"] == (
         f'resource.name.startsWith("projects/_/buckets/{frames}/objects/{MANIFESTS}")'
     )
+
+
+def test_the_dedup_index_generations_expire_by_a_ttl_policy_on_the_field_they_carry(deployed):
+    """A tiered index's generation nodes carry ``expire_at``; Firestore deletes them after it
+    only if a TTL policy names that field on that collection group (one per group)."""
+    recorder, _ = deployed
+    fields = of_type(recorder, "gcp:firestore/field:Field")
+    ttl = [field for field in fields.values() if "ttlConfig" in field]
+    assert len(ttl) == 1
+    assert (ttl[0]["collection"], ttl[0]["field"]) == (Collections.PHASH_BUCKETS, EXPIRES)
+    assert ttl[0]["indexConfig"] == {}  # a TTL timestamp nobody queries: not indexed
+    assert EXPIRES in GenerationNode.model_fields
