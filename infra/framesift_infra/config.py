@@ -30,6 +30,9 @@ class StackConfig:
     sample_every_seconds: float = _SETTINGS.sample_every_seconds
     dedup_threshold: int = _SETTINGS.dedup_threshold
     dedup_scope: str = _SETTINGS.dedup_scope.value
+    # Days of a tiered dedup index's generation (None: not tiered; docs/dedup-index.md).
+    dedup_window_days: int | None = _SETTINGS.dedup_window_days
+    dedup_tail_tables: int = _SETTINGS.dedup_tail_tables
     raw_prefix: str = _SETTINGS.raw_prefix
     images_prefix: str = _SETTINGS.images_prefix
     max_delivery_attempts: int = _SETTINGS.max_delivery_attempts
@@ -71,6 +74,8 @@ class StackConfig:
             "sample_every_seconds": own.get_float("sampleEverySeconds"),
             "dedup_threshold": own.get_int("dedupThreshold"),
             "dedup_scope": own.get("dedupScope"),
+            "dedup_window_days": own.get_int("dedupWindowDays"),
+            "dedup_tail_tables": own.get_int("dedupTailTables"),
             "raw_prefix": own.get("rawPrefix"),
             "images_prefix": own.get("imagesPrefix"),
             "cold_after_days": own.get_int("coldAfterDays"),

@@ -133,6 +133,14 @@ def environment(config: StackConfig, stack: Stack) -> dict[str, pulumi.Input[str
         "FRAMESIFT_BIGQUERY_LOCATION": config.region,
         "FRAMESIFT_MAX_DELIVERY_ATTEMPTS": str(config.max_delivery_attempts),
         "FRAMESIFT_LABELING_BUDGET": str(config.labeling_budget),
+        **(
+            {
+                "FRAMESIFT_DEDUP_WINDOW_DAYS": str(config.dedup_window_days),
+                "FRAMESIFT_DEDUP_TAIL_TABLES": str(config.dedup_tail_tables),
+            }
+            if config.dedup_window_days
+            else {}
+        ),
     }
 
 

@@ -56,11 +56,32 @@ class DedupNode(Document):
     split: bool
 
 
+class GenerationNode(DedupNode):
+    """``phash_buckets/{generation}~{scope}~r{chain}~{path}``: a node of one generation of a
+    tiered dataset scope's chains (:mod:`framesift.datasetindex`), deleted by Firestore's TTL
+    policy on ``expire_at`` (the infra's) once no decision reads it."""
+
+    expire_at: datetime
+
+
+# The field Firestore's TTL policy on the index's collection deletes documents by.
+EXPIRES = "expire_at"
+
+
 class BucketsRetired(Document):
     """``dedup_index_state/buckets``: every dataset scope's buckets were migrated into chains
     (:mod:`framesift.dedupmigration`); decisions stop reading them."""
 
     retired: bool
+
+
+class LegacyChains(Document):
+    """``dedup_index_state/legacy_chains``: a tiered index's tail holds every hash of the
+    generation-less chains (:mod:`framesift.dedupmigration`); decisions read those chains until
+    ``read_until``, a window after (:mod:`framesift.datasetindex`)."""
+
+    in_tail: bool
+    read_until: datetime
 
 
 class BucketMigrated(Document):

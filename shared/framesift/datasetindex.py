@@ -1,28 +1,42 @@
 """A dataset scope's near-duplicate index as one dedup decision reads and extends it.
 
-The index is :mod:`framesift.dedupindex`'s chains, kept in ``phash_buckets`` beside the videos'
-buckets (a node's id, ``{scope}~r{chain}~{path}``, is never a bucket's,
-``{scope}~b{band}~{value}``).
-A deployment that ran an earlier release holds its dataset scopes in :mod:`framesift.phashindex`
-buckets: until ``framesift migrate-dedup-index`` has copied them all into chains and retired them
-(``dedup_index_state/buckets``, :mod:`framesift.dedupmigration`), a lookup reads the scope's
-buckets too, so no frame is kept beside a duplicate that only the buckets hold. A kept frame goes
-into the chains only: the buckets stop growing once this release runs.
+By default the index is :mod:`framesift.dedupindex`'s chains, kept in ``phash_buckets`` beside
+the videos' buckets (a node's id, ``{scope}~r{chain}~{path}``, is never a bucket's,
+``{scope}~b{band}~{value}``): exact, at a cost per lookup that grows about as ``n^0.5``.
+
+**Tiered** (``dedup_window_days`` set: a scope headed for 10^7 kept frames and beyond): the
+chains are cut into *generations* of that many days (``{generation}~{scope}~r...``), and every
+kept hash also goes into the :mod:`framesift.tailindex` *tail*, an approximate index of the whole
+scope with a bounded cost per lookup and per kept frame. A decision searches its generation
+exactly and the tail approximately, so its cost is bounded by what one generation holds (the kept
+rate times the period), not by the scope, and a near duplicate of an older frame is found with the
+tail's measured recall (docs/dedup-index.md). Two deciders at once always share a generation:
+in the last :data:`GRACE` of a generation (more than any two deciders' clocks differ) a decision
+reads and writes the next one too, so the chains' guarantee (no two frames within ``t`` both
+kept) holds for every pair decided at once.
+
+Before the migration (:mod:`framesift.dedupmigration`): a deployment of an earlier release holds
+its dataset scopes in :mod:`framesift.phashindex` buckets, read beside the chains until
+``dedup_index_state/buckets`` retires them; and a scope switched to tiered holds its earlier kept
+hashes in generation-less chains, read exactly beside its generation until the migration has
+copied them into the tail and one window has passed (``dedup_index_state/legacy_chains``). So no
+decision changes when the index is converted.
 
 One transaction: :meth:`Lookup.read` asks for the first documents (:meth:`Lookup.first_keys`),
-then plans the walk down the chains over what was read and asks for the nodes still missing (and,
-before the migration, the buckets) with :class:`~framesift.errors.ReadMore`, one round per trie
-level; then :meth:`Found.nearest` and, for a kept frame, :meth:`Found.added`.
+then plans the walks over what was read and asks for the nodes still missing with
+:class:`~framesift.errors.ReadMore`, one round per trie level; then :meth:`Found.nearest` and,
+for a kept frame, :meth:`Found.added`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
-from framesift import dedupindex, phashindex
-from framesift.bookkeeping import DedupNode
+from framesift import dedupindex, phashindex, tailindex
+from framesift.bookkeeping import DedupNode, GenerationNode, LegacyChains
 from framesift.errors import ReadMore
 from framesift.ports import DocKey
 from framesift.topology import Collections
@@ -31,6 +45,60 @@ Docs = Mapping[DocKey, Mapping[str, Any] | None]
 
 # Decisions read the scopes' buckets until this says they were all migrated into chains.
 RETIRED_KEY: DocKey = (Collections.DEDUP_INDEX_STATE, "buckets")
+# Tiered decisions read the generation-less chains until this says the tail holds them and
+# a window has passed since.
+LEGACY_KEY: DocKey = (Collections.DEDUP_INDEX_STATE, "legacy_chains")
+# More than any two deciders' clocks differ (Cloud Functions' clocks are NTP-synchronised to
+# milliseconds; a decision's retries take seconds): within this of a generation's end a
+# decision reads and writes the next generation too.
+GRACE = timedelta(minutes=10)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EXPIRY_MARGIN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Generations of ``days`` days, counted from the Unix epoch (UTC)."""
+
+    days: int
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise ValueError("a generation lasts at least one day")
+
+    @property
+    def period(self) -> timedelta:
+        return timedelta(days=self.days)
+
+    def expires(self, generation: int) -> datetime:
+        """When a generation's documents may go (Firestore's TTL policy on ``expire_at``
+        deletes them): a day after the last decision that reads them."""
+        return _EPOCH + (generation + 1) * self.period + _EXPIRY_MARGIN
+
+    def generations(self, now: datetime) -> tuple[int, ...]:
+        """The generations a decision at ``now`` reads and writes: its own, and in its last
+        :data:`GRACE` the next one too. Two deciders whose clocks are less than GRACE apart
+        then share one: in one generation, or the earlier one is in the last GRACE of its
+        generation and so also in the later one's."""
+        since = now - _EPOCH
+        generation = since // self.period
+        if (generation + 1) * self.period - since <= GRACE:
+            return (generation, generation + 1)
+        return (generation,)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How the dataset scopes are indexed: the chains' geometry and, tiered, the window and
+    the tail's geometry."""
+
+    geometry: dedupindex.Geometry
+    window: Window | None = None
+    tail: tailindex.TailGeometry | None = None
+
+    def __post_init__(self) -> None:
+        if (self.window is None) != (self.tail is None):
+            raise ValueError("a window and a tail go together")
 
 
 def geometry(threshold: int, cap: int) -> dedupindex.Geometry:
@@ -38,8 +106,52 @@ def geometry(threshold: int, cap: int) -> dedupindex.Geometry:
     return dedupindex.Geometry(threshold=threshold, cap=cap, min_depth=min(1, threshold))
 
 
+class IndexSettings(Protocol):
+    """The settings that shape the index (:class:`~framesift.config.Settings` has them, and
+    so has dedup's section of them)."""
+
+    @property
+    def dedup_threshold(self) -> int: ...
+    @property
+    def dedup_leaf_cap(self) -> int: ...
+    @property
+    def dedup_window_days(self) -> int | None: ...
+    @property
+    def dedup_tail_tables(self) -> int: ...
+
+
+def shape(settings: IndexSettings) -> Shape:
+    """The index the settings name."""
+    chains = geometry(settings.dedup_threshold, settings.dedup_leaf_cap)
+    if settings.dedup_window_days is None:
+        return Shape(chains)
+    return Shape(
+        chains,
+        Window(settings.dedup_window_days),
+        tailindex.TailGeometry(
+            threshold=settings.dedup_threshold, tables=settings.dedup_tail_tables
+        ),
+    )
+
+
 def buckets_retired(docs: Docs) -> bool:
     return bool((docs.get(RETIRED_KEY) or {}).get("retired"))
+
+
+def legacy_read(docs: Docs, now: datetime) -> bool:
+    """Whether a tiered decision at ``now`` still reads the generation-less chains."""
+    state = docs.get(LEGACY_KEY)
+    if not state:
+        return True
+    legacy = LegacyChains.model_validate(state)
+    return not legacy.in_tail or now < legacy.read_until
+
+
+def generation_scope(scope: str, generation: int) -> str:
+    """The prefix of a generation's chain nodes, ``{generation}~{scope}~r...``: no other index
+    document's id begins with a digit (a scope is ``all``, ``collector:...`` or ``video:...``),
+    so no collector's name can make one generation's node another scope's."""
+    return f"{generation}~{scope}"
 
 
 def node_keys(doc_ids: list[str]) -> list[DocKey]:
@@ -48,70 +160,127 @@ def node_keys(doc_ids: list[str]) -> list[DocKey]:
 
 @dataclass(frozen=True)
 class Found:
-    """What one lookup read: the chain nodes by id, its plan over them, and the scope's
-    buckets it had to read too (none once they are retired)."""
+    """What one lookup read: the index documents by id, the plans over them (one per chains
+    searched, and the tail's), and the scope's buckets it had to read too (none once they are
+    retired)."""
 
     scope: str
     phash: str
-    geometry: dedupindex.Geometry
+    shape: Shape
     nodes: dict[str, Mapping[str, Any] | None]
-    plan: dedupindex.Plan
+    # The chains a kept hash goes into (dedupindex's scopes), and when a generation's expire.
+    written: tuple[tuple[str, datetime | None], ...]
+    leaves: tuple[str, ...]  # every leaf the plans name, chains' and tail's
     buckets: list[Mapping[str, Any] | None]
 
     def nearest(self, layout: str, layout_threshold: float) -> phashindex.Neighbour | None:
-        return dedupindex.nearest(
+        return phashindex.nearest(
             self.phash,
-            self.nodes,
-            self.plan,
-            self.geometry,
+            [*(self.nodes[leaf] for leaf in self.leaves), *self.buckets],
+            self.shape.geometry.threshold,
             layout,
             layout_threshold,
-            also=self.buckets,
         )
 
     def added(self, layout: str, max_writes: int) -> dict[DocKey, dict[str, Any]]:
-        """The writes that add the kept hash to the chains (splits included)."""
-        writes = dedupindex.added(
-            self.scope, self.phash, self.nodes, self.geometry, layout, max_writes
-        )
-        return {
-            key: DedupNode(**data).stored()
-            for key, data in zip(node_keys(list(writes)), writes.values(), strict=True)
-        }
+        """The writes that add the kept hash to its chains and the tail (splits included)."""
+        tail = self.shape.tail
+        chains = self.shape.geometry.chains
+        writes: dict[DocKey, DedupNode] = {}
+        for i, (written, expires) in enumerate(self.written):
+            # Room kept for the leaves still to come: the later chains' and the tail's.
+            later = chains * (len(self.written) - i - 1) + (tail.tables if tail else 0)
+            found = dedupindex.added(
+                written,
+                self.phash,
+                self.nodes,
+                self.shape.geometry,
+                layout,
+                max_writes - len(writes) - later,
+            )
+            writes.update(
+                (key, GenerationNode(**data, expire_at=expires) if expires else DedupNode(**data))
+                for key, data in zip(node_keys(list(found)), found.values(), strict=True)
+            )
+        if tail:
+            found = tailindex.added(
+                self.scope, self.phash, self.nodes, tail, layout, max_writes - len(writes)
+            )
+            writes.update(
+                (key, DedupNode(**data))
+                for key, data in zip(node_keys(list(found)), found.values(), strict=True)
+            )
+        return {key: node.stored() for key, node in writes.items()}
 
 
 @dataclass(frozen=True)
 class Lookup:
-    """One frame's lookup in one dataset scope."""
+    """One frame's lookup in one dataset scope, decided at ``now``."""
 
     scope: str
     phash: str
-    geometry: dedupindex.Geometry
+    shape: Shape
+    now: datetime
+
+    @property
+    def _written(self) -> tuple[tuple[str, datetime | None], ...]:
+        """The chains a kept hash goes into: the scope's, or its generations' (and when they
+        expire)."""
+        window = self.shape.window
+        if window is None:
+            return ((self.scope, None),)
+        return tuple(
+            (generation_scope(self.scope, g), window.expires(g))
+            for g in window.generations(self.now)
+        )
+
+    def _first(self, chains: tuple[str, ...]) -> list[str]:
+        first = [
+            node
+            for scope in chains
+            for node in dedupindex.first_reads(scope, self.phash, self.shape.geometry)
+        ]
+        if self.shape.tail:
+            first += tailindex.first_reads(self.scope, self.phash, self.shape.tail)
+        return first
 
     def first_keys(self) -> list[DocKey]:
         """What to read with the decision's other documents."""
-        first = dedupindex.first_reads(self.scope, self.phash, self.geometry)
-        return [RETIRED_KEY, *node_keys(first)]
+        state = [RETIRED_KEY, LEGACY_KEY] if self.shape.window else [RETIRED_KEY]
+        return [*state, *node_keys(self._first(tuple(chains for chains, _ in self._written)))]
 
     def read(self, docs: Docs) -> Found:
         """What the lookup found in ``docs``; raises ReadMore for what it still has to read."""
         first = [key for key in self.first_keys() if key not in docs]
         if first:
             raise ReadMore(first)
+        searched = tuple(chains for chains, _ in self._written)
+        if self.shape.window and legacy_read(docs, self.now):
+            searched = (*searched, self.scope)
         nodes = {
             doc_id: doc
             for (collection, doc_id), doc in docs.items()
-            if collection == Collections.PHASH_BUCKETS and doc_id.startswith(f"{self.scope}~r")
+            if collection == Collections.PHASH_BUCKETS
         }
         for doc_id, doc in nodes.items():
             phashindex.check(doc_id, doc)
-        plan = dedupindex.plan(self.scope, self.phash, nodes, self.geometry)
+        missing = [key for key in node_keys(self._first(searched)) if key not in docs]
+        leaves: list[str] = []
+        if not missing:
+            plans = [
+                dedupindex.plan(chains, self.phash, nodes, self.shape.geometry)
+                for chains in searched
+            ]
+            if self.shape.tail:
+                plans.append(tailindex.plan(self.scope, self.phash, nodes, self.shape.tail))
+            missing = [key for plan in plans for key in node_keys(plan.missing)]
+            leaves = [leaf for plan in plans for leaf in plan.leaves]
         buckets: list[DocKey] = []
         if not buckets_retired(docs):
             buckets = node_keys(
-                phashindex.bucket_ids(self.scope, self.phash, self.geometry.threshold)
+                phashindex.bucket_ids(self.scope, self.phash, self.shape.geometry.threshold)
             )
-        wanted = [*node_keys(plan.missing), *(key for key in buckets if key not in docs)]
+        wanted = [*missing, *(key for key in buckets if key not in docs)]
         if wanted:
             raise ReadMore(wanted)
         for key in buckets:
@@ -119,8 +288,9 @@ class Lookup:
         return Found(
             self.scope,
             self.phash,
-            self.geometry,
+            self.shape,
             nodes,
-            plan,
+            self._written,
+            tuple(dict.fromkeys(leaves)),
             [docs[key] for key in buckets],
         )

@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from framesift import bootstrap
+from framesift import bootstrap, datasetindex
 from framesift.adapters.embedded.folder import FolderBlobStore
 from framesift.adapters.embedded.inprocess import InProcessPublisher
 from framesift.config import Backend, Settings
@@ -134,7 +134,7 @@ class EmbeddedPipeline:
         self.summary = RunSummary()
         # A workdir an earlier release wrote has its dedup index migrated before any decision
         # (docs/dedup-index.md); the edge's sifter and deployment are embedded pipelines too.
-        ensure_migrated(self.adapters.documents, settings.dedup_threshold, settings.dedup_leaf_cap)
+        ensure_migrated(self.adapters.documents, datasetindex.shape(settings))
         for spec in functions:
             if spec.trigger is Trigger.PUBSUB:
                 self._subscribe(spec.name, spec.subscribes)

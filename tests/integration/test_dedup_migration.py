@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from framesift import bootstrap, dedupmigration, phashindex
+from framesift import bootstrap, datasetindex, dedupmigration, phashindex
 from framesift.bookkeeping import BucketsRetired, PhashBucket, PhashOwner
 from framesift.config import Settings
 from framesift.datasetindex import RETIRED_KEY
@@ -22,6 +22,8 @@ from tests.support.fakes import RecordingPublisher
 
 SETTINGS = Settings()
 THRESHOLD = SETTINGS.dedup_threshold
+# Leaves of one hash: the migrated chains split at every entry.
+SHAPE = datasetindex.Shape(datasetindex.geometry(THRESHOLD, 1))
 
 
 def layout(rng: random.Random) -> str:
@@ -115,19 +117,19 @@ def test_a_migrated_scope_decides_as_its_buckets_did(index_documents, unique):
             raise Stop
 
     with pytest.raises(Stop):
-        dedupmigration.migrate(documents, THRESHOLD, 1, stop_after_some)
+        dedupmigration.migrate(documents, SHAPE, stop_after_some)
     assert not (documents.get(*RETIRED_KEY) or {}).get("retired")
     decide_some(40)  # half-way
 
-    first = dedupmigration.migrate(documents, THRESHOLD, 1)
+    first = dedupmigration.migrate(documents, SHAPE)
     assert first.retired and f"collector:{collector}" in first.scopes
     assert 0 < first.migrated < first.buckets  # resumed: the first run's 10 were not redone
-    again = dedupmigration.migrate(documents, THRESHOLD, 1)
+    again = dedupmigration.migrate(documents, SHAPE)
     assert (again.migrated, again.entries, again.retired) == (0, 0, True)
     for record in documents.changed_since(Collections.DEDUP_INDEX_STATE, None):
         if record["_id"].startswith("migrated~"):  # as if its record were lost
             documents.merge(Collections.DEDUP_INDEX_STATE, record["_id"], {"entries": -1})
-    redone = dedupmigration.migrate(documents, THRESHOLD, 1)
+    redone = dedupmigration.migrate(documents, SHAPE)
     assert (redone.migrated, redone.entries) == (redone.buckets, 0)  # found in place
     decide_some(80)  # after: the chains alone
 
@@ -188,7 +190,7 @@ def test_a_bucket_an_older_instance_writes_during_the_migration_is_migrated_agai
             straggler.append(f"{value << 58 | rng.getrandbits(58):016x}")
             old.keep(f"{unique}late_0000000000", straggler[0], layout(rng))
 
-    done = dedupmigration.migrate(documents, THRESHOLD, SETTINGS.dedup_leaf_cap, meanwhile)
+    done = dedupmigration.migrate(documents, datasetindex.shape(SETTINGS), meanwhile)
 
     assert done.retired
     assert migrated.count(migrated[0]) == 2  # the straggler's bucket: again, after it changed

@@ -4,17 +4,26 @@ and the stage built over a store."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from framesift.config import Settings, section
+from framesift.documents import utcnow
 from framesift.messages import FrameBatch, SampledFrame
 from framesift.ports import DocumentStore
 from framesift.stages.dedup import Dedup, DedupConfig
 from tests.support.fakes import InMemoryBlobStore, RecordingPublisher
 
 
-def stage(documents: DocumentStore, publisher: RecordingPublisher, **settings) -> Dedup:
+def stage(
+    documents: DocumentStore,
+    publisher: RecordingPublisher,
+    clock: Callable[[], datetime] = utcnow,
+    **settings: Any,
+) -> Dedup:
     config = section(DedupConfig, Settings().model_copy(update=settings))
-    return Dedup(InMemoryBlobStore(), documents, publisher, config)
+    return Dedup(InMemoryBlobStore(), documents, publisher, config, clock)
 
 
 def one_frame_batch(video: str, collector: str, phash: str) -> FrameBatch:

@@ -4,10 +4,11 @@ transaction read and wrote (the frame's own apart), the same however often it is
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from framesift.bookkeeping import BucketsRetired
-from framesift.datasetindex import RETIRED_KEY
+from framesift.bookkeeping import BucketsRetired, LegacyChains
+from framesift.datasetindex import LEGACY_KEY, RETIRED_KEY
 from framesift.ports import Change, DocKey, T
 from framesift.topology import Collections
 from tests.support.dedupframes import one_frame_batch, stage
@@ -15,6 +16,8 @@ from tests.support.fakes import InMemoryDocumentStore, RecordingPublisher
 
 KEPT = "0f3c5a9966e1b27d"
 NEAR = "0f3c5a9966e1b27a"  # 2 bits away
+FAR = "f0c3a56699e14d82"  # every bit flipped
+NOON = datetime(2026, 12, 6, 12, tzinfo=UTC)
 
 
 class CountingStore(InMemoryDocumentStore):
@@ -73,3 +76,36 @@ def test_a_redelivered_batch_counts_nothing_twice():
     dedup.handle_batch(batch)  # as if it crashed before recording the batch sent
 
     assert documents.get(Collections.FRAMES, batch.frames[0].frame_id) == before
+
+
+def test_a_tiered_decision_reads_its_generation_and_the_tail_whatever_the_scope():
+    """Tiered, migrated: a keep reads the chains' 75 first documents of its generation and the
+    tail's first document of each table, and writes a leaf per chain and per table; in the last
+    minutes of a generation, the next one's as well."""
+    documents = CountingStore()
+    documents.merge(*RETIRED_KEY, BucketsRetired(retired=True).stored())
+    documents.merge(*LEGACY_KEY, LegacyChains(in_tail=True, read_until=NOON).stored())
+    tables = 16
+    noon = stage(
+        documents, RecordingPublisher(), lambda: NOON, dedup_window_days=1, dedup_tail_tables=tables
+    )
+    first = one_frame_batch("va", "cam", KEPT)
+    kept = noon.decide(first.frames[0], first)
+    # Beside the content hash, the video's 11 buckets and the two migration states.
+    assert (kept.index_reads, kept.index_writes) == (
+        1 + 11 + 2 + 75 + tables,
+        1 + 11 + 1 + 1 + 11 + tables,
+    )
+    late = stage(
+        documents,
+        RecordingPublisher(),
+        lambda: NOON + timedelta(hours=11, minutes=55),
+        dedup_window_days=1,
+        dedup_tail_tables=tables,
+    )
+    other = one_frame_batch("vb", "cam", FAR)
+    at_the_end = late.decide(other.frames[0], other)
+    assert (at_the_end.index_reads, at_the_end.index_writes) == (
+        1 + 11 + 2 + 2 * 75 + tables,
+        1 + 11 + 1 + 1 + 2 * 11 + tables,
+    )

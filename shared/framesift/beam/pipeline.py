@@ -36,6 +36,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
 
+from framesift import datasetindex
 from framesift.beam.steps import (
     METRICS,
     FunctionStep,
@@ -188,9 +189,7 @@ def run(
     embedded workdir, its dedup index is migrated first, as an embedded run does (a deployment
     runs ``framesift migrate-dedup-index``)."""
     if settings.backend is Backend.EMBEDDED:
-        ensure_migrated(
-            build_adapters(settings).documents, settings.dedup_threshold, settings.dedup_leaf_cap
-        )
+        ensure_migrated(build_adapters(settings).documents, datasetindex.shape(settings))
     pipeline = beam.Pipeline(options=options)
     build(pipeline, settings, listing, labeling)
     result = pipeline.run()

@@ -101,6 +101,7 @@ def migrate_dedup_index(
     chains (docs/dedup-index.md), then stop reading the buckets. Decisions do not change; safe
     to run while the functions run, to stop, and to run again (it resumes; a second run does
     nothing). FRAMESIFT_* settings pick the backend."""
+    from framesift import datasetindex
     from framesift.bootstrap import build_adapters
     from framesift.config import Backend
     from framesift.dedupmigration import migrate
@@ -108,11 +109,18 @@ def migrate_dedup_index(
     embedded = {"backend": Backend.EMBEDDED, "workdir": workdir} if workdir else {}
     settings = settings_from(**embedded)
     documents = build_adapters(settings).documents
-    done = migrate(documents, settings.dedup_threshold, settings.dedup_leaf_cap, console.print)
+    done = migrate(documents, datasetindex.shape(settings), console.print)
     console.print(
         f"{len(done.scopes)} dataset scopes, {done.buckets} buckets: {done.migrated} migrated"
         f" now ({done.entries} entries added), the others before; buckets retired"
     )
+    if done.legacy_read_until:
+        console.print(
+            f"tiered: {len(done.tail_scopes)} scopes' chains, {done.legacy_leaves} leaves:"
+            f" {done.legacy_migrated} copied into the tail now ({done.tail_entries} entries"
+            f" added), the others before; read exactly until"
+            f" {done.legacy_read_until:%Y-%m-%d %H:%M} UTC"
+        )
 
 
 def make_sample(

@@ -41,6 +41,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 
 from framesift import datasetindex, phashindex, samescene
@@ -61,6 +62,7 @@ from framesift.documents import (
     FrameSource,
     UnreadableFrame,
     create_or_get,
+    utcnow,
 )
 from framesift.errors import CorruptIndex, InvalidName, ReadMore, UnreadableImage
 from framesift.events import OBJECT_FINALIZE, GcsNotification, PubSubMessage
@@ -111,6 +113,8 @@ class DedupConfig:
     dedup_layout_threshold: float
     dedup_scope: DedupScope
     dedup_leaf_cap: int
+    dedup_window_days: int | None
+    dedup_tail_tables: int
 
 
 class Dedup:
@@ -120,11 +124,15 @@ class Dedup:
         documents: DocumentStore,
         publisher: Publisher,
         config: DedupConfig,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._blobs = blobs
         self._documents = documents
         self._publisher = publisher
         self._config = config
+        # A tiered dataset index searches the generation of the decision's time.
+        self._clock = clock
+        self._index = datasetindex.shape(config)
 
     def handle_message(self, message: PubSubMessage) -> BatchResult:
         """Either a frame batch from the sampler or a raw bucket notification (for images)."""
@@ -292,9 +300,7 @@ class Dedup:
             for bucket_id in (phashindex.bucket_ids(video, frame.phash, threshold) if video else [])
         ]
         dataset = self._dataset_scope(batch.collector)
-        lookup = datasetindex.Lookup(
-            dataset, frame.phash, datasetindex.geometry(threshold, self._config.dedup_leaf_cap)
-        )
+        lookup = datasetindex.Lookup(dataset, frame.phash, self._index, self._clock())
         # Named first: it refuses a scope that cannot be part of a document id (InvalidName).
         dataset_owner: DocKey = (
             Collections.PHASH_OWNERS,

@@ -1,0 +1,208 @@
+"""The tiered dataset index (framesift.datasetindex: exact generations and the tail) under the
+dedup stage, on SQLite and on the Firestore emulator: a generation is searched exactly, an older
+frame through the tail, two instances deciding at once on either side of a generation's edge keep
+one frame, a scope switched to tiered decides as before until a window after its migration, and
+a corrupt tail leaf fails the decision that reads it. Each decision is delivered twice."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from framesift import datasetindex, dedupindex, dedupmigration, tailindex
+from framesift.bookkeeping import GenerationNode
+from framesift.config import Settings
+from framesift.documents import DedupDecision
+from framesift.errors import CorruptIndex
+from framesift.imagestats import hamming
+from framesift.ports import DocumentStore
+from framesift.stages.dedup import Dedup
+from framesift.topology import Collections
+from tests.integration.test_dedup_index import decide_at_once, exhaustive
+from tests.support.dedupframes import hashes_near_one_another, one_frame_batch, stage
+from tests.support.fakes import RecordingPublisher
+
+SETTINGS = Settings()
+THRESHOLD = SETTINGS.dedup_threshold
+WINDOW = datasetindex.Window(days=1)
+# Noon of a day: far from a generation's edge.
+NOON = datetime(2026, 12, 6, 12, tzinfo=UTC)
+EDGE = datetime(2026, 12, 7, tzinfo=UTC)
+
+
+def tiered(
+    documents: DocumentStore, at: datetime | Callable[[], datetime], **settings: object
+) -> Dedup:
+    clock = at if callable(at) else (lambda: at)
+    return stage(documents, RecordingPublisher(), clock, dedup_window_days=WINDOW.days, **settings)
+
+
+def decide_twice(dedup: Dedup, video: str, collector: str, phash: str) -> DedupDecision:
+    batch = one_frame_batch(video, collector, phash)
+    first = dedup.decide(batch.frames[0], batch)
+    assert dedup.decide(batch.frames[0], batch) == first  # redelivered: the same decision
+    return first
+
+
+def missed_by_one_table(rng: random.Random) -> tuple[str, str]:
+    """Two hashes exactly t bits apart that a one-table tail does not join (its first
+    documents are keyed by 11 bits of table 0's order: one of them differs)."""
+    g = tailindex.TailGeometry(threshold=THRESHOLD, tables=1)
+    while True:
+        base = rng.getrandbits(64)
+        other = base
+        for bit in rng.sample(range(64), THRESHOLD):
+            other ^= 1 << bit
+        a, b = f"{base:016x}", f"{other:016x}"
+        if tailindex.first_reads("s", a, g) != tailindex.first_reads("s", b, g):
+            return a, b
+
+
+def test_a_generation_is_searched_exactly(index_documents, unique):
+    """Within one generation, leaves of one hash split deep, and a one-table tail beside: each
+    decision is the exhaustive search's."""
+    dedup = tiered(index_documents, NOON, dedup_leaf_cap=1, dedup_tail_tables=1)
+    hashes = hashes_near_one_another(seed=7, count=60)
+    decisions = [
+        decide_twice(dedup, f"{unique}v{index:03d}", f"cam-{unique}", phash)
+        for index, phash in enumerate(hashes)
+    ]
+    expected = exhaustive(hashes)
+    for index, (phash, decision, repeats) in enumerate(
+        zip(hashes, decisions, expected, strict=True)
+    ):
+        if repeats is None:
+            assert decision.status == "kept", index
+        else:
+            assert (decision.status, decision.scope) == ("dropped", "dataset"), index
+            assert decision.duplicate_of == f"{unique}v{hashes.index(repeats):03d}_0000000000"
+            assert decision.distance == hamming(phash, repeats)
+    assert 10 < expected.count(None) < 50
+
+
+def test_an_older_frames_near_duplicate_is_found_in_the_tail(index_documents, unique):
+    """Kept five days ago, then a near duplicate: its generation is gone, the tail finds it."""
+    collector = f"cam-{unique}"
+    base = random.Random(unique).getrandbits(64)
+    kept = decide_twice(tiered(index_documents, NOON), f"{unique}a", collector, f"{base:016x}")
+    later = tiered(index_documents, NOON + timedelta(days=5))
+    near = decide_twice(later, f"{unique}b", collector, f"{base ^ 0b1011:016x}")
+    assert kept.status == "kept"
+    # Its generation's leaves carry when Firestore's TTL policy may delete them.
+    (generation,) = WINDOW.generations(NOON)
+    chains = datasetindex.geometry(THRESHOLD, SETTINGS.dedup_leaf_cap)
+    leaf = dedupindex.node_id(
+        datasetindex.generation_scope(f"collector:{collector}", generation),
+        dedupindex.own_path(f"{base:016x}", 0, chains.min_depth, chains),
+    )
+    stored = GenerationNode.model_validate(index_documents.get(Collections.PHASH_BUCKETS, leaf))
+    assert stored.expire_at == WINDOW.expires(generation) == EDGE + timedelta(days=1)
+    assert (near.status, near.scope, near.duplicate_of, near.distance) == (
+        "dropped",
+        "dataset",
+        f"{unique}a_0000000000",
+        3,
+    )
+
+
+def test_a_pair_the_tail_misses_is_found_in_its_generation_only(index_documents, unique):
+    """What the tail's recall means: a near duplicate a one-table tail misses is dropped within
+    the generation and kept once the generation is past (labeled twice, never lost)."""
+    rng = random.Random(unique)
+    collector = f"cam-{unique}"
+    for name, start, gap, expected in (
+        ("same", NOON, timedelta(hours=1), "dropped"),
+        ("later", NOON + timedelta(days=10), timedelta(days=3), "kept"),
+    ):
+        a, b = missed_by_one_table(rng)
+        first = tiered(index_documents, start, dedup_tail_tables=1)
+        assert decide_twice(first, f"{unique}{name}a", collector, a).status == "kept"
+        then = tiered(index_documents, start + gap, dedup_tail_tables=1)
+        assert decide_twice(then, f"{unique}{name}b", collector, b).status == expected
+
+
+@pytest.mark.parametrize(
+    "clocks",
+    [
+        (EDGE - timedelta(minutes=5), EDGE + timedelta(minutes=4)),
+        (EDGE - timedelta(seconds=1), EDGE + timedelta(minutes=9)),
+    ],
+    ids=["5-min-before-and-4-after", "1-s-before-and-9-min-after"],
+)
+def test_two_instances_at_a_generation_edge_keep_one(index_documents, unique, clocks):
+    """Two instances whose clocks, less than the grace apart, put them in two generations decide
+    two videos' frames t bits apart at once, each batch delivered to both: one is kept. The tail
+    has one table and misses the pair: only the generations join them."""
+    documents = index_documents
+    instances = [tiered(documents, clock, dedup_tail_tables=1) for clock in clocks]
+    collector = f"cam-{unique}"
+    rng = random.Random(unique)
+    for round_ in range(3):
+        a, b = missed_by_one_table(rng)
+        twins = [
+            one_frame_batch(f"{unique}a{round_}", collector, a),
+            one_frame_batch(f"{unique}b{round_}", collector, b),
+        ]
+        decide_at_once(
+            [
+                lambda instance=instance, batch=batch: instance.handle_batch(batch)
+                for instance in instances
+                for batch in twins
+            ]
+        )
+        statuses = sorted(
+            (documents.get(Collections.FRAMES, batch.frames[0].frame_id) or {})["dedup_status"]
+            for batch in twins
+        )
+        assert statuses == ["dropped", "kept"], round_
+
+
+def test_a_scope_switched_to_tiered_decides_as_before_until_a_window_after_its_migration(
+    index_documents, unique
+):
+    """Kept before the switch (generation-less chains): its near duplicate is dropped before
+    the migration, and until a window after it; then the one-table tail decides (and misses
+    this pair: kept)."""
+    documents = index_documents
+    collector = f"cam-{unique}"
+    rng = random.Random(unique)
+    pairs = [missed_by_one_table(rng) for _ in range(3)]
+    before = stage(documents, RecordingPublisher(), lambda: NOON, dedup_leaf_cap=1)
+    for index, (a, _) in enumerate(pairs):
+        assert decide_twice(before, f"{unique}k{index}", collector, a).status == "kept"
+
+    switched = tiered(documents, NOON, dedup_tail_tables=1)
+    assert decide_twice(switched, f"{unique}n0", collector, pairs[0][1]).status == "dropped"
+    shape = datasetindex.shape(
+        SETTINGS.model_copy(update={"dedup_window_days": WINDOW.days, "dedup_tail_tables": 1})
+    )
+    done = dedupmigration.migrate(documents, shape)
+    assert done.legacy_read_until is not None
+    assert f"collector:{collector}" in done.tail_scopes and done.tail_entries >= len(pairs)
+    again = dedupmigration.migrate(documents, shape)
+    assert (again.legacy_migrated, again.tail_entries) == (0, 0)  # re-run: nothing to do
+
+    within = tiered(documents, done.legacy_read_until - timedelta(minutes=1), dedup_tail_tables=1)
+    assert decide_twice(within, f"{unique}n1", collector, pairs[1][1]).status == "dropped"
+    after = tiered(documents, done.legacy_read_until + timedelta(minutes=1), dedup_tail_tables=1)
+    assert decide_twice(after, f"{unique}n2", collector, pairs[2][1]).status == "kept"
+    # The legacy hashes are in the tail: an exact repeat of one is found there.
+    repeat = decide_twice(after, f"{unique}n3", collector, pairs[2][0])
+    assert (repeat.status, repeat.duplicate_of) == ("dropped", f"{unique}k2_0000000000")
+
+
+def test_a_corrupt_tail_leaf_fails_the_decision_naming_it(index_documents, unique):
+    documents = index_documents
+    collector = f"cam-{unique}"
+    base = random.Random(unique).getrandbits(64)
+    phash = f"{base:016x}"
+    g = tailindex.TailGeometry(threshold=THRESHOLD, tables=SETTINGS.dedup_tail_tables)
+    leaf = tailindex.first_reads(f"collector:{collector}", phash, g)[5]
+    documents.merge(Collections.PHASH_BUCKETS, leaf, {"hashes": b"1234567", "layouts": b""})
+    dedup = tiered(documents, NOON)
+    batch = one_frame_batch(f"{unique}a", collector, phash)
+    with pytest.raises(CorruptIndex, match=leaf):
+        dedup.decide(batch.frames[0], batch)
