@@ -29,7 +29,10 @@ where the tail is heavy).
 
 Near duplicates, derived from each picture (``VARIANTS``: JPEG at quality 60, 75 and 90, a 3 %
 shift, a 5 % crop of each side, brightness +-10 %, downscaled to a half and a quarter): the
-share still matched today and with the second check (what the check must keep).
+share still matched today and with the second check (what the check must keep), and of those the
+share a tiered scope's tail (:mod:`framesift.tailindex`, the configured tables) would find once
+the original is older than the window: the pair shares a leaf in some table, with leaves at
+``TAIL_DEPTHS``' depths (the key bits a scope's leaves have up to the sizes named there).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from framesift import samescene
+from framesift import samescene, tailindex
 from framesift.config import Settings
 from framesift.imagestats import hamming, image_stats, layout_distance
 from framesift_dev import realimages
@@ -59,6 +62,10 @@ SCOPES = (10**5, 10**6, 10**7, 10**8)
 TAIL_MIN_PAIRS = 3
 TAIL_BITS = 6
 TAIL_DISTANCE = 2 * THRESHOLD
+TAIL = tailindex.TailGeometry(threshold=THRESHOLD, tables=SETTINGS.dedup_tail_tables)
+# The tail's leaves are at depth 0 until its first documents pass the cap, at depth 1 until
+# their children do (uniform hashes): the scope sizes each depth serves.
+TAIL_DEPTHS = {depth: TAIL.cap * 2 ** TAIL.bits(depth) for depth in (0, 1)}
 
 
 @dataclass(frozen=True)
@@ -241,6 +248,15 @@ def pictures(
     return photos, everything, quadrants, derived
 
 
+def found_by_tail(a: Hashed, b: Hashed, depth: int) -> bool:
+    """Whether the tail, with every leaf at ``depth``, puts the two hashes in one leaf."""
+    first, second = int(a.phash, 16), int(b.phash, 16)
+    return any(
+        tailindex.key(first, table, depth, TAIL) == tailindex.key(second, table, depth, TAIL)
+        for table in range(TAIL.tables)
+    )
+
+
 def measure(images: list[realimages.RealImage]) -> Iterator[dict[str, Any]]:
     photos, everything, quadrants, derived = pictures(images)
     for name, members in (
@@ -265,13 +281,17 @@ def measure(images: list[realimages.RealImage]) -> Iterator[dict[str, Any]]:
         }
     for variant in VARIANTS:
         distances, layouts, today, checked = [], [], 0, 0
+        in_tail = dict.fromkeys(TAIL_DEPTHS, 0)
         for forms in derived.values():
             original, near = forms["original"], forms[variant]
             distance = hamming(original.phash, near.phash)
             distances.append(distance)
             layouts.append(layout_distance(original.layout, near.layout) or 0.0)
             today += matched_today(distance, original, near)
-            checked += matched_checked(distance, original, near)
+            if matched_checked(distance, original, near):
+                checked += 1
+                for depth in TAIL_DEPTHS:
+                    in_tail[depth] += found_by_tail(original, near, depth)
         yield {
             "kind": "near duplicate",
             "variant": variant,
@@ -281,6 +301,11 @@ def measure(images: list[realimages.RealImage]) -> Iterator[dict[str, Any]]:
             "layout_max": round(max(layouts), 1),
             "recall_today": round(today / len(distances), 3),
             "recall_checked": round(checked / len(distances), 3),
+            # Of the pairs matched with the check, the share the tail finds, per leaf depth.
+            "tail_recall": {
+                f"{TAIL_DEPTHS[depth]:.0e}": round(found / checked, 4) if checked else None
+                for depth, found in in_tail.items()
+            },
         }
 
 
@@ -304,14 +329,17 @@ def _table(rows: list[dict[str, Any]]) -> str:
     lines += [
         "",
         "| near duplicate | pairs | median distance | max distance | max layout |"
-        " recall today | with the check |",
-        "|---|---|---|---|---|---|---|",
+        " recall today | with the check | of those, in the tail up to "
+        + " / ".join(f"{n:.0e}" for n in TAIL_DEPTHS.values())
+        + " |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["kind"] == "near duplicate":
+            tail = " / ".join(str(share) for share in r["tail_recall"].values())
             lines.append(
                 f"| {r['variant']} | {r['pairs']} | {r['distance_median']} | {r['distance_max']}"
-                f" | {r['layout_max']} | {r['recall_today']} | {r['recall_checked']} |"
+                f" | {r['layout_max']} | {r['recall_today']} | {r['recall_checked']} | {tail} |"
             )
     lines += ["", "| set | lost today (distance, layout) | lost with the check |", "|---|---|---|"]
     for r in rows:

@@ -44,6 +44,17 @@ def test_pairs_within_t_with_close_layouts_are_lost_today_and_the_check_keeps_th
     assert result["layout_agree_checked"] < result["layout_agree_today"]
 
 
+def test_the_tail_finds_a_pair_when_some_table_keys_both_alike():
+    base = 0x0123456789ABCDEF
+    a = fm.Hashed("a", f"{base:016x}", _layout(64))
+    one_bit = fm.Hashed("b", f"{base ^ 1 << 40:016x}", _layout(64))
+    every_bit = fm.Hashed("c", f"{~base & (2**64 - 1):016x}", _layout(64))
+    for depth in fm.TAIL_DEPTHS:
+        assert fm.found_by_tail(a, a, depth)
+        assert fm.found_by_tail(a, one_bit, depth)  # bit 40 is not among every table's first
+        assert not fm.found_by_tail(a, every_bit, depth)
+
+
 def test_a_chance_per_pair_becomes_a_chance_to_be_dropped_at_n():
     distances = np.random.default_rng(1).binomial(64, 0.5, 3000)
     pairs = fm.Pairs(distances, np.full(3000, 50.0), [], [])
@@ -69,6 +80,7 @@ def test_real_pictures_are_hashed_and_their_derived_near_duplicates_found():
     ]
     assert set(near) == set(fm.VARIANTS)
     assert near["JPEG q90"]["recall_today"] == near["JPEG q90"]["recall_checked"] == 1.0
+    assert list(near["JPEG q90"]["tail_recall"].values()) == [1.0] * len(fm.TAIL_DEPTHS)
     assert all(len(r["histogram"]) == 65 and sum(r["histogram"]) == r["pairs"] for r in distinct)
 
 
