@@ -74,6 +74,11 @@ def test_decisions_through_split_leaves_are_the_exhaustive_searchs(index_documen
     assert len(split) > 30, len(split)  # below the first documents, in every chain
 
 
+def _entries(doc: dict | None) -> list[bytes]:
+    hashes = bytes((doc or {}).get("hashes") or b"")
+    return [hashes[i : i + 8] for i in range(0, len(hashes), 8)]
+
+
 def test_hot_leaves_split_by_write_rate_and_decisions_stay_the_exhaustive_searchs(
     index_documents, unique
 ):
@@ -96,12 +101,30 @@ def test_hot_leaves_split_by_write_rate_and_decisions_stay_the_exhaustive_search
     # The first documents of the chains whose first bands the cluster shares: split by rate
     # (150 hashes: no leaf came near the cap).
     g = dedupindex.Geometry()
+    scope = f"collector:{collector}"
     first = {
-        dedupindex.node_id(f"collector:{collector}", dedupindex.own_path(hashes[0], start, 1, g))
+        dedupindex.node_id(scope, dedupindex.own_path(hashes[0], start, 1, g))
         for start in range(g.chains)
     }
     split = [i for i in first if dedupindex.is_split(documents.get(Collections.PHASH_BUCKETS, i))]
     assert len(split) >= 2, split
+    # Every kept hash is in the leaf on its own path in every chain (a split moved each entry
+    # to its child).
+    kept = [
+        phash
+        for phash, decision in zip(hashes, decisions, strict=True)
+        if decision.status == "kept"
+    ]
+    for phash in kept:
+        for start in range(g.chains):
+            depth = g.min_depth
+            while True:
+                node = dedupindex.own_path(phash, start, depth, g)
+                doc = documents.get(Collections.PHASH_BUCKETS, dedupindex.node_id(scope, node))
+                if not dedupindex.is_split(doc):
+                    break
+                depth += 1
+            assert int(phash, 16).to_bytes(8, "big") in _entries(doc), (phash, start)
 
 
 def decide_at_once(calls: list[Callable[[], object]]) -> None:
