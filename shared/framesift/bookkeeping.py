@@ -49,11 +49,18 @@ class PhashBucket(Document):
 class DedupNode(Document):
     """``phash_buckets/{scope}~r{chain}~{path}``: a node of a dataset scope's chain
     (:mod:`framesift.dedupindex`), a leaf's packed hashes and colour layouts as a bucket's, or a
-    split node (no entries: they moved to its children)."""
+    split node (no entries: they moved to its children). A leaf written by a decision also holds
+    its write-rate estimate (writes/s at ``rate_at``, Unix seconds); a leaf written without one
+    (the migration, an earlier release) keeps what it had."""
 
     hashes: bytes
     layouts: bytes
     split: bool
+    rate: float | None = None
+    rate_at: float | None = None
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(exclude={UPDATED_AT}, exclude_none=True)
 
 
 class GenerationNode(DedupNode):

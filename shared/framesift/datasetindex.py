@@ -172,6 +172,7 @@ class Found:
     written: tuple[tuple[str, datetime | None], ...]
     leaves: tuple[str, ...]  # every leaf the plans name, chains' and tail's
     buckets: list[Mapping[str, Any] | None]
+    now: datetime  # the decision's (a kept hash's write updates its leaves' write rates)
 
     def nearest(self, layout: str, layout_threshold: float) -> phashindex.Neighbour | None:
         return phashindex.nearest(
@@ -197,6 +198,7 @@ class Found:
                 self.shape.geometry,
                 layout,
                 max_writes - len(writes) - later,
+                self.now,
             )
             writes.update(
                 (key, GenerationNode(**data, expire_at=expires) if expires else DedupNode(**data))
@@ -204,7 +206,7 @@ class Found:
             )
         if tail:
             found = tailindex.added(
-                self.scope, self.phash, self.nodes, tail, layout, max_writes - len(writes)
+                self.scope, self.phash, self.nodes, tail, layout, max_writes - len(writes), self.now
             )
             writes.update(
                 (key, DedupNode(**data))
@@ -293,4 +295,5 @@ class Lookup:
             self._written,
             tuple(dict.fromkeys(leaves)),
             [docs[key] for key in buckets],
+            self.now,
         )

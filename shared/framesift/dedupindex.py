@@ -52,15 +52,29 @@ retried; a reader that reads after it sees the split marker and descends. Two co
 deciders therefore read and write a common document and cannot both commit on stale reads: no
 two frames within ``t`` are both kept in one scope.
 
+**Hot leaves split by write rate.** Firestore sustains about one write per second per document,
+and clustered hashes send a large share of kept frames to a few leaves far under the cap (one
+first-level leaf takes about 1 % of a clustered scope's kept frames: 100 kept frames/s). So a
+leaf also keeps an estimate of its write rate (``rate``, writes per second, estimated at
+``rate_at``, Unix seconds: an exponentially weighted count with a time constant of
+:data:`RATE_TAU_S`, :func:`write_rate`), updated by each kept frame's write when the decision
+says when it was made (``now``; the migration and bulk builds update none), and a leaf whose
+rate passes the geometry's ``split_rate`` splits even under the cap. It is the same split as
+the cap's, in the same transaction (marker and children by the next band), so recall and the
+concurrency guarantee below are unchanged; its children start with their share of the rate
+(by entries), and one still hot splits again on its own next write.
+
 Writes replace the fields they name (the document store merges top-level fields), so a split
 node is written with empty ``hashes`` and ``layouts`` as well as its ``split`` flag.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import combinations
 from typing import Any
 
@@ -69,20 +83,31 @@ from framesift.imagestats import LAYOUT_UNKNOWN
 
 LAYOUT_BYTES = len(LAYOUT_UNKNOWN) // 2
 ENTRY_BYTES = 8 + LAYOUT_BYTES  # a packed hash and its colour layout
+# The write-rate estimate's time constant: a leaf's rate follows a change of its true rate
+# within about a minute, and at the split rate (0.5/s) one estimate of a Poisson stream of
+# writes is within about 0.065/s of it (sqrt(rate / (2 tau))), so a leaf at 0.3/s rarely
+# splits and one at 0.7/s does within a minute or two.
+RATE_TAU_S = 60.0
+# Firestore sustains about 1 write per second per document; a leaf splits at half of it, so
+# it splits before contention (not after), its children start well under the limit, and the
+# estimate's noise (above) stays small against the margin.
+SPLIT_RATE = 0.5
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """The index's shape: the Hamming threshold, the most entries a leaf holds, and the depth
-    of a chain's first documents."""
+    """The index's shape: the Hamming threshold, the most entries a leaf holds, the depth
+    of a chain's first documents, and the write rate that splits a leaf under the cap."""
 
     threshold: int = 10
     cap: int = 2048
     min_depth: int = 1
+    split_rate: float = SPLIT_RATE  # writes/s above which a leaf splits even under the cap
 
     def __post_init__(self) -> None:
         if self.cap < 1:
             raise ValueError("a leaf must hold at least one hash")
+        check_split_rate(self.split_rate)
         if not 0 <= self.min_depth <= self.threshold:
             raise ValueError("min_depth must be between 0 and the threshold")
         phashindex.bands(self.threshold)  # validates the threshold
@@ -227,8 +252,46 @@ def grown(doc: Mapping[str, Any] | None, phash: str, layout: str) -> tuple[bytes
     return hashes + int(phash, 16).to_bytes(8, "big"), layouts + bytes.fromhex(layout)
 
 
-def leaf_doc(hashes: bytes, layouts: bytes) -> dict[str, Any]:
-    return {"hashes": hashes, "layouts": layouts, "split": False}
+def check_split_rate(split_rate: float) -> None:
+    if not 0 < split_rate < math.inf:
+        raise ValueError("split_rate must be a positive number of writes per second")
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A leaf's estimated write rate (writes per second) at ``at`` (Unix seconds)."""
+
+    per_s: float
+    at: float
+
+    def share(self, part: int, whole: int) -> Rate:
+        """A child's share of the rate, by its entries."""
+        return Rate(self.per_s * part / max(whole, 1), self.at)
+
+
+def write_rate(doc: Mapping[str, Any] | None, now: datetime | None) -> Rate | None:
+    """The leaf's rate estimate after one more write at ``now`` (None without a time: the
+    migration's and bulk builds' writes update no rate). A leaf written without a rate (or
+    before this release) counts from zero; an earlier ``rate_at`` than ``now`` (another
+    instance's clock ahead) decays nothing."""
+    if now is None:
+        return None
+    at = now.timestamp()
+    rate = float((doc or {}).get("rate") or 0.0)
+    since = max(0.0, at - float((doc or {}).get("rate_at") or at))
+    return Rate(rate * math.exp(-since / RATE_TAU_S) + 1 / RATE_TAU_S, at)
+
+
+def leaf_doc(hashes: bytes, layouts: bytes, rate: Rate | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"hashes": hashes, "layouts": layouts, "split": False}
+    if rate is not None:
+        doc.update(rate=rate.per_s, rate_at=rate.at)
+    return doc
+
+
+def hot(rate: Rate | None, split_rate: float) -> bool:
+    """Whether a leaf written at this rate splits even under the cap."""
+    return rate is not None and rate.per_s > split_rate
 
 
 SPLIT_DOC: Mapping[str, Any] = {"hashes": b"", "layouts": b"", "split": True}
@@ -252,15 +315,15 @@ def within_writes(
     writes: dict[str, dict[str, Any]],
     doc_id: str,
     leaf: dict[str, dict[str, Any]],
-    entries: tuple[bytes, bytes],
+    unsplit: dict[str, Any],
     later: int,
     max_writes: int | None,
 ) -> dict[str, dict[str, Any]]:
     """``leaf`` (one leaf's writes, a split's included), or, when with ``later`` leaves still
-    to come they would take ``writes`` past ``max_writes``, the unsplit leaf holding
-    ``entries``: the split is put off to a later hash. Shared with :mod:`framesift.tailindex`."""
+    to come they would take ``writes`` past ``max_writes``, the ``unsplit`` leaf: the split is
+    put off to a later hash. Shared with :mod:`framesift.tailindex`."""
     if max_writes is not None and len(writes) + len(leaf) + later > max_writes:
-        return {doc_id: leaf_doc(*entries)}
+        return {doc_id: unsplit}
     return leaf
 
 
@@ -271,10 +334,12 @@ def added(
     geometry: Geometry,
     layout: str = LAYOUT_UNKNOWN,
     max_writes: int | None = None,
+    now: datetime | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The writes that add a kept hash to its leaf in every chain, splitting a leaf it would
-    take over the cap. ``docs`` must hold what the lookup's :func:`plan` read (the hash's own
-    path is within every budget, so its nodes were read).
+    take over the cap, or, decided at ``now``, whose write rate it would take past the
+    geometry's ``split_rate``. ``docs`` must hold what the lookup's :func:`plan` read (the
+    hash's own path is within every budget, so its nodes were read).
 
     With ``max_writes``, a split that would take the writes past it is put off: that leaf takes
     the hash over the cap (a few entries over: still far under 1 MiB) and splits with a later
@@ -294,21 +359,30 @@ def added(
             depth += 1
             node = own_path(phash, start, depth, geometry)
         entries = grown(docs[doc_id], phash, layout)
-        leaf = _leaf(scope, node, *entries, geometry)
+        rate = write_rate(docs[doc_id], now)
+        leaf = _leaf(scope, node, *entries, geometry, rate, hot(rate, geometry.split_rate))
         # Room for this chain's writes and one leaf for each chain still to come.
         later = geometry.chains - start - 1
-        writes.update(within_writes(writes, doc_id, leaf, entries, later, max_writes))
+        unsplit = leaf_doc(*entries, rate)
+        writes.update(within_writes(writes, doc_id, leaf, unsplit, later, max_writes))
     return writes
 
 
 def _leaf(
-    scope: str, node: Node, hashes: bytes, layouts: bytes, geometry: Geometry
+    scope: str,
+    node: Node,
+    hashes: bytes,
+    layouts: bytes,
+    geometry: Geometry,
+    rate: Rate | None,
+    hot: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """The documents that hold these entries at ``node``: one leaf, or a split marker and the
-    children (split again while one is over the cap)."""
+    """The documents that hold these entries at ``node``: one leaf, or, over the cap or
+    ``hot``, a split marker and the children with their shares of the ``rate`` (split again
+    while one is over the cap; a child still hot splits on its own next write)."""
     count = len(hashes) // 8
-    if count <= geometry.cap or node.depth >= geometry.threshold:
-        return {node_id(scope, node): leaf_doc(hashes, layouts)}
+    if (count <= geometry.cap and not hot) or node.depth >= geometry.threshold:
+        return {node_id(scope, node): leaf_doc(hashes, layouts, rate)}
     band = (node.start + node.depth + 1) % geometry.chains
     shift, width = geometry.bands[band]
     writes: dict[str, dict[str, Any]] = {node_id(scope, node): dict(SPLIT_DOC)}
@@ -316,7 +390,8 @@ def _leaf(
         hashes, layouts, lambda entry: (entry >> shift) & ((1 << width) - 1)
     ):
         child = Node(node.start, (*node.path, value))
-        writes.update(_leaf(scope, child, part_hashes, part_layouts, geometry))
+        share = rate.share(len(part_hashes) // 8, count) if rate else None
+        writes.update(_leaf(scope, child, part_hashes, part_layouts, geometry, share))
     return writes
 
 

@@ -32,6 +32,7 @@ other are both kept in one scope, across instances and restarts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +108,18 @@ def check(doc_id: str, doc: Mapping[str, Any] | None) -> None:
         raise CorruptIndex(f"dedup index document {doc_id}: split must be true or false")
     if doc.get("split") and hashes:
         raise CorruptIndex(f"dedup index document {doc_id}: a split node holds no hashes")
+    rate, rate_at = doc.get("rate"), doc.get("rate_at")
+    if (rate is None) != (rate_at is None) or not (
+        rate is None or (_finite(rate) and _finite(rate_at) and rate >= 0)
+    ):
+        raise CorruptIndex(
+            f"dedup index document {doc_id}: a write rate needs a finite rate >= 0 (writes/s)"
+            " and the finite time it was estimated at (rate_at, Unix seconds)"
+        )
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def nearest(

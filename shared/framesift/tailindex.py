@@ -23,7 +23,8 @@ up to ``2^split_bits`` times that...), which is why the default ``tables`` was c
 **Cost.** A kept frame writes one leaf per table (at most ``cap`` entries of 20 bytes each); a
 leaf that would pass the cap splits in the transaction of the hash that overflows it, into a
 split marker and its children (at most ``1 + 2^split_bits`` documents), exactly as the chains do
-(the helpers are dedupindex's).
+(the helpers are dedupindex's); and, as the chains' leaves, a leaf whose write rate passes
+``split_rate`` splits under the cap too (hot first documents of clustered hashes).
 
 **Defaults, measured** (docs/dedup-index.md, "The tail"; ``framesift bench index
 --tail-tradeoffs``): 136 tables are the fewest whose recall of planted near duplicates at 1..10
@@ -46,6 +47,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -58,13 +60,15 @@ Docs = Mapping[str, Mapping[str, Any] | None]
 @dataclass(frozen=True)
 class TailGeometry:
     """The tail's shape: the Hamming threshold, the number of tables, the most entries a leaf
-    holds, the bits a table's first documents are keyed by and the bits each split adds."""
+    holds, the bits a table's first documents are keyed by, the bits each split adds, and the
+    write rate that splits a leaf under the cap."""
 
     threshold: int = 10
     tables: int = 136
     cap: int = 2048
     first_bits: int = 17
     split_bits: int = 6
+    split_rate: float = dedupindex.SPLIT_RATE  # writes/s above which a leaf splits anyway
 
     def __post_init__(self) -> None:
         if not 0 <= self.threshold <= 63:
@@ -77,6 +81,7 @@ class TailGeometry:
             raise ValueError("first_bits must be between 1 and 64")
         if not 1 <= self.split_bits <= 16:
             raise ValueError("split_bits must be between 1 and 16 (a split writes 2^split_bits)")
+        dedupindex.check_split_rate(self.split_rate)
 
     def bits(self, depth: int) -> int:
         """How many of a table's ordered bits key a node at ``depth``."""
@@ -191,9 +196,11 @@ def added(
     g: TailGeometry,
     layout: str = LAYOUT_UNKNOWN,
     max_writes: int | None = None,
+    now: datetime | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The writes that add a kept hash to its leaf in every table, splitting a leaf it would
-    take over the cap. ``docs`` must hold what the lookup's :func:`plan` read.
+    take over the cap or, decided at ``now``, past ``split_rate`` writes per second
+    (:func:`dedupindex.added`'s rule). ``docs`` must hold what the lookup's :func:`plan` read.
 
     With ``max_writes``, a split that would take the writes past it is put off (that leaf goes
     over the cap by one and splits with a later hash), as :func:`dedupindex.added` does; each
@@ -207,9 +214,12 @@ def added(
         if not read:
             raise ValueError(f"{doc_id} was not read: add to what the lookup read")
         entries = dedupindex.grown(docs[doc_id], phash, layout)
-        leaf = _leaf(scope, table, depth, key(value, table, depth, g), *entries, g)
+        rate = dedupindex.write_rate(docs[doc_id], now)
+        hot = dedupindex.hot(rate, g.split_rate)
+        leaf = _leaf(scope, table, depth, key(value, table, depth, g), *entries, g, rate, hot)
         later = g.tables - table - 1
-        writes.update(dedupindex.within_writes(writes, doc_id, leaf, entries, later, max_writes))
+        unsplit = dedupindex.leaf_doc(*entries, rate)
+        writes.update(dedupindex.within_writes(writes, doc_id, leaf, unsplit, later, max_writes))
     return writes
 
 
@@ -221,16 +231,21 @@ def _leaf(
     hashes: bytes,
     layouts: bytes,
     g: TailGeometry,
+    rate: dedupindex.Rate | None,
+    hot: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """The documents that hold these entries at a node: one leaf, or a split marker and the
-    children (split again while one is over the cap)."""
+    """The documents that hold these entries at a node: one leaf, or, over the cap or ``hot``,
+    a split marker and the children with their shares of the ``rate`` (split again while one
+    is over the cap)."""
     doc_id = node_id(scope, table, depth, node_key)
-    if len(hashes) // 8 <= g.cap or depth >= g.max_depth:
-        return {doc_id: dedupindex.leaf_doc(hashes, layouts)}
+    count = len(hashes) // 8
+    if (count <= g.cap and not hot) or depth >= g.max_depth:
+        return {doc_id: dedupindex.leaf_doc(hashes, layouts, rate)}
     shift = 64 - g.bits(depth + 1)
     writes: dict[str, dict[str, Any]] = {doc_id: dict(dedupindex.SPLIT_DOC)}
     for child, part_hashes, part_layouts in dedupindex.grouped(
         hashes, layouts, lambda entry: permuted(entry, table) >> shift
     ):
-        writes.update(_leaf(scope, table, depth + 1, child, part_hashes, part_layouts, g))
+        share = rate.share(len(part_hashes) // 8, count) if rate else None
+        writes.update(_leaf(scope, table, depth + 1, child, part_hashes, part_layouts, g, share))
     return writes

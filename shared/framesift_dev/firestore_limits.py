@@ -51,6 +51,8 @@ RAMP_STEP_MINUTES = 5
 RETRY_PAUSE_S = 0.05
 RETRY_MAX_PAUSE_S = 1.0
 RETRY_ATTEMPTS = 10
+# The offered kept frames per second the benchmark tries, in order (its `kept/s` is one of them).
+RATE_LADDER = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 
 class LimitExceeded(Exception):
@@ -183,7 +185,7 @@ def simulate(decisions: Sequence[Decision], rate: float, seed: int = 0) -> Conte
 def sustained_rate(
     decisions: Sequence[Decision],
     hottest_write_share: float,
-    rates: Sequence[float] = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
+    rates: Sequence[float] = RATE_LADDER,
     max_abort_rate: float = 0.5,
 ) -> float:
     """The highest offered rate of kept frames (of ``rates``, or the write bound below) at which

@@ -7,31 +7,48 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
-from framesift.config import Settings
+from framesift import dedupindex
+from framesift.documents import DedupDecision
 from framesift.imagestats import hamming
 from framesift.messages import KeptFrames
 from framesift.topology import Collections, Topics
-from tests.support.dedupframes import hashes_near_one_another, one_frame_batch, stage
+from tests.support.dedupframes import (
+    clustered_hashes,
+    exhaustive,
+    hashes_near_one_another,
+    one_frame_batch,
+    stage,
+)
 from tests.support.fakes import RecordingPublisher
 
-THRESHOLD = Settings().dedup_threshold
+
+class Ticking:
+    """A clock 10 ms further on at every reading: a hot cluster's kept frames at about 100/s."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 6, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=10)
+        return self.now
 
 
-def exhaustive(hashes: list[str]) -> list[str | None]:
-    """Each hash's decision by comparing it with every kept one: None (kept) or the kept hash it
-    repeats (the closest; ties: the smallest, as phashindex.nearest)."""
-    kept: list[str] = []
-    decided: list[str | None] = []
-    for phash in hashes:
-        close = [(hamming(phash, k), int(k, 16), k) for k in kept]
-        within = [c for c in close if c[0] <= THRESHOLD]
-        if within:
-            decided.append(min(within)[2])
+def assert_exhaustive(
+    hashes: list[str], decisions: list[DedupDecision], videos: dict[str, str]
+) -> int:
+    """Each decision is the exhaustive search's (kept, or a near duplicate of the closest kept
+    frame of the video ``videos`` names); returns how many were kept."""
+    expected = exhaustive(hashes)
+    for phash, decision, repeats in zip(hashes, decisions, expected, strict=True):
+        if repeats is None:
+            assert decision.status == "kept", phash
         else:
-            kept.append(phash)
-            decided.append(None)
-    return decided
+            assert (decision.status, decision.scope) == ("dropped", "dataset"), phash
+            assert decision.duplicate_of == f"{videos[repeats]}_0000000000"
+            assert decision.distance == hamming(phash, repeats)
+    return expected.count(None)
 
 
 def test_decisions_through_split_leaves_are_the_exhaustive_searchs(index_documents, unique):
@@ -48,21 +65,66 @@ def test_decisions_through_split_leaves_are_the_exhaustive_searchs(index_documen
         for batch in (one_frame_batch(videos[h], collector, h) for h in hashes)
     ]
 
-    expected = exhaustive(hashes)
-    for phash, decision, repeats in zip(hashes, decisions, expected, strict=True):
-        if repeats is None:
-            assert decision.status == "kept", phash
-        else:
-            assert (decision.status, decision.scope) == ("dropped", "dataset"), phash
-            assert decision.duplicate_of == f"{videos[repeats]}_0000000000"
-            assert decision.distance == hamming(phash, repeats)
-    assert 20 < expected.count(None) < 100
+    assert 20 < assert_exhaustive(hashes, decisions, videos) < 100
     split = [
         doc
         for doc in documents.where(Collections.PHASH_BUCKETS, "split", True)
         if doc.get("hashes") == b""
     ]
     assert len(split) > 30, len(split)  # below the first documents, in every chain
+
+
+def _entries(doc: dict | None) -> list[bytes]:
+    hashes = bytes((doc or {}).get("hashes") or b"")
+    return [hashes[i : i + 8] for i in range(0, len(hashes), 8)]
+
+
+def test_hot_leaves_split_by_write_rate_and_decisions_stay_the_exhaustive_searchs(
+    index_documents, unique
+):
+    """A hot cluster decided 10 ms apart, each frame delivered twice: the leaves it crowds split
+    by their write rate (the cap, 2048, is never reached) and each decision is the exhaustive
+    search's."""
+    documents = index_documents
+    dedup = stage(documents, RecordingPublisher(), Ticking())
+    collector = f"cam-{unique}"
+    hashes = clustered_hashes(seed=9, count=150)
+    videos = {phash: f"{unique}v{index:03d}" for index, phash in enumerate(hashes)}
+
+    decisions: list[DedupDecision] = []
+    for batch in (one_frame_batch(videos[h], collector, h) for h in hashes):
+        first = dedup.decide(batch.frames[0], batch)
+        assert dedup.decide(batch.frames[0], batch) == first  # redelivered: the same decision
+        decisions.append(first)
+
+    assert assert_exhaustive(hashes, decisions, videos) > 60
+    # The first documents of the chains whose first bands the cluster shares: split by rate
+    # (150 hashes: no leaf came near the cap).
+    g = dedupindex.Geometry()
+    scope = f"collector:{collector}"
+    first = {
+        dedupindex.node_id(scope, dedupindex.own_path(hashes[0], start, 1, g))
+        for start in range(g.chains)
+    }
+    split = [i for i in first if dedupindex.is_split(documents.get(Collections.PHASH_BUCKETS, i))]
+    assert len(split) >= 2, split
+    # Every kept hash is in the leaf on its own path in every chain (a split moved each entry
+    # to its child).
+    kept = [
+        phash
+        for phash, decision in zip(hashes, decisions, strict=True)
+        if decision.status == "kept"
+    ]
+    for phash in kept:
+        for start in range(g.chains):
+            depth = g.min_depth
+            while True:
+                node = dedupindex.own_path(phash, start, depth, g)
+                doc = documents.get(Collections.PHASH_BUCKETS, dedupindex.node_id(scope, node))
+                if not dedupindex.is_split(doc):
+                    break
+                depth += 1
+            assert int(phash, 16).to_bytes(8, "big") in _entries(doc), (phash, start)
 
 
 def decide_at_once(calls: list[Callable[[], object]]) -> None:

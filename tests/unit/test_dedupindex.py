@@ -3,14 +3,18 @@ and two near duplicates' decisions always touch a common document."""
 
 from __future__ import annotations
 
+import math
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from framesift import dedupindex as di
 from framesift import phashindex
+from framesift.errors import CorruptIndex
 from framesift.imagestats import hamming
+from tests.support.dedupframes import clustered_hashes, exhaustive
 
 Docs = dict[str, dict[str, Any] | None]
 
@@ -29,10 +33,13 @@ def _read(scope: str, phash: str, docs: Docs, g: di.Geometry) -> tuple[di.Plan, 
             read.add(doc_id)
 
 
-def _keep(scope: str, phash: str, docs: Docs, g: di.Geometry) -> set[str]:
-    """Add a hash as dedup would after its lookup; returns the ids written."""
+def _keep(
+    scope: str, phash: str, docs: Docs, g: di.Geometry, now: datetime | None = None
+) -> set[str]:
+    """Add a hash as dedup would after its lookup (decided at ``now``); returns the ids
+    written."""
     _, read = _read(scope, phash, docs, g)
-    writes = di.added(scope, phash, {i: docs.get(i) for i in read}, g)
+    writes = di.added(scope, phash, {i: docs.get(i) for i in read}, g, now=now)
     docs.update(writes)
     return set(writes)
 
@@ -208,3 +215,132 @@ def test_a_lookup_asks_for_what_it_has_not_read():
         di.nearest("0123456789abcdef", {}, first, g)
     with pytest.raises(ValueError, match="not read"):
         di.added("s", "0123456789abcdef", {}, g)
+
+
+# --- hot leaves: split by write rate ---------------------------------------------------------
+
+T0 = datetime(2026, 12, 6, tzinfo=UTC)
+
+
+def test_the_write_rate_is_an_exponentially_weighted_count():
+    tau = di.RATE_TAU_S
+    assert di.write_rate({}, None) is None  # the migration's writes update no rate
+    first = di.write_rate(None, T0)
+    assert first == di.Rate(1 / tau, T0.timestamp())
+    later = T0 + timedelta(seconds=30)
+    second = di.write_rate(di.leaf_doc(b"", b"", first), later)
+    assert second is not None and second.at == later.timestamp()
+    assert math.isclose(second.per_s, math.exp(-30 / tau) / tau + 1 / tau)
+    # A clock behind the last writer's decays nothing (it never inflates the rate either).
+    behind = di.write_rate(di.leaf_doc(b"", b"", second), T0)
+    assert behind is not None and math.isclose(behind.per_s, second.per_s + 1 / tau)
+    # A steady stream of writes at 2/s: the estimate converges to 2/s within a few tau.
+    doc: dict[str, Any] = {}
+    for i in range(2000):
+        rate = di.write_rate(doc, T0 + timedelta(seconds=i / 2))
+        doc = di.leaf_doc(b"", b"", rate)
+    assert math.isclose(doc["rate"], 2.0, rel_tol=0.01)
+
+
+def _one_hot_leaf(count: int) -> list[str]:
+    """Hashes far apart (none a near duplicate of another) on one leaf of chain 0 at depth 1."""
+    g = di.Geometry()
+    rng = random.Random(11)
+    (shift0, width0), (shift1, width1) = g.bands[0], g.bands[1]
+    fixed = ((1 << width0) - 1) << shift0 | ((1 << width1) - 1) << shift1
+    made: list[str] = []
+    while len(made) < count:
+        value = (rng.getrandbits(64) & ~fixed) | (0b10101 << shift0) | (0b1101 << shift1)
+        if all(hamming(f"{value:016x}", other) > g.threshold for other in made):
+            made.append(f"{value:016x}")
+    return made
+
+
+@pytest.mark.parametrize(("seconds_apart", "splits"), [(0.01, True), (10.0, False)])
+def test_a_leaf_written_fast_splits_under_the_cap_and_one_written_slowly_does_not(
+    seconds_apart, splits
+):
+    g = di.Geometry()
+    hashes = _one_hot_leaf(60)
+    leaf = di.node_id("s", di.own_path(hashes[0], 0, 1, g))
+    docs: Docs = {}
+    for i, phash in enumerate(hashes):
+        _keep("s", phash, docs, g, T0 + timedelta(seconds=i * seconds_apart))
+    assert di.is_split(docs[leaf]) is splits
+    if splits:  # at 0.5/s: the 31st write (rate = 31/60), far under the cap of 2048
+        children = [i for i, doc in docs.items() if i.startswith(leaf + ".")]
+        rates = [docs[i]["rate"] for i in children]
+        assert di.entries(docs[i] for i in children) == len(hashes)
+        assert all(rate < g.split_rate for rate in rates)
+    else:  # 0.1 writes/s: one leaf holding all, its estimate just after a write under
+        # 1 / (tau (1 - exp(-10 / tau))) = 0.108
+        assert di.entries([docs[leaf]]) == len(hashes) and docs[leaf]["rate"] < 0.11
+    for phash in hashes:
+        assert _lookup(phash, docs, g) is not None
+
+
+def test_a_rate_split_gives_the_children_their_share_of_the_parents_rate():
+    g = di.Geometry(split_rate=0.1)
+    hashes = _one_hot_leaf(8)
+    leaf = di.node_id("s", di.own_path(hashes[0], 0, 1, g))
+    docs: Docs = {}
+    for i, phash in enumerate(hashes):
+        written = _keep("s", phash, docs, g, T0 + timedelta(milliseconds=i))
+    # The 7th write took the rate past 0.1 (7/60): the split; the 8th went to its child.
+    assert di.is_split(docs[leaf]) and leaf not in written
+    children = {i: docs[i] for i in docs if i.startswith(leaf + ".")}
+    untouched = [doc for i, doc in children.items() if i not in written]
+    # The leaf's rate after its 7th write (6 ms of decay: negligible), shared by entries.
+    at_split = 7 / di.RATE_TAU_S
+    assert len(untouched) >= 4
+    for doc in untouched:
+        assert math.isclose(doc["rate"], at_split * di.entries([doc]) / 7, rel_tol=1e-3)
+
+
+def test_a_rate_split_that_would_pass_max_writes_is_put_off_and_the_rate_still_counted():
+    g = di.Geometry(split_rate=0.04)  # the 3rd write is past it (3/60): deferred, counted
+    hashes = _one_hot_leaf(4)
+    leaf = di.node_id("s", di.own_path(hashes[0], 0, 1, g))
+    docs: Docs = {}
+    for i, phash in enumerate(hashes[:3]):
+        _, read = _read("s", phash, docs, g)
+        now = T0 + timedelta(milliseconds=i)
+        docs.update(di.added("s", phash, {j: docs.get(j) for j in read}, g, max_writes=11, now=now))
+    assert not di.is_split(docs[leaf]) and math.isclose(docs[leaf]["rate"], 3 / 60, rel_tol=1e-3)
+    _keep("s", hashes[3], docs, g, T0 + timedelta(milliseconds=3))
+    assert di.is_split(docs[leaf])
+
+
+def test_decisions_through_rate_splits_are_the_exhaustive_searchs():
+    """A hot cluster decided 10 ms apart: its leaves split by rate (never by the cap of 2048)
+    and every decision is the one comparing with every kept hash."""
+    g = di.Geometry()
+    hashes = clustered_hashes(seed=3, count=400)
+    docs: Docs = {}
+    decided: list[str | None] = []
+    for i, phash in enumerate(hashes):
+        found = _lookup(phash, docs, g)
+        decided.append(found.phash if found else None)
+        if found is None:
+            _keep("s", phash, docs, g, T0 + timedelta(milliseconds=10 * i))
+    assert decided == exhaustive(hashes, g.threshold)
+    assert sum(di.is_split(doc) for doc in docs.values()) >= 3
+    assert max(di.entries([doc]) for doc in docs.values()) < g.cap
+
+
+@pytest.mark.parametrize(
+    "rate",
+    [{"rate": -1.0, "rate_at": 0.0}, {"rate": float("nan"), "rate_at": 0.0},
+     {"rate": 1.0, "rate_at": float("inf")}, {"rate": "1", "rate_at": 0.0},
+     {"rate": True, "rate_at": 0.0}, {"rate": 1.0}, {"rate_at": 0.0}],
+)  # fmt: skip
+def test_a_corrupt_write_rate_is_a_corrupt_index(rate):
+    doc = {**di.leaf_doc(b"\x00" * 8, b""), **rate}
+    with pytest.raises(CorruptIndex, match="write rate"):
+        phashindex.check("s~r0~1.2", doc)
+
+
+def test_leaves_written_with_and_without_a_rate_are_valid():
+    phashindex.check("s~r0~1.2", di.leaf_doc(b"\x00" * 8, b""))  # an earlier release's leaf
+    phashindex.check("s~r0~1.2", di.leaf_doc(b"\x00" * 8, b"", di.Rate(0.2, 1.7e9)))
+    phashindex.check("s~r0~1.2", {**di.SPLIT_DOC, "rate": 0, "rate_at": 1_700_000_000})

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from framesift import phashindex
+from framesift import dedupindex, phashindex
 from framesift import tailindex as ti
 from framesift.errors import CorruptIndex
 
@@ -194,3 +195,28 @@ def test_a_corrupt_node_raises_corrupt_index_when_the_caller_checks_it(corrupt):
     with pytest.raises(CorruptIndex, match=doc_id):
         for read_id, doc in view.items():
             phashindex.check(read_id, doc)
+
+
+@pytest.mark.parametrize(("seconds_apart", "splits"), [(0.01, True), (10.0, False)])
+def test_a_tail_leaf_written_fast_splits_under_the_cap_and_one_written_slowly_does_not(
+    seconds_apart, splits
+):
+    g = ti.TailGeometry(tables=2, first_bits=4)  # cap 2048: only the rate can split a leaf
+    rng = random.Random(5)
+    top = set(ti.order(0)[:4])  # table 0's first documents are keyed by these bits
+    hashes = [f"{rng.getrandbits(64) & ~sum(1 << b for b in top):016x}" for _ in range(60)]
+    root = ti.path_id(SCOPE, int(hashes[0], 16), 0, 0, g)
+    docs: Docs = {}
+    start = datetime(2026, 12, 6, tzinfo=UTC)
+    for i, phash in enumerate(hashes):
+        _keep(phash, docs, g, now=start + timedelta(seconds=i * seconds_apart))
+    root_doc = docs[root] or {}
+    assert dedupindex.is_split(root_doc) is splits
+    if splits:  # its children took their shares of its rate (0.5/s at the 31st write)
+        children = [doc or {} for i, doc in docs.items() if i.startswith(f"{SCOPE}~t0~1~")]
+        assert sum(doc["rate"] for doc in children) > g.split_rate
+        assert all(doc["rate"] <= g.split_rate for doc in children)
+    for phash in hashes:
+        found, view = _read(phash, docs, g)
+        match = ti.nearest(phash, view, found, g)
+        assert match is not None and match.distance == 0
