@@ -50,13 +50,15 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
 
-from framesift import dedupindex, phashindex
+from framesift import dedupindex, phashindex, tailindex
 from framesift.config import Settings
 from framesift.errors import ReadMore
 from framesift.ports import DocKey, DocumentStore
@@ -130,6 +132,10 @@ def leaf_bytes(doc_id: str, count: int) -> int:
 
 def within(hashes: np.ndarray, query: str) -> np.ndarray:
     return np.bitwise_count(hashes ^ np.uint64(int(query, 16)))
+
+
+def planted_distance(hashes: np.ndarray, query: str, index: int) -> int:
+    return (int(query, 16) ^ int(hashes[index])).bit_count()
 
 
 # --- today's design: one bucket per (band, value) -------------------------------------------
@@ -225,7 +231,24 @@ class Shape:
         return int(counts[at]) if at < len(uniq) and int(uniq[at]) == key else 0
 
 
-class ScaledTrie(Mapping[str, Any]):
+class EveryNode(Mapping[str, Any]):
+    """A modelled index whose every node id may be read (an absent one reads as None or empty);
+    it lists nothing."""
+
+    def __getitem__(self, doc_id: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __contains__(self, doc_id: object) -> bool:
+        return True
+
+
+class ScaledTrie(EveryNode):
     """The chain documents of a scope ``scale`` times the sample, as dedupindex.plan reads them:
     a node is split where its scaled count exceeds the cap."""
 
@@ -239,15 +262,6 @@ class ScaledTrie(Mapping[str, Any]):
         if count > self.g.cap and len(values) - 1 < self.g.threshold:
             return {"split": True, "count": 0}
         return {"count": round(count)}
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-    def __contains__(self, doc_id: object) -> bool:
-        return True
 
 
 def build_chains(hashes: np.ndarray, g: dedupindex.Geometry) -> dict[str, dict[str, Any]]:
@@ -283,15 +297,49 @@ def chain_lookup(
     query: str, docs: Mapping[str, Any], g: dedupindex.Geometry
 ) -> tuple[dedupindex.Plan, dict[str, Any], int]:
     """dedupindex.plan, reading what it asks for; the plan, the documents read, the rounds."""
+    return planned_lookup(query, docs, lambda read: dedupindex.plan(SCOPE, query, read, g))
+
+
+def planned_lookup(
+    query: str, docs: Mapping[str, Any], planner: Callable[[dict[str, Any]], dedupindex.Plan]
+) -> tuple[dedupindex.Plan, dict[str, Any], int]:
+    """A lookup by ``planner`` (a plan over the documents read so far), reading what it asks
+    for; the plan, the documents read, the rounds."""
     read: dict[str, Any] = {}
     rounds = 0
     while True:
-        found = dedupindex.plan(SCOPE, query, read, g)
+        found = planner(read)
         if not found.missing:
             return found, read, rounds
         rounds += 1
         for doc_id in found.missing:
             read[doc_id] = docs.get(doc_id)
+
+
+@dataclass(frozen=True)
+class Search:
+    """A design's lookup (a query's plan, the documents read, the rounds) and its verification
+    of the candidates read."""
+
+    lookup: Callable[[str], tuple[dedupindex.Plan, dict[str, Any], int]]
+    nearest: Callable[[str, dict[str, Any], dedupindex.Plan], Any]
+
+
+def fresh_lookup(
+    look: Lookups, real: bool, query: str, search: Search
+) -> tuple[dedupindex.Plan, dict[str, Any], int, int]:
+    """A fresh hash's lookup, counted into ``look`` (its compute time measured in a real row):
+    the plan, the documents read, the rounds and the bytes read."""
+    began = time.perf_counter()
+    plan, read, rounds = search.lookup(query)
+    if real:
+        search.nearest(query, read, plan)
+        look.compute_ms.append((time.perf_counter() - began) * 1000)
+    read_bytes = sum(doc_bytes(i, d) for i, d in read.items())
+    look.bytes_read.append(read_bytes)
+    look.docs_read.append(len(read))
+    look.rounds.append(rounds)
+    return plan, read, rounds, read_bytes
 
 
 def doc_bytes(doc_id: str, doc: Mapping[str, Any] | None) -> int:
@@ -307,14 +355,16 @@ def doc_bytes(doc_id: str, doc: Mapping[str, Any] | None) -> int:
 
 @dataclass
 class Lookups:
-    bytes_read: list[int]
-    docs_read: list[int]
-    rounds: list[int]
-    compute_ms: list[float]  # measured (the fresh lookups' in a real row; reported only)
-    decisions: list[fl.Decision]
-    bytes_written: list[int]
-    found: int
-    exact_errors: int
+    bytes_read: list[int] = field(default_factory=list)
+    docs_read: list[int] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)
+    # measured (the fresh lookups' in a real row; reported only)
+    compute_ms: list[float] = field(default_factory=list)
+    decisions: list[fl.Decision] = field(default_factory=list)
+    bytes_written: list[int] = field(default_factory=list)
+    found: int = 0
+    exact_errors: int = 0
+    hits: list[tuple[int, bool]] = field(default_factory=list)  # planted: (distance, found)
 
 
 def compute_model_ms(docs_read: int, read_bytes: int) -> float:
@@ -322,7 +372,9 @@ def compute_model_ms(docs_read: int, read_bytes: int) -> float:
     return COMPUTE_MS_PER_DOC * docs_read + COMPUTE_MS_PER_MB * read_bytes / 1e6
 
 
-def decision(reads: set[str], writes: set[str], rounds: int, read_bytes: int) -> fl.Decision:
+def decision(
+    reads: AbstractSet[str], writes: AbstractSet[str], rounds: int, read_bytes: int
+) -> fl.Decision:
     ms = compute_model_ms(len(reads), read_bytes)
     seconds = (rounds * RTT_MS + COMMIT_MS + ms) / 1000 + read_bytes / BANDWIDTH
     return fl.Decision(frozenset(reads), frozenset(writes), seconds)
@@ -340,12 +392,23 @@ def row(
     hottest_share: float,
     max_doc: int,
     false_rate: float,
+    by_distance: dict[str, float] | None = None,
 ) -> dict[str, Any]:
+    """One design's row. Recall: of the planted lookups, or (``by_distance``, the tail's) the
+    mean over distances 1..t of a larger vectorised sample."""
     pool = lookups.decisions
     kept_per_s = round(fl.sustained_rate(pool, hottest_share))
     at_fleet = fl.simulate(pool, FLEET_RATE)
     docs_read = float(np.mean(lookups.docs_read))
     bytes_read = float(np.mean(lookups.bytes_read))
+    if by_distance is None:
+        by_distance = {
+            str(d): round(float(np.mean([hit for at, hit in lookups.hits if at == d])), 5)
+            for d in sorted({at for at, _ in lookups.hits})
+        }
+        recall = lookups.found / planted_count
+    else:
+        recall = float(np.mean(list(by_distance.values())))
     return {
         "design": design,
         "dataset": dataset,
@@ -366,7 +429,12 @@ def row(
         ),
         "aborts_at_100_per_s": round(at_fleet.abort_rate, 3),
         "ramp_minutes": fl.ramp_minutes(500 * (docs_read + docs_written)),
-        "recall": round(lookups.found / planted_count, 4),
+        "recall": round(recall, 4),
+        "recall_by_distance": by_distance,
+        "recall_at_t": by_distance.get(str(THRESHOLD)),
+        "recall_planted_lookups": round(lookups.found / planted_count, 4)
+        if planted_count
+        else None,
         "exact_errors": lookups.exact_errors,
         "false_match_rate": round(false_rate, 4),
         "usd_per_m_kept": round((docs_read * USD_READS + docs_written * USD_WRITES) * 10, 2),
@@ -396,19 +464,21 @@ def measure_buckets(
     buckets = Buckets.build(hashes, scale)
     sizes = {doc_id: leaf_bytes(doc_id, count) for doc_id, count in buckets.counts.items()}
     found = errors = 0
-    look = Lookups([], [], [], [], [], [], 0, 0)
+    look = Lookups()
     for query, index in queries:
         ids = phashindex.bucket_ids(SCOPE, query, THRESHOLD)
         if scale == 1.0:
             match = phashindex.nearest(query, (buckets.docs.get(i) for i in ids), THRESHOLD)
             best = int(within(hashes, query).min())
-            found += match is not None
+            hit = match is not None
             errors += match is None or match.distance != best
         else:
-            found += bool(
+            hit = bool(
                 set(ids)
                 & set(phashindex.bucket_ids(SCOPE, f"{int(hashes[index]):016x}", THRESHOLD))
             )
+        found += hit
+        look.hits.append((planted_distance(hashes, query, index), hit))
     for value in fresh:
         query = f"{int(value):016x}"
         ids = phashindex.bucket_ids(SCOPE, query, THRESHOLD)
@@ -440,31 +510,29 @@ def measure_chains(
     docs: Mapping[str, Any] = (
         build_chains(hashes, g) if scale == 1.0 else ScaledTrie(Shape.of(hashes, g), scale, g)
     )
-    look = Lookups([], [], [], [], [], [], 0, 0)
+    look = Lookups()
     for query, index in queries:
         plan, read, _ = chain_lookup(query, docs, g)
         if scale == 1.0:
             match = dedupindex.nearest(query, read, plan, g)
             best = int(within(hashes, query).min())
-            look.found += match is not None
+            hit = match is not None
             look.exact_errors += match is None or match.distance != best
         else:
             stored = f"{int(hashes[index]):016x}"
             leaves = {dedupindex.leaf_of(SCOPE, stored, s, docs, g) for s in range(g.chains)}
-            look.found += bool(leaves & set(plan.leaves))
+            hit = bool(leaves & set(plan.leaves))
+        look.found += hit
+        look.hits.append((planted_distance(hashes, query, index), hit))
     hottest = 0.0
+    search = Search(
+        lambda q: chain_lookup(q, docs, g),
+        lambda q, read, plan: dedupindex.nearest(q, read, plan, g),
+    )
     for value in fresh:
         query = f"{int(value):016x}"
-        began = time.perf_counter()
-        plan, read, rounds = chain_lookup(query, docs, g)
-        if scale == 1.0:
-            dedupindex.nearest(query, read, plan, g)
-            look.compute_ms.append((time.perf_counter() - began) * 1000)
-        read_bytes = sum(doc_bytes(i, d) for i, d in read.items())
+        plan, read, rounds, read_bytes = fresh_lookup(look, scale == 1.0, query, search)
         own = {dedupindex.leaf_of(SCOPE, query, s, docs, g) for s in range(g.chains)}
-        look.bytes_read.append(read_bytes)
-        look.docs_read.append(len(read))
-        look.rounds.append(rounds)
         written = sum(doc_bytes(i, docs.get(i)) for i in own)
         look.bytes_written.append(written + len(own) * dedupindex.ENTRY_BYTES + OWNER_BYTES)
         look.decisions.append(
@@ -487,6 +555,294 @@ def measure_chains(
     if scale == 1.0:  # every leaf is there: the hottest is the largest (the sampled one otherwise)
         hottest = max(hottest, max(dedupindex.entries([d]) for d in docs.values()) / n)
     return look, hottest, split_docs, split_bytes, max_doc
+
+
+# --- the tail: bit-sampling LSH over every kept hash ----------------------------------------
+
+
+@cache
+def permutation(table: int) -> np.ndarray:
+    """tailindex.byte_tables as an array (8 x 256): a hash's bits in table ``table``'s order."""
+    return np.array(tailindex.byte_tables(table), dtype=np.uint64)
+
+
+@cache
+def inverse_permutation(table: int) -> np.ndarray:
+    """The byte tables that take a hash in table ``table``'s order back to the hash."""
+    inverse = np.zeros((8, 256), dtype=np.uint64)
+    values = np.arange(256)
+    for place, position in enumerate(tailindex.order(table)):
+        bit = 63 - place  # the permuted hash's bit that holds ``position``
+        inverse[bit // 8][(values >> (bit % 8)) & 1 == 1] |= np.uint64(1 << position)
+    return inverse
+
+
+def permute(hashes: np.ndarray, tables: np.ndarray) -> np.ndarray:
+    result = np.zeros(len(hashes), dtype=np.uint64)
+    for byte in range(8):
+        result |= tables[byte][((hashes >> np.uint64(8 * byte)) & np.uint64(0xFF)).astype(np.intp)]
+    return result
+
+
+def sorted_keys(hashes: np.ndarray, g: tailindex.TailGeometry) -> list[np.ndarray]:
+    """Each table's hashes in its order, sorted: a node's hashes are a range of them."""
+    return [np.sort(permute(hashes, permutation(table))) for table in range(g.tables)]
+
+
+class TailDocs(EveryNode):
+    """The tail's node documents over a sample, as tailindex.plan reads them (every node,
+    never stored: each is the range of its table's sorted keys that starts with its key). With
+    ``scale`` the scope is that many times the sample, as ScaledTrie: a node's count is its
+    sample count times the scale, split where that passes the cap, a leaf holds a count.
+    Without, a node splits where more than ``cap`` hashes reached it, as tailindex.added
+    leaves it (the final shape does not depend on the order)."""
+
+    def __init__(self, keys: list[np.ndarray], scale: float, g: tailindex.TailGeometry) -> None:
+        self.sorted_keys, self.scale, self.g = keys, scale, g
+
+    def span(self, table: int, depth: int, node_key: int) -> tuple[int, int]:
+        shift = 64 - self.g.bits(depth)
+        keys = self.sorted_keys[table]
+        begin = int(np.searchsorted(keys, np.uint64(node_key << shift)))
+        end = (node_key + 1) << shift
+        return begin, len(keys) if end >= 2**64 else int(np.searchsorted(keys, np.uint64(end)))
+
+    def __getitem__(self, doc_id: str) -> dict[str, Any] | None:
+        _, table_text, depth_text, key_text = doc_id.split("~")
+        table, depth = int(table_text[1:]), int(depth_text)
+        begin, end = self.span(table, depth, int(key_text, 16))
+        count = (end - begin) * self.scale
+        if count > self.g.cap and depth < self.g.max_depth:
+            return {"split": True, "count": 0}
+        if self.scale != 1.0:
+            return {"count": round(count)}
+        if begin == end:
+            return None
+        hashes = permute(self.sorted_keys[table][begin:end], inverse_permutation(table))
+        return {"hashes": hashes.astype(">u8").tobytes()}
+
+
+def tail_lookup(
+    query: str, docs: Mapping[str, Any], g: tailindex.TailGeometry
+) -> tuple[dedupindex.Plan, dict[str, Any], int]:
+    return planned_lookup(query, docs, lambda read: tailindex.plan(SCOPE, query, read, g))
+
+
+def near_pairs(
+    hashes: np.ndarray, per_distance: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``per_distance`` planted near duplicates of random stored hashes at each distance 1..t:
+    (stored, query, distance)."""
+    distance = np.repeat(np.arange(1, THRESHOLD + 1), per_distance)
+    stored = hashes[rng.integers(len(hashes), size=len(distance))]
+    positions = np.argsort(rng.random((len(distance), 64)), axis=1).astype(np.uint64)
+    flips = np.where(
+        np.arange(64) < distance[:, None], np.uint64(1) << positions, np.uint64(0)
+    ).astype(np.uint64)
+    return stored, stored ^ np.bitwise_or.reduce(flips, axis=1), distance
+
+
+def tail_found(docs: TailDocs, stored: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Whether each query's lookup reads the leaf that holds its stored hash in some table,
+    vectorised (tailindex.plan's walk: a query meets the stored hash in a table iff they agree
+    on the bits that key the stored hash's leaf)."""
+    g = docs.g
+    found = np.zeros(len(stored), dtype=bool)
+    for table in range(g.tables):
+        ps, pq = (permute(v, permutation(table)) for v in (stored, queries))
+        keys = docs.sorted_keys[table]
+        deeper = np.ones(len(stored), dtype=bool)
+        for depth in range(g.max_depth + 1):
+            shift = np.uint64(64 - g.bits(depth))
+            prefix = ps >> shift
+            begin = np.searchsorted(keys, prefix << shift)
+            end = np.where(
+                prefix == (np.uint64(2**64 - 1) >> shift),
+                len(keys),
+                np.searchsorted(keys, (prefix + np.uint64(1)) << shift),
+            )
+            split = (end - begin) * docs.scale > g.cap
+            if depth == g.max_depth:
+                split[:] = False
+            leaf = deeper & ~split
+            found |= leaf & (prefix == (pq >> shift))
+            deeper &= split
+            if not deeper.any():
+                break
+    return found
+
+
+def measure_tail(
+    hashes: np.ndarray,
+    keys: list[np.ndarray],
+    n: int,
+    queries: list[tuple[str, int]],
+    fresh: np.ndarray,
+    g: tailindex.TailGeometry,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[Lookups, float, float, float, int, dict[str, float]]:
+    """The tail's lookups through tailindex's code (plan, then nearest in a real row) and its
+    recall by distance, vectorised over ``pairs``. A planted lookup counts as an exactness
+    error when its stored hash shares a leaf with it (``tail_found``) and tailindex.nearest
+    does not find it or a nearer one."""
+    scale = n / len(hashes)
+    docs = TailDocs(keys, scale, g)
+    look = Lookups()
+    for query, index in queries:
+        plan, read, _ = tail_lookup(query, docs, g)
+        distance = planted_distance(hashes, query, index)
+        shared = bool(
+            tail_found(
+                docs, hashes[index : index + 1], np.array([int(query, 16)], dtype=np.uint64)
+            )[0]
+        )
+        if scale == 1.0:
+            match = tailindex.nearest(query, read, plan, g)
+            look.exact_errors += shared and (match is None or match.distance > distance)
+        look.found += shared
+        look.hits.append((distance, shared))
+    hottest = 0.0
+    depths: list[float] = []
+    search = Search(
+        lambda q: tail_lookup(q, docs, g), lambda q, read, plan: tailindex.nearest(q, read, plan, g)
+    )
+    for value in fresh:
+        query = f"{int(value):016x}"
+        plan, read, rounds, read_bytes = fresh_lookup(look, scale == 1.0, query, search)
+        leaves = [(i, read[i]) for i in plan.leaves]
+        counts = [
+            int(d["count"]) if d and "count" in d else dedupindex.entries([d]) for _, d in leaves
+        ]
+        written = sum(doc_bytes(i, d) for i, d in leaves)
+        look.bytes_written.append(written + len(leaves) * dedupindex.ENTRY_BYTES + OWNER_BYTES)
+        owner = phashindex.owner_id(SCOPE, query)
+        look.decisions.append(decision(set(read), {*plan.leaves, owner}, rounds, read_bytes))
+        hottest = max(hottest, (max(counts) + 1) / n)
+        depths.append(len(read) / g.tables - 1)
+    # Splits, amortised (an upper bound), as the chains': each kept hash moves down once per
+    # level above its leaf, in every table; a split writes 1 + 2^split_bits documents once per
+    # ``cap`` hashes that reach it.
+    levels = float(np.mean(depths))
+    split_docs = g.tables * levels * ((1 + 2**g.split_bits) / g.cap)
+    split_bytes = g.tables * levels * dedupindex.ENTRY_BYTES
+    max_doc = leaf_bytes(tailindex.node_id(SCOPE, g.tables - 1, g.max_depth, 2**64 - 1), g.cap)
+    stored, planted_queries, pair_distance = pairs
+    found = tail_found(docs, stored, planted_queries)
+    by_distance = {
+        str(d): round(float(found[pair_distance == d].mean()), 5) for d in range(1, THRESHOLD + 1)
+    }
+    return look, hottest, split_docs, split_bytes, max_doc, by_distance
+
+
+def tiered(window: Lookups, tail: Lookups) -> Lookups:
+    """One decision reading the window's chains and the tail in one transaction (their read
+    rounds overlap) and, for a kept frame, writing both (one owner)."""
+    both = Lookups()
+    for i, (a, b) in enumerate(zip(window.decisions, tail.decisions, strict=True)):
+        read_bytes = window.bytes_read[i] + tail.bytes_read[i]
+        rounds = max(window.rounds[i], tail.rounds[i])
+        both.bytes_read.append(read_bytes)
+        both.docs_read.append(window.docs_read[i] + tail.docs_read[i])
+        both.rounds.append(rounds)
+        both.bytes_written.append(window.bytes_written[i] + tail.bytes_written[i] - OWNER_BYTES)
+        both.decisions.append(decision(a.reads | b.reads, a.writes | b.writes, rounds, read_bytes))
+    if window.compute_ms and tail.compute_ms:
+        both.compute_ms = [a + b for a, b in zip(window.compute_ms, tail.compute_ms, strict=True)]
+    return both
+
+
+# --- the tail's geometry: tables needed and cost by cap and split bits ----------------------
+
+
+@cache
+def first_meetings(
+    bits: int, pairs: int = 1_000_000, seed: int = 32, most: int = 1000
+) -> np.ndarray:
+    """For ``pairs`` random pairs at each distance 1..t (rows), the first of tailindex's tables
+    in which they meet when every leaf is keyed by ``bits`` bits (``most``: never)."""
+    masks = np.array(
+        [sum(1 << p for p in tailindex.order(j)[:bits]) for j in range(most)], dtype=np.uint64
+    )
+    rng = np.random.default_rng(seed)
+    first = np.full((THRESHOLD, pairs), most, dtype=np.int64)
+    for d in range(1, THRESHOLD + 1):
+        positions = np.argsort(rng.random((pairs, 64)), axis=1)[:, :d].astype(np.uint64)
+        differ = np.bitwise_or.reduce(np.uint64(1) << positions, axis=1)
+        unmet = np.arange(pairs)
+        for j in range(most):
+            meets = (differ[unmet] & masks[j]) == 0
+            first[d - 1][unmet[meets]] = j
+            unmet = unmet[~meets]
+            if not len(unmet):
+                break
+    return first
+
+
+def recall_with(bits: int, tables: int) -> tuple[float, float]:
+    """Recall of planted near duplicates (distance uniform in 1..t) and at distance t, with
+    ``tables`` tables whose leaves are keyed by ``bits`` bits."""
+    met = first_meetings(bits) < tables
+    return float(met.mean()), float(met[-1].mean())
+
+
+def tables_needed(bits: int, target: float = 0.999, most: int = 1000) -> int:
+    """The fewest tables whose recall (distance uniform in 1..t) reaches ``target``."""
+    for tables in range(1, most):
+        if recall_with(bits, tables)[0] >= target:
+            return tables
+    return most
+
+
+def tail_tradeoffs(
+    sizes: list[int], geometries: list[tuple[int, int, int]], at: int = 10**8
+) -> Iterator[dict[str, Any]]:
+    """Per (cap, first_bits, split_bits): the tables needed for 0.999 recall at ``at`` uniform
+    hashes, and at each of ``sizes`` what a lookup, a kept frame and its storage cost with them,
+    from the expected trie (a node splits where its expected count passes the cap; a table's
+    non-empty nodes as balls in bins). The largest commit adds the window's ~15 writes (its 11
+    leaves and the others) to the tail's leaves, one split and the owner."""
+
+    def leaf_depth(n: int, g: tailindex.TailGeometry) -> int:
+        depth = 0
+        while n / 2 ** g.bits(depth) > g.cap and depth < g.max_depth:
+            depth += 1
+        return depth
+
+    for cap, first_bits, split_bits in geometries:
+        g = tailindex.TailGeometry(cap=cap, first_bits=first_bits, split_bits=split_bits)
+        tables = tables_needed(g.bits(leaf_depth(at, g)))
+        for n in sizes:
+            depth = leaf_depth(n, g)
+            bits = g.bits(depth)
+            recall, at_t = recall_with(bits, tables)
+            doc_id = tailindex.node_id(SCOPE, tables - 1, depth, 2**bits - 1)
+            empty = leaf_bytes(doc_id, 0)
+            leaves = 2**bits * -math.expm1(-n / 2**bits)  # non-empty leaves per table
+            docs_read = tables * (depth + 1)
+            docs_written = tables + 1 + tables * depth * (1 + 2**split_bits) / cap
+            splits = sum(2 ** g.bits(d) for d in range(depth))  # split nodes per table
+            stored = tables * (n * dedupindex.ENTRY_BYTES + (leaves + splits) * empty)
+            yield {
+                "cap": cap,
+                "first_bits": first_bits,
+                "split_bits": split_bits,
+                "tables": tables,
+                "n": n,
+                "leaf_bits": bits,
+                "recall": round(recall, 5),
+                "recall_at_t": round(at_t, 4),
+                "rounds": depth + 1,
+                "docs_read_per_lookup": docs_read,
+                "bytes_read_per_lookup": round(
+                    tables * (leaf_bytes(doc_id, round(n / 2**bits)) + depth * empty)
+                ),
+                "docs_written_per_kept": round(docs_written, 2),
+                "largest_commit_writes": tables + 15 + 1 + 2**split_bits + 1,
+                "bytes_stored_per_kept": round(stored / n),
+                "usd_per_m_kept": round(
+                    (docs_read * USD_READS + docs_written * USD_WRITES) * 10, 2
+                ),
+            }
 
 
 # --- correctness through a document store (the Firestore emulator) -------------------------
@@ -562,17 +918,31 @@ def through_store(
 
 
 def run(
-    sizes: list[int], simulate: list[int], cap: int, queries: int, seed: int
+    sizes: list[int],
+    simulate: list[int],
+    cap: int,
+    queries: int,
+    seed: int,
+    tail: tailindex.TailGeometry | None = None,
+    window: int = 10**6,
+    tail_pairs: int = 10000,
 ) -> Iterator[dict[str, Any]]:
+    """The rows: per data set and size, buckets, chains, the tail (``tail``'s geometry) and
+    the tiered index (the chains over a generation of ``window`` hashes, and the tail over n;
+    a planted duplicate's stored hash is in the window with probability window / n)."""
     g = dedupindex.Geometry(threshold=THRESHOLD, cap=cap, min_depth=1)
+    tg = tail or tailindex.TailGeometry(threshold=THRESHOLD)
     datasets = (("uniform", uniform), ("clustered", Clustered(np.random.default_rng(seed))))
     for dataset, generate in datasets:
         rng = np.random.default_rng(seed)
         sample = np.zeros(0, dtype=np.uint64)
+        keys: list[np.ndarray] = []
+        windows: dict[int, tuple[Lookups, float, float, float, int]] = {}
         for n in [*sizes, *simulate]:
             simulated = n not in sizes
             if not simulated:
                 sample = generate(n, rng)
+                keys = sorted_keys(sample, tg)
             plant = planted(sample, queries // 2, rng)
             fresh = generate(queries, rng)
             measured, extrapolated = false_matches(sample, fresh[:500], n)
@@ -585,12 +955,33 @@ def run(
                 "buckets", dataset, n, simulated, look, len(plant), written, 0.0, hottest,
                 max_doc, false_rate,
             )  # fmt: skip
-            look, hottest, split_docs, split_bytes, max_doc = measure_chains(
-                sample, n, plant, fresh, g
-            )
+            chains = measure_chains(sample, n, plant, fresh, g)
+            look, hottest, split_docs, split_bytes, max_doc = chains
+            windows[n] = chains
             yield row(
                 "chains", dataset, n, simulated, look, len(plant), g.chains + 1 + split_docs,
                 split_bytes, hottest, max_doc, false_rate,
+            )  # fmt: skip
+            pairs = near_pairs(sample, tail_pairs, rng)
+            t_look, t_hottest, t_split_docs, t_split_bytes, t_max_doc, by_distance = measure_tail(
+                sample, keys, n, plant, fresh, tg, pairs
+            )
+            yield row(
+                "tail", dataset, n, simulated, t_look, len(plant), tg.tables + 1 + t_split_docs,
+                t_split_bytes, t_hottest, t_max_doc, false_rate, by_distance,
+            )  # fmt: skip
+            size = min(n, window)
+            if size not in windows:
+                windows[size] = measure_chains(sample, size, plant, fresh, g)
+            w_look, w_hottest, w_split_docs, w_split_bytes, w_max_doc = windows[size]
+            share = size / n
+            exact = {d: share + (1 - share) * r for d, r in by_distance.items()}
+            yield row(
+                "tiered", dataset, n, simulated, tiered(w_look, t_look), 0,
+                g.chains + tg.tables + 1 + w_split_docs + t_split_docs,
+                w_split_bytes + t_split_bytes, max(w_hottest, t_hottest),
+                max(w_max_doc, t_max_doc), false_rate,
+                {d: round(r, 5) for d, r in exact.items()},
             )  # fmt: skip
 
 
@@ -611,9 +1002,31 @@ COLUMNS = [
     ("compute_ms", "compute ms"),
     ("ramp_minutes", "ramp min"),
     ("recall", "recall"),
+    ("recall_at_t", f"recall d={THRESHOLD}"),
     ("false_match_rate", "false match"),
     ("usd_per_m_kept", "$/M kept"),
 ]
+
+
+# (cap, first_bits, split_bits) compared by --tail-tradeoffs.
+TRADEOFFS = [(2048, 11, 6), (2048, 11, 2), (2048, 11, 1), (512, 11, 6), (512, 11, 1)]
+TRADEOFFS += [(2048, 14, 3), (2048, 17, 6), (512, 17, 1)]
+
+
+def print_rows(
+    rows: Iterable[dict[str, Any]], as_json: bool, columns: list[tuple[str, str]] | None
+) -> None:
+    """One JSON object a line, or a markdown table of ``columns`` (None: every field)."""
+    if as_json:
+        for result in rows:
+            print(json.dumps(result), flush=True)
+        return
+    for i, result in enumerate(rows):
+        shown = columns or [(key, key) for key in result]
+        if not i:
+            print("| " + " | ".join(title for _, title in shown) + " |")
+            print("|" + "---|" * len(shown))
+        print("| " + " | ".join(f"{result[key]}" for key, _ in shown) + " |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -625,7 +1038,27 @@ def main(argv: list[str] | None = None) -> None:
         "--cap", type=int, default=dedupindex.Geometry().cap, help="entries per leaf"
     )
     parser.add_argument("--queries", type=int, default=1000)
+    tail = tailindex.TailGeometry()
+    parser.add_argument("--tables", type=int, default=tail.tables, help="the tail's tables")
+    parser.add_argument("--tail-cap", type=int, default=tail.cap, help="entries per tail leaf")
+    parser.add_argument(
+        "--split-bits", type=int, default=tail.split_bits, help="bits a tail split adds"
+    )
+    parser.add_argument(
+        "--first-bits", type=int, default=tail.first_bits, help="bits keying a tail's first nodes"
+    )
+    parser.add_argument(
+        "--window", default="1e6", help="hashes in the tiered index's window generation"
+    )
+    parser.add_argument(
+        "--tail-pairs", type=int, default=10000, help="planted pairs per distance (tail recall)"
+    )
     parser.add_argument("--seed", type=int, default=32)
+    parser.add_argument(
+        "--tail-tradeoffs",
+        action="store_true",
+        help="instead: the tail's tables needed and costs by cap, first and split bits",
+    )
     parser.add_argument(
         "--firestore",
         action="store_true",
@@ -637,15 +1070,22 @@ def main(argv: list[str] | None = None) -> None:
     def parse(text: str) -> list[int]:
         return [int(float(s)) for s in text.split(",") if s]
 
-    rows = run(parse(args.sizes), parse(args.simulate), args.cap, args.queries, args.seed)
-    if args.json:
-        for result in rows:
-            print(json.dumps(result), flush=True)
-    else:
-        print("| " + " | ".join(title for _, title in COLUMNS) + " |")
-        print("|" + "---|" * len(COLUMNS))
-        for result in rows:
-            print("| " + " | ".join(f"{result[key]}" for key, _ in COLUMNS) + " |", flush=True)
+    tg = tailindex.TailGeometry(
+        threshold=THRESHOLD,
+        tables=args.tables,
+        cap=args.tail_cap,
+        first_bits=args.first_bits,
+        split_bits=args.split_bits,
+    )
+    if args.tail_tradeoffs:
+        sizes = parse(args.sizes) + parse(args.simulate)
+        print_rows(tail_tradeoffs(sizes, TRADEOFFS), args.json, None)
+        return
+    rows = run(
+        parse(args.sizes), parse(args.simulate), args.cap, args.queries, args.seed, tg,
+        int(float(args.window)), args.tail_pairs,
+    )  # fmt: skip
+    print_rows(rows, args.json, COLUMNS)
     if args.firestore:
         checked = emulator_check(args.seed)
         print(json.dumps(checked) if args.json else f"\nFirestore emulator: {checked}")

@@ -4,11 +4,13 @@ repeat from run to run (no wall time is asserted)."""
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from framesift import cli, dedupindex
+from framesift import cli, dedupindex, tailindex
 from framesift_dev import firestore_limits as fl
 from framesift_dev import indexbench
 
@@ -24,11 +26,24 @@ REQUIRED = {
     "simulated",
 }
 SMALL = ["--sizes", "1500", "--simulate", "15000", "--queries", "40", "--cap", "32"]
+SMALL += ["--tables", "12", "--tail-cap", "32", "--first-bits", "4", "--split-bits", "2"]
+SMALL += ["--window", "5000", "--tail-pairs", "300"]
+# A small tail whose leaves split at these sizes (4 first bits: 16 nodes a table).
+TAIL = tailindex.TailGeometry(tables=12, cap=32, first_bits=4, split_bits=2)
+DESIGNS = ("buckets", "chains", "tail", "tiered")
+
+
+def _run() -> list[dict]:
+    return list(
+        indexbench.run(
+            [1500], [15000], cap=32, queries=40, seed=3, tail=TAIL, window=5000, tail_pairs=300
+        )
+    )
 
 
 @pytest.fixture(scope="module")
 def rows() -> list[dict]:
-    return list(indexbench.run([1500], [15000], cap=32, queries=40, seed=3))
+    return _run()
 
 
 def test_a_row_per_design_data_set_and_size_with_the_issues_fields(rows):
@@ -36,16 +51,17 @@ def test_a_row_per_design_data_set_and_size_with_the_issues_fields(rows):
         (design, dataset, n, n == 15000)
         for dataset in ("uniform", "clustered")
         for n in (1500, 15000)
-        for design in ("buckets", "chains")
+        for design in DESIGNS
     ]
     for row in rows:
-        assert row.keys() >= REQUIRED
+        assert row.keys() >= REQUIRED | {"recall_by_distance"}
         json.dumps(row)  # plain JSON values
 
 
 def test_the_numbers_are_sane(rows):
     for row in rows:
-        assert row["recall"] == 1.0, row  # both designs are exact
+        if row["design"] in ("buckets", "chains"):
+            assert row["recall"] == 1.0, row  # both designs are exact
         assert row["exact_errors"] == 0
         assert row["bytes_read_per_lookup"] > 0
         assert row["kept_per_s"] > 0 and row["p99_ms"] > 0
@@ -68,12 +84,10 @@ def test_the_numbers_are_sane(rows):
 
 
 def test_a_second_run_gives_the_same_rows_the_compute_time_is_modelled(rows):
-    again = list(indexbench.run([1500], [15000], cap=32, queries=40, seed=3))
-
     def modelled(row: dict) -> dict:
         return {k: v for k, v in row.items() if k != "compute_ms_measured"}
 
-    assert [modelled(r) for r in again] == [modelled(r) for r in rows]
+    assert [modelled(r) for r in _run()] == [modelled(r) for r in rows]
     real = [r for r in rows if not r["simulated"]]
     assert all(r["compute_ms_measured"] > 0 for r in real)
     assert all(r["compute_ms_measured"] is None for r in rows if r["simulated"])
@@ -84,13 +98,13 @@ def test_framesift_bench_index_json_prints_one_object_per_line(capfd):
     assert result.exit_code == 0, result.output
     lines = capfd.readouterr().out.splitlines()
     printed = [json.loads(line) for line in lines]
-    assert len(printed) == 8 and all(row.keys() >= REQUIRED for row in printed)
+    assert len(printed) == 16 and all(row.keys() >= REQUIRED for row in printed)
 
 
 def test_without_json_it_prints_the_markdown_table(capfd):
     indexbench.main(SMALL)
     lines = capfd.readouterr().out.splitlines()
-    assert lines[0].startswith("| design | data | n |") and len(lines) == 2 + 8
+    assert lines[0].startswith("| design | data | n |") and len(lines) == 2 + 16
 
 
 def test_the_chains_through_a_store_with_firestores_limits_decide_as_a_numpy_scan():
@@ -109,3 +123,80 @@ def test_the_store_check_counts_a_decision_that_differs_from_the_scan(monkeypatc
     g = dedupindex.Geometry(cap=4)
     checked = indexbench.through_store(fl.LimitedStore(), "limited", 60, g, seed=7, scope="s")
     assert checked["exact_errors"] > 0
+
+
+def _by(rows: list[dict], design: str, dataset: str, n: int) -> dict:
+    return next(r for r in rows if (r["design"], r["dataset"], r["n"]) == (design, dataset, n))
+
+
+def test_the_tail_reads_one_leaf_a_table_and_misses_some_far_near_duplicates(rows):
+    for row in (r for r in rows if r["design"] == "tail"):
+        assert set(row["recall_by_distance"]) == {str(d) for d in range(1, 11)}
+        # One document a table, and one more per split level on the path.
+        assert row["docs_read_per_lookup"] >= TAIL.tables
+        assert row["docs_written_per_kept"] >= TAIL.tables + 1
+        assert row["recall_by_distance"]["1"] >= row["recall_by_distance"]["10"]
+        assert row["recall"] < 1.0  # 12 tables miss some pairs at 10 bits
+    simulated = _by(rows, "tail", "uniform", 15000)
+    assert simulated["rounds"] > _by(rows, "tail", "uniform", 1500)["rounds"]  # a deeper trie
+
+
+def test_the_tiered_row_adds_the_window_and_the_tail(rows):
+    for dataset in ("uniform", "clustered"):
+        for n in (1500, 15000):
+            tiered, tail = _by(rows, "tiered", dataset, n), _by(rows, "tail", dataset, n)
+            if n <= 5000:  # the window holds every frame: exact, and both read and written
+                window = _by(rows, "chains", dataset, n)
+                assert tiered["recall"] == 1.0
+                assert tiered["docs_read_per_lookup"] == pytest.approx(
+                    window["docs_read_per_lookup"] + tail["docs_read_per_lookup"], abs=0.2
+                )
+                assert tiered["docs_written_per_kept"] == pytest.approx(
+                    window["docs_written_per_kept"] + tail["docs_written_per_kept"] - 1, abs=0.02
+                )
+            else:  # a third of the planted duplicates' frames are the window's
+                expected = 5000 / n + (1 - 5000 / n) * tail["recall"]
+                assert tiered["recall"] == pytest.approx(expected, abs=1e-3)
+                assert tiered["docs_read_per_lookup"] > tail["docs_read_per_lookup"] + 11
+
+
+def test_the_vectorised_recall_walks_the_tail_as_tailindex_plan_does():
+    rng = np.random.default_rng(5)
+    sample = rng.integers(0, 2**64, 3000, dtype=np.uint64)
+    keys = indexbench.sorted_keys(sample, TAIL)
+    stored, queries, _ = indexbench.near_pairs(sample, 30, rng)
+    for scale in (1.0, 10.0):
+        docs = indexbench.TailDocs(keys, scale, TAIL)
+        found = indexbench.tail_found(docs, stored, queries)
+        for s, q, met in zip(stored.tolist(), queries.tolist(), found.tolist(), strict=True):
+            own = indexbench.tail_lookup(f"{s:016x}", docs, TAIL)[0].leaves
+            read = indexbench.tail_lookup(f"{q:016x}", docs, TAIL)[0].leaves
+            assert met == bool(set(own) & set(read))
+        assert 0 < found.mean() < 1
+
+
+def test_a_real_tail_node_holds_the_hashes_on_its_path():
+    rng = np.random.default_rng(6)
+    sample = rng.integers(0, 2**64, 2000, dtype=np.uint64)
+    docs = indexbench.TailDocs(indexbench.sorted_keys(sample, TAIL), 1.0, TAIL)
+    for value in sample[:20].tolist():
+        query = f"{value:016x}"
+        plan, read, _ = indexbench.tail_lookup(query, docs, TAIL)
+        for leaf in plan.leaves:
+            table, depth = int(leaf.split("~")[1][1:]), int(leaf.split("~")[2])
+            held = np.frombuffer(read[leaf]["hashes"], ">u8").tolist()
+            assert value in held
+            assert all(
+                tailindex.key(h, table, depth, TAIL) == tailindex.key(value, table, depth, TAIL)
+                for h in held
+            )
+            assert len(held) <= TAIL.cap or depth == TAIL.max_depth
+
+
+def test_the_tables_needed_follow_the_hypergeometric_estimate():
+    # One table keyed by k of 64 bits meets a pair d bits apart with C(64 - d, k) / C(64, k).
+    first = indexbench.first_meetings(17, pairs=20_000, most=300)
+    for d in (1, 5, 10):
+        p = math.comb(64 - d, 17) / math.comb(64, 17)
+        for tables in (10, 50):
+            assert (first[d - 1] < tables).mean() == pytest.approx(1 - (1 - p) ** tables, abs=0.02)

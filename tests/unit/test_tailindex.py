@@ -163,6 +163,11 @@ def test_a_split_that_would_pass_max_writes_is_put_off():
     assert len(writes) == 2 and not any(doc["split"] for doc in writes.values())
     assert all(len(doc["hashes"]) == 3 * 8 for doc in writes.values())  # over the cap by one
     fourth = _flip(0, [free[2]])
+    view = _read(fourth, docs, g)[1]
+    unbounded = ti.added(SCOPE, fourth, view, g)
+    # A budget of exactly the writes the splits need lets them happen; one less puts one off.
+    assert ti.added(SCOPE, fourth, view, g, max_writes=len(unbounded)) == unbounded
+    assert ti.added(SCOPE, fourth, view, g, max_writes=len(unbounded) - 1) != unbounded
     writes = _keep(fourth, docs, g)  # no budget: both tables split now
     assert sum(doc["split"] for doc in writes.values()) >= 2
     for phash in [*hashes, fourth]:
