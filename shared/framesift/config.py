@@ -200,7 +200,7 @@ class Settings(BaseSettings, ScaleSettings, LabelStudioSettings):
         "square root of the scope). Switched on, run `framesift migrate-dedup-index` once.",
     )
     dedup_tail_tables: int = Field(
-        default=128,
+        default=136,
         ge=1,
         le=400,
         description="The tiered index's tail: its number of tables, each one document read per "

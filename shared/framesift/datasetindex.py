@@ -38,7 +38,8 @@ from typing import Any, Protocol
 from framesift import dedupindex, phashindex, tailindex
 from framesift.bookkeeping import DedupNode, GenerationNode, LegacyChains
 from framesift.errors import ReadMore
-from framesift.ports import DocKey
+from framesift.parts import MAX_COMMIT_WRITES
+from framesift.ports import DocKey, DocumentStore
 from framesift.topology import Collections
 
 Docs = Mapping[DocKey, Mapping[str, Any] | None]
@@ -158,11 +159,81 @@ def node_keys(doc_ids: list[str]) -> list[DocKey]:
     return [(Collections.PHASH_BUCKETS, doc_id) for doc_id in doc_ids]
 
 
+class TailNotRead(Exception):
+    """The window holds no near duplicate: the decision needs the tail, read outside its
+    transaction (:func:`read_tail`), and is made again with it. ``reads``: the documents the
+    abandoned attempt read."""
+
+    def __init__(self, reads: int = 0) -> None:
+        super().__init__("the tail was not read")
+        self.reads = reads
+
+
+@dataclass(frozen=True)
+class TailRead:
+    """The tail's leaves on a hash's own paths, read with plain reads (no transaction: the tail
+    promises no exclusivity, and kept out of the decision's transaction it adds nothing to its
+    contention)."""
+
+    nodes: dict[str, Mapping[str, Any] | None]
+    plan: dedupindex.Plan
+
+    @property
+    def leaves(self) -> list[Mapping[str, Any] | None]:
+        return [self.nodes[leaf] for leaf in self.plan.leaves]
+
+
+def read_tail(
+    documents: DocumentStore, scope: str, phash: str, tail: tailindex.TailGeometry
+) -> TailRead:
+    """Read the tail's own-path leaves of ``phash``, one round per trie level."""
+    nodes: dict[str, Mapping[str, Any] | None] = {}
+    wanted = tailindex.first_reads(scope, phash, tail)
+    while True:
+        got = documents.get_many(Collections.PHASH_BUCKETS, wanted)
+        for doc_id in wanted:
+            nodes[doc_id] = got.get(doc_id)
+            phashindex.check(doc_id, nodes[doc_id])
+        plan = tailindex.plan(scope, phash, nodes, tail)
+        if not plan.missing:
+            return TailRead(nodes, plan)
+        wanted = plan.missing
+
+
+def append_to_tail(
+    documents: DocumentStore,
+    scope: str,
+    phash: str,
+    layout: str,
+    tail: tailindex.TailGeometry,
+    now: datetime,
+) -> None:
+    """Add a kept hash to the tail, in its own transaction after the decision's; again (the
+    decision delivered again, or its instance stopped between the two) it writes nothing."""
+
+    def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], None]:
+        nodes = {doc_id: doc for (_, doc_id), doc in docs.items()}
+        for doc_id, doc in nodes.items():
+            phashindex.check(doc_id, doc)
+        plan = tailindex.plan(scope, phash, nodes, tail)
+        if plan.missing:
+            raise ReadMore(node_keys(plan.missing))
+        if all(dedupindex.holds(nodes[leaf], phash, layout) for leaf in plan.leaves):
+            return {}, None
+        found = tailindex.added(scope, phash, nodes, tail, layout, MAX_COMMIT_WRITES, now)
+        return {
+            key: DedupNode(**data).stored()
+            for key, data in zip(node_keys(list(found)), found.values(), strict=True)
+        }, None
+
+    documents.transact(node_keys(tailindex.first_reads(scope, phash, tail)), change)
+
+
 @dataclass(frozen=True)
 class Found:
-    """What one lookup read: the index documents by id, the plans over them (one per chains
-    searched, and the tail's), and the scope's buckets it had to read too (none once they are
-    retired)."""
+    """What one lookup read in the decision's transaction: the index documents by id, the plans
+    over them (one per chains searched), the scope's buckets it had to read too (none once they
+    are retired), and the tail's leaves read before the transaction (tiered)."""
 
     scope: str
     phash: str
@@ -170,27 +241,34 @@ class Found:
     nodes: dict[str, Mapping[str, Any] | None]
     # The chains a kept hash goes into (dedupindex's scopes), and when a generation's expire.
     written: tuple[tuple[str, datetime | None], ...]
-    leaves: tuple[str, ...]  # every leaf the plans name, chains' and tail's
+    leaves: tuple[str, ...]  # every leaf the chains' plans name
     buckets: list[Mapping[str, Any] | None]
     now: datetime  # the decision's (a kept hash's write updates its leaves' write rates)
+    tail: TailRead | None
 
     def nearest(self, layout: str, layout_threshold: float) -> phashindex.Neighbour | None:
+        """The closest kept hash within the threshold in what was read; tiered, the tail is
+        needed only when the window and the old index hold none (raises TailNotRead)."""
+        read = [*(self.nodes[leaf] for leaf in self.leaves), *self.buckets]
+        match = phashindex.nearest(
+            self.phash, read, self.shape.geometry.threshold, layout, layout_threshold
+        )
+        if match is not None or self.shape.tail is None:
+            return match
+        if self.tail is None:
+            raise TailNotRead
         return phashindex.nearest(
-            self.phash,
-            [*(self.nodes[leaf] for leaf in self.leaves), *self.buckets],
-            self.shape.geometry.threshold,
-            layout,
-            layout_threshold,
+            self.phash, self.tail.leaves, self.shape.geometry.threshold, layout, layout_threshold
         )
 
     def added(self, layout: str, max_writes: int) -> dict[DocKey, dict[str, Any]]:
-        """The writes that add the kept hash to its chains and the tail (splits included)."""
-        tail = self.shape.tail
+        """The writes that add the kept hash to its chains (splits included); tiered, the
+        tail's are :func:`append_to_tail`'s, after the decision."""
         chains = self.shape.geometry.chains
         writes: dict[DocKey, DedupNode] = {}
         for i, (written, expires) in enumerate(self.written):
-            # Room kept for the leaves still to come: the later chains' and the tail's.
-            later = chains * (len(self.written) - i - 1) + (tail.tables if tail else 0)
+            # Room kept for the leaves of the chains still to come.
+            later = chains * (len(self.written) - i - 1)
             found = dedupindex.added(
                 written,
                 self.phash,
@@ -204,25 +282,29 @@ class Found:
                 (key, GenerationNode(**data, expire_at=expires) if expires else DedupNode(**data))
                 for key, data in zip(node_keys(list(found)), found.values(), strict=True)
             )
-        if tail:
-            found = tailindex.added(
-                self.scope, self.phash, self.nodes, tail, layout, max_writes - len(writes), self.now
-            )
-            writes.update(
-                (key, DedupNode(**data))
-                for key, data in zip(node_keys(list(found)), found.values(), strict=True)
-            )
         return {key: node.stored() for key, node in writes.items()}
+
+    def tail_writes(self, layout: str) -> int:
+        """How many documents :func:`append_to_tail` will write for this hash, as read."""
+        if self.shape.tail is None or self.tail is None:
+            return 0
+        return len(
+            tailindex.added(
+                self.scope, self.phash, self.tail.nodes, self.shape.tail, layout, now=self.now
+            )
+        )
 
 
 @dataclass(frozen=True)
 class Lookup:
-    """One frame's lookup in one dataset scope, decided at ``now``."""
+    """One frame's lookup in one dataset scope, decided at ``now``; tiered, with the tail's
+    leaves once read (:func:`read_tail`)."""
 
     scope: str
     phash: str
     shape: Shape
     now: datetime
+    tail: TailRead | None = None
 
     @property
     def _written(self) -> tuple[tuple[str, datetime | None], ...]:
@@ -237,14 +319,11 @@ class Lookup:
         )
 
     def _first(self, chains: tuple[str, ...]) -> list[str]:
-        first = [
+        return [
             node
             for scope in chains
             for node in dedupindex.first_reads(scope, self.phash, self.shape.geometry)
         ]
-        if self.shape.tail:
-            first += tailindex.first_reads(self.scope, self.phash, self.shape.tail)
-        return first
 
     def first_keys(self) -> list[DocKey]:
         """What to read with the decision's other documents."""
@@ -273,8 +352,6 @@ class Lookup:
                 dedupindex.plan(chains, self.phash, nodes, self.shape.geometry)
                 for chains in searched
             ]
-            if self.shape.tail:
-                plans.append(tailindex.plan(self.scope, self.phash, nodes, self.shape.tail))
             missing = [key for plan in plans for key in node_keys(plan.missing)]
             leaves = [leaf for plan in plans for leaf in plan.leaves]
         buckets: list[DocKey] = []
@@ -296,4 +373,5 @@ class Lookup:
             tuple(dict.fromkeys(leaves)),
             [docs[key] for key in buckets],
             self.now,
+            self.tail,
         )

@@ -408,3 +408,16 @@ def leaf_of(
 def entries(docs: Iterable[Mapping[str, Any] | None]) -> int:
     """How many hashes these documents hold."""
     return sum(len(bytes((doc or {}).get("hashes") or b"")) // 8 for doc in docs)
+
+
+def holds(leaf: Mapping[str, Any] | None, phash: str, layout: str) -> bool:
+    """Whether a leaf (or a bucket) holds this hash with this colour layout."""
+    if not leaf or not leaf.get("hashes"):
+        return False
+    hashes = bytes(leaf["hashes"])
+    layouts = phashindex.bucket_layouts(leaf)
+    wanted = (bytes.fromhex(phash), bytes.fromhex(layout))
+    return any(
+        (hashes[i * 8 : (i + 1) * 8], layouts[i * LAYOUT_BYTES : (i + 1) * LAYOUT_BYTES]) == wanted
+        for i in range(len(hashes) // 8)
+    )

@@ -354,7 +354,7 @@ def _add(documents: DocumentStore, target: _Target, entries: list[Entry]) -> int
         taken = fresh = 0
         for phash, layout in offered:
             leaves = target.own_leaves(phash, nodes)
-            if all(_holds(nodes[leaf], phash, layout) for leaf in leaves):
+            if all(dedupindex.holds(nodes[leaf], phash, layout) for leaf in leaves):
                 taken += 1
                 continue
             room = MAX_COMMIT_WRITES - len(writes)
@@ -375,23 +375,6 @@ def _add(documents: DocumentStore, target: _Target, entries: list[Entry]) -> int
         raise RuntimeError(f"{target}: no entry fits one commit")
     target.added += fresh
     return taken
-
-
-def _holds(leaf: Mapping[str, Any] | None, phash: str, layout: str) -> bool:
-    if not leaf or not leaf.get("hashes"):
-        return False
-    wanted = (bytes.fromhex(phash), bytes.fromhex(layout))
-    return wanted in _pairs(leaf)
-
-
-def _pairs(leaf: Mapping[str, Any]) -> set[tuple[bytes, bytes]]:
-    hashes = bytes(leaf["hashes"])
-    layouts = phashindex.bucket_layouts(leaf)
-    size = dedupindex.LAYOUT_BYTES
-    return {
-        (hashes[i * 8 : (i + 1) * 8], layouts[i * size : (i + 1) * size])
-        for i in range(len(hashes) // 8)
-    }
 
 
 def _bytes(writes: Mapping[DocKey, Mapping[str, Any]]) -> int:

@@ -52,6 +52,7 @@ from functools import cache
 from typing import Any
 
 from framesift import dedupindex, phashindex
+from framesift.config import Settings
 from framesift.imagestats import LAYOUT_UNKNOWN
 
 Docs = Mapping[str, Mapping[str, Any] | None]
@@ -64,7 +65,8 @@ class TailGeometry:
     write rate that splits a leaf under the cap."""
 
     threshold: int = 10
-    tables: int = 136
+    # The setting's default, chosen at 10^8 (docs/dedup-index.md, "The tail").
+    tables: int = Settings.model_fields["dedup_tail_tables"].default
     cap: int = 2048
     first_bits: int = 17
     split_bits: int = 6

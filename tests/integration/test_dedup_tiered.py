@@ -189,9 +189,9 @@ def test_a_scope_switched_to_tiered_decides_as_before_until_a_window_after_its_m
     assert decide_twice(within, f"{unique}n1", collector, pairs[1][1]).status == "dropped"
     after = tiered(documents, done.legacy_read_until + timedelta(minutes=1), dedup_tail_tables=1)
     assert decide_twice(after, f"{unique}n2", collector, pairs[2][1]).status == "kept"
-    # The legacy hashes are in the tail: an exact repeat of one is found there.
-    repeat = decide_twice(after, f"{unique}n3", collector, pairs[2][0])
-    assert (repeat.status, repeat.duplicate_of) == ("dropped", f"{unique}k2_0000000000")
+    # The earlier hashes are in the tail: an exact repeat of one is found there.
+    repeat = decide_twice(after, f"{unique}n3", collector, pairs[1][0])
+    assert (repeat.status, repeat.duplicate_of) == ("dropped", f"{unique}k1_0000000000")
 
 
 def test_a_corrupt_tail_leaf_fails_the_decision_naming_it(index_documents, unique):
@@ -206,3 +206,44 @@ def test_a_corrupt_tail_leaf_fails_the_decision_naming_it(index_documents, uniqu
     batch = one_frame_batch(f"{unique}a", collector, phash)
     with pytest.raises(CorruptIndex, match=leaf):
         dedup.decide(batch.frames[0], batch)
+
+
+class StopsBeforeTheAppend:
+    """A document store whose instance stops once, when a decision's tail append begins."""
+
+    def __init__(self, documents: DocumentStore) -> None:
+        self._documents = documents
+        self.stopped = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._documents, name)
+
+    def transact(self, keys, change):
+        if not self.stopped and all("~t" in doc_id for _, doc_id in keys):
+            self.stopped = True
+            raise RuntimeError("the instance stopped")
+        return self._documents.transact(keys, change)
+
+
+def test_a_kept_frame_stopped_before_its_tail_append_is_appended_when_delivered_again(
+    index_documents, unique
+):
+    collector = f"cam-{unique}"
+    scope = f"collector:{collector}"
+    phash = f"{random.Random(unique).getrandbits(64):016x}"
+    store = StopsBeforeTheAppend(index_documents)
+    dedup = tiered(store, NOON)  # type: ignore[arg-type]
+    batch = one_frame_batch(f"{unique}a", collector, phash)
+    with pytest.raises(RuntimeError, match="stopped"):
+        dedup.decide(batch.frames[0], batch)
+    tail = datasetindex.shape(SETTINGS.model_copy(update={"dedup_window_days": WINDOW.days})).tail
+    assert tail is not None
+
+    def in_tail() -> list[bool]:
+        read = datasetindex.read_tail(index_documents, scope, phash, tail)
+        return [dedupindex.holds(leaf, phash, batch.frames[0].layout) for leaf in read.leaves]
+
+    assert not any(in_tail())  # decided kept, not yet in the tail
+    again = decide_twice(dedup, f"{unique}a", collector, phash)
+    assert again.status == "kept"
+    assert all(in_tail())

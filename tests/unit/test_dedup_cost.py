@@ -79,9 +79,11 @@ def test_a_redelivered_batch_counts_nothing_twice():
 
 
 def test_a_tiered_decision_reads_its_generation_and_the_tail_whatever_the_scope():
-    """Tiered, migrated: a keep reads the chains' 75 first documents of its generation and the
-    tail's first document of each table, and writes a leaf per chain and per table; in the last
-    minutes of a generation, the next one's as well."""
+    """Tiered, migrated: a keep reads its generation's 75 first chain documents (twice: the first
+    attempt finds no near duplicate there and asks for the tail), the tail's own-path leaf of
+    each table (twice: before the decision, and by the append after it), and writes a leaf per
+    chain and per table; in the last minutes of a generation, the next one's chains as well. A
+    near duplicate found in the generation never reads the tail."""
     documents = CountingStore()
     documents.merge(*RETIRED_KEY, BucketsRetired(retired=True).stored())
     documents.merge(*LEGACY_KEY, LegacyChains(in_tail=True, read_until=NOON).stored())
@@ -93,9 +95,13 @@ def test_a_tiered_decision_reads_its_generation_and_the_tail_whatever_the_scope(
     kept = noon.decide(first.frames[0], first)
     # Beside the content hash, the video's 11 buckets and the two migration states.
     assert (kept.index_reads, kept.index_writes) == (
-        1 + 11 + 2 + 75 + tables,
+        2 * (1 + 11 + 2 + 75) + 2 * tables,
         1 + 11 + 1 + 1 + 11 + tables,
     )
+    assert documents.written == tables  # the last transaction: the tail's append
+    near = one_frame_batch("vn", "cam", NEAR)
+    dropped = noon.decide(near.frames[0], near)
+    assert (dropped.status, dropped.index_reads) == ("dropped", 1 + 11 + 2 + 75 + 1)
     late = stage(
         documents,
         RecordingPublisher(),
@@ -106,6 +112,6 @@ def test_a_tiered_decision_reads_its_generation_and_the_tail_whatever_the_scope(
     other = one_frame_batch("vb", "cam", FAR)
     at_the_end = late.decide(other.frames[0], other)
     assert (at_the_end.index_reads, at_the_end.index_writes) == (
-        1 + 11 + 2 + 2 * 75 + tables,
+        2 * (1 + 11 + 2 + 2 * 75) + 2 * tables,
         1 + 11 + 1 + 1 + 2 * 11 + tables,
     )

@@ -301,6 +301,8 @@ class Dedup:
         ]
         dataset = self._dataset_scope(batch.collector)
         lookup = datasetindex.Lookup(dataset, frame.phash, self._index, self._clock())
+        # Tiered: the documents an attempt that found it needed the tail read (counted).
+        abandoned = 0
         # Named first: it refuses a scope that cannot be part of a document id (InvalidName).
         dataset_owner: DocKey = (
             Collections.PHASH_OWNERS,
@@ -337,7 +339,10 @@ class Dedup:
                 ),
             }
             scopes = {"video": video, "dataset": dataset} if video else {"dataset": dataset}
-            decision = self._judge(frame, docs, content_key, scopes, nearest)
+            try:
+                decision = self._judge(frame, docs, content_key, scopes, nearest)
+            except datasetindex.TailNotRead as more:
+                raise datasetindex.TailNotRead(len(docs) - 1) from more
             writes: dict[DocKey, dict] = {frame_key: decision.as_fields()}
             if docs[content_key] is None and not batch.source_damaged:
                 writes[content_key] = ContentHash(
@@ -363,13 +368,43 @@ class Dedup:
                     writes[dataset_owner] = owner
                     found = lookup.read(docs)  # read: a kept frame was looked up in every scope
                     writes.update(found.added(frame.layout, MAX_COMMIT_WRITES - len(writes)))
+            # Tiered, a kept hash's tail documents: read before the transaction and again by
+            # the append after it, and written by the append.
+            tail_reads = tail_writes = 0
+            if lookup.tail is not None:
+                tail_reads = lookup.tail.plan.nodes
+                if decision.status is DedupStatus.KEPT and not batch.source_damaged:
+                    tail_reads *= 2
+                    tail_writes = lookup.read(docs).tail_writes(frame.layout)
             counted = decision.model_copy(
-                update={"index_reads": len(docs) - 1, "index_writes": len(writes) - 1}
+                update={
+                    "index_reads": len(docs) - 1 + abandoned + tail_reads,
+                    "index_writes": len(writes) - 1 + tail_writes,
+                }
             )
             writes[frame_key] = counted.as_fields()
             return writes, counted
 
-        return self._documents.transact(keys, change)
+        tail = self._index.tail
+        try:
+            decided = self._documents.transact(keys, change)
+        except datasetindex.TailNotRead as needed:
+            if tail is None:
+                raise
+            # The window holds no near duplicate: the tail, read outside the transaction, and
+            # the decision again with it.
+            abandoned = needed.reads
+            lookup = replace(
+                lookup, tail=datasetindex.read_tail(self._documents, dataset, frame.phash, tail)
+            )
+            decided = self._documents.transact(keys, change)
+        if tail is not None and decided.status is DedupStatus.KEPT and not batch.source_damaged:
+            # After the decision, in its own transaction; again on every delivery of a kept
+            # frame (it writes nothing once the tail holds it).
+            datasetindex.append_to_tail(
+                self._documents, dataset, frame.phash, frame.layout, tail, lookup.now
+            )
+        return decided
 
     def _judge(
         self,
