@@ -193,16 +193,19 @@ class Settings(BaseSettings, ScaleSettings, LabelStudioSettings):
     dedup_window_days: int | None = Field(
         default=None,
         ge=1,
-        description="Tiered dataset index (docs/dedup-index.md): frames kept within this many "
-        "days (one generation) are searched exactly, older ones through the tail, an "
-        "approximate index of bounded cost per frame, for scopes headed past 10^7 kept frames. "
+        description="Tiered dataset index (docs/dedup-index.md): frames kept in the same "
+        "generation (periods of this many days from the Unix epoch, UTC) are searched exactly, "
+        "older ones through the tail, an approximate index of bounded cost per frame, for "
+        "scopes headed past 10^7 kept frames. "
         "Unset: every kept frame is searched exactly (the cost per lookup grows about as the "
         "square root of the scope). Switched on, run `framesift migrate-dedup-index` once.",
     )
     dedup_tail_tables: int = Field(
         default=136,
         ge=1,
-        le=400,
+        # An append writes one leaf per table, each up to 41 KB: 200 fit Firestore's 10 MiB
+        # per commit.
+        le=200,
         description="The tiered index's tail: its number of tables, each one document read per "
         "lookup and written per kept frame. More find more older near duplicates (the recall "
         "in docs/dedup-index.md, measured for this default at 10^8 kept frames).",

@@ -35,9 +35,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from framesift import dedupindex, phashindex, tailindex
 from framesift.bookkeeping import DedupNode, GenerationNode, LegacyChains
-from framesift.errors import ReadMore
+from framesift.errors import CorruptIndex, ReadMore
 from framesift.parts import MAX_COMMIT_WRITES
 from framesift.ports import DocKey, DocumentStore
 from framesift.topology import Collections
@@ -141,11 +143,25 @@ def buckets_retired(docs: Docs) -> bool:
 
 def legacy_read(docs: Docs, now: datetime) -> bool:
     """Whether a tiered decision at ``now`` still reads the generation-less chains."""
+    legacy = legacy_state(docs)
+    return legacy is None or not legacy.in_tail or now < legacy.read_until
+
+
+def legacy_frozen(docs: Docs) -> bool:
+    """Whether the migration has copied the generation-less chains into the tail: from then on
+    no tiered decision writes them (every instance is tiered: the migration runs after)."""
+    legacy = legacy_state(docs)
+    return legacy is not None and legacy.in_tail
+
+
+def legacy_state(docs: Docs) -> LegacyChains | None:
     state = docs.get(LEGACY_KEY)
     if not state:
-        return True
-    legacy = LegacyChains.model_validate(state)
-    return not legacy.in_tail or now < legacy.read_until
+        return None
+    try:
+        return LegacyChains.model_validate(state)
+    except ValidationError as exc:
+        raise CorruptIndex(f"dedup index state {LEGACY_KEY[1]}: {exc}") from exc
 
 
 def generation_scope(scope: str, generation: int) -> str:
@@ -335,9 +351,15 @@ class Lookup:
         first = [key for key in self.first_keys() if key not in docs]
         if first:
             raise ReadMore(first)
-        searched = tuple(chains for chains, _ in self._written)
+        written = self._written
+        searched = tuple(chains for chains, _ in written)
         if self.shape.window and legacy_read(docs, self.now):
             searched = (*searched, self.scope)
+            if not legacy_frozen(docs):
+                # Until the migration, instances not yet tiered (a rolling deploy) search the
+                # generation-less chains only: a kept hash goes there too, so the two kinds
+                # share a document and never both keep a pair.
+                written = (*written, (self.scope, None))
         nodes = {
             doc_id: doc
             for (collection, doc_id), doc in docs.items()
@@ -369,7 +391,7 @@ class Lookup:
             self.phash,
             self.shape,
             nodes,
-            self._written,
+            written,
             tuple(dict.fromkeys(leaves)),
             [docs[key] for key in buckets],
             self.now,

@@ -278,8 +278,11 @@ def write_rate(doc: Mapping[str, Any] | None, now: datetime | None) -> Rate | No
         return None
     at = now.timestamp()
     rate = float((doc or {}).get("rate") or 0.0)
-    since = max(0.0, at - float((doc or {}).get("rate_at") or at))
-    return Rate(rate * math.exp(-since / RATE_TAU_S) + 1 / RATE_TAU_S, at)
+    stamped = float((doc or {}).get("rate_at") or at)
+    since = max(0.0, at - stamped)
+    # Stamped with the later time: a writer whose clock is behind must not leave a time
+    # that the next writers decay from twice.
+    return Rate(rate * math.exp(-since / RATE_TAU_S) + 1 / RATE_TAU_S, max(at, stamped))
 
 
 def leaf_doc(hashes: bytes, layouts: bytes, rate: Rate | None = None) -> dict[str, Any]:

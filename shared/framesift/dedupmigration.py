@@ -125,6 +125,11 @@ def _into_tail(
         return True
 
     _passes(documents, leaves, began, _legacy_leaves, into_tail)
+    earlier = documents.get(*datasetindex.LEGACY_KEY)
+    if earlier and not done.legacy_migrated:
+        # Nothing copied: an earlier run's time stands (a re-run adds no window of reads).
+        done.legacy_read_until = LegacyChains.model_validate(earlier).read_until
+        return
     # A near duplicate of a frame kept before the switch is found exactly for one more window
     # (a scope that had none stops reading them at once).
     done.legacy_read_until = datetime.now(UTC) + (
@@ -343,7 +348,8 @@ def _entries(source: Mapping[str, Any]) -> list[Entry]:
 
 def _add(documents: DocumentStore, target: _Target, entries: list[Entry]) -> int:
     """Add the first of ``entries`` that fit one commit to the target; how many."""
-    offered = entries[:_CHUNK]
+    # No more than one commit can take: every offered entry's first documents are read.
+    offered = entries[: max(1, min(_CHUNK, MAX_COMMIT_WRITES // target.min_writes))]
     first = {node for phash, _ in offered for node in datasetindex.node_keys(target.first(phash))}
 
     def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], tuple[int, int]]:

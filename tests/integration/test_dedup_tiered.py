@@ -13,14 +13,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from framesift import datasetindex, dedupindex, dedupmigration, tailindex
-from framesift.bookkeeping import GenerationNode
+from framesift.adapters.gcp.firestore import FirestoreDocumentStore
+from framesift.bookkeeping import BucketsRetired, GenerationNode, LegacyChains
 from framesift.config import Settings
 from framesift.documents import DedupDecision
 from framesift.errors import CorruptIndex
 from framesift.imagestats import hamming
 from framesift.ports import DocumentStore
 from framesift.stages.dedup import Dedup
-from framesift.topology import Collections
+from framesift.topology import Collections, Topics
 from tests.integration.test_dedup_index import decide_at_once, exhaustive
 from tests.support.dedupframes import hashes_near_one_another, one_frame_batch, stage
 from tests.support.fakes import RecordingPublisher
@@ -31,6 +32,25 @@ WINDOW = datasetindex.Window(days=1)
 # Noon of a day: far from a generation's edge.
 NOON = datetime(2026, 12, 6, 12, tzinfo=UTC)
 EDGE = datetime(2026, 12, 7, tzinfo=UTC)
+
+
+@pytest.fixture
+def switching(index_documents: DocumentStore, unique: str) -> DocumentStore:
+    """A store of its own (the index's migration states are the store's, not a scope's): the
+    test's SQLite file, or the Firestore emulator under a project of its own."""
+    if isinstance(index_documents, FirestoreDocumentStore):
+        return FirestoreDocumentStore(f"tiered-{unique}")
+    return index_documents
+
+
+@pytest.fixture
+def migrated(switching: DocumentStore) -> DocumentStore:
+    """A store whose tiered index was migrated long before the tests' clocks: decisions search
+    the generations and the tail only."""
+    switching.merge(*datasetindex.RETIRED_KEY, BucketsRetired(retired=True).stored())
+    state = LegacyChains(in_tail=True, read_until=NOON - timedelta(days=30))
+    switching.merge(*datasetindex.LEGACY_KEY, state.stored())
+    return switching
 
 
 def tiered(
@@ -61,10 +81,10 @@ def missed_by_one_table(rng: random.Random) -> tuple[str, str]:
             return a, b
 
 
-def test_a_generation_is_searched_exactly(index_documents, unique):
+def test_a_generation_is_searched_exactly(migrated, unique):
     """Within one generation, leaves of one hash split deep, and a one-table tail beside: each
     decision is the exhaustive search's."""
-    dedup = tiered(index_documents, NOON, dedup_leaf_cap=1, dedup_tail_tables=1)
+    dedup = tiered(migrated, NOON, dedup_leaf_cap=1, dedup_tail_tables=1)
     hashes = hashes_near_one_another(seed=7, count=60)
     decisions = [
         decide_twice(dedup, f"{unique}v{index:03d}", f"cam-{unique}", phash)
@@ -83,12 +103,12 @@ def test_a_generation_is_searched_exactly(index_documents, unique):
     assert 10 < expected.count(None) < 50
 
 
-def test_an_older_frames_near_duplicate_is_found_in_the_tail(index_documents, unique):
+def test_an_older_frames_near_duplicate_is_found_in_the_tail(migrated, unique):
     """Kept five days ago, then a near duplicate: its generation is gone, the tail finds it."""
     collector = f"cam-{unique}"
     base = random.Random(unique).getrandbits(64)
-    kept = decide_twice(tiered(index_documents, NOON), f"{unique}a", collector, f"{base:016x}")
-    later = tiered(index_documents, NOON + timedelta(days=5))
+    kept = decide_twice(tiered(migrated, NOON), f"{unique}a", collector, f"{base:016x}")
+    later = tiered(migrated, NOON + timedelta(days=5))
     near = decide_twice(later, f"{unique}b", collector, f"{base ^ 0b1011:016x}")
     assert kept.status == "kept"
     # Its generation's leaves carry when Firestore's TTL policy may delete them.
@@ -98,7 +118,7 @@ def test_an_older_frames_near_duplicate_is_found_in_the_tail(index_documents, un
         datasetindex.generation_scope(f"collector:{collector}", generation),
         dedupindex.own_path(f"{base:016x}", 0, chains.min_depth, chains),
     )
-    stored = GenerationNode.model_validate(index_documents.get(Collections.PHASH_BUCKETS, leaf))
+    stored = GenerationNode.model_validate(migrated.get(Collections.PHASH_BUCKETS, leaf))
     assert stored.expire_at == WINDOW.expires(generation) == EDGE + timedelta(days=1)
     assert (near.status, near.scope, near.duplicate_of, near.distance) == (
         "dropped",
@@ -108,7 +128,7 @@ def test_an_older_frames_near_duplicate_is_found_in_the_tail(index_documents, un
     )
 
 
-def test_a_pair_the_tail_misses_is_found_in_its_generation_only(index_documents, unique):
+def test_a_pair_the_tail_misses_is_found_in_its_generation_only(migrated, unique):
     """What the tail's recall means: a near duplicate a one-table tail misses is dropped within
     the generation and kept once the generation is past (labeled twice, never lost)."""
     rng = random.Random(unique)
@@ -118,9 +138,9 @@ def test_a_pair_the_tail_misses_is_found_in_its_generation_only(index_documents,
         ("later", NOON + timedelta(days=10), timedelta(days=3), "kept"),
     ):
         a, b = missed_by_one_table(rng)
-        first = tiered(index_documents, start, dedup_tail_tables=1)
+        first = tiered(migrated, start, dedup_tail_tables=1)
         assert decide_twice(first, f"{unique}{name}a", collector, a).status == "kept"
-        then = tiered(index_documents, start + gap, dedup_tail_tables=1)
+        then = tiered(migrated, start + gap, dedup_tail_tables=1)
         assert decide_twice(then, f"{unique}{name}b", collector, b).status == expected
 
 
@@ -132,11 +152,11 @@ def test_a_pair_the_tail_misses_is_found_in_its_generation_only(index_documents,
     ],
     ids=["5-min-before-and-4-after", "1-s-before-and-9-min-after"],
 )
-def test_two_instances_at_a_generation_edge_keep_one(index_documents, unique, clocks):
+def test_two_instances_at_a_generation_edge_keep_one(migrated, unique, clocks):
     """Two instances whose clocks, less than the grace apart, put them in two generations decide
     two videos' frames t bits apart at once, each batch delivered to both: one is kept. The tail
     has one table and misses the pair: only the generations join them."""
-    documents = index_documents
+    documents = migrated
     instances = [tiered(documents, clock, dedup_tail_tables=1) for clock in clocks]
     collector = f"cam-{unique}"
     rng = random.Random(unique)
@@ -161,12 +181,12 @@ def test_two_instances_at_a_generation_edge_keep_one(index_documents, unique, cl
 
 
 def test_a_scope_switched_to_tiered_decides_as_before_until_a_window_after_its_migration(
-    index_documents, unique
+    switching, unique
 ):
     """Kept before the switch (generation-less chains): its near duplicate is dropped before
     the migration, and until a window after it; then the one-table tail decides (and misses
     this pair: kept)."""
-    documents = index_documents
+    documents = switching
     collector = f"cam-{unique}"
     rng = random.Random(unique)
     pairs = [missed_by_one_table(rng) for _ in range(3)]
@@ -184,6 +204,7 @@ def test_a_scope_switched_to_tiered_decides_as_before_until_a_window_after_its_m
     assert f"collector:{collector}" in done.tail_scopes and done.tail_entries >= len(pairs)
     again = dedupmigration.migrate(documents, shape)
     assert (again.legacy_migrated, again.tail_entries) == (0, 0)  # re-run: nothing to do
+    assert again.legacy_read_until == done.legacy_read_until  # and no window of reads more
 
     within = tiered(documents, done.legacy_read_until - timedelta(minutes=1), dedup_tail_tables=1)
     assert decide_twice(within, f"{unique}n1", collector, pairs[1][1]).status == "dropped"
@@ -194,8 +215,8 @@ def test_a_scope_switched_to_tiered_decides_as_before_until_a_window_after_its_m
     assert (repeat.status, repeat.duplicate_of) == ("dropped", f"{unique}k1_0000000000")
 
 
-def test_a_corrupt_tail_leaf_fails_the_decision_naming_it(index_documents, unique):
-    documents = index_documents
+def test_a_corrupt_tail_leaf_fails_the_decision_naming_it(migrated, unique):
+    documents = migrated
     collector = f"cam-{unique}"
     base = random.Random(unique).getrandbits(64)
     phash = f"{base:016x}"
@@ -226,12 +247,12 @@ class StopsBeforeTheAppend:
 
 
 def test_a_kept_frame_stopped_before_its_tail_append_is_appended_when_delivered_again(
-    index_documents, unique
+    migrated, unique
 ):
     collector = f"cam-{unique}"
     scope = f"collector:{collector}"
     phash = f"{random.Random(unique).getrandbits(64):016x}"
-    store = StopsBeforeTheAppend(index_documents)
+    store = StopsBeforeTheAppend(migrated)
     dedup = tiered(store, NOON)  # type: ignore[arg-type]
     batch = one_frame_batch(f"{unique}a", collector, phash)
     with pytest.raises(RuntimeError, match="stopped"):
@@ -240,10 +261,84 @@ def test_a_kept_frame_stopped_before_its_tail_append_is_appended_when_delivered_
     assert tail is not None
 
     def in_tail() -> list[bool]:
-        read = datasetindex.read_tail(index_documents, scope, phash, tail)
+        read = datasetindex.read_tail(migrated, scope, phash, tail)
         return [dedupindex.holds(leaf, phash, batch.frames[0].layout) for leaf in read.leaves]
 
     assert not any(in_tail())  # decided kept, not yet in the tail
     again = decide_twice(dedup, f"{unique}a", collector, phash)
     assert again.status == "kept"
     assert all(in_tail())
+
+
+def test_an_instance_not_yet_tiered_and_a_tiered_one_at_once_keep_one(switching, unique):
+    """A rolling deploy switching to tiered: one instance still searches the generation-less
+    chains only, the other is tiered (not migrated yet); deciding near twins at once, each batch
+    delivered to both, they keep one. The tail has one table and misses the pair."""
+    documents = switching
+    collector = f"cam-{unique}"
+    rng = random.Random(unique)
+    instances = [
+        stage(documents, RecordingPublisher(), lambda: NOON),
+        tiered(documents, NOON, dedup_tail_tables=1),
+    ]
+    for round_ in range(3):
+        a, b = missed_by_one_table(rng)
+        twins = [
+            one_frame_batch(f"{unique}a{round_}", collector, a),
+            one_frame_batch(f"{unique}b{round_}", collector, b),
+        ]
+        decide_at_once(
+            [
+                lambda instance=instance, batch=batch: instance.handle_batch(batch)
+                for instance in instances
+                for batch in twins
+            ]
+        )
+        statuses = sorted(
+            (documents.get(Collections.FRAMES, batch.frames[0].frame_id) or {})["dedup_status"]
+            for batch in twins
+        )
+        assert statuses == ["dropped", "kept"], round_
+
+
+class CorruptsTheAppend:
+    """A document store that, once, finds a tail leaf corrupt when a tail append begins."""
+
+    def __init__(self, documents: DocumentStore) -> None:
+        self._documents = documents
+        self.corrupted: str | None = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._documents, name)
+
+    def transact(self, keys, change):
+        if self.corrupted is None and all("~t" in doc_id for _, doc_id in keys):
+            self.corrupted = keys[3][1]
+            self._documents.merge(Collections.PHASH_BUCKETS, self.corrupted, {"hashes": b"1234"})
+        return self._documents.transact(keys, change)
+
+
+def test_a_kept_frame_its_tail_append_fails_is_dead_lettered_and_appended_on_replay(
+    migrated, unique
+):
+    collector = f"cam-{unique}"
+    phash = f"{random.Random(unique).getrandbits(64):016x}"
+    store = CorruptsTheAppend(migrated)
+    publisher = RecordingPublisher()
+    dedup = stage(store, publisher, lambda: NOON, dedup_window_days=WINDOW.days)  # type: ignore[arg-type]
+    batch = one_frame_batch(f"{unique}a", collector, phash)
+    with pytest.raises(CorruptIndex, match="1 of 1 frames not decided"):
+        dedup.handle_batch(batch)
+    frame = migrated.get(Collections.FRAMES, batch.frames[0].frame_id) or {}
+    assert frame["dedup_status"] == "kept"  # the decision stands
+    assert (migrated.get(Collections.DEDUP_BATCHES, batch.batch_id) or {})["status"] == "failed"
+    assert not publisher.published.get(Topics.FRAMES_KEPT)  # not sent on without the tail
+
+    assert store.corrupted is not None
+    migrated.merge(Collections.PHASH_BUCKETS, store.corrupted, {"hashes": b"", "layouts": b""})
+    result = dedup.handle_batch(batch)  # the replay, after the repair
+    assert result.kept == 1 and publisher.published[Topics.FRAMES_KEPT]
+    tail = datasetindex.shape(SETTINGS.model_copy(update={"dedup_window_days": 1})).tail
+    assert tail is not None
+    read = datasetindex.read_tail(migrated, f"collector:{collector}", phash, tail)
+    assert all(dedupindex.holds(leaf, phash, batch.frames[0].layout) for leaf in read.leaves)

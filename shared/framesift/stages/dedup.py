@@ -287,7 +287,13 @@ class Dedup:
                     return {}, earlier  # another instance decided it meanwhile
                 return {key: failure.as_fields()}, failure
 
-            return self._documents.transact([key], record)
+            decided = self._documents.transact([key], record)
+            if decided.status is DedupStatus.KEPT:
+                # Kept, but not added to the tail (a corrupt tail document on its path): the
+                # batch is not sent on for it and is dead-lettered; its replay after the repair
+                # appends it and sends it on (the decision stays).
+                return failure
+            return decided
 
     def decide(
         self, frame: SampledFrame, batch: FrameBatch, within_video: bool = True
