@@ -225,14 +225,12 @@ def nearest(
     geometry: Geometry,
     layout: str = LAYOUT_UNKNOWN,
     layout_threshold: float = 255.0,
-    also: Iterable[Mapping[str, Any] | None] = (),
 ) -> phashindex.Neighbour | None:
-    """The closest kept hash within the threshold in the plan's leaves (as phashindex's), and
-    in the documents ``also`` of the same format (a scope's buckets not yet migrated)."""
+    """The closest kept hash within the threshold in the plan's leaves (as phashindex's)."""
     if found.missing:
         raise ValueError("read the plan's missing documents first")
     leaves = [docs[leaf] for leaf in found.leaves]
-    return phashindex.nearest(phash, [*leaves, *also], geometry.threshold, layout, layout_threshold)
+    return phashindex.nearest(phash, leaves, geometry.threshold, layout, layout_threshold)
 
 
 def own_path(phash: str, start: int, depth: int, geometry: Geometry) -> Node:

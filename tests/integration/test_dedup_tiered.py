@@ -69,7 +69,7 @@ def decide_twice(dedup: Dedup, video: str, collector: str, phash: str) -> DedupD
 
 def missed_by_one_table(rng: random.Random) -> tuple[str, str]:
     """Two hashes exactly t bits apart that a one-table tail does not join (its first
-    documents are keyed by 11 bits of table 0's order: one of them differs)."""
+    documents are keyed by 17 bits of table 0's order: one of them differs)."""
     g = tailindex.TailGeometry(threshold=THRESHOLD, tables=1)
     while True:
         base = rng.getrandbits(64)
