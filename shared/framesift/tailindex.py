@@ -29,9 +29,9 @@ split marker and its children (at most ``1 + 2^split_bits`` documents), exactly 
 **Defaults, measured** (docs/dedup-index.md, "The tail"; ``framesift bench index
 --tail-tradeoffs``): 136 tables, one more than the fewest (135) whose recall of planted near
 duplicates at 1..10 bits reaches 0.999 with leaves keyed by 17 bits, what a leaf of at most 2048
-entries needs at 10^8 hashes. ``first_bits = 17`` keys the first documents by those 17 bits already: a lookup
-reads 136 documents in one round at any n up to ``2048 * 2^17`` (2.7 x 10^8) uniform hashes,
-small scopes read little (their leaves hold a few entries) and two kept frames rarely write a
+entries needs at 10^8 hashes. ``first_bits = 17`` keys the first documents by those 17 bits
+already: a lookup reads 136 documents in one round at any n up to ``2048 * 2^17`` (2.7 x 10^8)
+uniform hashes, small scopes read little (their leaves hold a few entries) and two kept frames rarely write a
 common leaf (1 in 2^17 per table). Fewer first bits save storage in a small scope (fewer, fuller
 documents) but cost a round per split level and, below 4 x 10^6 hashes, contention. A smaller
 cap or fewer split bits trade tables, rounds and documents (the measured table).
