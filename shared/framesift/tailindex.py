@@ -31,10 +31,10 @@ split marker and its children (at most ``1 + 2^split_bits`` documents), exactly 
 duplicates at 1..10 bits reaches 0.999 with leaves keyed by 17 bits, what a leaf of at most 2048
 entries needs at 10^8 hashes. ``first_bits = 17`` keys the first documents by those 17 bits
 already: a lookup reads 136 documents in one round at any n up to ``2048 * 2^17`` (2.7 x 10^8)
-uniform hashes, small scopes read little (their leaves hold a few entries) and two kept frames rarely write a
-common leaf (1 in 2^17 per table). Fewer first bits save storage in a small scope (fewer, fuller
-documents) but cost a round per split level and, below 4 x 10^6 hashes, contention. A smaller
-cap or fewer split bits trade tables, rounds and documents (the measured table).
+uniform hashes, small scopes read little (their leaves hold a few entries) and two kept frames
+rarely write a common leaf (1 in 2^17 per table). Fewer first bits save storage in a small scope
+(fewer, fuller documents) but cost a round per split level and, below 4 x 10^6 hashes, contention.
+A smaller cap or fewer split bits trade tables, rounds and documents (the measured table).
 
 **No guarantee.** Unlike the chains, two near hashes need not share a document: a near duplicate
 the tail misses is kept (labeled twice, never lost), and two concurrent deciders of near hashes
