@@ -197,8 +197,14 @@ def sustained_rate(
     for rate in rates:
         if rate > bound:
             return bound
-        outcome = simulate(decisions, rate)
-        if outcome.failed or outcome.abort_rate > max_abort_rate:
+        if not holds(decisions, rate, max_abort_rate):
             break
         best = rate
     return best
+
+
+def holds(decisions: Sequence[Decision], rate: float, max_abort_rate: float = 0.5) -> bool:
+    """Whether ``decisions`` offered at ``rate`` per second all commit, aborting at most
+    ``max_abort_rate`` times each on average (retries do not cascade)."""
+    outcome = simulate(decisions, rate)
+    return not outcome.failed and outcome.abort_rate <= max_abort_rate

@@ -63,6 +63,12 @@ def sustained(splits: Sequence[HotSplit]) -> HotSplit | None:
 # --- the chains -------------------------------------------------------------------------------
 
 
+def most_entries(n: int, rate: float, split_rate: float) -> float:
+    """The entries of a node (of ``n`` kept hashes) above which its share of the writes times
+    ``rate`` passes ``split_rate``: it has split by rate (infinite at rate 0)."""
+    return split_rate * n / rate if rate else float("inf")
+
+
 def _parse(doc_id: str) -> tuple[str, dedupindex.Node]:
     scope, chain, path = doc_id.rsplit("~", 2)
     return scope, dedupindex.Node(int(chain[1:]), tuple(int(v, 16) for v in path.split(".")))
@@ -89,7 +95,7 @@ def chains_split(docs: Docs, n: int, rate: float, g: dedupindex.Geometry) -> dic
     """The chain documents ``docs`` (a sample of ``n`` kept hashes, as the benchmark builds
     them: leaves with their packed hashes, split nodes) with every leaf whose share of writes
     times ``rate`` passes the split rate split, recursively."""
-    most = g.split_rate * n / rate if rate else float("inf")
+    most = most_entries(n, rate, g.split_rate)
     result: dict[str, Any] = dict(docs)
     for doc_id, doc in docs.items():
         hashes = bytes((doc or {}).get("hashes") or b"")
@@ -133,15 +139,6 @@ def chains(
 # --- the tail ---------------------------------------------------------------------------------
 
 
-def permuted(hashes: np.ndarray, table: int) -> np.ndarray:
-    """tailindex.permuted of every hash, vectorised with the same byte tables."""
-    lookup = np.array(tailindex.byte_tables(table), dtype=np.uint64)
-    result = np.zeros(len(hashes), dtype=np.uint64)
-    for byte in range(8):
-        result |= lookup[byte][((hashes >> np.uint64(8 * byte)) & np.uint64(0xFF)).astype(np.intp)]
-    return result
-
-
 def _depth_counts(ordered: np.ndarray, g: tailindex.TailGeometry) -> list[np.ndarray]:
     """For each depth, each hash's node's count (``ordered``: the sorted permuted hashes)."""
     counts = []
@@ -154,21 +151,28 @@ def _depth_counts(ordered: np.ndarray, g: tailindex.TailGeometry) -> list[np.nda
 
 
 def tail(
-    sample: np.ndarray, g: tailindex.TailGeometry, rates: Sequence[float] = fl.RATE_LADDER
+    sample: np.ndarray,
+    g: tailindex.TailGeometry,
+    rates: Sequence[float] = fl.RATE_LADDER,
+    scale: float = 1.0,
 ) -> list[HotSplit]:
     """The tail over ``sample`` at rate 0 (the cap's shape) and at each of ``rates``: a node
     splits iff it holds more than the cap or its share of writes times the rate passes the split
     rate (both fall with depth, so a hash's leaf is the shallowest node under both). Lookups are
     the sample's own hashes (kept frames land where lookups do); each table's lookup reads the
-    own path down to its leaf."""
+    own path down to its leaf. With ``scale`` the scope is that many times the sample (as the
+    benchmark's simulated sizes): a node holds its sample count times it against the cap, and
+    its share of the writes is the sample's."""
+    from framesift_dev import indexbench as ib  # its permutations (it imports this module)
+
     n = len(sample)
     ladder = (0.0, *rates)
-    most = [min(g.cap, g.split_rate * n / rate if rate else float("inf")) for rate in ladder]
+    most = [min(g.cap / scale, most_entries(n, rate, g.split_rate)) for rate in ladder]
     hottest = np.zeros(len(ladder))
     levels = np.zeros(len(ladder))
     splits = np.zeros(len(ladder))
     for table in range(g.tables):
-        counts = _depth_counts(np.sort(permuted(sample, table)), g)
+        counts = _depth_counts(np.sort(ib.permute(sample, ib.permutation(table))), g)
         for i, limit in enumerate(most):
             leaf = np.full(n, -1)
             for depth, count in enumerate(counts):

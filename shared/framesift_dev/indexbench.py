@@ -24,7 +24,17 @@ dedupindex.plan, reading what it asks for, then nearest). Per row:
   ``bytes_written_per_kept`` (whole documents: Firestore rewrites them; the chains' splits
   amortised over the kept frames), ``max_doc_bytes`` and ``fits`` (every document under 1 MiB);
 - ``kept_per_s``: the contention model's sustained kept frames per second (no decision out of
-  attempts, at most one abort per two decisions, the hottest document at 1 write/s);
+  attempts, at most one abort per two decisions, the hottest document at 1 write/s); for the
+  designs that split (chains, tail, tiered) the highest rate of the ladder at which this holds
+  with the leaves split by that rate in steady state (``framesift_dev.hotleaves``: the fresh
+  lookups and their decisions rerun over that shape), ``docs_read_at_kept_per_s`` what a lookup
+  reads there, ``kept_per_s_size_splits`` the rule over the cap's shape alone, and
+  ``rate_splits`` how the shape was made (``sample``: built; ``scaled``: a simulated size, the
+  sample's counts scaled against the cap and its shares of the writes against the rate);
+- ``tiered``: the tail looked up with plain reads before the decision (``plain_read_p99_ms``,
+  added to ``p99_ms``), the decision's transaction reading and writing the window's chains only,
+  and after a keep the tail's append in a transaction of its own (its own leaves read and
+  written), both kinds through the contention model;
   ``p99_ms``: the decision time at an offered 100 kept frames/s (retries included), from a
   latency model: ``RTT_MS`` per read round, ``COMMIT_MS``, bytes at ``BANDWIDTH``, plus a
   compute model (``COMPUTE_MS_PER_DOC`` and ``COMPUTE_MS_PER_MB``, fitted to this project's
@@ -64,6 +74,7 @@ from framesift.errors import ReadMore
 from framesift.ports import DocKey, DocumentStore
 from framesift.topology import Collections
 from framesift_dev import firestore_limits as fl
+from framesift_dev import hotleaves
 
 THRESHOLD = Settings().dedup_threshold
 RTT_MS = 8.0  # one batched read round inside a transaction (model)
@@ -250,16 +261,20 @@ class EveryNode(Mapping[str, Any]):
 
 class ScaledTrie(EveryNode):
     """The chain documents of a scope ``scale`` times the sample, as dedupindex.plan reads them:
-    a node is split where its scaled count exceeds the cap."""
+    a node is split where its scaled count exceeds the cap, or ``limit`` (the entries above
+    which it has split by write rate: hotleaves.most_entries)."""
 
-    def __init__(self, shape: Shape, scale: float, g: dedupindex.Geometry) -> None:
+    def __init__(
+        self, shape: Shape, scale: float, g: dedupindex.Geometry, limit: float = math.inf
+    ) -> None:
         self.shape, self.scale, self.g = shape, scale, g
+        self.most = min(g.cap, limit)
 
     def __getitem__(self, doc_id: str) -> dict[str, Any]:
         _, chain, path = doc_id.split("~")
         start, values = int(chain[1:]), tuple(int(v, 16) for v in path.split("."))
         count = self.shape.count(start, values, self.g) * self.scale
-        if count > self.g.cap and len(values) - 1 < self.g.threshold:
+        if count > self.most and len(values) - 1 < self.g.threshold:
             return {"split": True, "count": 0}
         return {"count": round(count)}
 
@@ -365,6 +380,13 @@ class Lookups:
     found: int = 0
     exact_errors: int = 0
     hits: list[tuple[int, bool]] = field(default_factory=list)  # planted: (distance, found)
+    # Plain reads before the decision's transaction (the tiered index's tail lookup): seconds.
+    plain_read_s: list[float] = field(default_factory=list)
+    # A second kind of transaction per kept frame (the tail's append after a tiered keep).
+    appends: list[fl.Decision] = field(default_factory=list)
+    # The tail's lookups as plain reads and its writes alone (what tiered puts in the above).
+    alone_read_s: list[float] = field(default_factory=list)
+    alone_writes: list[fl.Decision] = field(default_factory=list)
 
 
 def compute_model_ms(docs_read: int, read_bytes: int) -> float:
@@ -380,6 +402,114 @@ def decision(
     return fl.Decision(frozenset(reads), frozenset(writes), seconds)
 
 
+@dataclass(frozen=True)
+class AtRate:
+    """A design in steady state at an offered rate (hotleaves' rate splits made): its fresh
+    lookups over that shape and its hottest document's share of kept frames' writes."""
+
+    look: Lookups
+    hottest_share: float
+
+    def holds(self, rate: float) -> bool:
+        """The benchmark's rule at ``rate``: the hottest document at Firestore's 1 write/s, and
+        each kind of transaction (the decisions; the tail's appends) commits (fl.holds)."""
+        kinds = [kind for kind in (self.look.decisions, self.look.appends) if kind]
+        return rate * self.hottest_share <= fl.DOCUMENT_WRITES_PER_S and all(
+            fl.holds(kind, rate) for kind in kinds
+        )
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A row's kept/s and what a lookup reads at it."""
+
+    kept_per_s: float
+    docs_read: float | None = None  # per lookup at kept_per_s (None: as the row's)
+    rate_splits: str | None = None  # "sample" (built), "scaled" (simulated), None: none
+
+
+def sustained(
+    at: Callable[[float], AtRate], how: str, rates: Iterable[float] = fl.RATE_LADDER
+) -> Kept:
+    """The highest of ``rates`` at which the design, split by that rate, holds (0: none)."""
+    best = Kept(0.0, None, how)
+    for rate in rates:
+        state = at(rate)
+        if not state.holds(rate):
+            break
+        best = Kept(rate, float(np.mean(state.look.docs_read)), how)
+    return best
+
+
+class ChainsAt:
+    """The chains over ``hashes`` (a scope of ``n``: the sample scaled if larger) at a rate:
+    built, then split by hotleaves.chains_split; simulated, a ScaledTrie whose nodes split at
+    the rate's entries too (the sample's shares of the writes)."""
+
+    def __init__(
+        self, hashes: np.ndarray, n: int, fresh: np.ndarray, g: dedupindex.Geometry
+    ) -> None:
+        self.n, self.fresh, self.g = n, fresh, g
+        self.scale = n / len(hashes)
+        self.docs = build_chains(hashes, g) if self.scale == 1.0 else {}
+        self.shape = Shape.of(hashes, g) if self.scale != 1.0 else None
+        self.states: dict[float, AtRate] = {}
+
+    def __call__(self, rate: float) -> AtRate:
+        limit = hotleaves.most_entries(self.n, rate, self.g.split_rate)
+        docs: Mapping[str, Any]
+        if self.shape is None:
+            docs = hotleaves.chains_split(self.docs, self.n, rate, self.g)
+            key = float(len(docs))  # splits only add documents: a count is a shape
+        else:
+            docs = ScaledTrie(self.shape, self.scale, self.g, limit)
+            key = -min(limit, self.g.cap)  # nothing splits by rate above the cap
+        if key not in self.states:
+            look = Lookups()
+            hottest = chain_fresh(look, docs, self.fresh, self.g, self.n, real=False)
+            if self.shape is None:
+                hottest = max(hottest, largest_leaf(docs) / self.n)
+            self.states[key] = AtRate(look, hottest)
+        return self.states[key]
+
+
+class TailAt:
+    """The tail over ``hashes`` (a scope of ``n``) at a rate: TailDocs whose nodes split at the
+    rate's entries too, the hottest leaf from hotleaves.tail (every leaf of the sample)."""
+
+    def __init__(
+        self,
+        hashes: np.ndarray,
+        keys: list[np.ndarray],
+        n: int,
+        fresh: np.ndarray,
+        g: tailindex.TailGeometry,
+    ) -> None:
+        self.keys, self.n, self.fresh, self.g = keys, n, fresh, g
+        self.scale = n / len(hashes)
+        self.splits = {s.rate: s for s in hotleaves.tail(hashes, g, scale=self.scale)}
+        self.states: dict[float, AtRate] = {}
+
+    def __call__(self, rate: float) -> AtRate:
+        split = self.splits[rate]
+        key = rate if split.rate_splits else 0.0
+        if key not in self.states:
+            look = Lookups()
+            limit = hotleaves.most_entries(self.n, key, self.g.split_rate)
+            docs = TailDocs(self.keys, self.scale, self.g, limit)
+            hottest = tail_fresh(look, docs, self.fresh, self.n, real=False)
+            self.states[key] = AtRate(look, max(hottest, split.hottest_share))
+        return self.states[key]
+
+
+def tiered_at(window: ChainsAt, tail: TailAt) -> Callable[[float], AtRate]:
+    def at(rate: float) -> AtRate:
+        w, t = window(rate), tail(rate)
+        return AtRate(tiered(w.look, t.look), max(w.hottest_share, t.hottest_share))
+
+    return at
+
+
 def row(
     design: str,
     dataset: str,
@@ -393,12 +523,17 @@ def row(
     max_doc: int,
     false_rate: float,
     by_distance: dict[str, float] | None = None,
+    kept: Kept | None = None,
 ) -> dict[str, Any]:
     """One design's row. Recall: of the planted lookups, or (``by_distance``, the tail's) the
-    mean over distances 1..t of a larger vectorised sample."""
+    mean over distances 1..t of a larger vectorised sample. ``kept``: the kept/s with rate
+    splits (None: the design splits by size only, its hottest document ``hottest_share``)."""
     pool = lookups.decisions
-    kept_per_s = round(fl.sustained_rate(pool, hottest_share))
+    size_splits = fl.sustained_rate(pool, hottest_share)
+    kept = kept or Kept(size_splits)
     at_fleet = fl.simulate(pool, FLEET_RATE)
+    before = sorted(lookups.plain_read_s)
+    plain_p99_s = before[min(len(before) - 1, int(0.99 * len(before)))] if before else 0.0
     docs_read = float(np.mean(lookups.docs_read))
     bytes_read = float(np.mean(lookups.bytes_read))
     if by_distance is None:
@@ -421,8 +556,14 @@ def row(
         "bytes_written_per_kept": round(float(np.mean(lookups.bytes_written)) + split_bytes),
         "max_doc_bytes": max_doc,
         "fits": max_doc <= fl.DOCUMENT_LIMIT,
-        "kept_per_s": kept_per_s,
-        "p99_ms": round(at_fleet.p99_s * 1000, 1),
+        "kept_per_s": round(kept.kept_per_s),
+        "kept_per_s_size_splits": round(size_splits),
+        "rate_splits": kept.rate_splits,
+        "docs_read_at_kept_per_s": round(
+            docs_read if kept.docs_read is None else kept.docs_read, 1
+        ),
+        "p99_ms": round((at_fleet.p99_s + plain_p99_s) * 1000, 1),
+        "plain_read_p99_ms": round(plain_p99_s * 1000, 1),
         "compute_ms": round(compute_model_ms(round(docs_read), round(bytes_read)), 3),
         "compute_ms_measured": (
             round(float(np.median(lookups.compute_ms)), 3) if lookups.compute_ms else None
@@ -524,6 +665,34 @@ def measure_chains(
             hit = bool(leaves & set(plan.leaves))
         look.found += hit
         look.hits.append((planted_distance(hashes, query, index), hit))
+    hottest = chain_fresh(look, docs, fresh, g, n, scale == 1.0)
+    # Splits, amortised (an upper bound): each kept hash moves down one level per split above
+    # its leaf (rounds - 1 levels), once per chain; a split writes its node and its children (at
+    # most 2^6 + 1 documents) once per ``cap`` hashes that reach it.
+    levels = float(np.mean(look.rounds)) - 1
+    split_docs = g.chains * levels * (65 / g.cap)
+    split_bytes = g.chains * levels * dedupindex.ENTRY_BYTES
+    bound = leaf_bytes(dedupindex.node_id(SCOPE, dedupindex.Node(0, (63,) * g.chains)), g.cap)
+    max_doc = bound if scale != 1.0 else max(doc_bytes(i, d) for i, d in docs.items())
+    if scale == 1.0:  # every leaf is there: the hottest is the largest (the sampled one otherwise)
+        hottest = max(hottest, largest_leaf(docs) / n)
+    return look, hottest, split_docs, split_bytes, max_doc
+
+
+def largest_leaf(docs: Mapping[str, Any]) -> int:
+    return max(dedupindex.entries([d]) for d in docs.values() if not dedupindex.is_split(d))
+
+
+def chain_fresh(
+    look: Lookups,
+    docs: Mapping[str, Any],
+    fresh: np.ndarray,
+    g: dedupindex.Geometry,
+    n: int,
+    real: bool,
+) -> float:
+    """The fresh lookups over the chain documents ``docs`` and each one's decision if kept,
+    counted into ``look``; the hottest own leaf's share of kept frames' writes among them."""
     hottest = 0.0
     search = Search(
         lambda q: chain_lookup(q, docs, g),
@@ -531,7 +700,7 @@ def measure_chains(
     )
     for value in fresh:
         query = f"{int(value):016x}"
-        plan, read, rounds, read_bytes = fresh_lookup(look, scale == 1.0, query, search)
+        _plan, read, rounds, read_bytes = fresh_lookup(look, real, query, search)
         own = {dedupindex.leaf_of(SCOPE, query, s, docs, g) for s in range(g.chains)}
         written = sum(doc_bytes(i, docs.get(i)) for i in own)
         look.bytes_written.append(written + len(own) * dedupindex.ENTRY_BYTES + OWNER_BYTES)
@@ -544,17 +713,7 @@ def measure_chains(
                 int(d["count"]) if d and "count" in d else len((d or {}).get("hashes") or b"") // 8
             )
             hottest = max(hottest, (count + 1) / n)
-    # Splits, amortised (an upper bound): each kept hash moves down one level per split above
-    # its leaf (rounds - 1 levels), once per chain; a split writes its node and its children (at
-    # most 2^6 + 1 documents) once per ``cap`` hashes that reach it.
-    levels = float(np.mean(look.rounds)) - 1
-    split_docs = g.chains * levels * (65 / g.cap)
-    split_bytes = g.chains * levels * dedupindex.ENTRY_BYTES
-    bound = leaf_bytes(dedupindex.node_id(SCOPE, dedupindex.Node(0, (63,) * g.chains)), g.cap)
-    max_doc = bound if scale != 1.0 else max(doc_bytes(i, d) for i, d in docs.items())
-    if scale == 1.0:  # every leaf is there: the hottest is the largest (the sampled one otherwise)
-        hottest = max(hottest, max(dedupindex.entries([d]) for d in docs.values()) / n)
-    return look, hottest, split_docs, split_bytes, max_doc
+    return hottest
 
 
 # --- the tail: bit-sampling LSH over every kept hash ----------------------------------------
@@ -595,10 +754,18 @@ class TailDocs(EveryNode):
     ``scale`` the scope is that many times the sample, as ScaledTrie: a node's count is its
     sample count times the scale, split where that passes the cap, a leaf holds a count.
     Without, a node splits where more than ``cap`` hashes reached it, as tailindex.added
-    leaves it (the final shape does not depend on the order)."""
+    leaves it (the final shape does not depend on the order). ``limit``: the entries above
+    which a node has split by write rate too (hotleaves.most_entries)."""
 
-    def __init__(self, keys: list[np.ndarray], scale: float, g: tailindex.TailGeometry) -> None:
+    def __init__(
+        self,
+        keys: list[np.ndarray],
+        scale: float,
+        g: tailindex.TailGeometry,
+        limit: float = math.inf,
+    ) -> None:
         self.sorted_keys, self.scale, self.g = keys, scale, g
+        self.most = min(g.cap, limit)
 
     def span(self, table: int, depth: int, node_key: int) -> tuple[int, int]:
         shift = 64 - self.g.bits(depth)
@@ -612,7 +779,7 @@ class TailDocs(EveryNode):
         table, depth = int(table_text[1:]), int(depth_text)
         begin, end = self.span(table, depth, int(key_text, 16))
         count = (end - begin) * self.scale
-        if count > self.g.cap and depth < self.g.max_depth:
+        if count > self.most and depth < self.g.max_depth:
             return {"split": True, "count": 0}
         if self.scale != 1.0:
             return {"count": round(count)}
@@ -701,24 +868,8 @@ def measure_tail(
             look.exact_errors += shared and (match is None or match.distance > distance)
         look.found += shared
         look.hits.append((distance, shared))
-    hottest = 0.0
-    depths: list[float] = []
-    search = Search(
-        lambda q: tail_lookup(q, docs, g), lambda q, read, plan: tailindex.nearest(q, read, plan, g)
-    )
-    for value in fresh:
-        query = f"{int(value):016x}"
-        plan, read, rounds, read_bytes = fresh_lookup(look, scale == 1.0, query, search)
-        leaves = [(i, read[i]) for i in plan.leaves]
-        counts = [
-            int(d["count"]) if d and "count" in d else dedupindex.entries([d]) for _, d in leaves
-        ]
-        written = sum(doc_bytes(i, d) for i, d in leaves)
-        look.bytes_written.append(written + len(leaves) * dedupindex.ENTRY_BYTES + OWNER_BYTES)
-        owner = phashindex.owner_id(SCOPE, query)
-        look.decisions.append(decision(set(read), {*plan.leaves, owner}, rounds, read_bytes))
-        hottest = max(hottest, (max(counts) + 1) / n)
-        depths.append(len(read) / g.tables - 1)
+    hottest = tail_fresh(look, docs, fresh, n, scale == 1.0)
+    depths = [docs_read / g.tables - 1 for docs_read in look.docs_read]
     # Splits, amortised (an upper bound), as the chains': each kept hash moves down once per
     # level above its leaf, in every table; a split writes 1 + 2^split_bits documents once per
     # ``cap`` hashes that reach it.
@@ -734,18 +885,49 @@ def measure_tail(
     return look, hottest, split_docs, split_bytes, max_doc, by_distance
 
 
+def tail_fresh(look: Lookups, docs: TailDocs, fresh: np.ndarray, n: int, real: bool) -> float:
+    """The fresh lookups over the tail's documents ``docs`` and each one's decision if kept (in
+    one transaction, the tail's own row), its plain reads' time and its append after a keep (a
+    transaction of its own: the own leaves read and written, as the tiered index does), counted
+    into ``look``; the hottest own leaf's share of kept frames' writes among them."""
+    g = docs.g
+    hottest = 0.0
+    search = Search(
+        lambda q: tail_lookup(q, docs, g), lambda q, read, plan: tailindex.nearest(q, read, plan, g)
+    )
+    for value in fresh:
+        query = f"{int(value):016x}"
+        plan, read, rounds, read_bytes = fresh_lookup(look, real, query, search)
+        leaves = [(i, read[i]) for i in plan.leaves]
+        counts = [
+            int(d["count"]) if d and "count" in d else dedupindex.entries([d]) for _, d in leaves
+        ]
+        written = sum(doc_bytes(i, d) for i, d in leaves)
+        look.bytes_written.append(written + len(leaves) * dedupindex.ENTRY_BYTES + OWNER_BYTES)
+        owner = phashindex.owner_id(SCOPE, query)
+        look.decisions.append(decision(set(read), {*plan.leaves, owner}, rounds, read_bytes))
+        look.alone_writes.append(decision(set(plan.leaves), set(plan.leaves), 1, written))
+        plain_ms = rounds * RTT_MS + compute_model_ms(len(read), read_bytes)
+        look.alone_read_s.append(plain_ms / 1000 + read_bytes / BANDWIDTH)
+        hottest = max(hottest, (max(counts) + 1) / n)
+    return hottest
+
+
 def tiered(window: Lookups, tail: Lookups) -> Lookups:
-    """One decision reading the window's chains and the tail in one transaction (their read
-    rounds overlap) and, for a kept frame, writing both (one owner)."""
+    """The tail looked up with plain reads (no transaction), then one decision reading and
+    writing the window's chains only (and the owner), and after a keep the tail's append in a
+    transaction of its own (its own leaves read and written): the documents and bytes add, the
+    rounds follow each other, the contention model sees the window's decisions and the appends
+    (two kinds, on disjoint documents), and the plain reads add to the decision time only."""
     both = Lookups()
-    for i, (a, b) in enumerate(zip(window.decisions, tail.decisions, strict=True)):
-        read_bytes = window.bytes_read[i] + tail.bytes_read[i]
-        rounds = max(window.rounds[i], tail.rounds[i])
-        both.bytes_read.append(read_bytes)
+    for i, a in enumerate(window.decisions):
+        both.bytes_read.append(window.bytes_read[i] + tail.bytes_read[i])
         both.docs_read.append(window.docs_read[i] + tail.docs_read[i])
-        both.rounds.append(rounds)
+        both.rounds.append(window.rounds[i] + tail.rounds[i])
         both.bytes_written.append(window.bytes_written[i] + tail.bytes_written[i] - OWNER_BYTES)
-        both.decisions.append(decision(a.reads | b.reads, a.writes | b.writes, rounds, read_bytes))
+        both.decisions.append(a)
+    both.plain_read_s = list(tail.alone_read_s)
+    both.appends = list(tail.alone_writes)
     if window.compute_ms and tail.compute_ms:
         both.compute_ms = [a + b for a, b in zip(window.compute_ms, tail.compute_ms, strict=True)]
     return both
@@ -938,6 +1120,7 @@ def run(
         sample = np.zeros(0, dtype=np.uint64)
         keys: list[np.ndarray] = []
         windows: dict[int, tuple[Lookups, float, float, float, int]] = {}
+        windows_at: dict[int, ChainsAt] = {}
         for n in [*sizes, *simulate]:
             simulated = n not in sizes
             if not simulated:
@@ -958,22 +1141,27 @@ def run(
             chains = measure_chains(sample, n, plant, fresh, g)
             look, hottest, split_docs, split_bytes, max_doc = chains
             windows[n] = chains
+            windows_at[n] = ChainsAt(sample, n, fresh, g)
+            how = "scaled" if simulated else "sample"
             yield row(
                 "chains", dataset, n, simulated, look, len(plant), g.chains + 1 + split_docs,
-                split_bytes, hottest, max_doc, false_rate,
+                split_bytes, hottest, max_doc, false_rate, kept=sustained(windows_at[n], how),
             )  # fmt: skip
             # Their own generator: the other designs' rows stay what they were without the tail.
             pairs = near_pairs(sample, tail_pairs, np.random.default_rng([seed, n]))
             t_look, t_hottest, t_split_docs, t_split_bytes, t_max_doc, by_distance = measure_tail(
                 sample, keys, n, plant, fresh, tg, pairs
             )
+            tail_at = TailAt(sample, keys, n, fresh, tg)
             yield row(
                 "tail", dataset, n, simulated, t_look, len(plant), tg.tables + 1 + t_split_docs,
                 t_split_bytes, t_hottest, t_max_doc, false_rate, by_distance,
+                sustained(tail_at, how),
             )  # fmt: skip
             size = min(n, window)
             if size not in windows:
                 windows[size] = measure_chains(sample, size, plant, fresh, g)
+                windows_at[size] = ChainsAt(sample, size, fresh, g)
             w_look, w_hottest, w_split_docs, w_split_bytes, w_max_doc = windows[size]
             share = size / n
             exact = {d: share + (1 - share) * r for d, r in by_distance.items()}
@@ -983,6 +1171,7 @@ def run(
                 w_split_bytes + t_split_bytes, max(w_hottest, t_hottest),
                 max(w_max_doc, t_max_doc), false_rate,
                 {d: round(r, 5) for d, r in exact.items()},
+                sustained(tiered_at(windows_at[size], tail_at), how),
             )  # fmt: skip
 
 
@@ -999,6 +1188,8 @@ COLUMNS = [
     ("max_doc_bytes", "max doc B"),
     ("fits", "fits"),
     ("kept_per_s", "kept/s"),
+    ("docs_read_at_kept_per_s", "docs read at kept/s"),
+    ("kept_per_s_size_splits", "kept/s size splits only"),
     ("p99_ms", "p99 ms"),
     ("compute_ms", "compute ms"),
     ("ramp_minutes", "ramp min"),

@@ -109,11 +109,22 @@ def test_the_tails_vectorised_walk_is_the_node_by_node_one(rate):
     g = tailindex.TailGeometry(tables=3, cap=40, first_bits=3, split_bits=2)
     sample = _hot_sample(400, seed=5)
     for table in range(g.tables):
-        assert hotleaves.permuted(sample[:20], table).tolist() == [
-            tailindex.permuted(int(v), table) for v in sample[:20]
-        ]
+        permuted = indexbench.permute(sample[:20], indexbench.permutation(table))
+        assert permuted.tolist() == [tailindex.permuted(int(v), table) for v in sample[:20]]
     [split] = [s for s in hotleaves.tail(sample, g, rates=(20, 200)) if s.rate == rate]
     hottest, read = _tail_by_nodes(sample, g, rate)
     assert math.isclose(split.hottest_share, hottest) and math.isclose(split.docs_read, read)
     if rate:
         assert split.hottest_share * rate <= g.split_rate
+
+
+def test_a_simulated_tail_splits_by_the_scaled_cap_and_the_samples_shares():
+    g = tailindex.TailGeometry(tables=3, cap=40, first_bits=3, split_bits=2)
+    sample = _hot_sample(400, seed=5)
+    # Ten times the sample: a node splits at 4 sample entries (40 / 10), as a scope of 4000.
+    scaled = hotleaves.tail(sample, g, rates=(20,), scale=10.0)
+    bigger = hotleaves.tail(np.repeat(sample, 10), g, rates=(20,))
+    for a, b in zip(scaled, bigger, strict=True):
+        assert math.isclose(a.hottest_share, b.hottest_share)
+        assert math.isclose(a.docs_read, b.docs_read)
+    assert scaled[0].docs_read > hotleaves.tail(sample, g, rates=())[0].docs_read

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from framesift import cli, dedupindex, tailindex
 from framesift_dev import firestore_limits as fl
-from framesift_dev import indexbench
+from framesift_dev import hotleaves, indexbench
 
 REQUIRED = {
     "design",
@@ -200,3 +200,72 @@ def test_the_tables_needed_follow_the_hypergeometric_estimate():
         p = math.comb(64 - d, 17) / math.comb(64, 17)
         for tables in (10, 50):
             assert (first[d - 1] < tables).mean() == pytest.approx(1 - (1 - p) ** tables, abs=0.02)
+
+
+def test_the_rows_kept_rate_uses_rate_splits_and_says_what_a_lookup_reads_at_it(rows):
+    for row in rows:
+        if row["design"] == "buckets":
+            assert row["rate_splits"] is None
+            assert row["kept_per_s"] == row["kept_per_s_size_splits"]
+        else:
+            assert row["rate_splits"] == ("scaled" if row["simulated"] else "sample")
+            assert row["kept_per_s"] in fl.RATE_LADDER
+        assert row["docs_read_at_kept_per_s"] >= row["docs_read_per_lookup"] - 0.1
+    # The tiered decision reads the tail before its transaction: its p99 counts those reads.
+    for row in rows:
+        assert (row["plain_read_p99_ms"] > 0) == (row["design"] == "tiered")
+
+
+def test_sustained_is_the_highest_ladder_rate_before_the_first_that_does_not_hold():
+    look = indexbench.Lookups(docs_read=[80, 90])
+    look.decisions = [
+        fl.Decision(frozenset({f"{i}"}), frozenset({f"{i}"}), 0.01) for i in range(50)
+    ]
+
+    def at(rate: float) -> indexbench.AtRate:
+        return indexbench.AtRate(look, 1 / 150)  # the hottest document: 150 kept/s at most
+
+    kept = indexbench.sustained(at, "sample", rates=(50, 100, 200, 20))
+    assert kept == indexbench.Kept(100, 85.0, "sample")
+    assert indexbench.sustained(at, "x", rates=(200, 100)).kept_per_s == 0
+
+
+def test_the_tiered_decision_reads_and_writes_the_window_only_and_the_tail_appends_apart():
+    g = dedupindex.Geometry(cap=32, min_depth=1)
+    rng = np.random.default_rng(8)
+    sample = rng.integers(0, 2**64, 1500, dtype=np.uint64)
+    fresh = rng.integers(0, 2**64, 30, dtype=np.uint64)
+    keys = indexbench.sorted_keys(sample, TAIL)
+    window = indexbench.ChainsAt(sample, 1500, fresh, g)
+    tail = indexbench.TailAt(sample, keys, 1500, fresh, TAIL)
+    state = indexbench.tiered_at(window, tail)(100)
+    tail_ids = {i for d in tail(100).look.decisions for i in d.reads}
+    assert all(i.split("~")[-3].startswith("t") for i in tail_ids)
+    for decided, appended in zip(state.look.decisions, state.look.appends, strict=True):
+        assert not decided.reads & tail_ids and not decided.writes & tail_ids
+        assert appended.reads == appended.writes and len(appended.writes) == TAIL.tables
+        assert appended.writes <= tail_ids
+    # Documents read per lookup still add: the window's and the tail's.
+    assert np.mean(state.look.docs_read) == pytest.approx(
+        np.mean(window(100).look.docs_read) + np.mean(tail(100).look.docs_read)
+    )
+    assert len(state.look.plain_read_s) == len(fresh)
+    assert state.hottest_share == max(window(100).hottest_share, tail(100).hottest_share)
+
+
+def test_the_chains_at_a_rate_split_hot_leaves_built_or_scaled():
+    g = dedupindex.Geometry(cap=64, min_depth=1)
+    hot = np.random.default_rng(9).integers(0, 2**64, 2000, dtype=np.uint64)
+    hot[:1000] = (hot[:1000] & np.uint64(2**40 - 1)) | np.uint64(0xABCDEF << 40)
+    fresh = hot[np.random.default_rng(10).integers(0, 2000, 40)]
+    built = indexbench.ChainsAt(hot, 2000, fresh, g)
+    assert built(0).hottest_share * 400 > g.split_rate  # hot under the cap
+    assert built(400).hottest_share < built(0).hottest_share
+    assert np.mean(built(400).look.docs_read) > np.mean(built(0).look.docs_read)
+    # Simulated (ten times the sample): nothing splits by rate while the rate's entries pass
+    # the cap (the same shape: the same state), and hot leaves split above.
+    scaled = indexbench.ChainsAt(hot, 20000, fresh, g)
+    most = hotleaves.most_entries(20000, 100, g.split_rate)
+    assert most > g.cap and scaled(100) is scaled(0)
+    assert np.mean(scaled(2000).look.docs_read) > np.mean(scaled(0).look.docs_read)
+    assert scaled(2000).hottest_share < scaled(0).hottest_share
