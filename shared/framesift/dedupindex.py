@@ -113,7 +113,7 @@ class Geometry:
         phashindex.bands(self.threshold)  # validates the threshold
 
     @property
-    def bands(self) -> list[tuple[int, int]]:
+    def bands(self) -> tuple[tuple[int, int], ...]:
         return phashindex.bands(self.threshold)
 
     @property

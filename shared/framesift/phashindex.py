@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,8 @@ class Neighbour:
     distance: int
 
 
-def bands(threshold: int) -> list[tuple[int, int]]:
+@cache  # every lookup and split asks, for one threshold
+def bands(threshold: int) -> tuple[tuple[int, int], ...]:
     """(shift, width) of each of the ``threshold + 1`` contiguous bands of a 64-bit hash."""
     count = threshold + 1
     if not 0 <= threshold <= 63:
@@ -66,7 +68,7 @@ def bands(threshold: int) -> list[tuple[int, int]]:
     for width in widths:
         shift -= width
         result.append((shift, width))
-    return result
+    return tuple(result)
 
 
 def bucket_ids(scope: str, phash: str, threshold: int) -> list[str]:

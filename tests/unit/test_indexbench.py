@@ -8,42 +8,18 @@ import math
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from framesift import cli, dedupindex, tailindex
+from framesift import dedupindex, tailindex
 from framesift_dev import firestore_limits as fl
 from framesift_dev import hotleaves, indexbench
+from tests.support.indexbench import REQUIRED, TAIL, run_small
 
-REQUIRED = {
-    "design",
-    "n",
-    "bytes_read_per_lookup",
-    "docs_read_per_lookup",
-    "docs_written_per_kept",
-    "kept_per_s",
-    "recall",
-    "p99_ms",
-    "simulated",
-}
-SMALL = ["--sizes", "1500", "--simulate", "15000", "--queries", "40", "--cap", "32"]
-SMALL += ["--tables", "12", "--tail-cap", "32", "--first-bits", "4", "--split-bits", "2"]
-SMALL += ["--window", "5000", "--tail-pairs", "300"]
-# A small tail whose leaves split at these sizes (4 first bits: 16 nodes a table).
-TAIL = tailindex.TailGeometry(tables=12, cap=32, first_bits=4, split_bits=2)
 DESIGNS = ("buckets", "chains", "tail", "tiered")
-
-
-def _run() -> list[dict]:
-    return list(
-        indexbench.run(
-            [1500], [15000], cap=32, queries=40, seed=3, tail=TAIL, window=5000, tail_pairs=300
-        )
-    )
 
 
 @pytest.fixture(scope="module")
 def rows() -> list[dict]:
-    return _run()
+    return run_small()
 
 
 def test_a_row_per_design_data_set_and_size_with_the_issues_fields(rows):
@@ -81,30 +57,6 @@ def test_the_numbers_are_sane(rows):
         assert 8 < large["bytes_read_per_lookup"] / small["bytes_read_per_lookup"] < 12
         small, large = (r for r in chains if r["dataset"] == dataset)
         assert large["bytes_read_per_lookup"] / small["bytes_read_per_lookup"] < 8
-
-
-def test_a_second_run_gives_the_same_rows_the_compute_time_is_modelled(rows):
-    def modelled(row: dict) -> dict:
-        return {k: v for k, v in row.items() if k != "compute_ms_measured"}
-
-    assert [modelled(r) for r in _run()] == [modelled(r) for r in rows]
-    real = [r for r in rows if not r["simulated"]]
-    assert all(r["compute_ms_measured"] > 0 for r in real)
-    assert all(r["compute_ms_measured"] is None for r in rows if r["simulated"])
-
-
-def test_framesift_bench_index_json_prints_one_object_per_line(capfd):
-    result = CliRunner().invoke(cli.app, ["bench", "index", "--json", *SMALL])
-    assert result.exit_code == 0, result.output
-    lines = capfd.readouterr().out.splitlines()
-    printed = [json.loads(line) for line in lines]
-    assert len(printed) == 16 and all(row.keys() >= REQUIRED for row in printed)
-
-
-def test_without_json_it_prints_the_markdown_table(capfd):
-    indexbench.main(SMALL)
-    lines = capfd.readouterr().out.splitlines()
-    assert lines[0].startswith("| design | data | n |") and len(lines) == 2 + 16
 
 
 def test_the_chains_through_a_store_with_firestores_limits_decide_as_a_numpy_scan():
