@@ -81,6 +81,31 @@ def missed_by_one_table(rng: random.Random) -> tuple[str, str]:
             return a, b
 
 
+def keep_one_of_near_twins(documents: DocumentStore, instances: list[Dedup], unique: str) -> None:
+    """Three rounds of two videos' frames t bits apart that a one-table tail misses, each batch
+    delivered to every instance at once: one of each pair is kept."""
+    collector = f"cam-{unique}"
+    rng = random.Random(unique)
+    for round_ in range(3):
+        a, b = missed_by_one_table(rng)
+        twins = [
+            one_frame_batch(f"{unique}a{round_}", collector, a),
+            one_frame_batch(f"{unique}b{round_}", collector, b),
+        ]
+        decide_at_once(
+            [
+                lambda instance=instance, batch=batch: instance.handle_batch(batch)
+                for instance in instances
+                for batch in twins
+            ]
+        )
+        statuses = sorted(
+            (documents.get(Collections.FRAMES, batch.frames[0].frame_id) or {})["dedup_status"]
+            for batch in twins
+        )
+        assert statuses == ["dropped", "kept"], round_
+
+
 def test_a_generation_is_searched_exactly(migrated, unique):
     """Within one generation, leaves of one hash split deep, and a one-table tail beside: each
     decision is the exhaustive search's."""
@@ -158,26 +183,7 @@ def test_two_instances_at_a_generation_edge_keep_one(migrated, unique, clocks):
     has one table and misses the pair: only the generations join them."""
     documents = migrated
     instances = [tiered(documents, clock, dedup_tail_tables=1) for clock in clocks]
-    collector = f"cam-{unique}"
-    rng = random.Random(unique)
-    for round_ in range(3):
-        a, b = missed_by_one_table(rng)
-        twins = [
-            one_frame_batch(f"{unique}a{round_}", collector, a),
-            one_frame_batch(f"{unique}b{round_}", collector, b),
-        ]
-        decide_at_once(
-            [
-                lambda instance=instance, batch=batch: instance.handle_batch(batch)
-                for instance in instances
-                for batch in twins
-            ]
-        )
-        statuses = sorted(
-            (documents.get(Collections.FRAMES, batch.frames[0].frame_id) or {})["dedup_status"]
-            for batch in twins
-        )
-        assert statuses == ["dropped", "kept"], round_
+    keep_one_of_near_twins(documents, instances, unique)
 
 
 def test_a_scope_switched_to_tiered_decides_as_before_until_a_window_after_its_migration(
@@ -270,35 +276,20 @@ def test_a_kept_frame_stopped_before_its_tail_append_is_appended_when_delivered_
     assert all(in_tail())
 
 
-def test_an_instance_not_yet_tiered_and_a_tiered_one_at_once_keep_one(switching, unique):
+def test_an_instance_not_yet_tiered_and_a_tiered_one_keep_one_of_near_twins(switching, unique):
     """A rolling deploy switching to tiered: one instance still searches the generation-less
-    chains only, the other is tiered (not migrated yet); deciding near twins at once, each batch
-    delivered to both, they keep one. The tail has one table and misses the pair."""
-    documents = switching
+    chains only, the other is tiered (not migrated yet). Whichever decides first, the other
+    drops its near twin (the tail has one table and misses the pair): they share the
+    generation-less chains, so deciding at once they conflict on them too."""
     collector = f"cam-{unique}"
     rng = random.Random(unique)
-    instances = [
-        stage(documents, RecordingPublisher(), lambda: NOON),
-        tiered(documents, NOON, dedup_tail_tables=1),
-    ]
-    for round_ in range(3):
+    old = stage(switching, RecordingPublisher(), lambda: NOON)
+    new = tiered(switching, NOON, dedup_tail_tables=1)
+    for round_, (first, second) in enumerate([(new, old), (old, new), (new, old)]):
         a, b = missed_by_one_table(rng)
-        twins = [
-            one_frame_batch(f"{unique}a{round_}", collector, a),
-            one_frame_batch(f"{unique}b{round_}", collector, b),
-        ]
-        decide_at_once(
-            [
-                lambda instance=instance, batch=batch: instance.handle_batch(batch)
-                for instance in instances
-                for batch in twins
-            ]
-        )
-        statuses = sorted(
-            (documents.get(Collections.FRAMES, batch.frames[0].frame_id) or {})["dedup_status"]
-            for batch in twins
-        )
-        assert statuses == ["dropped", "kept"], round_
+        assert decide_twice(first, f"{unique}a{round_}", collector, a).status == "kept"
+        near = decide_twice(second, f"{unique}b{round_}", collector, b)
+        assert (near.status, near.duplicate_of) == ("dropped", f"{unique}a{round_}_0000000000")
 
 
 class CorruptsTheAppend:
