@@ -18,11 +18,10 @@ from framesift.bookkeeping import BucketsRetired, GenerationNode, LegacyChains
 from framesift.config import Settings
 from framesift.documents import DedupDecision
 from framesift.errors import CorruptIndex
-from framesift.imagestats import hamming
 from framesift.ports import DocumentStore
 from framesift.stages.dedup import Dedup
 from framesift.topology import Collections, Topics
-from tests.integration.test_dedup_index import decide_at_once, exhaustive
+from tests.integration.test_dedup_index import assert_exhaustive, decide_at_once
 from tests.support.dedupframes import hashes_near_one_another, one_frame_batch, stage
 from tests.support.fakes import RecordingPublisher
 
@@ -111,21 +110,9 @@ def test_a_generation_is_searched_exactly(migrated, unique):
     decision is the exhaustive search's."""
     dedup = tiered(migrated, NOON, dedup_leaf_cap=1, dedup_tail_tables=1)
     hashes = hashes_near_one_another(seed=7, count=60)
-    decisions = [
-        decide_twice(dedup, f"{unique}v{index:03d}", f"cam-{unique}", phash)
-        for index, phash in enumerate(hashes)
-    ]
-    expected = exhaustive(hashes)
-    for index, (phash, decision, repeats) in enumerate(
-        zip(hashes, decisions, expected, strict=True)
-    ):
-        if repeats is None:
-            assert decision.status == "kept", index
-        else:
-            assert (decision.status, decision.scope) == ("dropped", "dataset"), index
-            assert decision.duplicate_of == f"{unique}v{hashes.index(repeats):03d}_0000000000"
-            assert decision.distance == hamming(phash, repeats)
-    assert 10 < expected.count(None) < 50
+    videos = {phash: f"{unique}v{index:03d}" for index, phash in enumerate(hashes)}
+    decisions = [decide_twice(dedup, videos[phash], f"cam-{unique}", phash) for phash in hashes]
+    assert 10 < assert_exhaustive(hashes, decisions, videos) < 50
 
 
 def test_an_older_frames_near_duplicate_is_found_in_the_tail(migrated, unique):
