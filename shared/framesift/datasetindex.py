@@ -22,16 +22,17 @@ hashes in generation-less chains, read exactly beside its generation until the m
 copied them into the tail and one window has passed (``dedup_index_state/legacy_chains``). So no
 decision changes when the index is converted.
 
-One transaction: :meth:`Lookup.read` asks for the first documents (:meth:`Lookup.first_keys`),
-then plans the walks over what was read and asks for the nodes still missing with
-:class:`~framesift.errors.ReadMore`, one round per trie level; then :meth:`Found.nearest` and,
-for a kept frame, :meth:`Found.added`.
+One transaction: :meth:`Lookup.read` asks for the first documents (:meth:`Lookup.first_keys`:
+the leaves of the shape the instance knows, :class:`~framesift.dedupindex.KnownSplits`), then
+plans the walks over what was read and asks for the nodes still missing with
+:class:`~framesift.errors.ReadMore`, one round per trie level it did not know; then
+:meth:`Found.nearest` and, for a kept frame, :meth:`Found.added`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -189,10 +190,12 @@ class TailNotRead(Exception):
 class TailRead:
     """The tail's leaves on a hash's own paths, read with plain reads (no transaction: the tail
     promises no exclusivity, and kept out of the decision's transaction it adds nothing to its
-    contention)."""
+    contention); ``nodes`` what was read over the known splits, ``reads`` how many documents
+    were read."""
 
-    nodes: dict[str, Mapping[str, Any] | None]
+    nodes: Mapping[str, Mapping[str, Any] | None]
     plan: dedupindex.Plan
+    reads: int
 
     @property
     def leaves(self) -> list[Mapping[str, Any] | None]:
@@ -200,19 +203,26 @@ class TailRead:
 
 
 def read_tail(
-    documents: DocumentStore, scope: str, phash: str, tail: tailindex.TailGeometry
+    documents: DocumentStore,
+    scope: str,
+    phash: str,
+    tail: tailindex.TailGeometry,
+    known: dedupindex.KnownSplits,
 ) -> TailRead:
-    """Read the tail's own-path leaves of ``phash``, one round per trie level."""
+    """Read the tail's own-path leaves of ``phash``, one round per trie level ``known`` does
+    not hold."""
     nodes: dict[str, Mapping[str, Any] | None] = {}
-    wanted = tailindex.first_reads(scope, phash, tail)
+    wanted = tailindex.plan(scope, phash, known, tail).missing
     while True:
         got = documents.get_many(Collections.PHASH_BUCKETS, wanted)
         for doc_id in wanted:
             nodes[doc_id] = got.get(doc_id)
             phashindex.check(doc_id, nodes[doc_id])
-        plan = tailindex.plan(scope, phash, nodes, tail)
+        known.learn(nodes)
+        walked = known.over(nodes)
+        plan = tailindex.plan(scope, phash, walked, tail)
         if not plan.missing:
-            return TailRead(nodes, plan)
+            return TailRead(walked, plan, len(nodes))
         wanted = plan.missing
 
 
@@ -223,14 +233,17 @@ def append_to_tail(
     layout: str,
     tail: tailindex.TailGeometry,
     now: datetime,
+    known: dedupindex.KnownSplits,
 ) -> None:
     """Add a kept hash to the tail, in its own transaction after the decision's; again (the
     decision delivered again, or its instance stopped between the two) it writes nothing."""
 
     def change(docs: dict[DocKey, dict | None]) -> tuple[dict[DocKey, dict], None]:
-        nodes = {doc_id: doc for (_, doc_id), doc in docs.items()}
-        for doc_id, doc in nodes.items():
+        read = {doc_id: doc for (_, doc_id), doc in docs.items()}
+        for doc_id, doc in read.items():
             phashindex.check(doc_id, doc)
+        known.learn(read)
+        nodes = known.over(read)
         plan = tailindex.plan(scope, phash, nodes, tail)
         if plan.missing:
             raise ReadMore(node_keys(plan.missing))
@@ -242,7 +255,7 @@ def append_to_tail(
             for key, data in zip(node_keys(list(found)), found.values(), strict=True)
         }, None
 
-    documents.transact(node_keys(tailindex.first_reads(scope, phash, tail)), change)
+    documents.transact(node_keys(tailindex.plan(scope, phash, known, tail).missing), change)
 
 
 @dataclass(frozen=True)
@@ -254,7 +267,7 @@ class Found:
     scope: str
     phash: str
     shape: Shape
-    nodes: dict[str, Mapping[str, Any] | None]
+    nodes: Mapping[str, Mapping[str, Any] | None]  # read, over the known splits
     # The chains a kept hash goes into (dedupindex's scopes), and when a generation's expire.
     written: tuple[tuple[str, datetime | None], ...]
     leaves: tuple[str, ...]  # every leaf the chains' plans name
@@ -313,13 +326,14 @@ class Found:
 
 @dataclass(frozen=True)
 class Lookup:
-    """One frame's lookup in one dataset scope, decided at ``now``; tiered, with the tail's
-    leaves once read (:func:`read_tail`)."""
+    """One frame's lookup in one dataset scope, decided at ``now`` by an instance that knows
+    the split nodes ``known``; tiered, with the tail's leaves once read (:func:`read_tail`)."""
 
     scope: str
     phash: str
     shape: Shape
     now: datetime
+    known: dedupindex.KnownSplits = field(default_factory=dedupindex.KnownSplits)
     tail: TailRead | None = None
 
     @property
@@ -334,17 +348,19 @@ class Lookup:
             for g in window.generations(self.now)
         )
 
-    def _first(self, chains: tuple[str, ...]) -> list[str]:
+    def _plans(
+        self, searched: tuple[str, ...], nodes: Mapping[str, Mapping[str, Any] | None]
+    ) -> list[dedupindex.Plan]:
         return [
-            node
-            for scope in chains
-            for node in dedupindex.first_reads(scope, self.phash, self.shape.geometry)
+            dedupindex.plan(chains, self.phash, nodes, self.shape.geometry) for chains in searched
         ]
 
     def first_keys(self) -> list[DocKey]:
-        """What to read with the decision's other documents."""
+        """What to read with the decision's other documents: the state, and the leaves of the
+        chains written as far as the known splits tell (their first nodes when none)."""
         state = [RETIRED_KEY, LEGACY_KEY] if self.shape.window else [RETIRED_KEY]
-        return [*state, *node_keys(self._first(tuple(chains for chains, _ in self._written)))]
+        plans = self._plans(tuple(chains for chains, _ in self._written), self.known)
+        return [*state, *node_keys([doc_id for plan in plans for doc_id in plan.missing])]
 
     def read(self, docs: Docs) -> Found:
         """What the lookup found in ``docs``; raises ReadMore for what it still has to read."""
@@ -360,22 +376,18 @@ class Lookup:
                 # generation-less chains only: a kept hash goes there too, so the two kinds
                 # share a document and never both keep a pair.
                 written = (*written, (self.scope, None))
-        nodes = {
+        read = {
             doc_id: doc
             for (collection, doc_id), doc in docs.items()
             if collection == Collections.PHASH_BUCKETS
         }
-        for doc_id, doc in nodes.items():
+        for doc_id, doc in read.items():
             phashindex.check(doc_id, doc)
-        missing = [key for key in node_keys(self._first(searched)) if key not in docs]
-        leaves: list[str] = []
-        if not missing:
-            plans = [
-                dedupindex.plan(chains, self.phash, nodes, self.shape.geometry)
-                for chains in searched
-            ]
-            missing = [key for plan in plans for key in node_keys(plan.missing)]
-            leaves = [leaf for plan in plans for leaf in plan.leaves]
+        self.known.learn(read)
+        nodes = self.known.over(read)
+        plans = self._plans(searched, nodes)
+        missing = [key for plan in plans for key in node_keys(plan.missing)]
+        leaves = [leaf for plan in plans for leaf in plan.leaves]
         buckets: list[DocKey] = []
         if not buckets_retired(docs):
             buckets = node_keys(

@@ -64,6 +64,15 @@ the cap's, in the same transaction (marker and children by the next band), so re
 concurrency guarantee below are unchanged; its children start with their share of the rate
 (by entries), and one still hot splits again on its own next write.
 
+**Known splits.** A split node never becomes a leaf again and is never written again, so an
+instance keeps the split nodes it has read (:class:`KnownSplits`) and its later lookups plan
+over them without reading them: the leaves of a known shape are read in one round, inside the
+decision's transaction, and only they. The guarantee above holds: a lookup still reads every
+leaf on its budget's paths (a leaf is never cached), a leaf that split since it was cached is
+read as a split marker and the lookup descends, and a split in flight writes the leaf the
+lookup read, so one of the two transactions is retried. Fewer rounds make a decision shorter,
+and a shorter transaction is aborted less often by the writes of others in a dense cluster.
+
 Writes replace the fields they name (the document store merges top-level fields), so a split
 node is written with empty ``hashes`` and ``layouts`` as well as its ``split`` flag.
 """
@@ -71,7 +80,8 @@ node is written with empty ``hashes`` and ``layouts`` as well as its ``split`` f
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+import threading
+from collections import ChainMap, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -296,6 +306,50 @@ def hot(rate: Rate | None, split_rate: float) -> bool:
 
 
 SPLIT_DOC: Mapping[str, Any] = {"hashes": b"", "layouts": b"", "split": True}
+
+
+class KnownSplits(Mapping[str, Mapping[str, Any]]):
+    """The split nodes one instance has read (chains' and the tail's), by document id: a
+    mapping of each to :data:`SPLIT_DOC`. Bounded: past ``most`` ids the oldest are
+    forgotten (read again when needed). Safe to share between threads: a lookup's only
+    writes are :meth:`learn`'s, under a lock.
+
+    Only an operator's restore of index documents to an earlier time can take a split back:
+    restart the dedup instances after one (docs/dedup-index.md, "Bad state")."""
+
+    def __init__(self, most: int = 50_000) -> None:
+        self._ids: dict[str, None] = {}
+        self._most = most
+        self._lock = threading.Lock()
+
+    def __getitem__(self, doc_id: str) -> Mapping[str, Any]:
+        if doc_id in self._ids:
+            return SPLIT_DOC
+        raise KeyError(doc_id)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._ids))
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def learn(self, read: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """Keep the split nodes among documents just read."""
+        with self._lock:
+            for doc_id, doc in read.items():
+                if is_split(doc) and doc_id not in self._ids:
+                    self._ids[doc_id] = None
+                    if len(self._ids) > self._most:
+                        del self._ids[next(iter(self._ids))]
+
+    def over(
+        self, read: Mapping[str, Mapping[str, Any] | None]
+    ) -> Mapping[str, Mapping[str, Any] | None]:
+        """The documents a plan walks: those read, then the known splits not read."""
+        return ChainMap(dict(read), self)  # type: ignore[arg-type]  # only read, never written
 
 
 def grouped(

@@ -20,7 +20,9 @@ within t of a stored one). Each lookup is the designs' real code (phashindex.nea
 dedupindex.plan, reading what it asks for, then nearest). Per row:
 
 - ``bytes_read_per_lookup``, ``docs_read_per_lookup`` (missing documents count as reads),
-  ``rounds`` (read round trips of the transaction), ``docs_written_per_kept`` and
+  ``rounds`` (read round trips of the transaction), all by one instance that knows the split
+  nodes its lookups of as many other fresh hashes read first (``dedupindex.KnownSplits``: a
+  split node is not read again, a leaf always is), ``docs_written_per_kept`` and
   ``bytes_written_per_kept`` (whole documents: Firestore rewrites them; the chains' splits
   amortised over the kept frames), ``max_doc_bytes`` and ``fits`` (every document under 1 MiB);
 - ``kept_per_s``: the contention model's sustained kept frames per second (no decision out of
@@ -309,26 +311,47 @@ def build_chains(hashes: np.ndarray, g: dedupindex.Geometry) -> dict[str, dict[s
 
 
 def chain_lookup(
-    query: str, docs: Mapping[str, Any], g: dedupindex.Geometry
+    query: str,
+    docs: Mapping[str, Any],
+    g: dedupindex.Geometry,
+    known: dedupindex.KnownSplits | None = None,
 ) -> tuple[dedupindex.Plan, dict[str, Any], int]:
     """dedupindex.plan, reading what it asks for; the plan, the documents read, the rounds."""
-    return planned_lookup(query, docs, lambda read: dedupindex.plan(SCOPE, query, read, g))
+    return planned_lookup(query, docs, lambda read: dedupindex.plan(SCOPE, query, read, g), known)
 
 
 def planned_lookup(
-    query: str, docs: Mapping[str, Any], planner: Callable[[dict[str, Any]], dedupindex.Plan]
+    query: str,
+    docs: Mapping[str, Any],
+    planner: Callable[[Mapping[str, Any]], dedupindex.Plan],
+    known: dedupindex.KnownSplits | None = None,
 ) -> tuple[dedupindex.Plan, dict[str, Any], int]:
     """A lookup by ``planner`` (a plan over the documents read so far), reading what it asks
-    for; the plan, the documents read, the rounds."""
+    for; the plan, the documents read, the rounds. With ``known`` (the instance's split
+    nodes, as the product's lookups keep them) it plans over them too, reads none of them, and
+    adds the split nodes it reads."""
     read: dict[str, Any] = {}
     rounds = 0
     while True:
-        found = planner(read)
+        found = planner(read if known is None else known.over(read))
         if not found.missing:
             return found, read, rounds
         rounds += 1
-        for doc_id in found.missing:
-            read[doc_id] = docs.get(doc_id)
+        got = {doc_id: docs.get(doc_id) for doc_id in found.missing}
+        read.update(got)
+        if known is not None:
+            known.learn(got)
+
+
+def warmed(
+    lookup: Callable[[str, dedupindex.KnownSplits], object], warm: np.ndarray | None
+) -> dedupindex.KnownSplits:
+    """The split nodes an instance knows once it has looked up ``warm`` (a steady instance has
+    decided thousands of frames before; a new one none: ``None``)."""
+    known = dedupindex.KnownSplits()
+    for value in () if warm is None else warm:
+        lookup(f"{int(value):016x}", known)
+    return known
 
 
 @dataclass(frozen=True)
@@ -373,6 +396,9 @@ class Lookups:
     bytes_read: list[int] = field(default_factory=list)
     docs_read: list[int] = field(default_factory=list)
     rounds: list[int] = field(default_factory=list)
+    # Levels a fresh hash's own leaves lie below the first documents, summed over the chains
+    # or tables: the splits a kept hash is moved down by (amortised in the writes).
+    levels: list[int] = field(default_factory=list)
     # measured (the fresh lookups' in a real row; reported only)
     compute_ms: list[float] = field(default_factory=list)
     decisions: list[fl.Decision] = field(default_factory=list)
@@ -447,9 +473,14 @@ class ChainsAt:
     the rate's entries too (the sample's shares of the writes)."""
 
     def __init__(
-        self, hashes: np.ndarray, n: int, fresh: np.ndarray, g: dedupindex.Geometry
+        self,
+        hashes: np.ndarray,
+        n: int,
+        fresh: np.ndarray,
+        g: dedupindex.Geometry,
+        warm: np.ndarray | None = None,
     ) -> None:
-        self.n, self.fresh, self.g = n, fresh, g
+        self.n, self.fresh, self.g, self.warm = n, fresh, g, warm
         self.scale = n / len(hashes)
         self.docs = build_chains(hashes, g) if self.scale == 1.0 else {}
         self.shape = Shape.of(hashes, g) if self.scale != 1.0 else None
@@ -466,7 +497,7 @@ class ChainsAt:
             key = -min(limit, self.g.cap)  # nothing splits by rate above the cap
         if key not in self.states:
             look = Lookups()
-            hottest = chain_fresh(look, docs, self.fresh, self.g, self.n, real=False)
+            hottest = chain_fresh(look, docs, self.fresh, self.g, self.n, False, self.warm)
             if self.shape is None:
                 hottest = max(hottest, largest_leaf(docs) / self.n)
             self.states[key] = AtRate(look, hottest)
@@ -484,8 +515,9 @@ class TailAt:
         n: int,
         fresh: np.ndarray,
         g: tailindex.TailGeometry,
+        warm: np.ndarray | None = None,
     ) -> None:
-        self.keys, self.n, self.fresh, self.g = keys, n, fresh, g
+        self.keys, self.n, self.fresh, self.g, self.warm = keys, n, fresh, g, warm
         self.scale = n / len(hashes)
         self.splits = {s.rate: s for s in hotleaves.tail(hashes, g, scale=self.scale)}
         self.states: dict[float, AtRate] = {}
@@ -497,7 +529,7 @@ class TailAt:
             look = Lookups()
             limit = hotleaves.most_entries(self.n, key, self.g.split_rate)
             docs = TailDocs(self.keys, self.scale, self.g, limit)
-            hottest = tail_fresh(look, docs, self.fresh, self.n, real=False)
+            hottest = tail_fresh(look, docs, self.fresh, self.n, False, self.warm)
             self.states[key] = AtRate(look, max(hottest, split.hottest_share))
         return self.states[key]
 
@@ -646,6 +678,7 @@ def measure_chains(
     queries: list[tuple[str, int]],
     fresh: np.ndarray,
     g: dedupindex.Geometry,
+    warm: np.ndarray | None = None,
 ) -> tuple[Lookups, float, float, float, int]:
     scale = n / len(hashes)
     docs: Mapping[str, Any] = (
@@ -665,13 +698,13 @@ def measure_chains(
             hit = bool(leaves & set(plan.leaves))
         look.found += hit
         look.hits.append((planted_distance(hashes, query, index), hit))
-    hottest = chain_fresh(look, docs, fresh, g, n, scale == 1.0)
+    hottest = chain_fresh(look, docs, fresh, g, n, scale == 1.0, warm)
     # Splits, amortised (an upper bound): each kept hash moves down one level per split above
-    # its leaf (rounds - 1 levels), once per chain; a split writes its node and its children (at
-    # most 2^6 + 1 documents) once per ``cap`` hashes that reach it.
-    levels = float(np.mean(look.rounds)) - 1
-    split_docs = g.chains * levels * (65 / g.cap)
-    split_bytes = g.chains * levels * dedupindex.ENTRY_BYTES
+    # its leaf in each chain; a split writes its node and its children (at most 2^6 + 1
+    # documents) once per ``cap`` hashes that reach it.
+    levels = float(np.mean(look.levels))
+    split_docs = levels * (65 / g.cap)
+    split_bytes = levels * dedupindex.ENTRY_BYTES
     bound = leaf_bytes(dedupindex.node_id(SCOPE, dedupindex.Node(0, (63,) * g.chains)), g.cap)
     max_doc = bound if scale != 1.0 else max(doc_bytes(i, d) for i, d in docs.items())
     if scale == 1.0:  # every leaf is there: the hottest is the largest (the sampled one otherwise)
@@ -690,18 +723,22 @@ def chain_fresh(
     g: dedupindex.Geometry,
     n: int,
     real: bool,
+    warm: np.ndarray | None = None,
 ) -> float:
     """The fresh lookups over the chain documents ``docs`` and each one's decision if kept,
-    counted into ``look``; the hottest own leaf's share of kept frames' writes among them."""
+    counted into ``look``, by one instance (its known splits) that looked up ``warm`` before;
+    the hottest own leaf's share of kept frames' writes among them."""
     hottest = 0.0
+    known = warmed(lambda q, k: chain_lookup(q, docs, g, k), warm)
     search = Search(
-        lambda q: chain_lookup(q, docs, g),
+        lambda q: chain_lookup(q, docs, g, known),
         lambda q, read, plan: dedupindex.nearest(q, read, plan, g),
     )
     for value in fresh:
         query = f"{int(value):016x}"
         _plan, read, rounds, read_bytes = fresh_lookup(look, real, query, search)
         own = {dedupindex.leaf_of(SCOPE, query, s, docs, g) for s in range(g.chains)}
+        look.levels.append(sum(leaf.count(".") - g.min_depth for leaf in own))
         written = sum(doc_bytes(i, docs.get(i)) for i in own)
         look.bytes_written.append(written + len(own) * dedupindex.ENTRY_BYTES + OWNER_BYTES)
         look.decisions.append(
@@ -790,9 +827,12 @@ class TailDocs(EveryNode):
 
 
 def tail_lookup(
-    query: str, docs: Mapping[str, Any], g: tailindex.TailGeometry
+    query: str,
+    docs: Mapping[str, Any],
+    g: tailindex.TailGeometry,
+    known: dedupindex.KnownSplits | None = None,
 ) -> tuple[dedupindex.Plan, dict[str, Any], int]:
-    return planned_lookup(query, docs, lambda read: tailindex.plan(SCOPE, query, read, g))
+    return planned_lookup(query, docs, lambda read: tailindex.plan(SCOPE, query, read, g), known)
 
 
 def near_pairs(
@@ -847,6 +887,7 @@ def measure_tail(
     fresh: np.ndarray,
     g: tailindex.TailGeometry,
     pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    warm: np.ndarray | None = None,
 ) -> tuple[Lookups, float, float, float, int, dict[str, float]]:
     """The tail's lookups through tailindex's code (plan, then nearest in a real row) and its
     recall by distance, vectorised over ``pairs``. A planted lookup counts as an exactness
@@ -868,14 +909,13 @@ def measure_tail(
             look.exact_errors += shared and (match is None or match.distance > distance)
         look.found += shared
         look.hits.append((distance, shared))
-    hottest = tail_fresh(look, docs, fresh, n, scale == 1.0)
-    depths = [docs_read / g.tables - 1 for docs_read in look.docs_read]
+    hottest = tail_fresh(look, docs, fresh, n, scale == 1.0, warm)
     # Splits, amortised (an upper bound), as the chains': each kept hash moves down once per
     # level above its leaf, in every table; a split writes 1 + 2^split_bits documents once per
     # ``cap`` hashes that reach it.
-    levels = float(np.mean(depths))
-    split_docs = g.tables * levels * ((1 + 2**g.split_bits) / g.cap)
-    split_bytes = g.tables * levels * dedupindex.ENTRY_BYTES
+    levels = float(np.mean(look.levels))
+    split_docs = levels * ((1 + 2**g.split_bits) / g.cap)
+    split_bytes = levels * dedupindex.ENTRY_BYTES
     max_doc = leaf_bytes(tailindex.node_id(SCOPE, g.tables - 1, g.max_depth, 2**64 - 1), g.cap)
     stored, planted_queries, pair_distance = pairs
     found = tail_found(docs, stored, planted_queries)
@@ -885,19 +925,30 @@ def measure_tail(
     return look, hottest, split_docs, split_bytes, max_doc, by_distance
 
 
-def tail_fresh(look: Lookups, docs: TailDocs, fresh: np.ndarray, n: int, real: bool) -> float:
+def tail_fresh(
+    look: Lookups,
+    docs: TailDocs,
+    fresh: np.ndarray,
+    n: int,
+    real: bool,
+    warm: np.ndarray | None = None,
+) -> float:
     """The fresh lookups over the tail's documents ``docs`` and each one's decision if kept (in
     one transaction, the tail's own row), its plain reads' time and its append after a keep (a
     transaction of its own: the own leaves read and written, as the tiered index does), counted
-    into ``look``; the hottest own leaf's share of kept frames' writes among them."""
+    into ``look``, by one instance that looked up ``warm`` before; the hottest own leaf's share
+    of kept frames' writes among them."""
     g = docs.g
     hottest = 0.0
+    known = warmed(lambda q, k: tail_lookup(q, docs, g, k), warm)
     search = Search(
-        lambda q: tail_lookup(q, docs, g), lambda q, read, plan: tailindex.nearest(q, read, plan, g)
+        lambda q: tail_lookup(q, docs, g, known),
+        lambda q, read, plan: tailindex.nearest(q, read, plan, g),
     )
     for value in fresh:
         query = f"{int(value):016x}"
         plan, read, rounds, read_bytes = fresh_lookup(look, real, query, search)
+        look.levels.append(plan.nodes - g.tables)  # a table's path is depth + 1 nodes
         leaves = [(i, read[i]) for i in plan.leaves]
         counts = [
             int(d["count"]) if d and "count" in d else dedupindex.entries([d]) for _, d in leaves
@@ -1128,6 +1179,9 @@ def run(
                 keys = sorted_keys(sample, tg)
             plant = planted(sample, queries // 2, rng)
             fresh = generate(queries, rng)
+            # What the instance deciding the fresh frames looked up before (its known splits),
+            # from a generator of its own: the other draws stay what they were without it.
+            warm = generate(queries, np.random.default_rng([seed, n, 1]))
             measured, extrapolated = false_matches(sample, fresh[:500], n)
             false_rate = extrapolated if simulated else measured
             if simulated and dataset == "uniform":
@@ -1138,10 +1192,10 @@ def run(
                 "buckets", dataset, n, simulated, look, len(plant), written, 0.0, hottest,
                 max_doc, false_rate,
             )  # fmt: skip
-            chains = measure_chains(sample, n, plant, fresh, g)
+            chains = measure_chains(sample, n, plant, fresh, g, warm)
             look, hottest, split_docs, split_bytes, max_doc = chains
             windows[n] = chains
-            windows_at[n] = ChainsAt(sample, n, fresh, g)
+            windows_at[n] = ChainsAt(sample, n, fresh, g, warm)
             how = "scaled" if simulated else "sample"
             yield row(
                 "chains", dataset, n, simulated, look, len(plant), g.chains + 1 + split_docs,
@@ -1150,9 +1204,9 @@ def run(
             # Their own generator: the other designs' rows stay what they were without the tail.
             pairs = near_pairs(sample, tail_pairs, np.random.default_rng([seed, n]))
             t_look, t_hottest, t_split_docs, t_split_bytes, t_max_doc, by_distance = measure_tail(
-                sample, keys, n, plant, fresh, tg, pairs
+                sample, keys, n, plant, fresh, tg, pairs, warm
             )
-            tail_at = TailAt(sample, keys, n, fresh, tg)
+            tail_at = TailAt(sample, keys, n, fresh, tg, warm)
             yield row(
                 "tail", dataset, n, simulated, t_look, len(plant), tg.tables + 1 + t_split_docs,
                 t_split_bytes, t_hottest, t_max_doc, false_rate, by_distance,
@@ -1160,8 +1214,8 @@ def run(
             )  # fmt: skip
             size = min(n, window)
             if size not in windows:
-                windows[size] = measure_chains(sample, size, plant, fresh, g)
-                windows_at[size] = ChainsAt(sample, size, fresh, g)
+                windows[size] = measure_chains(sample, size, plant, fresh, g, warm)
+                windows_at[size] = ChainsAt(sample, size, fresh, g, warm)
             w_look, w_hottest, w_split_docs, w_split_bytes, w_max_doc = windows[size]
             share = size / n
             exact = {d: share + (1 - share) * r for d, r in by_distance.items()}

@@ -146,16 +146,14 @@ def decide_at_once(calls: list[Callable[[], object]]) -> None:
     assert errors == []
 
 
-def test_two_instances_racing_on_near_twins_delivered_twice_keep_one(index_documents, unique):
-    """Two videos' frames 3 bits apart, each batch delivered to both instances at the same
-    moment: one frame is kept and sent on, the other dropped as its near duplicate."""
-    documents = index_documents
-    publisher = RecordingPublisher()
-    instances = [stage(documents, publisher), stage(documents, publisher)]
+def _race_twins(
+    documents, instances: list, publisher: RecordingPublisher, unique: str, bases: list[int]
+) -> None:
+    """For each base, two videos' frames 3 bits apart, each batch delivered to every instance
+    at the same moment: one frame is kept and sent on, the other dropped as its near
+    duplicate."""
     collector = f"cam-{unique}"
-    rng = random.Random(unique)
-    for round_ in range(6):
-        base = rng.getrandbits(64)
+    for round_, base in enumerate(bases):
         twins = [
             one_frame_batch(f"{unique}a{round_}", collector, f"{base:016x}"),
             one_frame_batch(f"{unique}b{round_}", collector, f"{base ^ 0b10101:016x}"),
@@ -185,3 +183,45 @@ def test_two_instances_racing_on_near_twins_delivered_twice_keep_one(index_docum
             and frame.frame_id[len(unique) + 1 :] == f"{round_}_0000000000"
         }
         assert sent == {twins[kept].frames[0].frame_id}
+
+
+def test_two_instances_racing_on_near_twins_delivered_twice_keep_one(index_documents, unique):
+    """Two videos' frames 3 bits apart, each batch delivered to both instances at the same
+    moment: one frame is kept and sent on, the other dropped as its near duplicate."""
+    publisher = RecordingPublisher()
+    instances = [stage(index_documents, publisher), stage(index_documents, publisher)]
+    rng = random.Random(unique)
+    _race_twins(
+        index_documents, instances, publisher, unique, [rng.getrandbits(64) for _ in range(6)]
+    )
+
+
+def test_two_instances_that_know_a_clusters_splits_racing_on_its_near_twins_keep_one(
+    index_documents, unique
+):
+    """Both instances first decide a hot cluster (leaves of one hash: split deep), so each
+    knows the split nodes and reads only leaves in one round; racing on near twins in that
+    cluster, they still keep one of each pair."""
+    publisher = RecordingPublisher()
+    instances = [
+        stage(index_documents, publisher, dedup_leaf_cap=1),
+        stage(index_documents, publisher, dedup_leaf_cap=1),
+    ]
+    collector = f"cam-{unique}"
+    cluster = clustered_hashes(seed=9, count=40)
+    for index, phash in enumerate(cluster):
+        # Each instance decides the cluster's hashes as frames of its own (the second's are
+        # the first's duplicates): each walks, and learns, every path.
+        for copy, instance in enumerate(instances):
+            batch = one_frame_batch(f"{unique}w{copy}{index:02d}", collector, phash)
+            instance.decide(batch.frames[0], batch)
+    assert all(len(instance._known) > 20 for instance in instances)
+    centre = int(cluster[0], 16) >> 40 << 40  # clustered_hashes' fixed 24 bits
+    rng = random.Random(unique)
+    bases: list[int] = []
+    while len(bases) < 6:
+        base = centre | rng.getrandbits(40)
+        # Neither twin a near duplicate of a frame decided before.
+        if all(hamming(f"{base:016x}", kept) > 13 for kept in cluster):
+            bases.append(base)
+    _race_twins(index_documents, instances, publisher, unique, bases)

@@ -254,7 +254,7 @@ def test_a_kept_frame_stopped_before_its_tail_append_is_appended_when_delivered_
     assert tail is not None
 
     def in_tail() -> list[bool]:
-        read = datasetindex.read_tail(migrated, scope, phash, tail)
+        read = datasetindex.read_tail(migrated, scope, phash, tail, dedupindex.KnownSplits())
         return [dedupindex.holds(leaf, phash, batch.frames[0].layout) for leaf in read.leaves]
 
     assert not any(in_tail())  # decided kept, not yet in the tail
@@ -318,5 +318,7 @@ def test_a_kept_frame_its_tail_append_fails_is_dead_lettered_and_appended_on_rep
     assert result.kept == 1 and publisher.published[Topics.FRAMES_KEPT]
     tail = datasetindex.shape(SETTINGS.model_copy(update={"dedup_window_days": 1})).tail
     assert tail is not None
-    read = datasetindex.read_tail(migrated, f"collector:{collector}", phash, tail)
+    read = datasetindex.read_tail(
+        migrated, f"collector:{collector}", phash, tail, dedupindex.KnownSplits()
+    )
     assert all(dedupindex.holds(leaf, phash, batch.frames[0].layout) for leaf in read.leaves)

@@ -1,18 +1,24 @@
 """The tiered index's generations (framesift.datasetindex.Window): any two deciders whose clocks
-are less than the grace apart share a generation they both read and write."""
+are less than the grace apart share a generation they both read and write; and a lookup over
+the split nodes its instance knows."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from framesift import datasetindex, dedupmigration
+from framesift import datasetindex, dedupindex, dedupmigration
 from framesift.bookkeeping import LegacyChains
 from framesift.config import Settings
 from framesift.datasetindex import GRACE, LEGACY_KEY, Window
-from tests.support.fakes import InMemoryDocumentStore
+from framesift.errors import ReadMore
+from framesift.imagestats import LAYOUT_UNKNOWN
+from framesift.ports import DocKey
+from tests.support.dedupframes import clustered_hashes, one_frame_batch, stage
+from tests.support.fakes import InMemoryDocumentStore, RecordingPublisher
 
 DAY = datetime(2026, 12, 6, tzinfo=UTC)
 
@@ -53,3 +59,49 @@ def test_a_new_tiered_store_stops_reading_generation_less_chains_at_once():
     state = {LEGACY_KEY: documents.get(*LEGACY_KEY)}
     assert before <= LegacyChains.model_validate(state[LEGACY_KEY]).read_until
     assert not datasetindex.legacy_read(state, datetime.now(UTC))
+
+
+def _looked_up(
+    lookup: datasetindex.Lookup, documents: InMemoryDocumentStore
+) -> tuple[int, list[DocKey], datasetindex.Found]:
+    """A lookup's read rounds, the keys it read, and what it found (as in a transaction)."""
+    docs: dict[DocKey, Any] = {}
+    wanted = lookup.first_keys()
+    rounds = 0
+    while True:
+        rounds += 1
+        docs.update({key: documents.get(*key) for key in wanted})
+        try:
+            return rounds, list(docs), lookup.read(docs)
+        except ReadMore as more:
+            wanted = more.keys
+
+
+def test_an_instance_that_knows_the_splits_reads_the_leaves_alone_in_one_round():
+    """Leaves of one hash split a cluster's chains deep: a cold lookup walks them a level a
+    round; the instance's next lookup of the same neighbourhood reads only the same leaves, at
+    once, and finds the same neighbour."""
+    documents = InMemoryDocumentStore()
+    shape = datasetindex.shape(Settings().model_copy(update={"dedup_leaf_cap": 1}))
+    dedupmigration.ensure_migrated(documents, shape)  # no buckets to read (another round)
+    dedup = stage(documents, RecordingPublisher(), dedup_leaf_cap=1)
+    hashes = clustered_hashes(seed=9, count=100)
+    for index, phash in enumerate(hashes):
+        batch = one_frame_batch(f"v{index:03d}", "cam", phash)
+        dedup.decide(batch.frames[0], batch)
+    known = dedupindex.KnownSplits()
+    query = f"{int(hashes[0], 16) ^ 0b1001:016x}"  # in the cluster (not one of its outliers)
+
+    def lookup() -> datasetindex.Lookup:
+        return datasetindex.Lookup("collector:cam", query, shape, DAY, known)
+
+    def splits(keys: list[DocKey]) -> int:
+        return sum(dedupindex.is_split(documents.get(*key)) for key in keys)
+
+    cold_rounds, cold_keys, cold = _looked_up(lookup(), documents)
+    warm_rounds, warm_keys, warm = _looked_up(lookup(), documents)
+
+    assert cold_rounds > 3 and warm_rounds == 1 and splits(cold_keys) > 20
+    assert warm.leaves == cold.leaves and splits(warm_keys) == 0
+    assert len(warm_keys) == len(cold_keys) - splits(cold_keys)
+    assert warm.nearest(LAYOUT_UNKNOWN, 255.0) == cold.nearest(LAYOUT_UNKNOWN, 255.0) is not None

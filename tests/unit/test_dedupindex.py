@@ -344,3 +344,14 @@ def test_leaves_written_with_and_without_a_rate_are_valid():
     phashindex.check("s~r0~1.2", di.leaf_doc(b"\x00" * 8, b""))  # an earlier release's leaf
     phashindex.check("s~r0~1.2", di.leaf_doc(b"\x00" * 8, b"", di.Rate(0.2, 1.7e9)))
     phashindex.check("s~r0~1.2", {**di.SPLIT_DOC, "rate": 0, "rate_at": 1_700_000_000})
+
+
+def test_known_splits_keep_split_nodes_only_and_forget_the_oldest_past_their_bound():
+    known = di.KnownSplits(most=2)
+    leaf = di.leaf_doc(b"\0" * 8, b"")
+    known.learn({"a": dict(di.SPLIT_DOC), "leaf": leaf, "absent": None, "b": dict(di.SPLIT_DOC)})
+    assert set(known) == {"a", "b"} and known["a"] == di.SPLIT_DOC
+    known.learn({"c": dict(di.SPLIT_DOC)})
+    assert set(known) == {"b", "c"}
+    # What was read wins over what is known (a document read as a leaf is planned as one).
+    assert known.over({"b": leaf})["b"] == leaf and known.over({})["c"] == di.SPLIT_DOC

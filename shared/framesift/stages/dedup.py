@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from framesift import datasetindex, phashindex, samescene
+from framesift import datasetindex, dedupindex, phashindex, samescene
 from framesift.bookkeeping import (
     ContentHash,
     DedupBatch,
@@ -133,6 +133,8 @@ class Dedup:
         # A tiered dataset index searches the generation of the decision's time.
         self._clock = clock
         self._index = datasetindex.shape(config)
+        # The dataset index's split nodes this instance has read: its lookups skip them.
+        self._known = dedupindex.KnownSplits()
 
     def handle_message(self, message: PubSubMessage) -> BatchResult:
         """Either a frame batch from the sampler or a raw bucket notification (for images)."""
@@ -306,7 +308,7 @@ class Dedup:
             for bucket_id in (phashindex.bucket_ids(video, frame.phash, threshold) if video else [])
         ]
         dataset = self._dataset_scope(batch.collector)
-        lookup = datasetindex.Lookup(dataset, frame.phash, self._index, self._clock())
+        lookup = datasetindex.Lookup(dataset, frame.phash, self._index, self._clock(), self._known)
         # Tiered: the documents an attempt that found it needed the tail read (counted).
         abandoned = 0
         # Named first: it refuses a scope that cannot be part of a document id (InvalidName).
@@ -374,13 +376,13 @@ class Dedup:
                     writes[dataset_owner] = owner
                     found = lookup.read(docs)  # read: a kept frame was looked up in every scope
                     writes.update(found.added(frame.layout, MAX_COMMIT_WRITES - len(writes)))
-            # Tiered, a kept hash's tail documents: read before the transaction and again by
-            # the append after it, and written by the append.
+            # Tiered, a kept hash's tail documents: read before the transaction, and by the
+            # append after it (its leaves: it knows their splits by then), and written by it.
             tail_reads = tail_writes = 0
             if lookup.tail is not None:
-                tail_reads = lookup.tail.plan.nodes
+                tail_reads = lookup.tail.reads
                 if decision.status is DedupStatus.KEPT and not batch.source_damaged:
-                    tail_reads *= 2
+                    tail_reads += len(lookup.tail.plan.leaves)
                     tail_writes = lookup.read(docs).tail_writes(frame.layout)
             counted = decision.model_copy(
                 update={
@@ -401,14 +403,17 @@ class Dedup:
             # the decision again with it.
             abandoned = needed.reads
             lookup = replace(
-                lookup, tail=datasetindex.read_tail(self._documents, dataset, frame.phash, tail)
+                lookup,
+                tail=datasetindex.read_tail(
+                    self._documents, dataset, frame.phash, tail, self._known
+                ),
             )
             decided = self._documents.transact(keys, change)
         if tail is not None and decided.status is DedupStatus.KEPT and not batch.source_damaged:
             # After the decision, in its own transaction; again on every delivery of a kept
             # frame (it writes nothing once the tail holds it).
             datasetindex.append_to_tail(
-                self._documents, dataset, frame.phash, frame.layout, tail, lookup.now
+                self._documents, dataset, frame.phash, frame.layout, tail, lookup.now, self._known
             )
         return decided
 
