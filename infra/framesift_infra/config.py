@@ -31,7 +31,7 @@ class StackConfig:
     dedup_threshold: int = _SETTINGS.dedup_threshold
     dedup_scope: str = _SETTINGS.dedup_scope.value
     # Days of a tiered dedup index's generation (None: not tiered; docs/dedup-index.md).
-    dedup_window_days: int | None = _SETTINGS.dedup_window_days
+    dedup_window_hours: int | None = _SETTINGS.dedup_window_hours
     dedup_tail_tables: int = _SETTINGS.dedup_tail_tables
     raw_prefix: str = _SETTINGS.raw_prefix
     images_prefix: str = _SETTINGS.images_prefix
@@ -74,7 +74,7 @@ class StackConfig:
             "sample_every_seconds": own.get_float("sampleEverySeconds"),
             "dedup_threshold": own.get_int("dedupThreshold"),
             "dedup_scope": own.get("dedupScope"),
-            "dedup_window_days": own.get_int("dedupWindowDays"),
+            "dedup_window_hours": own.get_int("dedupWindowHours"),
             "dedup_tail_tables": own.get_int("dedupTailTables"),
             "raw_prefix": own.get("rawPrefix"),
             "images_prefix": own.get("imagesPrefix"),

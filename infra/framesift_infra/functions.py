@@ -135,10 +135,10 @@ def environment(config: StackConfig, stack: Stack) -> dict[str, pulumi.Input[str
         "FRAMESIFT_LABELING_BUDGET": str(config.labeling_budget),
         **(
             {
-                "FRAMESIFT_DEDUP_WINDOW_DAYS": str(config.dedup_window_days),
+                "FRAMESIFT_DEDUP_WINDOW_HOURS": str(config.dedup_window_hours),
                 "FRAMESIFT_DEDUP_TAIL_TABLES": str(config.dedup_tail_tables),
             }
-            if config.dedup_window_days
+            if config.dedup_window_hours
             else {}
         ),
     }

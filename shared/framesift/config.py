@@ -190,13 +190,15 @@ class Settings(BaseSettings, ScaleSettings, LabelStudioSettings):
         "splits (docs/dedup-index.md: larger reads fewer, bigger documents per lookup). Changing "
         "it keeps every decision: a lookup follows the splits as stored.",
     )
-    dedup_window_days: int | None = Field(
+    dedup_window_hours: int | None = Field(
         default=None,
         ge=1,
         description="Tiered dataset index (docs/dedup-index.md): frames kept in the same "
-        "generation (periods of this many days from the Unix epoch, UTC) are searched exactly, "
-        "older ones through the tail, an approximate index of bounded cost per frame, for "
-        "scopes headed past 10^7 kept frames. "
+        "generation (periods of this many hours from the Unix epoch, UTC; 24: a day) are "
+        "searched exactly, older ones through the tail, an approximate index of bounded cost "
+        "per frame, for scopes headed past 10^7 kept frames. A generation's exact search costs "
+        "what the scope keeps in the period: keep it near 10^6 kept frames (an hour at 300 "
+        "kept/s, a day at 12). "
         "Unset: every kept frame is searched exactly (the cost per lookup grows about as the "
         "square root of the scope). Switched on, run `framesift migrate-dedup-index` once.",
     )

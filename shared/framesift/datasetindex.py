@@ -4,8 +4,8 @@ By default the index is :mod:`framesift.dedupindex`'s chains, kept in ``phash_bu
 the videos' buckets (a node's id, ``{scope}~r{chain}~{path}``, is never a bucket's,
 ``{scope}~b{band}~{value}``): exact, at a cost per lookup that grows about as ``n^0.5``.
 
-**Tiered** (``dedup_window_days`` set: a scope headed for 10^7 kept frames and beyond): the
-chains are cut into *generations* of that many days (``{generation}~{scope}~r...``), and every
+**Tiered** (``dedup_window_hours`` set: a scope headed for 10^7 kept frames and beyond): the
+chains are cut into *generations* of that many hours (``{generation}~{scope}~r...``), and every
 kept hash also goes into the :mod:`framesift.tailindex` *tail*, an approximate index of the whole
 scope with a bounded cost per lookup and per kept frame. A decision searches its generation
 exactly and the tail approximately, so its cost is bounded by what one generation holds (the kept
@@ -52,27 +52,30 @@ RETIRED_KEY: DocKey = (Collections.DEDUP_INDEX_STATE, "buckets")
 # Tiered decisions read the generation-less chains until this says the tail holds them and
 # a window has passed since.
 LEGACY_KEY: DocKey = (Collections.DEDUP_INDEX_STATE, "legacy_chains")
-# More than any two deciders' clocks differ (Cloud Functions' clocks are NTP-synchronised to
-# milliseconds; a decision's retries take seconds): within this of a generation's end a
-# decision reads and writes the next generation too.
-GRACE = timedelta(minutes=10)
+# More than two deciders' clock readings differ while both their transactions run: Cloud
+# Functions' clocks are NTP-synchronised to milliseconds, and a decision reads its clock once,
+# then commits within seconds (the adapters' 10 attempts pause at most 1 s each; the tail's
+# read between two attempts takes milliseconds). Within this of a generation's end a decision
+# reads and writes the next generation too: the cost of an hour's generation grows by a thirtieth.
+GRACE = timedelta(minutes=2)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EXPIRY_MARGIN = timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class Window:
-    """Generations of ``days`` days, counted from the Unix epoch (UTC)."""
+    """Generations of ``hours`` hours, counted from the Unix epoch (UTC): a generation holds
+    what the scope keeps in that time (at 500 kept frames/s, 1.8 x 10^6 an hour)."""
 
-    days: int
+    hours: int
 
     def __post_init__(self) -> None:
-        if self.days < 1:
-            raise ValueError("a generation lasts at least one day")
+        if self.hours < 1:
+            raise ValueError("a generation lasts at least an hour")
 
     @property
     def period(self) -> timedelta:
-        return timedelta(days=self.days)
+        return timedelta(hours=self.hours)
 
     def expires(self, generation: int) -> datetime:
         """When a generation's documents may go (Firestore's TTL policy on ``expire_at``
@@ -119,7 +122,7 @@ class IndexSettings(Protocol):
     @property
     def dedup_leaf_cap(self) -> int: ...
     @property
-    def dedup_window_days(self) -> int | None: ...
+    def dedup_window_hours(self) -> int | None: ...
     @property
     def dedup_tail_tables(self) -> int: ...
 
@@ -127,11 +130,11 @@ class IndexSettings(Protocol):
 def shape(settings: IndexSettings) -> Shape:
     """The index the settings name."""
     chains = geometry(settings.dedup_threshold, settings.dedup_leaf_cap)
-    if settings.dedup_window_days is None:
+    if settings.dedup_window_hours is None:
         return Shape(chains)
     return Shape(
         chains,
-        Window(settings.dedup_window_days),
+        Window(settings.dedup_window_hours),
         tailindex.TailGeometry(
             threshold=settings.dedup_threshold, tables=settings.dedup_tail_tables
         ),

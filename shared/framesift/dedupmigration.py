@@ -22,7 +22,7 @@ instance of the earlier release writes after the last pass is not seen before th
 (a later run finds it). The videos' own buckets stay as they are (a video's
 index is small, and is searched in buckets).
 
-**Switched to tiered** (``dedup_window_days``, :mod:`framesift.datasetindex`): a scope's earlier
+**Switched to tiered** (``dedup_window_hours``, :mod:`framesift.datasetindex`): a scope's earlier
 kept hashes are in its generation-less chains, which tiered decisions read exactly beside their
 generation until this says otherwise. After the buckets, every entry of those chains (each kept
 hash is in exactly one leaf of chain 0) is added to the scope's tail, leaf by leaf, with the same

@@ -775,3 +775,19 @@ def test_the_dedup_index_generations_expire_by_a_ttl_policy_on_the_field_they_ca
     assert (ttl[0]["collection"], ttl[0]["field"]) == (Collections.PHASH_BUCKETS, EXPIRES)
     assert ttl[0]["indexConfig"] == {}  # a TTL timestamp nobody queries: not indexed
     assert EXPIRES in GenerationNode.model_fields
+
+
+def test_a_tiered_index_reaches_dedup_only_when_set(
+    deployed,
+):
+    """dedupWindowHours and dedupTailTables become dedup's FRAMESIFT_DEDUP_WINDOW_HOURS and
+    FRAMESIFT_DEDUP_TAIL_TABLES; unset, no function carries either (the exact index)."""
+    plain, _ = deployed
+    for function in of_type(plain, "gcp:cloudfunctionsv2/function:Function").values():
+        env = function["serviceConfig"]["environmentVariables"]
+        assert not {"FRAMESIFT_DEDUP_WINDOW_HOURS", "FRAMESIFT_DEDUP_TAIL_TABLES"} & set(env)
+
+    recorder, _ = deploy_under_mocks(dedup_window_hours=1, dedup_tail_tables=150)
+    dedup = of_type(recorder, "gcp:cloudfunctionsv2/function:Function")["dedup"]
+    env = dedup["serviceConfig"]["environmentVariables"]
+    assert (env["FRAMESIFT_DEDUP_WINDOW_HOURS"], env["FRAMESIFT_DEDUP_TAIL_TABLES"]) == ("1", "150")

@@ -27,7 +27,7 @@ from tests.support.fakes import RecordingPublisher
 
 SETTINGS = Settings()
 THRESHOLD = SETTINGS.dedup_threshold
-WINDOW = datasetindex.Window(days=1)
+WINDOW = datasetindex.Window(hours=24)
 # Noon of a day: far from a generation's edge.
 NOON = datetime(2026, 12, 6, 12, tzinfo=UTC)
 EDGE = datetime(2026, 12, 7, tzinfo=UTC)
@@ -56,7 +56,9 @@ def tiered(
     documents: DocumentStore, at: datetime | Callable[[], datetime], **settings: object
 ) -> Dedup:
     clock = at if callable(at) else (lambda: at)
-    return stage(documents, RecordingPublisher(), clock, dedup_window_days=WINDOW.days, **settings)
+    return stage(
+        documents, RecordingPublisher(), clock, dedup_window_hours=WINDOW.hours, **settings
+    )
 
 
 def decide_twice(dedup: Dedup, video: str, collector: str, phash: str) -> DedupDecision:
@@ -159,10 +161,10 @@ def test_a_pair_the_tail_misses_is_found_in_its_generation_only(migrated, unique
 @pytest.mark.parametrize(
     "clocks",
     [
-        (EDGE - timedelta(minutes=5), EDGE + timedelta(minutes=4)),
-        (EDGE - timedelta(seconds=1), EDGE + timedelta(minutes=9)),
+        (EDGE - timedelta(seconds=60), EDGE + timedelta(seconds=50)),
+        (EDGE - timedelta(seconds=1), EDGE + timedelta(seconds=110)),
     ],
-    ids=["5-min-before-and-4-after", "1-s-before-and-9-min-after"],
+    ids=["60-s-before-and-50-after", "1-s-before-and-110-after"],
 )
 def test_two_instances_at_a_generation_edge_keep_one(migrated, unique, clocks):
     """Two instances whose clocks, less than the grace apart, put them in two generations decide
@@ -190,7 +192,7 @@ def test_a_scope_switched_to_tiered_decides_as_before_until_a_window_after_its_m
     switched = tiered(documents, NOON, dedup_tail_tables=1)
     assert decide_twice(switched, f"{unique}n0", collector, pairs[0][1]).status == "dropped"
     shape = datasetindex.shape(
-        SETTINGS.model_copy(update={"dedup_window_days": WINDOW.days, "dedup_tail_tables": 1})
+        SETTINGS.model_copy(update={"dedup_window_hours": WINDOW.hours, "dedup_tail_tables": 1})
     )
     done = dedupmigration.migrate(documents, shape)
     assert done.legacy_read_until is not None
@@ -250,7 +252,7 @@ def test_a_kept_frame_stopped_before_its_tail_append_is_appended_when_delivered_
     batch = one_frame_batch(f"{unique}a", collector, phash)
     with pytest.raises(RuntimeError, match="stopped"):
         dedup.decide(batch.frames[0], batch)
-    tail = datasetindex.shape(SETTINGS.model_copy(update={"dedup_window_days": WINDOW.days})).tail
+    tail = datasetindex.shape(SETTINGS.model_copy(update={"dedup_window_hours": WINDOW.hours})).tail
     assert tail is not None
 
     def in_tail() -> list[bool]:
@@ -303,7 +305,7 @@ def test_a_kept_frame_its_tail_append_fails_is_dead_lettered_and_appended_on_rep
     phash = f"{random.Random(unique).getrandbits(64):016x}"
     store = CorruptsTheAppend(migrated)
     publisher = RecordingPublisher()
-    dedup = stage(store, publisher, lambda: NOON, dedup_window_days=WINDOW.days)  # type: ignore[arg-type]
+    dedup = stage(store, publisher, lambda: NOON, dedup_window_hours=WINDOW.hours)  # type: ignore[arg-type]
     batch = one_frame_batch(f"{unique}a", collector, phash)
     with pytest.raises(CorruptIndex, match="1 of 1 frames not decided"):
         dedup.handle_batch(batch)
@@ -316,7 +318,7 @@ def test_a_kept_frame_its_tail_append_fails_is_dead_lettered_and_appended_on_rep
     migrated.merge(Collections.PHASH_BUCKETS, store.corrupted, {"hashes": b"", "layouts": b""})
     result = dedup.handle_batch(batch)  # the replay, after the repair
     assert result.kept == 1 and publisher.published[Topics.FRAMES_KEPT]
-    tail = datasetindex.shape(SETTINGS.model_copy(update={"dedup_window_days": 1})).tail
+    tail = datasetindex.shape(SETTINGS.model_copy(update={"dedup_window_hours": 24})).tail
     assert tail is not None
     read = datasetindex.read_tail(
         migrated, f"collector:{collector}", phash, tail, dedupindex.KnownSplits()

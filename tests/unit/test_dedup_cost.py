@@ -89,7 +89,11 @@ def test_a_tiered_decision_reads_its_generation_and_the_tail_whatever_the_scope(
     documents.merge(*LEGACY_KEY, LegacyChains(in_tail=True, read_until=NOON).stored())
     tables = 16
     noon = stage(
-        documents, RecordingPublisher(), lambda: NOON, dedup_window_days=1, dedup_tail_tables=tables
+        documents,
+        RecordingPublisher(),
+        lambda: NOON,
+        dedup_window_hours=24,
+        dedup_tail_tables=tables,
     )
     first = one_frame_batch("va", "cam", KEPT)
     kept = noon.decide(first.frames[0], first)
@@ -105,8 +109,8 @@ def test_a_tiered_decision_reads_its_generation_and_the_tail_whatever_the_scope(
     late = stage(
         documents,
         RecordingPublisher(),
-        lambda: NOON + timedelta(hours=11, minutes=55),
-        dedup_window_days=1,
+        lambda: NOON + timedelta(hours=11, minutes=59),
+        dedup_window_hours=24,
         dedup_tail_tables=tables,
     )
     other = one_frame_batch("vb", "cam", FAR)

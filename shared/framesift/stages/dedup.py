@@ -113,7 +113,7 @@ class DedupConfig:
     dedup_layout_threshold: float
     dedup_scope: DedupScope
     dedup_leaf_cap: int
-    dedup_window_days: int | None
+    dedup_window_hours: int | None
     dedup_tail_tables: int
 
 
