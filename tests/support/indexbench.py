@@ -17,7 +17,7 @@ REQUIRED = {
     "p99_ms",
     "simulated",
 }
-SMALL = ["--sizes", "1500", "--simulate", "15000", "--queries", "40", "--cap", "32"]
+SMALL = ["--sizes", "1500", "--simulate", "15000", "--queries", "20", "--cap", "32"]
 SMALL += ["--tables", "12", "--tail-cap", "32", "--first-bits", "4", "--split-bits", "2"]
 SMALL += ["--window", "5000", "--tail-pairs", "300"]
 # A small tail whose leaves split at these sizes (4 first bits: 16 nodes a table).
@@ -27,6 +27,6 @@ TAIL = tailindex.TailGeometry(tables=12, cap=32, first_bits=4, split_bits=2)
 def run_small() -> list[dict]:
     return list(
         indexbench.run(
-            [1500], [15000], cap=32, queries=40, seed=3, tail=TAIL, window=5000, tail_pairs=300
+            [1500], [15000], cap=32, queries=20, seed=3, tail=TAIL, window=5000, tail_pairs=300
         )
     )
