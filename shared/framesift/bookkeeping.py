@@ -64,7 +64,7 @@ class DedupNode(Document):
 
 
 class GenerationNode(DedupNode):
-    """``phash_buckets/{generation}~{scope}~r{chain}~{path}``: a node of one generation of a
+    """``phash_buckets/{scope}~r{chain}~{path}~g{generation}``: a node of one generation of a
     tiered dataset scope's chains (:mod:`framesift.datasetindex`), deleted by Firestore's TTL
     policy on ``expire_at`` (the infra's) once no decision reads it."""
 

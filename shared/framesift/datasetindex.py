@@ -5,7 +5,7 @@ the videos' buckets (a node's id, ``{scope}~r{chain}~{path}``, is never a bucket
 ``{scope}~b{band}~{value}``): exact, at a cost per lookup that grows about as ``n^0.5``.
 
 **Tiered** (``dedup_window_hours`` set: a scope headed for 10^7 kept frames and beyond): the
-chains are cut into *generations* of that many hours (``{generation}~{scope}~r...``), and every
+chains are cut into *generations* of that many hours (``{scope}~r...~g{generation}``), and every
 kept hash also goes into the :mod:`framesift.tailindex` *tail*, an approximate index of the whole
 scope with a bounded cost per lookup and per kept frame. A decision searches its generation
 exactly and the tail approximately, so its cost is bounded by what one generation holds (the kept
@@ -168,11 +168,10 @@ def legacy_state(docs: Docs) -> LegacyChains | None:
         raise CorruptIndex(f"dedup index state {LEGACY_KEY[1]}: {exc}") from exc
 
 
-def generation_scope(scope: str, generation: int) -> str:
-    """The prefix of a generation's chain nodes, ``{generation}~{scope}~r...``: no other index
-    document's id begins with a digit (a scope is ``all``, ``collector:...`` or ``video:...``),
-    so no collector's name can make one generation's node another scope's."""
-    return f"{generation}~{scope}"
+def generation_scope(scope: str, generation: int) -> dedupindex.Chains:
+    """A generation's chains, whose nodes are ``{scope}~r{chain}~{path}~g{generation}``
+    (:class:`~framesift.dedupindex.Chains`)."""
+    return dedupindex.Chains(scope, generation)
 
 
 def node_keys(doc_ids: list[str]) -> list[DocKey]:
@@ -272,7 +271,7 @@ class Found:
     shape: Shape
     nodes: Mapping[str, Mapping[str, Any] | None]  # read, over the known splits
     # The chains a kept hash goes into (dedupindex's scopes), and when a generation's expire.
-    written: tuple[tuple[str, datetime | None], ...]
+    written: tuple[tuple[dedupindex.Scope, datetime | None], ...]
     leaves: tuple[str, ...]  # every leaf the chains' plans name
     buckets: list[Mapping[str, Any] | None]
     now: datetime  # the decision's (a kept hash's write updates its leaves' write rates)
@@ -340,7 +339,7 @@ class Lookup:
     tail: TailRead | None = None
 
     @property
-    def _written(self) -> tuple[tuple[str, datetime | None], ...]:
+    def _written(self) -> tuple[tuple[dedupindex.Scope, datetime | None], ...]:
         """The chains a kept hash goes into: the scope's, or its generations' (and when they
         expire)."""
         window = self.shape.window
@@ -352,7 +351,7 @@ class Lookup:
         )
 
     def _plans(
-        self, searched: tuple[str, ...], nodes: Mapping[str, Mapping[str, Any] | None]
+        self, searched: tuple[dedupindex.Scope, ...], nodes: Mapping[str, Mapping[str, Any] | None]
     ) -> list[dedupindex.Plan]:
         return [
             dedupindex.plan(chains, self.phash, nodes, self.shape.geometry) for chains in searched

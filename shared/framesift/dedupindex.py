@@ -160,8 +160,27 @@ def band_values(phash: str | int, geometry: Geometry) -> list[int]:
     return [(value >> shift) & ((1 << width) - 1) for shift, width in geometry.bands]
 
 
-def node_id(scope: str, node: Node) -> str:
-    return f"{scope}~r{node.start}~" + ".".join(f"{v:x}" for v in node.path)
+@dataclass(frozen=True)
+class Chains:
+    """One generation of a scope's chains (:mod:`framesift.datasetindex`): its nodes' ids end
+    in ``~g{generation}``, so in Firestore's key order a new generation's documents lie among
+    the last one's, on key ranges already split for their load, instead of opening one new
+    range at full rate (Firestore's advice against hotspots and its 500/50/5 ramp-up). No other
+    index id ends so: a path, a tail key and a bucket's value are hexadecimal."""
+
+    scope: str
+    generation: int
+
+
+# Whose chains a node is of: a scope's (its name), or one generation of a scope's.
+Scope = str | Chains
+
+
+def node_id(scope: Scope, node: Node) -> str:
+    path = ".".join(f"{v:x}" for v in node.path)
+    if isinstance(scope, Chains):
+        return f"{scope.scope}~r{node.start}~{path}~g{scope.generation}"
+    return f"{scope}~r{node.start}~{path}"
 
 
 def is_split(doc: Mapping[str, Any] | None) -> bool:
@@ -200,13 +219,13 @@ def frontier(values: list[int], geometry: Geometry) -> Iterator[Node]:
         yield from level
 
 
-def first_reads(scope: str, phash: str, geometry: Geometry) -> list[str]:
+def first_reads(scope: Scope, phash: str, geometry: Geometry) -> list[str]:
     """The node documents a lookup reads first (then :func:`plan` says what else)."""
     return [node_id(scope, node) for node in frontier(band_values(phash, geometry), geometry)]
 
 
 def plan(
-    scope: str, phash: str, docs: Mapping[str, Mapping[str, Any] | None], geometry: Geometry
+    scope: Scope, phash: str, docs: Mapping[str, Mapping[str, Any] | None], geometry: Geometry
 ) -> Plan:
     """Walk each chain from its first documents down through split nodes, within the budget."""
     values = band_values(phash, geometry)
@@ -383,7 +402,7 @@ def within_writes(
 
 
 def added(
-    scope: str,
+    scope: Scope,
     phash: str,
     docs: Mapping[str, Mapping[str, Any] | None],
     geometry: Geometry,
@@ -424,7 +443,7 @@ def added(
 
 
 def _leaf(
-    scope: str,
+    scope: Scope,
     node: Node,
     hashes: bytes,
     layouts: bytes,
@@ -451,7 +470,7 @@ def _leaf(
 
 
 def leaf_of(
-    scope: str, phash: str, start: int, docs: Mapping[str, Mapping[str, Any] | None], g: Geometry
+    scope: Scope, phash: str, start: int, docs: Mapping[str, Mapping[str, Any] | None], g: Geometry
 ) -> str:
     """The id of the leaf of chain ``start`` on the hash's own path, as the documents stand."""
     depth = g.min_depth

@@ -314,14 +314,9 @@ def _is_dataset_band0(bucket_id: str) -> bool:
 
 
 def _is_legacy_chain0(doc_id: str) -> bool:
-    # A generation's node begins with its number (datasetindex.generation_scope).
+    # A generation's node ends in ~g{generation} (dedupindex.Chains): not a path.
     scope, _, rest = doc_id.rpartition("~r0~")
-    return (
-        bool(scope)
-        and "~" not in rest
-        and not scope.startswith("video:")
-        and not scope[0].isdigit()
-    )
+    return bool(scope) and "~" not in rest and not scope.startswith("video:")
 
 
 def _scope(bucket_id: str) -> str:

@@ -107,3 +107,25 @@ def test_an_instance_that_knows_the_splits_reads_the_leaves_alone_in_one_round()
     assert warm.leaves == cold.leaves and splits(warm_keys) == 0
     assert len(warm_keys) == len(cold_keys) - splits(cold_keys)
     assert warm.nearest(LAYOUT_UNKNOWN, 255.0) == cold.nearest(LAYOUT_UNKNOWN, 255.0) is not None
+
+
+def test_a_new_generations_nodes_lie_beside_the_last_ones_in_key_order():
+    """The generation ends a node's id: in Firestore's key order each node of generation g + 1
+    sits next to the same node of g (ranges already split for g's load), never in one new
+    range of its own."""
+    chains = datasetindex.geometry(10, 2048)
+    rng = random.Random(7)
+    phashes = [f"{rng.getrandbits(64):016x}" for _ in range(20)]
+    ids = sorted(
+        {
+            doc_id
+            for generation in (490000, 490001)
+            for phash in phashes
+            for doc_id in dedupindex.first_reads(
+                datasetindex.generation_scope("collector:cam", generation), phash, chains
+            )
+        }
+    )
+    nodes = [doc_id.rpartition("~g")[0] for doc_id in ids]
+    assert nodes[0::2] == nodes[1::2] and len(set(nodes)) == len(ids) // 2
+    assert all(doc_id.endswith(("~g490000", "~g490001")) for doc_id in ids)
