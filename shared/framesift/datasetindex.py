@@ -40,7 +40,7 @@ from pydantic import ValidationError
 
 from framesift import dedupindex, phashindex, tailindex
 from framesift.bookkeeping import DedupNode, GenerationNode, LegacyChains
-from framesift.errors import CorruptIndex, ReadMore
+from framesift.errors import BackendUnavailable, CorruptIndex, ReadMore
 from framesift.parts import MAX_COMMIT_WRITES
 from framesift.ports import DocKey, DocumentStore
 from framesift.topology import Collections
@@ -53,10 +53,10 @@ RETIRED_KEY: DocKey = (Collections.DEDUP_INDEX_STATE, "buckets")
 # a window has passed since.
 LEGACY_KEY: DocKey = (Collections.DEDUP_INDEX_STATE, "legacy_chains")
 # More than two deciders' clock readings differ while both their transactions run: Cloud
-# Functions' clocks are NTP-synchronised to milliseconds, and a decision reads its clock once,
-# then commits within seconds (the adapters' 10 attempts pause at most 1 s each; the tail's
-# read between two attempts takes milliseconds). Within this of a generation's end a decision
-# reads and writes the next generation too: the cost of an hour's generation grows by a thirtieth.
+# Functions' clocks are NTP-synchronised to milliseconds, and a tiered decision that has not
+# reached its commit within half of this of reading its clock gives up (Lookup.check_current:
+# redelivered, it decides again with a fresh clock). Within this of a generation's end a
+# decision reads and writes the next generation too: a thirtieth of an hour's decisions.
 GRACE = timedelta(minutes=2)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EXPIRY_MARGIN = timedelta(days=1)
@@ -356,6 +356,17 @@ class Lookup:
         return [
             dedupindex.plan(chains, self.phash, nodes, self.shape.geometry) for chains in searched
         ]
+
+    def check_current(self, now: datetime) -> None:
+        """Raise BackendUnavailable (the message is redelivered and decided again) when a tiered
+        decision reaches its writes at ``now`` more than half the :data:`GRACE` after the clock
+        reading its generations come from: retries, a slow read or the tail's read in between
+        must not let two deciders at once fall in two generations."""
+        if self.shape.window is not None and now - self.now > GRACE / 2:
+            raise BackendUnavailable(
+                f"a dedup decision took {(now - self.now).total_seconds():.0f} s from its clock "
+                "reading to its writes: decided again with a fresh clock"
+            )
 
     def first_keys(self) -> list[DocKey]:
         """What to read with the decision's other documents: the state, and the leaves of the

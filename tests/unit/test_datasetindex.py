@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from framesift import datasetindex, dedupindex, dedupmigration
-from framesift.bookkeeping import LegacyChains
+from framesift.bookkeeping import BucketsRetired, LegacyChains
 from framesift.config import Settings
 from framesift.datasetindex import GRACE, LEGACY_KEY, Window
-from framesift.errors import ReadMore
+from framesift.errors import BackendUnavailable, ReadMore
 from framesift.imagestats import LAYOUT_UNKNOWN
 from framesift.ports import DocKey
+from framesift.topology import Collections
 from tests.support.dedupframes import clustered_hashes, one_frame_batch, stage
 from tests.support.fakes import InMemoryDocumentStore, RecordingPublisher
 
@@ -129,3 +130,27 @@ def test_a_new_generations_nodes_lie_beside_the_last_ones_in_key_order():
     nodes = [doc_id.rpartition("~g")[0] for doc_id in ids]
     assert nodes[0::2] == nodes[1::2] and len(set(nodes)) == len(ids) // 2
     assert all(doc_id.endswith(("~g490000", "~g490001")) for doc_id in ids)
+
+
+def test_a_tiered_keep_whose_clock_reading_grew_stale_is_refused_and_decided_again():
+    """Between a decision's clock reading and its writes more than half the grace: it writes
+    nothing and raises BackendUnavailable (redelivered); decided again, it keeps the frame."""
+    documents = InMemoryDocumentStore()
+    documents.merge(*datasetindex.RETIRED_KEY, BucketsRetired(retired=True).stored())
+    documents.merge(*LEGACY_KEY, LegacyChains(in_tail=True, read_until=DAY).stored())
+    readings = iter([DAY, DAY + GRACE / 2 + timedelta(seconds=1)])
+    slow = stage(
+        documents,
+        RecordingPublisher(),
+        lambda: next(readings),
+        dedup_window_hours=24,
+        dedup_tail_tables=4,
+    )
+    batch = one_frame_batch("v", "cam", "0123456789abcdef")
+    with pytest.raises(BackendUnavailable, match="fresh clock"):
+        slow.decide(batch.frames[0], batch)
+    assert documents.get(Collections.FRAMES, batch.frames[0].frame_id) is None
+    again = stage(
+        documents, RecordingPublisher(), lambda: DAY, dedup_window_hours=24, dedup_tail_tables=4
+    )
+    assert again.decide(batch.frames[0], batch).status == "kept"

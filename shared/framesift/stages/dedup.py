@@ -376,6 +376,8 @@ class Dedup:
                     writes[dataset_owner] = owner
                     found = lookup.read(docs)  # read: a kept frame was looked up in every scope
                     writes.update(found.added(frame.layout, MAX_COMMIT_WRITES - len(writes)))
+                    # Kept into a generation only while its clock reading is current.
+                    lookup.check_current(self._clock())
             # Tiered, a kept hash's tail documents: read before the transaction, and by the
             # append after it (its leaves: it knows their splits by then), and written by it.
             tail_reads = tail_writes = 0
