@@ -30,7 +30,7 @@ class StackConfig:
     sample_every_seconds: float = _SETTINGS.sample_every_seconds
     dedup_threshold: int = _SETTINGS.dedup_threshold
     dedup_scope: str = _SETTINGS.dedup_scope.value
-    # Days of a tiered dedup index's generation (None: not tiered; docs/dedup-index.md).
+    # Hours of a tiered dedup index's generation (None: not tiered; docs/dedup-index.md).
     dedup_window_hours: int | None = _SETTINGS.dedup_window_hours
     dedup_tail_tables: int = _SETTINGS.dedup_tail_tables
     raw_prefix: str = _SETTINGS.raw_prefix

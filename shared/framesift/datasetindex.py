@@ -335,7 +335,7 @@ class Lookup:
     phash: str
     shape: Shape
     now: datetime
-    known: dedupindex.KnownSplits = field(default_factory=dedupindex.KnownSplits)
+    known: dedupindex.KnownSplits = field(default_factory=dedupindex.KnownSplits, compare=False)
     tail: TailRead | None = None
 
     @property

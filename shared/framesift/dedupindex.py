@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import ChainMap, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -336,7 +336,7 @@ class KnownSplits(Mapping[str, Mapping[str, Any]]):
     Only an operator's restore of index documents to an earlier time can take a split back:
     restart the dedup instances after one (docs/dedup-index.md, "Bad state")."""
 
-    def __init__(self, most: int = 50_000) -> None:
+    def __init__(self, most: int = 250_000) -> None:
         self._ids: dict[str, None] = {}
         self._most = most
         self._lock = threading.Lock()
@@ -364,11 +364,41 @@ class KnownSplits(Mapping[str, Mapping[str, Any]]):
                     if len(self._ids) > self._most:
                         del self._ids[next(iter(self._ids))]
 
-    def over(
-        self, read: Mapping[str, Mapping[str, Any] | None]
-    ) -> Mapping[str, Mapping[str, Any] | None]:
+    def over(self, read: Mapping[str, Mapping[str, Any] | None]) -> Walked:
         """The documents a plan walks: those read, then the known splits not read."""
-        return ChainMap(dict(read), self)  # type: ignore[arg-type]  # only read, never written
+        return Walked(read, self)
+
+
+class Walked(Mapping[str, Mapping[str, Any] | None]):
+    """One lookup's documents: those it read, and each known split it asked about, copied when
+    first asked (another thread may make the instance forget it meanwhile: a lookup's answer
+    about a node never changes)."""
+
+    def __init__(self, read: Mapping[str, Mapping[str, Any] | None], known: KnownSplits) -> None:
+        self._read = read
+        self._known = known
+        self._splits: dict[str, Mapping[str, Any]] = {}
+
+    def __contains__(self, doc_id: object) -> bool:
+        if doc_id in self._read or doc_id in self._splits:
+            return True
+        if isinstance(doc_id, str) and doc_id in self._known:
+            self._splits[doc_id] = SPLIT_DOC
+            return True
+        return False
+
+    def __getitem__(self, doc_id: str) -> Mapping[str, Any] | None:
+        if doc_id in self._read:
+            return self._read[doc_id]
+        if doc_id in self:
+            return self._splits[doc_id]
+        raise KeyError(doc_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self._splits, **self._read})
+
+    def __len__(self) -> int:
+        return len({**self._splits, **self._read})
 
 
 def grouped(

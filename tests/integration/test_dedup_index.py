@@ -221,7 +221,9 @@ def test_two_instances_that_know_a_clusters_splits_racing_on_its_near_twins_keep
     bases: list[int] = []
     while len(bases) < 6:
         base = centre | rng.getrandbits(40)
-        # Neither twin a near duplicate of a frame decided before.
-        if all(hamming(f"{base:016x}", kept) > 13 for kept in cluster):
+        # Neither twin a near duplicate of a frame decided before: the cluster's, or another
+        # round's (each twin 3 bits from its base).
+        earlier = [*cluster, *(f"{b:016x}" for b in bases)]
+        if all(hamming(f"{base:016x}", kept) > 16 for kept in earlier):
             bases.append(base)
     _race_twins(index_documents, instances, publisher, unique, bases)
