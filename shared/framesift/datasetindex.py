@@ -214,7 +214,7 @@ def read_tail(
     """Read the tail's own-path leaves of ``phash``, one round per trie level ``known`` does
     not hold."""
     nodes: dict[str, Mapping[str, Any] | None] = {}
-    wanted = tailindex.plan(scope, phash, known, tail).missing
+    wanted = tailindex.plan(scope, phash, known.over({}), tail).missing
     while True:
         got = documents.get_many(Collections.PHASH_BUCKETS, wanted)
         for doc_id in wanted:
@@ -257,7 +257,8 @@ def append_to_tail(
             for key, data in zip(node_keys(list(found)), found.values(), strict=True)
         }, None
 
-    documents.transact(node_keys(tailindex.plan(scope, phash, known, tail).missing), change)
+    first = tailindex.plan(scope, phash, known.over({}), tail).missing
+    documents.transact(node_keys(first), change)
 
 
 @dataclass(frozen=True)
@@ -372,7 +373,7 @@ class Lookup:
         """What to read with the decision's other documents: the state, and the leaves of the
         chains written as far as the known splits tell (their first nodes when none)."""
         state = [RETIRED_KEY, LEGACY_KEY] if self.shape.window else [RETIRED_KEY]
-        plans = self._plans(tuple(chains for chains, _ in self._written), self.known)
+        plans = self._plans(tuple(chains for chains, _ in self._written), self.known.over({}))
         return [*state, *node_keys([doc_id for plan in plans for doc_id in plan.missing])]
 
     def read(self, docs: Docs) -> Found:
