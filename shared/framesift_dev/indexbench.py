@@ -30,7 +30,9 @@ dedupindex.plan, reading what it asks for, then nearest). Per row:
   designs that split (chains, tail, tiered) the highest rate of the ladder at which this holds
   with the leaves split by that rate in steady state (``framesift_dev.hotleaves``: the fresh
   lookups and their decisions rerun over that shape), ``docs_read_at_kept_per_s`` what a lookup
-  reads there, ``kept_per_s_size_splits`` the rule over the cap's shape alone, and
+  reads there, ``aborts_at_kept_per_s`` its decisions' aborts per decision there and
+  ``aborts_past_kept_per_s`` at the ladder's next rate (the first that fails, null when none
+  does), ``kept_per_s_size_splits`` the rule over the cap's shape alone, and
   ``rate_splits`` how the shape was made (``sample``: built; ``scaled``: a simulated size, the
   sample's counts scaled against the cap and its shares of the writes against the rate);
 - ``tiered``: the tail looked up with plain reads before the decision (``plain_read_p99_ms``,
@@ -64,7 +66,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -444,6 +446,10 @@ class AtRate:
             fl.holds(kind, rate) for kind in kinds
         )
 
+    def aborts(self, rate: float) -> float:
+        """The decisions' aborts per decision offered at ``rate`` (the contention model)."""
+        return fl.simulate(self.look.decisions, rate).abort_rate
+
 
 @dataclass(frozen=True)
 class Kept:
@@ -452,6 +458,8 @@ class Kept:
     kept_per_s: float
     docs_read: float | None = None  # per lookup at kept_per_s (None: as the row's)
     rate_splits: str | None = None  # "sample" (built), "scaled" (simulated), None: none
+    aborts: float | None = None  # per decision at kept_per_s
+    aborts_past: float | None = None  # at the ladder's next rate, the first that fails
 
 
 def sustained(
@@ -462,8 +470,8 @@ def sustained(
     for rate in rates:
         state = at(rate)
         if not state.holds(rate):
-            break
-        best = Kept(rate, float(np.mean(state.look.docs_read)), how)
+            return replace(best, aborts_past=round(state.aborts(rate), 3))
+        best = Kept(rate, float(np.mean(state.look.docs_read)), how, round(state.aborts(rate), 3))
     return best
 
 
@@ -594,6 +602,8 @@ def row(
         "docs_read_at_kept_per_s": round(
             docs_read if kept.docs_read is None else kept.docs_read, 1
         ),
+        "aborts_at_kept_per_s": kept.aborts,
+        "aborts_past_kept_per_s": kept.aborts_past,
         "p99_ms": round((at_fleet.p99_s + plain_p99_s) * 1000, 1),
         "plain_read_p99_ms": round(plain_p99_s * 1000, 1),
         "compute_ms": round(compute_model_ms(round(docs_read), round(bytes_read)), 3),
