@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from framesift import dedupindex, tailindex
 from framesift.bookkeeping import BucketsRetired, LegacyChains
 from framesift.datasetindex import LEGACY_KEY, RETIRED_KEY
 from framesift.ports import Change, DocKey, T
@@ -119,3 +120,57 @@ def test_a_tiered_decision_reads_its_generation_and_the_tail_whatever_the_scope(
         2 * (1 + 11 + 2 + 2 * 75) + 2 * tables,
         1 + 11 + 1 + 1 + 2 * 11 + tables,
     )
+
+
+class EveryRead(InMemoryDocumentStore):
+    """Counts every document read, by transactions (ReadMore rounds and abandoned attempts
+    included) and by plain reads."""
+
+    reads: int = 0
+
+    def transact(self, keys: Sequence[DocKey], change: Change[T]) -> T:
+        seen = 0
+
+        def counted(docs: dict[DocKey, dict[str, Any] | None]) -> tuple[dict, T]:
+            nonlocal seen
+            seen = len(docs)
+            return change(docs)
+
+        try:
+            return super().transact(keys, counted)
+        finally:
+            self.reads += seen
+
+    def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        self.reads += len(doc_ids)
+        return super().get_many(collection, doc_ids)
+
+
+def test_a_tiered_keep_records_every_index_document_it_read_a_split_tail_path_included():
+    """One table's path through the tail splits below its first node: the keep reads that node
+    and its child before the decision, the append the leaves alone (the split is known by then);
+    what it records is what it read, the frame's own document in its two attempts apart."""
+    documents = EveryRead()
+    documents.merge(*RETIRED_KEY, BucketsRetired(retired=True).stored())
+    documents.merge(*LEGACY_KEY, LegacyChains(in_tail=True, read_until=NOON).stored())
+    tables = 4
+    tail = tailindex.TailGeometry(tables=tables)
+    split = tailindex.path_id("collector:cam", int(KEPT, 16), 0, 0, tail)
+    documents.merge(Collections.PHASH_BUCKETS, split, dict(dedupindex.SPLIT_DOC))
+    dedup = stage(
+        documents,
+        RecordingPublisher(),
+        lambda: NOON,
+        dedup_window_hours=24,
+        dedup_tail_tables=tables,
+    )
+    batch = one_frame_batch("va", "cam", KEPT)
+    before = documents.reads
+
+    kept = dedup.decide(batch.frames[0], batch)
+
+    assert kept.status == "kept"
+    assert kept.index_reads == documents.reads - before - 2
+    # The window twice (75 first nodes, the content hash, 11 buckets, 2 states), the tail's
+    # 4 first nodes and one child, and the append's 4 leaves.
+    assert kept.index_reads == 2 * (1 + 11 + 2 + 75) + (tables + 1) + tables
