@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from framesift import dedupindex, tailindex
 from framesift.bookkeeping import BucketsRetired, LegacyChains
 from framesift.datasetindex import LEGACY_KEY, RETIRED_KEY
 from framesift.ports import Change, DocKey, T
+from framesift.stages.dedup import Dedup
 from framesift.topology import Collections
 from tests.support.dedupframes import one_frame_batch, stage
 from tests.support.fakes import InMemoryDocumentStore, RecordingPublisher
@@ -34,6 +35,24 @@ class CountingStore(InMemoryDocumentStore):
             return writes, result
 
         return super().transact(keys, counted)
+
+
+Store = TypeVar("Store", bound=InMemoryDocumentStore)
+
+
+def migrated(documents: Store) -> Store:
+    """A store whose index was migrated long before NOON: tiered decisions search the
+    generations and the tail only."""
+    documents.merge(*RETIRED_KEY, BucketsRetired(retired=True).stored())
+    documents.merge(*LEGACY_KEY, LegacyChains(in_tail=True, read_until=NOON).stored())
+    return documents
+
+
+def tiered(documents: InMemoryDocumentStore, at: datetime, tables: int) -> Dedup:
+    """A dedup stage whose index is tiered (a day's generations, ``tables`` tables), at ``at``."""
+    return stage(
+        documents, RecordingPublisher(), lambda: at, dedup_window_hours=24, dedup_tail_tables=tables
+    )
 
 
 def test_a_decision_records_the_index_documents_its_transaction_read_and_wrote():
@@ -85,17 +104,9 @@ def test_a_tiered_decision_reads_its_generation_and_the_tail_whatever_the_scope(
     each table (twice: before the decision, and by the append after it), and writes a leaf per
     chain and per table; in the last minutes of a generation, the next one's chains as well. A
     near duplicate found in the generation never reads the tail."""
-    documents = CountingStore()
-    documents.merge(*RETIRED_KEY, BucketsRetired(retired=True).stored())
-    documents.merge(*LEGACY_KEY, LegacyChains(in_tail=True, read_until=NOON).stored())
+    documents = migrated(CountingStore())
     tables = 16
-    noon = stage(
-        documents,
-        RecordingPublisher(),
-        lambda: NOON,
-        dedup_window_hours=24,
-        dedup_tail_tables=tables,
-    )
+    noon = tiered(documents, NOON, tables)
     first = one_frame_batch("va", "cam", KEPT)
     kept = noon.decide(first.frames[0], first)
     # Beside the content hash, the video's 11 buckets and the two migration states.
@@ -107,13 +118,7 @@ def test_a_tiered_decision_reads_its_generation_and_the_tail_whatever_the_scope(
     near = one_frame_batch("vn", "cam", NEAR)
     dropped = noon.decide(near.frames[0], near)
     assert (dropped.status, dropped.index_reads) == ("dropped", 1 + 11 + 2 + 75 + 1)
-    late = stage(
-        documents,
-        RecordingPublisher(),
-        lambda: NOON + timedelta(hours=11, minutes=59),
-        dedup_window_hours=24,
-        dedup_tail_tables=tables,
-    )
+    late = tiered(documents, NOON + timedelta(hours=11, minutes=59), tables)
     other = one_frame_batch("vb", "cam", FAR)
     at_the_end = late.decide(other.frames[0], other)
     assert (at_the_end.index_reads, at_the_end.index_writes) == (
@@ -150,20 +155,12 @@ def test_a_tiered_keep_records_every_index_document_it_read_a_split_tail_path_in
     """One table's path through the tail splits below its first node: the keep reads that node
     and its child before the decision, the append the leaves alone (the split is known by then);
     what it records is what it read, the frame's own document in its two attempts apart."""
-    documents = EveryRead()
-    documents.merge(*RETIRED_KEY, BucketsRetired(retired=True).stored())
-    documents.merge(*LEGACY_KEY, LegacyChains(in_tail=True, read_until=NOON).stored())
+    documents = migrated(EveryRead())
     tables = 4
     tail = tailindex.TailGeometry(tables=tables)
     split = tailindex.path_id("collector:cam", int(KEPT, 16), 0, 0, tail)
     documents.merge(Collections.PHASH_BUCKETS, split, dict(dedupindex.SPLIT_DOC))
-    dedup = stage(
-        documents,
-        RecordingPublisher(),
-        lambda: NOON,
-        dedup_window_hours=24,
-        dedup_tail_tables=tables,
-    )
+    dedup = tiered(documents, NOON, tables)
     batch = one_frame_batch("va", "cam", KEPT)
     before = documents.reads
 
