@@ -327,24 +327,21 @@ def hot(rate: Rate | None, split_rate: float) -> bool:
 SPLIT_DOC: Mapping[str, Any] = {"hashes": b"", "layouts": b"", "split": True}
 
 
-class KnownSplits(Mapping[str, Mapping[str, Any]]):
-    """The split nodes one instance has read (chains' and the tail's), by document id: a
-    mapping of each to :data:`SPLIT_DOC`. Bounded: past ``most`` ids the oldest are
-    forgotten (read again when needed). Safe to share between threads: a lookup's only
-    writes are :meth:`learn`'s, under a lock.
+class KnownSplits:
+    """The ids of the split nodes one instance has read (chains' and the tail's). Bounded: past
+    ``most`` ids the oldest are forgotten (read again when needed). Shared between threads:
+    :meth:`learn` writes under a lock, and a lookup plans over its own :meth:`over` view,
+    which keeps what it was told (a set that forgets an id between a check and a read would
+    answer differently).
 
-    Only an operator's restore of index documents to an earlier time can take a split back:
-    restart the dedup instances after one (docs/dedup-index.md, "Bad state")."""
+    Only an operator's restore of index documents to an earlier time, or a rebuild, can take a
+    split back: stop dedup before one and start a new revision after (docs/dedup-index.md,
+    "Bad state")."""
 
     def __init__(self, most: int = 250_000) -> None:
         self._ids: dict[str, None] = {}
         self._most = most
         self._lock = threading.Lock()
-
-    def __getitem__(self, doc_id: str) -> Mapping[str, Any]:
-        if doc_id in self._ids:
-            return SPLIT_DOC
-        raise KeyError(doc_id)
 
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self._ids
