@@ -192,11 +192,13 @@ class TailNotRead(Exception):
 class TailRead:
     """The tail's leaves on a hash's own paths, read with plain reads (no transaction: the tail
     promises no exclusivity, and kept out of the decision's transaction it adds nothing to its
-    contention); ``nodes`` what was read over the known splits, ``reads`` how many documents
-    were read."""
+    contention); ``nodes`` what was read over the known splits, ``plan`` the lookup's leaves
+    (its own paths' and the probes'), ``own`` its own paths' alone (those a kept hash is added
+    to), ``reads`` how many documents were read."""
 
     nodes: Mapping[str, Mapping[str, Any] | None]
     plan: dedupindex.Plan
+    own: dedupindex.Plan
     reads: int
 
     @property
@@ -211,8 +213,8 @@ def read_tail(
     tail: tailindex.TailGeometry,
     known: dedupindex.KnownSplits,
 ) -> TailRead:
-    """Read the tail's own-path leaves of ``phash``, one round per trie level ``known`` does
-    not hold."""
+    """Read the tail's leaves of ``phash`` (:func:`tailindex.plan`: its own paths and their
+    probes), one round per trie level ``known`` does not hold."""
     nodes: dict[str, Mapping[str, Any] | None] = {}
     wanted = tailindex.plan(scope, phash, known.over({}), tail).missing
     while True:
@@ -224,7 +226,8 @@ def read_tail(
         walked = known.over(nodes)
         plan = tailindex.plan(scope, phash, walked, tail)
         if not plan.missing:
-            return TailRead(walked, plan, len(nodes))
+            own = tailindex.own_plan(scope, phash, walked, tail)
+            return TailRead(walked, plan, own, len(nodes))
         wanted = plan.missing
 
 
@@ -246,7 +249,7 @@ def append_to_tail(
             phashindex.check(doc_id, doc)
         known.learn(read)
         nodes = known.over(read)
-        plan = tailindex.plan(scope, phash, nodes, tail)
+        plan = tailindex.own_plan(scope, phash, nodes, tail)
         if plan.missing:
             raise ReadMore(node_keys(plan.missing))
         if all(dedupindex.holds(nodes[leaf], phash, layout) for leaf in plan.leaves):
@@ -257,7 +260,7 @@ def append_to_tail(
             for key, data in zip(node_keys(list(found)), found.values(), strict=True)
         }, None
 
-    first = tailindex.plan(scope, phash, known.over({}), tail).missing
+    first = tailindex.own_plan(scope, phash, known.over({}), tail).missing
     documents.transact(node_keys(first), change)
 
 

@@ -187,7 +187,7 @@ def is_split(doc: Mapping[str, Any] | None) -> bool:
     return bool(doc and doc.get("split"))
 
 
-def _near(value: int, width: int, radius: int) -> Iterator[tuple[int, int]]:
+def near(value: int, width: int, radius: int) -> Iterator[tuple[int, int]]:
     """The values of ``width`` bits within ``radius`` bits of ``value``, with their distance."""
     for distance in range(min(radius, width) + 1):
         for bits in combinations(range(width), distance):
@@ -206,7 +206,7 @@ def children(node: Node, values: list[int], geometry: Geometry) -> Iterator[Node
     band = (node.start + depth) % geometry.chains
     width = geometry.bands[band][1]
     budget = depth - node.used
-    for value, distance in _near(values[band], width, budget):
+    for value, distance in near(values[band], width, budget):
         yield Node(node.start, (*node.path, value), node.used + distance)
 
 

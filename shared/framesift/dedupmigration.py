@@ -269,8 +269,7 @@ class _Tail:
         return tailindex.first_reads(self.scope, phash, self.geometry)
 
     def own_leaves(self, phash: str, nodes: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
-        # The tail's lookup walks the hash's own path only: its plan is the own leaves.
-        found = tailindex.plan(self.scope, phash, nodes, self.geometry)
+        found = tailindex.own_plan(self.scope, phash, nodes, self.geometry)
         if found.missing:
             raise ReadMore(datasetindex.node_keys(found.missing))
         return found.leaves

@@ -11,14 +11,18 @@ so ids are the same on every machine and Python version). A table is a trie over
 node at depth ``d`` is keyed by the first ``first_bits + d * split_bits`` bits (at most 64), and
 its document is a *leaf* (packed hashes and colour layouts, phashindex's format, at most ``cap``
 entries) or *split* (no entries; they moved to its children, keyed by the next ``split_bits``).
-A lookup descends each table on the query's own path only, so it reads one leaf per table (and
-the split nodes above it): ``tables`` documents per trie level. Two hashes ``d`` bits apart meet
-in table ``j`` iff none of the ``d`` bits is among the ``k`` bits the leaf is keyed by; with ``k``
-of 64 positions in a random order that happens with probability ``C(64 - d, k) / C(64, k)``, so
-recall at ``d`` is about ``1 - (1 - C(64 - d, k) / C(64, k))^tables``. ``k`` grows only with the
-trie's depth (``first_bits`` up to ``cap * 2^first_bits`` hashes, ``first_bits + split_bits``
-up to ``2^split_bits`` times that...), which is why the default ``tables`` was chosen at 10^8
-(docs/dedup-index.md, "The tail").
+A kept hash is written on its own path in each table: one leaf per table. Two hashes ``d``
+bits apart share a leaf of table ``j`` iff none of the ``d`` bits is among the ``k`` bits the
+leaf is keyed by; with ``k`` of 64 positions in a random order that happens with probability
+``C(64 - d, k) / C(64, k)``, which falls fast as ``k`` grows: a clustered scope's leaves split
+deeper, and at a fixed number of tables its recall fell (0.9967 at 10^8 with 6 split bits).
+So a lookup also **probes** (multi-probe LSH): past each split node on its path it reads the
+children whose ``split_bits`` differ from its own in at most ``flips`` bits in all, and so meets
+a hash that agrees on the table's ``first_bits`` and differs in at most ``flips`` of the split
+bits below them. A table then reads ``1 + (k - first_bits)`` leaves at one flip, not one: in
+an unsplit table (every table of a uniform scope up to ``cap * 2^first_bits`` hashes) still
+one; only where leaves went deeper does a lookup read more, and recall there comes back to the
+``first_bits`` leaves' (docs/dedup-index.md, "The tail").
 
 **Cost.** A kept frame writes one leaf per table (at most ``cap`` entries of 20 bytes each); a
 leaf that would pass the cap splits in the transaction of the hash that overflows it, into a
@@ -34,7 +38,12 @@ already: a lookup reads 136 documents in one round at any n up to ``2048 * 2^17`
 uniform hashes, small scopes read little (their leaves hold a few entries) and two kept frames
 rarely write a common leaf (1 in 2^17 per table). Fewer first bits save storage in a small scope
 (fewer, fuller documents) but cost a round per split level and, below 4 x 10^6 hashes, contention.
-A smaller cap or fewer split bits trade tables, rounds and documents (the measured table).
+A smaller cap trades tables, rounds and documents (the measured table). ``split_bits = 2`` and
+``flips = 1``: probing one flipped split bit brings a clustered scope's recall back to what its
+first bits give (0.999 at 10^8, 0.9967 without probes), and 2 split bits key a leaf by few more
+bits than its entries need, so a lookup probes fewer leaves than with 6 (a split also writes 5
+documents, not 65); 6 split bits with one flip stay under 0.999, and two flips read over twice
+the documents of one flip at 2 split bits.
 
 **No guarantee.** Unlike the chains, two near hashes need not share a document: a near duplicate
 the tail misses is kept (labeled twice, never lost), and two concurrent deciders of near hashes
@@ -61,16 +70,19 @@ Docs = Mapping[str, Mapping[str, Any] | None]
 @dataclass(frozen=True)
 class TailGeometry:
     """The tail's shape: the Hamming threshold, the number of tables, the most entries a leaf
-    holds, the bits a table's first documents are keyed by, the bits each split adds, and the
-    write rate that splits a leaf under the cap."""
+    holds, the bits a table's first documents are keyed by, the bits each split adds, the
+    write rate that splits a leaf under the cap, and the split bits a lookup probes flipped."""
 
     threshold: int = 10
     # The setting's default, chosen at 10^8 (docs/dedup-index.md, "The tail").
     tables: int = Settings.model_fields["dedup_tail_tables"].default
     cap: int = 2048
     first_bits: int = 17
-    split_bits: int = 6
+    split_bits: int = 2
     split_rate: float = dedupindex.SPLIT_RATE  # writes/s above which a leaf splits anyway
+    # Split bits a lookup also tries flipped below a split node (multi-probe): a near hash in a
+    # deeper leaf is met when it differs from the query in at most this many of its split bits.
+    flips: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.threshold <= 63:
@@ -84,6 +96,8 @@ class TailGeometry:
         if not 1 <= self.split_bits <= 16:
             raise ValueError("split_bits must be between 1 and 16 (a split writes 2^split_bits)")
         dedupindex.check_split_rate(self.split_rate)
+        if not 0 <= self.flips <= 3:
+            raise ValueError("flips must be between 0 and 3 (a lookup reads C(bits, flips) leaves)")
 
     def bits(self, depth: int) -> int:
         """How many of a table's ordered bits key a node at ``depth``."""
@@ -161,18 +175,62 @@ def _own_leaf(
         depth += 1
 
 
-def plan(scope: str, phash: str, docs: Docs, g: TailGeometry) -> dedupindex.Plan:
-    """Walk each table down the hash's own path through split nodes over the documents read:
-    one leaf per table (a document read as None is an empty leaf), or the next node to read."""
+def _walk(
+    scope: str, value: int, table: int, docs: Docs, g: TailGeometry, flips: int
+) -> tuple[list[str], list[str], int]:
+    """Table ``table`` from its first node on the hash's path through the split nodes read,
+    into every child whose key differs from the path's in at most ``flips`` of the split bits
+    in all: (leaves, nodes still to read, nodes walked)."""
+    own = permuted(value, table)
+    leaves: list[str] = []
+    missing: list[str] = []
+    level = [(key(value, table, 0, g), flips)]
+    nodes = 0
+    for depth in range(g.max_depth + 1):
+        deeper: list[tuple[int, int]] = []
+        for node_key, left in level:
+            doc_id = node_id(scope, table, depth, node_key)
+            nodes += 1
+            if doc_id not in docs:
+                missing.append(doc_id)
+            elif depth >= g.max_depth or not dedupindex.is_split(docs[doc_id]):
+                leaves.append(doc_id)
+            else:
+                width = g.bits(depth + 1) - g.bits(depth)
+                on_path = (own >> (64 - g.bits(depth + 1))) & ((1 << width) - 1)
+                deeper.extend(
+                    ((node_key << width) | child, left - distance)
+                    for child, distance in dedupindex.near(on_path, width, left)
+                )
+        level = deeper
+    return leaves, missing, nodes
+
+
+def _plan(scope: str, phash: str, docs: Docs, g: TailGeometry, flips: int) -> dedupindex.Plan:
     value = int(phash, 16)
     leaves: list[str] = []
     missing: list[str] = []
     nodes = 0
     for table in range(g.tables):
-        doc_id, depth, read = _own_leaf(scope, value, table, docs, g)
-        nodes += depth + 1
-        (leaves if read else missing).append(doc_id)
+        table_leaves, table_missing, walked = _walk(scope, value, table, docs, g, flips)
+        leaves += table_leaves
+        missing += table_missing
+        nodes += walked
     return dedupindex.Plan(leaves=leaves, missing=missing, nodes=nodes)
+
+
+def plan(scope: str, phash: str, docs: Docs, g: TailGeometry) -> dedupindex.Plan:
+    """A lookup's walk over the documents read: each table down the hash's own path and, past a
+    split node, into the children within ``g.flips`` bits of it (the leaves whose keys differ
+    from the path's in at most that many split bits), or the next nodes to read. A document
+    read as None is an empty leaf."""
+    return _plan(scope, phash, docs, g, g.flips)
+
+
+def own_plan(scope: str, phash: str, docs: Docs, g: TailGeometry) -> dedupindex.Plan:
+    """The walk down the hash's own path alone: one leaf per table, the leaves a kept hash is
+    added to (:func:`added`), or the next nodes to read."""
+    return _plan(scope, phash, docs, g, 0)
 
 
 def nearest(

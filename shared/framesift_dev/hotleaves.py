@@ -17,7 +17,8 @@ too: it may read a little more than modelled, never write hotter).
 prints, per design, data set and size, the write bound before (cap splits only) and after (the
 highest rate of the benchmark's ladder whose hottest document stays at or under 1 write/s), and
 the documents a lookup reads more (the chains: :func:`framesift.dedupindex.plan` over the split
-trie; the tail: one more level on the own path per split level).
+trie; the tail: one more level on the own path per split level, without the probes past split
+nodes that a lookup reads too, which the benchmark counts: ``framesift bench index``).
 """
 
 from __future__ import annotations

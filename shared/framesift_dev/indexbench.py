@@ -862,11 +862,14 @@ def near_pairs(
 def tail_found(docs: TailDocs, stored: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Whether each query's lookup reads the leaf that holds its stored hash in some table,
     vectorised (tailindex.plan's walk: a query meets the stored hash in a table iff they agree
-    on the bits that key the stored hash's leaf)."""
+    on the table's first bits and differ in at most ``flips`` of the split bits below them
+    that key the stored hash's leaf)."""
     g = docs.g
     found = np.zeros(len(stored), dtype=bool)
+    first = np.uint64(64 - g.first_bits)
     for table in range(g.tables):
         ps, pq = (permute(v, permutation(table)) for v in (stored, queries))
+        differ = ps ^ pq
         keys = docs.sorted_keys[table]
         deeper = np.ones(len(stored), dtype=bool)
         for depth in range(g.max_depth + 1):
@@ -882,7 +885,10 @@ def tail_found(docs: TailDocs, stored: np.ndarray, queries: np.ndarray) -> np.nd
             if depth == g.max_depth:
                 split[:] = False
             leaf = deeper & ~split
-            found |= leaf & (prefix == (pq >> shift))
+            # The bits keying this depth's nodes that differ, the first bits' taken out.
+            split_differ = (differ >> shift) ^ ((differ >> first) << (first - shift))
+            probed = np.bitwise_count(split_differ) <= g.flips
+            found |= leaf & (differ >> first == 0) & probed
             deeper &= split
             if not deeper.any():
                 break
@@ -957,17 +963,19 @@ def tail_fresh(
     )
     for value in fresh:
         query = f"{int(value):016x}"
-        plan, read, rounds, read_bytes = fresh_lookup(look, real, query, search)
-        look.levels.append(plan.nodes - g.tables)  # a table's path is depth + 1 nodes
-        leaves = [(i, read[i]) for i in plan.leaves]
+        _, read, rounds, read_bytes = fresh_lookup(look, real, query, search)
+        # A kept hash goes down its own paths (the lookup read them, and its probes).
+        own = tailindex.own_plan(SCOPE, query, known.over(read), g)
+        look.levels.append(own.nodes - g.tables)  # a table's path is depth + 1 nodes
+        leaves = [(i, read[i]) for i in own.leaves]
         counts = [
             int(d["count"]) if d and "count" in d else dedupindex.entries([d]) for _, d in leaves
         ]
         written = sum(doc_bytes(i, d) for i, d in leaves)
         look.bytes_written.append(written + len(leaves) * dedupindex.ENTRY_BYTES + OWNER_BYTES)
         owner = phashindex.owner_id(SCOPE, query)
-        look.decisions.append(decision(set(read), {*plan.leaves, owner}, rounds, read_bytes))
-        look.alone_writes.append(decision(set(plan.leaves), set(plan.leaves), 1, written))
+        look.decisions.append(decision(set(read), {*own.leaves, owner}, rounds, read_bytes))
+        look.alone_writes.append(decision(set(own.leaves), set(own.leaves), 1, written))
         plain_ms = rounds * RTT_MS + compute_model_ms(len(read), read_bytes)
         look.alone_read_s.append(plain_ms / 1000 + read_bytes / BANDWIDTH)
         hottest = max(hottest, (max(counts) + 1) / n)
@@ -1304,6 +1312,9 @@ def main(argv: list[str] | None = None) -> None:
         "--first-bits", type=int, default=tail.first_bits, help="bits keying a tail's first nodes"
     )
     parser.add_argument(
+        "--flips", type=int, default=tail.flips, help="split bits a tail lookup probes flipped"
+    )
+    parser.add_argument(
         "--window", default="1e6", help="hashes in the tiered index's window generation"
     )
     parser.add_argument(
@@ -1332,6 +1343,7 @@ def main(argv: list[str] | None = None) -> None:
         cap=args.tail_cap,
         first_bits=args.first_bits,
         split_bits=args.split_bits,
+        flips=args.flips,
     )
     if args.tail_tradeoffs:
         sizes = parse(args.sizes) + parse(args.simulate)

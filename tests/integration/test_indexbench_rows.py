@@ -44,8 +44,9 @@ def test_the_numbers_are_sane(rows):
         assert row["exact_errors"] == 0
         assert row["bytes_read_per_lookup"] > 0
         assert row["kept_per_s"] > 0 and row["p99_ms"] > 0
-        # t + 1 = 11 index documents and the owner, at least, per kept frame.
-        assert row["docs_written_per_kept"] >= 12
+        # t + 1 = 11 index documents (the tail: a leaf a table) and the owner, at least.
+        least = {"tail": TAIL.tables + 1, "tiered": 11 + TAIL.tables + 1}.get(row["design"], 12)
+        assert row["docs_written_per_kept"] >= least
         assert 0 <= row["false_match_rate"] <= 1
     buckets = [r for r in rows if r["design"] == "buckets"]
     chains = [r for r in rows if r["design"] == "chains"]
@@ -62,14 +63,14 @@ def test_the_numbers_are_sane(rows):
         assert large["bytes_read_per_lookup"] / small["bytes_read_per_lookup"] < 8
 
 
-def test_the_tail_reads_one_leaf_a_table_and_misses_some_far_near_duplicates(rows):
+def test_the_tail_reads_a_leaf_a_table_and_misses_some_far_near_duplicates(rows):
     for row in (r for r in rows if r["design"] == "tail"):
         assert set(row["recall_by_distance"]) == {str(d) for d in range(1, 11)}
-        # One document a table, and one more per split level on the path.
+        # A document a table, and more per split level on the path (its node, the probes).
         assert row["docs_read_per_lookup"] >= TAIL.tables
         assert row["docs_written_per_kept"] >= TAIL.tables + 1
         assert row["recall_by_distance"]["1"] >= row["recall_by_distance"]["10"]
-        assert row["recall"] < 1.0  # 12 tables miss some pairs at 10 bits
+        assert row["recall"] < 1.0  # 4 tables miss some pairs at 10 bits
     simulated = _by(rows, "tail", "uniform", 15000)
     assert simulated["rounds"] > _by(rows, "tail", "uniform", 1500)["rounds"]  # a deeper trie
 

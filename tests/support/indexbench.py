@@ -18,10 +18,10 @@ REQUIRED = {
     "simulated",
 }
 SMALL = ["--sizes", "1500", "--simulate", "15000", "--queries", "20", "--cap", "32"]
-SMALL += ["--tables", "12", "--tail-cap", "32", "--first-bits", "4", "--split-bits", "2"]
+SMALL += ["--tables", "4", "--tail-cap", "32", "--first-bits", "4", "--split-bits", "2"]
 SMALL += ["--window", "5000", "--tail-pairs", "300"]
 # A small tail whose leaves split at these sizes (4 first bits: 16 nodes a table).
-TAIL = tailindex.TailGeometry(tables=12, cap=32, first_bits=4, split_bits=2)
+TAIL = tailindex.TailGeometry(tables=4, cap=32, first_bits=4, split_bits=2)
 
 
 def run_small() -> list[dict]:

@@ -153,8 +153,9 @@ class EveryRead(InMemoryDocumentStore):
 
 def test_a_tiered_keep_records_every_index_document_it_read_a_split_tail_path_included():
     """One table's path through the tail splits below its first node: the keep reads that node
-    and its child before the decision, the append the leaves alone (the split is known by then);
-    what it records is what it read, the frame's own document in its two attempts apart."""
+    and the children within one bit of its path before the decision (its own and the probes),
+    the append its own leaves alone (the split is known by then); what it records is what it
+    read, the frame's own document in its two attempts apart."""
     documents = migrated(EveryRead())
     tables = 4
     tail = tailindex.TailGeometry(tables=tables)
@@ -169,5 +170,6 @@ def test_a_tiered_keep_records_every_index_document_it_read_a_split_tail_path_in
     assert kept.status == "kept"
     assert kept.index_reads == documents.reads - before - 2
     # The window twice (75 first nodes, the content hash, 11 buckets, 2 states), the tail's
-    # 4 first nodes and one child, and the append's 4 leaves.
-    assert kept.index_reads == 2 * (1 + 11 + 2 + 75) + (tables + 1) + tables
+    # 4 first nodes and the split one's own child and 6 probes, and the append's 4 leaves.
+    probes = tail.split_bits
+    assert kept.index_reads == 2 * (1 + 11 + 2 + 75) + (tables + 1 + probes) + tables

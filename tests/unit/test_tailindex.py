@@ -77,7 +77,7 @@ def test_the_byte_tables_permute_as_the_order_says():
 @pytest.mark.parametrize(
     "kwargs",
     [{"tables": 0}, {"cap": 0}, {"first_bits": 0}, {"first_bits": 65}, {"split_bits": 0},
-     {"threshold": 64}],
+     {"threshold": 64}, {"flips": -1}, {"flips": 4}],
 )  # fmt: skip
 def test_a_geometry_out_of_range_is_refused(kwargs):
     with pytest.raises(ValueError):
@@ -105,7 +105,7 @@ def test_added_hashes_are_found_after_splits_several_levels_deep_and_leaves_stay
     assert stored == sorted(int(p, 16).to_bytes(8, "big") for p in kept for _ in range(3))
     for phash in kept:
         found, view = _read(phash, docs, TINY)
-        assert len(found.leaves) == TINY.tables
+        assert len(ti.own_plan(SCOPE, phash, view, TINY).leaves) == TINY.tables
         match = ti.nearest(phash, view, found, TINY)
         assert match is not None and match.distance == 0
 
@@ -118,8 +118,20 @@ def _leaf_bits(stored: int, table: int, docs: Docs, g: ti.TailGeometry) -> int:
     return g.bits(depth)
 
 
-def test_a_near_hash_is_found_iff_some_tables_leaf_bits_agree():
-    g = ti.TailGeometry(tables=3, cap=4, first_bits=3, split_bits=2)
+def _meets(query: int, stored: int, table: int, docs: Docs, g: ti.TailGeometry) -> bool:
+    """Whether a lookup of ``query`` reads the leaf of ``stored`` in ``table``, by the
+    definition: their first bits agree and at most ``flips`` of the split bits keying that
+    leaf differ."""
+    bits = _leaf_bits(stored, table, docs, g)
+    differ = (_permuted_by_definition(query, table) ^ _permuted_by_definition(stored, table)) >> (
+        64 - bits
+    )
+    return differ >> (bits - g.first_bits) == 0 and differ.bit_count() <= g.flips
+
+
+@pytest.mark.parametrize("flips", [0, 1, 2])
+def test_a_near_hash_is_found_iff_some_tables_leaf_bits_agree_but_the_probed_ones(flips):
+    g = ti.TailGeometry(tables=3, cap=4, first_bits=3, split_bits=2, flips=flips)
     rng = random.Random(9)
     docs: Docs = {}
     kept = [rng.getrandbits(64) for _ in range(120)]
@@ -134,11 +146,7 @@ def test_a_near_hash_is_found_iff_some_tables_leaf_bits_agree():
             (q ^ s).bit_count()
             for s in kept
             if (q ^ s).bit_count() <= g.threshold
-            and any(
-                _permuted_by_definition(q, j) >> (64 - _leaf_bits(s, j, docs, g))
-                == _permuted_by_definition(s, j) >> (64 - _leaf_bits(s, j, docs, g))
-                for j in range(g.tables)
-            )
+            and any(_meets(q, s, j, docs, g) for j in range(g.tables))
         ]
         found, view = _read(query, docs, g)
         match = ti.nearest(query, view, found, g)

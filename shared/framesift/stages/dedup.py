@@ -384,7 +384,7 @@ class Dedup:
             if lookup.tail is not None:
                 tail_reads = lookup.tail.reads
                 if decision.status is DedupStatus.KEPT and not batch.source_damaged:
-                    tail_reads += len(lookup.tail.plan.leaves)
+                    tail_reads += len(lookup.tail.own.leaves)
                     tail_writes = lookup.read(docs).tail_writes(frame.layout)
             counted = decision.model_copy(
                 update={
