@@ -203,7 +203,7 @@ class Settings(BaseSettings, ScaleSettings, LabelStudioSettings):
         "square root of the scope). Switched on, run `framesift migrate-dedup-index` once.",
     )
     dedup_tail_tables: int = Field(
-        default=136,
+        default=144,
         ge=1,
         # An append writes one leaf per table, each up to 41 KB: 200 fit Firestore's 10 MiB
         # per commit.
