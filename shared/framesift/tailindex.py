@@ -234,6 +234,15 @@ def own_plan(scope: str, phash: str, docs: Docs, g: TailGeometry) -> dedupindex.
     return _plan(scope, phash, docs, g, 0)
 
 
+def meets(query: int, stored: int, table: int, depth: int, g: TailGeometry) -> bool:
+    """Whether a lookup of ``query`` reads the leaf of ``stored`` in ``table`` when that leaf is
+    at ``depth``, as a rule (what :func:`plan`'s walk reaches): they agree on the table's first
+    bits and differ in at most ``g.flips`` of the split bits keying the leaf."""
+    bits = g.bits(depth)
+    differ = (permuted(query, table) ^ permuted(stored, table)) >> (64 - bits)
+    return differ >> (bits - g.first_bits) == 0 and differ.bit_count() <= g.flips
+
+
 def nearest(
     phash: str,
     docs: Docs,

@@ -249,12 +249,10 @@ def pictures(
 
 
 def found_by_tail(a: Hashed, b: Hashed, depth: int) -> bool:
-    """Whether the tail, with every leaf at ``depth``, puts the two hashes in one leaf."""
+    """Whether a lookup of ``b`` reads the leaf of ``a`` in some table of the tail, with every
+    leaf at ``depth`` (its own path and its probes)."""
     first, second = int(a.phash, 16), int(b.phash, 16)
-    return any(
-        tailindex.key(first, table, depth, TAIL) == tailindex.key(second, table, depth, TAIL)
-        for table in range(TAIL.tables)
-    )
+    return any(tailindex.meets(second, first, table, depth, TAIL) for table in range(TAIL.tables))
 
 
 def measure(images: list[realimages.RealImage]) -> Iterator[dict[str, Any]]:
