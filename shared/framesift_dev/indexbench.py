@@ -415,6 +415,9 @@ class Lookups:
     # The tail's lookups as plain reads and its writes alone (what tiered puts in the above).
     alone_read_s: list[float] = field(default_factory=list)
     alone_writes: list[fl.Decision] = field(default_factory=list)
+    # Documents a kept frame reads besides its lookup (tiered: the stage's second attempt reads
+    # the window again with the tail in hand, and the append reads the own leaves).
+    kept_reads: list[int] = field(default_factory=list)
 
 
 def compute_model_ms(docs_read: int, read_bytes: int) -> float:
@@ -575,6 +578,7 @@ def row(
     before = sorted(lookups.plain_read_s)
     plain_p99_s = before[min(len(before) - 1, int(0.99 * len(before)))] if before else 0.0
     docs_read = float(np.mean(lookups.docs_read))
+    kept_reads = float(np.mean(lookups.kept_reads)) if lookups.kept_reads else 0.0
     bytes_read = float(np.mean(lookups.bytes_read))
     if by_distance is None:
         by_distance = {
@@ -620,7 +624,10 @@ def row(
         else None,
         "exact_errors": lookups.exact_errors,
         "false_match_rate": round(false_rate, 4),
-        "usd_per_m_kept": round((docs_read * USD_READS + docs_written * USD_WRITES) * 10, 2),
+        "docs_read_per_kept": round(docs_read + kept_reads, 1),
+        "usd_per_m_kept": round(
+            ((docs_read + kept_reads) * USD_READS + docs_written * USD_WRITES) * 10, 2
+        ),
     }
 
 
@@ -997,6 +1004,9 @@ def tiered(window: Lookups, tail: Lookups) -> Lookups:
         both.decisions.append(a)
     both.plain_read_s = list(tail.alone_read_s)
     both.appends = list(tail.alone_writes)
+    both.kept_reads = [
+        window.docs_read[i] + len(append.reads) for i, append in enumerate(tail.alone_writes)
+    ]
     if window.compute_ms and tail.compute_ms:
         both.compute_ms = [a + b for a, b in zip(window.compute_ms, tail.compute_ms, strict=True)]
     return both

@@ -88,6 +88,14 @@ def test_the_tiered_row_adds_the_window_and_the_tail(rows):
                 assert tiered["docs_written_per_kept"] == pytest.approx(
                     window["docs_written_per_kept"] + tail["docs_written_per_kept"] - 1, abs=0.02
                 )
+                # A keep reads the window again (the attempt with the tail) and, appending, its
+                # own leaves; a design of one transaction reads nothing more.
+                assert tiered["docs_read_per_kept"] == pytest.approx(
+                    tiered["docs_read_per_lookup"] + window["docs_read_per_lookup"] + TAIL.tables,
+                    abs=0.2,
+                )
+                for alone in (window, tail):
+                    assert alone["docs_read_per_kept"] == alone["docs_read_per_lookup"]
             else:  # a third of the planted duplicates' frames are the window's
                 expected = 5000 / n + (1 - 5000 / n) * tail["recall"]
                 assert tiered["recall"] == pytest.approx(expected, abs=1e-3)
