@@ -208,9 +208,10 @@ class Settings(BaseSettings, ScaleSettings, LabelStudioSettings):
         # An append writes one leaf per table, each up to 41 KB: 200 fit Firestore's 10 MiB
         # per commit.
         le=200,
-        description="The tiered index's tail: its number of tables, each one document read per "
-        "lookup and written per kept frame. More find more older near duplicates (the recall "
-        "in docs/dedup-index.md, measured for this default at 10^8 kept frames).",
+        description="The tiered index's tail: its number of tables, each one document written "
+        "per kept frame and read per lookup (more where a table has split). More find more "
+        "older near duplicates (the recall in docs/dedup-index.md, measured for this default "
+        "at 10^8 kept frames).",
     )
 
     labeling_vendor: Vendor = Field(

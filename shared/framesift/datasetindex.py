@@ -190,11 +190,11 @@ class TailNotRead(Exception):
 
 @dataclass(frozen=True)
 class TailRead:
-    """The tail's leaves on a hash's own paths, read with plain reads (no transaction: the tail
-    promises no exclusivity, and kept out of the decision's transaction it adds nothing to its
-    contention); ``nodes`` what was read over the known splits, ``plan`` the lookup's leaves
-    (its own paths' and the probes'), ``own`` its own paths' alone (those a kept hash is added
-    to), ``reads`` how many documents were read."""
+    """The tail's leaves a lookup reads (:func:`tailindex.plan`), read with plain reads (no
+    transaction: the tail promises no exclusivity, and kept out of the decision's transaction
+    it adds nothing to its contention); ``nodes`` what was read over the known splits,
+    ``plan`` the lookup's leaves (its own paths' and the probes'), ``own`` its own paths' alone
+    (those a kept hash is added to), ``reads`` how many documents were read."""
 
     nodes: Mapping[str, Mapping[str, Any] | None]
     plan: dedupindex.Plan

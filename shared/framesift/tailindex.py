@@ -15,7 +15,7 @@ A kept hash is written on its own path in each table: one leaf per table. Two ha
 bits apart share a leaf of table ``j`` iff none of the ``d`` bits is among the ``k`` bits the
 leaf is keyed by; with ``k`` of 64 positions in a random order that happens with probability
 ``C(64 - d, k) / C(64, k)``, which falls fast as ``k`` grows: a clustered scope's leaves split
-deeper, and at a fixed number of tables its recall fell (0.9967 at 10^8 with 6 split bits).
+deeper, and at a fixed number of tables its recall fell (0.9966 at 10^8 with 6 split bits).
 So a lookup also **probes** (multi-probe LSH): past each split node on its path it reads the
 children whose ``split_bits`` differ from its own in at most ``flips`` bits in all, and so meets
 a hash that agrees on the table's ``first_bits`` and differs in at most ``flips`` of the split
@@ -30,21 +30,22 @@ split marker and its children (at most ``1 + 2^split_bits`` documents), exactly 
 (the helpers are dedupindex's); and, as the chains' leaves, a leaf whose write rate passes
 ``split_rate`` splits under the cap too (hot first documents of clustered hashes).
 
-**Defaults, measured** (docs/dedup-index.md, "The tail"; ``framesift bench index`` and
-``--tail-tradeoffs``): ``first_bits = 17`` keys the first documents by the bits a leaf of at most
-2048 entries needs at 10^8 uniform hashes: a lookup reads one document a table in one round at
-any n up to ``2048 * 2^17`` (2.7 x 10^8) uniform hashes, small scopes read little (their leaves
-hold a few entries) and two kept frames rarely write a common leaf (1 in 2^17 per table). Fewer
-first bits save storage in a small scope (fewer, fuller documents) but cost a round per split
-level and, below 4 x 10^6 hashes, contention. A smaller cap trades tables, rounds and documents
-(the measured table). ``split_bits = 2`` and ``flips = 1``: probing one flipped split bit brings
-the recall of a clustered scope's deeper leaves back near what its first bits give, and 2 split
-bits key a leaf by few more bits than its entries need, so a lookup probes fewer leaves than
-with 6 (a split also writes 5 documents, not 65); 6 split bits with one flip stay far under
-0.999, and two flips read over twice the documents. 144 tables: the fewest whose recall of
-planted near duplicates at 1..10 bits reaches 0.999 in the benchmark's clustered model at 10^8
-is 141 (0.99902; 136 gave 0.99886), and 144 (0.99912) keeps about the planted sample's scatter
-as margin; uniform hashes need 135.
+**Defaults, measured** (docs/dedup-index.md, "The tail"; ``framesift bench index``, and its
+``--tail-tradeoffs`` for the cap and the first bits, a model without probes):
+``first_bits = 17`` keys the first documents by the bits a leaf of at most 2048 entries needs at
+10^8 uniform hashes: a lookup reads one document a table in one round at any n up to
+``2048 * 2^17`` (2.7 x 10^8) uniform hashes, small scopes read little (their leaves hold a few
+entries) and two kept frames rarely write a common leaf (1 in 2^17 per table). Fewer first bits
+save storage in a small scope (fewer, fuller documents) but cost a round per split level and,
+below 4 x 10^6 hashes, contention. A smaller cap trades tables, rounds and documents (the
+measured table). ``split_bits = 2`` and ``flips = 1``: probing one flipped split bit brings the
+recall of a clustered scope's deeper leaves back near what its first bits give, and 2 split bits
+key a leaf by few more bits than its entries need, so a lookup probes fewer leaves than with 6
+(a split also writes 5 documents, not 65); 6 split bits with one flip stay under 0.999 (0.9986),
+and two flips read over twice the documents. 144 tables: the fewest whose recall of planted near
+duplicates at 1..10 bits reaches 0.999 in the benchmark's clustered model at 10^8 is 141
+(0.99902; 136 gave 0.99886), and 144 (0.99912) keeps about the planted sample's scatter as
+margin; uniform hashes need 135.
 
 **No guarantee.** Unlike the chains, two near hashes need not share a document: a near duplicate
 the tail misses is kept (labeled twice, never lost), and two concurrent deciders of near hashes
@@ -98,7 +99,7 @@ class TailGeometry:
             raise ValueError("split_bits must be between 1 and 16 (a split writes 2^split_bits)")
         dedupindex.check_split_rate(self.split_rate)
         if not 0 <= self.flips <= 3:
-            raise ValueError("flips must be between 0 and 3 (a lookup reads C(bits, flips) leaves)")
+            raise ValueError("flips must be between 0 and 3 (each one multiplies the leaves read)")
 
     def bits(self, depth: int) -> int:
         """How many of a table's ordered bits key a node at ``depth``."""

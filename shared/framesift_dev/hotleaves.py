@@ -45,7 +45,8 @@ class HotSplit:
 
     rate: float
     hottest_share: float  # of kept frames' writes, on the hottest document
-    docs_read: float  # documents a lookup reads (mean over the queries)
+    # Documents a lookup reads (mean over the queries; the tail's: its own path, no probes).
+    docs_read: float
     rate_splits: int  # nodes split by rate (not by the cap)
 
     @property

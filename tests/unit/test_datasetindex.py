@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from framesift import datasetindex, dedupindex, dedupmigration
+from framesift import datasetindex, dedupindex, dedupmigration, tailindex
 from framesift.bookkeeping import BucketsRetired, LegacyChains
 from framesift.config import Settings
 from framesift.datasetindex import GRACE, LEGACY_KEY, Window
@@ -154,3 +154,77 @@ def test_a_tiered_keep_whose_clock_reading_grew_stale_is_refused_and_decided_aga
         documents, RecordingPublisher(), lambda: DAY, dedup_window_hours=24, dedup_tail_tables=4
     )
     assert again.decide(batch.frames[0], batch).status == "kept"
+
+
+# A tail whose tables split several levels under a few dozen hashes.
+SPLITTING_TAIL = tailindex.TailGeometry(tables=2, cap=2, first_bits=2, split_bits=2)
+NOON = datetime(2026, 12, 6, 12, tzinfo=UTC)
+
+
+def _appended(documents: InMemoryDocumentStore, kept: list[str]) -> dedupindex.KnownSplits:
+    known = dedupindex.KnownSplits()
+    for phash in kept:
+        datasetindex.append_to_tail(
+            documents, "collector:x", phash, LAYOUT_UNKNOWN, SPLITTING_TAIL, NOON, known
+        )
+    return known
+
+
+def _tail_docs(documents: InMemoryDocumentStore) -> dict[str, dict[str, Any]]:
+    return {
+        doc["_id"]: doc
+        for doc in documents.changed_since(Collections.PHASH_BUCKETS, None)
+        if "~t" in doc["_id"]
+    }
+
+
+def _tail_entries(documents: InMemoryDocumentStore) -> list[bytes]:
+    """Every entry of every tail leaf (a hash once a table when none is doubled)."""
+    return sorted(
+        doc["hashes"][i : i + 8]
+        for doc in _tail_docs(documents).values()
+        if doc.get("hashes")
+        for i in range(0, len(doc["hashes"]), 8)
+    )
+
+
+def _hashes(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [f"{rng.getrandbits(64):016x}" for _ in range(count)]
+
+
+def test_a_keep_appended_again_to_a_split_tail_finds_itself_in_its_own_leaves_and_writes_nothing():
+    """The append reads and writes the hash's own path: delivered again once the tables split
+    (a lookup would probe their siblings too, which never hold it), it writes nothing."""
+    documents = InMemoryDocumentStore()
+    kept = _hashes(40, seed=8)
+    known = _appended(documents, kept)
+    assert len(known)  # the tables split
+    once = _tail_entries(documents)
+    assert once == sorted(int(p, 16).to_bytes(8, "big") for p in kept for _ in range(2))
+    _appended(documents, kept)
+    assert _tail_entries(documents) == once
+
+
+class _EveryNode(dict[str, Any]):
+    """The whole tail, read: a node never written reads as an empty leaf."""
+
+    def __contains__(self, doc_id: object) -> bool:
+        return True
+
+    def __missing__(self, doc_id: str) -> None:
+        return None
+
+
+def test_the_migration_offers_a_hash_to_its_own_leaves_in_a_split_tail():
+    """What the migration checks and adds to is one leaf a table, on the hash's own path, where
+    the tables split (not a lookup's probes, which would take a copied hash for a new one)."""
+    documents = InMemoryDocumentStore()
+    _appended(documents, _hashes(40, seed=9))
+    nodes = _EveryNode(_tail_docs(documents))
+    tail = dedupmigration._Tail("collector:x", SPLITTING_TAIL)
+    for phash in _hashes(20, seed=10):
+        probed = tailindex.plan("collector:x", phash, nodes, SPLITTING_TAIL).leaves
+        own = tail.own_leaves(phash, nodes)
+        assert own == tailindex.own_plan("collector:x", phash, nodes, SPLITTING_TAIL).leaves
+        assert len(own) == SPLITTING_TAIL.tables < len(probed)

@@ -170,6 +170,7 @@ def test_a_tiered_keep_records_every_index_document_it_read_a_split_tail_path_in
     assert kept.status == "kept"
     assert kept.index_reads == documents.reads - before - 2
     # The window twice (75 first nodes, the content hash, 11 buckets, 2 states), the tail's
-    # 4 first nodes and the split one's own child and 6 probes, and the append's 4 leaves.
+    # 4 first nodes and the split one's own child and its probes (one flip of each split bit),
+    # and the append's 4 leaves.
     probes = tail.split_bits
     assert kept.index_reads == 2 * (1 + 11 + 2 + 75) + (tables + 1 + probes) + tables
