@@ -154,6 +154,8 @@ def test_a_near_hash_is_found_iff_some_tables_leaf_bits_agree_but_the_probed_one
             and any(_meets(q, s, j, docs, g) for j in range(g.tables))
         ]
         found, view = _read(query, docs, g)
+        # Each leaf once, and every node the walk counts is one it read.
+        assert len(set(found.leaves)) == len(found.leaves) and found.nodes == len(view)
         match = ti.nearest(query, view, found, g)
         assert (match.distance if match else None) == (min(met) if met else None)
         outcomes.add(bool(met))
