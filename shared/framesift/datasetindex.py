@@ -193,12 +193,11 @@ class TailRead:
     """The tail's leaves a lookup reads (:func:`tailindex.plan`), read with plain reads (no
     transaction: the tail promises no exclusivity, and kept out of the decision's transaction
     it adds nothing to its contention); ``nodes`` what was read over the known splits,
-    ``plan`` the lookup's leaves (its own paths' and the probes'), ``own`` its own paths' alone
-    (those a kept hash is added to), ``reads`` how many documents were read."""
+    ``plan`` the lookup's leaves (its own paths' and the probes'), ``reads`` how many documents
+    were read."""
 
     nodes: Mapping[str, Mapping[str, Any] | None]
     plan: dedupindex.Plan
-    own: dedupindex.Plan
     reads: int
 
     @property
@@ -226,8 +225,7 @@ def read_tail(
         walked = known.over(nodes)
         plan = tailindex.plan(scope, phash, walked, tail)
         if not plan.missing:
-            own = tailindex.own_plan(scope, phash, walked, tail)
-            return TailRead(walked, plan, own, len(nodes))
+            return TailRead(walked, plan, len(nodes))
         wanted = plan.missing
 
 

@@ -162,30 +162,24 @@ def first_reads(scope: str, phash: str, g: TailGeometry) -> list[str]:
     return [path_id(scope, value, table, 0, g) for table in range(g.tables)]
 
 
-def _own_leaf(
-    scope: str, value: int, table: int, docs: Docs, g: TailGeometry
-) -> tuple[str, int, bool]:
-    """The deepest node of the table read on the hash's path: (id, depth, read). It is the
-    path's leaf when read; otherwise the next document to read."""
-    depth = 0
-    while True:
-        doc_id = path_id(scope, value, table, depth, g)
-        if doc_id not in docs:
-            return doc_id, depth, False
-        if depth >= g.max_depth or not dedupindex.is_split(docs[doc_id]):
-            return doc_id, depth, True
-        depth += 1
+@dataclass(frozen=True)
+class _End:
+    """Where a walk of one table ends: a leaf read, or a node still to read."""
+
+    doc_id: str
+    depth: int
+    node_key: int
+    read: bool
 
 
 def _walk(
     scope: str, value: int, table: int, docs: Docs, g: TailGeometry, flips: int
-) -> tuple[list[str], list[str], int]:
+) -> tuple[list[_End], int]:
     """Table ``table`` from its first node on the hash's path through the split nodes read,
     into every child whose key differs from the path's in at most ``flips`` of the split bits
-    in all: (leaves, nodes still to read, nodes walked)."""
+    in all: where it ends, and how many nodes it walked."""
     own = permuted(value, table)
-    leaves: list[str] = []
-    missing: list[str] = []
+    ends: list[_End] = []
     level = [(key(value, table, 0, g), flips)]
     nodes = 0
     for depth in range(g.max_depth + 1):
@@ -194,9 +188,9 @@ def _walk(
             doc_id = node_id(scope, table, depth, node_key)
             nodes += 1
             if doc_id not in docs:
-                missing.append(doc_id)
+                ends.append(_End(doc_id, depth, node_key, read=False))
             elif depth >= g.max_depth or not dedupindex.is_split(docs[doc_id]):
-                leaves.append(doc_id)
+                ends.append(_End(doc_id, depth, node_key, read=True))
             else:
                 width = g.bits(depth + 1) - g.bits(depth)
                 on_path = (own >> (64 - g.bits(depth + 1))) & ((1 << width) - 1)
@@ -205,7 +199,7 @@ def _walk(
                     for child, distance in dedupindex.near(on_path, width, left)
                 )
         level = deeper
-    return leaves, missing, nodes
+    return ends, nodes
 
 
 def _plan(scope: str, phash: str, docs: Docs, g: TailGeometry, flips: int) -> dedupindex.Plan:
@@ -214,9 +208,9 @@ def _plan(scope: str, phash: str, docs: Docs, g: TailGeometry, flips: int) -> de
     missing: list[str] = []
     nodes = 0
     for table in range(g.tables):
-        table_leaves, table_missing, walked = _walk(scope, value, table, docs, g, flips)
-        leaves += table_leaves
-        missing += table_missing
+        ends, walked = _walk(scope, value, table, docs, g, flips)
+        for end in ends:
+            (leaves if end.read else missing).append(end.doc_id)
         nodes += walked
     return dedupindex.Plan(leaves=leaves, missing=missing, nodes=nodes)
 
@@ -281,13 +275,14 @@ def added(
     value = int(phash, 16)
     writes: dict[str, dict[str, Any]] = {}
     for table in range(g.tables):
-        doc_id, depth, read = _own_leaf(scope, value, table, docs, g)
-        if not read:
-            raise ValueError(f"{doc_id} was not read: add to what the lookup read")
+        [own] = _walk(scope, value, table, docs, g, flips=0)[0]
+        if not own.read:
+            raise ValueError(f"{own.doc_id} was not read: add to what the lookup read")
+        doc_id = own.doc_id
         entries = dedupindex.grown(docs[doc_id], phash, layout)
         rate = dedupindex.write_rate(docs[doc_id], now)
         hot = dedupindex.hot(rate, g.split_rate)
-        leaf = _leaf(scope, table, depth, key(value, table, depth, g), *entries, g, rate, hot)
+        leaf = _leaf(scope, table, own.depth, own.node_key, *entries, g, rate, hot)
         later = g.tables - table - 1
         unsplit = dedupindex.leaf_doc(*entries, rate)
         writes.update(dedupindex.within_writes(writes, doc_id, leaf, unsplit, later, max_writes))

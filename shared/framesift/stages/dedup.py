@@ -381,10 +381,10 @@ class Dedup:
             # Tiered, a kept hash's tail documents: read before the transaction, and by the
             # append after it (its leaves: it knows their splits by then), and written by it.
             tail_reads = tail_writes = 0
-            if lookup.tail is not None:
+            if lookup.tail is not None and lookup.shape.tail is not None:
                 tail_reads = lookup.tail.reads
                 if decision.status is DedupStatus.KEPT and not batch.source_damaged:
-                    tail_reads += len(lookup.tail.own.leaves)
+                    tail_reads += lookup.shape.tail.tables  # the append: its leaf in each
                     tail_writes = lookup.read(docs).tail_writes(frame.layout)
             counted = decision.model_copy(
                 update={
