@@ -26,15 +26,15 @@ one; only where leaves went deeper does a lookup read more, and recall there com
 
 **Cost.** A kept frame writes one leaf per table (at most ``cap`` entries of 20 bytes each); a
 leaf that would pass the cap splits in the transaction of the hash that overflows it, into a
-split marker and its children (at most ``1 + 2^split_bits`` documents), exactly as the chains do
-(the helpers are dedupindex's); and, as the chains' leaves, a leaf whose write rate passes
+split marker and its ``2^split_bits`` children (split again while one is over the cap), as the
+chains do (the helpers are dedupindex's); and, as the chains' leaves, a leaf whose write rate passes
 ``split_rate`` splits under the cap too (hot first documents of clustered hashes).
 
 **Defaults, measured** (docs/dedup-index.md, "The tail"; ``framesift bench index``, and its
 ``--tail-tradeoffs`` for the cap and the first bits, a model without probes):
 ``first_bits = 17`` keys the first documents by the bits a leaf of at most 2048 entries needs at
-10^8 uniform hashes: a lookup reads one document a table in one round at any n up to
-``2048 * 2^17`` (2.7 x 10^8) uniform hashes, small scopes read little (their leaves hold a few
+10^8 uniform hashes: a lookup of a uniform scope reads one document a table in one round up to
+``2048 * 2^17`` (2.7 x 10^8) hashes, small scopes read little (their leaves hold a few
 entries) and two kept frames rarely write a common leaf (1 in 2^17 per table). Fewer first bits
 save storage in a small scope (fewer, fuller documents) but cost a round per split level and,
 below 4 x 10^6 hashes, contention. A smaller cap trades tables, rounds and documents (the

@@ -101,7 +101,8 @@ def test_a_redelivered_batch_counts_nothing_twice():
 def test_a_tiered_decision_reads_its_generation_and_the_tail_whatever_the_scope():
     """Tiered, migrated: a keep reads its generation's 75 first chain documents (twice: the first
     attempt finds no near duplicate there and asks for the tail), the tail's own-path leaf of
-    each table (twice: before the decision, and by the append after it), and writes a leaf per
+    each table (twice: before the decision, where no table has split and so nothing is probed,
+    and by the append after it), and writes a leaf per
     chain and per table; in the last minutes of a generation, the next one's chains as well. A
     near duplicate found in the generation never reads the tail."""
     documents = migrated(CountingStore())
