@@ -180,7 +180,7 @@ def _walk(
     in all: where it ends, and how many nodes it walked."""
     own = permuted(value, table)
     ends: list[_End] = []
-    level = [(key(value, table, 0, g), flips)]
+    level = [(own >> (64 - g.bits(0)), flips)]
     nodes = 0
     for depth in range(g.max_depth + 1):
         deeper: list[tuple[int, int]] = []

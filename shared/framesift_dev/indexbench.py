@@ -877,6 +877,7 @@ def tail_found(docs: TailDocs, stored: np.ndarray, queries: np.ndarray) -> np.nd
     for table in range(g.tables):
         ps, pq = (permute(v, permutation(table)) for v in (stored, queries))
         differ = ps ^ pq
+        agree_first = differ >> first == 0
         keys = docs.sorted_keys[table]
         deeper = np.ones(len(stored), dtype=bool)
         for depth in range(g.max_depth + 1):
@@ -895,7 +896,7 @@ def tail_found(docs: TailDocs, stored: np.ndarray, queries: np.ndarray) -> np.nd
             # The bits keying this depth's nodes that differ, the first bits' taken out.
             split_differ = (differ >> shift) ^ ((differ >> first) << (first - shift))
             probed = np.bitwise_count(split_differ) <= g.flips
-            found |= leaf & (differ >> first == 0) & probed
+            found |= leaf & agree_first & probed
             deeper &= split
             if not deeper.any():
                 break
